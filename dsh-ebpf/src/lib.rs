@@ -1,0 +1,319 @@
+//! The kernel/user ABI of dsh: every type the eBPF programs write into maps
+//! and ring buffers, and every read-only global the loader fills in.
+//!
+//! One definition for both sides. The programs (`src/main.rs`, built for
+//! `bpfel-unknown-none`) and user space (`dsh-userspace`, with the `user`
+//! feature) compile this same file. Rules: `#[repr(C)]`, `Copy`, no `bool`,
+//! no implicit padding (explicit `_pad` fields), sizes asserted below.
+#![no_std]
+
+/// Ring-buffer channels. Critical events must never be crowded out by a flood
+/// of chatty ones, so each channel has its own ring buffer and loss counter.
+pub mod channel {
+    /// OOM kills, process exits, fatal signals, cgroup lifecycle.
+    pub const CRITICAL: u32 = 0;
+    /// Exec, TCP listen, non-fatal signals, signal delivery.
+    pub const CHATTY: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
+/// `EventHeader::kind` values.
+pub mod kind {
+    pub const EXEC: u32 = 1;
+    pub const EXIT: u32 = 2;
+    pub const OOM: u32 = 3;
+    pub const SIGNAL_GENERATE: u32 = 4;
+    pub const SIGNAL_DELIVER: u32 = 5;
+    pub const CGROUP_MKDIR: u32 = 6;
+    pub const CGROUP_RMDIR: u32 = 7;
+    pub const LISTEN: u32 = 8;
+}
+
+/// How a task is mapped to the cgroup id dsh attributes it to.
+pub mod cgroup_mode {
+    /// cgroup2 is mounted (pure v2 or hybrid): the task's default-hierarchy
+    /// cgroup, what `bpf_get_current_cgroup_id()` returns.
+    pub const DEFAULT_HIERARCHY: u32 = 0;
+    /// v1-only host: the cgroup2 id is the root for every task, so use the
+    /// task's cgroup in one fixed v1 controller hierarchy instead.
+    pub const V1_SUBSYS: u32 = 1;
+}
+
+pub const COMM_LEN: usize = 16;
+pub const FILENAME_LEN: usize = 256;
+pub const CGROUP_PATH_LEN: usize = 512;
+/// Log2 latency buckets: bucket i counts durations in [2^i, 2^(i+1)) ns;
+/// the last bucket also takes everything longer.
+pub const LATENCY_BUCKETS: usize = 32;
+
+/// Byte offsets of kernel struct fields, resolved by user space from
+/// `/sys/kernel/btf/vmlinux` at load time (the Rust eBPF compiler emits no
+/// CO-RE relocations) and handed to the programs as a read-only global, which
+/// the verifier treats as constants.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    // struct task_struct
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_cgroups: u32,
+    pub task_exit_code: u32,
+    pub task_signal: u32,
+    pub task_real_parent: u32,
+    pub task_mm: u32,
+    pub task_start_time: u32,
+    // struct css_set
+    pub css_set_dfl_cgrp: u32,
+    /// `css_set.subsys[id]` for the v1 controller chosen by the loader.
+    pub css_set_subsys_v1: u32,
+    // struct cgroup_subsys_state
+    pub css_cgroup: u32,
+    // struct cgroup
+    pub cgroup_kn: u32,
+    pub cgroup_level: u32,
+    pub cgroup_root: u32,
+    // struct cgroup_root
+    pub cgroup_root_hierarchy_id: u32,
+    // struct kernfs_node
+    pub kernfs_node_id: u32,
+    // struct signal_struct: `live` is an atomic_t whose counter is at offset 0
+    pub signal_live: u32,
+    // struct mm_struct
+    pub mm_total_vm: u32,
+    /// `mm_struct.rss_stat`: an array of `struct percpu_counter`
+    /// (MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES).
+    pub mm_rss_stat: u32,
+    /// `sizeof(struct percpu_counter)`, the stride of `rss_stat`.
+    pub percpu_counter_size: u32,
+    /// `percpu_counter.count`, the approximate (global) value.
+    pub percpu_counter_count: u32,
+    // struct request
+    pub request_cmd_flags: u32,
+    pub request_data_len: u32,
+    pub request_bio: u32,
+    // struct bio
+    pub bio_blkg: u32,
+    // struct blkcg_gq
+    pub blkg_blkcg: u32,
+    // struct blkcg: `css` is a struct cgroup_subsys_state
+    pub blkcg_css: u32,
+    // struct linux_binprm
+    pub binprm_filename: u32,
+    // struct sock_common (at offset 0 of struct sock)
+    pub skc_family: u32,
+    pub skc_num: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+    pub _pad: u32,
+}
+
+/// Loader choices the programs branch on; read-only, so the verifier prunes
+/// the branches not taken.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// One of [`cgroup_mode`].
+    pub cgroup_mode: u32,
+    /// 1 when block I/O may be attributed to the request's blkcg.
+    pub has_blkcg: u32,
+}
+
+/// Per-cgroup syscall counters, in cgroup local storage (one value per
+/// cgroup, freed by the kernel with the cgroup). Shared by all CPUs, so the
+/// programs update it with atomic adds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallStats {
+    pub count: u64,
+    /// Syscalls that returned a negative value (-errno).
+    pub errors: u64,
+    /// Log2 histogram of syscall latency in ns; filled only while latency
+    /// tracking is attached (it needs a second hook on `sys_enter`).
+    pub latency: [u64; LATENCY_BUCKETS],
+}
+
+impl SyscallStats {
+    pub const ZERO: Self = Self {
+        count: 0,
+        errors: 0,
+        latency: [0; LATENCY_BUCKETS],
+    };
+}
+
+/// Per-cgroup block I/O counters, in a per-CPU hash keyed by cgroup id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockStats {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub read_ops: u64,
+    pub write_ops: u64,
+    /// Log2 histogram of request latency (issue to completion) in ns.
+    pub latency: [u64; LATENCY_BUCKETS],
+}
+
+impl BlockStats {
+    pub const ZERO: Self = Self {
+        read_bytes: 0,
+        write_bytes: 0,
+        read_ops: 0,
+        write_ops: 0,
+        latency: [0; LATENCY_BUCKETS],
+    };
+}
+
+/// A block request between issue and completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InflightRequest {
+    pub issued_ns: u64,
+    pub cgroup_id: u64,
+    /// 1 for a write, 0 for a read, 2 for anything else (flush, discard).
+    pub direction: u32,
+    pub bytes: u32,
+}
+
+/// Per-channel counters, in a per-CPU array indexed by channel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub events: u64,
+    /// Ring-buffer reservations that failed because the buffer was full.
+    pub lost: u64,
+}
+
+/// Common head of every ring-buffer record. `pid`/`tgid`/`comm`/`cgroup_id`
+/// describe the current task (the one the kernel was running).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    pub kind: u32,
+    pub cpu: u32,
+    /// `bpf_ktime_get_boot_ns()`: nanoseconds since boot, suspend included.
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub hdr: EventHeader,
+    pub ppid: u32,
+    /// The pid before exec (differs from `hdr.pid` when a thread execs).
+    pub old_pid: u32,
+    pub filename: [u8; FILENAME_LEN],
+}
+
+/// The last thread of a thread group exited: the process is gone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitEvent {
+    pub hdr: EventHeader,
+    /// `task->exit_code` as `wait(2)` reports it: `(code << 8)` for a normal
+    /// exit, `sig | 0x80 (core dumped)` for a death by signal.
+    pub exit_code: u32,
+    pub ppid: u32,
+    /// `task->start_time`: ns since boot (monotonic) when the process started.
+    pub start_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OomEvent {
+    /// The task that ran the OOM killer, not necessarily the victim.
+    pub hdr: EventHeader,
+    pub victim_pid: u32,
+    pub victim_tgid: u32,
+    pub victim_cgroup_id: u64,
+    pub victim_comm: [u8; COMM_LEN],
+    /// Pages, from the victim's mm (rss figures are the approximate global
+    /// part of the kernel's per-CPU counters, as `mark_victim` reports them).
+    pub total_vm_pages: u64,
+    pub anon_rss_pages: u64,
+    pub file_rss_pages: u64,
+    pub shmem_rss_pages: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalEvent {
+    /// For `SIGNAL_GENERATE`, the sender; for `SIGNAL_DELIVER`, the receiver.
+    pub hdr: EventHeader,
+    pub signal: u32,
+    /// `signal_generate`'s result: 0 delivered, 1 ignored, 2 already pending,
+    /// 3 overflow, 4 lost; 0 for delivery events.
+    pub result: i32,
+    /// 1 when sent to the whole thread group.
+    pub group: u32,
+    pub target_pid: u32,
+    pub target_tgid: u32,
+    pub _pad: u32,
+    pub target_cgroup_id: u64,
+    pub target_comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupEvent {
+    pub hdr: EventHeader,
+    /// The new or removed cgroup's id (its kernfs inode number).
+    pub id: u64,
+    pub level: u32,
+    pub hierarchy_id: u32,
+    /// Path relative to the hierarchy's root, NUL-terminated.
+    pub path: [u8; CGROUP_PATH_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenEvent {
+    pub hdr: EventHeader,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    pub port: u16,
+    /// TCP state before and after (`TCP_LISTEN` = 10, `TCP_CLOSE` = 7).
+    pub old_state: u16,
+    pub new_state: u16,
+    /// IPv4 in the first 4 bytes, or IPv6, network order.
+    pub addr: [u8; 16],
+}
+
+/// `ListenEvent` states.
+pub const TCP_LISTEN: u16 = 10;
+pub const TCP_CLOSE: u16 = 7;
+
+macro_rules! assert_size {
+    ($t:ty, $n:expr) => {
+        const _: () = assert!(core::mem::size_of::<$t>() == $n);
+    };
+}
+assert_size!(KernelOffsets, 34 * 4);
+assert_size!(ProbeConfig, 8);
+assert_size!(SyscallStats, 16 + 8 * LATENCY_BUCKETS);
+assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
+assert_size!(InflightRequest, 24);
+assert_size!(ChannelStats, 16);
+assert_size!(EventHeader, 48);
+assert_size!(ExecEvent, 56 + FILENAME_LEN);
+assert_size!(ExitEvent, 64);
+assert_size!(OomEvent, 112);
+assert_size!(SignalEvent, 96);
+assert_size!(CgroupEvent, 64 + CGROUP_PATH_LEN);
+assert_size!(ListenEvent, 72);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), Copy, contain only integers and arrays
+    // of integers, and have no padding (sizes asserted above).
+    unsafe impl aya::Pod for KernelOffsets {}
+    unsafe impl aya::Pod for ProbeConfig {}
+    unsafe impl aya::Pod for SyscallStats {}
+    unsafe impl aya::Pod for BlockStats {}
+    unsafe impl aya::Pod for InflightRequest {}
+    unsafe impl aya::Pod for ChannelStats {}
+}

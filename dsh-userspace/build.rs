@@ -1,0 +1,24 @@
+//! Builds the kernel programs (`dsh-ebpf`, for `bpfel-unknown-none`) and
+//! leaves the object in OUT_DIR for `include_bytes_aligned!`.
+//!
+//! Needs `bpf-linker` on PATH and `RUSTC_BOOTSTRAP=1` (for `-Z build-std=core`
+//! on the stable toolchain); `cargo xtask` provides both.
+use anyhow::{Context as _, anyhow};
+use aya_build::{Package, Toolchain};
+
+fn main() -> anyhow::Result<()> {
+    println!("cargo:rerun-if-env-changed=PATH");
+    if std::env::var_os("RUSTC_BOOTSTRAP").is_none_or(|v| v != "1") {
+        return Err(anyhow!(
+            "building dsh's eBPF programs needs RUSTC_BOOTSTRAP=1 and bpf-linker on PATH; \
+             build with `cargo xtask build` (or `cargo xtask run`), which sets both up"
+        ));
+    }
+    let package = Package {
+        name: "dsh-ebpf",
+        root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../dsh-ebpf"),
+        ..Default::default()
+    };
+    aya_build::build_ebpf([package], Toolchain::Custom("stable"))
+        .context("building the eBPF programs (dsh-ebpf) failed")
+}

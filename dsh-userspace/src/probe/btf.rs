@@ -1,0 +1,324 @@
+//! A small reader for the kernel's raw BTF (`/sys/kernel/btf/vmlinux`):
+//! enough to find struct member offsets, enum values and tracepoint
+//! prototypes. The eBPF side has no CO-RE, so user space resolves layouts.
+use std::path::Path;
+
+use dsh_ebpf::KernelOffsets;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed BTF: {0}")]
+    Malformed(&'static str),
+    #[error("BTF has no struct {0}")]
+    NoStruct(String),
+    #[error("BTF struct {strukt} has no member {member}")]
+    NoMember { strukt: String, member: String },
+    #[error("BTF member {strukt}.{member} is a bitfield or not byte aligned")]
+    Bitfield { strukt: String, member: String },
+    #[error("BTF has no enum value {enum_name}::{variant}")]
+    NoEnumValue { enum_name: String, variant: String },
+}
+
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+#[derive(Clone, Debug)]
+struct Member {
+    name: u32,
+    ty: u32,
+    /// Bit offset; `bitfield_size` is non-zero for bitfields.
+    bit_offset: u32,
+    bitfield_size: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Type {
+    name: u32,
+    kind: u32,
+    /// Size for int/struct/union/enum; referenced type for ptr/typedef/...
+    size_or_type: u32,
+    members: Vec<Member>,
+    /// (name, value) for enums; (name, type) for function prototypes.
+    values: Vec<(u32, i64)>,
+}
+
+pub struct Btf {
+    /// Index 0 is `void`.
+    types: Vec<Type>,
+    strings: Vec<u8>,
+}
+
+fn u32_at(b: &[u8], off: usize) -> Result<u32, BtfError> {
+    b.get(off..off + 4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or(BtfError::Malformed("truncated"))
+}
+
+impl Btf {
+    pub fn vmlinux() -> Result<Self, BtfError> {
+        Self::from_file(Path::new("/sys/kernel/btf/vmlinux"))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
+        let data = std::fs::read(path).map_err(|source| BtfError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&data)
+    }
+
+    pub fn parse(b: &[u8]) -> Result<Self, BtfError> {
+        if b.len() < 24 || b[0..2] != [0x9f, 0xeb] {
+            return Err(BtfError::Malformed("bad magic (not little-endian raw BTF)"));
+        }
+        let hdr_len = u32_at(b, 4)? as usize;
+        let (type_off, type_len) = (u32_at(b, 8)? as usize, u32_at(b, 12)? as usize);
+        let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
+        let section = |off: usize, len: usize| {
+            let start = hdr_len.checked_add(off).ok_or(BtfError::Malformed("offset"))?;
+            b.get(start..start.checked_add(len).ok_or(BtfError::Malformed("length"))?)
+                .ok_or(BtfError::Malformed("section outside the data"))
+        };
+        let tsec = section(type_off, type_len)?;
+        let strings = section(str_off, str_len)?.to_vec();
+        let mut types = vec![Type {
+            name: 0,
+            kind: 0,
+            size_or_type: 0,
+            members: vec![],
+            values: vec![],
+        }];
+        let mut p = 0;
+        while p < tsec.len() {
+            let name = u32_at(tsec, p)?;
+            let info = u32_at(tsec, p + 4)?;
+            let size_or_type = u32_at(tsec, p + 8)?;
+            p += 12;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            let kind_flag = info >> 31 == 1;
+            let mut t = Type {
+                name,
+                kind,
+                size_or_type,
+                members: vec![],
+                values: vec![],
+            };
+            match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => p += 4,
+                KIND_ARRAY => p += 12,
+                KIND_STRUCT | KIND_UNION => {
+                    for _ in 0..vlen {
+                        let off = u32_at(tsec, p + 8)?;
+                        let (bit_offset, bitfield_size) =
+                            if kind_flag { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
+                        t.members.push(Member {
+                            name: u32_at(tsec, p)?,
+                            ty: u32_at(tsec, p + 4)?,
+                            bit_offset,
+                            bitfield_size,
+                        });
+                        p += 12;
+                    }
+                }
+                KIND_ENUM => {
+                    for _ in 0..vlen {
+                        t.values.push((u32_at(tsec, p)?, u32_at(tsec, p + 4)? as i32 as i64));
+                        p += 8;
+                    }
+                }
+                KIND_ENUM64 => {
+                    for _ in 0..vlen {
+                        let lo = u32_at(tsec, p + 4)? as u64;
+                        let hi = u32_at(tsec, p + 8)? as u64;
+                        t.values.push((u32_at(tsec, p)?, ((hi << 32) | lo) as i64));
+                        p += 12;
+                    }
+                }
+                KIND_FUNC_PROTO => {
+                    for _ in 0..vlen {
+                        t.values.push((u32_at(tsec, p)?, u32_at(tsec, p + 4)? as i64));
+                        p += 8;
+                    }
+                }
+                KIND_DATASEC => p += 12 * vlen,
+                0 | 20.. => return Err(BtfError::Malformed("unknown type kind")),
+                _ => {}
+            }
+            types.push(t);
+        }
+        Ok(Self { types, strings })
+    }
+
+    fn name(&self, off: u32) -> &str {
+        let s = self.strings.get(off as usize..).unwrap_or_default();
+        let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+        std::str::from_utf8(&s[..end]).unwrap_or("")
+    }
+
+    fn ty(&self, id: u32) -> Option<&Type> {
+        self.types.get(id as usize)
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type.
+    fn resolve(&self, mut id: u32) -> Option<&Type> {
+        for _ in 0..32 {
+            let t = self.ty(id)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.size_or_type
+                }
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    fn find_composite(&self, name: &str) -> Result<&Type, BtfError> {
+        self.types
+            .iter()
+            .find(|t| {
+                (t.kind == KIND_STRUCT || t.kind == KIND_UNION)
+                    && t.size_or_type > 0
+                    && self.name(t.name) == name
+            })
+            .ok_or_else(|| BtfError::NoStruct(name.to_owned()))
+    }
+
+    /// Bit offset of `member` in `t`, searching anonymous members too.
+    fn find_member<'a>(&'a self, t: &'a Type, member: &str) -> Option<(u32, &'a Member)> {
+        for m in &t.members {
+            if self.name(m.name) == member {
+                return Some((m.bit_offset, m));
+            }
+        }
+        for m in t.members.iter().filter(|m| m.name == 0) {
+            let inner = self.resolve(m.ty)?;
+            if let Some((off, found)) = self.find_member(inner, member) {
+                return Some((m.bit_offset + off, found));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `path` (member names, nested) in `struct strukt`.
+    pub fn member_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let mut t = self.find_composite(strukt)?;
+        let mut bits = 0;
+        for (i, member) in path.iter().enumerate() {
+            let err = || BtfError::NoMember {
+                strukt: strukt.to_owned(),
+                member: path[..=i].join("."),
+            };
+            let (off, m) = self.find_member(t, member).ok_or_else(err)?;
+            if m.bitfield_size != 0 || off % 8 != 0 {
+                return Err(BtfError::Bitfield {
+                    strukt: strukt.to_owned(),
+                    member: path.join("."),
+                });
+            }
+            bits += off;
+            if i + 1 < path.len() {
+                t = self.resolve(m.ty).ok_or_else(err)?;
+            }
+        }
+        Ok(bits / 8)
+    }
+
+    /// `sizeof(struct name)`.
+    pub fn struct_size(&self, name: &str) -> Result<u32, BtfError> {
+        Ok(self.find_composite(name)?.size_or_type)
+    }
+
+    pub fn enum_value(&self, enum_name: &str, variant: &str) -> Result<i64, BtfError> {
+        self.types
+            .iter()
+            .filter(|t| (t.kind == KIND_ENUM || t.kind == KIND_ENUM64) && self.name(t.name) == enum_name)
+            .flat_map(|t| t.values.iter())
+            .find(|(n, _)| self.name(*n) == variant)
+            .map(|&(_, v)| v)
+            .ok_or_else(|| BtfError::NoEnumValue {
+                enum_name: enum_name.to_owned(),
+                variant: variant.to_owned(),
+            })
+    }
+
+    /// Number of arguments of tracepoint `tp` (from `btf_trace_<tp>`), not
+    /// counting the leading context pointer.
+    pub fn tracepoint_arity(&self, tp: &str) -> Option<usize> {
+        let name = format!("btf_trace_{tp}");
+        let td = self.types.iter().find(|t| t.kind == KIND_TYPEDEF && self.name(t.name) == name)?;
+        let ptr = self.ty(td.size_or_type).filter(|t| t.kind == KIND_PTR)?;
+        let proto = self.ty(ptr.size_or_type).filter(|t| t.kind == KIND_FUNC_PROTO)?;
+        Some(proto.values.len().saturating_sub(1))
+    }
+}
+
+/// `enum cgroup_subsys_id` value of a v1 controller (`memory` → `memory_cgrp_id`).
+pub fn v1_subsys_id(btf: &Btf, controller: &str) -> Result<u32, BtfError> {
+    Ok(btf.enum_value("cgroup_subsys_id", &format!("{controller}_cgrp_id"))? as u32)
+}
+
+/// Every offset the programs read, from this kernel's BTF.
+pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOffsets, BtfError> {
+    let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
+    Ok(KernelOffsets {
+        task_pid: o("task_struct", "pid")?,
+        task_tgid: o("task_struct", "tgid")?,
+        task_comm: o("task_struct", "comm")?,
+        task_cgroups: o("task_struct", "cgroups")?,
+        task_exit_code: o("task_struct", "exit_code")?,
+        task_signal: o("task_struct", "signal")?,
+        task_real_parent: o("task_struct", "real_parent")?,
+        task_mm: o("task_struct", "mm")?,
+        task_start_time: o("task_struct", "start_time")?,
+        css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
+        css_set_subsys_v1: match v1_subsys_id {
+            Some(id) => o("css_set", "subsys")? + 8 * id,
+            None => 0,
+        },
+        css_cgroup: o("cgroup_subsys_state", "cgroup")?,
+        cgroup_kn: o("cgroup", "kn")?,
+        cgroup_level: o("cgroup", "level")?,
+        cgroup_root: o("cgroup", "root")?,
+        cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
+        kernfs_node_id: o("kernfs_node", "id")?,
+        signal_live: o("signal_struct", "live")?,
+        mm_total_vm: o("mm_struct", "total_vm")?,
+        mm_rss_stat: o("mm_struct", "rss_stat")?,
+        percpu_counter_size: btf.struct_size("percpu_counter")?,
+        percpu_counter_count: o("percpu_counter", "count")?,
+        request_cmd_flags: o("request", "cmd_flags")?,
+        request_data_len: o("request", "__data_len")?,
+        request_bio: o("request", "bio")?,
+        bio_blkg: o("bio", "bi_blkg")?,
+        blkg_blkcg: o("blkcg_gq", "blkcg")?,
+        blkcg_css: o("blkcg", "css")?,
+        binprm_filename: o("linux_binprm", "filename")?,
+        skc_family: o("sock_common", "skc_family")?,
+        skc_num: o("sock_common", "skc_num")?,
+        skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
+        skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
+        _pad: 0,
+    })
+}

@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+/// Why the probe could not do what was asked; each says what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("dsh needs root: loading eBPF programs requires CAP_BPF and CAP_SYS_ADMIN")]
+    NotRoot,
+    #[error(
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux); dsh needs a kernel built with \
+         CONFIG_DEBUG_INFO_BTF=y (5.8 or newer)"
+    )]
+    NoBtf,
+    #[error("reading /proc/self/mounts: {0}")]
+    Mounts(#[source] std::io::Error),
+    #[error("no cgroup hierarchy to attribute tasks to (neither cgroup2 nor a v1 memory hierarchy is mounted)")]
+    NoCgroupHierarchy,
+    #[error("resolving kernel struct layouts from BTF: {0}")]
+    Btf(#[from] super::btf::BtfError),
+    #[error("loading the eBPF object: {0}")]
+    Load(#[source] anyhow::Error),
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(String),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("eBPF program {program}: {source}")]
+    Program {
+        program: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF map {0}: {1}")]
+    Map(&'static str, #[source] aya::maps::MapError),
+    #[error("cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("event stream: {0}")]
+    Stream(#[source] std::io::Error),
+}

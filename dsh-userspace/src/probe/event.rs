@@ -1,0 +1,303 @@
+//! Decoding ring-buffer records into owned, printable events.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use dsh_ebpf::{
+    CgroupEvent, EventHeader, ExecEvent, ExitEvent, ListenEvent, OomEvent, SignalEvent, kind,
+};
+use serde::Serialize;
+
+/// What every event says about the task the kernel was running.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Task {
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    Exec {
+        ppid: u32,
+        filename: String,
+    },
+    /// A process (the last thread of a thread group) ended.
+    Exit {
+        ppid: u32,
+        /// The exit status when it exited normally.
+        exit_code: Option<u8>,
+        /// The signal that killed it.
+        signal: Option<u8>,
+        core_dumped: bool,
+        start_ns: u64,
+    },
+    Oom {
+        victim_pid: u32,
+        victim_tgid: u32,
+        victim_comm: String,
+        victim_cgroup_id: u64,
+        total_vm_pages: u64,
+        anon_rss_pages: u64,
+        file_rss_pages: u64,
+        shmem_rss_pages: u64,
+    },
+    SignalGenerate {
+        signal: u32,
+        result: i32,
+        group: bool,
+        target_pid: u32,
+        target_tgid: u32,
+        target_comm: String,
+        target_cgroup_id: u64,
+    },
+    SignalDeliver {
+        signal: u32,
+    },
+    CgroupMkdir {
+        id: u64,
+        level: u32,
+        hierarchy_id: u32,
+        path: String,
+    },
+    CgroupRmdir {
+        id: u64,
+        level: u32,
+        hierarchy_id: u32,
+        path: String,
+    },
+    Listen {
+        addr: IpAddr,
+        port: u16,
+        /// true when the socket started listening, false when it stopped.
+        listening: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Nanoseconds since boot (`CLOCK_BOOTTIME`).
+    pub boot_ns: u64,
+    pub cpu: u32,
+    pub task: Task,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("ring-buffer record of {len} bytes is too short for kind {kind}")]
+    Short { kind: u32, len: usize },
+    #[error("ring-buffer record has unknown kind {0}")]
+    UnknownKind(u32),
+}
+
+/// A NUL-terminated kernel string; anything after the NUL is ignored and
+/// invalid UTF-8 is replaced, never trusted.
+pub fn c_str(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::Short {
+            kind,
+            len: bytes.len(),
+        });
+    }
+    // SAFETY: length checked; T is a repr(C) integer-only ABI type, valid for
+    // any bit pattern; read_unaligned needs no alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+impl Event {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let hdr: EventHeader = read(bytes, 0)?;
+        let k = hdr.kind;
+        let kind = match k {
+            kind::EXEC => {
+                let e: ExecEvent = read(bytes, k)?;
+                EventKind::Exec {
+                    ppid: e.ppid,
+                    filename: c_str(&e.filename),
+                }
+            }
+            kind::EXIT => {
+                let e: ExitEvent = read(bytes, k)?;
+                let (exit_code, signal, core_dumped) = split_wait_status(e.exit_code);
+                EventKind::Exit {
+                    ppid: e.ppid,
+                    exit_code,
+                    signal,
+                    core_dumped,
+                    start_ns: e.start_ns,
+                }
+            }
+            kind::OOM => {
+                let e: OomEvent = read(bytes, k)?;
+                EventKind::Oom {
+                    victim_pid: e.victim_pid,
+                    victim_tgid: e.victim_tgid,
+                    victim_comm: c_str(&e.victim_comm),
+                    victim_cgroup_id: e.victim_cgroup_id,
+                    total_vm_pages: e.total_vm_pages,
+                    anon_rss_pages: e.anon_rss_pages,
+                    file_rss_pages: e.file_rss_pages,
+                    shmem_rss_pages: e.shmem_rss_pages,
+                }
+            }
+            kind::SIGNAL_GENERATE => {
+                let e: SignalEvent = read(bytes, k)?;
+                EventKind::SignalGenerate {
+                    signal: e.signal,
+                    result: e.result,
+                    group: e.group != 0,
+                    target_pid: e.target_pid,
+                    target_tgid: e.target_tgid,
+                    target_comm: c_str(&e.target_comm),
+                    target_cgroup_id: e.target_cgroup_id,
+                }
+            }
+            kind::SIGNAL_DELIVER => {
+                let e: SignalEvent = read(bytes, k)?;
+                EventKind::SignalDeliver { signal: e.signal }
+            }
+            kind::CGROUP_MKDIR | kind::CGROUP_RMDIR => {
+                let e: CgroupEvent = read(bytes, k)?;
+                let (id, level, hierarchy_id, path) =
+                    (e.id, e.level, e.hierarchy_id, c_str(&e.path));
+                if k == kind::CGROUP_MKDIR {
+                    EventKind::CgroupMkdir {
+                        id,
+                        level,
+                        hierarchy_id,
+                        path,
+                    }
+                } else {
+                    EventKind::CgroupRmdir {
+                        id,
+                        level,
+                        hierarchy_id,
+                        path,
+                    }
+                }
+            }
+            kind::LISTEN => {
+                let e: ListenEvent = read(bytes, k)?;
+                let addr = if e.family == libc::AF_INET6 as u16 {
+                    IpAddr::V6(Ipv6Addr::from(e.addr))
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(e.addr[0], e.addr[1], e.addr[2], e.addr[3]))
+                };
+                EventKind::Listen {
+                    addr,
+                    port: e.port,
+                    listening: e.new_state == dsh_ebpf::TCP_LISTEN,
+                }
+            }
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        Ok(Self {
+            boot_ns: hdr.ts_ns,
+            cpu: hdr.cpu,
+            task: Task {
+                pid: hdr.pid,
+                tgid: hdr.tgid,
+                comm: c_str(&hdr.comm),
+                cgroup_id: hdr.cgroup_id,
+            },
+            kind,
+        })
+    }
+}
+
+/// Splits a `wait(2)` status: (exit code, killing signal, core dumped).
+pub fn split_wait_status(status: u32) -> (Option<u8>, Option<u8>, bool) {
+    let sig = (status & 0x7f) as u8;
+    if sig == 0 {
+        (Some(((status >> 8) & 0xff) as u8), None, false)
+    } else {
+        (None, Some(sig), status & 0x80 != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: u32) -> EventHeader {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"sh\0x");
+        EventHeader {
+            kind,
+            cpu: 1,
+            ts_ns: 42,
+            cgroup_id: 7,
+            pid: 10,
+            tgid: 10,
+            comm,
+        }
+    }
+
+    fn bytes<T>(v: &T) -> Vec<u8> {
+        // SAFETY: ABI types have no padding; reading their bytes is defined.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    #[test]
+    fn wait_status() {
+        assert_eq!(split_wait_status(3 << 8), (Some(3), None, false));
+        assert_eq!(split_wait_status(11 | 0x80), (None, Some(11), true));
+        assert_eq!(split_wait_status(9), (None, Some(9), false));
+        assert_eq!(split_wait_status(0), (Some(0), None, false));
+    }
+
+    #[test]
+    fn decodes_exit_with_core() {
+        let e = ExitEvent {
+            hdr: header(kind::EXIT),
+            exit_code: 11 | 0x80,
+            ppid: 1,
+            start_ns: 5,
+        };
+        let ev = Event::decode(&bytes(&e)).unwrap();
+        assert_eq!(ev.task.comm, "sh");
+        assert_eq!(ev.task.cgroup_id, 7);
+        assert_eq!(
+            ev.kind,
+            EventKind::Exit {
+                ppid: 1,
+                exit_code: None,
+                signal: Some(11),
+                core_dumped: true,
+                start_ns: 5
+            }
+        );
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        let e = ExitEvent {
+            hdr: header(kind::EXIT),
+            exit_code: 0,
+            ppid: 1,
+            start_ns: 5,
+        };
+        let b = bytes(&e);
+        assert!(matches!(
+            Event::decode(&b[..50]),
+            Err(DecodeError::Short { kind: 2, .. })
+        ));
+        assert!(matches!(Event::decode(&b[..3]), Err(DecodeError::Short { .. })));
+        let unknown = bytes(&header(99));
+        assert_eq!(Event::decode(&unknown), Err(DecodeError::UnknownKind(99)));
+    }
+
+    #[test]
+    fn comm_with_invalid_utf8_is_replaced() {
+        assert_eq!(c_str(b"a\xffb\0zz"), "a\u{fffd}b");
+        assert_eq!(c_str(b"full"), "full");
+    }
+}

@@ -1,0 +1,314 @@
+//! The kernel side of dsh as user space sees it: load and attach the
+//! programs, read per-cgroup counters, stream decoded events.
+//!
+//! Nothing here knows about containers: ids in, counters and events out.
+pub mod btf;
+mod error;
+pub mod event;
+pub mod layout;
+mod stream;
+
+use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
+    programs::{BtfTracePoint, ProgramInfo, links::FdLink},
+};
+use dsh_ebpf::{
+    BlockStats, ChannelStats, KernelOffsets, ProbeConfig, SyscallStats, cgroup_mode, channel,
+};
+pub use error::ProbeError;
+pub use layout::{CgroupLayout, CgroupLayoutKind};
+pub use stream::{EventRings, EventStream};
+
+/// The compiled kernel programs, embedded in the binary.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh"));
+
+/// (program, tracepoint) pairs attached whenever the probe is loaded.
+const ALWAYS: &[(&str, &str)] = &[
+    ("dsh_sys_exit", "sys_exit"),
+    ("dsh_block_rq_issue", "block_rq_issue"),
+    ("dsh_block_rq_complete", "block_rq_complete"),
+    ("dsh_sched_process_exec", "sched_process_exec"),
+    ("dsh_sched_process_exit", "sched_process_exit"),
+    ("dsh_mark_victim", "mark_victim"),
+    ("dsh_signal_generate", "signal_generate"),
+    ("dsh_signal_deliver", "signal_deliver"),
+    ("dsh_cgroup_mkdir", "cgroup_mkdir"),
+    ("dsh_cgroup_rmdir", "cgroup_rmdir"),
+    ("dsh_inet_sock_set_state", "inet_sock_set_state"),
+];
+
+/// Latency tracking replaces `dsh_sys_exit` with these two.
+const LATENCY: &[(&str, &str)] = &[
+    ("dsh_sys_enter_latency", "sys_enter"),
+    ("dsh_sys_exit_latency", "sys_exit"),
+];
+
+/// Programs only the benchmarks attach.
+const BENCH: &[(&str, &str)] = &[("dsh_bench_empty", "sys_exit")];
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProbeOptions {
+    /// Attach the `sys_enter` hook for per-cgroup syscall latency histograms.
+    pub syscall_latency: bool,
+}
+
+/// Average cost of one program, from the kernel's BPF statistics.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProgramStats {
+    pub name: String,
+    pub attached: bool,
+    pub run_count: u64,
+    pub run_time_ns: u64,
+}
+
+pub struct Probe {
+    ebpf: Ebpf,
+    layout: CgroupLayout,
+    /// Attached programs by name; dropping a link detaches the program.
+    links: HashMap<&'static str, FdLink>,
+    syscall_latency: bool,
+    /// Keeps `kernel.bpf_stats_enabled` on while held, when we could enable it.
+    _stats: Option<OwnedFd>,
+}
+
+impl Probe {
+    /// Loads the programs into the kernel and attaches them.
+    pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
+        let mut probe = Self::load_unattached()?;
+        for &(prog, _) in ALWAYS {
+            probe.attach(prog)?;
+        }
+        probe.set_syscall_latency(opts.syscall_latency)?;
+        Ok(probe)
+    }
+
+    /// Loads (and verifies) every program without attaching any: for the
+    /// benchmarks, which attach one configuration at a time.
+    pub fn load_unattached() -> Result<Self, ProbeError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(ProbeError::NotRoot);
+        }
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(ProbeError::NoBtf);
+        }
+        let layout = CgroupLayout::detect().map_err(ProbeError::Mounts)?;
+        if layout.attribution_root().is_none() {
+            return Err(ProbeError::NoCgroupHierarchy);
+        }
+        let raw_btf = btf::Btf::vmlinux()?;
+        let v1_subsys = match layout.kind {
+            CgroupLayoutKind::V1 => {
+                Some(btf::v1_subsys_id(&raw_btf, layout::V1_ATTRIBUTION_CONTROLLER)?)
+            }
+            _ => None,
+        };
+        let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
+        let config = ProbeConfig {
+            cgroup_mode: match layout.kind {
+                CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
+                _ => cgroup_mode::DEFAULT_HIERARCHY,
+            },
+            has_blkcg: 1,
+        };
+        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(e.into()))?;
+        let ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global("OFFSETS", &offsets, true)
+            .override_global("CONFIG", &config, true)
+            .load(OBJECT)
+            .map_err(|e| ProbeError::Load(e.into()))?;
+        // Best effort: without it, `dsh status` shows zero run times.
+        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+        let mut probe = Self {
+            ebpf,
+            layout,
+            links: HashMap::new(),
+            syscall_latency: false,
+            _stats: stats.map(Into::into),
+        };
+        for &(prog, tp) in ALWAYS {
+            probe.prepare(prog, tp, &btf)?;
+        }
+        for &(prog, tp) in LATENCY.iter().chain(BENCH) {
+            probe.prepare(prog, tp, &btf)?;
+        }
+        Ok(probe)
+    }
+
+    fn program(&mut self, name: &str) -> Result<&mut BtfTracePoint, ProbeError> {
+        let prog = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| ProbeError::MissingProgram(name.to_owned()))?;
+        prog.try_into().map_err(|e| ProbeError::Program {
+            program: name.to_owned(),
+            source: e,
+        })
+    }
+
+    fn prepare(&mut self, name: &str, tracepoint: &str, btf: &Btf) -> Result<(), ProbeError> {
+        self.program(name)?
+            .load(tracepoint, btf)
+            .map_err(|e| ProbeError::Program {
+                program: name.to_owned(),
+                source: e,
+            })
+    }
+
+    /// Attaches one program by name (idempotent).
+    pub fn attach(&mut self, name: &'static str) -> Result<(), ProbeError> {
+        if self.links.contains_key(name) {
+            return Ok(());
+        }
+        let err = |e| ProbeError::Program {
+            program: name.to_owned(),
+            source: e,
+        };
+        let prog = self.program(name)?;
+        let id = prog.attach().map_err(err)?;
+        let link = prog.take_link(id).map_err(err)?;
+        self.links.insert(name, link.into());
+        Ok(())
+    }
+
+    /// Detaches one program by name; dropping its link detaches it.
+    pub fn detach(&mut self, name: &str) {
+        self.links.remove(name);
+    }
+
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+    }
+
+    /// Switches syscall latency histograms on or off. Counting never stops:
+    /// the latency pair is attached before the plain counter is detached
+    /// (for an instant both count; that costs a few double counts, not a gap).
+    pub fn set_syscall_latency(&mut self, on: bool) -> Result<(), ProbeError> {
+        if on {
+            self.attach("dsh_sys_enter_latency")?;
+            self.attach("dsh_sys_exit_latency")?;
+            self.detach("dsh_sys_exit");
+        } else {
+            self.attach("dsh_sys_exit")?;
+            self.detach("dsh_sys_exit_latency");
+            self.detach("dsh_sys_enter_latency");
+        }
+        self.syscall_latency = on;
+        Ok(())
+    }
+
+    pub fn syscall_latency(&self) -> bool {
+        self.syscall_latency
+    }
+
+    pub fn layout(&self) -> &CgroupLayout {
+        &self.layout
+    }
+
+    fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
+        self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
+    }
+
+    /// Syscall counters of the cgroup at `dir` (a directory in the
+    /// attribution hierarchy). `None` when it has made no syscall since the
+    /// programs were attached.
+    pub fn syscall_stats(&self, dir: &Path) -> Result<Option<SyscallStats>, ProbeError> {
+        let cgroup = File::open(dir).map_err(|source| ProbeError::Cgroup {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let map: CgrpStorage<&MapData, SyscallStats> = CgrpStorage::try_from(self.map("SYSCALL_STATS")?)
+            .map_err(|e| ProbeError::Map("SYSCALL_STATS", e))?;
+        match map.get(&cgroup, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(ProbeError::Map("SYSCALL_STATS", e)),
+        }
+    }
+
+    /// Block counters of every cgroup that did I/O, summed over CPUs, by
+    /// cgroup id (blkcg ids and task cgroup ids alike).
+    pub fn block_stats(&self) -> Result<HashMap<u64, BlockStats>, ProbeError> {
+        let map: PerCpuHashMap<&MapData, u64, BlockStats> =
+            PerCpuHashMap::try_from(self.map("BLOCK_STATS")?)
+                .map_err(|e| ProbeError::Map("BLOCK_STATS", e))?;
+        let mut out = HashMap::new();
+        for item in map.iter() {
+            let (id, per_cpu) = match item {
+                Ok(kv) => kv,
+                // The cgroup went away between listing and reading.
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(ProbeError::Map("BLOCK_STATS", e)),
+            };
+            let mut sum = BlockStats::ZERO;
+            for s in per_cpu.iter() {
+                add_block(&mut sum, s);
+            }
+            out.insert(id, sum);
+        }
+        Ok(out)
+    }
+
+    /// Events and losses per channel (`channel::CRITICAL`, `channel::CHATTY`).
+    pub fn channel_stats(&self) -> Result<[ChannelStats; channel::COUNT as usize], ProbeError> {
+        let map: PerCpuArray<&MapData, ChannelStats> =
+            PerCpuArray::try_from(self.map("CHANNEL_STATS")?)
+                .map_err(|e| ProbeError::Map("CHANNEL_STATS", e))?;
+        let mut out = [ChannelStats::default(); channel::COUNT as usize];
+        for (chan, slot) in out.iter_mut().enumerate() {
+            let per_cpu = map
+                .get(&(chan as u32), 0)
+                .map_err(|e| ProbeError::Map("CHANNEL_STATS", e))?;
+            for s in per_cpu.iter() {
+                slot.events += s.events;
+                slot.lost += s.lost;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run counts and run times of every program (attached or not).
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        let mut out: Vec<ProgramStats> = self
+            .ebpf
+            .programs()
+            .filter_map(|(name, prog)| {
+                let info: ProgramInfo = prog.info().ok()?;
+                Some(ProgramStats {
+                    name: name.to_owned(),
+                    attached: self.links.contains_key(name),
+                    run_count: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Takes the two ring buffers; call once.
+    pub fn event_rings(&mut self) -> Result<EventRings, ProbeError> {
+        let critical = self
+            .ebpf
+            .take_map("CRITICAL_EVENTS")
+            .ok_or(ProbeError::MissingMap("CRITICAL_EVENTS"))?;
+        let chatty = self
+            .ebpf
+            .take_map("CHATTY_EVENTS")
+            .ok_or(ProbeError::MissingMap("CHATTY_EVENTS"))?;
+        EventRings::new(critical, chatty)
+    }
+}
+
+fn add_block(sum: &mut BlockStats, s: &BlockStats) {
+    sum.read_bytes += s.read_bytes;
+    sum.write_bytes += s.write_bytes;
+    sum.read_ops += s.read_ops;
+    sum.write_ops += s.write_ops;
+    for (a, b) in sum.latency.iter_mut().zip(s.latency.iter()) {
+        *a += b;
+    }
+}

@@ -1,0 +1,98 @@
+//! The two ring buffers: drained synchronously (`EventRings`) or as one
+//! async stream (`EventStream`), critical channel first either way.
+use aya::maps::{Map, MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+
+use super::{
+    ProbeError,
+    event::{DecodeError, Event},
+};
+
+type Ring = RingBuf<MapData>;
+
+fn ring(map: Map) -> Result<Ring, ProbeError> {
+    RingBuf::try_from(map).map_err(|e| ProbeError::Map("ring buffer", e))
+}
+
+fn pop(ring: &mut Ring) -> Option<Result<Event, DecodeError>> {
+    ring.next().map(|item| Event::decode(&item))
+}
+
+/// Both channels, read without waiting.
+pub struct EventRings {
+    critical: Ring,
+    chatty: Ring,
+    /// Records that could not be decoded (a user/kernel ABI mismatch).
+    pub undecodable: u64,
+}
+
+impl EventRings {
+    pub(super) fn new(critical: Map, chatty: Map) -> Result<Self, ProbeError> {
+        Ok(Self {
+            critical: ring(critical)?,
+            chatty: ring(chatty)?,
+            undecodable: 0,
+        })
+    }
+
+    /// Every event already in the buffers.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Some(r) = pop(&mut self.critical).or_else(|| pop(&mut self.chatty)) {
+            match r {
+                Ok(e) => out.push(e),
+                Err(err) => {
+                    self.undecodable += 1;
+                    log::warn!("dropping undecodable event: {err}");
+                }
+            }
+        }
+        out
+    }
+
+    /// Registers the buffers with the tokio reactor (call inside a runtime).
+    pub fn into_stream(self) -> Result<EventStream, ProbeError> {
+        let register = |r: Ring| {
+            // SAFETY: the ring buffer owns its map fd and keeps it open, with
+            // the same number, until the AsyncFd drops it.
+            unsafe { AsyncFd::register(r) }.map_err(|e| ProbeError::Stream(e.into_parts().1))
+        };
+        Ok(EventStream {
+            critical: register(self.critical)?,
+            chatty: register(self.chatty)?,
+            undecodable: self.undecodable,
+        })
+    }
+}
+
+pub struct EventStream {
+    critical: AsyncFd<Ring>,
+    chatty: AsyncFd<Ring>,
+    pub undecodable: u64,
+}
+
+impl EventStream {
+    /// The next event. Waits without polling: the ring buffers' fds wake
+    /// the task when the kernel submits records.
+    pub async fn next(&mut self) -> Result<Event, ProbeError> {
+        loop {
+            while let Some(r) = pop(self.critical.get_mut()).or_else(|| pop(self.chatty.get_mut()))
+            {
+                match r {
+                    Ok(e) => return Ok(e),
+                    Err(err) => {
+                        self.undecodable += 1;
+                        log::warn!("dropping undecodable event: {err}");
+                    }
+                }
+            }
+            // Readiness is edge-triggered: clear it, then look again at the
+            // top of the loop, so a record that arrived meanwhile is not missed.
+            tokio::select! {
+                biased;
+                g = self.critical.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
+                g = self.chatty.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
+            }
+        }
+    }
+}

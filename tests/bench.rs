@@ -1,0 +1,267 @@
+//! `cargo xtask bench`: what dsh's syscall hook costs, measured against no
+//! tracing, against an empty program on the same hook (the floor), and
+//! against bpftrace counting per cgroup, all in one run.
+//!
+//! Method: a `getppid` loop in its own cgroup; modes alternate round by round
+//! (A/B/A/B, order rotated), medians reported with their spread. The kernel's
+//! own BPF statistics give each program's average run time.
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use dsh::probe::{Probe, ProgramStats};
+use dsh_testkit::TestCgroup;
+use serde::Serialize;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    /// No program on the hook.
+    Bare,
+    /// `dsh_bench_empty` on `sys_exit`.
+    Floor,
+    /// dsh's counting program (count + errors).
+    Count,
+    /// dsh's counting with latency histograms (sys_enter + sys_exit).
+    Latency,
+    /// `bpftrace -e 'tracepoint:raw_syscalls:sys_enter { @[cgroup] = count(); }'`.
+    Bpftrace,
+}
+
+impl Mode {
+    fn programs(self) -> &'static [&'static str] {
+        match self {
+            Mode::Bare | Mode::Bpftrace => &[],
+            Mode::Floor => &["dsh_bench_empty"],
+            Mode::Count => &["dsh_sys_exit"],
+            Mode::Latency => &["dsh_sys_enter_latency", "dsh_sys_exit_latency"],
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ModeResult {
+    mode: Mode,
+    samples_ns_per_call: Vec<f64>,
+    median_ns: f64,
+    min_ns: f64,
+    max_ns: f64,
+    added_ns: f64,
+    ratio_to_bare: f64,
+}
+
+#[derive(Serialize)]
+struct ProgramCost {
+    mode: Mode,
+    program: String,
+    runs: u64,
+    avg_ns_per_run: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    calls_per_run: u64,
+    rounds: usize,
+    modes: Vec<ModeResult>,
+    programs: Vec<ProgramCost>,
+    budgets: Vec<Budget>,
+}
+
+#[derive(Serialize)]
+struct Budget {
+    what: String,
+    value: f64,
+    limit: f64,
+    met: bool,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+/// One timed loop in the bench cgroup; the workload reports ns per call.
+fn run_loop(cg: &TestCgroup, calls: u64) -> f64 {
+    let out = cg
+        .command(&["getppid-timed", &calls.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run getppid-timed");
+    assert!(out.status.success(), "getppid-timed failed");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("ns per call")
+}
+
+fn tracefs_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+}
+
+/// Starts bpftrace and waits until its probe is attached.
+fn start_bpftrace() -> Child {
+    let mut child = Command::new("bpftrace")
+        .args(["-e", "tracepoint:raw_syscalls:sys_enter { @[cgroup] = count(); }"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bpftrace (is it installed? `cargo xtask bench` installs it)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("bpftrace output");
+    assert!(line.contains("Attaching"), "bpftrace did not attach: {line:?}");
+    // It prints "Attaching" just before the attach itself completes.
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn stop_bpftrace(mut child: Child) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let with_bpftrace = !std::env::args().any(|a| a == "--no-bpftrace");
+    let (calls, rounds) = if quick { (300_000, 3) } else { (2_000_000, 7) };
+    let out_dir = std::env::var("DSH_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target/bench"));
+
+    let mut probe = Probe::load_unattached().unwrap_or_else(|e| {
+        eprintln!("dsh-bench: {e:#}");
+        std::process::exit(1)
+    });
+    let cg = TestCgroup::new("bench");
+    let mut modes = vec![Mode::Bare, Mode::Floor, Mode::Count, Mode::Latency];
+    let mounted_tracefs = with_bpftrace && !tracefs_mounted();
+    if with_bpftrace {
+        if mounted_tracefs {
+            // bpftrace attaches classic tracepoints through tracefs.
+            let ok = Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]).status();
+            assert!(ok.is_ok_and(|s| s.success()), "mounting tracefs for bpftrace failed");
+        }
+        modes.push(Mode::Bpftrace);
+    }
+
+    // Warm-up: page cache, CPU frequency.
+    run_loop(&cg, calls / 4);
+    let mut samples: BTreeMap<Mode, Vec<f64>> = BTreeMap::new();
+    let mut prog_runs: BTreeMap<(Mode, String), (u64, u64)> = BTreeMap::new();
+    let started = Instant::now();
+    for round in 0..rounds {
+        let n = modes.len();
+        for i in 0..n {
+            let mode = modes[(i + round) % n];
+            probe.detach_all();
+            for p in mode.programs() {
+                probe.attach(p).expect("attach");
+            }
+            let bpftrace = (mode == Mode::Bpftrace).then(start_bpftrace);
+            let before: Vec<ProgramStats> = probe.program_stats();
+            let ns = run_loop(&cg, calls);
+            let after = probe.program_stats();
+            if let Some(b) = bpftrace {
+                stop_bpftrace(b);
+            }
+            for (a, b) in after.iter().zip(before.iter()) {
+                if mode.programs().contains(&a.name.as_str()) {
+                    let e = prog_runs.entry((mode, a.name.clone())).or_default();
+                    e.0 += a.run_count - b.run_count;
+                    e.1 += a.run_time_ns - b.run_time_ns;
+                }
+            }
+            samples.entry(mode).or_default().push(ns);
+        }
+    }
+    probe.detach_all();
+    if mounted_tracefs {
+        let _ = Command::new("umount").arg("/sys/kernel/tracing").status();
+    }
+
+    let bare = median(&samples[&Mode::Bare]);
+    let results: Vec<ModeResult> = samples
+        .iter()
+        .map(|(&mode, s)| {
+            let m = median(s);
+            ModeResult {
+                mode,
+                samples_ns_per_call: s.clone(),
+                median_ns: m,
+                min_ns: s.iter().copied().fold(f64::INFINITY, f64::min),
+                max_ns: s.iter().copied().fold(0.0, f64::max),
+                added_ns: m - bare,
+                ratio_to_bare: m / bare,
+            }
+        })
+        .collect();
+    let added = |m: Mode| results.iter().find(|r| r.mode == m).map(|r| r.added_ns);
+    let floor = added(Mode::Floor).unwrap_or(f64::NAN);
+    let mut budgets = vec![
+        Budget {
+            what: "counting added cost / floor added cost".into(),
+            value: added(Mode::Count).unwrap_or(f64::NAN) / floor,
+            limit: 1.5,
+            met: false,
+        },
+        Budget {
+            what: "latency added cost / floor added cost".into(),
+            value: added(Mode::Latency).unwrap_or(f64::NAN) / floor,
+            limit: 2.5,
+            met: false,
+        },
+    ];
+    if let Some(bt) = added(Mode::Bpftrace) {
+        budgets.push(Budget {
+            what: "counting added cost / bpftrace added cost".into(),
+            value: added(Mode::Count).unwrap_or(f64::NAN) / bt,
+            limit: 1.0 / 3.0,
+            met: false,
+        });
+    }
+    for b in &mut budgets {
+        b.met = b.value <= b.limit;
+    }
+    let programs: Vec<ProgramCost> = prog_runs
+        .into_iter()
+        .map(|((mode, program), (runs, ns))| ProgramCost {
+            mode,
+            program,
+            runs,
+            avg_ns_per_run: if runs == 0 { 0.0 } else { ns as f64 / runs as f64 },
+        })
+        .collect();
+    let report = Report { calls_per_run: calls, rounds, modes: results, programs, budgets };
+
+    println!("## Syscall overhead (getppid loop, {calls} calls x {rounds} rounds, {:.0}s)\n", started.elapsed().as_secs_f64());
+    println!("| mode | median ns/call | spread (min-max) | added ns | ratio to bare |");
+    println!("|---|---|---|---|---|");
+    for r in &report.modes {
+        println!(
+            "| {:?} | {:.1} | {:.1}-{:.1} | {:+.1} | {:.3} |",
+            r.mode, r.median_ns, r.min_ns, r.max_ns, r.added_ns, r.ratio_to_bare
+        );
+    }
+    println!("\n## Per-program cost (kernel BPF statistics; the statistics add ~20-40 ns each)\n");
+    println!("| mode | program | runs | avg ns/run |");
+    println!("|---|---|---|---|");
+    for p in &report.programs {
+        println!("| {:?} | {} | {} | {:.1} |", p.mode, p.program, p.runs, p.avg_ns_per_run);
+    }
+    println!("\n## Budgets\n");
+    println!("| what | value | limit | met |");
+    println!("|---|---|---|---|");
+    for b in &report.budgets {
+        println!("| {} | {:.2} | {:.2} | {} |", b.what, b.value, b.limit, if b.met { "yes" } else { "NO" });
+    }
+    std::fs::create_dir_all(&out_dir).expect("create bench output dir");
+    let path = out_dir.join("syscalls.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report).expect("json")).expect("write bench json");
+    println!("\nraw figures: {}", path.display());
+}

@@ -1,0 +1,110 @@
+//! Shared harness: one loaded probe for the whole test binary, test cgroups
+//! that clean up after themselves, and waiting for events.
+use std::{
+    fs,
+    io::Write as _,
+    sync::{Mutex, MutexGuard, OnceLock},
+    time::{Duration, Instant},
+};
+
+use dsh::probe::{
+    EventRings, Probe, ProbeOptions,
+    event::{Event, EventKind},
+};
+pub use dsh_testkit::TestCgroup;
+
+pub struct Loaded {
+    pub probe: Probe,
+    stream: EventRings,
+    /// Every event drained so far.
+    pub events: Vec<Event>,
+    /// Whether tracefs was mounted when the programs were loaded.
+    pub tracefs_mounted_at_load: bool,
+}
+
+// SAFETY: the probe and stream are only ever used under the mutex below, by
+// one test thread at a time; nothing in them is tied to the creating thread.
+unsafe impl Send for Loaded {}
+
+pub fn tracefs_mounted() -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+}
+
+/// The shared probe, loaded on first use.
+pub fn probe() -> MutexGuard<'static, Loaded> {
+    static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let tracefs_mounted_at_load = tracefs_mounted();
+            let mut probe = Probe::load(ProbeOptions::default())
+                .unwrap_or_else(|e| panic!("loading dsh's programs failed: {e:#}"));
+            let stream = probe.event_rings().expect("event rings");
+            Mutex::new(Loaded {
+                probe,
+                stream,
+                events: Vec::new(),
+                tracefs_mounted_at_load,
+            })
+        })
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+impl Loaded {
+    /// Moves every event waiting in the ring buffers into `events`.
+    pub fn collect(&mut self) {
+        let new = self.stream.drain();
+        self.events.extend(new);
+    }
+
+    /// Waits up to `timeout` for an event matching `pred`.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Option<Event> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.collect();
+            if let Some(e) = self.events.iter().find(|e| pred(e)) {
+                return Some(e.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// All events so far matching `pred` (after collecting).
+    pub fn matching(&mut self, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+        self.collect();
+        self.events.iter().filter(|e| pred(e)).cloned().collect()
+    }
+}
+
+/// Reads a line from a child's stdout (workloads print "ready").
+pub fn wait_ready(child: &mut std::process::Child) {
+    use std::io::BufRead as _;
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).expect("read ready");
+    assert_eq!(line.trim(), "ready", "workload did not start");
+}
+
+pub fn is_exit_of(e: &Event, pid: u32) -> bool {
+    matches!(e.kind, EventKind::Exit { .. }) && e.task.tgid == pid
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Flushes stdout so a test's progress notes show up in order.
+pub fn note(msg: &str) {
+    let mut o = std::io::stdout();
+    let _ = writeln!(o, "{msg}");
+    let _ = o.flush();
+}
+
+/// Loads the programs (once) before a test starts its processes.
+pub fn ensure_loaded() {
+    drop(probe());
+}

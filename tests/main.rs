@@ -1,0 +1,13 @@
+//! Integration tests: they load dsh's real programs into the running kernel,
+//! run real processes in real cgroups, and assert on what the kernel
+//! reported for those cgroups and no other. Root only; run them through
+//! `cargo xtask test` (one test thread: they share the loaded programs).
+mod common;
+
+mod block;
+mod burst;
+mod cgroups;
+mod oom;
+mod process;
+mod signals;
+mod syscalls;

@@ -1,0 +1,176 @@
+//! Test kit shared by the integration tests and the benchmarks: cgroups
+//! made for one test and the workload binary that runs inside them.
+use std::{
+    ffi::CString,
+    fs,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus, Stdio},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use dsh::probe::{CgroupLayout, layout::cgroup_id};
+
+/// The `dsh-workload` binary: next to the running executable (or one
+/// directory up, for test binaries in `deps/`), or `$DSH_WORKLOAD`.
+pub fn workload() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(p) = std::env::var("DSH_WORKLOAD") {
+            return p;
+        }
+        let exe = std::env::current_exe().expect("current exe");
+        for dir in exe.ancestors().skip(1).take(2) {
+            let p = dir.join("dsh-workload");
+            if p.exists() {
+                return p.to_string_lossy().into_owned();
+            }
+        }
+        panic!("dsh-workload not found near {}; build the dsh-tests package", exe.display())
+    })
+}
+
+/// A cgroup made for one test, in the attribution hierarchy and in every v1
+/// hierarchy (as container runtimes do), removed on drop even if the test fails.
+pub struct TestCgroup {
+    pub name: String,
+    /// The directory in the hierarchy events are attributed to.
+    pub dir: PathBuf,
+    dirs: Vec<PathBuf>,
+    layout: CgroupLayout,
+}
+
+impl TestCgroup {
+    pub fn new(tag: &str) -> Self {
+        let layout = CgroupLayout::detect().expect("reading mounts");
+        let name = format!("dsh-test-{tag}-{}", std::process::id());
+        let root = layout.attribution_root().expect("a cgroup hierarchy").to_owned();
+        let mut roots: Vec<PathBuf> = vec![root.clone()];
+        for (controller, mount) in &layout.v1 {
+            if !roots.contains(mount) && !controller.starts_with("name=") {
+                roots.push(mount.clone());
+            }
+        }
+        let mut dirs = Vec::new();
+        for r in roots {
+            let d = r.join(&name);
+            match fs::create_dir(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => panic!("mkdir {}: {e}", d.display()),
+            }
+            // A v1 cpuset cgroup takes no task (ENOSPC) until it has cpus
+            // and mems; inherit the parent's, as container runtimes do.
+            for knob in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = fs::read_to_string(r.join(knob)) {
+                    let _ = fs::write(d.join(knob), v.trim());
+                }
+            }
+            dirs.push(d);
+        }
+        Self {
+            dir: root.join(&name),
+            name,
+            dirs,
+            layout,
+        }
+    }
+
+    /// The id events carry for tasks in this cgroup.
+    pub fn id(&self) -> u64 {
+        cgroup_id(&self.dir).expect("stat test cgroup")
+    }
+
+    /// The id block I/O carries when attributed by the request's blkcg.
+    pub fn blkcg_id(&self) -> u64 {
+        let root = self.layout.blkcg_root().expect("a blkcg hierarchy");
+        cgroup_id(&root.join(&self.name)).expect("stat blkcg cgroup")
+    }
+
+    /// Caps memory (v1 memory controller, or cgroup2's memory.max).
+    pub fn set_memory_limit(&self, bytes: u64) {
+        let file = match self.layout.v1.get("memory") {
+            Some(m) => m.join(&self.name).join("memory.limit_in_bytes"),
+            None => self.dir.join("memory.max"),
+        };
+        fs::write(&file, bytes.to_string())
+            .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    }
+
+    /// A workload command whose process joins this cgroup before it execs.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_of(Path::new(workload()), args)
+    }
+
+    /// `program args...`, joining this cgroup before it execs.
+    pub fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let procs: Vec<CString> = self
+            .dirs
+            .iter()
+            .map(|d| CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes()).expect("path"))
+            .collect();
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        // SAFETY: between fork and exec only async-signal-safe calls (open,
+        // write, close) on data prepared before the fork; no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                    libc::close(fd);
+                    if !ok {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            })
+        };
+        cmd
+    }
+
+    /// Runs a workload in this cgroup to completion.
+    pub fn run(&self, args: &[&str]) -> ExitStatus {
+        self.command(args)
+            .stdin(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for d in &self.dirs {
+            for _ in 0..50 {
+                if fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+

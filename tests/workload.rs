@@ -1,0 +1,153 @@
+//! Workloads the integration tests run inside test cgroups. Each does one
+//! precise thing so the tests can assert exact effects.
+//!
+//! Usage: dsh-workload <command> [args]
+use std::{
+    ffi::CString,
+    io::{Read as _, Write as _},
+    net::TcpListener,
+    os::unix::fs::OpenOptionsExt as _,
+    process::exit,
+};
+
+fn arg(i: usize) -> String {
+    std::env::args().nth(i).unwrap_or_else(|| {
+        eprintln!("dsh-workload: missing argument {i}");
+        exit(64)
+    })
+}
+
+fn num(i: usize) -> u64 {
+    arg(i).parse().unwrap_or_else(|_| {
+        eprintln!("dsh-workload: argument {i} is not a number");
+        exit(64)
+    })
+}
+
+fn main() {
+    match arg(1).as_str() {
+        // N getppid calls.
+        "getppid" => {
+            for _ in 0..num(2) {
+                // SAFETY: getppid has no preconditions.
+                unsafe { libc::getppid() };
+            }
+        }
+        // N getppid calls; prints the mean ns per call (for the benchmarks).
+        "getppid-timed" => {
+            let n = num(2);
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                // SAFETY: getppid has no preconditions.
+                unsafe { libc::getppid() };
+            }
+            println!("{:.2}", start.elapsed().as_nanos() as f64 / n as f64);
+        }
+        // N failing close(-1) calls (EBADF).
+        "close-bad" => {
+            for _ in 0..num(2) {
+                // SAFETY: closing an invalid fd only returns EBADF.
+                unsafe { libc::close(-1) };
+            }
+        }
+        "exit" => exit(num(2) as i32),
+        "segv" => {
+            // SAFETY: deliberately not safe: the point is to die of SIGSEGV.
+            unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u64>(), 1) };
+        }
+        // Write N MiB to PATH with O_DIRECT (straight to the block device).
+        "direct-write" => {
+            let path = arg(2);
+            let mib = num(3) as usize;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(&path)
+                .unwrap_or_else(|e| {
+                    eprintln!("dsh-workload: open {path}: {e}");
+                    exit(1)
+                });
+            // O_DIRECT needs an aligned buffer: over-allocate and align.
+            let chunk = 1 << 20;
+            let mut raw = vec![0u8; chunk + 4096];
+            let off = raw.as_ptr().align_offset(4096);
+            let buf = &mut raw[off..off + chunk];
+            buf.fill(0xa5);
+            for _ in 0..mib {
+                f.write_all(buf).unwrap_or_else(|e| {
+                    eprintln!("dsh-workload: write {path}: {e}");
+                    exit(1)
+                });
+            }
+            f.sync_all().ok();
+        }
+        // Touch N MiB of anonymous memory (to exceed a memory limit).
+        "hog" => {
+            let mib = num(2) as usize;
+            let mut v: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..mib {
+                v.push(vec![1u8; 1 << 20]);
+            }
+            std::hint::black_box(&v);
+        }
+        // Listen on 127.0.0.1:PORT, print "ready", wait for stdin to close.
+        "listen" => {
+            let port = num(2);
+            let l = TcpListener::bind(("127.0.0.1", port as u16)).unwrap_or_else(|e| {
+                eprintln!("dsh-workload: bind {port}: {e}");
+                exit(1)
+            });
+            println!("ready");
+            std::io::stdout().flush().ok();
+            let mut sink = Vec::new();
+            std::io::stdin().read_to_end(&mut sink).ok();
+            drop(l);
+        }
+        // Print "ready", then sleep until killed.
+        "sleep" => {
+            println!("ready");
+            std::io::stdout().flush().ok();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        // kill(PID, SIG)
+        "kill" => {
+            // SAFETY: kill has no memory-safety preconditions.
+            let r = unsafe { libc::kill(num(2) as i32, num(3) as i32) };
+            exit(if r == 0 { 0 } else { 1 });
+        }
+        // Exec PATH (for exec events with a known filename).
+        "exec" => {
+            let path = CString::new(arg(2)).unwrap_or_else(|_| exit(64));
+            let argv = [path.as_ptr(), std::ptr::null()];
+            // SAFETY: argv is NUL-terminated and outlives the call.
+            unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+            exit(127);
+        }
+        // Fork N children that exit at once, as fast as possible; reap them.
+        "fork-burst" => {
+            let n = num(2);
+            for _ in 0..n {
+                // SAFETY: the child only calls _exit.
+                match unsafe { libc::fork() } {
+                    0 => unsafe { libc::_exit(0) },
+                    -1 => {
+                        // Out of pids for the moment: reap and go on.
+                        unsafe { libc::wait(std::ptr::null_mut()) };
+                    }
+                    _ => {}
+                }
+                // Reap whatever has finished, without blocking.
+                while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+            }
+            while unsafe { libc::wait(std::ptr::null_mut()) } > 0 {}
+        }
+        other => {
+            eprintln!("dsh-workload: unknown command {other}");
+            exit(64)
+        }
+    }
+}
