@@ -83,7 +83,11 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 /// One timed loop in the bench cgroup; the workload reports ns per call.
@@ -94,7 +98,10 @@ fn run_loop(cg: &TestCgroup, calls: u64) -> f64 {
         .output()
         .expect("run getppid-timed");
     assert!(out.status.success(), "getppid-timed failed");
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("ns per call")
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("ns per call")
 }
 
 fn tracefs_mounted() -> bool {
@@ -107,7 +114,10 @@ fn tracefs_mounted() -> bool {
 /// Starts bpftrace and waits until its probe is attached.
 fn start_bpftrace() -> Child {
     let mut child = Command::new("bpftrace")
-        .args(["-e", "tracepoint:raw_syscalls:sys_enter { @[cgroup] = count(); }"])
+        .args([
+            "-e",
+            "tracepoint:raw_syscalls:sys_enter { @[cgroup] = count(); }",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -116,7 +126,10 @@ fn start_bpftrace() -> Child {
     BufReader::new(child.stdout.as_mut().expect("stdout"))
         .read_line(&mut line)
         .expect("bpftrace output");
-    assert!(line.contains("Attaching"), "bpftrace did not attach: {line:?}");
+    assert!(
+        line.contains("Attaching"),
+        "bpftrace did not attach: {line:?}"
+    );
     // It prints "Attaching" just before the attach itself completes.
     std::thread::sleep(Duration::from_millis(300));
     child
@@ -132,7 +145,9 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let with_bpftrace = !std::env::args().any(|a| a == "--no-bpftrace");
     let (calls, rounds) = if quick { (300_000, 3) } else { (2_000_000, 7) };
-    let out_dir = std::env::var("DSH_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target/bench"));
+    let out_dir = std::env::var("DSH_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("target/bench"));
 
     let mut probe = Probe::load_unattached().unwrap_or_else(|e| {
         eprintln!("dsh-bench: {e:#}");
@@ -144,8 +159,13 @@ fn main() {
     if with_bpftrace {
         if mounted_tracefs {
             // bpftrace attaches classic tracepoints through tracefs.
-            let ok = Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]).status();
-            assert!(ok.is_ok_and(|s| s.success()), "mounting tracefs for bpftrace failed");
+            let ok = Command::new("mount")
+                .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+                .status();
+            assert!(
+                ok.is_ok_and(|s| s.success()),
+                "mounting tracefs for bpftrace failed"
+            );
         }
         modes.push(Mode::Bpftrace);
     }
@@ -234,12 +254,25 @@ fn main() {
             mode,
             program,
             runs,
-            avg_ns_per_run: if runs == 0 { 0.0 } else { ns as f64 / runs as f64 },
+            avg_ns_per_run: if runs == 0 {
+                0.0
+            } else {
+                ns as f64 / runs as f64
+            },
         })
         .collect();
-    let report = Report { calls_per_run: calls, rounds, modes: results, programs, budgets };
+    let report = Report {
+        calls_per_run: calls,
+        rounds,
+        modes: results,
+        programs,
+        budgets,
+    };
 
-    println!("## Syscall overhead (getppid loop, {calls} calls x {rounds} rounds, {:.0}s)\n", started.elapsed().as_secs_f64());
+    println!(
+        "## Syscall overhead (getppid loop, {calls} calls x {rounds} rounds, {:.0}s)\n",
+        started.elapsed().as_secs_f64()
+    );
     println!("| mode | median ns/call | spread (min-max) | added ns | ratio to bare |");
     println!("|---|---|---|---|---|");
     for r in &report.modes {
@@ -252,16 +285,26 @@ fn main() {
     println!("| mode | program | runs | avg ns/run |");
     println!("|---|---|---|---|");
     for p in &report.programs {
-        println!("| {:?} | {} | {} | {:.1} |", p.mode, p.program, p.runs, p.avg_ns_per_run);
+        println!(
+            "| {:?} | {} | {} | {:.1} |",
+            p.mode, p.program, p.runs, p.avg_ns_per_run
+        );
     }
     println!("\n## Budgets\n");
     println!("| what | value | limit | met |");
     println!("|---|---|---|---|");
     for b in &report.budgets {
-        println!("| {} | {:.2} | {:.2} | {} |", b.what, b.value, b.limit, if b.met { "yes" } else { "NO" });
+        println!(
+            "| {} | {:.2} | {:.2} | {} |",
+            b.what,
+            b.value,
+            b.limit,
+            if b.met { "yes" } else { "NO" }
+        );
     }
     std::fs::create_dir_all(&out_dir).expect("create bench output dir");
     let path = out_dir.join("syscalls.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&report).expect("json")).expect("write bench json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report).expect("json"))
+        .expect("write bench json");
     println!("\nraw figures: {}", path.display());
 }

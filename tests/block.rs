@@ -1,5 +1,5 @@
 //! Block I/O attributed to the cgroup that issued it.
-use crate::common::{ensure_loaded, TestCgroup, probe};
+use crate::common::{TestCgroup, ensure_loaded, probe};
 
 #[test]
 fn direct_write_is_attributed_to_its_cgroup() {
@@ -16,13 +16,32 @@ fn direct_write_is_attributed_to_its_cgroup() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let stats = probe().probe.block_stats().expect("block stats");
     let ids = [cg.id(), cg.blkcg_id()];
-    let written: u64 = ids.iter().filter_map(|id| stats.get(id)).map(|s| s.write_bytes).sum();
-    let ops: u64 = ids.iter().filter_map(|id| stats.get(id)).map(|s| s.write_ops).sum();
+    let written: u64 = ids
+        .iter()
+        .filter_map(|id| stats.get(id))
+        .map(|s| s.write_bytes)
+        .sum();
+    let ops: u64 = ids
+        .iter()
+        .filter_map(|id| stats.get(id))
+        .map(|s| s.write_ops)
+        .sum();
     assert!(
         written >= MIB << 20,
         "{MIB} MiB O_DIRECT write attributed {written} bytes to the cgroup (ids {ids:?})"
     );
     assert!(ops > 0);
-    let hist: u64 = ids.iter().filter_map(|id| stats.get(id)).flat_map(|s| s.latency).sum();
-    assert_eq!(hist, ops + ids.iter().filter_map(|id| stats.get(id)).map(|s| s.read_ops).sum::<u64>());
+    let hist: u64 = ids
+        .iter()
+        .filter_map(|id| stats.get(id))
+        .flat_map(|s| s.latency)
+        .sum();
+    assert_eq!(
+        hist,
+        ops + ids
+            .iter()
+            .filter_map(|id| stats.get(id))
+            .map(|s| s.read_ops)
+            .sum::<u64>()
+    );
 }

@@ -16,10 +16,16 @@ fn oom_inside_a_fork_burst_is_delivered_with_no_critical_loss() {
     let storm_id = storm.id();
 
     let start = Instant::now();
-    let mut burst = storm.command(&["fork-burst", &PROCS.to_string()]).spawn().expect("spawn burst");
+    let mut burst = storm
+        .command(&["fork-burst", &PROCS.to_string()])
+        .spawn()
+        .expect("spawn burst");
     // Let the burst get going, then OOM inside it.
     std::thread::sleep(Duration::from_millis(300));
-    let hog = victim_cg.command(&["hog", "256"]).spawn().expect("spawn hog");
+    let hog = victim_cg
+        .command(&["hog", "256"])
+        .spawn()
+        .expect("spawn hog");
     let hog_pid = hog.id();
     let mut exits = 0usize;
     let mut done = false;
@@ -40,11 +46,16 @@ fn oom_inside_a_fork_burst_is_delivered_with_no_critical_loss() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let elapsed = start.elapsed();
+    assert!(
+        burst.wait().expect("wait burst").success(),
+        "fork burst failed"
+    );
     hog.wait_with_output().expect("wait hog");
     let mut p = probe();
-    let oom = p.wait_for(crate::common::WAIT, |e| {
-        matches!(e.kind, EventKind::Oom { victim_tgid, .. } if victim_tgid == hog_pid)
-    });
+    let oom = p.wait_for(
+        crate::common::WAIT,
+        |e| matches!(e.kind, EventKind::Oom { victim_tgid, .. } if victim_tgid == hog_pid),
+    );
     let after = p.probe.channel_stats().expect("channel stats");
     let crit = channel::CRITICAL as usize;
     let chatty = channel::CHATTY as usize;
@@ -54,8 +65,17 @@ fn oom_inside_a_fork_burst_is_delivered_with_no_critical_loss() {
         PROCS as f64 / elapsed.as_secs_f64(),
         after[chatty].lost - before[chatty].lost
     ));
-    assert!(oom.is_some(), "the OOM kill inside the burst was not delivered");
-    assert_eq!(after[crit].lost, before[crit].lost, "critical channel lost events");
+    assert!(
+        oom.is_some(),
+        "the OOM kill inside the burst was not delivered"
+    );
+    assert_eq!(
+        after[crit].lost, before[crit].lost,
+        "critical channel lost events"
+    );
     // The forking parent exits too.
-    assert!(exits as u32 >= PROCS, "saw {exits} exits of {PROCS} processes");
+    assert!(
+        exits as u32 >= PROCS,
+        "saw {exits} exits of {PROCS} processes"
+    );
 }

@@ -3,7 +3,7 @@ use std::{net::TcpListener, process::Stdio};
 
 use dsh::probe::event::EventKind;
 
-use crate::common::{ensure_loaded, TestCgroup, WAIT, probe, tracefs_mounted, wait_ready};
+use crate::common::{TestCgroup, WAIT, ensure_loaded, probe, tracefs_mounted, wait_ready};
 
 #[test]
 fn mkdir_and_rmdir_are_seen_with_path() {
@@ -12,16 +12,26 @@ fn mkdir_and_rmdir_are_seen_with_path() {
     let id = cg.id();
     let path = format!("/{}", cg.name);
     let ev = probe()
-        .wait_for(WAIT, |e| matches!(&e.kind, EventKind::CgroupMkdir { id: i, .. } if *i == id))
+        .wait_for(
+            WAIT,
+            |e| matches!(&e.kind, EventKind::CgroupMkdir { id: i, .. } if *i == id),
+        )
         .expect("no mkdir event");
-    let EventKind::CgroupMkdir { path: p, level, .. } = ev.kind else { unreachable!() };
+    let EventKind::CgroupMkdir { path: p, level, .. } = ev.kind else {
+        unreachable!()
+    };
     assert_eq!(p, path);
     assert_eq!(level, 1);
     drop(cg);
     let ev = probe()
-        .wait_for(WAIT, |e| matches!(&e.kind, EventKind::CgroupRmdir { id: i, .. } if *i == id))
+        .wait_for(
+            WAIT,
+            |e| matches!(&e.kind, EventKind::CgroupRmdir { id: i, .. } if *i == id),
+        )
         .expect("no rmdir event");
-    let EventKind::CgroupRmdir { path: p, .. } = ev.kind else { unreachable!() };
+    let EventKind::CgroupRmdir { path: p, .. } = ev.kind else {
+        unreachable!()
+    };
     assert_eq!(p, path);
 }
 
@@ -30,7 +40,11 @@ fn tcp_listen_is_seen_with_port_and_cgroup() {
     let cg = TestCgroup::new("listen");
     ensure_loaded();
     // A free port, chosen by the kernel, released for the workload to take.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = cg
         .command(&["listen", &port.to_string()])
         .stdin(Stdio::piped())
@@ -47,7 +61,9 @@ fn tcp_listen_is_seen_with_port_and_cgroup() {
         })
         .expect("no listen event from the workload");
     assert_eq!(ev.task.cgroup_id, cg.id());
-    let EventKind::Listen { addr, .. } = ev.kind else { unreachable!() };
+    let EventKind::Listen { addr, .. } = ev.kind else {
+        unreachable!()
+    };
     assert_eq!(addr.to_string(), "127.0.0.1");
     drop(child.stdin.take());
     child.wait().unwrap();
@@ -67,5 +83,8 @@ fn programs_were_loaded_without_tracefs() {
         "tracefs was mounted when the tests loaded the programs, so this run does not prove \
          they work without it; run through `cargo xtask test`, which unmounts it"
     );
-    assert!(!tracefs_mounted(), "something mounted tracefs during the tests");
+    assert!(
+        !tracefs_mounted(),
+        "something mounted tracefs during the tests"
+    );
 }

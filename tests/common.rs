@@ -87,7 +87,9 @@ pub fn wait_ready(child: &mut std::process::Child) {
     use std::io::BufRead as _;
     let out = child.stdout.as_mut().expect("piped stdout");
     let mut line = String::new();
-    std::io::BufReader::new(out).read_line(&mut line).expect("read ready");
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .expect("read ready");
     assert_eq!(line.trim(), "ready", "workload did not start");
 }
 

@@ -3,18 +3,29 @@ use std::process::Stdio;
 
 use dsh::probe::event::EventKind;
 
-use crate::common::{ensure_loaded, TestCgroup, WAIT, is_exit_of, probe};
+use crate::common::{TestCgroup, WAIT, ensure_loaded, is_exit_of, probe};
 
 #[test]
 fn sigsegv_death_has_signal_11() {
     let cg = TestCgroup::new("segv");
     ensure_loaded();
-    let child = cg.command(&["segv"]).stdin(Stdio::null()).spawn().expect("spawn");
+    let child = cg
+        .command(&["segv"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
     let pid = child.id();
     child.wait_with_output().expect("wait");
-    let ev = probe().wait_for(WAIT, |e| is_exit_of(e, pid)).expect("no exit event");
+    let ev = probe()
+        .wait_for(WAIT, |e| is_exit_of(e, pid))
+        .expect("no exit event");
     assert_eq!(ev.task.cgroup_id, cg.id());
-    let EventKind::Exit { signal, exit_code, .. } = ev.kind else { unreachable!() };
+    let EventKind::Exit {
+        signal, exit_code, ..
+    } = ev.kind
+    else {
+        unreachable!()
+    };
     assert_eq!(signal, Some(11));
     assert_eq!(exit_code, None);
 }
@@ -27,9 +38,19 @@ fn exit_3_has_exit_code_3() {
     let pid = child.id();
     let status = child.wait_with_output().expect("wait").status;
     assert_eq!(status.code(), Some(3));
-    let ev = probe().wait_for(WAIT, |e| is_exit_of(e, pid)).expect("no exit event");
+    let ev = probe()
+        .wait_for(WAIT, |e| is_exit_of(e, pid))
+        .expect("no exit event");
     assert_eq!(ev.task.cgroup_id, cg.id());
-    let EventKind::Exit { signal, exit_code, core_dumped, .. } = ev.kind else { unreachable!() };
+    let EventKind::Exit {
+        signal,
+        exit_code,
+        core_dumped,
+        ..
+    } = ev.kind
+    else {
+        unreachable!()
+    };
     assert_eq!((exit_code, signal, core_dumped), (Some(3), None, false));
     // One process, one exit event: thread exits are not process exits.
     let n = probe().matching(|e| is_exit_of(e, pid)).len();

@@ -3,7 +3,7 @@ use std::process::Stdio;
 
 use dsh::probe::event::EventKind;
 
-use crate::common::{ensure_loaded, TestCgroup, WAIT, probe, wait_ready};
+use crate::common::{TestCgroup, WAIT, ensure_loaded, probe, wait_ready};
 
 #[test]
 fn kill_from_another_cgroup_names_sender_and_target_cgroup() {
@@ -32,7 +32,14 @@ fn kill_from_another_cgroup_names_sender_and_target_cgroup() {
     assert_eq!(ev.task.tgid, spid, "sender pid");
     assert_eq!(ev.task.comm, "dsh-workload", "sender comm");
     assert_eq!(ev.task.cgroup_id, sender_cg.id(), "sender cgroup");
-    let EventKind::SignalGenerate { target_cgroup_id, result, .. } = ev.kind else { unreachable!() };
+    let EventKind::SignalGenerate {
+        target_cgroup_id,
+        result,
+        ..
+    } = ev.kind
+    else {
+        unreachable!()
+    };
     assert_eq!(target_cgroup_id, target_cg.id(), "target cgroup");
     assert_eq!(result, 0, "delivered");
 }

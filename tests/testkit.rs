@@ -27,7 +27,10 @@ pub fn workload() -> &'static str {
                 return p.to_string_lossy().into_owned();
             }
         }
-        panic!("dsh-workload not found near {}; build the dsh-tests package", exe.display())
+        panic!(
+            "dsh-workload not found near {}; build the dsh-tests package",
+            exe.display()
+        )
     })
 }
 
@@ -45,7 +48,10 @@ impl TestCgroup {
     pub fn new(tag: &str) -> Self {
         let layout = CgroupLayout::detect().expect("reading mounts");
         let name = format!("dsh-test-{tag}-{}", std::process::id());
-        let root = layout.attribution_root().expect("a cgroup hierarchy").to_owned();
+        let root = layout
+            .attribution_root()
+            .expect("a cgroup hierarchy")
+            .to_owned();
         let mut roots: Vec<PathBuf> = vec![root.clone()];
         for (controller, mount) in &layout.v1 {
             if !roots.contains(mount) && !controller.starts_with("name=") {
@@ -108,7 +114,10 @@ impl TestCgroup {
         let procs: Vec<CString> = self
             .dirs
             .iter()
-            .map(|d| CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes()).expect("path"))
+            .map(|d| {
+                CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes())
+                    .expect("path")
+            })
             .collect();
         let mut cmd = Command::new(program);
         cmd.args(args);
@@ -173,4 +182,3 @@ impl Drop for TestCgroup {
         }
     }
 }
-

@@ -8,7 +8,10 @@
 // `core` offers no `fetch_add` on this target (it has no compare-and-swap),
 // but LLVM lowers the intrinsic to BPF's `lock add`, which the kernel has.
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
-#![cfg_attr(target_arch = "bpf", expect(internal_features, reason = "atomic_xadd, see above"))]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(internal_features, reason = "atomic_xadd, see above")
+)]
 
 #[cfg(target_arch = "bpf")]
 pub mod programs;

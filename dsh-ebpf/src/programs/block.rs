@@ -71,7 +71,9 @@ fn try_issue(rq: *const u8) -> Result<(), i64> {
         direction,
         bytes,
     };
-    BLOCK_INFLIGHT.insert(rq as u64, inflight, 0).map_err(|e| e as i64)
+    BLOCK_INFLIGHT
+        .insert(rq as u64, inflight, 0)
+        .map_err(|e| e as i64)
 }
 
 /// `block_rq_complete(struct request *rq, blk_status_t error, unsigned int nr_bytes)`
@@ -89,7 +91,10 @@ pub fn dsh_block_rq_complete(ctx: BtfTracePointContext) -> u32 {
     let stats = match BLOCK_STATS.get_ptr_mut(inflight.cgroup_id) {
         Some(p) => p,
         None => {
-            if BLOCK_STATS.insert(inflight.cgroup_id, BlockStats::ZERO, 0).is_err() {
+            if BLOCK_STATS
+                .insert(inflight.cgroup_id, BlockStats::ZERO, 0)
+                .is_err()
+            {
                 return 0;
             }
             match BLOCK_STATS.get_ptr_mut(inflight.cgroup_id) {

@@ -15,7 +15,8 @@ const MM_SHMEMPAGES: usize = 3;
 
 #[inline(always)]
 unsafe fn rss(mm: *const u8, index: usize) -> u64 {
-    let counter = off!(mm_rss_stat) + index * off!(percpu_counter_size) + off!(percpu_counter_count);
+    let counter =
+        off!(mm_rss_stat) + index * off!(percpu_counter_size) + off!(percpu_counter_count);
     unsafe { read::<i64>(mm, counter) }.unwrap_or(0).max(0) as u64
 }
 

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "dsh", version, about = "Per-container health table and event log, fed by the kernel")]
+#[command(
+    name = "dsh",
+    version,
+    about = "Per-container health table and event log, fed by the kernel"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

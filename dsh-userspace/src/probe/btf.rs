@@ -95,9 +95,16 @@ impl Btf {
         let (type_off, type_len) = (u32_at(b, 8)? as usize, u32_at(b, 12)? as usize);
         let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
         let section = |off: usize, len: usize| {
-            let start = hdr_len.checked_add(off).ok_or(BtfError::Malformed("offset"))?;
-            b.get(start..start.checked_add(len).ok_or(BtfError::Malformed("length"))?)
-                .ok_or(BtfError::Malformed("section outside the data"))
+            let start = hdr_len
+                .checked_add(off)
+                .ok_or(BtfError::Malformed("offset"))?;
+            b.get(
+                start
+                    ..start
+                        .checked_add(len)
+                        .ok_or(BtfError::Malformed("length"))?,
+            )
+            .ok_or(BtfError::Malformed("section outside the data"))
         };
         let tsec = section(type_off, type_len)?;
         let strings = section(str_off, str_len)?.to_vec();
@@ -130,8 +137,11 @@ impl Btf {
                 KIND_STRUCT | KIND_UNION => {
                     for _ in 0..vlen {
                         let off = u32_at(tsec, p + 8)?;
-                        let (bit_offset, bitfield_size) =
-                            if kind_flag { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
+                        let (bit_offset, bitfield_size) = if kind_flag {
+                            (off & 0xff_ffff, off >> 24)
+                        } else {
+                            (off, 0)
+                        };
                         t.members.push(Member {
                             name: u32_at(tsec, p)?,
                             ty: u32_at(tsec, p + 4)?,
@@ -143,7 +153,8 @@ impl Btf {
                 }
                 KIND_ENUM => {
                     for _ in 0..vlen {
-                        t.values.push((u32_at(tsec, p)?, u32_at(tsec, p + 4)? as i32 as i64));
+                        t.values
+                            .push((u32_at(tsec, p)?, u32_at(tsec, p + 4)? as i32 as i64));
                         p += 8;
                     }
                 }
@@ -157,7 +168,8 @@ impl Btf {
                 }
                 KIND_FUNC_PROTO => {
                     for _ in 0..vlen {
-                        t.values.push((u32_at(tsec, p)?, u32_at(tsec, p + 4)? as i64));
+                        t.values
+                            .push((u32_at(tsec, p)?, u32_at(tsec, p + 4)? as i64));
                         p += 8;
                     }
                 }
@@ -253,7 +265,9 @@ impl Btf {
     pub fn enum_value(&self, enum_name: &str, variant: &str) -> Result<i64, BtfError> {
         self.types
             .iter()
-            .filter(|t| (t.kind == KIND_ENUM || t.kind == KIND_ENUM64) && self.name(t.name) == enum_name)
+            .filter(|t| {
+                (t.kind == KIND_ENUM || t.kind == KIND_ENUM64) && self.name(t.name) == enum_name
+            })
             .flat_map(|t| t.values.iter())
             .find(|(n, _)| self.name(*n) == variant)
             .map(|&(_, v)| v)
@@ -267,9 +281,14 @@ impl Btf {
     /// counting the leading context pointer.
     pub fn tracepoint_arity(&self, tp: &str) -> Option<usize> {
         let name = format!("btf_trace_{tp}");
-        let td = self.types.iter().find(|t| t.kind == KIND_TYPEDEF && self.name(t.name) == name)?;
+        let td = self
+            .types
+            .iter()
+            .find(|t| t.kind == KIND_TYPEDEF && self.name(t.name) == name)?;
         let ptr = self.ty(td.size_or_type).filter(|t| t.kind == KIND_PTR)?;
-        let proto = self.ty(ptr.size_or_type).filter(|t| t.kind == KIND_FUNC_PROTO)?;
+        let proto = self
+            .ty(ptr.size_or_type)
+            .filter(|t| t.kind == KIND_FUNC_PROTO)?;
         Some(proto.values.len().saturating_sub(1))
     }
 }

@@ -12,7 +12,9 @@ pub enum ProbeError {
     NoBtf,
     #[error("reading /proc/self/mounts: {0}")]
     Mounts(#[source] std::io::Error),
-    #[error("no cgroup hierarchy to attribute tasks to (neither cgroup2 nor a v1 memory hierarchy is mounted)")]
+    #[error(
+        "no cgroup hierarchy to attribute tasks to (neither cgroup2 nor a v1 memory hierarchy is mounted)"
+    )]
     NoCgroupHierarchy,
     #[error("resolving kernel struct layouts from BTF: {0}")]
     Btf(#[from] super::btf::BtfError),

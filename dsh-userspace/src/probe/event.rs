@@ -242,8 +242,7 @@ mod tests {
 
     fn bytes<T>(v: &T) -> Vec<u8> {
         // SAFETY: ABI types have no padding; reading their bytes is defined.
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
-            .to_vec()
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
     #[test]
@@ -290,7 +289,10 @@ mod tests {
             Event::decode(&b[..50]),
             Err(DecodeError::Short { kind: 2, .. })
         ));
-        assert!(matches!(Event::decode(&b[..3]), Err(DecodeError::Short { .. })));
+        assert!(matches!(
+            Event::decode(&b[..3]),
+            Err(DecodeError::Short { .. })
+        ));
         let unknown = bytes(&header(99));
         assert_eq!(Event::decode(&unknown), Err(DecodeError::UnknownKind(99)));
     }

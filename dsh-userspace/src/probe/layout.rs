@@ -56,12 +56,14 @@ impl CgroupLayout {
                     for opt in opts.split(',') {
                         let controller = match opt {
                             "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev"
-                            | "noexec" | "xattr" | "clone_children" | "nsdelegate"
-                            | "noprefix" => continue,
+                            | "noexec" | "xattr" | "clone_children" | "nsdelegate" | "noprefix" => {
+                                continue;
+                            }
                             o if o.starts_with("release_agent=") => continue,
                             o => o,
                         };
-                        v1.entry(controller.to_owned()).or_insert_with(|| dir.clone());
+                        v1.entry(controller.to_owned())
+                            .or_insert_with(|| dir.clone());
                     }
                 }
                 _ => {}
@@ -105,7 +107,10 @@ fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -134,7 +139,10 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
     fn hybrid_attributes_to_cgroup2_and_blkio() {
         let l = CgroupLayout::from_mounts(HYBRID);
         assert_eq!(l.kind, CgroupLayoutKind::Hybrid);
-        assert_eq!(l.attribution_root(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            l.attribution_root(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(l.blkcg_root(), Some(Path::new("/sys/fs/cgroup/blkio")));
         assert!(l.v1.contains_key("name=systemd"));
     }
@@ -156,8 +164,14 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
              cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n",
         );
         assert_eq!(l.kind, CgroupLayoutKind::V1);
-        assert_eq!(l.attribution_root(), Some(Path::new("/sys/fs/cgroup/memory")));
-        assert_eq!(l.v1.get("cpuacct"), Some(&PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")));
+        assert_eq!(
+            l.attribution_root(),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
+        assert_eq!(
+            l.v1.get("cpuacct"),
+            Some(&PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"))
+        );
     }
 
     #[test]

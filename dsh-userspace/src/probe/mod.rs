@@ -100,9 +100,10 @@ impl Probe {
         }
         let raw_btf = btf::Btf::vmlinux()?;
         let v1_subsys = match layout.kind {
-            CgroupLayoutKind::V1 => {
-                Some(btf::v1_subsys_id(&raw_btf, layout::V1_ATTRIBUTION_CONTROLLER)?)
-            }
+            CgroupLayoutKind::V1 => Some(btf::v1_subsys_id(
+                &raw_btf,
+                layout::V1_ATTRIBUTION_CONTROLLER,
+            )?),
             _ => None,
         };
         let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
@@ -127,7 +128,7 @@ impl Probe {
             layout,
             links: HashMap::new(),
             syscall_latency: false,
-            _stats: stats.map(Into::into),
+            _stats: stats,
         };
         for &(prog, tp) in ALWAYS {
             probe.prepare(prog, tp, &btf)?;
@@ -220,8 +221,9 @@ impl Probe {
             path: dir.to_owned(),
             source,
         })?;
-        let map: CgrpStorage<&MapData, SyscallStats> = CgrpStorage::try_from(self.map("SYSCALL_STATS")?)
-            .map_err(|e| ProbeError::Map("SYSCALL_STATS", e))?;
+        let map: CgrpStorage<&MapData, SyscallStats> =
+            CgrpStorage::try_from(self.map("SYSCALL_STATS")?)
+                .map_err(|e| ProbeError::Map("SYSCALL_STATS", e))?;
         match map.get(&cgroup, 0) {
             Ok(v) => Ok(Some(v)),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),

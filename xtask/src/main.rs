@@ -1,0 +1,81 @@
+//! `cargo xtask`: every step that is not plain cargo. Each command first
+//! bootstraps what is missing (rust-src, bpf-linker), so a fresh machine
+//! needs nothing installed by hand.
+mod bootstrap;
+mod docker;
+mod steps;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what the build needs (rust-src, bpf-linker); idempotent.
+    Bootstrap,
+    /// Build the kernel programs and the dsh binary.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build and run dsh (as root) with the given arguments.
+    Run {
+        #[arg(long)]
+        release: bool,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// fmt, clippy, unit tests, then every privileged integration test.
+    Test {
+        /// Filter passed to the integration test binary.
+        #[arg(last = true)]
+        filter: Vec<String>,
+    },
+    /// Measure dsh's cost (release build).
+    Bench {
+        /// A smaller run, under a minute.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Start dockerd and import the test image, if needed.
+    DockerUp,
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_owned()
+}
+
+fn main() -> std::process::ExitCode {
+    match dispatch(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Bootstrap => bootstrap::run().map(drop),
+        Command::Build { release } => steps::build(release).map(drop),
+        Command::Run { release, args } => steps::run(release, &args),
+        Command::Test { filter } => steps::test(&filter),
+        Command::Bench { quick } => steps::bench(quick),
+        Command::DockerUp => {
+            bootstrap::require_root()?;
+            docker::ensure_engine()
+        }
+    }
+}
