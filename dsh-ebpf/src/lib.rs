@@ -174,6 +174,16 @@ pub struct InflightRequest {
     pub bytes: u32,
 }
 
+/// When a thread entered its current syscall; one slot per thread id
+/// modulo the table size (see `SYSCALL_START` in the programs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallStart {
+    pub tid: u32,
+    pub _pad: u32,
+    pub entered_ns: u64,
+}
+
 /// Per-channel counters, in a per-CPU array indexed by channel.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -297,6 +307,7 @@ assert_size!(SyscallStats, 16 + 8 * LATENCY_BUCKETS);
 assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
 assert_size!(InflightRequest, 24);
 assert_size!(ChannelStats, 16);
+assert_size!(SyscallStart, 16);
 assert_size!(EventHeader, 48);
 assert_size!(ExecEvent, 56 + FILENAME_LEN);
 assert_size!(ExitEvent, 64);
@@ -316,4 +327,5 @@ mod pod {
     unsafe impl aya::Pod for BlockStats {}
     unsafe impl aya::Pod for InflightRequest {}
     unsafe impl aya::Pod for ChannelStats {}
+    unsafe impl aya::Pod for SyscallStart {}
 }

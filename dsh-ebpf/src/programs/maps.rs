@@ -2,17 +2,17 @@
 //! lives in cgroup local storage (freed by the kernel with the cgroup) or is
 //! deleted by the `cgroup_rmdir` program.
 use aya_ebpf::{
-    btf_maps::{CgrpStorage, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    btf_maps::{Array, CgrpStorage, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
-use dsh_ebpf::{BlockStats, ChannelStats, InflightRequest, SyscallStats, channel};
+use dsh_ebpf::{BlockStats, ChannelStats, InflightRequest, SyscallStart, SyscallStats, channel};
 
 /// Cgroups with block I/O state tracked at once.
 pub const MAX_BLOCK_CGROUPS: usize = 16384;
 /// Block requests in flight at once.
 pub const MAX_INFLIGHT: usize = 16384;
-/// Threads inside a syscall at once, when latency tracking is on.
-pub const MAX_SYSCALL_THREADS: usize = 65536;
+/// Slots of the syscall start table (a power of two).
+pub const SYSCALL_START_SLOTS: u32 = 65536;
 
 /// 4 MiB: about 60,000 exit records, several seconds of a fork storm.
 const CRITICAL_RING_BYTES: usize = 4 << 20;
@@ -21,9 +21,14 @@ const CHATTY_RING_BYTES: usize = 4 << 20;
 #[btf_map]
 pub static SYSCALL_STATS: CgrpStorage<SyscallStats> = CgrpStorage::new();
 
-/// Thread id → `bpf_ktime_get_ns()` at `sys_enter`, for latency.
+/// `sys_enter` time per thread, for latency: slot `tid % SLOTS`, tagged with
+/// the tid. An array, not a hash: the verifier inlines array lookups into
+/// an address computation, while a hash insert and delete per syscall cost
+/// more than everything else on the path. Two threads whose ids collide in
+/// the same slot while both are inside a syscall lose one sample (the tag
+/// no longer matches); counting is unaffected.
 #[btf_map]
-pub static SYSCALL_START: HashMap<u32, u64, MAX_SYSCALL_THREADS> = HashMap::new();
+pub static SYSCALL_START: Array<SyscallStart, { SYSCALL_START_SLOTS as usize }> = Array::new();
 
 /// Cgroup id → block counters. Keyed by the request's blkcg id or, failing
 /// that, the issuing task's cgroup id.

@@ -15,7 +15,7 @@ use dsh_ebpf::{SyscallStats, cgroup_mode};
 
 use super::{
     kernel::{atomic_add, config, current_task, log2_bucket, off},
-    maps::{SYSCALL_START, SYSCALL_STATS},
+    maps::{SYSCALL_START, SYSCALL_START_SLOTS, SYSCALL_STATS},
 };
 
 /// The current task's attribution cgroup, by direct loads. `tp_btf` programs
@@ -62,8 +62,13 @@ pub fn dsh_sys_exit(ctx: BtfTracePointContext) -> u32 {
 #[btf_tracepoint(function = "sys_enter")]
 pub fn dsh_sys_enter_latency(_ctx: BtfTracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
-    let now = unsafe { bpf_ktime_get_ns() };
-    let _ = SYSCALL_START.insert(tid, now, 0);
+    if let Some(slot) = SYSCALL_START.get_ptr_mut(tid & (SYSCALL_START_SLOTS - 1)) {
+        // Only this thread writes this slot (barring a collision, see the map).
+        unsafe {
+            (*slot).tid = tid;
+            (*slot).entered_ns = bpf_ktime_get_ns();
+        }
+    }
     0
 }
 
@@ -72,7 +77,17 @@ pub fn dsh_sys_enter_latency(_ctx: BtfTracePointContext) -> u32 {
 pub fn dsh_sys_exit_latency(ctx: BtfTracePointContext) -> u32 {
     let ret: i64 = ctx.arg(1);
     let tid = bpf_get_current_pid_tgid() as u32;
-    let start = SYSCALL_START.get_ptr(tid).map(|p| unsafe { *p });
+    let mut start = None;
+    if let Some(slot) = SYSCALL_START.get_ptr_mut(tid & (SYSCALL_START_SLOTS - 1)) {
+        unsafe {
+            if (*slot).tid == tid && (*slot).entered_ns != 0 {
+                start = Some((*slot).entered_ns);
+                // Consumed: a later exit without an enter (the programs were
+                // attached mid-syscall) must not reuse it.
+                (*slot).entered_ns = 0;
+            }
+        }
+    }
     unsafe {
         let s = stats();
         if s.is_null() {
@@ -83,7 +98,6 @@ pub fn dsh_sys_exit_latency(ctx: BtfTracePointContext) -> u32 {
             atomic_add(&raw mut (*s).errors, 1);
         }
         if let Some(start) = start {
-            let _ = SYSCALL_START.remove(tid);
             let b = log2_bucket(bpf_ktime_get_ns().wrapping_sub(start));
             atomic_add(&raw mut (*s).latency[b], 1);
         }
