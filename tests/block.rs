@@ -44,4 +44,14 @@ fn direct_write_is_attributed_to_its_cgroup() {
             .map(|s| s.read_ops)
             .sum::<u64>()
     );
+
+    // A cgroup that goes away stops costing memory: rmdir frees its entry.
+    drop(cg);
+    let stats = probe().probe.block_stats().expect("block stats");
+    for id in ids {
+        assert!(
+            !stats.contains_key(&id),
+            "block counters of removed cgroup {id} remain"
+        );
+    }
 }
