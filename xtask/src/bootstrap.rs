@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::workspace_root;
+use crate::{
+    cmd::{output, say},
+    workspace_root,
+};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -20,54 +23,29 @@ pub struct Toolchain {
     pub path: String,
 }
 
-impl Toolchain {
-    pub fn cargo(&self) -> Command {
-        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        c.current_dir(workspace_root())
-            .env("PATH", &self.path)
-            // aya-build adds `-Z build-std=core` for the eBPF crate only
-            // when this is set; the stable toolchain needs it for that.
-            .env("RUSTC_BOOTSTRAP", "1");
-        c
-    }
-}
-
-pub fn say(what: &str) {
-    eprintln!("xtask: {what}");
-}
-
+/// Root and BTF: what loading dsh's programs needs (run, test, bench).
 pub fn require_root() -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
-            "dsh needs root: loading eBPF programs requires CAP_BPF and CAP_SYS_ADMIN; \
+            "dsh needs root: loading eBPF programs requires CAP_BPF/CAP_SYS_ADMIN; \
              re-run with sudo"
         );
     }
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         bail!(
             "this kernel has no BTF (/sys/kernel/btf/vmlinux); dsh needs a kernel built with \
-             CONFIG_DEBUG_INFO_BTF=y (5.8 or newer)"
+             CONFIG_DEBUG_INFO_BTF=y (5.8+)"
         );
     }
     Ok(())
 }
 
-fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 fn sysroot() -> anyhow::Result<PathBuf> {
-    Ok(PathBuf::from(output(
-        Command::new("rustc").args(["--print", "sysroot"]),
-    )?))
+    Ok(PathBuf::from(
+        output(Command::new("rustc").args(["--print", "sysroot"]))
+            .context("asking rustc for its sysroot")?,
+    ))
 }
 
 fn ensure_rust_src(sysroot: &Path) -> anyhow::Result<()> {
@@ -75,17 +53,22 @@ fn ensure_rust_src(sysroot: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     say("installing rust-src (needed to build core for the BPF target)");
+    let started = Instant::now();
     let ok = Command::new("rustup")
         .args(["component", "add", "rust-src", "--toolchain", "stable"])
         .status()
-        .context("running rustup")?
+        .context("running rustup (is it installed?)")?
         .success();
     if !ok {
         bail!(
-            "rustup could not install rust-src (is its server reachable?); \
+            "rustup could not install rust-src (could it reach its server?); \
              run `rustup component add rust-src --toolchain stable` by hand"
         );
     }
+    say(&format!(
+        "rust-src installed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 
@@ -94,52 +77,69 @@ fn llvm_major(rustc_vv: &str) -> anyhow::Result<String> {
     rustc_vv
         .lines()
         .find_map(|l| l.strip_prefix("LLVM version: "))
-        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.trim().split('.').next())
+        .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
         .map(str::to_owned)
         .context("rustc -vV does not say its LLVM version")
 }
 
+/// The shared LLVM rustc ships, `libLLVM.so.<version>`. (The sysroot also
+/// holds `libLLVM-<major>-rust-<ver>.so`, a tiny linker script: not that.)
+fn find_libllvm(lib: &Path) -> anyhow::Result<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(lib)
+        .with_context(|| format!("listing {}", lib.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.len() > "libLLVM.so.".len() && n.starts_with("libLLVM.so."))
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found.pop().with_context(|| {
+        format!(
+            "no libLLVM.so.* in {} (rustc's own LLVM, which bpf-linker links against)",
+            lib.display()
+        )
+    })
+}
+
 fn ensure_bpf_linker(tools: &Path, sysroot: &Path) -> anyhow::Result<()> {
-    let rustc_vv = output(Command::new("rustc").arg("-vV"))?;
+    let rustc_vv = output(Command::new("rustc").arg("-vV")).context("running rustc -vV")?;
     let stamp_path = tools.join("bpf-linker.stamp");
     let stamp = format!("bpf-linker {BPF_LINKER_VERSION}\n{rustc_vv}\n");
     let bin = tools.join("bin/bpf-linker");
     if bin.exists() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
         return Ok(());
     }
-    // bpf-linker links against LLVM; rustc ships one (libLLVM.so.<ver>) in
-    // its sysroot, and a prefix whose lib/libLLVM.so points at it is all
-    // bpf-linker's build script needs.
+    // bpf-linker links against LLVM; rustc ships one in its sysroot, and a
+    // prefix whose lib/libLLVM.so points at it is all bpf-linker's build
+    // script needs. The rpath lets the binary find it at run time.
     let lib = sysroot.join("lib");
-    let libllvm = fs::read_dir(&lib)
-        .with_context(|| format!("listing {}", lib.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("libLLVM.so.") || (n.starts_with("libLLVM") && n.ends_with(".so"))
-            })
-        })
-        .with_context(|| format!("no libLLVM in {}", lib.display()))?;
+    let libllvm = find_libllvm(&lib)?;
     let prefix = tools.join("llvm");
-    fs::create_dir_all(prefix.join("lib"))?;
+    fs::create_dir_all(prefix.join("lib"))
+        .with_context(|| format!("creating {}", prefix.display()))?;
     let link = prefix.join("lib/libLLVM.so");
     let _ = fs::remove_file(&link);
-    std::os::unix::fs::symlink(&libllvm, &link).context("linking libLLVM.so")?;
+    std::os::unix::fs::symlink(&libllvm, &link)
+        .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
     let major = llvm_major(&rustc_vv)?;
     say(&format!(
-        "building bpf-linker {BPF_LINKER_VERSION} against rustc's LLVM {major} (about a minute, once)"
+        "building bpf-linker {BPF_LINKER_VERSION} against rustc's LLVM {major} \
+         into {} (about a minute, once)",
+        tools.display()
     ));
     let started = Instant::now();
-    let ok = Command::new("cargo")
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
         .args([
-            "install",
-            "bpf-linker",
-            "--version",
-            BPF_LINKER_VERSION,
             "--no-default-features",
+            "--features",
+            &format!("llvm-{major}"),
         ])
-        .args(["--features", &format!("llvm-{major}"), "--force", "--root"])
+        .args(["--force", "--root"])
         .arg(tools)
         .env("LLVM_PREFIX", &prefix)
         .env(
@@ -147,13 +147,17 @@ fn ensure_bpf_linker(tools: &Path, sysroot: &Path) -> anyhow::Result<()> {
             format!("-C link-arg=-Wl,-rpath,{}", lib.display()),
         )
         .env_remove("RUSTC_BOOTSTRAP")
+        .env_remove("CARGO_TARGET_DIR")
         .status()
         .context("running cargo install bpf-linker")?
         .success();
     if !ok {
-        bail!("building bpf-linker failed (see above); crates.io must be reachable");
+        bail!(
+            "building bpf-linker failed (see above); crates.io must be reachable and \
+             rustc's LLVM must be {major}.x"
+        );
     }
-    fs::write(&stamp_path, stamp)?;
+    fs::write(&stamp_path, stamp).with_context(|| format!("writing {}", stamp_path.display()))?;
     say(&format!(
         "bpf-linker built in {:.0}s",
         started.elapsed().as_secs_f64()
@@ -161,12 +165,13 @@ fn ensure_bpf_linker(tools: &Path, sysroot: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes sure the build can run; cheap when everything is in place.
+/// Makes sure the build can run; cheap (well under a second) when
+/// everything is in place.
 pub fn run() -> anyhow::Result<Toolchain> {
     let sysroot = sysroot()?;
     ensure_rust_src(&sysroot)?;
     let tools = workspace_root().join("target/tools");
-    fs::create_dir_all(&tools)?;
+    fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
     ensure_bpf_linker(&tools, &sysroot)?;
     let path = format!(
         "{}:{}",
@@ -183,5 +188,24 @@ mod tests {
         let vv = "rustc 1.95.0 (59807616e 2026-04-14)\nhost: x86_64-unknown-linux-gnu\nLLVM version: 22.1.2\n";
         assert_eq!(super::llvm_major(vv).unwrap(), "22");
         assert!(super::llvm_major("rustc 1.0").is_err());
+    }
+
+    #[test]
+    fn libllvm_is_the_versioned_library_not_the_linker_script() {
+        let dir = std::env::temp_dir().join(format!("xtask-libllvm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "libLLVM-22-rust-1.95.0-stable.so",
+            "libLLVM.so.22.1-rust-1.95.0-stable",
+            "librustc_driver-x.so",
+        ] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        let found = super::find_libllvm(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            found.file_name().unwrap(),
+            "libLLVM.so.22.1-rust-1.95.0-stable"
+        );
     }
 }

@@ -1,16 +1,20 @@
 //! `cargo xtask`: every step that is not plain cargo. Each command first
 //! bootstraps what is missing (rust-src, bpf-linker), so a fresh machine
 //! needs nothing installed by hand.
+mod bench;
 mod bootstrap;
+mod cargo_build;
+mod cmd;
 mod docker;
-mod steps;
+mod run;
+mod test;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,6 +49,7 @@ enum Command {
         quick: bool,
     },
     /// Start dockerd and import the test image, if needed.
+    #[command(hide = true)]
     DockerUp,
 }
 
@@ -69,10 +74,10 @@ fn main() -> std::process::ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Bootstrap => bootstrap::run().map(drop),
-        Command::Build { release } => steps::build(release).map(drop),
-        Command::Run { release, args } => steps::run(release, &args),
-        Command::Test { filter } => steps::test(&filter),
-        Command::Bench { quick } => steps::bench(quick),
+        Command::Build { release } => cargo_build::build(release).map(drop),
+        Command::Run { release, args } => run::run(release, &args),
+        Command::Test { filter } => test::test(&filter),
+        Command::Bench { quick } => bench::run(quick),
         Command::DockerUp => {
             bootstrap::require_root()?;
             docker::ensure_engine()

@@ -1,0 +1,48 @@
+//! `cargo xtask bench`: dsh's cost per syscall, measured by the `dsh-bench`
+//! binary of the tests package (figures land in `target/bench/`).
+use std::process::Command;
+
+use crate::{
+    bootstrap::{self, Toolchain, require_root},
+    cargo_build::{cargo_build, profile_dir},
+    cmd::{check, say},
+    docker,
+    test::unmount_tracefs,
+    workspace_root,
+};
+
+fn bench(tc: &Toolchain, quick: bool, release: bool) -> anyhow::Result<()> {
+    // dsh is measured as it runs in production: without tracefs (the
+    // benchmark mounts it for bpftrace itself, and only then).
+    unmount_tracefs()?;
+    cargo_build(tc, release, &["dsh-tests"])?;
+    let dir = profile_dir(release);
+    say(&format!(
+        "benchmarks{}",
+        if quick { " (quick)" } else { "" }
+    ));
+    let mut cmd = Command::new(dir.join("dsh-bench"));
+    cmd.current_dir(workspace_root())
+        .env("DSH_WORKLOAD", dir.join("dsh-workload"))
+        .env("DSH_BENCH_OUT", workspace_root().join("target/bench"));
+    if quick {
+        cmd.args(["--quick", "--no-bpftrace"]);
+    }
+    check(&mut cmd)
+}
+
+/// The quick run `cargo xtask test` ends with (dev build, no bpftrace).
+pub fn quick(tc: &Toolchain) -> anyhow::Result<()> {
+    bench(tc, true, false)
+}
+
+/// `cargo xtask bench [--quick]`; the full run is a release build and
+/// compares against bpftrace, installed if missing.
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    require_root()?;
+    let tc = bootstrap::run()?;
+    if !quick {
+        docker::ensure_packages(&["bpftrace"])?;
+    }
+    bench(&tc, quick, !quick)
+}

@@ -1,0 +1,105 @@
+//! `cargo xtask test`: fmt, clippy, unit tests, the test engine, the
+//! privileged integration tests and the quick benchmark, timed phase by phase.
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::{
+    bench,
+    bootstrap::{self, require_root},
+    cmd::{check, say},
+    docker,
+};
+
+/// Phases run so far and how long each took; printed whether or not the
+/// run got to the end.
+#[derive(Default)]
+struct Phases(Vec<(&'static str, f64, bool)>);
+
+impl Phases {
+    fn run<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let started = Instant::now();
+        let r = f();
+        self.0
+            .push((name, started.elapsed().as_secs_f64(), r.is_ok()));
+        r
+    }
+
+    fn print(&self) {
+        for (name, secs, ok) in &self.0 {
+            let mark = if *ok { "" } else { "  FAILED" };
+            say(&format!("{name:>18}: {secs:6.1}s{mark}"));
+        }
+    }
+}
+
+/// tracefs must be absent while the tests (and the benchmark) load the
+/// programs: they prove dsh needs none.
+pub fn unmount_tracefs() -> anyhow::Result<()> {
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [_, target, "tracefs", ..] = f[..] {
+            say(&format!(
+                "unmounting tracefs at {target} (the tests must pass without it)"
+            ));
+            check(std::process::Command::new("umount").arg(target))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn test(filter: &[String]) -> anyhow::Result<()> {
+    require_root()?;
+    let mut phases = Phases::default();
+    let result = all_phases(&mut phases, filter);
+    phases.print();
+    result
+}
+
+fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
+    let tc = phases.run("bootstrap", bootstrap::run)?;
+    phases.run("fmt", || {
+        say("cargo fmt --all --check");
+        check(tc.cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    phases.run("clippy", || {
+        say("cargo clippy (host crates, warnings are errors)");
+        check(tc.cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    phases.run("unit tests", || {
+        say("unit tests (cargo test --workspace --exclude dsh-tests)");
+        check(
+            tc.cargo()
+                .args(["test", "--workspace", "--exclude", "dsh-tests"]),
+        )
+    })?;
+    phases.run("docker", docker::ensure_engine)?;
+    phases.run("integration tests", || {
+        unmount_tracefs()?;
+        say("privileged integration tests (real programs, real cgroups, one thread)");
+        check(
+            tc.cargo()
+                .args(["test", "--package", "dsh-tests", "--test", "integration"])
+                .arg("--")
+                .arg("--test-threads=1")
+                .args(filter),
+        )
+    })?;
+    if filter.is_empty() {
+        phases.run("bench --quick", || bench::quick(&tc))?;
+    }
+    Ok(())
+}
