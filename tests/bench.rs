@@ -14,7 +14,7 @@ use std::{
 };
 
 use dsh::probe::{Probe, ProgramStats};
-use dsh_testkit::TestCgroup;
+use dsh_testkit::{TestCgroup, tracefs_mounted};
 use serde::Serialize;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
@@ -102,13 +102,6 @@ fn run_loop(cg: &TestCgroup, calls: u64) -> f64 {
         .trim()
         .parse()
         .expect("ns per call")
-}
-
-fn tracefs_mounted() -> bool {
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
 }
 
 /// Starts bpftrace and waits until its probe is attached.

@@ -1,7 +1,6 @@
 //! Shared harness: one loaded probe for the whole test binary, test cgroups
 //! that clean up after themselves, and waiting for events.
 use std::{
-    fs,
     io::Write as _,
     sync::{Mutex, MutexGuard, OnceLock},
     time::{Duration, Instant},
@@ -11,7 +10,7 @@ use dsh::probe::{
     EventRings, Probe, ProbeOptions,
     event::{Event, EventKind},
 };
-pub use dsh_testkit::TestCgroup;
+pub use dsh_testkit::{TestCgroup, tracefs_mounted};
 
 pub struct Loaded {
     pub probe: Probe,
@@ -25,13 +24,6 @@ pub struct Loaded {
 // SAFETY: the probe and stream are only ever used under the mutex below, by
 // one test thread at a time; nothing in them is tied to the creating thread.
 unsafe impl Send for Loaded {}
-
-pub fn tracefs_mounted() -> bool {
-    fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
-}
 
 /// The shared probe, loaded on first use.
 pub fn probe() -> MutexGuard<'static, Loaded> {

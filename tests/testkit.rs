@@ -12,6 +12,14 @@ use std::{
 
 use dsh::probe::{CgroupLayout, layout::cgroup_id};
 
+/// Whether tracefs is mounted anywhere (dsh must not need it).
+pub fn tracefs_mounted() -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+}
+
 /// The `dsh-workload` binary: next to the running executable (or one
 /// directory up, for test binaries in `deps/`), or `$DSH_WORKLOAD`.
 pub fn workload() -> &'static str {
