@@ -45,6 +45,10 @@ pub const CGROUP_PATH_LEN: usize = 512;
 /// Log2 latency buckets: bucket i counts durations in [2^i, 2^(i+1)) ns;
 /// the last bucket also takes everything longer.
 pub const LATENCY_BUCKETS: usize = 32;
+/// Cgroups with block I/O counters at once (user space reports the fill).
+pub const MAX_BLOCK_CGROUPS: usize = 16384;
+/// Block requests in flight at once.
+pub const MAX_INFLIGHT: usize = 16384;
 
 /// Byte offsets of kernel struct fields, resolved by user space from
 /// `/sys/kernel/btf/vmlinux` at load time (the Rust eBPF compiler emits no

@@ -1,5 +1,13 @@
 //! dsh: per-container tracing and health, fed by the kernel.
 //!
-//! Events flow one way: kernel → `probe` → agent → CLI.
+//! Events flow one way: kernel → `probe` → `agent` (joining `cgroup` files
+//! and `runtime` metadata) → `model` → `journal` → `api` → `render`.
+pub mod agent;
+pub mod api;
+pub mod cgroup;
 pub mod clock;
+pub mod journal;
+pub mod model;
 pub mod probe;
+pub mod render;
+pub mod runtime;

@@ -5,12 +5,10 @@ use aya_ebpf::{
     btf_maps::{Array, CgrpStorage, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
-use dsh_ebpf::{BlockStats, ChannelStats, InflightRequest, SyscallStart, SyscallStats, channel};
-
-/// Cgroups with block I/O state tracked at once.
-pub const MAX_BLOCK_CGROUPS: usize = 16384;
-/// Block requests in flight at once.
-pub const MAX_INFLIGHT: usize = 16384;
+use dsh_ebpf::{
+    BlockStats, ChannelStats, InflightRequest, MAX_BLOCK_CGROUPS, MAX_INFLIGHT, SyscallStart,
+    SyscallStats, channel,
+};
 /// Slots of the syscall start table (a power of two).
 pub const SYSCALL_START_SLOTS: u32 = 65536;
 

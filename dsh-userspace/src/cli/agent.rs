@@ -1,33 +1,103 @@
-//! `dsh agent`: load the programs and (for now) print decoded kernel events.
-use std::{io::Write as _, process::ExitCode, time::Duration};
+//! `dsh agent`: the collector (or, with `--events`, the raw kernel events).
+use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use dsh::{
+    agent::AgentConfig,
     clock::BootClock,
+    journal::Retention,
+    model::health::HealthRules,
     probe::{Probe, ProbeOptions},
 };
+use jiff::SignedDuration;
 use dsh_ebpf::channel;
 use tokio::signal::unix::{SignalKind, signal};
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 pub struct AgentArgs {
-    /// Print every decoded kernel event as a JSON line on stdout.
+    /// Print every decoded kernel event as a JSON line on stdout instead of
+    /// running the collector.
     #[arg(long)]
     pub events: bool,
     /// Also attach the sys_enter hook for syscall latency histograms.
     #[arg(long)]
     pub syscall_latency: bool,
+    /// Sampling interval (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// The Docker Engine API socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    pub docker_socket: String,
+    /// Forget containers this long after their cgroup is gone (and no
+    /// runtime knows them); their journal lines stay. Seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub forget_after_s: i64,
+    /// Journal retention: drop lines older than this many days.
+    #[arg(long, default_value_t = 7)]
+    pub retention_days: i64,
+    /// Journal retention: keep at most this many lines.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub retention_entries: u64,
+    /// Health: memory above this % of the limit is a Warning.
+    #[arg(long, default_value_t = 90.0)]
+    pub mem_warn_percent: f64,
+    /// Health: CPU throttled in more than this % of periods over a minute is a Warning.
+    #[arg(long, default_value_t = 25.0)]
+    pub throttle_warn_percent: f64,
+    /// Health: this many restarts in 10 minutes is a crash loop (UnHealthy).
+    #[arg(long, default_value_t = 3)]
+    pub crash_loop_restarts: usize,
 }
 
-pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
-    if !args.events {
-        bail!("the collector is not built yet; `dsh agent --events` prints the kernel's events");
+/// "1s", "500ms", "2" (seconds).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not an interval like 1s or 500ms");
+    let d = if let Some(ms) = s.strip_suffix("ms") {
+        Duration::from_millis(ms.parse().map_err(|_| bad())?)
+    } else {
+        let secs: f64 = s.strip_suffix('s').unwrap_or(s).parse().map_err(|_| bad())?;
+        Duration::try_from_secs_f64(secs).map_err(|_| bad())?
+    };
+    if d < Duration::from_millis(100) {
+        return Err(format!("{s:?} is too short; the interval is at least 100ms"));
     }
+    Ok(d)
+}
+
+impl AgentArgs {
+    pub fn config(&self, state_dir: PathBuf) -> AgentConfig {
+        let rules = HealthRules {
+            mem_warn_ratio: self.mem_warn_percent / 100.0,
+            throttle_warn_ratio: self.throttle_warn_percent / 100.0,
+            crash_loop_restarts: self.crash_loop_restarts,
+            ..HealthRules::default()
+        };
+        AgentConfig {
+            state_dir,
+            interval: self.interval,
+            docker_socket: self.docker_socket.clone(),
+            rules,
+            forget_after: SignedDuration::from_secs(self.forget_after_s.max(0)),
+            retention: Retention {
+                max_age: SignedDuration::from_hours(24 * self.retention_days.max(1)),
+                max_entries: self.retention_entries.max(1000),
+            },
+            syscall_latency: self.syscall_latency,
+        }
+    }
+}
+
+pub fn run(args: AgentArgs, state_dir: PathBuf) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(print_events(args))
+    if args.events {
+        return rt.block_on(print_events(args));
+    }
+    let cfg = args.config(state_dir);
+    rt.block_on(dsh::agent::run(cfg, None))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(serde::Serialize)]

@@ -1,7 +1,11 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 mod agent;
+mod live;
+mod log;
+mod ps;
+mod status;
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -12,6 +16,9 @@ use clap::{Parser, Subcommand};
     about = "Per-container health table and event log, fed by the kernel"
 )]
 struct Cli {
+    /// Where the agent keeps its journal and socket.
+    #[arg(long, global = true, env = "DSH_STATE_DIR", default_value = dsh::api::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -20,16 +27,22 @@ struct Cli {
 enum Command {
     /// Run the collector in the foreground (root).
     Agent(agent::AgentArgs),
+    /// Every container, one line each, with a health level.
+    Ps(ps::PsArgs),
+    /// A container's history of state changes, with the kernel's reasons.
+    Log(log::LogArgs),
+    /// The agent's own cost and health.
+    Status(status::StatusArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Agent(args)) => agent::run(args),
-        // Until the health table lands, no arguments means: watch the events.
-        None => agent::run(agent::AgentArgs {
-            events: true,
-            ..Default::default()
-        }),
+        Some(Command::Agent(args)) => agent::run(args, cli.state_dir),
+        Some(Command::Ps(args)) => ps::run(args, &cli.state_dir),
+        Some(Command::Log(args)) => log::run(args, &cli.state_dir),
+        Some(Command::Status(args)) => status::run(args, &cli.state_dir),
+        // No arguments: start the agent and show the live health table.
+        None => live::run(cli.state_dir),
     }
 }

@@ -1,0 +1,151 @@
+//! One sampling tick: cgroup files and kernel counters for every live
+//! container (no process spawned, no directory walked), and the agent's own
+//! cost for `dsh status`.
+use std::{collections::HashMap, time::Instant};
+
+use jiff::Timestamp;
+
+use crate::{
+    api::{ChannelStatus, ProgramStatus},
+    cgroup::{self, stats::StatsError},
+    model::{Model, container::Counters},
+    probe::{Probe, ProgramStats, layout::CgroupLayout},
+};
+
+/// Reads every live container's statistics into the model.
+pub fn sample_containers(model: &mut Model, probe: &Probe, layout: &CgroupLayout, now: Timestamp) {
+    let mut block: HashMap<String, (u64, u64)> = HashMap::new();
+    match probe.block_stats() {
+        Ok(stats) => {
+            for (id, s) in stats {
+                let key = model.key_of_blkcg(id).or_else(|| model.key_of_cgroup(id));
+                if let Some(key) = key {
+                    let e = block.entry(key.to_owned()).or_default();
+                    e.0 += s.read_bytes;
+                    e.1 += s.write_bytes;
+                }
+            }
+        }
+        Err(e) => log::warn!("reading block counters: {e}"),
+    }
+    for key in model.live_keys() {
+        let Some(c) = model.get(&key) else { continue };
+        let path = c.identity.cgroup.clone();
+        let stats = match cgroup::stats::read(&cgroup::stats_source(layout, &path)) {
+            Ok(s) => s,
+            Err(StatsError::Vanished(_)) => {
+                model.sample_vanished(&key);
+                continue;
+            }
+            Err(e) => {
+                log::debug!("{e}");
+                continue;
+            }
+        };
+        let (syscalls, syscall_errors) = super::discovery::attribution_dir(layout, &path)
+            .and_then(|dir| probe.syscall_stats(&dir).ok().flatten())
+            .map_or((0, 0), |s| (s.count, s.errors));
+        let (block_read, block_write) = block.get(&key).copied().unwrap_or_default();
+        let counters = Counters {
+            at: None,
+            cpu_ns: 0,
+            syscalls,
+            syscall_errors,
+            block_read,
+            block_write,
+        };
+        model.record_sample(&key, stats, counters, now);
+    }
+}
+
+/// The agent's own CPU time (ns) and resident memory (bytes).
+pub fn self_usage() -> (u64, u64) {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |p| p * page);
+    let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64);
+    (cpu, rss)
+}
+
+/// Rates between two readings of the agent's own counters.
+pub struct SelfMeter {
+    prev_at: Instant,
+    prev_cpu_ns: u64,
+    prev_programs: Vec<ProgramStats>,
+    prev_events: Vec<u64>,
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    pub programs: Vec<ProgramStatus>,
+    pub channels: Vec<ChannelStatus>,
+}
+
+impl SelfMeter {
+    pub fn new(probe: &Probe) -> Self {
+        Self {
+            prev_at: Instant::now(),
+            prev_cpu_ns: self_usage().0,
+            prev_programs: probe.program_stats(),
+            prev_events: Vec::new(),
+            cpu_percent: 0.0,
+            rss_bytes: 0,
+            programs: Vec::new(),
+            channels: Vec::new(),
+        }
+    }
+
+    /// Call once per tick; rates cover the time since the last call.
+    pub fn update(&mut self, probe: &Probe) {
+        let dt = self.prev_at.elapsed().as_secs_f64().max(1e-3);
+        self.prev_at = Instant::now();
+        let (cpu, rss) = self_usage();
+        self.cpu_percent = cpu.saturating_sub(self.prev_cpu_ns) as f64 / 1e9 / dt * 100.0;
+        self.prev_cpu_ns = cpu;
+        self.rss_bytes = rss;
+        let now = probe.program_stats();
+        self.programs = now
+            .iter()
+            .map(|p| {
+                let before = self.prev_programs.iter().find(|q| q.name == p.name);
+                let runs = p.run_count - before.map_or(0, |b| b.run_count.min(p.run_count));
+                let ns = p.run_time_ns - before.map_or(0, |b| b.run_time_ns.min(p.run_time_ns));
+                ProgramStatus {
+                    name: p.name.clone(),
+                    attached: p.attached,
+                    runs_per_s: runs as f64 / dt,
+                    avg_ns_per_run: if runs > 0 {
+                        ns as f64 / runs as f64
+                    } else if p.run_count > 0 {
+                        p.run_time_ns as f64 / p.run_count as f64
+                    } else {
+                        0.0
+                    },
+                    runs_total: p.run_count,
+                }
+            })
+            .collect();
+        self.prev_programs = now;
+        if let Ok(chans) = probe.channel_stats() {
+            let names = ["critical", "chatty"];
+            self.channels = chans
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let before = self.prev_events.get(i).copied().unwrap_or(c.events);
+                    ChannelStatus {
+                        name: names.get(i).copied().unwrap_or("other").to_owned(),
+                        events: c.events,
+                        lost: c.lost,
+                        events_per_s: c.events.saturating_sub(before) as f64 / dt,
+                    }
+                })
+                .collect();
+            self.prev_events = chans.iter().map(|c| c.events).collect();
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The CLI's side of the socket: connect, send one request, read replies.
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    os::unix::net::UnixStream,
+    path::Path,
+};
+
+use super::{Reply, Request, socket_path};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("dsh must run as root: the agent's socket is root-only")]
+    NotRoot,
+    #[error("the dsh agent is not running (no socket at {0}); start it with `dsh agent`")]
+    NotRunning(String),
+    #[error("cannot reach the dsh agent at {path}: {source}")]
+    Connect {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("talking to the dsh agent: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the dsh agent sent something unreadable: {0}")]
+    Protocol(#[from] serde_json::Error),
+    #[error("the dsh agent closed the connection early")]
+    Closed,
+    /// The agent answered with an error (unknown container, ...).
+    #[error("{0}")]
+    Agent(String),
+}
+
+pub struct Connection {
+    reader: BufReader<UnixStream>,
+    line: String,
+}
+
+impl Connection {
+    pub fn open(state_dir: &Path, req: &Request) -> Result<Self, ClientError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(ClientError::NotRoot);
+        }
+        let path = socket_path(state_dir);
+        let shown = path.display().to_string();
+        let mut stream = UnixStream::connect(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                ClientError::NotRunning(shown.clone())
+            }
+            _ => ClientError::Connect {
+                path: shown.clone(),
+                source,
+            },
+        })?;
+        let mut bytes = serde_json::to_vec(req)?;
+        bytes.push(b'\n');
+        stream.write_all(&bytes)?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            line: String::new(),
+        })
+    }
+
+    /// The next reply; an agent-side error becomes `ClientError::Agent`.
+    pub fn next(&mut self) -> Result<Reply, ClientError> {
+        self.line.clear();
+        if self.reader.read_line(&mut self.line)? == 0 {
+            return Err(ClientError::Closed);
+        }
+        match serde_json::from_str(&self.line)? {
+            Reply::Error(e) => Err(ClientError::Agent(e)),
+            r => Ok(r),
+        }
+    }
+}
+
+/// One request, one reply.
+pub fn call(state_dir: &Path, req: &Request) -> Result<Reply, ClientError> {
+    Connection::open(state_dir, req)?.next()
+}

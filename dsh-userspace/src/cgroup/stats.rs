@@ -1,0 +1,600 @@
+//! Cgroup statistics from cgroupfs, v2 and v1 alike.
+//!
+//! Called for hundreds of cgroups every second, so each file is opened and read
+//! exactly once into one reused buffer, and nothing else (no directory walks) is
+//! touched except on the error path, where one `stat` of the directory tells a
+//! controller that is not enabled apart from a cgroup that was removed.
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Where one cgroup's files are. On v2 one directory; on v1 (and hybrid hosts,
+/// whose cgroup2 tree has no controllers) one directory per controller, any of
+/// which may be absent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatsSource {
+    V2(PathBuf),
+    V1 {
+        memory: Option<PathBuf>,
+        cpu: Option<PathBuf>,
+        cpuacct: Option<PathBuf>,
+        pids: Option<PathBuf>,
+        blkio: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CgroupStats {
+    /// anon (v2 memory.stat `anon`; v1 memory.stat `total_rss`)
+    pub mem_anon_bytes: u64,
+    /// page cache (v2 `file`; v1 `total_cache`)
+    pub mem_file_bytes: u64,
+    /// None when unlimited (v2 "max"; v1 a value >= 2^62 or larger than host RAM, the kernel's "no limit" is PAGE_COUNTER_MAX*page size)
+    pub mem_limit_bytes: Option<u64>,
+    /// OOM kills inside this cgroup (v2 memory.events `oom_kill`; v1 memory.oom_control `oom_kill`, missing on old kernels -> 0)
+    pub oom_kills: u64,
+    /// cumulative CPU time (v2 cpu.stat usage_usec*1000; v1 cpuacct.usage)
+    pub cpu_usage_ns: u64,
+    /// quota/period in cores; None when unlimited (v2 cpu.max "max ..."; v1 cpu.cfs_quota_us == -1)
+    pub cpu_limit_cores: Option<f64>,
+    /// CFS periods and throttled periods (v2 cpu.stat nr_periods/nr_throttled; v1 cpu.stat)
+    pub cpu_periods: u64,
+    pub cpu_throttled_periods: u64,
+    /// pids.current; None when the controller is absent
+    pub pids: Option<u64>,
+    /// bytes read/written (v2 io.stat rbytes/wbytes summed over devices; v1 blkio.throttle.io_service_bytes_recursive, falling back to blkio.throttle.io_service_bytes or blkio.io_service_bytes_recursive: sum of Read / Write rows)
+    pub io_read_bytes: u64,
+    pub io_write_bytes: u64,
+}
+
+impl CgroupStats {
+    /// rss plus page cache: what `dsh ps` shows as memory in use.
+    pub fn mem_used_bytes(&self) -> u64 {
+        self.mem_anon_bytes.saturating_add(self.mem_file_bytes)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    /// The cgroup was removed while (or before) it was read: an ordinary event, not a fault.
+    #[error("cgroup {0} is gone")]
+    Vanished(PathBuf),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: unexpected content {line:?}")]
+    Malformed { path: PathBuf, line: String },
+}
+
+/// Linux ENODEV (19 on every architecture): what reading a cgroupfs file returns
+/// when the file was opened before its cgroup was removed.
+const ENODEV: i32 = 19;
+
+/// v1 limits at or above this are "no limit" (the kernel stores PAGE_COUNTER_MAX
+/// pages, which prints as 2^63 minus a page on 64-bit; 2^62 leaves a wide margin).
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// Reads one cgroup's statistics. Absent controllers give zero/None fields.
+pub fn read(src: &StatsSource) -> Result<CgroupStats, StatsError> {
+    let mut r = Reader {
+        buf: String::with_capacity(4096),
+    };
+    let mut s = CgroupStats::default();
+    match src {
+        StatsSource::V2(dir) => read_v2(&mut r, dir, &mut s)?,
+        StatsSource::V1 {
+            memory,
+            cpu,
+            cpuacct,
+            pids,
+            blkio,
+        } => {
+            if let Some(d) = memory {
+                read_v1_memory(&mut r, d, host_ram(), &mut s)?;
+            }
+            if let Some(d) = cpu {
+                read_v1_cpu(&mut r, d, &mut s)?;
+            }
+            if let Some(d) = cpuacct {
+                s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
+            }
+            if let Some(d) = pids {
+                s.pids = r.parse(d, "pids.current", single_u64)?;
+            }
+            if let Some(d) = blkio {
+                read_v1_blkio(&mut r, d, &mut s)?;
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn read_v2(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+    [s.mem_anon_bytes, s.mem_file_bytes] = r
+        .parse(dir, "memory.stat", flat(["anon", "file"]))?
+        .unwrap_or_default();
+    s.mem_limit_bytes = r.parse(dir, "memory.max", max_or_u64)?.flatten();
+    [s.oom_kills] = r
+        .parse(dir, "memory.events", flat(["oom_kill"]))?
+        .unwrap_or_default();
+    // cpu.stat exists even without the cpu controller (usage only); the
+    // nr_* keys appear once it is enabled, so absent keys simply stay 0.
+    let keys = flat(["usage_usec", "nr_periods", "nr_throttled"]);
+    let [usec, periods, throttled] = r.parse(dir, "cpu.stat", keys)?.unwrap_or_default();
+    s.cpu_usage_ns = usec.saturating_mul(1000);
+    [s.cpu_periods, s.cpu_throttled_periods] = [periods, throttled];
+    s.cpu_limit_cores = r.parse(dir, "cpu.max", cpu_max)?.flatten();
+    s.pids = r.parse(dir, "pids.current", single_u64)?;
+    if let Some((rd, wr)) = r.parse(dir, "io.stat", io_stat_v2)? {
+        [s.io_read_bytes, s.io_write_bytes] = [rd, wr];
+    }
+    Ok(())
+}
+
+fn read_v1_memory(
+    r: &mut Reader,
+    dir: &Path,
+    ram: u64,
+    s: &mut CgroupStats,
+) -> Result<(), StatsError> {
+    let keys = flat(["total_rss", "total_cache"]);
+    [s.mem_anon_bytes, s.mem_file_bytes] = r.parse(dir, "memory.stat", keys)?.unwrap_or_default();
+    s.mem_limit_bytes = r
+        .parse(dir, "memory.limit_in_bytes", single_u64)?
+        .filter(|&l| l < V1_UNLIMITED && l <= ram);
+    // oom_kill was added to memory.oom_control in 4.13; older kernels lack the key.
+    [s.oom_kills] = r
+        .parse(dir, "memory.oom_control", flat(["oom_kill"]))?
+        .unwrap_or_default();
+    Ok(())
+}
+
+fn read_v1_cpu(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+    let keys = flat(["nr_periods", "nr_throttled"]);
+    [s.cpu_periods, s.cpu_throttled_periods] = r.parse(dir, "cpu.stat", keys)?.unwrap_or_default();
+    // A negative quota (-1) means unlimited; read the period only when needed.
+    let quota = r.parse(dir, "cpu.cfs_quota_us", |t| {
+        t.trim().parse::<i64>().map_err(|_| t.trim().to_owned())
+    })?;
+    if let Some(q) = quota.filter(|&q| q > 0)
+        && let Some(p) = r.parse(dir, "cpu.cfs_period_us", single_u64)?
+    {
+        if p == 0 {
+            return Err(StatsError::Malformed {
+                path: dir.join("cpu.cfs_period_us"),
+                line: "0".into(),
+            });
+        }
+        s.cpu_limit_cores = Some(q as f64 / p as f64);
+    }
+    Ok(())
+}
+
+fn read_v1_blkio(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+    // Which file exists depends on the kernel and I/O scheduler; the throttle
+    // files count all bios regardless of scheduler, so they come first.
+    for name in [
+        "blkio.throttle.io_service_bytes_recursive",
+        "blkio.throttle.io_service_bytes",
+        "blkio.io_service_bytes_recursive",
+    ] {
+        if let Some((rd, wr)) = r.parse(dir, name, blkio_v1)? {
+            [s.io_read_bytes, s.io_write_bytes] = [rd, wr];
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Host RAM in bytes, read once: the agent's host does not change size.
+/// If /proc/meminfo is unreadable only the 2^62 rule applies.
+fn host_ram() -> u64 {
+    static RAM: OnceLock<u64> = OnceLock::new();
+    *RAM.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(u64::MAX, |kb| kb.saturating_mul(1024))
+    })
+}
+
+/// Reads files into one reused buffer.
+struct Reader {
+    buf: String,
+}
+
+impl Reader {
+    /// Reads `dir/name` and parses it. Ok(None): the file is absent but `dir`
+    /// still exists (controller not enabled). A parser error is the offending line.
+    fn parse<T>(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, StatsError> {
+        let path = dir.join(name);
+        self.buf.clear();
+        match File::open(&path).and_then(|mut file| file.read_to_string(&mut self.buf)) {
+            Ok(_) => f(&self.buf)
+                .map(Some)
+                .map_err(|line| StatsError::Malformed { path, line }),
+            Err(e) if e.raw_os_error() == Some(ENODEV) => Err(StatsError::Vanished(dir.to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::metadata(dir) {
+                Err(d) if d.kind() == io::ErrorKind::NotFound => {
+                    Err(StatsError::Vanished(dir.to_owned()))
+                }
+                _ => Ok(None),
+            },
+            Err(source) => Err(StatsError::Io { path, source }),
+        }
+    }
+}
+
+fn num(s: &str, line: &str) -> Result<u64, String> {
+    s.parse::<u64>().map_err(|_| line.to_owned())
+}
+
+fn single_u64(t: &str) -> Result<u64, String> {
+    num(t.trim(), t.trim())
+}
+
+/// "max" or a number (v2 memory.max).
+fn max_or_u64(t: &str) -> Result<Option<u64>, String> {
+    match t.trim() {
+        "max" => Ok(None),
+        v => num(v, v).map(Some),
+    }
+}
+
+/// v2 cpu.max: "$MAX $PERIOD", $MAX being "max" when unlimited.
+fn cpu_max(t: &str) -> Result<Option<f64>, String> {
+    let line = t.trim();
+    let mut it = line.split_whitespace();
+    match (it.next(), it.next()) {
+        (Some("max"), _) => Ok(None),
+        (Some(q), Some(p)) => {
+            let (q, p) = (num(q, line)?, num(p, line)?);
+            if p == 0 {
+                return Err(line.to_owned());
+            }
+            Ok(Some(q as f64 / p as f64))
+        }
+        _ => Err(line.to_owned()),
+    }
+}
+
+/// Parser for "key value" lines giving the values of `keys`, 0 for absent ones.
+/// Other keys (kernels add them) are skipped without looking at their values.
+fn flat<const N: usize>(keys: [&str; N]) -> impl FnOnce(&str) -> Result<[u64; N], String> {
+    move |t| {
+        let mut out = [0; N];
+        for line in t.lines() {
+            let mut it = line.split_whitespace();
+            let Some(key) = it.next() else { continue };
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                out[i] = num(it.next().unwrap_or(""), line)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N ..." per device.
+fn io_stat_v2(t: &str) -> Result<(u64, u64), String> {
+    let (mut rd, mut wr) = (0u64, 0u64);
+    for line in t.lines() {
+        for kv in line.split_whitespace().skip(1) {
+            match kv.split_once('=') {
+                Some(("rbytes", v)) => rd = rd.saturating_add(num(v, line)?),
+                Some(("wbytes", v)) => wr = wr.saturating_add(num(v, line)?),
+                _ => {}
+            }
+        }
+    }
+    Ok((rd, wr))
+}
+
+/// v1 blkio: "MAJ:MIN Op N" rows plus a final "Total N"; sums the Read and Write rows.
+fn blkio_v1(t: &str) -> Result<(u64, u64), String> {
+    let (mut rd, mut wr) = (0u64, 0u64);
+    for line in t.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [_, "Read", v] => rd = rd.saturating_add(num(v, line)?),
+            [_, "Write", v] => wr = wr.saturating_add(num(v, line)?),
+            _ => {}
+        }
+    }
+    Ok((rd, wr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A fresh fixture directory, removed on drop.
+    struct Fixture(PathBuf);
+    impl Fixture {
+        fn new(name: &str) -> Self {
+            let pid = std::process::id();
+            let d = std::env::temp_dir().join(format!("dsh-stats-{pid}-{name}"));
+            let _ = fs::remove_dir_all(&d);
+            Fixture(d)
+        }
+        fn sub(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+            let d = self.0.join(name);
+            fs::create_dir_all(&d).expect("create fixture dir");
+            files.iter().for_each(|(f, c)| put(&d, f, c));
+            d
+        }
+    }
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    fn put(dir: &Path, file: &str, content: &str) {
+        fs::write(dir.join(file), content).expect("write fixture");
+    }
+    fn malformed(r: Result<CgroupStats, StatsError>) -> String {
+        match r {
+            Err(StatsError::Malformed { line, .. }) => line,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    // Formats as in Documentation/admin-guide/cgroup-v2.rst (plus an unknown key).
+    const V2_MEMORY_STAT: &str =
+        "anon 1048576\nfile 2097152\nkernel 65536\nshmem 0\nfuture_key x\n";
+    const V2_EVENTS: &str = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+    const V2_CPU_STAT: &str = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n\
+        nr_periods 40\nnr_throttled 7\nthrottled_usec 9000\nnr_bursts 0\nburst_usec 0\n";
+    const V2_IO_STAT: &str = "8:16 rbytes=1459200 wbytes=314773504 rios=192 wios=353 dbytes=0 dios=0\n\
+        8:0 rbytes=90430464 wbytes=299008000 rios=8950 wios=1252 dbytes=50331648 dios=3021\n";
+
+    #[test]
+    fn v2() {
+        let fx = Fixture::new("v2");
+        let d = fx.sub(
+            "cg",
+            &[
+                ("memory.stat", V2_MEMORY_STAT),
+                ("memory.max", "67108864\n"),
+                ("memory.events", V2_EVENTS),
+                ("cpu.stat", V2_CPU_STAT),
+                ("cpu.max", "150000 100000\n"),
+                ("pids.current", "4\n"),
+                ("io.stat", V2_IO_STAT),
+            ],
+        );
+        let src = StatsSource::V2(d.clone());
+        let s = read(&src).expect("read v2");
+        assert_eq!(
+            s,
+            CgroupStats {
+                mem_anon_bytes: 1048576,
+                mem_file_bytes: 2097152,
+                mem_limit_bytes: Some(64 << 20),
+                oom_kills: 2,
+                cpu_usage_ns: 1_500_000,
+                cpu_limit_cores: Some(1.5),
+                cpu_periods: 40,
+                cpu_throttled_periods: 7,
+                pids: Some(4),
+                io_read_bytes: 1459200 + 90430464,
+                io_write_bytes: 314773504 + 299008000,
+            }
+        );
+        assert_eq!(s.mem_used_bytes(), 3 << 20);
+
+        // Unlimited; cpu, pids and io controllers not enabled (cpu.stat then has usage only).
+        put(&d, "memory.max", "max\n");
+        put(&d, "cpu.stat", "usage_usec 3\nuser_usec 2\nsystem_usec 1\n");
+        for f in ["cpu.max", "pids.current", "io.stat", "memory.events"] {
+            fs::remove_file(d.join(f)).expect("rm");
+        }
+        let s = read(&src).expect("read v2");
+        assert_eq!(
+            (s.mem_limit_bytes, s.cpu_limit_cores, s.pids),
+            (None, None, None)
+        );
+        assert_eq!(
+            (s.cpu_usage_ns, s.cpu_periods, s.oom_kills, s.io_read_bytes),
+            (3000, 0, 0, 0)
+        );
+        put(&d, "cpu.max", "max 100000\n");
+        assert_eq!(read(&src).expect("read v2").cpu_limit_cores, None);
+
+        // Malformed values are errors, with the offending line.
+        put(&d, "cpu.max", "50000 0\n");
+        assert_eq!(malformed(read(&src)), "50000 0");
+        put(&d, "cpu.max", "max 100000\n");
+        put(&d, "memory.stat", "anon 12x\nfile 3\n");
+        assert_eq!(malformed(read(&src)), "anon 12x");
+        put(&d, "memory.stat", "anon\n");
+        assert_eq!(malformed(read(&src)), "anon");
+
+        fs::remove_dir_all(&d).expect("rm");
+        assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == d));
+    }
+
+    // Formats as in Documentation/admin-guide/cgroup-v1/memory.rst and blkio-controller.rst.
+    const V1_MEMORY_STAT: &str = "cache 100\nrss 200\nhierarchical_memory_limit 9223372036854771712\n\
+        total_cache 4096\ntotal_rss 8192\ntotal_unevictable 0\n";
+    const V1_BLKIO: &str = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 8192\n8:0 Async 4096\n\
+        8:0 Discard 0\n8:0 Total 12288\n8:16 Read 1\n8:16 Write 2\n8:16 Total 3\nTotal 12291\n";
+
+    #[test]
+    fn v1() {
+        let fx = Fixture::new("v1");
+        let mem = fx.sub(
+            "memory",
+            &[
+                ("memory.stat", V1_MEMORY_STAT),
+                ("memory.limit_in_bytes", "67108864\n"),
+                (
+                    "memory.oom_control",
+                    "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
+                ),
+            ],
+        );
+        // cpu and cpuacct co-mounted in one directory, as on many distributions.
+        let cpu = fx.sub(
+            "cpu,cpuacct",
+            &[
+                (
+                    "cpu.stat",
+                    "nr_periods 10\nnr_throttled 3\nthrottled_time 123456\n",
+                ),
+                ("cpu.cfs_quota_us", "50000\n"),
+                ("cpu.cfs_period_us", "100000\n"),
+                ("cpuacct.usage", "987654321\n"),
+            ],
+        );
+        let pids = fx.sub("pids", &[("pids.current", "9\n")]);
+        let blk = fx.sub(
+            "blkio",
+            &[("blkio.throttle.io_service_bytes_recursive", V1_BLKIO)],
+        );
+        let src = StatsSource::V1 {
+            memory: Some(mem.clone()),
+            cpu: Some(cpu.clone()),
+            cpuacct: Some(cpu.clone()),
+            pids: Some(pids),
+            blkio: Some(blk.clone()),
+        };
+        assert_eq!(
+            read(&src).expect("read v1"),
+            CgroupStats {
+                mem_anon_bytes: 8192,
+                mem_file_bytes: 4096,
+                mem_limit_bytes: Some(64 << 20),
+                oom_kills: 5,
+                cpu_usage_ns: 987654321,
+                cpu_limit_cores: Some(0.5),
+                cpu_periods: 10,
+                cpu_throttled_periods: 3,
+                pids: Some(9),
+                io_read_bytes: 4097,
+                io_write_bytes: 8194,
+            }
+        );
+
+        // Unlimited: the kernel's PAGE_COUNTER_MAX value, and -1 quota.
+        put(&mem, "memory.limit_in_bytes", "9223372036854771712\n");
+        put(&cpu, "cpu.cfs_quota_us", "-1\n");
+        let s = read(&src).expect("read v1");
+        assert_eq!((s.mem_limit_bytes, s.cpu_limit_cores), (None, None));
+        // A limit above host RAM but below 2^62 is also "unlimited".
+        put(&mem, "memory.limit_in_bytes", "4294967296\n");
+        let mut t = CgroupStats::default();
+        read_v1_memory(&mut Reader { buf: String::new() }, &mem, 1 << 30, &mut t).expect("read");
+        assert_eq!(t.mem_limit_bytes, None);
+
+        // Old kernel: no oom_kill key. Older blkio: only the non-recursive throttle file.
+        put(
+            &mem,
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\n",
+        );
+        fs::remove_file(blk.join("blkio.throttle.io_service_bytes_recursive")).expect("rm");
+        put(
+            &blk,
+            "blkio.throttle.io_service_bytes",
+            "8:0 Read 10\n8:0 Write 20\nTotal 30\n",
+        );
+        let s = read(&src).expect("read v1");
+        assert_eq!(
+            (s.oom_kills, s.io_read_bytes, s.io_write_bytes),
+            (0, 10, 20)
+        );
+        // Files missing from existing dirs, and controllers absent entirely.
+        fs::remove_file(blk.join("blkio.throttle.io_service_bytes")).expect("rm");
+        fs::remove_file(mem.join("memory.stat")).expect("rm");
+        let s = read(&src).expect("read v1");
+        assert_eq!((s.io_read_bytes, s.mem_anon_bytes), (0, 0));
+        let none = StatsSource::V1 {
+            memory: None,
+            cpu: None,
+            cpuacct: None,
+            pids: None,
+            blkio: None,
+        };
+        assert_eq!(read(&none).expect("read"), CgroupStats::default());
+
+        put(&cpu, "cpu.cfs_quota_us", "half\n");
+        assert_eq!(malformed(read(&src)), "half");
+        put(&mem, "memory.limit_in_bytes", "lots\n");
+        assert_eq!(malformed(read(&src)), "lots");
+        put(&mem, "memory.limit_in_bytes", "1\n");
+        fs::remove_dir_all(&cpu).expect("rm");
+        assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == cpu));
+    }
+
+    /// Mount point of a v1 hierarchy carrying `ctrl`, from /proc/self/mounts.
+    fn v1_mount(ctrl: &str) -> Option<PathBuf> {
+        let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+        mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let ok = f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == ctrl);
+            ok.then(|| PathBuf::from(f[1]))
+        })
+    }
+
+    /// Cgroup dirs made by the real test, removed on drop even if an assertion fails.
+    struct Cgroups(Vec<PathBuf>);
+    impl Drop for Cgroups {
+        fn drop(&mut self) {
+            self.0.iter().for_each(|d| drop(fs::remove_dir(d)));
+        }
+    }
+
+    #[test]
+    fn v1_real_cgroupfs() {
+        if v1_mount("memory").is_none() {
+            println!("skipping: no cgroup v1 memory hierarchy mounted");
+            return;
+        }
+        let name = format!("dsh-stats-test-{}", std::process::id());
+        let mut made = Cgroups(Vec::new());
+        let mut mk = |ctrl: &str| -> Option<PathBuf> {
+            let d = v1_mount(ctrl)?.join(&name);
+            // cpu and cpuacct may share one hierarchy: create the dir once.
+            if !made.0.contains(&d) {
+                fs::create_dir(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+                made.0.push(d.clone());
+            }
+            Some(d)
+        };
+        let mem = mk("memory").expect("memory is mounted");
+        let (cpu, cpuacct, pids) = (mk("cpu"), mk("cpuacct"), mk("pids"));
+        put(&mem, "memory.limit_in_bytes", "67108864");
+        if let Some(c) = &cpu {
+            put(c, "cpu.cfs_period_us", "100000");
+            put(c, "cpu.cfs_quota_us", "50000");
+        }
+        let (has_cpu, has_pids) = (cpu.is_some(), pids.is_some());
+        let src = StatsSource::V1 {
+            memory: Some(mem.clone()),
+            cpu,
+            cpuacct,
+            pids,
+            blkio: None,
+        };
+        let s = read(&src).expect("read real cgroup");
+        assert_eq!((s.mem_limit_bytes, s.mem_used_bytes()), (Some(64 << 20), 0));
+        assert_eq!(s.cpu_limit_cores, has_cpu.then_some(0.5));
+        assert_eq!(s.pids, has_pids.then_some(0));
+        for d in &made.0 {
+            fs::remove_dir(d).unwrap_or_else(|e| panic!("rmdir {}: {e}", d.display()));
+        }
+        assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == mem));
+    }
+}

@@ -1,0 +1,76 @@
+//! One line of a container's history: a state change or a notable event.
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::state::State;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogKind {
+    Create,
+    Start,
+    Exit,
+    Oom,
+    Signal,
+    Coredump,
+    Destroy,
+    Exec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Position in the journal (assigned when appended; strictly increasing).
+    #[serde(default)]
+    pub seq: u64,
+    pub ts: Timestamp,
+    /// The container's stable key (its runtime id).
+    pub key: String,
+    /// The container's name when this happened.
+    pub id: String,
+    pub kind: LogKind,
+    /// Both set for a state change; both None for other events.
+    pub from: Option<State>,
+    pub to: Option<State>,
+    pub msg: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub comm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exit_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub core_dumped: Option<bool>,
+}
+
+impl LogEntry {
+    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: String) -> Self {
+        Self {
+            seq: 0,
+            ts,
+            key: key.to_owned(),
+            id: id.to_owned(),
+            kind,
+            from: None,
+            to: None,
+            msg,
+            pid: None,
+            comm: None,
+            signal: None,
+            exit_code: None,
+            core_dumped: None,
+        }
+    }
+
+    /// A state change (shown by `dsh log` without `-a`).
+    pub fn is_state_change(&self) -> bool {
+        self.to.is_some()
+    }
+
+    pub fn with_task(mut self, pid: u32, comm: &str) -> Self {
+        self.pid = Some(pid);
+        self.comm = Some(comm.to_owned());
+        self
+    }
+}

@@ -1,0 +1,211 @@
+//! Health levels and the reasons behind them (defaults from the contract).
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{container::Container, state::State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Health {
+    Good,
+    Warning,
+    UnHealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Good => "Good",
+            Health::Warning => "Warning",
+            Health::UnHealthy => "UnHealthy",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthRules {
+    /// How far back an OOM kill, core dump or crash loop makes a container UnHealthy.
+    pub unhealthy_window: SignedDuration,
+    /// Restarts within `unhealthy_window` that make a crash loop.
+    pub crash_loop_restarts: usize,
+    /// Memory use above this fraction of the limit is a Warning.
+    pub mem_warn_ratio: f64,
+    /// Throttled periods above this fraction over `throttle_window` is a Warning.
+    pub throttle_warn_ratio: f64,
+    pub throttle_window: SignedDuration,
+    /// Any restart within this window is a Warning.
+    pub restart_warn_window: SignedDuration,
+}
+
+impl Default for HealthRules {
+    fn default() -> Self {
+        Self {
+            unhealthy_window: SignedDuration::from_mins(10),
+            crash_loop_restarts: 3,
+            mem_warn_ratio: 0.9,
+            throttle_warn_ratio: 0.25,
+            throttle_window: SignedDuration::from_mins(1),
+            restart_warn_window: SignedDuration::from_hours(1),
+        }
+    }
+}
+
+impl HealthRules {
+    /// How long event times must be kept to evaluate these rules.
+    pub fn lookback(&self) -> SignedDuration {
+        self.unhealthy_window.max(self.restart_warn_window)
+    }
+
+    pub fn evaluate(&self, c: &Container, now: Timestamp) -> (Health, Vec<String>) {
+        let mut unhealthy = Vec::new();
+        let mut warning = Vec::new();
+        let within = |times: &[Timestamp], w: SignedDuration| {
+            times.iter().filter(|t| now.duration_since(**t) <= w).count()
+        };
+        if c.state == State::Error {
+            unhealthy.push(format!("state {}", c.state));
+        }
+        let ooms = within(&c.oom_times, self.unhealthy_window);
+        if ooms > 0 {
+            unhealthy.push(format!(
+                "{ooms} oom kill(s) in the last {}",
+                crate::render::duration(self.unhealthy_window)
+            ));
+        }
+        let cores = within(&c.core_times, self.unhealthy_window);
+        if cores > 0 {
+            unhealthy.push(format!(
+                "{cores} core dump(s) in the last {}",
+                crate::render::duration(self.unhealthy_window)
+            ));
+        }
+        let recent = within(&c.restart_times, self.unhealthy_window);
+        if recent >= self.crash_loop_restarts {
+            unhealthy.push(format!(
+                "crash loop: {recent} restarts in the last {}",
+                crate::render::duration(self.unhealthy_window)
+            ));
+        }
+        if let Some(s) = &c.sample.stats
+            && let Some(limit) = s.mem_limit_bytes.filter(|l| *l > 0)
+        {
+            let ratio = s.mem_used_bytes() as f64 / limit as f64;
+            if ratio > self.mem_warn_ratio {
+                warning.push(format!("memory at {:.0}% of its limit", ratio * 100.0));
+            }
+        }
+        if let Some(ratio) = throttled_ratio(c, now, self.throttle_window)
+            && ratio > self.throttle_warn_ratio
+        {
+            warning.push(format!(
+                "cpu throttled in {:.0}% of periods over the last {}",
+                ratio * 100.0,
+                crate::render::duration(self.throttle_window)
+            ));
+        }
+        let hour = within(&c.restart_times, self.restart_warn_window);
+        if hour > 0 && recent < self.crash_loop_restarts {
+            warning.push(format!(
+                "{hour} restart(s) in the last {}",
+                crate::render::duration(self.restart_warn_window)
+            ));
+        }
+        if !unhealthy.is_empty() {
+            unhealthy.extend(warning);
+            (Health::UnHealthy, unhealthy)
+        } else if !warning.is_empty() {
+            (Health::Warning, warning)
+        } else {
+            (Health::Good, Vec::new())
+        }
+    }
+}
+
+/// Fraction of CFS periods throttled over the window, from the samples kept.
+pub fn throttled_ratio(c: &Container, now: Timestamp, window: SignedDuration) -> Option<f64> {
+    let w = &c.sample.throttle_window;
+    let last = w.back()?;
+    let first = w.iter().find(|(t, ..)| now.duration_since(*t) <= window)?;
+    let periods = last.1.checked_sub(first.1)?;
+    let throttled = last.2.checked_sub(first.2)?;
+    (periods > 0).then(|| throttled as f64 / periods as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::{
+        identity::{Identity, Runtime},
+        stats::CgroupStats,
+    };
+
+    fn container(now: Timestamp) -> Container {
+        let identity = Identity {
+            runtime: Runtime::Docker,
+            runtime_id: "a".repeat(64),
+            pod_uid: None,
+            cgroup: format!("/docker/{}", "a".repeat(64)),
+        };
+        let mut c = Container::new(identity, now);
+        c.state = State::Running;
+        c
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn running_quietly_is_good() {
+        let c = container(now());
+        assert_eq!(HealthRules::default().evaluate(&c, now()), (Health::Good, vec![]));
+    }
+
+    #[test]
+    fn error_state_and_recent_oom_are_unhealthy() {
+        let mut c = container(now());
+        c.state = State::Error;
+        c.oom_times.push(now() - SignedDuration::from_mins(2));
+        let (h, why) = HealthRules::default().evaluate(&c, now());
+        assert_eq!(h, Health::UnHealthy);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[1].contains("oom"), "{why:?}");
+    }
+
+    #[test]
+    fn old_oom_is_forgotten_but_restart_within_the_hour_warns() {
+        let mut c = container(now());
+        c.oom_times.push(now() - SignedDuration::from_mins(11));
+        c.restart_times.push(now() - SignedDuration::from_mins(30));
+        let (h, why) = HealthRules::default().evaluate(&c, now());
+        assert_eq!(h, Health::Warning);
+        assert_eq!(why, vec!["1 restart(s) in the last 1h".to_owned()]);
+    }
+
+    #[test]
+    fn three_restarts_in_ten_minutes_is_a_crash_loop() {
+        let mut c = container(now());
+        for m in [1, 3, 5] {
+            c.restart_times.push(now() - SignedDuration::from_mins(m));
+        }
+        let (h, why) = HealthRules::default().evaluate(&c, now());
+        assert_eq!(h, Health::UnHealthy);
+        assert!(why[0].starts_with("crash loop: 3 restarts"), "{why:?}");
+    }
+
+    #[test]
+    fn memory_near_limit_and_throttling_warn() {
+        let mut c = container(now());
+        c.sample.stats = Some(CgroupStats {
+            mem_anon_bytes: 95,
+            mem_limit_bytes: Some(100),
+            ..Default::default()
+        });
+        let t0 = now() - SignedDuration::from_secs(30);
+        c.sample.throttle_window.push_back((t0, 100, 10));
+        c.sample.throttle_window.push_back((now(), 200, 60));
+        let (h, why) = HealthRules::default().evaluate(&c, now());
+        assert_eq!(h, Health::Warning);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[0].contains("95%") && why[1].contains("50%"), "{why:?}");
+    }
+}

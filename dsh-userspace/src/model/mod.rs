@@ -1,0 +1,430 @@
+//! The agent's picture of the host's containers: which cgroup belongs to
+//! which container, each container's state machine, and the log lines its
+//! changes produce. Knows nothing of how events are collected or stored.
+pub mod container;
+pub mod entry;
+pub mod health;
+pub mod row;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::cgroup::{identity::Identity, stats::CgroupStats};
+use container::{Container, Counters, ExternalSignal, OomAtDeath, RuntimeMeta};
+use entry::LogEntry;
+use health::HealthRules;
+use row::ContainerRow;
+
+pub struct Model {
+    containers: BTreeMap<String, Container>,
+    /// Attribution-hierarchy cgroup id (a container's own or a sub-cgroup) → key.
+    by_cgroup: HashMap<u64, String>,
+    /// Block-I/O cgroup id (v1 blkio on hybrid hosts) → key.
+    by_blkcg: HashMap<u64, String>,
+    pub rules: HealthRules,
+    /// Containers gone from cgroupfs (and unknown to any runtime) are dropped
+    /// from the table this long after their last change.
+    pub forget_after: SignedDuration,
+    log: Vec<LogEntry>,
+    dirty: BTreeSet<String>,
+    forgotten: BTreeSet<String>,
+}
+
+/// Which of the journal's containers changed since the last call.
+#[derive(Default)]
+pub struct Changes {
+    pub updated: Vec<Container>,
+    pub forgotten: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ResolveError {
+    #[error("no container matches {name:?}; known: {}", list(.known))]
+    Unknown { name: String, known: Vec<String> },
+    #[error("{name:?} is ambiguous; it matches: {}", list(.matches))]
+    Ambiguous { name: String, matches: Vec<String> },
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl Model {
+    pub fn new(rules: HealthRules, forget_after: SignedDuration) -> Self {
+        Self {
+            containers: BTreeMap::new(),
+            by_cgroup: HashMap::new(),
+            by_blkcg: HashMap::new(),
+            rules,
+            forget_after,
+            log: Vec::new(),
+            dirty: BTreeSet::new(),
+            forgotten: BTreeSet::new(),
+        }
+    }
+
+    /// Containers as the journal last saw them (before the start-up scan).
+    pub fn restore(&mut self, saved: Vec<Container>) {
+        for c in saved {
+            if let Some(id) = c.cgroup_id {
+                self.by_cgroup.insert(id, c.key().to_owned());
+            }
+            self.containers.insert(c.key().to_owned(), c);
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Container> {
+        self.containers.get(key)
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &Container> {
+        self.containers.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+    }
+
+    pub fn key_of_cgroup(&self, id: u64) -> Option<&str> {
+        self.by_cgroup.get(&id).map(String::as_str)
+    }
+
+    fn emit(&mut self, key: &str, entries: Vec<LogEntry>) {
+        if !entries.is_empty() {
+            self.dirty.insert(key.to_owned());
+        }
+        self.log.extend(entries);
+    }
+
+    fn with<F>(&mut self, cgroup_id: u64, f: F)
+    where
+        F: FnOnce(&mut Container) -> Vec<LogEntry>,
+    {
+        let Some(key) = self.by_cgroup.get(&cgroup_id).cloned() else {
+            return;
+        };
+        if let Some(c) = self.containers.get_mut(&key) {
+            let entries = f(c);
+            self.emit(&key, entries);
+        }
+    }
+
+    /// A cgroup appeared in the attribution hierarchy (from the start-up scan
+    /// with `ts` its discovery time, or from the kernel's mkdir event).
+    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: u64, ts: Timestamp) {
+        let key = identity.runtime_id.clone();
+        self.by_cgroup.insert(id, key.clone());
+        if path != identity.cgroup {
+            return; // a sub-cgroup inside the container
+        }
+        let c = self
+            .containers
+            .entry(key.clone())
+            .or_insert_with(|| Container::new(identity, ts));
+        if c.cgroup_id == Some(id) {
+            return;
+        }
+        let entries = c.cgroup_created(id, ts);
+        self.emit(&key, entries);
+    }
+
+    /// Start-up scan: a container's cgroup exists and has processes.
+    pub fn found_running(
+        &mut self,
+        key: &str,
+        ts: Timestamp,
+        started_at: Option<Timestamp>,
+        main: Option<u32>,
+        msg: &str,
+    ) {
+        if let Some(c) = self.containers.get_mut(key) {
+            let entries = c.found_running(ts, started_at, main, msg);
+            self.emit(key, entries);
+        }
+    }
+
+    /// Start-up: a container the journal had as running whose cgroup is gone.
+    pub fn mark_gone(&mut self, key: &str, ts: Timestamp) {
+        if let Some(c) = self.containers.get_mut(key)
+            && c.cgroup_id.is_some()
+        {
+            let entries = c.cgroup_removed(ts);
+            self.emit(key, entries);
+        }
+    }
+
+    pub fn cgroup_removed(&mut self, id: u64, ts: Timestamp) {
+        let Some(key) = self.by_cgroup.remove(&id) else {
+            return;
+        };
+        if let Some(c) = self.containers.get_mut(&key)
+            && c.cgroup_id == Some(id)
+        {
+            let entries = c.cgroup_removed(ts);
+            self.emit(&key, entries);
+        }
+    }
+
+    pub fn blkcg_created(&mut self, key: &str, id: u64) {
+        self.by_blkcg.insert(id, key.to_owned());
+    }
+
+    pub fn blkcg_removed(&mut self, id: u64) {
+        self.by_blkcg.remove(&id);
+    }
+
+    pub fn exec(&mut self, cgroup_id: u64, tgid: u32, comm: &str, filename: &str, ts: Timestamp) {
+        self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the exit event's fields")]
+    pub fn exit(
+        &mut self,
+        cgroup_id: u64,
+        tgid: u32,
+        comm: &str,
+        exit_code: Option<u8>,
+        signal: Option<u8>,
+        core_dumped: bool,
+        ts: Timestamp,
+    ) {
+        self.with(cgroup_id, |c| {
+            c.exit(ts, tgid, comm, exit_code, signal, core_dumped)
+        });
+    }
+
+    pub fn oom_kill(&mut self, victim_cgroup: u64, tgid: u32, at_death: OomAtDeath, ts: Timestamp) {
+        self.with(victim_cgroup, |c| {
+            c.oom_kill(ts, tgid, at_death);
+            Vec::new()
+        });
+        if let Some(key) = self.by_cgroup.get(&victim_cgroup) {
+            self.dirty.insert(key.clone());
+        }
+    }
+
+    /// A signal generated for a process in a container; only those sent from
+    /// outside the container are of interest (to name who stopped it).
+    pub fn signal(
+        &mut self,
+        sender_cgroup: u64,
+        sender: ExternalSignal,
+        target_cgroup: u64,
+        target_tgid: u32,
+        ts: Timestamp,
+    ) {
+        let target = self.by_cgroup.get(&target_cgroup);
+        if target.is_none() || target == self.by_cgroup.get(&sender_cgroup) {
+            return;
+        }
+        // SIGCHLD, SIGURG, SIGWINCH, SIGCONT are housekeeping, not intent.
+        if matches!(sender.signal, 17 | 18 | 23 | 28) {
+            return;
+        }
+        self.with(target_cgroup, |c| c.external_signal(ts, target_tgid, sender));
+    }
+
+    pub fn listen(&mut self, cgroup_id: u64, port: u16, addr: String, listening: bool) {
+        let Some(key) = self.by_cgroup.get(&cgroup_id) else {
+            return;
+        };
+        if let Some(c) = self.containers.get_mut(key) {
+            if listening {
+                c.listening.insert(port, addr);
+            } else {
+                c.listening.remove(&port);
+            }
+        }
+    }
+
+    /// Runtime metadata for one container (None: the runtime no longer knows it).
+    pub fn set_meta(&mut self, key: &str, meta: Option<RuntimeMeta>) {
+        if let Some(c) = self.containers.get_mut(key) {
+            if let Some(m) = &meta
+                && c.last_name.as_deref() != Some(m.name.as_str())
+            {
+                c.last_name = Some(m.name.clone());
+                self.dirty.insert(key.to_owned());
+            }
+            c.meta = meta;
+        }
+    }
+
+    /// The runtime went away: its names are no longer known to be true.
+    pub fn clear_meta(&mut self) {
+        for c in self.containers.values_mut() {
+            c.meta = None;
+        }
+    }
+
+    pub fn live_keys(&self) -> Vec<String> {
+        self.containers
+            .iter()
+            .filter(|(_, c)| c.cgroup_id.is_some())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn key_of_blkcg(&self, id: u64) -> Option<&str> {
+        self.by_blkcg.get(&id).map(String::as_str)
+    }
+
+    /// One sampling interval's figures for a container: cumulative counters
+    /// in, rates out.
+    pub fn record_sample(
+        &mut self,
+        key: &str,
+        stats: CgroupStats,
+        counters: Counters,
+        now: Timestamp,
+    ) {
+        let window = self.rules.throttle_window;
+        let Some(c) = self.containers.get_mut(key) else {
+            return;
+        };
+        let s = &mut c.sample;
+        if let Some(prev) = s.prev
+            && let Some(at) = prev.at
+        {
+            let dt = now.duration_since(at).as_secs_f64();
+            if dt > 0.0 {
+                let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / dt;
+                s.cpu_used_cores = rate(stats.cpu_usage_ns, prev.cpu_ns) / 1e9;
+                s.syscalls_per_s = rate(counters.syscalls, prev.syscalls);
+                s.syscall_errors_per_s = rate(counters.syscall_errors, prev.syscall_errors);
+                s.block_read_bytes_per_s = rate(counters.block_read, prev.block_read);
+                s.block_write_bytes_per_s = rate(counters.block_write, prev.block_write);
+            }
+        }
+        s.throttle_window
+            .push_back((now, stats.cpu_periods, stats.cpu_throttled_periods));
+        while s
+            .throttle_window
+            .front()
+            .is_some_and(|(t, ..)| now.duration_since(*t) > window + SignedDuration::from_secs(5))
+        {
+            s.throttle_window.pop_front();
+        }
+        s.prev = Some(Counters {
+            at: Some(now),
+            cpu_ns: stats.cpu_usage_ns,
+            ..counters
+        });
+        s.stats = Some(stats);
+    }
+
+    /// The cgroup vanished between the index and the read: a normal race.
+    pub fn sample_vanished(&mut self, key: &str) {
+        if let Some(c) = self.containers.get_mut(key) {
+            c.sample.cpu_used_cores = 0.0;
+        }
+    }
+
+    pub fn rows(&self, all: bool, now: Timestamp) -> Vec<ContainerRow> {
+        self.containers
+            .values()
+            .filter(|c| all || c.state.is_live())
+            .map(|c| ContainerRow::of(c, &self.rules, now))
+            .collect()
+    }
+
+    pub fn take_log(&mut self) -> Vec<LogEntry> {
+        std::mem::take(&mut self.log)
+    }
+
+    pub fn take_changes(&mut self) -> Changes {
+        let updated = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|k| self.containers.get(&k).cloned())
+            .collect();
+        Changes {
+            updated,
+            forgotten: std::mem::take(&mut self.forgotten).into_iter().collect(),
+        }
+    }
+
+    /// Drops containers that are gone and stale, and event times too old to
+    /// matter: keeps memory flat under container churn.
+    pub fn housekeep(&mut self, now: Timestamp) {
+        let lookback = self.rules.lookback();
+        let forget = self.forget_after;
+        let stale: Vec<String> = self
+            .containers
+            .iter()
+            .filter(|(_, c)| {
+                c.cgroup_id.is_none()
+                    && c.meta.is_none()
+                    && !c.state.is_live()
+                    && now.duration_since(c.last_change) > forget
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            self.containers.remove(&k);
+            self.dirty.remove(&k);
+            self.forgotten.insert(k);
+        }
+        for c in self.containers.values_mut() {
+            c.prune_times(now, lookback);
+        }
+        self.by_cgroup.shrink_to_fit();
+        self.by_blkcg.shrink_to_fit();
+    }
+
+    /// Resolves a name as the CLI was given it: runtime name (current or
+    /// last known), unique id prefix (at least 4 hex chars), or cgroup path.
+    pub fn resolve(&self, name: &str) -> Result<String, ResolveError> {
+        let exact: Vec<&Container> = self
+            .containers
+            .values()
+            .filter(|c| {
+                c.display_id() == name
+                    || c.last_name.as_deref() == Some(name)
+                    || c.identity.cgroup == name
+                    || c.identity.runtime_id == name
+            })
+            .collect();
+        if exact.len() == 1 {
+            return Ok(exact[0].key().to_owned());
+        }
+        let candidates: Vec<&Container> = if exact.len() > 1 {
+            exact
+        } else if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.containers
+                .values()
+                .filter(|c| c.identity.runtime_id.starts_with(name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let describe = |c: &&Container| format!("{} ({})", c.display_id(), short(c.key()));
+        match candidates.len() {
+            1 => Ok(candidates[0].key().to_owned()),
+            0 => Err(ResolveError::Unknown {
+                name: name.to_owned(),
+                known: self.containers.values().take(20).map(|c| describe(&c)).collect(),
+            }),
+            _ => Err(ResolveError::Ambiguous {
+                name: name.to_owned(),
+                matches: candidates.iter().map(describe).collect(),
+            }),
+        }
+    }
+}
+
+fn short(key: &str) -> &str {
+    if key.len() == 64 { &key[..12] } else { key }
+}
+
+#[cfg(test)]
+mod tests;

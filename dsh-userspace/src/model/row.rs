@@ -1,0 +1,103 @@
+//! The health table's rows: one plain snapshot shared by `dsh ps`, `--json` and `dsh top`.
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{container::Container, health::HealthRules, state::State};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRow {
+    pub id: String,
+    pub runtime: String,
+    pub runtime_id: String,
+    pub cgroup: String,
+    pub pod_uid: Option<String>,
+    pub image: Option<String>,
+    pub endpoint: String,
+    pub state: State,
+    pub rtime_s: Option<i64>,
+    pub btime_s: Option<f64>,
+    pub cpu_used_cores: f64,
+    pub cpu_limit_cores: Option<f64>,
+    pub mem_used_bytes: u64,
+    pub mem_limit_bytes: Option<u64>,
+    pub restart: u64,
+    pub health: String,
+    pub health_reasons: Vec<String>,
+    pub oom_kills: u64,
+    pub core_dumps: u64,
+    pub pids: Option<u64>,
+    pub syscalls_per_s: f64,
+    pub syscall_errors_per_s: f64,
+    pub block_read_bytes_per_s: f64,
+    pub block_write_bytes_per_s: f64,
+    /// Fraction of CFS periods throttled over the last minute.
+    pub cpu_throttled_ratio: Option<f64>,
+}
+
+impl ContainerRow {
+    pub fn of(c: &Container, rules: &HealthRules, now: Timestamp) -> Self {
+        let (health, health_reasons) = rules.evaluate(c, now);
+        let stats = c.sample.stats.as_ref();
+        let live = c.state == State::Running;
+        Self {
+            id: c.display_id().to_owned(),
+            runtime: serde_json::to_value(c.identity.runtime)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            runtime_id: c.identity.runtime_id.clone(),
+            cgroup: c.identity.cgroup.clone(),
+            pod_uid: c.identity.pod_uid.clone(),
+            image: c.meta.as_ref().map(|m| m.image.clone()),
+            endpoint: endpoint(c),
+            state: c.state,
+            rtime_s: c
+                .started_at
+                .filter(|_| live)
+                .map(|s| now.duration_since(s).as_secs().max(0)),
+            btime_s: c.btime.map(|d| d.as_secs_f64()),
+            cpu_used_cores: if live { c.sample.cpu_used_cores } else { 0.0 },
+            cpu_limit_cores: stats.and_then(|s| s.cpu_limit_cores),
+            mem_used_bytes: if c.cgroup_id.is_some() {
+                stats.map_or(0, |s| s.mem_used_bytes())
+            } else {
+                0
+            },
+            mem_limit_bytes: stats.and_then(|s| s.mem_limit_bytes),
+            restart: c.restart_count(),
+            health: health.as_str().to_owned(),
+            health_reasons,
+            oom_kills: c.oom_kills,
+            core_dumps: c.core_dumps,
+            pids: stats.and_then(|s| s.pids),
+            syscalls_per_s: c.sample.syscalls_per_s,
+            syscall_errors_per_s: c.sample.syscall_errors_per_s,
+            block_read_bytes_per_s: c.sample.block_read_bytes_per_s,
+            block_write_bytes_per_s: c.sample.block_write_bytes_per_s,
+            cpu_throttled_ratio: super::health::throttled_ratio(c, now, rules.throttle_window),
+        }
+    }
+}
+
+/// `172.17.0.2:{80,443}`: the container's address and its listening TCP
+/// ports (kernel listen events and the runtime's published ports); `-` when
+/// it listens on nothing.
+pub fn endpoint(c: &Container) -> String {
+    let mut ports: Vec<u16> = c.listening.keys().copied().collect();
+    if let Some(m) = &c.meta {
+        ports.extend(&m.ports);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    if ports.is_empty() {
+        return "-".to_owned();
+    }
+    let addr = c
+        .meta
+        .as_ref()
+        .and_then(|m| m.ip.clone())
+        .or_else(|| c.listening.values().next().cloned())
+        .unwrap_or_else(|| "*".to_owned());
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    format!("{addr}:{{{}}}", list.join(","))
+}

@@ -1,0 +1,200 @@
+//! The state machine fed the event sequences real containers produce.
+use jiff::{SignedDuration, Timestamp};
+
+use super::{
+    Model, ResolveError,
+    container::{ExternalSignal, OomAtDeath, RuntimeMeta},
+    entry::LogKind,
+    health::HealthRules,
+    state::State,
+};
+use crate::cgroup::identity::{Identity, Runtime};
+
+const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + s).unwrap()
+}
+
+fn docker(id: &str) -> Identity {
+    Identity {
+        runtime: Runtime::Docker,
+        runtime_id: id.to_owned(),
+        pod_uid: None,
+        cgroup: format!("/docker/{id}"),
+    }
+}
+
+fn model() -> Model {
+    Model::new(HealthRules::default(), SignedDuration::from_hours(1))
+}
+
+/// What runc does: cgroup, its own helpers exit inside it, then the user exec.
+fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
+    let ident = docker(ID);
+    let path = ident.cgroup.clone();
+    m.cgroup_created(ident, &path, cg, t(at));
+    m.exit(cg, user_tgid - 2, "runc:[1:CHILD]", Some(0), None, false, t(at));
+    m.exit(cg, user_tgid - 1, "runc:[0:PARENT]", Some(0), None, false, t(at));
+    m.exec(cg, user_tgid, "sh", "/bin/sh", t(at + 1));
+}
+
+fn changes(m: &mut Model) -> Vec<(Option<State>, State, String)> {
+    m.take_log()
+        .into_iter()
+        .filter_map(|e| e.to.map(|to| (e.from, to, e.msg)))
+        .collect()
+}
+
+#[test]
+fn boot_then_oom_then_restart() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    assert_eq!(
+        changes(&mut m),
+        vec![
+            (None, State::Booting, format!("create cgroup /docker/{ID}")),
+            (
+                Some(State::Booting),
+                State::Running,
+                "start user process ok".to_owned()
+            ),
+        ]
+    );
+    let c = m.get(ID).unwrap();
+    assert_eq!(c.btime, Some(SignedDuration::from_secs(1)));
+    assert_eq!(c.main_tgid, Some(50));
+
+    let at_death = OomAtDeath {
+        mem_used: Some(32 << 20),
+        mem_limit: Some(32 << 20),
+    };
+    m.oom_kill(100, 50, at_death, t(5));
+    m.exit(100, 50, "dd", None, Some(9), false, t(5));
+    let log = m.take_log();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].kind, LogKind::Oom);
+    assert_eq!(log[0].to, Some(State::Error));
+    assert!(log[0].msg.starts_with("oom (memory 32.0MiB of limit 32.0MiB"), "{}", log[0].msg);
+
+    // --restart=always: same container, new cgroup, new user process.
+    m.cgroup_removed(100, t(6));
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 101, t(7));
+    m.exec(101, 60, "sh", "/bin/sh", t(8));
+    let c = m.get(ID).unwrap();
+    assert_eq!((c.state, c.restarts, c.oom_kills), (State::Running, 1, 1));
+    let ch = changes(&mut m);
+    assert_eq!(
+        ch.last().unwrap(),
+        &(
+            Some(State::Error),
+            State::Running,
+            "start user process ok".to_owned()
+        )
+    );
+    let (h, why) = m.rules.evaluate(m.get(ID).unwrap(), t(9));
+    assert_eq!(h, super::health::Health::UnHealthy, "{why:?}");
+}
+
+#[test]
+fn segv_is_a_core_dump_and_child_exits_are_quiet() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.take_log();
+    m.exec(100, 51, "sleep", "/bin/sleep", t(2));
+    m.exit(100, 51, "sleep", Some(0), None, false, t(3));
+    m.exit(100, 50, "sh", None, Some(11), true, t(4));
+    let log = m.take_log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0].kind, LogKind::Exec);
+    assert_eq!(log[1].msg, "receive signal SIGSEGV, seems coredump (core written)");
+    assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
+    assert_eq!(log[1].core_dumped, Some(true));
+    assert_eq!(m.get(ID).unwrap().core_dumps, 1);
+}
+
+#[test]
+fn term_from_outside_names_the_sender_and_is_a_stop() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.take_log();
+    let sender = ExternalSignal {
+        signal: 15,
+        sender_pid: 777,
+        sender_comm: "runc".to_owned(),
+    };
+    m.signal(1, sender, 100, 50, t(3));
+    m.exit(100, 50, "sh", None, Some(15), false, t(3));
+    let log = m.take_log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0].kind, LogKind::Signal);
+    assert!(!log[0].is_state_change());
+    assert_eq!(log[1].to, Some(State::Exited));
+    assert_eq!(log[1].msg, "receive signal SIGTERM from pid 777 (runc)");
+}
+
+#[test]
+fn exit_code_three_is_an_error_and_zero_is_not() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.exit(100, 50, "sh", Some(3), None, false, t(2));
+    assert_eq!(m.get(ID).unwrap().state, State::Error);
+    assert_eq!(changes(&mut m).last().unwrap().2, "exit code 3");
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 102, t(3));
+    m.exec(102, 60, "sh", "/bin/sh", t(4));
+    m.exit(102, 60, "sh", Some(0), None, false, t(5));
+    assert_eq!(m.get(ID).unwrap().state, State::Exited);
+}
+
+#[test]
+fn signals_inside_the_container_are_not_external() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.take_log();
+    let own = ExternalSignal {
+        signal: 11,
+        sender_pid: 50,
+        sender_comm: "sh".to_owned(),
+    };
+    m.signal(100, own, 100, 50, t(2));
+    assert!(m.take_log().is_empty());
+}
+
+#[test]
+fn forgotten_after_removal_and_ttl() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.exit(100, 50, "sh", Some(0), None, false, t(2));
+    m.cgroup_removed(100, t(2));
+    m.housekeep(t(60));
+    assert_eq!(m.len(), 1);
+    m.housekeep(t(2 + 3601));
+    assert!(m.is_empty());
+    assert_eq!(m.take_changes().forgotten, vec![ID.to_owned()]);
+}
+
+#[test]
+fn names_prefixes_and_paths_resolve() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    let other = "07c5ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+    m.cgroup_created(docker(other), &format!("/docker/{other}"), 200, t(0));
+    m.set_meta(
+        ID,
+        Some(RuntimeMeta {
+            name: "web".to_owned(),
+            ..Default::default()
+        }),
+    );
+    assert_eq!(m.resolve("web").unwrap(), ID);
+    assert_eq!(m.resolve("07c56").unwrap(), ID);
+    assert_eq!(m.resolve(&format!("/docker/{other}")).unwrap(), other);
+    assert!(matches!(m.resolve("07c5"), Err(ResolveError::Ambiguous { matches, .. }) if matches.len() == 2));
+    assert!(matches!(m.resolve("07c"), Err(ResolveError::Unknown { .. })));
+    let e = m.resolve("nope").unwrap_err().to_string();
+    assert!(e.contains("no container matches \"nope\"") && e.contains("web (07c561cc06f3)"), "{e}");
+    // The runtime gone: the name is no longer shown but still resolves.
+    m.clear_meta();
+    assert_eq!(m.get(ID).unwrap().display_id(), format!("/docker/{ID}"));
+    assert_eq!(m.resolve("web").unwrap(), ID);
+}
