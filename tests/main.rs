@@ -2,8 +2,10 @@
 //! run real processes in real cgroups, and assert on what the kernel
 //! reported for those cgroups and no other. Root only; run them through
 //! `cargo xtask test` (one test thread: they share the loaded programs).
+mod agentkit;
 mod common;
 
+mod agent_docker;
 mod block;
 mod burst;
 mod cgroups;

@@ -105,6 +105,17 @@ fn main() {
             std::io::stdin().read_to_end(&mut sink).ok();
             drop(l);
         }
+        // Listen on 0.0.0.0:PORT until killed (a container's server).
+        "serve" => {
+            let port = num(2);
+            let _l = TcpListener::bind(("0.0.0.0", port as u16)).unwrap_or_else(|e| {
+                eprintln!("dsh-workload: bind {port}: {e}");
+                exit(1)
+            });
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         // Print "ready", then sleep until killed.
         "sleep" => {
             println!("ready");

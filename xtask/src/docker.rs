@@ -91,8 +91,10 @@ fn start_dockerd() -> anyhow::Result<()> {
     let log = workspace_root().join("target/dockerd.log");
     say(&format!("starting dockerd (log: {})", log.display()));
     let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    // --live-restore: containers outlive a dockerd restart, as on production
+    // hosts; the tests stop and restart dockerd under running containers.
     let mut child = Command::new("setsid")
-        .arg("dockerd")
+        .args(["dockerd", "--live-restore"])
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)

@@ -1,6 +1,7 @@
 //! `dsh agent`: joins kernel events and counters (probe) with cgroup files
 //! and runtime metadata into the model, writes the journal, serves the CLI.
 mod discovery;
+mod reorder;
 mod sample;
 mod server;
 
@@ -132,6 +133,8 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let mut tick = tokio::time::interval(agent.cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(Duration::from_millis(200));
+    let mut held = reorder::Reorder::default();
+    let mut release = tokio::time::interval(Duration::from_millis(25));
     let mut ticks: u64 = 0;
     log::info!(
         "dsh agent: programs attached; {} containers; socket {}",
@@ -143,9 +146,14 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             ev = events.next() => match ev {
-                Ok(ev) => agent.on_event(ev),
+                Ok(ev) => held.push(ev),
                 Err(e) => log::warn!("event stream: {e}"),
             },
+            _ = release.tick(), if !held.is_empty() => {
+                for ev in held.ready(BootClock::boot_ns_now(), false) {
+                    agent.on_event(ev);
+                }
+            }
             scheduled = tick.tick() => {
                 agent.sample_lag_ms = scheduled.elapsed().as_secs_f64() * 1e3;
                 let t0 = Instant::now();
@@ -153,10 +161,12 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                 agent.tick();
                 agent.sample_duration_ms = t0.elapsed().as_secs_f64() * 1e3;
                 ticks += 1;
-                if ticks % 60 == 0 {
+                // Every ~10 s: forget stale containers; every ~10 min: retention.
+                let per_10s = (10_000 / agent.cfg.interval.as_millis().max(1) as u64).max(1);
+                if ticks % per_10s == 0 {
                     agent.model.housekeep(Timestamp::now());
                 }
-                if ticks % 600 == 1 {
+                if ticks % (per_10s * 60) == 1 {
                     agent.enforce_retention();
                 }
                 agent.flush();
@@ -175,6 +185,12 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     log::info!("dsh agent: stopping");
     docker_task.abort();
     server.abort();
+    for ev in events.drain() {
+        held.push(ev);
+    }
+    for ev in held.ready(0, true) {
+        agent.on_event(ev);
+    }
     agent.flush();
     let socket = api::socket_path(&agent.cfg.state_dir);
     agent.probe.detach_all();
@@ -344,6 +360,7 @@ impl Agent {
                 Err(e) => Reply::Error(e.to_string()),
             },
             Ask::Status => Reply::Status(Box::new(self.status())),
+            Ask::Names => Reply::Names(self.model.names()),
         }
     }
 

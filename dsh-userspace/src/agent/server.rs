@@ -2,7 +2,10 @@
 //! Table and status requests are answered by the main loop (which owns the
 //! model); log requests read the journal directly and, when following,
 //! continue from the main loop's broadcast of committed lines.
-use std::{os::unix::fs::PermissionsExt as _, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap, os::unix::fs::PermissionsExt as _, path::Path, sync::Arc,
+    time::Duration,
+};
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
@@ -22,6 +25,7 @@ pub enum Ask {
     Ps { all: bool },
     Status,
     Resolve { name: String },
+    Names,
 }
 
 pub type AskSender = mpsc::Sender<(Ask, oneshot::Sender<Reply>)>;
@@ -116,9 +120,11 @@ async fn handle(
             let mut rx = follow.then(|| lines.subscribe());
             let since = since_s.map(|s| Timestamp::now() - SignedDuration::from_secs(s));
             let mut last_seq = 0;
+            let mut names = names(&ask).await;
             let backlog = query(&journal, key.clone(), since, 0, !all).await;
-            for e in backlog? {
+            for mut e in backlog? {
                 last_seq = e.seq;
+                rename(&mut e, &names);
                 send(&mut w, &Reply::Entry(Box::new(e))).await?;
             }
             let Some(rx) = rx.as_mut() else {
@@ -134,17 +140,38 @@ async fn handle(
                         return send(&mut w, &Reply::End).await;
                     }
                 };
-                for e in batch {
+                for mut e in batch {
                     let wanted = e.seq > last_seq
                         && key.as_ref().is_none_or(|k| *k == e.key)
                         && (all || e.is_state_change());
                     if wanted {
                         last_seq = e.seq;
+                        if e.id.starts_with('/') && !names.contains_key(&e.key) {
+                            names = self::names(&ask).await;
+                        }
+                        rename(&mut e, &names);
                         send(&mut w, &Reply::Entry(Box::new(e))).await?;
                     }
                 }
             }
         }
+    }
+}
+
+async fn names(ask: &AskSender) -> HashMap<String, String> {
+    match ask_main(ask, Ask::Names).await {
+        Reply::Names(n) => n,
+        _ => HashMap::new(),
+    }
+}
+
+/// A line written before the runtime named its container (the cgroup path
+/// stood in) shows the name the container has now.
+fn rename(e: &mut LogEntry, names: &HashMap<String, String>) {
+    if e.id.starts_with('/')
+        && let Some(name) = names.get(&e.key)
+    {
+        e.id.clone_from(name);
     }
 }
 

@@ -46,6 +46,9 @@ pub enum Reply {
     /// The end of a non-following log reply.
     End,
     Resolved(Box<ContainerRow>),
+    /// Container key → current name (the agent's own use, for log lines
+    /// written before the runtime had named the container).
+    Names(std::collections::HashMap<String, String>),
     Error(String),
 }
 

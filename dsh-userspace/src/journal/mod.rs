@@ -87,10 +87,15 @@ pub struct Journal {
 
 impl Journal {
     pub fn open(path: &Path, retention: Retention) -> Result<Self, JournalError> {
-        let database = Database::create(path).map_err(|source| JournalError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        // A small page cache: the agent's memory must stay flat as the
+        // journal grows (redb's default cache is sized for databases).
+        let database = Database::builder()
+            .set_cache_size(16 << 20)
+            .create(path)
+            .map_err(|source| JournalError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         // Create the tables so readers never see them missing.
         let tx = database.begin_write().map_err(db("begin"))?;
         let last = {

@@ -71,6 +71,9 @@ pub struct Container {
     pub meta: Option<RuntimeMeta>,
     /// The last name the runtime gave, kept so `dsh log NAME` still resolves.
     pub last_name: Option<String>,
+    /// The runtime said this container no longer exists (`docker rm`).
+    #[serde(default)]
+    pub removed_from_runtime: bool,
     pub state: State,
     /// The current incarnation's cgroup id (attribution hierarchy); None once removed.
     pub cgroup_id: Option<u64>,
@@ -104,6 +107,7 @@ impl Container {
             identity,
             meta: None,
             last_name: None,
+            removed_from_runtime: false,
             state: State::Booting,
             cgroup_id: None,
             created_at: None,
@@ -129,10 +133,13 @@ impl Container {
         &self.identity.runtime_id
     }
 
-    /// The name shown in `id`: the runtime's name, else the cgroup path.
+    /// The name shown in `id`: the runtime's name; the last one it gave if
+    /// the runtime has since removed the container; else the cgroup path
+    /// (also while the runtime is unreachable: its names are not current).
     pub fn display_id(&self) -> &str {
-        match &self.meta {
-            Some(m) if !m.name.is_empty() => &m.name,
+        match (&self.meta, &self.last_name) {
+            (Some(m), _) if !m.name.is_empty() => &m.name,
+            (None, Some(last)) if self.removed_from_runtime => last,
             _ => &self.identity.cgroup,
         }
     }
@@ -278,7 +285,6 @@ impl Container {
             .with_task(sig.sender_pid, &sig.sender_comm);
         e.signal = Some(signal_name(sig.signal));
         self.external_signals.insert(target_tgid, sig);
-        let _ = target_tgid;
         vec![e]
     }
 
@@ -333,6 +339,15 @@ impl Container {
                     format!("receive signal {}", signal_name(s)),
                 )
             }
+        } else if let (Some(c), Some(ext)) = (exit_code, external.filter(|e| is_stop_signal(e.signal))) {
+            // It handled the stop signal and exited: a stop, with who asked.
+            let msg = format!(
+                "exit code {c} after receive signal {} from pid {} ({})",
+                signal_name(ext.signal),
+                ext.sender_pid,
+                ext.sender_comm
+            );
+            (State::Exited, LogKind::Exit, msg)
         } else {
             match exit_code {
                 Some(0) => (State::Exited, LogKind::Exit, "exit code 0".to_owned()),

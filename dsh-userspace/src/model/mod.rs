@@ -250,6 +250,7 @@ impl Model {
     /// Runtime metadata for one container (None: the runtime no longer knows it).
     pub fn set_meta(&mut self, key: &str, meta: Option<RuntimeMeta>) {
         if let Some(c) = self.containers.get_mut(key) {
+            c.removed_from_runtime = meta.is_none();
             if let Some(m) = &meta
                 && c.last_name.as_deref() != Some(m.name.as_str())
             {
@@ -264,7 +265,20 @@ impl Model {
     pub fn clear_meta(&mut self) {
         for c in self.containers.values_mut() {
             c.meta = None;
+            c.removed_from_runtime = false;
         }
+    }
+
+    /// Key → the best name known (current runtime name, else the last one),
+    /// for containers that have one.
+    pub fn names(&self) -> HashMap<String, String> {
+        self.containers
+            .iter()
+            .filter_map(|(k, c)| {
+                let name = c.meta.as_ref().map(|m| &m.name).or(c.last_name.as_ref())?;
+                (!name.is_empty()).then(|| (k.clone(), name.clone()))
+            })
+            .collect()
     }
 
     pub fn live_keys(&self) -> Vec<String> {

@@ -197,4 +197,25 @@ fn names_prefixes_and_paths_resolve() {
     m.clear_meta();
     assert_eq!(m.get(ID).unwrap().display_id(), format!("/docker/{ID}"));
     assert_eq!(m.resolve("web").unwrap(), ID);
+    // Removed from the runtime (`docker rm`): the last name stays on show.
+    m.set_meta(ID, None);
+    assert_eq!(m.get(ID).unwrap().display_id(), "web");
+}
+
+#[test]
+fn a_handled_term_is_a_stop_that_names_the_sender() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    let sender = ExternalSignal {
+        signal: 15,
+        sender_pid: 9,
+        sender_comm: "runc".to_owned(),
+    };
+    m.signal(1, sender, 100, 50, t(2));
+    m.exit(100, 50, "sh", Some(143), None, false, t(2));
+    assert_eq!(m.get(ID).unwrap().state, State::Exited);
+    assert_eq!(
+        changes(&mut m).last().unwrap().2,
+        "exit code 143 after receive signal SIGTERM from pid 9 (runc)"
+    );
 }

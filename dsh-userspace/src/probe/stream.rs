@@ -72,6 +72,21 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// Every event already in the buffers, without waiting (at shutdown).
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Some(r) = pop(self.critical.get_mut()).or_else(|| pop(self.chatty.get_mut())) {
+            match r {
+                Ok(e) => out.push(e),
+                Err(err) => {
+                    self.undecodable += 1;
+                    log::warn!("dropping undecodable event: {err}");
+                }
+            }
+        }
+        out
+    }
+
     /// The next event. Waits without polling: the ring buffers' fds wake
     /// the task when the kernel submits records.
     pub async fn next(&mut self) -> Result<Event, ProbeError> {

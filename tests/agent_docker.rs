@@ -1,0 +1,151 @@
+//! `dsh agent`, `dsh ps` and `dsh log` against real Docker containers: the
+//! contract's states, health, restarts, endpoints and log lines, and a
+//! journal that survives the agent's restart without repeating a line.
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::agentkit::{Agent, Container, wait_until, workload_mounts};
+
+const CONTRACT_HEADER: &str = "id                       endpoint           state               rtime  btime  cpu(u/l)  mem(u/l)   restart  health";
+
+fn msgs(agent: &Agent, name: &str) -> Vec<String> {
+    agent
+        .log_json(Some(name))
+        .iter()
+        .map(|e| e["msg"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The human `dsh log` lines of one container.
+fn lines(agent: &Agent, name: &str) -> String {
+    agent.ok(&["log", name])
+}
+
+#[test]
+fn docker_containers_states_health_restarts_and_log() {
+    let mut agent = Agent::fresh("docker", &[]);
+    let mounts = workload_mounts();
+    let mounts: Vec<&str> = mounts.iter().map(String::as_str).collect();
+
+    let running = Container::run(
+        "running",
+        &[],
+        &["sh", "-c", "trap 'exit 143' TERM; while :; do sleep 0.2; done"],
+    );
+    let victim = Container::run(
+        "victim",
+        &[],
+        &["sh", "-c", "trap 'exit 143' TERM; while :; do sleep 0.2; done"],
+    );
+    let oom = Container::run(
+        "oom",
+        &["--memory", "32m", "--memory-swap", "32m"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    let mut crash_opts = vec!["--restart=always"];
+    crash_opts.extend(&mounts);
+    let crasher = Container::run("crasher", &crash_opts, &["/dsh-workload", "segv"]);
+    let three = Container::run("three", &[], &["sh", "-c", "exit 3"]);
+    let server = Container::run("server", &mounts, &["/dsh-workload", "serve", "7777"]);
+
+    // Running and listening.
+    let row = wait_until(Duration::from_secs(20), "the server's endpoint", || {
+        agent
+            .row(&server.name)
+            .filter(|r| r["endpoint"].as_str().is_some_and(|e| e.ends_with(":{7777}")))
+    });
+    let endpoint = row["endpoint"].as_str().unwrap();
+    assert!(endpoint.starts_with("172."), "docker bridge address expected: {endpoint}");
+    assert_eq!(row["state"], "kContainerRunning");
+
+    // The crash loop: three restarts at least, UnHealthy.
+    let row = wait_until(Duration::from_secs(40), "3 restarts of the crasher", || {
+        agent
+            .row(&crasher.name)
+            .filter(|r| r["restart"].as_u64() >= Some(3))
+    });
+    assert_eq!(row["health"], "UnHealthy", "{row}");
+    assert!(row["core_dumps"].as_u64() >= Some(3), "{row}");
+    let crash_log = lines(&agent, &crasher.name);
+    assert!(
+        crash_log.contains("with msg receive signal SIGSEGV, seems coredump"),
+        "{crash_log}"
+    );
+    assert!(crash_log.contains("change state from kContainerError to kContainerRunning with msg start user process ok"));
+
+    // OOM kill.
+    let row = wait_until(Duration::from_secs(20), "the OOM kill", || {
+        agent
+            .row(&oom.name)
+            .filter(|r| r["state"] == "kContainerError")
+    });
+    assert_eq!(row["health"], "UnHealthy");
+    assert_eq!(row["oom_kills"], 1);
+    let oom_log = lines(&agent, &oom.name);
+    assert!(oom_log.contains(" change state from kContainerRunning to kContainerError with msg oom"), "{oom_log}");
+
+    // Exit code 3.
+    let row = wait_until(Duration::from_secs(20), "exit 3", || {
+        agent
+            .row(&three.name)
+            .filter(|r| r["state"] == "kContainerError")
+    });
+    assert_eq!(row["restart"], 0);
+    assert!(lines(&agent, &three.name).contains("with msg exit code 3"));
+
+    // The default header, byte for byte.
+    let table = agent.ok(&["ps"]);
+    assert_eq!(table.lines().next(), Some(CONTRACT_HEADER));
+    assert!(table.contains(&running.name));
+
+    // Restart the agent mid-scenario: nothing lost, nothing twice.
+    let before = agent.log_json(None);
+    assert!(!before.is_empty());
+    agent.restart();
+    let after = agent.log_json(None);
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "the earlier lines must all still be there, unchanged"
+    );
+    let seqs: Vec<u64> = after.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq strictly increasing");
+    let starts = |log: &[Value]| {
+        log.iter()
+            .filter(|e| e["id"] == running.name.as_str() && e["kind"] == "start")
+            .count()
+    };
+    assert_eq!(starts(&before), 1);
+    assert_eq!(starts(&after), 1, "a restarted agent must not start a running container again");
+    // Names come back from Docker within moments of the restart.
+    let row = wait_until(Duration::from_secs(20), "names after the restart", || {
+        agent.row(&running.name)
+    });
+    assert_eq!(row["state"], "kContainerRunning");
+
+    // Killed from outside, after the restart.
+    crate::agentkit::docker(&["kill", "-s", "TERM", &victim.name]);
+    let row = wait_until(Duration::from_secs(20), "the victim to stop", || {
+        agent
+            .row(&victim.name)
+            .filter(|r| r["state"] == "kContainerExited")
+    });
+    assert_eq!(row["health"], "Good", "a stop is not a failure: {row}");
+    let victim_msgs = msgs(&agent, &victim.name);
+    let sender = victim_msgs
+        .iter()
+        .find(|m| m.starts_with("exit code 143 after receive signal SIGTERM from pid "))
+        .unwrap_or_else(|| panic!("no TERM sender in {victim_msgs:?}"));
+    assert!(sender.ends_with(')'), "sender comm in parentheses: {sender}");
+    let signal_line = agent.ok(&["log", "-a", &victim.name]);
+    assert!(signal_line.contains(" signal with msg receive signal SIGTERM from pid "), "{signal_line}");
+
+    // Healthy container stays Good; ps without -a hides the dead.
+    assert_eq!(agent.row(&running.name).unwrap()["health"], "Good");
+    let live = agent.ok(&["ps"]);
+    assert!(!live.contains(&three.name), "{live}");
+    let wide = agent.ok(&["ps", "-a", "--wide"]);
+    assert!(wide.contains("crash loop") || wide.contains("core dump"), "{wide}");
+    agent.stop();
+}

@@ -1,0 +1,246 @@
+//! Driving the real `dsh` binary: an agent process per test with its own
+//! state dir, the CLI against it, and Docker containers that clean up.
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// A binary next to the test executable (target/debug), or from `env`.
+fn sibling(name: &str, env: &str) -> &'static str {
+    static CACHE: OnceLock<std::sync::Mutex<Vec<(String, &'static str)>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = cache.iter().find(|(n, _)| n == name) {
+        return p;
+    }
+    let path = std::env::var(env).ok().unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("current exe");
+        exe.ancestors()
+            .skip(1)
+            .take(2)
+            .map(|d| d.join(name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{name} not found near {}; build it first", exe.display()))
+            .to_string_lossy()
+            .into_owned()
+    });
+    let leaked: &'static str = Box::leak(path.into_boxed_str());
+    cache.push((name.to_owned(), leaked));
+    leaked
+}
+
+pub fn dsh_bin() -> &'static str {
+    sibling("dsh", "DSH_BIN")
+}
+
+pub fn xtask_bin() -> &'static str {
+    sibling("xtask", "DSH_XTASK")
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    pub state_dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl Agent {
+    /// A fresh state dir for `tag` (emptied) and an agent on it.
+    pub fn fresh(tag: &str, args: &[&str]) -> Agent {
+        let state_dir = std::env::temp_dir().join(format!("dsh-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        Self::start(&state_dir, args)
+    }
+
+    /// An agent on an existing state dir (a restart).
+    pub fn start(state_dir: &Path, args: &[&str]) -> Agent {
+        let mut agent = Agent {
+            child: None,
+            state_dir: state_dir.to_owned(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::env::temp_dir().join(format!(
+                "dsh-it-agent-{}.log",
+                std::process::id()
+            )))
+            .expect("agent log");
+        let child = Command::new(dsh_bin())
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("agent")
+            .args(["--interval", "500ms"])
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning dsh agent");
+        self.child = Some(child);
+        wait_until(Duration::from_secs(30), "the agent's socket", || {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("dsh agent exited at start-up: {status}");
+            }
+            self.dsh(&["status", "--json"]).status.success().then_some(())
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Runs the CLI against this agent.
+    pub fn dsh(&self, args: &[&str]) -> Output {
+        Command::new(dsh_bin())
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(args)
+            .output()
+            .expect("running dsh")
+    }
+
+    /// The CLI's stdout; panics (with stderr) if it failed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.dsh(args);
+        assert!(
+            out.status.success(),
+            "dsh {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `dsh ps -a --json`.
+    pub fn rows(&self) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["ps", "-a", "--json"])).expect("ps --json is JSON")
+    }
+
+    pub fn row(&self, id: &str) -> Option<Value> {
+        self.rows().into_iter().find(|r| r["id"] == id)
+    }
+
+    /// `dsh log -a [NAME] --json`, parsed.
+    pub fn log_json(&self, name: Option<&str>) -> Vec<Value> {
+        let mut args = vec!["log", "-a", "--json"];
+        args.extend(name);
+        self.ok(&args)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("log --json lines are JSON"))
+            .collect()
+    }
+
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json is JSON")
+    }
+
+    /// SIGINT, and the agent must exit 0 (programs detached, journal flushed).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let status = c.wait().expect("waiting for the agent");
+            assert!(status.success(), "dsh agent exited with {status} on SIGINT");
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub const IMAGE: &str = "dsh-test/busybox:latest";
+
+/// A Docker container removed (with `docker rm -f`) on drop.
+pub struct Container {
+    pub name: String,
+    pub id: String,
+}
+
+impl Container {
+    /// `docker run -d --name <unique> OPTS... IMAGE CMD...`
+    pub fn run(tag: &str, opts: &[&str], cmd: &[&str]) -> Container {
+        let name = format!("dsh-it-{tag}-{}", std::process::id());
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        let mut args = vec!["run", "-d", "--name", &name];
+        args.extend(opts);
+        args.push(IMAGE);
+        args.extend(cmd);
+        let id = docker(&args);
+        Container { name, id }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+/// Bind mounts that let the host-built `dsh-workload` run in the busybox
+/// image (it needs the host's libc and loader).
+pub fn workload_mounts() -> Vec<String> {
+    vec![
+        "-v".into(),
+        "/usr/lib:/lib:ro".into(),
+        "-v".into(),
+        "/usr/lib64:/lib64:ro".into(),
+        "-v".into(),
+        format!("{}:/dsh-workload:ro", dsh_testkit::workload()),
+    ]
+}
