@@ -48,7 +48,10 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -82,10 +85,7 @@ impl Agent {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(std::env::temp_dir().join(format!(
-                "dsh-it-agent-{}.log",
-                std::process::id()
-            )))
+            .open(std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id())))
             .expect("agent log");
         let child = Command::new(dsh_bin())
             .arg("--state-dir")
@@ -106,7 +106,10 @@ impl Agent {
             {
                 panic!("dsh agent exited at start-up: {status}");
             }
-            self.dsh(&["status", "--json"]).status.success().then_some(())
+            self.dsh(&["status", "--json"])
+                .status
+                .success()
+                .then_some(())
         });
     }
 
@@ -146,12 +149,22 @@ impl Agent {
 
     /// `dsh log -a [NAME] --json`, parsed.
     pub fn log_json(&self, name: Option<&str>) -> Vec<Value> {
+        self.try_log_json(name)
+            .unwrap_or_else(|e| panic!("dsh log {name:?} failed: {e}"))
+    }
+
+    /// Like `log_json`, but a failure (e.g. a name not known yet) is an Err.
+    pub fn try_log_json(&self, name: Option<&str>) -> Result<Vec<Value>, String> {
         let mut args = vec!["log", "-a", "--json"];
         args.extend(name);
-        self.ok(&args)
+        let out = self.dsh(&args);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("log --json lines are JSON"))
-            .collect()
+            .collect())
     }
 
     pub fn status(&self) -> Value {

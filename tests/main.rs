@@ -6,6 +6,8 @@ mod agentkit;
 mod common;
 
 mod agent_docker;
+mod agent_journal;
+mod agent_runtime;
 mod block;
 mod burst;
 mod cgroups;

@@ -91,7 +91,10 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
         unmount_tracefs()?;
         // The tests drive the real `dsh` binary (agent and CLI) and, to bring
         // dockerd back after stopping it, `xtask docker-up`.
-        check(tc.cargo().args(["build", "--package", "dsh-userspace", "--bin", "dsh"]))?;
+        check(
+            tc.cargo()
+                .args(["build", "--package", "dsh-userspace", "--bin", "dsh"]),
+        )?;
         say("privileged integration tests (real programs, real cgroups, one thread)");
         check(
             tc.cargo()

@@ -163,7 +163,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                 ticks += 1;
                 // Every ~10 s: forget stale containers; every ~10 min: retention.
                 let per_10s = (10_000 / agent.cfg.interval.as_millis().max(1) as u64).max(1);
-                if ticks % per_10s == 0 {
+                if ticks.is_multiple_of(per_10s) {
                     agent.model.housekeep(Timestamp::now());
                 }
                 if ticks % (per_10s * 60) == 1 {
@@ -241,11 +241,11 @@ impl Agent {
             }
             EventKind::SignalGenerate {
                 signal,
-                result,
+                result: 0,
                 target_tgid,
                 target_cgroup_id,
                 ..
-            } if result == 0 => {
+            } => {
                 let sender = ExternalSignal {
                     signal,
                     sender_pid: task.tgid,
@@ -350,11 +350,9 @@ impl Agent {
             }
             Ask::Resolve { name } => match self.model.resolve(&name) {
                 Ok(key) => match self.model.get(&key) {
-                    Some(c) => Reply::Resolved(Box::new(ContainerRow::of(
-                        c,
-                        &self.model.rules,
-                        now,
-                    ))),
+                    Some(c) => {
+                        Reply::Resolved(Box::new(ContainerRow::of(c, &self.model.rules, now)))
+                    }
                     None => Reply::Error(format!("container {name} vanished")),
                 },
                 Err(e) => Reply::Error(e.to_string()),

@@ -95,7 +95,11 @@ mod tests {
         r.push(ev(100_000_000, 1)); // chatty, older
         r.push(ev(100_000_000, 2)); // same time: arrival order
         assert!(r.ready(150_000_000, false).is_empty());
-        let first: Vec<u64> = r.ready(250_000_000, false).iter().map(|e| e.boot_ns).collect();
+        let first: Vec<u64> = r
+            .ready(250_000_000, false)
+            .iter()
+            .map(|e| e.boot_ns)
+            .collect();
         assert_eq!(first, [100_000_000, 100_000_000]);
         assert_eq!(r.len(), 1);
         assert_eq!(r.ready(0, true).len(), 1);

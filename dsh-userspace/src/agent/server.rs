@@ -3,8 +3,7 @@
 //! model); log requests read the journal directly and, when following,
 //! continue from the main loop's broadcast of committed lines.
 use std::{
-    collections::HashMap, os::unix::fs::PermissionsExt as _, path::Path, sync::Arc,
-    time::Duration,
+    collections::HashMap, os::unix::fs::PermissionsExt as _, path::Path, sync::Arc, time::Duration,
 };
 
 use jiff::{SignedDuration, Timestamp};

@@ -61,7 +61,7 @@ impl Connection {
     }
 
     /// The next reply; an agent-side error becomes `ClientError::Agent`.
-    pub fn next(&mut self) -> Result<Reply, ClientError> {
+    pub fn recv(&mut self) -> Result<Reply, ClientError> {
         self.line.clear();
         if self.reader.read_line(&mut self.line)? == 0 {
             return Err(ClientError::Closed);
@@ -75,5 +75,5 @@ impl Connection {
 
 /// One request, one reply.
 pub fn call(state_dir: &Path, req: &Request) -> Result<Reply, ClientError> {
-    Connection::open(state_dir, req)?.next()
+    Connection::open(state_dir, req)?.recv()
 }

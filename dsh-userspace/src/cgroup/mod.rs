@@ -4,8 +4,7 @@ pub mod identity;
 pub mod stats;
 
 use std::{
-    fs,
-    io,
+    fs, io,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
 };

@@ -9,8 +9,8 @@ use dsh::{
     model::health::HealthRules,
     probe::{Probe, ProbeOptions},
 };
-use jiff::SignedDuration;
 use dsh_ebpf::channel;
+use jiff::SignedDuration;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(clap::Args)]
@@ -55,11 +55,17 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = if let Some(ms) = s.strip_suffix("ms") {
         Duration::from_millis(ms.parse().map_err(|_| bad())?)
     } else {
-        let secs: f64 = s.strip_suffix('s').unwrap_or(s).parse().map_err(|_| bad())?;
+        let secs: f64 = s
+            .strip_suffix('s')
+            .unwrap_or(s)
+            .parse()
+            .map_err(|_| bad())?;
         Duration::try_from_secs_f64(secs).map_err(|_| bad())?
     };
     if d < Duration::from_millis(100) {
-        return Err(format!("{s:?} is too short; the interval is at least 100ms"));
+        return Err(format!(
+            "{s:?} is too short; the interval is at least 100ms"
+        ));
     }
     Ok(d)
 }

@@ -37,7 +37,8 @@ fn parse_duration(s: &str) -> Result<i64, String> {
         "d" => 86_400,
         _ => return Err(format!("unknown unit {unit:?} in {s:?}; use s, m, h or d")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too long"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -51,7 +52,7 @@ pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let tz = jiff::tz::TimeZone::system();
     let mut out = std::io::stdout().lock();
     loop {
-        match conn.next()? {
+        match conn.recv()? {
             Reply::Entry(e) => {
                 if args.json {
                     let mut v = serde_json::to_value(&*e)?;

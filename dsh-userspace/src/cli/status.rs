@@ -41,7 +41,11 @@ fn render(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
-    let _ = writeln!(o, "\n{:<28} {:>8} {:>12} {:>10}", "program", "attached", "runs/s", "ns/run");
+    let _ = writeln!(
+        o,
+        "\n{:<28} {:>8} {:>12} {:>10}",
+        "program", "attached", "runs/s", "ns/run"
+    );
     for p in &s.programs {
         let _ = writeln!(
             o,
@@ -52,7 +56,11 @@ fn render(s: &StatusReport) -> String {
             p.avg_ns_per_run
         );
     }
-    let _ = writeln!(o, "\n{:<10} {:>14} {:>10} {:>10}", "channel", "events", "events/s", "lost");
+    let _ = writeln!(
+        o,
+        "\n{:<10} {:>14} {:>10} {:>10}",
+        "channel", "events", "events/s", "lost"
+    );
     for c in &s.channels {
         let _ = writeln!(
             o,
@@ -87,7 +95,11 @@ fn render(s: &StatusReport) -> String {
             o,
             "runtime {}: {} ({})",
             r.name,
-            if r.connected { "connected" } else { "not connected" },
+            if r.connected {
+                "connected"
+            } else {
+                "not connected"
+            },
             sanitize(&r.detail)
         );
     }

@@ -174,7 +174,9 @@ impl Journal {
                     .map_err(db("save container"))?;
             }
             for k in &changes.forgotten {
-                containers.remove(k.as_str()).map_err(db("forget container"))?;
+                containers
+                    .remove(k.as_str())
+                    .map_err(db("forget container"))?;
             }
         }
         tx.commit().map_err(db("commit"))?;
@@ -244,14 +246,14 @@ impl Journal {
             let mut index = tx.open_table(BY_CONTAINER).map_err(db("open index"))?;
             let mut len = log.len().map_err(db("len"))?;
             loop {
-                let Some((seq, key, ts)) = log
-                    .first()
-                    .map_err(db("first"))?
-                    .map(|(k, v)| {
-                        let e: Option<LogEntry> = serde_json::from_slice(v.value()).ok();
-                        (k.value(), e.as_ref().map(|e| e.key.clone()), e.map(|e| e.ts))
-                    })
-                else {
+                let Some((seq, key, ts)) = log.first().map_err(db("first"))?.map(|(k, v)| {
+                    let e: Option<LogEntry> = serde_json::from_slice(v.value()).ok();
+                    (
+                        k.value(),
+                        e.as_ref().map(|e| e.key.clone()),
+                        e.map(|e| e.ts),
+                    )
+                }) else {
                     break;
                 };
                 let too_old = ts.is_none_or(|t| t < cutoff);

@@ -35,7 +35,11 @@ fn appends_survive_reopen_without_duplicates() {
     let path = temp_db("reopen");
     {
         let j = Journal::open(&path, Retention::default()).unwrap();
-        let mut batch = vec![entry(1, "a", true), entry(2, "b", false), entry(3, "a", false)];
+        let mut batch = vec![
+            entry(1, "a", true),
+            entry(2, "b", false),
+            entry(3, "a", false),
+        ];
         j.append(&mut batch, &Changes::default()).unwrap();
         assert_eq!(batch.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     }

@@ -205,13 +205,7 @@ impl Container {
         out
     }
 
-    pub fn exec(
-        &mut self,
-        ts: Timestamp,
-        tgid: u32,
-        comm: &str,
-        filename: &str,
-    ) -> Vec<LogEntry> {
+    pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str, filename: &str) -> Vec<LogEntry> {
         if self.main_tgid.is_none() && self.cgroup_id.is_some() && self.state != State::Running {
             return self.start(ts, tgid, comm);
         }
@@ -339,7 +333,9 @@ impl Container {
                     format!("receive signal {}", signal_name(s)),
                 )
             }
-        } else if let (Some(c), Some(ext)) = (exit_code, external.filter(|e| is_stop_signal(e.signal))) {
+        } else if let (Some(c), Some(ext)) =
+            (exit_code, external.filter(|e| is_stop_signal(e.signal)))
+        {
             // It handled the stop signal and exited: a stop, with who asked.
             let msg = format!(
                 "exit code {c} after receive signal {} from pid {} ({})",

@@ -59,7 +59,10 @@ impl HealthRules {
         let mut unhealthy = Vec::new();
         let mut warning = Vec::new();
         let within = |times: &[Timestamp], w: SignedDuration| {
-            times.iter().filter(|t| now.duration_since(**t) <= w).count()
+            times
+                .iter()
+                .filter(|t| now.duration_since(**t) <= w)
+                .count()
         };
         if c.state == State::Error {
             unhealthy.push(format!("state {}", c.state));
@@ -157,7 +160,10 @@ mod tests {
     #[test]
     fn running_quietly_is_good() {
         let c = container(now());
-        assert_eq!(HealthRules::default().evaluate(&c, now()), (Health::Good, vec![]));
+        assert_eq!(
+            HealthRules::default().evaluate(&c, now()),
+            (Health::Good, vec![])
+        );
     }
 
     #[test]

@@ -231,7 +231,9 @@ impl Model {
         if matches!(sender.signal, 17 | 18 | 23 | 28) {
             return;
         }
-        self.with(target_cgroup, |c| c.external_signal(ts, target_tgid, sender));
+        self.with(target_cgroup, |c| {
+            c.external_signal(ts, target_tgid, sender)
+        });
     }
 
     pub fn listen(&mut self, cgroup_id: u64, port: u16, addr: String, listening: bool) {
@@ -426,7 +428,12 @@ impl Model {
             1 => Ok(candidates[0].key().to_owned()),
             0 => Err(ResolveError::Unknown {
                 name: name.to_owned(),
-                known: self.containers.values().take(20).map(|c| describe(&c)).collect(),
+                known: self
+                    .containers
+                    .values()
+                    .take(20)
+                    .map(|c| describe(&c))
+                    .collect(),
             }),
             _ => Err(ResolveError::Ambiguous {
                 name: name.to_owned(),

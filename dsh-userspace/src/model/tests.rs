@@ -34,8 +34,24 @@ fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
     let ident = docker(ID);
     let path = ident.cgroup.clone();
     m.cgroup_created(ident, &path, cg, t(at));
-    m.exit(cg, user_tgid - 2, "runc:[1:CHILD]", Some(0), None, false, t(at));
-    m.exit(cg, user_tgid - 1, "runc:[0:PARENT]", Some(0), None, false, t(at));
+    m.exit(
+        cg,
+        user_tgid - 2,
+        "runc:[1:CHILD]",
+        Some(0),
+        None,
+        false,
+        t(at),
+    );
+    m.exit(
+        cg,
+        user_tgid - 1,
+        "runc:[0:PARENT]",
+        Some(0),
+        None,
+        false,
+        t(at),
+    );
     m.exec(cg, user_tgid, "sh", "/bin/sh", t(at + 1));
 }
 
@@ -75,7 +91,13 @@ fn boot_then_oom_then_restart() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, LogKind::Oom);
     assert_eq!(log[0].to, Some(State::Error));
-    assert!(log[0].msg.starts_with("oom (memory 32.0MiB of limit 32.0MiB"), "{}", log[0].msg);
+    assert!(
+        log[0]
+            .msg
+            .starts_with("oom (memory 32.0MiB of limit 32.0MiB"),
+        "{}",
+        log[0].msg
+    );
 
     // --restart=always: same container, new cgroup, new user process.
     m.cgroup_removed(100, t(6));
@@ -107,7 +129,10 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Exec);
-    assert_eq!(log[1].msg, "receive signal SIGSEGV, seems coredump (core written)");
+    assert_eq!(
+        log[1].msg,
+        "receive signal SIGSEGV, seems coredump (core written)"
+    );
     assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
     assert_eq!(log[1].core_dumped, Some(true));
     assert_eq!(m.get(ID).unwrap().core_dumps, 1);
@@ -189,10 +214,18 @@ fn names_prefixes_and_paths_resolve() {
     assert_eq!(m.resolve("web").unwrap(), ID);
     assert_eq!(m.resolve("07c56").unwrap(), ID);
     assert_eq!(m.resolve(&format!("/docker/{other}")).unwrap(), other);
-    assert!(matches!(m.resolve("07c5"), Err(ResolveError::Ambiguous { matches, .. }) if matches.len() == 2));
-    assert!(matches!(m.resolve("07c"), Err(ResolveError::Unknown { .. })));
+    assert!(
+        matches!(m.resolve("07c5"), Err(ResolveError::Ambiguous { matches, .. }) if matches.len() == 2)
+    );
+    assert!(matches!(
+        m.resolve("07c"),
+        Err(ResolveError::Unknown { .. })
+    ));
     let e = m.resolve("nope").unwrap_err().to_string();
-    assert!(e.contains("no container matches \"nope\"") && e.contains("web (07c561cc06f3)"), "{e}");
+    assert!(
+        e.contains("no container matches \"nope\"") && e.contains("web (07c561cc06f3)"),
+        "{e}"
+    );
     // The runtime gone: the name is no longer shown but still resolves.
     m.clear_meta();
     assert_eq!(m.get(ID).unwrap().display_id(), format!("/docker/{ID}"));

@@ -190,14 +190,21 @@ mod tests {
         let h = CONTRACT_HEADER;
         for col in ["endpoint", "state", "rtime", "health"] {
             let at = h.find(col).unwrap();
-            assert_ne!(line.as_bytes()[at], b' ', "{col} column starts at {at}: {line}");
+            assert_ne!(
+                line.as_bytes()[at],
+                b' ',
+                "{col} column starts at {at}: {line}"
+            );
         }
     }
 
     #[test]
     fn wide_rows_carry_reasons_and_rates() {
         let line = row(&sample(), true);
-        assert!(line.contains("12.3k") && line.contains("# 2 restart(s)"), "{line}");
+        assert!(
+            line.contains("12.3k") && line.contains("# 2 restart(s)"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use bollard::{
-    Docker, API_DEFAULT_VERSION,
+    API_DEFAULT_VERSION, Docker,
     query_parameters::{EventsOptions, ListContainersOptionsBuilder},
 };
 use futures_util::StreamExt as _;

@@ -18,5 +18,8 @@ pub enum RuntimeUpdate {
     },
     /// Metadata for one container (by runtime id); None: the runtime has no
     /// such container any more.
-    Container { id: String, meta: Option<RuntimeMeta> },
+    Container {
+        id: String,
+        meta: Option<RuntimeMeta>,
+    },
 }
