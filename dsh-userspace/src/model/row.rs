@@ -14,6 +14,8 @@ pub struct ContainerRow {
     pub image: Option<String>,
     pub endpoint: String,
     pub state: State,
+    /// Host pid of the container's main (first user) process, while it runs.
+    pub main_pid: Option<u32>,
     pub rtime_s: Option<i64>,
     pub btime_s: Option<f64>,
     pub cpu_used_cores: f64,
@@ -51,6 +53,7 @@ impl ContainerRow {
             image: c.meta.as_ref().map(|m| m.image.clone()),
             endpoint: endpoint(c),
             state: c.state,
+            main_pid: c.main_tgid.filter(|_| live),
             rtime_s: c
                 .started_at
                 .filter(|_| live)

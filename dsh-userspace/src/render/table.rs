@@ -154,6 +154,7 @@ mod tests {
             image: Some("busybox".into()),
             endpoint: "172.17.0.2:{6379}".into(),
             state: State::Running,
+            main_pid: Some(42),
             rtime_s: Some(45),
             btime_s: Some(0.3),
             cpu_used_cores: 0.25,
