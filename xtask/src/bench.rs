@@ -15,7 +15,8 @@ fn bench(tc: &Toolchain, quick: bool, release: bool) -> anyhow::Result<()> {
     // dsh is measured as it runs in production: without tracefs (the
     // benchmark mounts it for bpftrace itself, and only then).
     unmount_tracefs()?;
-    cargo_build(tc, release, &["dsh-tests"])?;
+    cargo_build(tc, release, &["dsh-tests", "dsh-userspace"])?;
+    docker::ensure_engine()?;
     let dir = profile_dir(release);
     say(&format!(
         "benchmarks{}",
@@ -24,6 +25,7 @@ fn bench(tc: &Toolchain, quick: bool, release: bool) -> anyhow::Result<()> {
     let mut cmd = Command::new(dir.join("dsh-bench"));
     cmd.current_dir(workspace_root())
         .env("DSH_WORKLOAD", dir.join("dsh-workload"))
+        .env("DSH_BIN", dir.join("dsh"))
         .env("DSH_BENCH_OUT", workspace_root().join("target/bench"));
     if quick {
         cmd.args(["--quick", "--no-bpftrace"]);

@@ -122,6 +122,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     };
     discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
     agent.flush();
+    // Loading parsed the kernel's BTF (megabytes) twice; hand those freed
+    // pages back now, or the allocator keeps them in the agent's RSS forever.
+    // SAFETY: malloc_trim only releases free memory; no pointer is touched.
+    unsafe { libc::malloc_trim(0) };
 
     let (ask_tx, mut ask_rx) = mpsc::channel(64);
     let server = tokio::spawn(server::serve(listener, ask_tx, journal, lines));

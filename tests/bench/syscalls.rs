@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: what dsh's syscall hook costs, measured against no
+//! Benchmarks 1 and 2: what dsh's syscall hook costs, measured against no
 //! tracing, against an empty program on the same hook (the floor), and
 //! against bpftrace counting per cgroup, all in one run.
 //!
@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader},
-    path::PathBuf,
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -16,6 +16,8 @@ use std::{
 use dsh::probe::{Probe, ProgramStats};
 use dsh_testkit::{TestCgroup, tracefs_mounted};
 use serde::Serialize;
+
+use crate::{Budget, median};
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,25 +73,6 @@ struct Report {
     budgets: Vec<Budget>,
 }
 
-#[derive(Serialize)]
-struct Budget {
-    what: String,
-    value: f64,
-    limit: f64,
-    met: bool,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
 /// One timed loop in the bench cgroup; the workload reports ns per call.
 fn run_loop(cg: &TestCgroup, calls: u64) -> f64 {
     let out = cg
@@ -134,13 +117,8 @@ fn stop_bpftrace(mut child: Child) {
     let _ = child.wait();
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let with_bpftrace = !std::env::args().any(|a| a == "--no-bpftrace");
+pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
     let (calls, rounds) = if quick { (300_000, 3) } else { (2_000_000, 7) };
-    let out_dir = std::env::var("DSH_BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("target/bench"));
 
     let mut probe = Probe::load_unattached().unwrap_or_else(|e| {
         eprintln!("dsh-bench: {e:#}");
@@ -283,21 +261,6 @@ fn main() {
             p.mode, p.program, p.runs, p.avg_ns_per_run
         );
     }
-    println!("\n## Budgets\n");
-    println!("| what | value | limit | met |");
-    println!("|---|---|---|---|");
-    for b in &report.budgets {
-        println!(
-            "| {} | {:.2} | {:.2} | {} |",
-            b.what,
-            b.value,
-            b.limit,
-            if b.met { "yes" } else { "NO" }
-        );
-    }
-    std::fs::create_dir_all(&out_dir).expect("create bench output dir");
-    let path = out_dir.join("syscalls.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&report).expect("json"))
-        .expect("write bench json");
-    println!("\nraw figures: {}", path.display());
+    crate::write_json(out_dir, "syscalls.json", &report);
+    report.budgets
 }
