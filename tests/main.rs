@@ -8,6 +8,7 @@ mod common;
 mod agent_docker;
 mod agent_journal;
 mod agent_runtime;
+mod agent_trace;
 mod block;
 mod burst;
 mod cgroups;

@@ -44,6 +44,12 @@ fn main() {
             println!("{:.2}", start.elapsed().as_nanos() as f64 / n as f64);
         }
         // N failing close(-1) calls (EBADF).
+        // N stat() calls on a path that does not exist (ENOENT each).
+        "stat-missing" => {
+            for _ in 0..num(2) {
+                let _ = std::fs::metadata("/nonexistent/dsh-trace-probe");
+            }
+        }
         "close-bad" => {
             for _ in 0..num(2) {
                 // SAFETY: closing an invalid fd only returns EBADF.

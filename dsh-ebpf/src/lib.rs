@@ -167,6 +167,71 @@ impl BlockStats {
     };
 }
 
+/// `dsh trace` latency buckets: two significant bits per power of two
+/// (4 buckets an octave), from 1 ns to about 8.6 s; the last is open-ended.
+pub const TRACE_BUCKETS: usize = 128;
+/// Slots of the trace start table (a power of two).
+pub const TRACE_START_SLOTS: u32 = 16384;
+/// Distinct syscalls and (syscall, errno) pairs a trace keeps.
+pub const MAX_TRACE_SYSCALLS: usize = 1024;
+pub const MAX_TRACE_ERRNOS: usize = 4096;
+
+/// The bucket of a latency: values below 4 ns map to themselves; above,
+/// the octave (position of the top bit) and the next two bits.
+#[inline(always)]
+pub fn trace_bucket(ns: u64) -> usize {
+    if ns < 4 {
+        return ns as usize;
+    }
+    let top = 63 - ns.leading_zeros() as usize; // >= 2
+    let sub = ((ns >> (top - 2)) & 3) as usize;
+    let b = 4 * (top - 1) + sub;
+    if b >= TRACE_BUCKETS {
+        TRACE_BUCKETS - 1
+    } else {
+        b
+    }
+}
+
+/// The smallest latency in bucket `b` (the inverse of `trace_bucket`).
+pub fn trace_bucket_low(b: usize) -> u64 {
+    if b < 4 {
+        return b as u64;
+    }
+    let top = b / 4 + 1;
+    ((4 + (b % 4)) as u64) << (top - 2)
+}
+
+/// Where a traced thread entered its syscall, by `tid % TRACE_START_SLOTS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceStart {
+    pub tid: u32,
+    pub nr: u32,
+    pub entered_ns: u64,
+}
+
+/// One syscall's figures in a trace (per CPU in the kernel).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceSyscall {
+    pub count: u64,
+    pub errors: u64,
+    pub max_ns: u64,
+    pub _pad: u64,
+    pub latency: [u64; TRACE_BUCKETS],
+}
+
+impl TraceSyscall {
+    pub const ZERO: Self = Self {
+        count: 0,
+        errors: 0,
+        max_ns: 0,
+        _pad: 0,
+        latency: [0; TRACE_BUCKETS],
+    };
+}
+
 /// A block request between issue and completion.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,6 +377,8 @@ assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
 assert_size!(InflightRequest, 24);
 assert_size!(ChannelStats, 16);
 assert_size!(SyscallStart, 16);
+assert_size!(TraceStart, 16);
+assert_size!(TraceSyscall, 32 + 8 * TRACE_BUCKETS);
 assert_size!(EventHeader, 48);
 assert_size!(ExecEvent, 56 + FILENAME_LEN);
 assert_size!(ExitEvent, 64);
@@ -332,4 +399,6 @@ mod pod {
     unsafe impl aya::Pod for InflightRequest {}
     unsafe impl aya::Pod for ChannelStats {}
     unsafe impl aya::Pod for SyscallStart {}
+    unsafe impl aya::Pod for TraceStart {}
+    unsafe impl aya::Pod for TraceSyscall {}
 }

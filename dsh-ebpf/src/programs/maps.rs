@@ -6,8 +6,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use dsh_ebpf::{
-    BlockStats, ChannelStats, InflightRequest, MAX_BLOCK_CGROUPS, MAX_INFLIGHT, SyscallStart,
-    SyscallStats, channel,
+    BlockStats, ChannelStats, InflightRequest, MAX_BLOCK_CGROUPS, MAX_INFLIGHT, MAX_TRACE_ERRNOS,
+    MAX_TRACE_SYSCALLS, SyscallStart, SyscallStats, TRACE_START_SLOTS, TraceStart, TraceSyscall,
+    channel,
 };
 /// Slots of the syscall start table (a power of two).
 pub const SYSCALL_START_SLOTS: u32 = 65536;
@@ -27,6 +28,24 @@ pub static SYSCALL_STATS: CgrpStorage<SyscallStats> = CgrpStorage::new();
 /// no longer matches); counting is unaffected.
 #[btf_map]
 pub static SYSCALL_START: Array<SyscallStart, { SYSCALL_START_SLOTS as usize }> = Array::new();
+
+/// `dsh trace`: the traced cgroup's id in slot 0 (0: none). A map, not a
+/// global: user space changes it while the programs run.
+#[btf_map]
+pub static TRACE_TARGET: Array<u64, 1> = Array::new();
+
+/// `dsh trace`: syscall entry per thread (tagged like `SYSCALL_START`).
+#[btf_map]
+pub static TRACE_START: Array<TraceStart, { TRACE_START_SLOTS as usize }> = Array::new();
+
+/// `dsh trace`: syscall nr → figures.
+#[btf_map]
+pub static TRACE_SYSCALLS: PerCpuHashMap<u32, TraceSyscall, MAX_TRACE_SYSCALLS> =
+    PerCpuHashMap::new();
+
+/// `dsh trace`: (nr << 32 | errno) → count.
+#[btf_map]
+pub static TRACE_ERRNOS: PerCpuHashMap<u64, u64, MAX_TRACE_ERRNOS> = PerCpuHashMap::new();
 
 /// Cgroup id → block counters. Keyed by the request's blkcg id or, failing
 /// that, the issuing task's cgroup id.

@@ -9,6 +9,7 @@ mod oom;
 mod sched;
 mod signal;
 mod syscalls;
+mod trace;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

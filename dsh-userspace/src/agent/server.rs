@@ -25,6 +25,7 @@ pub enum Ask {
     Status,
     Resolve { name: String },
     Names,
+    Trace { name: String, duration: Duration },
 }
 
 pub type AskSender = mpsc::Sender<(Ask, oneshot::Sender<Reply>)>;
@@ -100,6 +101,16 @@ async fn handle(
         Request::Status => send(&mut w, &ask_main(&ask, Ask::Status).await).await,
         Request::Resolve { name } => {
             send(&mut w, &ask_main(&ask, Ask::Resolve { name }).await).await
+        }
+        Request::Trace {
+            container,
+            duration_ms,
+        } => {
+            let q = Ask::Trace {
+                name: container,
+                duration: Duration::from_millis(duration_ms),
+            };
+            send(&mut w, &ask_main(&ask, q).await).await
         }
         Request::Log {
             container,

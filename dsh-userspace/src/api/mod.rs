@@ -35,6 +35,11 @@ pub enum Request {
     Resolve {
         name: String,
     },
+    /// Per-syscall detail for one container, for `duration_ms`.
+    Trace {
+        container: String,
+        duration_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -46,6 +51,7 @@ pub enum Reply {
     /// The end of a non-following log reply.
     End,
     Resolved(Box<ContainerRow>),
+    Trace(Box<crate::trace::TraceReport>),
     /// Container key → current name (the agent's own use, for log lines
     /// written before the runtime had named the container).
     Names(std::collections::HashMap<String, String>),

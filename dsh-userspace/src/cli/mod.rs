@@ -4,6 +4,7 @@ mod live;
 mod log;
 mod ps;
 mod status;
+mod trace;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -33,6 +34,8 @@ enum Command {
     Log(log::LogArgs),
     /// The agent's own cost and health.
     Status(status::StatusArgs),
+    /// One container's syscalls (count, errors, latency) and block I/O.
+    Trace(trace::TraceArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -42,6 +45,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Ps(args)) => ps::run(args, &cli.state_dir),
         Some(Command::Log(args)) => log::run(args, &cli.state_dir),
         Some(Command::Status(args)) => status::run(args, &cli.state_dir),
+        Some(Command::Trace(args)) => trace::run(args, &cli.state_dir),
         // No arguments: start the agent and show the live health table.
         None => live::run(cli.state_dir),
     }

@@ -12,11 +12,12 @@ use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
 use dsh_ebpf::{
-    BlockStats, ChannelStats, KernelOffsets, ProbeConfig, SyscallStats, cgroup_mode, channel,
+    BlockStats, ChannelStats, KernelOffsets, ProbeConfig, SyscallStats, TraceSyscall, cgroup_mode,
+    channel,
 };
 pub use error::ProbeError;
 pub use layout::{CgroupLayout, CgroupLayoutKind};
@@ -44,6 +45,12 @@ const ALWAYS: &[(&str, &str)] = &[
 const LATENCY: &[(&str, &str)] = &[
     ("dsh_sys_enter_latency", "sys_enter"),
     ("dsh_sys_exit_latency", "sys_exit"),
+];
+
+/// `dsh trace` attaches these for the duration of a trace.
+const TRACE: &[(&str, &str)] = &[
+    ("dsh_trace_enter", "sys_enter"),
+    ("dsh_trace_exit", "sys_exit"),
 ];
 
 /// Programs only the benchmarks attach.
@@ -133,7 +140,7 @@ impl Probe {
         for &(prog, tp) in ALWAYS {
             probe.prepare(prog, tp, &btf)?;
         }
-        for &(prog, tp) in LATENCY.iter().chain(BENCH) {
+        for &(prog, tp) in LATENCY.iter().chain(BENCH).chain(TRACE) {
             probe.prepare(prog, tp, &btf)?;
         }
         Ok(probe)
@@ -289,6 +296,91 @@ impl Probe {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Starts a per-syscall trace of one cgroup (attribution hierarchy id):
+    /// clears what an earlier trace left, sets the target, attaches.
+    pub fn start_trace(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+        self.clear_trace()?;
+        self.set_trace_target(cgroup_id)?;
+        for &(prog, _) in TRACE {
+            self.attach(prog)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the trace and returns what it collected, summed over CPUs.
+    pub fn stop_trace(&mut self) -> Result<crate::trace::RawTrace, ProbeError> {
+        for &(prog, _) in TRACE {
+            self.detach(prog);
+        }
+        self.set_trace_target(0)?;
+        let mut raw = crate::trace::RawTrace::default();
+        let calls: PerCpuHashMap<&MapData, u32, TraceSyscall> =
+            PerCpuHashMap::try_from(self.map("TRACE_SYSCALLS")?)
+                .map_err(|e| ProbeError::Map("TRACE_SYSCALLS", e))?;
+        for item in calls.iter() {
+            let (nr, per_cpu) = item.map_err(|e| ProbeError::Map("TRACE_SYSCALLS", e))?;
+            let mut sum = TraceSyscall::ZERO;
+            for s in per_cpu.iter() {
+                sum.count += s.count;
+                sum.errors += s.errors;
+                sum.max_ns = sum.max_ns.max(s.max_ns);
+                for (a, b) in sum.latency.iter_mut().zip(s.latency.iter()) {
+                    *a += b;
+                }
+            }
+            raw.syscalls.insert(nr, sum);
+        }
+        let errnos: PerCpuHashMap<&MapData, u64, u64> =
+            PerCpuHashMap::try_from(self.map("TRACE_ERRNOS")?)
+                .map_err(|e| ProbeError::Map("TRACE_ERRNOS", e))?;
+        for item in errnos.iter() {
+            let (key, per_cpu) = item.map_err(|e| ProbeError::Map("TRACE_ERRNOS", e))?;
+            let n: u64 = per_cpu.iter().sum();
+            raw.errnos.insert(((key >> 32) as u32, key as u32), n);
+        }
+        self.clear_trace()?;
+        Ok(raw)
+    }
+
+    fn set_trace_target(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+        let map = self
+            .ebpf
+            .map_mut("TRACE_TARGET")
+            .ok_or(ProbeError::MissingMap("TRACE_TARGET"))?;
+        let mut target: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(|e| ProbeError::Map("TRACE_TARGET", e))?;
+        target
+            .set(0, cgroup_id, 0)
+            .map_err(|e| ProbeError::Map("TRACE_TARGET", e))
+    }
+
+    /// Empties the trace maps (a trace starts from zero).
+    fn clear_trace(&mut self) -> Result<(), ProbeError> {
+        fn clear<K: aya::Pod, V: aya::Pod>(
+            map: &mut aya::maps::Map,
+            name: &'static str,
+        ) -> Result<(), ProbeError> {
+            let mut hash: PerCpuHashMap<&mut MapData, K, V> =
+                PerCpuHashMap::try_from(map).map_err(|e| ProbeError::Map(name, e))?;
+            let keys: Vec<K> = hash.keys().filter_map(Result::ok).collect();
+            for k in keys {
+                // Already gone is fine: the goal is an empty map.
+                let _ = hash.remove(&k);
+            }
+            Ok(())
+        }
+        let calls = self
+            .ebpf
+            .map_mut("TRACE_SYSCALLS")
+            .ok_or(ProbeError::MissingMap("TRACE_SYSCALLS"))?;
+        clear::<u32, TraceSyscall>(calls, "TRACE_SYSCALLS")?;
+        let errnos = self
+            .ebpf
+            .map_mut("TRACE_ERRNOS")
+            .ok_or(ProbeError::MissingMap("TRACE_ERRNOS"))?;
+        clear::<u64, u64>(errnos, "TRACE_ERRNOS")
     }
 
     /// Takes the two ring buffers; call once.

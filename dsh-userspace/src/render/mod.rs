@@ -2,6 +2,7 @@
 //! snapshot types, nothing about how they were collected.
 pub mod log;
 pub mod table;
+pub mod trace;
 
 use jiff::SignedDuration;
 
