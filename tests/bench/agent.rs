@@ -34,7 +34,7 @@ struct Footprint {
     rss_mib: f64,
 }
 
-fn dsh_bin() -> PathBuf {
+pub(crate) fn dsh_bin() -> PathBuf {
     if let Ok(p) = std::env::var("DSH_BIN") {
         return p.into();
     }
@@ -42,13 +42,13 @@ fn dsh_bin() -> PathBuf {
     exe.with_file_name("dsh")
 }
 
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
-    state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
 }
 
 impl Agent {
-    fn start() -> Agent {
+    pub(crate) fn start() -> Agent {
         let state_dir = std::env::temp_dir().join(format!("dsh-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
         let child = Command::new(dsh_bin())
@@ -83,6 +83,22 @@ impl Agent {
 
     fn ps_ok(&self) -> bool {
         self.ps().status.success()
+    }
+
+    pub(crate) fn rows(&self) -> Vec<serde_json::Value> {
+        serde_json::from_slice(&self.ps().stdout).unwrap_or_default()
+    }
+
+    /// `dsh <args> --json` against this agent, parsed.
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(dsh_bin())
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("dsh");
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
     fn ids(&self) -> Vec<String> {

@@ -2,6 +2,7 @@
 //! and with the tools an operator would otherwise use, in the same run.
 //! Prints Markdown; raw figures go to JSON under `DSH_BENCH_OUT`.
 mod agent;
+mod burst;
 mod syscalls;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ fn main() {
         budgets.extend(syscalls::run(quick, !has("--no-bpftrace"), &out_dir));
     }
     if !has("--syscalls-only") {
+        budgets.extend(burst::run(quick, &out_dir));
         budgets.extend(agent::run(quick, &out_dir));
     }
     println!("\n## Budgets\n");

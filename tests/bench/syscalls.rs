@@ -65,7 +65,17 @@ struct ProgramCost {
 }
 
 #[derive(Serialize)]
+struct Accuracy {
+    loop_calls: u64,
+    cgroups: usize,
+    summed_over_cgroups: u64,
+    global: u64,
+    ratio: f64,
+}
+
+#[derive(Serialize)]
 struct Report {
+    accuracy: Accuracy,
     calls_per_run: u64,
     rounds: usize,
     modes: Vec<ModeResult>,
@@ -85,6 +95,68 @@ fn run_loop(cg: &TestCgroup, calls: u64) -> f64 {
         .trim()
         .parse()
         .expect("ns per call")
+}
+
+/// Every cgroup directory in the attribution hierarchy, opened up front so
+/// reading them all later costs one syscall each.
+fn open_all_cgroups(probe: &Probe) -> Vec<std::fs::File> {
+    let root = probe
+        .layout()
+        .attribution_root()
+        .expect("hierarchy")
+        .to_owned();
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        if let Ok(f) = std::fs::File::open(&dir) {
+            out.push(f);
+        }
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn sum_counts(probe: &Probe, dirs: &[std::fs::File]) -> u64 {
+    dirs.iter()
+        .filter_map(|d| probe.syscall_stats_of(d).ok().flatten())
+        .map(|s| s.count)
+        .sum()
+}
+
+fn run_count(probe: &Probe, name: &str) -> u64 {
+    probe
+        .program_stats()
+        .iter()
+        .find(|p| p.name == name)
+        .map_or(0, |p| p.run_count)
+}
+
+/// Benchmark 6 (syscalls): the per-cgroup counts, summed over every
+/// cgroup, against the kernel's global run count of the same program over
+/// a 10 M-call loop. The two readings bracket the loop; the few syscalls
+/// of the reading itself are the only slack.
+fn syscall_accuracy(probe: &mut Probe, cg: &TestCgroup) -> Accuracy {
+    const CALLS: u64 = 10_000_000;
+    probe.attach("dsh_sys_exit").expect("attach");
+    let dirs = open_all_cgroups(probe);
+    let r0 = run_count(probe, "dsh_sys_exit");
+    let s0 = sum_counts(probe, &dirs);
+    run_loop(cg, CALLS);
+    let s1 = sum_counts(probe, &dirs);
+    let r1 = run_count(probe, "dsh_sys_exit");
+    probe.detach_all();
+    let (summed, global) = (s1 - s0, r1 - r0);
+    Accuracy {
+        loop_calls: CALLS,
+        cgroups: dirs.len(),
+        summed_over_cgroups: summed,
+        global,
+        ratio: summed as f64 / global.max(1) as f64,
+    }
 }
 
 /// Starts bpftrace and waits until its probe is attached.
@@ -172,6 +244,7 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
         }
     }
     probe.detach_all();
+    let accuracy = syscall_accuracy(&mut probe, &cg);
     if mounted_tracefs {
         let _ = Command::new("umount").arg("/sys/kernel/tracing").status();
     }
@@ -232,7 +305,13 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
             },
         })
         .collect();
+    budgets.push(Budget::at_most(
+        "|1 - syscalls summed over all cgroups / global count|",
+        (1.0 - accuracy.ratio).abs(),
+        0.00005,
+    ));
     let report = Report {
+        accuracy,
         calls_per_run: calls,
         rounds,
         modes: results,
@@ -252,6 +331,13 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
             r.mode, r.median_ns, r.min_ns, r.max_ns, r.added_ns, r.ratio_to_bare
         );
     }
+    println!(
+        "\nAccuracy: syscalls summed over {} cgroups {} / global count {} = {:.4}",
+        report.accuracy.cgroups,
+        report.accuracy.summed_over_cgroups,
+        report.accuracy.global,
+        report.accuracy.ratio
+    );
     println!("\n## Per-program cost (kernel BPF statistics; the statistics add ~20-40 ns each)\n");
     println!("| mode | program | runs | avg ns/run |");
     println!("|---|---|---|---|");

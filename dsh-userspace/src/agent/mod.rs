@@ -82,6 +82,7 @@ struct Agent {
     journal_errors: u64,
     lines: broadcast::Sender<LogEntry>,
     meter: sample::SelfMeter,
+    sampler: sample::Sampler,
     started: Instant,
     sample_lag_ms: f64,
     sample_duration_ms: f64,
@@ -125,6 +126,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         journal_errors: 0,
         lines: lines.clone(),
         meter,
+        sampler: sample::Sampler::default(),
         started: Instant::now(),
         sample_lag_ms: 0.0,
         sample_duration_ms: 0.0,
@@ -309,7 +311,8 @@ impl Agent {
     }
 
     fn tick(&mut self) {
-        sample::sample_containers(&mut self.model, &self.probe, &self.layout, Timestamp::now());
+        self.sampler
+            .sample(&mut self.model, &self.probe, &self.layout, Timestamp::now());
         self.meter.update(&self.probe);
         if let Ok(chans) = self.probe.channel_stats() {
             for (name, c) in ["critical", "chatty"].iter().zip(chans.iter()) {

@@ -1,60 +1,127 @@
 //! One sampling tick: cgroup files and kernel counters for every live
 //! container (no process spawned, no directory walked), and the agent's own
 //! cost for `dsh status`.
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    fs::File,
+    path::PathBuf,
+    time::Instant,
+};
 
 use jiff::Timestamp;
 
 use crate::{
     api::{ChannelStatus, ProgramStatus},
-    cgroup::{self, stats::StatsError},
+    cgroup::{
+        self,
+        stats::{StatsError, StatsReader, StatsSource},
+    },
     model::{Model, container::Counters},
     probe::{Probe, ProgramStats, layout::CgroupLayout},
 };
 
-/// Reads every live container's statistics into the model.
-pub fn sample_containers(model: &mut Model, probe: &Probe, layout: &CgroupLayout, now: Timestamp) {
-    let mut block: HashMap<String, (u64, u64)> = HashMap::new();
-    match probe.block_stats() {
-        Ok(stats) => {
-            for (id, s) in stats {
-                let key = model.key_of_blkcg(id).or_else(|| model.key_of_cgroup(id));
-                if let Some(key) = key {
-                    let e = block.entry(key.to_owned()).or_default();
-                    e.0 += s.read_bytes;
-                    e.1 += s.write_bytes;
+/// Reads every live container's statistics into the model, keeping the
+/// files and cgroup directories it reads open between ticks (an open costs
+/// more than the read itself on cgroupfs).
+#[derive(Default)]
+pub struct Sampler {
+    stats: StatsReader,
+    /// Container key → its attribution cgroup directory, for syscall counters.
+    dirs: HashMap<String, (u64, File)>,
+}
+
+impl Sampler {
+    pub fn sample(
+        &mut self,
+        model: &mut Model,
+        probe: &Probe,
+        layout: &CgroupLayout,
+        now: Timestamp,
+    ) {
+        let mut block: HashMap<String, (u64, u64)> = HashMap::new();
+        match probe.block_stats() {
+            Ok(stats) => {
+                for (id, s) in stats {
+                    let key = model.key_of_blkcg(id).or_else(|| model.key_of_cgroup(id));
+                    if let Some(key) = key {
+                        let e = block.entry(key.to_owned()).or_default();
+                        e.0 += s.read_bytes;
+                        e.1 += s.write_bytes;
+                    }
                 }
             }
+            Err(e) => log::warn!("reading block counters: {e}"),
         }
-        Err(e) => log::warn!("reading block counters: {e}"),
+        let live = model.live_keys();
+        let mut live_dirs = HashSet::new();
+        for key in &live {
+            let Some(c) = model.get(key) else { continue };
+            let (path, cgroup_id) = (c.identity.cgroup.clone(), c.cgroup_id.unwrap_or(0));
+            let src = cgroup::stats_source(layout, &path);
+            live_dirs.extend(source_dirs(&src));
+            let stats = match self.stats.read(&src) {
+                Ok(s) => s,
+                Err(StatsError::Vanished(_)) => {
+                    model.sample_vanished(key);
+                    continue;
+                }
+                Err(e) => {
+                    log::debug!("{e}");
+                    continue;
+                }
+            };
+            let (syscalls, syscall_errors) = self
+                .dir(key, cgroup_id, layout, &path)
+                .and_then(|dir| probe.syscall_stats_of(dir).ok().flatten())
+                .map_or((0, 0), |s| (s.count, s.errors));
+            let (block_read, block_write) = block.get(key).copied().unwrap_or_default();
+            let counters = Counters {
+                at: None,
+                cpu_ns: 0,
+                syscalls,
+                syscall_errors,
+                block_read,
+                block_write,
+            };
+            model.record_sample(key, stats, counters, now);
+        }
+        // Let go of cgroups no longer live: an open file pins a removed cgroup.
+        self.stats.retain(|dir| live_dirs.contains(dir));
+        let live: HashSet<&String> = live.iter().collect();
+        self.dirs.retain(|k, _| live.contains(k));
     }
-    for key in model.live_keys() {
-        let Some(c) = model.get(&key) else { continue };
-        let path = c.identity.cgroup.clone();
-        let stats = match cgroup::stats::read(&cgroup::stats_source(layout, &path)) {
-            Ok(s) => s,
-            Err(StatsError::Vanished(_)) => {
-                model.sample_vanished(&key);
-                continue;
-            }
-            Err(e) => {
-                log::debug!("{e}");
-                continue;
-            }
-        };
-        let (syscalls, syscall_errors) = super::discovery::attribution_dir(layout, &path)
-            .and_then(|dir| probe.syscall_stats(&dir).ok().flatten())
-            .map_or((0, 0), |s| (s.count, s.errors));
-        let (block_read, block_write) = block.get(&key).copied().unwrap_or_default();
-        let counters = Counters {
-            at: None,
-            cpu_ns: 0,
-            syscalls,
-            syscall_errors,
-            block_read,
-            block_write,
-        };
-        model.record_sample(&key, stats, counters, now);
+
+    /// The container's cgroup directory, opened once per incarnation.
+    fn dir(
+        &mut self,
+        key: &str,
+        cgroup_id: u64,
+        layout: &CgroupLayout,
+        path: &str,
+    ) -> Option<&File> {
+        if self.dirs.get(key).is_none_or(|(id, _)| *id != cgroup_id) {
+            let dir = super::discovery::attribution_dir(layout, path)?;
+            let file = File::open(dir).ok()?;
+            self.dirs.insert(key.to_owned(), (cgroup_id, file));
+        }
+        self.dirs.get(key).map(|(_, f)| f)
+    }
+}
+
+fn source_dirs(src: &StatsSource) -> Vec<PathBuf> {
+    match src {
+        StatsSource::V2(d) => vec![d.clone()],
+        StatsSource::V1 {
+            memory,
+            cpu,
+            cpuacct,
+            pids,
+            blkio,
+        } => [memory, cpu, cpuacct, pids, blkio]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
     }
 }
 

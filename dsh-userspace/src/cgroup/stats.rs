@@ -5,7 +5,7 @@
 //! touched except on the error path, where one `stat` of the directory tells a
 //! controller that is not enabled apart from a cgroup that was removed.
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -80,37 +80,66 @@ const V1_UNLIMITED: u64 = 1 << 62;
 
 /// Reads one cgroup's statistics. Absent controllers give zero/None fields.
 pub fn read(src: &StatsSource) -> Result<CgroupStats, StatsError> {
-    let mut r = Reader {
-        buf: String::with_capacity(4096),
-    };
-    let mut s = CgroupStats::default();
-    match src {
-        StatsSource::V2(dir) => read_v2(&mut r, dir, &mut s)?,
-        StatsSource::V1 {
-            memory,
-            cpu,
-            cpuacct,
-            pids,
-            blkio,
-        } => {
-            if let Some(d) = memory {
-                read_v1_memory(&mut r, d, host_ram(), &mut s)?;
-            }
-            if let Some(d) = cpu {
-                read_v1_cpu(&mut r, d, &mut s)?;
-            }
-            if let Some(d) = cpuacct {
-                s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
-            }
-            if let Some(d) = pids {
-                s.pids = r.parse(d, "pids.current", single_u64)?;
-            }
-            if let Some(d) = blkio {
-                read_v1_blkio(&mut r, d, &mut s)?;
-            }
+    StatsReader::default().read(src)
+}
+
+/// Reads statistics again and again: keeps each file open and re-reads it
+/// from offset 0 (cgroupfs regenerates the content), which costs a fraction
+/// of an open+read+close. Files of cgroups no longer asked about must be let
+/// go with `retain` (an open file pins a removed cgroup in the kernel).
+#[derive(Default)]
+pub struct StatsReader {
+    r: Reader,
+}
+
+impl StatsReader {
+    pub fn read(&mut self, src: &StatsSource) -> Result<CgroupStats, StatsError> {
+        let r = &mut self.r;
+        let mut s = CgroupStats::default();
+        let result = match src {
+            StatsSource::V2(dir) => read_v2(r, dir, &mut s),
+            StatsSource::V1 {
+                memory,
+                cpu,
+                cpuacct,
+                pids,
+                blkio,
+            } => (|| {
+                if let Some(d) = memory {
+                    read_v1_memory(r, d, host_ram(), &mut s)?;
+                }
+                if let Some(d) = cpu {
+                    read_v1_cpu(r, d, &mut s)?;
+                }
+                if let Some(d) = cpuacct {
+                    s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
+                }
+                if let Some(d) = pids {
+                    s.pids = r.parse(d, "pids.current", single_u64)?;
+                }
+                if let Some(d) = blkio {
+                    read_v1_blkio(r, d, &mut s)?;
+                }
+                Ok(())
+            })(),
+        };
+        if let Err(StatsError::Vanished(dir)) = &result {
+            self.r.open.retain(|path, _| !path.starts_with(dir));
         }
+        result.map(|()| s)
     }
-    Ok(s)
+
+    /// Closes the files of every cgroup directory `keep` says no to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
+        self.r
+            .open
+            .retain(|path, _| path.parent().is_some_and(&mut keep));
+    }
+
+    /// Files held open.
+    pub fn open_files(&self) -> usize {
+        self.r.open.len()
+    }
 }
 
 fn read_v2(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
@@ -204,12 +233,42 @@ fn host_ram() -> u64 {
     })
 }
 
-/// Reads files into one reused buffer.
+/// Reads files into one reused buffer, keeping them open for the next time.
+#[derive(Default)]
 struct Reader {
     buf: String,
+    bytes: Vec<u8>,
+    open: std::collections::HashMap<PathBuf, File>,
 }
 
 impl Reader {
+    /// The whole file from offset 0 into `buf`, through a kept-open fd.
+    fn fill(&mut self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        if !self.open.contains_key(path) {
+            self.open.insert(path.to_owned(), File::open(path)?);
+        }
+        let file = &self.open[path];
+        self.bytes.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = match file.read_at(&mut chunk, self.bytes.len() as u64) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.open.remove(path);
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            self.bytes.extend_from_slice(&chunk[..n]);
+        }
+        self.buf.clear();
+        self.buf.push_str(&String::from_utf8_lossy(&self.bytes));
+        Ok(())
+    }
+
     /// Reads `dir/name` and parses it. Ok(None): the file is absent but `dir`
     /// still exists (controller not enabled). A parser error is the offending line.
     fn parse<T>(
@@ -219,9 +278,8 @@ impl Reader {
         f: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, StatsError> {
         let path = dir.join(name);
-        self.buf.clear();
-        match File::open(&path).and_then(|mut file| file.read_to_string(&mut self.buf)) {
-            Ok(_) => f(&self.buf)
+        match self.fill(&path) {
+            Ok(()) => f(&self.buf)
                 .map(Some)
                 .map_err(|line| StatsError::Malformed { path, line }),
             Err(e) if e.raw_os_error() == Some(ENODEV) => Err(StatsError::Vanished(dir.to_owned())),
@@ -495,7 +553,7 @@ mod tests {
         // A limit above host RAM but below 2^62 is also "unlimited".
         put(&mem, "memory.limit_in_bytes", "4294967296\n");
         let mut t = CgroupStats::default();
-        read_v1_memory(&mut Reader { buf: String::new() }, &mem, 1 << 30, &mut t).expect("read");
+        read_v1_memory(&mut Reader::default(), &mem, 1 << 30, &mut t).expect("read");
         assert_eq!(t.mem_limit_bytes, None);
 
         // Old kernel: no oom_kill key. Older blkio: only the non-recursive throttle file.
@@ -590,11 +648,23 @@ mod tests {
         };
         let s = read(&src).expect("read real cgroup");
         assert_eq!((s.mem_limit_bytes, s.mem_used_bytes()), (Some(64 << 20), 0));
+        // Kept-open files read the current value again.
+        let mut reader = StatsReader::default();
+        assert_eq!(reader.read(&src).expect("first read"), s);
+        put(&mem, "memory.limit_in_bytes", "33554432");
+        let again = reader.read(&src).expect("second read");
+        assert_eq!(again.mem_limit_bytes, Some(32 << 20));
+        assert!(reader.open_files() >= 3);
         assert_eq!(s.cpu_limit_cores, has_cpu.then_some(0.5));
         assert_eq!(s.pids, has_pids.then_some(0));
         for d in &made.0 {
             fs::remove_dir(d).unwrap_or_else(|e| panic!("rmdir {}: {e}", d.display()));
         }
         assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == mem));
+        // Through a file opened before the rmdir, too; and it is let go.
+        let gone = reader.read(&src);
+        assert!(matches!(gone, Err(StatsError::Vanished(_))), "{gone:?}");
+        reader.retain(|_| false);
+        assert_eq!(reader.open_files(), 0);
     }
 }

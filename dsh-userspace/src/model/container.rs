@@ -89,6 +89,9 @@ pub struct Container {
     pub oom_times: Vec<Timestamp>,
     pub core_dumps: u64,
     pub core_times: Vec<Timestamp>,
+    /// Processes of this container that ended, as the kernel reported them.
+    #[serde(default)]
+    pub process_exits: u64,
     /// Listening TCP ports seen from the kernel → the address they listen on.
     pub listening: BTreeMap<u16, String>,
     /// When the container was last seen changing (for forgetting old ones).
@@ -121,6 +124,7 @@ impl Container {
             oom_times: Vec::new(),
             core_dumps: 0,
             core_times: Vec::new(),
+            process_exits: 0,
             listening: BTreeMap::new(),
             last_change: now,
             sample: Sample::default(),
@@ -293,6 +297,7 @@ impl Container {
         signal: Option<u8>,
         core_dumped: bool,
     ) -> Vec<LogEntry> {
+        self.process_exits += 1;
         let is_main = self.main_tgid == Some(tgid);
         let oom = self.pending_oom.remove(&tgid);
         let external = self.external_signals.remove(&tgid);

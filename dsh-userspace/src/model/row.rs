@@ -27,6 +27,8 @@ pub struct ContainerRow {
     pub health_reasons: Vec<String>,
     pub oom_kills: u64,
     pub core_dumps: u64,
+    /// Processes that ended in this container since dsh first saw it.
+    pub process_exits: u64,
     pub pids: Option<u64>,
     pub syscalls_per_s: f64,
     pub syscall_errors_per_s: f64,
@@ -72,6 +74,7 @@ impl ContainerRow {
             health_reasons,
             oom_kills: c.oom_kills,
             core_dumps: c.core_dumps,
+            process_exits: c.process_exits,
             pids: stats.and_then(|s| s.pids),
             syscalls_per_s: c.sample.syscalls_per_s,
             syscall_errors_per_s: c.sample.syscall_errors_per_s,

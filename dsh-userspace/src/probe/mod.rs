@@ -228,10 +228,15 @@ impl Probe {
             path: dir.to_owned(),
             source,
         })?;
+        self.syscall_stats_of(&cgroup)
+    }
+
+    /// The same, for an already open cgroup directory (one syscall).
+    pub fn syscall_stats_of(&self, cgroup: &File) -> Result<Option<SyscallStats>, ProbeError> {
         let map: CgrpStorage<&MapData, SyscallStats> =
             CgrpStorage::try_from(self.map("SYSCALL_STATS")?)
                 .map_err(|e| ProbeError::Map("SYSCALL_STATS", e))?;
-        match map.get(&cgroup, 0) {
+        match map.get(cgroup, 0) {
             Ok(v) => Ok(Some(v)),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(ProbeError::Map("SYSCALL_STATS", e)),

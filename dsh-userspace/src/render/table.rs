@@ -166,6 +166,7 @@ mod tests {
             health_reasons: vec!["2 restart(s) in the last 1h".into()],
             oom_kills: 0,
             core_dumps: 1,
+            process_exits: 7,
             pids: Some(3),
             syscalls_per_s: 12_345.0,
             syscall_errors_per_s: 3.0,
