@@ -24,6 +24,8 @@ struct Report {
     docker_stats_over_dsh_ps: f64,
     footprint: Vec<Footprint>,
     cgroups_ps_ms: Vec<(usize, f64, f64)>,
+    /// Each program's runs/s and ns/run as `dsh status` reported them at the end.
+    programs: Vec<(String, f64, f64)>,
 }
 
 #[derive(Serialize, Clone)]
@@ -204,7 +206,7 @@ fn docker(args: &[&str]) -> bool {
 
 pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
     let (n_docker, ps_runs, stats_runs, window) = if quick {
-        (10, 10, 1, Duration::from_secs(3))
+        (10, 10, 1, Duration::from_secs(2))
     } else {
         (50, 50, 5, Duration::from_secs(60))
     };
@@ -281,6 +283,16 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
             .footprint
             .push(agent.footprint(format!("{size} cgroups"), window));
     }
+    let status = agent.json(&["status"]);
+    for p in status["programs"].as_array().into_iter().flatten() {
+        if p["attached"] == true {
+            report.programs.push((
+                p["name"].as_str().unwrap_or_default().to_owned(),
+                p["runs_per_s"].as_f64().unwrap_or(0.0),
+                p["avg_ns_per_run"].as_f64().unwrap_or(0.0),
+            ));
+        }
+    }
     for (_, child) in &mut cgroups {
         let _ = child.kill();
         let _ = child.wait();
@@ -325,6 +337,12 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
             "| {} | {:.0} | {:.2} | {:.1} |",
             f.what, f.seconds, f.cpu_percent, f.rss_mib
         );
+    }
+    println!(
+        "\n| program (agent, end of run, dsh status) | runs/s | avg ns/run |\n|---|---|---|"
+    );
+    for (name, rate, ns) in &report.programs {
+        println!("| {name} | {rate:.0} | {ns:.1} |");
     }
     crate::write_json(out_dir, "agent.json", &report);
 
