@@ -1,9 +1,12 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 mod agent;
+mod exec;
 mod live;
 mod log;
 mod ps;
+mod ssh;
 mod status;
+mod which;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -33,6 +36,12 @@ enum Command {
     Log(log::LogArgs),
     /// The agent's own cost and health.
     Status(status::StatusArgs),
+    /// Run a command inside a container's namespaces (root); exits with its code.
+    Exec(exec::ExecArgs),
+    /// An interactive shell inside a container's namespaces (root).
+    Ssh(ssh::SshArgs),
+    /// The container (and pod) a host pid belongs to.
+    Which(which::WhichArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -42,6 +51,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Ps(args)) => ps::run(args, &cli.state_dir),
         Some(Command::Log(args)) => log::run(args, &cli.state_dir),
         Some(Command::Status(args)) => status::run(args, &cli.state_dir),
+        Some(Command::Exec(args)) => exec::run(args, &cli.state_dir),
+        Some(Command::Ssh(args)) => ssh::run(args, &cli.state_dir),
+        Some(Command::Which(args)) => which::run(args, &cli.state_dir),
         // No arguments: start the agent and show the live health table.
         None => live::run(cli.state_dir),
     }
