@@ -144,10 +144,11 @@ impl Target {
                     kind,
                     fd: f.into(),
                 }),
-                // A kernel without this namespace type (cgroup ns: 4.6+).
+                // A kernel without this namespace type (cgroup ns: 4.6+). A
+                // zombie has no namespace links either: that one is gone.
                 Err(e)
                     if e.kind() == io::ErrorKind::NotFound
-                        && std::fs::exists(format!("/proc/{pid}")).unwrap_or(false) => {}
+                        && !std::fs::exists(format!("/proc/self/ns/{name}")).unwrap_or(true) => {}
                 Err(e) => return Err(gone(e, path)),
             }
         }
