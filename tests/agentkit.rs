@@ -226,11 +226,16 @@ pub struct Container {
 impl Container {
     /// `docker run -d --name <unique> OPTS... IMAGE CMD...`
     pub fn run(tag: &str, opts: &[&str], cmd: &[&str]) -> Container {
+        Self::run_image(tag, IMAGE, opts, cmd)
+    }
+
+    /// `docker run -d --name <unique> OPTS... IMAGE CMD...` of another image.
+    pub fn run_image(tag: &str, image: &str, opts: &[&str], cmd: &[&str]) -> Container {
         let name = format!("dsh-it-{tag}-{}", std::process::id());
         let _ = Command::new("docker").args(["rm", "-f", &name]).output();
         let mut args = vec!["run", "-d", "--name", &name];
         args.extend(opts);
-        args.push(IMAGE);
+        args.push(image);
         args.extend(cmd);
         let id = docker(&args);
         Container { name, id }

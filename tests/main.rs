@@ -6,6 +6,7 @@ mod agentkit;
 mod common;
 
 mod agent_docker;
+mod agent_exec;
 mod agent_journal;
 mod agent_runtime;
 mod agent_trace;

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod api;
 pub mod cgroup;
 pub mod clock;
+pub mod enter;
 pub mod journal;
 pub mod model;
 pub mod probe;

@@ -338,9 +338,7 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
             f.what, f.seconds, f.cpu_percent, f.rss_mib
         );
     }
-    println!(
-        "\n| program (agent, end of run, dsh status) | runs/s | avg ns/run |\n|---|---|---|"
-    );
+    println!("\n| program (agent, end of run, dsh status) | runs/s | avg ns/run |\n|---|---|---|");
     for (name, rate, ns) in &report.programs {
         println!("| {name} | {rate:.0} | {ns:.1} |");
     }

@@ -121,6 +121,10 @@ pub fn ensure_engine() -> anyhow::Result<()> {
         }
         start_dockerd()?;
     }
+    // `dsh ssh`'s test drives the shell through a terminal tmux provides.
+    if !on_path("tmux") {
+        ensure_packages(&["tmux"])?;
+    }
     ensure_test_image()
 }
 

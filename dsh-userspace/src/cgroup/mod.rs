@@ -100,9 +100,119 @@ pub fn v1_hierarchy_id(controller: &str) -> Option<u32> {
     })
 }
 
+/// One line of `/proc/PID/cgroup`: `hierarchy-id:controllers:path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcCgroup {
+    /// 0 for cgroup2; the v1 hierarchy's id otherwise.
+    pub hierarchy: u32,
+    /// The v1 controllers (and `name=` hierarchies) of the line; empty for cgroup2.
+    pub controllers: Vec<String>,
+    /// Relative to the hierarchy's root as our cgroup namespace sees it.
+    pub path: String,
+}
+
+pub fn parse_proc_cgroup(text: &str) -> Vec<ProcCgroup> {
+    text.lines()
+        .filter_map(|l| {
+            // The path may itself hold ':'; only the first two split.
+            let mut f = l.splitn(3, ':');
+            let hierarchy = f.next()?.parse().ok()?;
+            let controllers = f.next()?;
+            let path = f.next()?.to_owned();
+            let controllers = controllers
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Some(ProcCgroup {
+                hierarchy,
+                controllers,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// A process's cgroups (NotFound once it has gone).
+pub fn proc_cgroups(pid: u32) -> io::Result<Vec<ProcCgroup>> {
+    Ok(parse_proc_cgroup(&fs::read_to_string(format!(
+        "/proc/{pid}/cgroup"
+    ))?))
+}
+
+/// The process's cgroup in the hierarchy events are attributed to (see
+/// `CgroupLayout::attribution_root`): cgroup2 on v2 and hybrid hosts, the v1
+/// memory controller's on v1-only ones.
+pub fn attribution_path<'a>(lines: &'a [ProcCgroup], layout: &CgroupLayout) -> Option<&'a str> {
+    lines
+        .iter()
+        .find(|l| match layout.kind {
+            CgroupLayoutKind::V2 | CgroupLayoutKind::Hybrid => l.hierarchy == 0,
+            CgroupLayoutKind::V1 => l
+                .controllers
+                .iter()
+                .any(|c| c == crate::probe::layout::V1_ATTRIBUTION_CONTROLLER),
+        })
+        .map(|l| l.path.as_str())
+}
+
+/// The directory of each of the process's cgroups, one per mounted hierarchy
+/// (cgroup2 and every v1 one), on this host's mounts.
+pub fn hierarchy_dirs(lines: &[ProcCgroup], layout: &CgroupLayout) -> Vec<PathBuf> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let root = if l.hierarchy == 0 {
+                layout.unified.as_ref()
+            } else {
+                l.controllers.iter().find_map(|c| layout.v1.get(c))
+            }?;
+            Some(root.join(l.path.trim_start_matches('/')))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HYBRID_PROC: &str = "\
+9:name=systemd:/docker/abc
+4:memory:/docker/abc
+2:cpu,cpuacct:/docker/abc
+0::/docker/abc/sub:odd
+";
+
+    #[test]
+    fn proc_cgroup_lines() {
+        let lines = parse_proc_cgroup(HYBRID_PROC);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[2].controllers, ["cpu", "cpuacct"]);
+        assert_eq!(lines[3].path, "/docker/abc/sub:odd");
+        let hybrid = CgroupLayout::from_mounts(
+            "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n\
+             cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
+             cgroup /sys/fs/cgroup/systemd cgroup rw,name=systemd 0 0\n\
+             cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n",
+        );
+        assert_eq!(
+            attribution_path(&lines, &hybrid),
+            Some("/docker/abc/sub:odd")
+        );
+        assert_eq!(
+            hierarchy_dirs(&lines, &hybrid),
+            [
+                "/sys/fs/cgroup/systemd/docker/abc",
+                "/sys/fs/cgroup/memory/docker/abc",
+                "/sys/fs/cgroup/cpu,cpuacct/docker/abc",
+                "/sys/fs/cgroup/unified/docker/abc/sub:odd",
+            ]
+            .map(PathBuf::from)
+        );
+        let v1 = CgroupLayout::from_mounts("cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n");
+        assert_eq!(attribution_path(&lines, &v1), Some("/docker/abc"));
+        assert_eq!(hierarchy_dirs(&lines, &v1).len(), 1);
+    }
 
     #[test]
     fn own_process_start_and_parent() {

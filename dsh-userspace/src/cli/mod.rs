@@ -1,10 +1,13 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 mod agent;
+mod exec;
 mod live;
 mod log;
 mod ps;
+mod ssh;
 mod status;
 mod trace;
+mod which;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -36,6 +39,12 @@ enum Command {
     Status(status::StatusArgs),
     /// One container's syscalls (count, errors, latency) and block I/O.
     Trace(trace::TraceArgs),
+    /// Run a command inside a container's namespaces (root); exits with its code.
+    Exec(exec::ExecArgs),
+    /// An interactive shell inside a container's namespaces (root).
+    Ssh(ssh::SshArgs),
+    /// The container (and pod) a host pid belongs to.
+    Which(which::WhichArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -46,6 +55,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Log(args)) => log::run(args, &cli.state_dir),
         Some(Command::Status(args)) => status::run(args, &cli.state_dir),
         Some(Command::Trace(args)) => trace::run(args, &cli.state_dir),
+        Some(Command::Exec(args)) => exec::run(args, &cli.state_dir),
+        Some(Command::Ssh(args)) => ssh::run(args, &cli.state_dir),
+        Some(Command::Which(args)) => which::run(args, &cli.state_dir),
         // No arguments: start the agent and show the live health table.
         None => live::run(cli.state_dir),
     }

@@ -1,0 +1,99 @@
+//! `dsh which`: the container (and pod) a host pid belongs to, from its
+//! cgroup; names come from the agent when it runs.
+use std::{path::Path, process::ExitCode};
+
+use anyhow::Context as _;
+use dsh::{
+    api::{Reply, Request, client},
+    cgroup::{self, identity::identify},
+    probe::layout::CgroupLayout,
+    render::sanitize,
+};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct WhichArgs {
+    /// A process id, as the host sees it.
+    pid: u32,
+    /// One JSON object instead of the line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let pid = args.pid;
+    let layout = CgroupLayout::detect().context("reading /proc/self/mounts")?;
+    let lines = match cgroup::proc_cgroups(pid) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::bail!("no process {pid}")
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading /proc/{pid}/cgroup")),
+    };
+    let path = cgroup::attribution_path(&lines, &layout).with_context(|| {
+        format!("process {pid} has no cgroup in this host's attribution hierarchy")
+    })?;
+    let Some(id) = identify(path) else {
+        if args.json {
+            let v = json!({ "pid": pid, "in_container": false, "process_cgroup": path });
+            println!("{v}");
+        } else {
+            println!("{pid} is not in a container (cgroup {})", sanitize(path));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    // The agent knows names and states; the cgroup path alone knows the
+    // runtime and its id.
+    let resolved = client::call(
+        state_dir,
+        &Request::Resolve {
+            name: id.cgroup.clone(),
+        },
+    );
+    let row = match resolved {
+        Ok(Reply::Resolved(row)) => Some(row),
+        Ok(_) => None,
+        Err(client::ClientError::Agent(_)) => {
+            eprintln!("dsh: the agent does not know this container (yet); showing its cgroup only");
+            None
+        }
+        Err(e) => {
+            eprintln!("dsh: {e}; container names need the agent");
+            None
+        }
+    };
+    let runtime = serde_json::to_value(id.runtime)?;
+    let runtime = runtime.as_str().unwrap_or_default();
+    if args.json {
+        let v = json!({
+            "pid": pid,
+            "in_container": true,
+            "id": row.as_ref().map(|r| r.id.clone()),
+            "state": row.as_ref().map(|r| r.state),
+            "runtime": runtime,
+            "runtime_id": id.runtime_id,
+            "cgroup": id.cgroup,
+            "pod_uid": id.pod_uid,
+            "process_cgroup": path,
+        });
+        println!("{v}");
+    } else {
+        let name = row.as_ref().map_or("-", |r| r.id.as_str());
+        let short = if id.runtime_id.len() == 64 {
+            &id.runtime_id[..12]
+        } else {
+            id.runtime_id.as_str()
+        };
+        let mut line = format!(
+            "{pid} {} {runtime} {} {}",
+            sanitize(name),
+            sanitize(short),
+            sanitize(&id.cgroup)
+        );
+        if let Some(uid) = &id.pod_uid {
+            line.push_str(&format!(" pod {uid}"));
+        }
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

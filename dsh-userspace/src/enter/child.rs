@@ -1,0 +1,156 @@
+//! What runs in the forked children: join the cgroups and namespaces, fork
+//! once more (for the pid namespace), exec. Nothing here returns: each
+//! process ends in `_exit` or `execve`, so no Rust buffers or destructors of
+//! the parent's state run twice.
+use std::{
+    ffi::CStr,
+    os::fd::{AsRawFd as _, OwnedFd},
+};
+
+use nix::{
+    errno::Errno,
+    sched::setns,
+    sys::{
+        signal::{SigHandler, Signal, signal},
+        wait::{WaitStatus, waitpid},
+    },
+    unistd::{ForkResult, chdir, chroot, execve, fchdir, fork, getpid},
+};
+
+use super::{Mode, Program, Target};
+
+/// The first byte of a report: which error the parent turns it into.
+pub const SETUP: u8 = b'S';
+pub const NOT_FOUND: u8 = b'N';
+pub const NOT_EXECUTABLE: u8 = b'X';
+
+/// One write: a pipe takes up to PIPE_BUF bytes atomically, and the parent
+/// reads until every copy of the write end is closed.
+fn report(fd: &OwnedFd, kind: u8, msg: &str) {
+    let _ = nix::unistd::write(fd, &[&[kind], msg.as_bytes()].concat());
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process without running the parent's
+    // atexit handlers or flushing buffers it owns.
+    unsafe { libc::_exit(code) }
+}
+
+/// The first child: joins everything, forks the command, waits for it and
+/// exits with its status.
+pub fn join_and_run(target: &Target, program: &Program, report_w: OwnedFd) -> ! {
+    if let Err(msg) = join(target) {
+        report(&report_w, SETUP, &msg);
+        exit(1);
+    }
+    // SAFETY: this process has a single thread (the fork's).
+    match unsafe { fork() } {
+        Err(e) => {
+            let why = if e == Errno::ENOMEM {
+                ": the container's pid namespace has no init any more (the container stopped)"
+            } else {
+                ""
+            };
+            report(
+                &report_w,
+                SETUP,
+                &format!("fork into the container's pid namespace: {e}{why}"),
+            );
+            exit(1)
+        }
+        Ok(ForkResult::Child) => exec(target.mode, program, &report_w),
+        Ok(ForkResult::Parent { child }) => {
+            drop(report_w);
+            let code = loop {
+                match waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    Ok(WaitStatus::Exited(_, code)) => break code,
+                    Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+                    Ok(_) => continue,
+                    Err(_) => break 1,
+                }
+            };
+            exit(code)
+        }
+    }
+}
+
+fn join(target: &Target) -> Result<(), String> {
+    // Before the cgroup and mount namespaces change what these paths mean.
+    let me = getpid().to_string();
+    for dir in &target.cgroup_dirs {
+        if let Err(e) = std::fs::write(dir.join("cgroup.procs"), &me) {
+            eprintln!("dsh: warning: not joining cgroup {}: {e}", dir.display());
+        }
+    }
+    for ns in &target.namespaces {
+        setns(&ns.fd, ns.kind).map_err(|e| {
+            format!(
+                "joining the {} namespace of process {} (setns): {e}",
+                ns.name, target.pid
+            )
+        })?;
+    }
+    if let Some(root) = &target.root {
+        fchdir(root.as_raw_fd())
+            .and_then(|()| chroot("."))
+            .and_then(|()| chdir("/"))
+            .map_err(|e| format!("entering the container's root directory: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The command's process: default signal handling back, then the first
+/// alternative whose program exists.
+fn exec(mode: Mode, program: &Program, report_w: &OwnedFd) -> ! {
+    // SAFETY: setting default dispositions runs no handler code. Rust's
+    // runtime ignores SIGPIPE and `run` ignores SIGINT/SIGQUIT; ignored
+    // signals would stay ignored across exec.
+    unsafe {
+        for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGPIPE] {
+            let _ = signal(sig, SigHandler::SigDfl);
+        }
+    }
+    let mut denied: Option<&CStr> = None;
+    for alt in &program.alternatives {
+        for path in &alt.paths {
+            let Err(e) = execve(path, &alt.argv, &program.env);
+            match e {
+                Errno::ENOENT | Errno::ENOTDIR => {}
+                Errno::EACCES => {
+                    denied.get_or_insert(path);
+                }
+                e => {
+                    let msg = format!("cannot run {}: {e}", path.to_string_lossy());
+                    report(report_w, NOT_EXECUTABLE, &msg);
+                    exit(126)
+                }
+            }
+        }
+    }
+    if let Some(path) = denied {
+        let msg = format!("cannot run {}: permission denied", path.to_string_lossy());
+        report(report_w, NOT_EXECUTABLE, &msg);
+        exit(126)
+    }
+    let names: Vec<String> = program
+        .alternatives
+        .iter()
+        .filter_map(|a| a.argv.first())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let msg = match mode {
+        Mode::Container => format!(
+            "{} not found in the container (PATH {}); for an image without it, try --host-tools",
+            names.join(" or "),
+            super::DEFAULT_PATH
+        ),
+        Mode::HostTools => format!(
+            "{} not found on the host (PATH {})",
+            names.join(" or "),
+            super::DEFAULT_PATH
+        ),
+    };
+    report(report_w, NOT_FOUND, &msg);
+    exit(127)
+}
