@@ -89,7 +89,8 @@ fn churn_of_200_cgroups_for_a_minute() {
         .attribution_root()
         .expect("hierarchy")
         .to_owned();
-    // Warm up once, so the start level includes the agent's steady state.
+    // Warm up for 15 s, so the start level includes the agent's steady state
+    // (the journal's page cache, bounded at 8 MiB, fills as lines are written).
     let tag = format!("dsh-churn-{}", std::process::id());
     let round = |n: usize| {
         for i in 0..n {
@@ -100,8 +101,12 @@ fn churn_of_200_cgroups_for_a_minute() {
             let _ = fs::remove_dir(root.join(format!("{tag}-{i}")));
         }
     };
-    round(200);
-    std::thread::sleep(Duration::from_secs(15));
+    let warm = std::time::Instant::now();
+    while warm.elapsed() < Duration::from_secs(15) {
+        round(200);
+    }
+    // Forgotten after 2 s, trimmed at the next 10 s housekeeping.
+    std::thread::sleep(Duration::from_secs(12));
     let start = rss_kib(agent.pid());
     let t0 = std::time::Instant::now();
     let mut rounds = 0;
@@ -117,6 +122,7 @@ fn churn_of_200_cgroups_for_a_minute() {
             .all(|r| !r["id"].as_str().unwrap_or("").contains(&tag))
             .then_some(rows)
     });
+    std::thread::sleep(Duration::from_secs(10)); // one more housekeeping pass
     let end = rss_kib(agent.pid());
     eprintln!(
         "churn: {rounds} rounds x 200 cgroups; agent RSS start {start} KiB, peak {peak} KiB, after {end} KiB; {} rows left",

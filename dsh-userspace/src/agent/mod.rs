@@ -187,6 +187,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                 let per_10s = (10_000 / agent.cfg.interval.as_millis().max(1) as u64).max(1);
                 if ticks.is_multiple_of(per_10s) {
                     agent.model.housekeep(Timestamp::now());
+                    // Give memory freed by forgotten containers back to the
+                    // system, so churn leaves no lasting footprint.
+                    // SAFETY: releases free memory only; no pointer is touched.
+                    unsafe { libc::malloc_trim(0) };
                 }
                 if ticks % (per_10s * 60) == 1 {
                     agent.enforce_retention();

@@ -90,7 +90,7 @@ impl Journal {
         // A small page cache: the agent's memory must stay flat as the
         // journal grows (redb's default cache is sized for databases).
         let database = Database::builder()
-            .set_cache_size(16 << 20)
+            .set_cache_size(8 << 20)
             .create(path)
             .map_err(|source| JournalError::Open {
                 path: path.to_owned(),
