@@ -1,0 +1,122 @@
+//! `dsh trace` inside the agent: start the kernel-side trace for one
+//! container, answer the client when its time is up.
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::Agent;
+use crate::api::Reply;
+
+/// A `dsh trace` in progress: answered when its time is up.
+pub(super) struct PendingTrace {
+    reply: oneshot::Sender<Reply>,
+    key: String,
+    id: String,
+    cgroup: String,
+    started: Instant,
+    deadline: tokio::time::Instant,
+    block_before: Option<dsh_ebpf::BlockStats>,
+}
+
+/// The longest trace a client may ask for.
+const MAX_TRACE: Duration = Duration::from_secs(300);
+
+pub(super) fn deadline(t: &Option<PendingTrace>) -> tokio::time::Instant {
+    t.as_ref().map_or_else(
+        || tokio::time::Instant::now() + Duration::from_secs(3600),
+        |t| t.deadline,
+    )
+}
+
+impl Agent {
+    /// The container's block counters (request blkcg and issuing task ids).
+    fn block_of(&self, key: &str) -> Option<dsh_ebpf::BlockStats> {
+        let all = self.probe.block_stats().ok()?;
+        let mut sum = dsh_ebpf::BlockStats::ZERO;
+        for (id, s) in all {
+            let owner = self
+                .model
+                .key_of_blkcg(id)
+                .or_else(|| self.model.key_of_cgroup(id));
+            if owner == Some(key) {
+                sum.read_bytes += s.read_bytes;
+                sum.write_bytes += s.write_bytes;
+                sum.read_ops += s.read_ops;
+                sum.write_ops += s.write_ops;
+                for (a, b) in sum.latency.iter_mut().zip(s.latency.iter()) {
+                    *a += b;
+                }
+            }
+        }
+        Some(sum)
+    }
+
+    /// Starts a trace (answered by `finish_trace`), or answers at once
+    /// with why not.
+    pub(super) fn start_trace(
+        &mut self,
+        name: &str,
+        duration: Duration,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let refuse = |reply: oneshot::Sender<Reply>, msg: String| {
+            let _ = reply.send(Reply::Error(msg));
+        };
+        if self.trace.is_some() {
+            return refuse(
+                reply,
+                "another dsh trace is running; try again when it ends".into(),
+            );
+        }
+        if duration.is_zero() || duration > MAX_TRACE {
+            return refuse(
+                reply,
+                format!("a trace lasts between 1ms and {MAX_TRACE:?}"),
+            );
+        }
+        let key = match self.model.resolve(name) {
+            Ok(k) => k,
+            Err(e) => return refuse(reply, e.to_string()),
+        };
+        let Some(c) = self.model.get(&key) else {
+            return refuse(reply, format!("container {name} vanished"));
+        };
+        let Some(cgroup_id) = c.cgroup_id else {
+            return refuse(
+                reply,
+                format!("{} is not running (its cgroup is gone)", c.display_id()),
+            );
+        };
+        let (id, cgroup) = (c.display_id().to_owned(), c.identity.cgroup.clone());
+        if let Err(e) = self.probe.start_trace(cgroup_id) {
+            return refuse(reply, format!("starting the trace: {e}"));
+        }
+        self.trace = Some(PendingTrace {
+            block_before: self.block_of(&key),
+            reply,
+            key,
+            id,
+            cgroup,
+            started: Instant::now(),
+            deadline: tokio::time::Instant::now() + duration,
+        });
+    }
+
+    pub(super) fn finish_trace(&mut self) {
+        let Some(t) = self.trace.take() else { return };
+        let reply = match self.probe.stop_trace() {
+            Ok(raw) => {
+                let block = crate::trace::block_row(
+                    t.block_before.as_ref(),
+                    self.block_of(&t.key).as_ref(),
+                );
+                let secs = t.started.elapsed().as_secs_f64();
+                Reply::Trace(Box::new(crate::trace::report(
+                    &t.id, &t.cgroup, secs, &raw, block,
+                )))
+            }
+            Err(e) => Reply::Error(format!("reading the trace: {e}")),
+        };
+        let _ = t.reply.send(reply);
+    }
+}
