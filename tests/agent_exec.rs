@@ -3,13 +3,13 @@
 //! (or the host's files with --host-tools), and exit codes pass through.
 use std::{
     path::PathBuf,
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     time::Duration,
 };
 
 use serde_json::Value;
 
-use crate::agentkit::{Agent, Container, docker, dsh_bin, wait_until};
+use crate::agentkit::{Agent, Container, Tmux, docker, dsh_bin, wait_until};
 
 /// The container's row once the agent knows its main process.
 fn running_row(agent: &Agent, name: &str) -> Value {
@@ -111,42 +111,6 @@ fn exec_runs_in_the_containers_namespaces() {
         "{}",
         stderr(&stopped)
     );
-}
-
-/// A tmux server of its own, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new(tag: &str) -> Tmux {
-        Tmux {
-            socket: format!("dsh-it-{tag}-{}", std::process::id()),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running tmux (install it: apt-get install tmux)")
-    }
-
-    fn pane(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "it"]).stdout).into_owned()
-    }
-
-    fn alive(&self) -> bool {
-        self.cmd(&["has-session", "-t", "it"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
 }
 
 #[test]

@@ -262,3 +262,39 @@ pub fn workload_mounts() -> Vec<String> {
         format!("{}:/dsh-workload:ro", dsh_testkit::workload()),
     ]
 }
+
+/// A tmux server of its own, killed on drop.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    pub fn new(tag: &str) -> Tmux {
+        Tmux {
+            socket: format!("dsh-it-{tag}-{}", std::process::id()),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running tmux (install it: apt-get install tmux)")
+    }
+
+    pub fn pane(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "it"]).stdout).into_owned()
+    }
+
+    pub fn alive(&self) -> bool {
+        self.cmd(&["has-session", "-t", "it"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}

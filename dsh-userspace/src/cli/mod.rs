@@ -6,6 +6,7 @@ mod log;
 mod ps;
 mod ssh;
 mod status;
+mod top;
 mod trace;
 mod which;
 
@@ -37,6 +38,8 @@ enum Command {
     Log(log::LogArgs),
     /// The agent's own cost and health.
     Status(status::StatusArgs),
+    /// The health table, live in the terminal (q quits).
+    Top(top::TopArgs),
     /// One container's syscalls (count, errors, latency) and block I/O.
     Trace(trace::TraceArgs),
     /// Run a command inside a container's namespaces (root); exits with its code.
@@ -55,6 +58,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Log(args)) => log::run(args, &cli.state_dir),
         Some(Command::Status(args)) => status::run(args, &cli.state_dir),
         Some(Command::Trace(args)) => trace::run(args, &cli.state_dir),
+        Some(Command::Top(args)) => top::run(args, &cli.state_dir),
         Some(Command::Exec(args)) => exec::run(args, &cli.state_dir),
         Some(Command::Ssh(args)) => ssh::run(args, &cli.state_dir),
         Some(Command::Which(args)) => which::run(args, &cli.state_dir),
