@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::agentkit::{Agent, Container, wait_until, workload_mounts};
-
-const CONTRACT_HEADER: &str = "id                       endpoint           state               rtime  btime  cpu(u/l)  mem(u/l)   restart  health";
+use crate::agentkit::{Agent, CONTRACT_HEADER, Container, wait_until, workload_mounts};
 
 fn msgs(agent: &Agent, name: &str) -> Vec<String> {
     agent

@@ -128,18 +128,7 @@ fn ssh_is_an_interactive_shell_in_the_container() {
         c.name,
         status_file.display()
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "it",
-        "-x",
-        "200",
-        "-y",
-        "50",
-        &line,
-    ]);
-    assert!(started.status.success(), "tmux: {}", stderr(&started));
+    tmux.start(&line);
 
     tmux.cmd(&[
         "send-keys",

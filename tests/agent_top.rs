@@ -1,9 +1,7 @@
 //! `dsh top` in a real terminal (tmux), and as a one-shot snapshot in a pipe.
 use std::{process::Command, time::Duration};
 
-use crate::agentkit::{Agent, Container, Tmux, dsh_bin, wait_until};
-
-const HEADER: &str = "id                       endpoint           state               rtime  btime  cpu(u/l)  mem(u/l)   restart  health";
+use crate::agentkit::{Agent, CONTRACT_HEADER as HEADER, Container, Tmux, dsh_bin, wait_until};
 
 #[test]
 fn top_draws_the_table_live_and_quits_on_q() {
@@ -22,18 +20,7 @@ fn top_draws_the_table_live_and_quits_on_q() {
         agent.state_dir.display(),
         stty.display()
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "it",
-        "-x",
-        "200",
-        "-y",
-        "40",
-        &line,
-    ]);
-    assert!(started.status.success(), "tmux failed");
+    tmux.start(&line);
     let pane = wait_until(Duration::from_secs(15), "the table in the terminal", || {
         let pane = tmux.pane();
         (pane.contains(HEADER) && pane.contains(&c.name)).then_some(pane)

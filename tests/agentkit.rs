@@ -217,6 +217,9 @@ pub fn docker(args: &[&str]) -> String {
 
 pub const IMAGE: &str = "dsh-test/busybox:latest";
 
+/// The `dsh ps` header as the product contract prints it, byte for byte.
+pub const CONTRACT_HEADER: &str = "id                       endpoint           state               rtime  btime  cpu(u/l)  mem(u/l)   restart  health";
+
 /// A Docker container removed (with `docker rm -f`) on drop.
 pub struct Container {
     pub name: String,
@@ -282,6 +285,26 @@ impl Tmux {
             .stdin(Stdio::null())
             .output()
             .expect("running tmux (install it: apt-get install tmux)")
+    }
+
+    /// Starts session `it`, 200x40, running `line` in a shell.
+    pub fn start(&self, line: &str) {
+        let out = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "it",
+            "-x",
+            "200",
+            "-y",
+            "40",
+            line,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn pane(&self) -> String {

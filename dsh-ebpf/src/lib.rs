@@ -165,6 +165,17 @@ impl BlockStats {
         write_ops: 0,
         latency: [0; LATENCY_BUCKETS],
     };
+
+    /// Adds another set of counters (another CPU's, another cgroup's).
+    pub fn add(&mut self, other: &Self) {
+        self.read_bytes += other.read_bytes;
+        self.write_bytes += other.write_bytes;
+        self.read_ops += other.read_ops;
+        self.write_ops += other.write_ops;
+        for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
+            *a += b;
+        }
+    }
 }
 
 /// `dsh trace` latency buckets: two significant bits per power of two

@@ -39,13 +39,7 @@ impl Agent {
                 .key_of_blkcg(id)
                 .or_else(|| self.model.key_of_cgroup(id));
             if owner == Some(key) {
-                sum.read_bytes += s.read_bytes;
-                sum.write_bytes += s.write_bytes;
-                sum.read_ops += s.read_ops;
-                sum.write_ops += s.write_ops;
-                for (a, b) in sum.latency.iter_mut().zip(s.latency.iter()) {
-                    *a += b;
-                }
+                sum.add(&s);
             }
         }
         Some(sum)

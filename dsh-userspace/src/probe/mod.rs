@@ -259,7 +259,7 @@ impl Probe {
             };
             let mut sum = BlockStats::ZERO;
             for s in per_cpu.iter() {
-                add_block(&mut sum, s);
+                sum.add(s);
             }
             out.insert(id, sum);
         }
@@ -399,15 +399,5 @@ impl Probe {
             .take_map("CHATTY_EVENTS")
             .ok_or(ProbeError::MissingMap("CHATTY_EVENTS"))?;
         EventRings::new(critical, chatty)
-    }
-}
-
-fn add_block(sum: &mut BlockStats, s: &BlockStats) {
-    sum.read_bytes += s.read_bytes;
-    sum.write_bytes += s.write_bytes;
-    sum.read_ops += s.read_ops;
-    sum.write_ops += s.write_ops;
-    for (a, b) in sum.latency.iter_mut().zip(s.latency.iter()) {
-        *a += b;
     }
 }

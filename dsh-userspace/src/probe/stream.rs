@@ -37,17 +37,7 @@ impl EventRings {
 
     /// Every event already in the buffers.
     pub fn drain(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
-        while let Some(r) = pop(&mut self.critical).or_else(|| pop(&mut self.chatty)) {
-            match r {
-                Ok(e) => out.push(e),
-                Err(err) => {
-                    self.undecodable += 1;
-                    log::warn!("dropping undecodable event: {err}");
-                }
-            }
-        }
-        out
+        drain(&mut self.critical, &mut self.chatty, &mut self.undecodable)
     }
 
     /// Registers the buffers with the tokio reactor (call inside a runtime).
@@ -74,17 +64,11 @@ pub struct EventStream {
 impl EventStream {
     /// Every event already in the buffers, without waiting (at shutdown).
     pub fn drain(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
-        while let Some(r) = pop(self.critical.get_mut()).or_else(|| pop(self.chatty.get_mut())) {
-            match r {
-                Ok(e) => out.push(e),
-                Err(err) => {
-                    self.undecodable += 1;
-                    log::warn!("dropping undecodable event: {err}");
-                }
-            }
-        }
-        out
+        drain(
+            self.critical.get_mut(),
+            self.chatty.get_mut(),
+            &mut self.undecodable,
+        )
     }
 
     /// The next event. Waits without polling: the ring buffers' fds wake
@@ -110,4 +94,20 @@ impl EventStream {
             }
         }
     }
+}
+
+/// Pops everything from both rings, critical first; undecodable records are
+/// counted and dropped.
+fn drain(critical: &mut Ring, chatty: &mut Ring, undecodable: &mut u64) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(r) = pop(critical).or_else(|| pop(chatty)) {
+        match r {
+            Ok(e) => out.push(e),
+            Err(err) => {
+                *undecodable += 1;
+                log::warn!("dropping undecodable event: {err}");
+            }
+        }
+    }
+    out
 }

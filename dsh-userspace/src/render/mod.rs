@@ -17,38 +17,38 @@ pub fn duration(d: SignedDuration) -> String {
     }
 }
 
-/// Binary units with one decimal: `512B`, `1.5KiB`, `32.0MiB`, `2.0GiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+/// `n` scaled to the largest binary unit that keeps it >= 1: (value, unit
+/// index: 0 = Ki, 1 = Mi, ...); None below 1 KiB.
+fn scaled(n: u64) -> Option<(f64, usize)> {
     if n < 1024 {
-        return format!("{n}B");
+        return None;
     }
     let mut v = n as f64 / 1024.0;
     let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
+    while v >= 1024.0 && unit + 1 < 5 {
         v /= 1024.0;
         unit += 1;
     }
-    format!("{v:.1}{}", UNITS[unit])
+    Some((v, unit))
+}
+
+/// Binary units with one decimal: `512B`, `1.5KiB`, `32.0MiB`, `2.0GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    match scaled(n) {
+        None => format!("{n}B"),
+        Some((v, u)) => format!("{v:.1}{}", UNITS[u]),
+    }
 }
 
 /// Short binary units for table cells: `512B`, `1.5Ki`, `12Mi`, `2.0Gi`
 /// (one decimal below 10, none above), so `used/limit` fits its column.
 pub fn bytes_short(n: u64) -> String {
     const UNITS: [&str; 5] = ["Ki", "Mi", "Gi", "Ti", "Pi"];
-    if n < 1024 {
-        return format!("{n}B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v < 10.0 {
-        format!("{v:.1}{}", UNITS[unit])
-    } else {
-        format!("{v:.0}{}", UNITS[unit])
+    match scaled(n) {
+        None => format!("{n}B"),
+        Some((v, u)) if v < 10.0 => format!("{v:.1}{}", UNITS[u]),
+        Some((v, u)) => format!("{v:.0}{}", UNITS[u]),
     }
 }
 
