@@ -14,7 +14,7 @@ use crate::{
     api::{ChannelStatus, ProgramStatus},
     cgroup::{
         self,
-        stats::{StatsError, StatsReader, StatsSource},
+        stats::{StatsError, StatsReader},
     },
     model::{Model, container::Counters},
     probe::{Probe, ProgramStats, layout::CgroupLayout},
@@ -58,7 +58,7 @@ impl Sampler {
             let Some(c) = model.get(key) else { continue };
             let (path, cgroup_id) = (c.identity.cgroup.clone(), c.cgroup_id.unwrap_or(0));
             let src = cgroup::stats_source(layout, &path);
-            live_dirs.extend(source_dirs(&src));
+            live_dirs.extend(src.dirs().into_iter().map(PathBuf::from));
             let stats = match self.stats.read(&src) {
                 Ok(s) => s,
                 Err(StatsError::Vanished(_)) => {
@@ -105,23 +105,6 @@ impl Sampler {
             self.dirs.insert(key.to_owned(), (cgroup_id, file));
         }
         self.dirs.get(key).map(|(_, f)| f)
-    }
-}
-
-fn source_dirs(src: &StatsSource) -> Vec<PathBuf> {
-    match src {
-        StatsSource::V2(d) => vec![d.clone()],
-        StatsSource::V1 {
-            memory,
-            cpu,
-            cpuacct,
-            pids,
-            blkio,
-        } => [memory, cpu, cpuacct, pids, blkio]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
     }
 }
 

@@ -24,6 +24,26 @@ pub enum StatsSource {
     },
 }
 
+impl StatsSource {
+    /// Every directory this source reads from.
+    pub fn dirs(&self) -> Vec<&Path> {
+        match self {
+            StatsSource::V2(d) => vec![d.as_path()],
+            StatsSource::V1 {
+                memory,
+                cpu,
+                cpuacct,
+                pids,
+                blkio,
+            } => [memory, cpu, cpuacct, pids, blkio]
+                .into_iter()
+                .flatten()
+                .map(PathBuf::as_path)
+                .collect(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CgroupStats {
     /// anon (v2 memory.stat `anon`; v1 memory.stat `total_rss`)
