@@ -14,9 +14,15 @@ fn main() -> anyhow::Result<()> {
              build with `cargo xtask build` (or `cargo xtask run`), which sets both up"
         ));
     }
+    // Read when the script runs, not baked in when it is compiled: a build
+    // script binary reused from another checkout (a copied target/) would
+    // otherwise build that checkout's programs.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").context("cargo did not set CARGO_MANIFEST_DIR")?;
+    let root_dir = format!("{manifest_dir}/../dsh-ebpf");
     let package = Package {
         name: "dsh-ebpf",
-        root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../dsh-ebpf"),
+        root_dir: &root_dir,
         ..Default::default()
     };
     aya_build::build_ebpf([package], Toolchain::Custom("stable"))
