@@ -29,6 +29,34 @@ pub mod kind {
     pub const LISTEN: u32 = 8;
 }
 
+/// What the programs could not do, one counter per kind in the per-CPU
+/// `FAILURES` array: a failure is counted, never silently dropped, and
+/// `dsh status` shows the totals.
+pub mod failure {
+    /// A read of a kernel struct failed (`bpf_probe_read_kernel` returned
+    /// -EFAULT): the event or counter that needed it is incomplete or missing.
+    pub const KERNEL_READ: u32 = 0;
+    /// No room for a cgroup's syscall counters.
+    pub const SYSCALL_COUNTERS_FULL: u32 = 1;
+    /// `BLOCK_INFLIGHT` full: a request's I/O is not counted.
+    pub const BLOCK_INFLIGHT_FULL: u32 = 2;
+    /// `BLOCK_STATS` full: a completed request is not counted.
+    pub const BLOCK_STATS_FULL: u32 = 3;
+    /// `dsh trace` maps full: a syscall or errno is missing from the trace.
+    pub const TRACE_SYSCALLS_FULL: u32 = 4;
+    pub const TRACE_ERRNOS_FULL: u32 = 5;
+    pub const COUNT: u32 = 6;
+    /// Names for `dsh status`, indexed by kind.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "kernel_read",
+        "syscall_counters_full",
+        "block_inflight_full",
+        "block_stats_full",
+        "trace_syscalls_full",
+        "trace_errnos_full",
+    ];
+}
+
 /// How a task is mapped to the cgroup id dsh attributes it to.
 pub mod cgroup_mode {
     /// cgroup2 is mounted (pure v2 or hybrid): the task's default-hierarchy
@@ -401,15 +429,31 @@ assert_size!(ListenEvent, 72);
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
-    // SAFETY: all of these are repr(C), Copy, contain only integers and arrays
-    // of integers, and have no padding (sizes asserted above).
-    unsafe impl aya::Pod for KernelOffsets {}
-    unsafe impl aya::Pod for ProbeConfig {}
-    unsafe impl aya::Pod for SyscallStats {}
-    unsafe impl aya::Pod for BlockStats {}
-    unsafe impl aya::Pod for InflightRequest {}
-    unsafe impl aya::Pod for ChannelStats {}
-    unsafe impl aya::Pod for SyscallStart {}
-    unsafe impl aya::Pod for TraceStart {}
-    unsafe impl aya::Pod for TraceSyscall {}
+    /// Every ABI type is `repr(C)`, `Copy`, holds only integers and arrays
+    /// of integers, and has no padding (sizes asserted above): any bytes the
+    /// kernel wrote are a valid value.
+    macro_rules! pod {
+        ($($t:ty),* $(,)?) => {$(
+            // SAFETY: see above.
+            unsafe impl aya::Pod for $t {}
+        )*};
+    }
+    pod!(
+        KernelOffsets,
+        ProbeConfig,
+        SyscallStats,
+        BlockStats,
+        InflightRequest,
+        ChannelStats,
+        SyscallStart,
+        TraceStart,
+        TraceSyscall,
+        EventHeader,
+        ExecEvent,
+        ExitEvent,
+        OomEvent,
+        SignalEvent,
+        CgroupEvent,
+        ListenEvent,
+    );
 }

@@ -1,28 +1,41 @@
 //! Emitting records into the two ring buffers, counting every loss.
 use aya_ebpf::{
     btf_maps::RingBuf,
-    helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_boot_ns,
-    },
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
 };
-use dsh_ebpf::{EventHeader, channel};
+use dsh_ebpf::{
+    CgroupEvent, EventHeader, ExecEvent, ExitEvent, ListenEvent, OomEvent, SignalEvent, channel,
+};
 
 use super::{
-    kernel::current_cgroup_id,
+    kernel::{Plain, boot_ns, cpu, current_cgroup_id},
     maps::{CHANNEL_STATS, CHATTY_EVENTS, CRITICAL_EVENTS},
 };
+
+// SAFETY: the event records are repr(C) structs of integers and integer
+// arrays (see dsh_ebpf): every bit pattern, all zeros included, is valid.
+unsafe impl Plain for ExecEvent {}
+// SAFETY: as above.
+unsafe impl Plain for ExitEvent {}
+// SAFETY: as above.
+unsafe impl Plain for OomEvent {}
+// SAFETY: as above.
+unsafe impl Plain for SignalEvent {}
+// SAFETY: as above.
+unsafe impl Plain for CgroupEvent {}
+// SAFETY: as above.
+unsafe impl Plain for ListenEvent {}
 
 #[inline(always)]
 fn count(chan: u32, lost: bool) {
     if let Some(stats) = CHANNEL_STATS.get_ptr_mut(chan) {
-        // Per-CPU slot: no other CPU writes it, a plain add is exact.
-        unsafe {
-            if lost {
-                (*stats).lost += 1;
-            } else {
-                (*stats).events += 1;
-            }
+        // SAFETY: this CPU's slot of a per-CPU array; programs do not nest
+        // on a CPU, so nothing else writes it meanwhile.
+        let stats = unsafe { &mut *stats };
+        if lost {
+            stats.lost += 1;
+        } else {
+            stats.events += 1;
         }
     }
 }
@@ -33,8 +46,8 @@ pub fn header(kind: u32) -> EventHeader {
     let pid_tgid = bpf_get_current_pid_tgid();
     EventHeader {
         kind,
-        cpu: unsafe { bpf_get_smp_processor_id() },
-        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        cpu: cpu(),
+        ts_ns: boot_ns(),
         cgroup_id: current_cgroup_id(),
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
@@ -42,21 +55,37 @@ pub fn header(kind: u32) -> EventHeader {
     }
 }
 
-/// Reserves a `T` on `chan`, lets `fill` write it, and submits it. A full
-/// buffer is counted as a loss on that channel, never dropped silently.
+/// Reserves a `T` on `chan`, zeroes it, lets `fill` write it, and submits
+/// it. A full buffer is counted as a loss on that channel, never dropped
+/// silently.
 #[inline(always)]
-pub fn emit<T: 'static>(chan: u32, fill: impl FnOnce(*mut T)) {
-    let ring: &RingBuf<u8, { 4 << 20 }> = if chan == channel::CRITICAL {
-        &CRITICAL_EVENTS
+pub fn emit<T: Plain + 'static>(chan: u32, fill: impl FnOnce(&mut T)) {
+    if chan == channel::CRITICAL {
+        emit_into(&CRITICAL_EVENTS, chan, fill);
     } else {
-        &CHATTY_EVENTS
-    };
-    match ring.reserve_untyped::<T>(0) {
-        Some(mut entry) => {
-            fill(entry.as_mut_ptr());
-            entry.submit(0);
-            count(chan, false);
-        }
-        None => count(chan, true),
+        emit_into(&CHATTY_EVENTS, chan, fill);
     }
+}
+
+#[inline(always)]
+fn emit_into<T: Plain + 'static, const BYTES: usize>(
+    ring: &RingBuf<u8, BYTES>,
+    chan: u32,
+    fill: impl FnOnce(&mut T),
+) {
+    let Some(mut entry) = ring.reserve_untyped::<T>(0) else {
+        count(chan, true);
+        return;
+    };
+    // Records are too big for the 512-byte stack: they are written in
+    // place. Zeroed first, so no field is left holding an older record.
+    // SAFETY: the reservation is a writable, aligned T-sized region, and a
+    // zeroed `Plain` value is a valid T.
+    let record = unsafe {
+        core::ptr::write_bytes(entry.as_mut_ptr(), 0, 1);
+        entry.assume_init_mut()
+    };
+    fill(record);
+    entry.submit(0);
+    count(chan, false);
 }

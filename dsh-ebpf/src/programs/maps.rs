@@ -2,6 +2,7 @@
 //! lives in cgroup local storage (freed by the kernel with the cgroup) or is
 //! deleted by the `cgroup_rmdir` program.
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     btf_maps::{Array, CgrpStorage, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
@@ -10,12 +11,15 @@ use dsh_ebpf::{
     MAX_TRACE_SYSCALLS, SyscallStart, SyscallStats, TRACE_START_SLOTS, TraceStart, TraceSyscall,
     channel,
 };
+
+use super::kernel::Failure;
+
 /// Slots of the syscall start table (a power of two).
 pub const SYSCALL_START_SLOTS: u32 = 65536;
 
 /// 4 MiB: about 60,000 exit records, several seconds of a fork storm.
-const CRITICAL_RING_BYTES: usize = 4 << 20;
-const CHATTY_RING_BYTES: usize = 4 << 20;
+pub const CRITICAL_RING_BYTES: usize = 4 << 20;
+pub const CHATTY_RING_BYTES: usize = 4 << 20;
 
 #[btf_map]
 pub static SYSCALL_STATS: CgrpStorage<SyscallStats> = CgrpStorage::new();
@@ -66,3 +70,21 @@ pub static CHATTY_EVENTS: RingBuf<u8, CHATTY_RING_BYTES> = RingBuf::new();
 #[btf_map]
 pub static CHANNEL_STATS: PerCpuArray<ChannelStats, { channel::COUNT as usize }> =
     PerCpuArray::new();
+
+/// This CPU's value for `key` in a per-CPU hash, inserted from `zero` when
+/// missing. `zero` is a static: values are too big for the 512-byte stack.
+/// `full` is the failure counted when the map has no room.
+#[inline(always)]
+pub fn get_or_insert_zeroed<K, V, const N: usize, const F: usize>(
+    map: &PerCpuHashMap<K, V, N, F>,
+    key: &K,
+    zero: &'static V,
+    full: u32,
+) -> Result<*mut V, Failure> {
+    if let Some(v) = map.get_ptr_mut(key) {
+        return Ok(v);
+    }
+    // Another CPU may insert the same key meanwhile (-EEXIST): look again.
+    let _ = map.insert(key, zero, BPF_NOEXIST.into());
+    map.get_ptr_mut(key).ok_or(Failure(full))
+}

@@ -1,7 +1,8 @@
-//! One module per concern; all share `maps` and `kernel`.
+//! One module per concern; all share `maps`, `kernel` and `failures`.
 mod block;
 mod cgroup;
 mod events;
+mod failures;
 pub mod kernel;
 mod maps;
 mod net;

@@ -1,9 +1,10 @@
 //! Signals: who sent what to whom, and delivery.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use dsh_ebpf::{SignalEvent, channel, kind};
+use dsh_ebpf::{COMM_LEN, SignalEvent, channel, kind};
 
 use super::{
     events::{emit, header},
+    failures::count,
     kernel::{off, read, task_cgroup_id},
 };
 
@@ -25,21 +26,30 @@ pub fn dsh_signal_generate(ctx: BtfTracePointContext) -> u32 {
     let target: *const u8 = ctx.arg(2);
     let group: i32 = ctx.arg(3);
     let result: i32 = ctx.arg(4);
-    let fill = |e: *mut SignalEvent| unsafe {
-        (*e).hdr = header(kind::SIGNAL_GENERATE);
-        (*e).signal = sig as u32;
-        (*e).result = result;
-        (*e).group = group as u32;
-        (*e).target_pid = read(target, off!(task_pid)).unwrap_or(0);
-        (*e).target_tgid = read(target, off!(task_tgid)).unwrap_or(0);
-        (*e)._pad = 0;
-        (*e).target_cgroup_id = task_cgroup_id(target);
-        (*e).target_comm = read(target, off!(task_comm)).unwrap_or([0; 16]);
+    let fill = |e: &mut SignalEvent| {
+        e.hdr = header(kind::SIGNAL_GENERATE);
+        e.signal = sig as u32;
+        e.result = result;
+        e.group = group as u32;
+        let ids = read::<u32>(target, off!(task_pid)).and_then(|pid| {
+            let tgid = read::<u32>(target, off!(task_tgid))?;
+            let comm = read::<[u8; COMM_LEN]>(target, off!(task_comm))?;
+            Ok((pid, tgid, comm))
+        });
+        match ids {
+            Ok((pid, tgid, comm)) => {
+                e.target_pid = pid;
+                e.target_tgid = tgid;
+                e.target_comm = comm;
+            }
+            Err(f) => count(f),
+        }
+        e.target_cgroup_id = task_cgroup_id(target);
     };
     if is_fatal(sig) {
-        emit::<SignalEvent>(channel::CRITICAL, fill);
+        emit(channel::CRITICAL, fill);
     } else {
-        emit::<SignalEvent>(channel::CHATTY, fill);
+        emit(channel::CHATTY, fill);
     }
     0
 }
@@ -49,17 +59,14 @@ pub fn dsh_signal_generate(ctx: BtfTracePointContext) -> u32 {
 #[btf_tracepoint(function = "signal_deliver")]
 pub fn dsh_signal_deliver(ctx: BtfTracePointContext) -> u32 {
     let sig: i32 = ctx.arg(0);
-    emit::<SignalEvent>(channel::CHATTY, |e| unsafe {
+    emit::<SignalEvent>(channel::CHATTY, |e| {
         let hdr = header(kind::SIGNAL_DELIVER);
-        (*e).hdr = hdr;
-        (*e).signal = sig as u32;
-        (*e).result = 0;
-        (*e).group = 0;
-        (*e).target_pid = hdr.pid;
-        (*e).target_tgid = hdr.tgid;
-        (*e)._pad = 0;
-        (*e).target_cgroup_id = hdr.cgroup_id;
-        (*e).target_comm = hdr.comm;
+        e.hdr = hdr;
+        e.signal = sig as u32;
+        e.target_pid = hdr.pid;
+        e.target_tgid = hdr.tgid;
+        e.target_cgroup_id = hdr.cgroup_id;
+        e.target_comm = hdr.comm;
     });
     0
 }

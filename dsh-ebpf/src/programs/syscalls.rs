@@ -6,24 +6,24 @@
 //! the cgroup's local storage. Latency needs a second hook (`sys_enter`) and
 //! a per-thread start time; user space attaches that pair only on request.
 use aya_ebpf::{
-    bindings::cgroup,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::btf_tracepoint,
+    bindings::cgroup, helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use dsh_ebpf::{SyscallStats, cgroup_mode};
+use dsh_ebpf::{SyscallStats, cgroup_mode, failure};
 
 use super::{
-    kernel::{atomic_add, config, current_task, log2_bucket, off},
+    failures::count,
+    kernel::{Failure, atomic_add, config, current_task, log2_bucket, now_ns, off},
     maps::{SYSCALL_START, SYSCALL_START_SLOTS, SYSCALL_STATS},
 };
 
-/// The current task's attribution cgroup, by direct loads. `tp_btf` programs
-/// may dereference BTF-typed pointers at constant offsets (the offsets are
-/// read-only globals, so constants to the verifier); a fault reads as zero.
+/// The current task's attribution cgroup, by direct loads.
 #[inline(always)]
-unsafe fn current_cgroup_ptr() -> *mut cgroup {
+fn current_cgroup_ptr() -> *mut cgroup {
     let task = current_task();
+    // SAFETY: `task` is a BTF pointer (bpf_get_current_task_btf) and the
+    // offsets are constants to the verifier, which checks each load against
+    // the kernel's BTF and turns it into a load that reads zero on a fault.
     unsafe {
         let css_set = *(task.add(off!(task_cgroups)) as *const *const u8);
         if config().cgroup_mode == cgroup_mode::V1_SUBSYS {
@@ -35,25 +35,40 @@ unsafe fn current_cgroup_ptr() -> *mut cgroup {
     }
 }
 
+/// The current cgroup's counters, created on its first syscall.
 #[inline(always)]
-unsafe fn stats() -> *mut SyscallStats {
-    unsafe { SYSCALL_STATS.get_or_insert_ptr_mut(current_cgroup_ptr(), None) }
+fn stats() -> Option<*mut SyscallStats> {
+    // SAFETY: the helper checks the cgroup pointer's BTF type; the verifier
+    // rejects anything but a `struct cgroup *`.
+    let s = unsafe { SYSCALL_STATS.get_or_insert_ptr_mut(current_cgroup_ptr(), None) };
+    if s.is_null() {
+        count(Failure(failure::SYSCALL_COUNTERS_FULL));
+        return None;
+    }
+    Some(s)
+}
+
+/// Counts one syscall; `elapsed` adds a latency sample.
+#[inline(always)]
+fn record(ret: i64, elapsed: Option<u64>) {
+    let Some(s) = stats() else { return };
+    // SAFETY: `s` is the cgroup's storage value, valid while the program
+    // runs; every CPU updates it, hence the atomic adds.
+    unsafe {
+        atomic_add(&raw mut (*s).count, 1);
+        if ret < 0 {
+            atomic_add(&raw mut (*s).errors, 1);
+        }
+        if let Some(ns) = elapsed {
+            atomic_add(&raw mut (*s).latency[log2_bucket(ns)], 1);
+        }
+    }
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`: count and errors.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn dsh_sys_exit(ctx: BtfTracePointContext) -> u32 {
-    let ret: i64 = ctx.arg(1);
-    unsafe {
-        let s = stats();
-        if s.is_null() {
-            return 0;
-        }
-        atomic_add(&raw mut (*s).count, 1);
-        if ret < 0 {
-            atomic_add(&raw mut (*s).errors, 1);
-        }
-    }
+    record(ctx.arg(1), None);
     0
 }
 
@@ -63,45 +78,37 @@ pub fn dsh_sys_exit(ctx: BtfTracePointContext) -> u32 {
 pub fn dsh_sys_enter_latency(_ctx: BtfTracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
     if let Some(slot) = SYSCALL_START.get_ptr_mut(tid & (SYSCALL_START_SLOTS - 1)) {
-        // Only this thread writes this slot (barring a collision, see the map).
-        unsafe {
-            (*slot).tid = tid;
-            (*slot).entered_ns = bpf_ktime_get_ns();
-        }
+        // SAFETY: a valid, aligned array slot. Only this thread writes it,
+        // barring a collision of thread ids in one slot (see the map).
+        let slot = unsafe { &mut *slot };
+        slot.tid = tid;
+        slot.entered_ns = now_ns();
     }
     0
+}
+
+/// How long the current thread has been in its syscall, if its entry was
+/// seen; consumes the entry.
+#[inline(always)]
+fn take_elapsed() -> Option<u64> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let slot = SYSCALL_START.get_ptr_mut(tid & (SYSCALL_START_SLOTS - 1))?;
+    // SAFETY: as in `dsh_sys_enter_latency`.
+    let slot = unsafe { &mut *slot };
+    if slot.tid != tid || slot.entered_ns == 0 {
+        return None;
+    }
+    let entered = slot.entered_ns;
+    // Consumed: a later exit without an enter (the programs were attached
+    // mid-syscall) must not reuse it.
+    slot.entered_ns = 0;
+    Some(now_ns().wrapping_sub(entered))
 }
 
 /// `dsh_sys_exit` plus the latency histogram; attached instead of it.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn dsh_sys_exit_latency(ctx: BtfTracePointContext) -> u32 {
-    let ret: i64 = ctx.arg(1);
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let mut start = None;
-    if let Some(slot) = SYSCALL_START.get_ptr_mut(tid & (SYSCALL_START_SLOTS - 1)) {
-        unsafe {
-            if (*slot).tid == tid && (*slot).entered_ns != 0 {
-                start = Some((*slot).entered_ns);
-                // Consumed: a later exit without an enter (the programs were
-                // attached mid-syscall) must not reuse it.
-                (*slot).entered_ns = 0;
-            }
-        }
-    }
-    unsafe {
-        let s = stats();
-        if s.is_null() {
-            return 0;
-        }
-        atomic_add(&raw mut (*s).count, 1);
-        if ret < 0 {
-            atomic_add(&raw mut (*s).errors, 1);
-        }
-        if let Some(start) = start {
-            let b = log2_bucket(bpf_ktime_get_ns().wrapping_sub(start));
-            atomic_add(&raw mut (*s).latency[b], 1);
-        }
-    }
+    record(ctx.arg(1), take_elapsed());
     0
 }
 

@@ -21,7 +21,7 @@ use tokio::{
 };
 
 use crate::{
-    api::{self, MapFill, Reply, RuntimeStatus, StatusReport},
+    api::{self, FailureCount, MapFill, Reply, RuntimeStatus, StatusReport},
     cgroup,
     clock::BootClock,
     journal::{Journal, Retention},
@@ -412,6 +412,21 @@ impl Agent {
                 entries: block_entries,
                 capacity: dsh_ebpf::MAX_BLOCK_CGROUPS as u64,
             }],
+            kernel_failures: self
+                .probe
+                .failure_counts()
+                .inspect_err(|e| log::warn!("reading the kernel failure counters: {e}"))
+                .map(|counts| {
+                    dsh_ebpf::failure::NAMES
+                        .iter()
+                        .zip(counts)
+                        .map(|(name, count)| FailureCount {
+                            name: (*name).to_owned(),
+                            count,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             undecodable_events: self.undecodable,
             journal_path: self.journal.path().display().to_string(),
             journal_bytes: self.journal.size_bytes(),

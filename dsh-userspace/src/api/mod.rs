@@ -74,6 +74,9 @@ pub struct StatusReport {
     pub programs: Vec<ProgramStatus>,
     pub channels: Vec<ChannelStatus>,
     pub maps: Vec<MapFill>,
+    /// What the kernel programs could not do, by kind (`dsh_ebpf::failure`).
+    #[serde(default)]
+    pub kernel_failures: Vec<FailureCount>,
     pub undecodable_events: u64,
     pub journal_path: String,
     pub journal_bytes: u64,
@@ -97,6 +100,12 @@ pub struct ChannelStatus {
     pub events: u64,
     pub lost: u64,
     pub events_per_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailureCount {
+    pub name: String,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -68,6 +68,21 @@ fn render(s: &StatusReport) -> String {
             c.name, c.events, c.events_per_s, c.lost
         );
     }
+    let failed: Vec<String> = s
+        .kernel_failures
+        .iter()
+        .filter(|f| f.count > 0)
+        .map(|f| format!("{} {}", f.name, f.count))
+        .collect();
+    let _ = writeln!(
+        o,
+        "kernel failures: {}",
+        if failed.is_empty() {
+            "none".to_owned()
+        } else {
+            failed.join(", ")
+        }
+    );
     if s.undecodable_events > 0 {
         let _ = writeln!(o, "undecodable events: {}", s.undecodable_events);
     }

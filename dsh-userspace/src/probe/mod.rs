@@ -17,7 +17,7 @@ use aya::{
 };
 use dsh_ebpf::{
     BlockStats, ChannelStats, KernelOffsets, ProbeConfig, SyscallStats, TraceSyscall, cgroup_mode,
-    channel,
+    channel, failure,
 };
 pub use error::ProbeError;
 pub use layout::{CgroupLayout, CgroupLayoutKind};
@@ -280,6 +280,21 @@ impl Probe {
                 slot.events += s.events;
                 slot.lost += s.lost;
             }
+        }
+        Ok(out)
+    }
+
+    /// What the programs could not do, by `dsh_ebpf::failure` kind, summed
+    /// over CPUs (see `failure::NAMES`).
+    pub fn failure_counts(&self) -> Result<[u64; failure::COUNT as usize], ProbeError> {
+        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(self.map("FAILURES")?)
+            .map_err(|e| ProbeError::Map("FAILURES", e))?;
+        let mut out = [0; failure::COUNT as usize];
+        for (kind, total) in out.iter_mut().enumerate() {
+            let per_cpu = map
+                .get(&(kind as u32), 0)
+                .map_err(|e| ProbeError::Map("FAILURES", e))?;
+            *total = per_cpu.iter().sum();
         }
         Ok(out)
     }
