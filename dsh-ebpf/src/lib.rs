@@ -151,9 +151,11 @@ pub struct ProbeConfig {
     pub has_blkcg: u32,
 }
 
-/// Per-cgroup syscall counters, in cgroup local storage (one value per
-/// cgroup, freed by the kernel with the cgroup). Shared by all CPUs, so the
-/// programs update it with atomic adds.
+/// Per-cgroup syscall counters. Two layouts, chosen at load time:
+/// - cgroup local storage (kernels >= 6.2): one value per cgroup, freed by
+///   the kernel with the cgroup, shared by all CPUs (atomic adds);
+/// - a per-CPU hash keyed by cgroup id behind a per-CPU one-slot cache
+///   (`SyscallCacheSlot`), from 5.8: see the `syscalls` programs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyscallStats {
@@ -171,6 +173,43 @@ impl SyscallStats {
         errors: 0,
         latency: [0; LATENCY_BUCKETS],
     };
+
+    /// Adds another set of counters (another CPU's).
+    pub fn add(&mut self, other: &Self) {
+        self.count += other.count;
+        self.errors += other.errors;
+        for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
+            *a += b;
+        }
+    }
+
+    /// Field by field, the larger of two snapshots of the same counters:
+    /// every field only grows, so that is the newer reading of each.
+    pub fn newest(&mut self, other: &Self) {
+        self.count = self.count.max(other.count);
+        self.errors = self.errors.max(other.errors);
+        for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
+            *a = (*a).max(*b);
+        }
+    }
+}
+
+/// Cgroups with syscall counters at once in the hash layout (user space
+/// reports the fill; a cgroup that finds no room is counted as
+/// `failure::SYSCALL_COUNTERS_FULL`).
+pub const MAX_SYSCALL_CGROUPS: usize = 16384;
+
+/// The hash layout's per-CPU one-slot cache: the cgroup whose syscalls this
+/// CPU counted last, and that cgroup's counters on this CPU, complete (the
+/// hash holds an older copy, written back when the CPU moves on to another
+/// cgroup). User space reads the slots first, then the hash, and keeps the
+/// newer of the two per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallCacheSlot {
+    /// 0: empty.
+    pub cgroup_id: u64,
+    pub stats: SyscallStats,
 }
 
 /// Per-cgroup block I/O counters, in a per-CPU hash keyed by cgroup id.
@@ -412,6 +451,7 @@ macro_rules! assert_size {
 assert_size!(KernelOffsets, 34 * 4);
 assert_size!(ProbeConfig, 8);
 assert_size!(SyscallStats, 16 + 8 * LATENCY_BUCKETS);
+assert_size!(SyscallCacheSlot, 8 + 16 + 8 * LATENCY_BUCKETS);
 assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
 assert_size!(InflightRequest, 24);
 assert_size!(ChannelStats, 16);
@@ -442,6 +482,7 @@ mod pod {
         KernelOffsets,
         ProbeConfig,
         SyscallStats,
+        SyscallCacheSlot,
         BlockStats,
         InflightRequest,
         ChannelStats,

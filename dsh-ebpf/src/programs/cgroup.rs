@@ -6,7 +6,7 @@ use super::{
     events::{emit, header},
     failures::count,
     kernel::{cgroup_id, off, read, read_str},
-    maps::BLOCK_STATS,
+    maps::{BLOCK_STATS, SYSCALL_COUNTS},
 };
 
 #[inline(always)]
@@ -44,14 +44,15 @@ pub fn dsh_cgroup_mkdir(ctx: BtfTracePointContext) -> u32 {
 }
 
 /// `cgroup_rmdir(struct cgroup *cgrp, const char *path)`. Also frees the
-/// cgroup's block counters; syscall counters live in cgroup local storage,
-/// which the kernel frees itself.
+/// cgroup's block and (hash layout) syscall counters; cgroup local storage
+/// is freed by the kernel itself.
 #[btf_tracepoint(function = "cgroup_rmdir")]
 pub fn dsh_cgroup_rmdir(ctx: BtfTracePointContext) -> u32 {
     let id = emit_cgroup(&ctx, kind::CGROUP_RMDIR);
     if id != 0 {
-        // Absent when the cgroup did no block I/O.
+        // Absent when the cgroup did no block I/O, or made no syscall.
         let _ = BLOCK_STATS.remove(id);
+        let _ = SYSCALL_COUNTS.remove(id);
     }
     0
 }

@@ -1,4 +1,6 @@
-//! One module per concern; all share `maps`, `kernel` and `failures`.
+//! The main object: every program that loads from 5.8. One module per
+//! concern; all share `maps`, `kernel` and `failures`. The cgroup-storage
+//! syscall counters are a second object (`src/cgrp_storage.rs`).
 mod block;
 mod cgroup;
 mod events;
@@ -7,18 +9,9 @@ pub mod kernel;
 mod maps;
 mod net;
 mod oom;
+mod runtime;
 mod sched;
 mod signal;
+mod syscall_start;
 mod syscalls;
 mod trace;
-
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // The verifier rejects any path that could reach here; there is no
-    // unwinding in the kernel.
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";

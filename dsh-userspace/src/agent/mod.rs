@@ -33,7 +33,7 @@ use crate::{
         row::ContainerRow,
     },
     probe::{
-        Probe, ProbeOptions,
+        Probe, ProbeOptions, SyscallCounters,
         event::{Event, EventKind},
         layout::CgroupLayout,
     },
@@ -51,6 +51,7 @@ pub struct AgentConfig {
     pub forget_after: SignedDuration,
     pub retention: Retention,
     pub syscall_latency: bool,
+    pub syscall_counters: SyscallCounters,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -88,6 +89,8 @@ pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Result<()> {
     let probe = Probe::load(ProbeOptions {
         syscall_latency: cfg.syscall_latency,
+        syscall_counters: cfg.syscall_counters,
+        ..ProbeOptions::default()
     })?;
     prepare_state_dir(&cfg.state_dir)?;
     let journal = Arc::new(Journal::open(
@@ -407,11 +410,22 @@ impl Agent {
             sample_duration_ms: self.sample_duration_ms,
             programs: self.meter.programs.clone(),
             channels: self.meter.channels.clone(),
-            maps: vec![MapFill {
+            syscall_counters: self.probe.syscall_counters().as_str().to_owned(),
+            maps: std::iter::once(MapFill {
                 name: "BLOCK_STATS".to_owned(),
                 entries: block_entries,
                 capacity: dsh_ebpf::MAX_BLOCK_CGROUPS as u64,
-            }],
+            })
+            .chain(
+                self.probe
+                    .syscall_counter_fill()
+                    .map(|(entries, capacity)| MapFill {
+                        name: "SYSCALL_COUNTS".to_owned(),
+                        entries,
+                        capacity,
+                    }),
+            )
+            .collect(),
             kernel_failures: self
                 .probe
                 .failure_counts()

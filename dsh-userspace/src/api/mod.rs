@@ -73,6 +73,9 @@ pub struct StatusReport {
     pub sample_duration_ms: f64,
     pub programs: Vec<ProgramStatus>,
     pub channels: Vec<ChannelStatus>,
+    /// Where per-cgroup syscall counters live: `cgroup-storage` or `hash`.
+    #[serde(default)]
+    pub syscall_counters: String,
     pub maps: Vec<MapFill>,
     /// What the kernel programs could not do, by kind (`dsh_ebpf::failure`).
     #[serde(default)]

@@ -7,7 +7,7 @@ use dsh::{
     clock::BootClock,
     journal::Retention,
     model::health::HealthRules,
-    probe::{Probe, ProbeOptions},
+    probe::{Probe, ProbeOptions, SyscallCounters},
 };
 use dsh_ebpf::channel;
 use jiff::SignedDuration;
@@ -22,6 +22,11 @@ pub struct AgentArgs {
     /// Also attach the sys_enter hook for syscall latency histograms.
     #[arg(long)]
     pub syscall_latency: bool,
+    /// Where per-cgroup syscall counters live: `cgroup-storage` (Linux
+    /// 6.2+), `hash` (a per-CPU hash keyed by cgroup id, from 5.8), or
+    /// `auto` (cgroup-storage where the kernel has it).
+    #[arg(long, default_value = "auto", env = "DSH_SYSCALL_COUNTERS")]
+    pub syscall_counters: SyscallCounters,
     /// Sampling interval (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
@@ -89,6 +94,7 @@ impl AgentArgs {
                 max_entries: self.retention_entries.max(1000),
             },
             syscall_latency: self.syscall_latency,
+            syscall_counters: self.syscall_counters,
         }
     }
 }
@@ -123,6 +129,8 @@ struct LostLine {
 async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut probe = Probe::load(ProbeOptions {
         syscall_latency: args.syscall_latency,
+        syscall_counters: args.syscall_counters,
+        ..ProbeOptions::default()
     })?;
     let mut events = probe.event_rings()?.into_stream()?;
     let clock = BootClock::now();

@@ -41,6 +41,7 @@ fn render(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
+    let _ = writeln!(o, "syscall counters: {}", s.syscall_counters);
     let _ = writeln!(
         o,
         "\n{:<28} {:>8} {:>12} {:>10}",

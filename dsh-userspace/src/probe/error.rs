@@ -16,6 +16,11 @@ pub enum ProbeError {
         "no cgroup hierarchy to attribute tasks to (neither cgroup2 nor a v1 memory hierarchy is mounted)"
     )]
     NoCgroupHierarchy,
+    #[error(
+        "this kernel has no cgroup local storage (BPF_MAP_TYPE_CGRP_STORAGE, Linux 6.2+); \
+         count syscalls with --syscall-counters hash (or auto)"
+    )]
+    NoCgroupStorage,
     #[error("resolving kernel struct layouts from BTF: {0}")]
     Btf(#[from] super::btf::BtfError),
     #[error("loading the eBPF object: {0}")]

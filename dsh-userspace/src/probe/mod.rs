@@ -7,28 +7,34 @@ mod error;
 pub mod event;
 pub mod layout;
 mod stream;
+mod syscalls;
 
-use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
+use std::{collections::HashMap, os::fd::OwnedFd, path::Path};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
 use dsh_ebpf::{
-    BlockStats, ChannelStats, KernelOffsets, ProbeConfig, SyscallStats, TraceSyscall, cgroup_mode,
-    channel, failure,
+    BlockStats, ChannelStats, KernelOffsets, MAX_SYSCALL_CGROUPS, ProbeConfig, SyscallStats,
+    TraceSyscall, cgroup_mode, channel, failure,
 };
 pub use error::ProbeError;
 pub use layout::{CgroupLayout, CgroupLayoutKind};
 pub use stream::{EventRings, EventStream};
+pub use syscalls::{SyscallCounterLayout, SyscallCounters, merge_cached};
 
-/// The compiled kernel programs, embedded in the binary.
+/// The compiled kernel programs, embedded in the binary: the main object
+/// (everything that loads from 5.8) and the cgroup-storage syscall counters
+/// (6.2+), loaded only where the kernel has cgroup local storage.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh"));
+static CGRP_STORAGE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh-cgrp-storage"));
 
-/// (program, tracepoint) pairs attached whenever the probe is loaded.
+/// (program, tracepoint) pairs attached whenever the probe is loaded, besides
+/// the syscall counters of the layout in use.
 const ALWAYS: &[(&str, &str)] = &[
-    ("dsh_sys_exit", "sys_exit"),
     ("dsh_block_rq_issue", "block_rq_issue"),
     ("dsh_block_rq_complete", "block_rq_complete"),
     ("dsh_sched_process_exec", "sched_process_exec"),
@@ -39,12 +45,6 @@ const ALWAYS: &[(&str, &str)] = &[
     ("dsh_cgroup_mkdir", "cgroup_mkdir"),
     ("dsh_cgroup_rmdir", "cgroup_rmdir"),
     ("dsh_inet_sock_set_state", "inet_sock_set_state"),
-];
-
-/// Latency tracking replaces `dsh_sys_exit` with these two.
-const LATENCY: &[(&str, &str)] = &[
-    ("dsh_sys_enter_latency", "sys_enter"),
-    ("dsh_sys_exit_latency", "sys_exit"),
 ];
 
 /// `dsh trace` attaches these for the duration of a trace.
@@ -60,6 +60,11 @@ const BENCH: &[(&str, &str)] = &[("dsh_bench_empty", "sys_exit")];
 pub struct ProbeOptions {
     /// Attach the `sys_enter` hook for per-cgroup syscall latency histograms.
     pub syscall_latency: bool,
+    /// Where per-cgroup syscall counters live.
+    pub syscall_counters: SyscallCounters,
+    /// Cgroups the hash layout holds (default `MAX_SYSCALL_CGROUPS`); the
+    /// tests shrink it to see overflow counted.
+    pub syscall_counter_capacity: Option<u32>,
 }
 
 /// Average cost of one program, from the kernel's BPF statistics.
@@ -73,6 +78,10 @@ pub struct ProgramStats {
 
 pub struct Probe {
     ebpf: Ebpf,
+    /// The cgroup-storage object, when that layout counts syscalls.
+    cgrp_storage: Option<Ebpf>,
+    syscall_counters: SyscallCounterLayout,
+    syscall_counter_capacity: u32,
     layout: CgroupLayout,
     /// Attached programs by name; dropping a link detaches the program.
     links: HashMap<&'static str, FdLink>,
@@ -84,7 +93,7 @@ pub struct Probe {
 impl Probe {
     /// Loads the programs into the kernel and attaches them.
     pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
-        let mut probe = Self::load_unattached()?;
+        let mut probe = Self::open(opts, false)?;
         for &(prog, _) in ALWAYS {
             probe.attach(prog)?;
         }
@@ -93,8 +102,17 @@ impl Probe {
     }
 
     /// Loads (and verifies) every program without attaching any: for the
-    /// benchmarks, which attach one configuration at a time.
-    pub fn load_unattached() -> Result<Self, ProbeError> {
+    /// benchmarks and tests, which attach one configuration at a time. The
+    /// hash layout's programs are always loaded, the cgroup-storage ones
+    /// when `opts` chooses that layout; `syscall_stats_of` reads the layout
+    /// `opts` chooses. `opts.syscall_latency` is ignored.
+    pub fn load_unattached(opts: ProbeOptions) -> Result<Self, ProbeError> {
+        Self::open(opts, true)
+    }
+
+    /// Loads the objects and verifies the programs `load` may attach, or
+    /// with `everything`, every program of both layouts.
+    fn open(opts: ProbeOptions, everything: bool) -> Result<Self, ProbeError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(ProbeError::NotRoot);
         }
@@ -121,34 +139,87 @@ impl Probe {
             },
             has_blkcg: 1,
         };
+        let has_cgroup_storage = syscalls::kernel_has_cgroup_storage();
+        let syscall_counters = match opts.syscall_counters {
+            SyscallCounters::Auto if has_cgroup_storage => SyscallCounterLayout::CgroupStorage,
+            SyscallCounters::Auto | SyscallCounters::Hash => SyscallCounterLayout::Hash,
+            SyscallCounters::CgroupStorage if has_cgroup_storage => {
+                SyscallCounterLayout::CgroupStorage
+            }
+            SyscallCounters::CgroupStorage => return Err(ProbeError::NoCgroupStorage),
+        };
+        let syscall_counter_capacity = opts
+            .syscall_counter_capacity
+            .unwrap_or(MAX_SYSCALL_CGROUPS as u32);
         let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(e.into()))?;
-        let ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(Some(&btf))
             .override_global("OFFSETS", &offsets, true)
             .override_global("CONFIG", &config, true)
+            .map_max_entries("SYSCALL_COUNTS", syscall_counter_capacity);
+        if syscall_counters == SyscallCounterLayout::CgroupStorage && !everything {
+            // The main object's latency table serves only the hash layout.
+            loader.map_max_entries("SYSCALL_START", 1);
+        }
+        let ebpf = loader
             .load(OBJECT)
             .map_err(|e| ProbeError::Load(e.into()))?;
+        let cgrp_storage = if syscall_counters == SyscallCounterLayout::CgroupStorage {
+            Some(
+                EbpfLoader::new()
+                    .btf(Some(&btf))
+                    .override_global("OFFSETS", &offsets, true)
+                    .override_global("CONFIG", &config, true)
+                    .load(CGRP_STORAGE_OBJECT)
+                    .map_err(|e| ProbeError::Load(e.into()))?,
+            )
+        } else {
+            None
+        };
         // Best effort: without it, `dsh status` shows zero run times.
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut probe = Self {
             ebpf,
+            cgrp_storage,
+            syscall_counters,
+            syscall_counter_capacity,
             layout,
             links: HashMap::new(),
             syscall_latency: false,
             _stats: stats,
         };
-        for &(prog, tp) in ALWAYS {
-            probe.prepare(prog, tp, &btf)?;
+        let mut programs: Vec<(&str, &str)> = ALWAYS.iter().chain(TRACE).copied().collect();
+        if everything {
+            programs.extend(BENCH);
+            programs.extend(SyscallCounterLayout::Hash.programs().all());
+            if probe.cgrp_storage.is_some() {
+                programs.extend(SyscallCounterLayout::CgroupStorage.programs().all());
+            }
+        } else {
+            programs.extend(syscall_counters.programs().all());
         }
-        for &(prog, tp) in LATENCY.iter().chain(BENCH).chain(TRACE) {
+        for (prog, tp) in programs {
             probe.prepare(prog, tp, &btf)?;
         }
         Ok(probe)
     }
 
+    /// Which layout holds the syscall counters.
+    pub fn syscall_counters(&self) -> SyscallCounterLayout {
+        self.syscall_counters
+    }
+
     fn program(&mut self, name: &str) -> Result<&mut BtfTracePoint, ProbeError> {
-        let prog = self
-            .ebpf
+        let in_storage = self
+            .cgrp_storage
+            .as_ref()
+            .is_some_and(|o| o.program(name).is_some());
+        let object = match &mut self.cgrp_storage {
+            Some(o) if in_storage => o,
+            _ => &mut self.ebpf,
+        };
+        let prog = object
             .program_mut(name)
             .ok_or_else(|| ProbeError::MissingProgram(name.to_owned()))?;
         prog.try_into().map_err(|e| ProbeError::Program {
@@ -195,14 +266,15 @@ impl Probe {
     /// the latency pair is attached before the plain counter is detached
     /// (for an instant both count; that costs a few double counts, not a gap).
     pub fn set_syscall_latency(&mut self, on: bool) -> Result<(), ProbeError> {
+        let p = self.syscall_counters.programs();
         if on {
-            self.attach("dsh_sys_enter_latency")?;
-            self.attach("dsh_sys_exit_latency")?;
-            self.detach("dsh_sys_exit");
+            self.attach(p.enter_latency)?;
+            self.attach(p.exit_latency)?;
+            self.detach(p.count);
         } else {
-            self.attach("dsh_sys_exit")?;
-            self.detach("dsh_sys_exit_latency");
-            self.detach("dsh_sys_enter_latency");
+            self.attach(p.count)?;
+            self.detach(p.exit_latency);
+            self.detach(p.enter_latency);
         }
         self.syscall_latency = on;
         Ok(())
@@ -216,31 +288,23 @@ impl Probe {
         &self.layout
     }
 
+    /// A map of the main object, or of the cgroup-storage object.
     fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
-        self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
+        self.ebpf
+            .map(name)
+            .or_else(|| self.cgrp_storage.as_ref()?.map(name))
+            .ok_or(ProbeError::MissingMap(name))
     }
 
     /// Syscall counters of the cgroup at `dir` (a directory in the
     /// attribution hierarchy). `None` when it has made no syscall since the
     /// programs were attached.
     pub fn syscall_stats(&self, dir: &Path) -> Result<Option<SyscallStats>, ProbeError> {
-        let cgroup = File::open(dir).map_err(|source| ProbeError::Cgroup {
+        let cgroup = std::fs::File::open(dir).map_err(|source| ProbeError::Cgroup {
             path: dir.to_owned(),
             source,
         })?;
         self.syscall_stats_of(&cgroup)
-    }
-
-    /// The same, for an already open cgroup directory (one syscall).
-    pub fn syscall_stats_of(&self, cgroup: &File) -> Result<Option<SyscallStats>, ProbeError> {
-        let map: CgrpStorage<&MapData, SyscallStats> =
-            CgrpStorage::try_from(self.map("SYSCALL_STATS")?)
-                .map_err(|e| ProbeError::Map("SYSCALL_STATS", e))?;
-        match map.get(cgroup, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(ProbeError::Map("SYSCALL_STATS", e)),
-        }
     }
 
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
@@ -287,23 +351,28 @@ impl Probe {
     /// What the programs could not do, by `dsh_ebpf::failure` kind, summed
     /// over CPUs (see `failure::NAMES`).
     pub fn failure_counts(&self) -> Result<[u64; failure::COUNT as usize], ProbeError> {
-        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(self.map("FAILURES")?)
-            .map_err(|e| ProbeError::Map("FAILURES", e))?;
         let mut out = [0; failure::COUNT as usize];
-        for (kind, total) in out.iter_mut().enumerate() {
-            let per_cpu = map
-                .get(&(kind as u32), 0)
-                .map_err(|e| ProbeError::Map("FAILURES", e))?;
-            *total = per_cpu.iter().sum();
+        for object in std::iter::once(&self.ebpf).chain(&self.cgrp_storage) {
+            let map = object
+                .map("FAILURES")
+                .ok_or(ProbeError::MissingMap("FAILURES"))?;
+            let map: PerCpuArray<&MapData, u64> =
+                PerCpuArray::try_from(map).map_err(|e| ProbeError::Map("FAILURES", e))?;
+            for (kind, total) in out.iter_mut().enumerate() {
+                let per_cpu = map
+                    .get(&(kind as u32), 0)
+                    .map_err(|e| ProbeError::Map("FAILURES", e))?;
+                *total += per_cpu.iter().sum::<u64>();
+            }
         }
         Ok(out)
     }
 
     /// Run counts and run times of every program (attached or not).
     pub fn program_stats(&self) -> Vec<ProgramStats> {
-        let mut out: Vec<ProgramStats> = self
-            .ebpf
-            .programs()
+        let objects = std::iter::once(&self.ebpf).chain(&self.cgrp_storage);
+        let mut out: Vec<ProgramStats> = objects
+            .flat_map(|o| o.programs())
             .filter_map(|(name, prog)| {
                 let info: ProgramInfo = prog.info().ok()?;
                 Some(ProgramStats {
