@@ -45,7 +45,10 @@ pub mod failure {
     /// `dsh trace` maps full: a syscall or errno is missing from the trace.
     pub const TRACE_SYSCALLS_FULL: u32 = 4;
     pub const TRACE_ERRNOS_FULL: u32 = 5;
-    pub const COUNT: u32 = 6;
+    /// An OOM kill whose victim could not be found (kernels whose
+    /// `mark_victim` names only a pid): its event carries the pid alone.
+    pub const OOM_VICTIM_UNKNOWN: u32 = 6;
+    pub const COUNT: u32 = 7;
     /// Names for `dsh status`, indexed by kind.
     pub const NAMES: [&str; COUNT as usize] = [
         "kernel_read",
@@ -54,7 +57,17 @@ pub mod failure {
         "block_stats_full",
         "trace_syscalls_full",
         "trace_errnos_full",
+        "oom_victim_unknown",
     ];
+}
+
+/// What `mark_victim`'s first argument is (`ProbeConfig::oom_victim_arg`).
+pub mod victim_arg {
+    /// `mark_victim(struct task_struct *task, uid_t uid)` (6.1 and later).
+    pub const TASK: u32 = 0;
+    /// `mark_victim(int pid)` (5.x): the victim task is found through the
+    /// SIGKILL the OOM killer sent it just before.
+    pub const PID: u32 = 1;
 }
 
 /// How a task is mapped to the cgroup id dsh attributes it to.
@@ -113,13 +126,15 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     // struct mm_struct
     pub mm_total_vm: u32,
-    /// `mm_struct.rss_stat`: an array of `struct percpu_counter`
-    /// (MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES).
+    /// `mm_struct.rss_stat`: four counters (MM_FILEPAGES, MM_ANONPAGES,
+    /// MM_SWAPENTS, MM_SHMEMPAGES), `struct percpu_counter` from 6.2,
+    /// `atomic_long_t` in a `struct mm_rss_stat` before.
     pub mm_rss_stat: u32,
-    /// `sizeof(struct percpu_counter)`, the stride of `rss_stat`.
-    pub percpu_counter_size: u32,
-    /// `percpu_counter.count`, the approximate (global) value.
-    pub percpu_counter_count: u32,
+    /// Bytes from one counter to the next.
+    pub rss_counter_stride: u32,
+    /// Where a counter's value is inside it (`percpu_counter.count`, the
+    /// approximate global value; 0 for an `atomic_long_t`).
+    pub rss_counter_value: u32,
     // struct request
     pub request_cmd_flags: u32,
     pub request_data_len: u32,
@@ -149,6 +164,11 @@ pub struct ProbeConfig {
     pub cgroup_mode: u32,
     /// 1 when block I/O may be attributed to the request's blkcg.
     pub has_blkcg: u32,
+    /// One of [`victim_arg`].
+    pub oom_victim_arg: u32,
+    /// Which argument of `block_rq_issue` is the `struct request *`: 0, or
+    /// 1 where the request queue comes first (before 5.10).
+    pub block_rq_issue_arg: u32,
 }
 
 /// Per-cgroup syscall counters. Two layouts, chosen at load time:
@@ -449,7 +469,7 @@ macro_rules! assert_size {
     };
 }
 assert_size!(KernelOffsets, 34 * 4);
-assert_size!(ProbeConfig, 8);
+assert_size!(ProbeConfig, 16);
 assert_size!(SyscallStats, 16 + 8 * LATENCY_BUCKETS);
 assert_size!(SyscallCacheSlot, 8 + 16 + 8 * LATENCY_BUCKETS);
 assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);

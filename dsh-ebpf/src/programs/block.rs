@@ -46,10 +46,18 @@ fn blkcg_cgroup_id(rq: *const u8) -> Result<u64, Failure> {
     cgroup_id(cgrp)
 }
 
-/// `block_rq_issue(struct request *rq)`
+/// `block_rq_issue(struct request *rq)`; before 5.10,
+/// `block_rq_issue(struct request_queue *q, struct request *rq)`.
 #[btf_tracepoint(function = "block_rq_issue")]
 pub fn dsh_block_rq_issue(ctx: BtfTracePointContext) -> u32 {
-    counted(try_issue(ctx.arg(0)))
+    // A constant to the verifier: the branch not taken is never checked, so
+    // reading an argument the kernel's prototype lacks does not fail it.
+    let rq = if config().block_rq_issue_arg == 1 {
+        ctx.arg(1)
+    } else {
+        ctx.arg(0)
+    };
+    counted(try_issue(rq))
 }
 
 fn try_issue(rq: *const u8) -> Result<(), Failure> {

@@ -8,7 +8,7 @@
 use aya_ebpf::{
     Global,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_task_btf, bpf_get_smp_processor_id,
+        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_smp_processor_id,
         bpf_ktime_get_boot_ns, bpf_ktime_get_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes,
     },
@@ -39,8 +39,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     signal_live: 0,
     mm_total_vm: 0,
     mm_rss_stat: 0,
-    percpu_counter_size: 0,
-    percpu_counter_count: 0,
+    rss_counter_stride: 0,
+    rss_counter_value: 0,
     request_cmd_flags: 0,
     request_data_len: 0,
     request_bio: 0,
@@ -60,6 +60,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
 static CONFIG: Global<ProbeConfig> = Global::new(ProbeConfig {
     cgroup_mode: 0,
     has_blkcg: 0,
+    oom_victim_arg: 0,
+    block_rq_issue_arg: 0,
 });
 
 /// One offset from `OFFSETS`, as a `usize`.
@@ -171,10 +173,13 @@ pub fn task_cgroup_id(task: *const u8) -> u64 {
     }
 }
 
+/// The current task, as an address to `read` from. `bpf_get_current_task`
+/// (4.8), not the BTF-typed `bpf_get_current_task_btf` (5.11): every use
+/// here reads through `bpf_probe_read_kernel` anyway.
 #[inline(always)]
 pub fn current_task() -> *const u8 {
-    // SAFETY: the helper takes no arguments; it returns the current task.
-    unsafe { bpf_get_current_task_btf() as *const u8 }
+    // SAFETY: the helper takes no arguments.
+    unsafe { bpf_get_current_task() as *const u8 }
 }
 
 /// The current task's cgroup id; the helper is cheapest where it applies.

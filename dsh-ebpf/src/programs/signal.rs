@@ -6,6 +6,7 @@ use super::{
     events::{emit, header},
     failures::count,
     kernel::{off, read, task_cgroup_id},
+    oom::note_signal_target,
 };
 
 /// Signals whose default action ends the process. These go on the critical
@@ -26,6 +27,7 @@ pub fn dsh_signal_generate(ctx: BtfTracePointContext) -> u32 {
     let target: *const u8 = ctx.arg(2);
     let group: i32 = ctx.arg(3);
     let result: i32 = ctx.arg(4);
+    note_signal_target(sig, target);
     let fill = |e: &mut SignalEvent| {
         e.hdr = header(kind::SIGNAL_GENERATE);
         e.signal = sig as u32;

@@ -277,9 +277,9 @@ impl Btf {
             })
     }
 
-    /// Number of arguments of tracepoint `tp` (from `btf_trace_<tp>`), not
-    /// counting the leading context pointer.
-    pub fn tracepoint_arity(&self, tp: &str) -> Option<usize> {
+    /// The arguments of tracepoint `tp` (from `btf_trace_<tp>`), not
+    /// counting the leading context pointer; `None` when it does not exist.
+    pub fn tracepoint_params(&self, tp: &str) -> Option<Vec<Param>> {
         let name = format!("btf_trace_{tp}");
         let td = self
             .types
@@ -289,7 +289,64 @@ impl Btf {
         let proto = self
             .ty(ptr.size_or_type)
             .filter(|t| t.kind == KIND_FUNC_PROTO)?;
-        Some(proto.values.len().saturating_sub(1))
+        Some(
+            proto
+                .values
+                .iter()
+                .skip(1)
+                .map(|&(_, ty)| self.param(ty as u32))
+                .collect(),
+        )
+    }
+
+    fn param(&self, ty: u32) -> Param {
+        match self.resolve(ty) {
+            Some(t) if t.kind == KIND_INT || t.kind == KIND_ENUM => Param::Int,
+            Some(t) if t.kind == KIND_PTR => match self.resolve(t.size_or_type) {
+                Some(s) if s.kind == KIND_STRUCT => Param::StructPtr(self.name(s.name).to_owned()),
+                _ => Param::Other,
+            },
+            _ => Param::Other,
+        }
+    }
+
+    /// Whether `strukt.member` is an array (rather than a struct or scalar).
+    pub fn member_is_array(&self, strukt: &str, member: &str) -> Result<bool, BtfError> {
+        let t = self.find_composite(strukt)?;
+        let (_, m) = self
+            .find_member(t, member)
+            .ok_or_else(|| BtfError::NoMember {
+                strukt: strukt.to_owned(),
+                member: member.to_owned(),
+            })?;
+        Ok(self.resolve(m.ty).is_some_and(|t| t.kind == KIND_ARRAY))
+    }
+}
+
+/// A tracepoint argument's type, as far as the loader tells them apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// An integer or enum (typedefs resolved).
+    Int,
+    /// A pointer to `struct <name>`.
+    StructPtr(String),
+    Other,
+}
+
+/// `mm_struct.rss_stat`'s layout: (offset of the first counter's value,
+/// stride, offset of the value inside a counter). 6.2 made it an array of
+/// `struct percpu_counter`; before, a `struct mm_rss_stat` of `atomic_long_t`.
+fn rss_counters(btf: &Btf) -> Result<(u32, u32, u32), BtfError> {
+    let base = btf.member_offset("mm_struct", &["rss_stat"])?;
+    if btf.member_is_array("mm_struct", "rss_stat")? {
+        Ok((
+            base,
+            btf.struct_size("percpu_counter")?,
+            btf.member_offset("percpu_counter", &["count"])?,
+        ))
+    } else {
+        let count = btf.member_offset("mm_rss_stat", &["count"])?;
+        Ok((base + count, 8, 0))
     }
 }
 
@@ -301,6 +358,7 @@ pub fn v1_subsys_id(btf: &Btf, controller: &str) -> Result<u32, BtfError> {
 /// Every offset the programs read, from this kernel's BTF.
 pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOffsets, BtfError> {
     let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
+    let (mm_rss_stat, rss_counter_stride, rss_counter_value) = rss_counters(btf)?;
     Ok(KernelOffsets {
         task_pid: o("task_struct", "pid")?,
         task_tgid: o("task_struct", "tgid")?,
@@ -324,9 +382,9 @@ pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOff
         kernfs_node_id: o("kernfs_node", "id")?,
         signal_live: o("signal_struct", "live")?,
         mm_total_vm: o("mm_struct", "total_vm")?,
-        mm_rss_stat: o("mm_struct", "rss_stat")?,
-        percpu_counter_size: btf.struct_size("percpu_counter")?,
-        percpu_counter_count: o("percpu_counter", "count")?,
+        mm_rss_stat,
+        rss_counter_stride,
+        rss_counter_value,
         request_cmd_flags: o("request", "cmd_flags")?,
         request_data_len: o("request", "__data_len")?,
         request_bio: o("request", "bio")?,
@@ -378,35 +436,44 @@ mod tests {
         );
         assert!(o.kernfs_node_id < btf.struct_size("kernfs_node").unwrap());
         assert!(o.css_set_subsys_v1 >= btf.member_offset("css_set", &["subsys"]).unwrap());
-        assert!(o.percpu_counter_size >= 8);
+        assert!(o.rss_counter_stride >= 8);
+        // 6.2+: an array of percpu_counter.
+        assert_eq!(
+            o.rss_counter_stride,
+            btf.struct_size("percpu_counter").unwrap()
+        );
     }
 
     #[test]
-    fn tracepoint_prototypes_match_what_the_programs_read() {
-        let btf = vmlinux();
-        // The programs read these argument positions.
-        for (tp, min_args) in [
-            ("sys_exit", 2),
-            ("sys_enter", 2),
-            ("block_rq_issue", 1),
-            ("block_rq_complete", 3),
-            ("sched_process_exec", 3),
-            ("sched_process_exit", 1),
-            ("mark_victim", 1),
-            ("signal_generate", 5),
-            ("signal_deliver", 3),
-            ("cgroup_mkdir", 2),
-            ("cgroup_rmdir", 2),
-            ("inet_sock_set_state", 3),
-        ] {
-            let n = btf
-                .tracepoint_arity(tp)
-                .unwrap_or_else(|| panic!("no tracepoint {tp}"));
-            assert!(
-                n >= min_args,
-                "{tp} has {n} args, the program reads {min_args}"
-            );
-        }
+    fn rss_counters_before_and_after_6_2() {
+        use crate::probe::btf_fixture::{Field, Fixture};
+        // 6.2+: struct percpu_counter rss_stat[4].
+        let mut f = Fixture::default();
+        f.strukt(
+            "percpu_counter",
+            40,
+            vec![("lock", Field::Int, 0), ("count", Field::Int, 8)],
+        );
+        f.strukt(
+            "mm_struct",
+            1024,
+            vec![("rss_stat", Field::Array("percpu_counter", 4), 0x300)],
+        );
+        assert_eq!(rss_counters(&f.build()).unwrap(), (0x300, 40, 8));
+        // Before: struct mm_rss_stat { atomic_long_t count[4]; } rss_stat.
+        let mut f = Fixture::default();
+        f.strukt("atomic64_t", 8, vec![("counter", Field::Int, 0)]);
+        f.strukt(
+            "mm_rss_stat",
+            32,
+            vec![("count", Field::Array("atomic64_t", 4), 0)],
+        );
+        f.strukt(
+            "mm_struct",
+            1024,
+            vec![("rss_stat", Field::Struct("mm_rss_stat"), 0x2c0)],
+        );
+        assert_eq!(rss_counters(&f.build()).unwrap(), (0x2c0, 8, 0));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum ProbeError {
          count syscalls with --syscall-counters hash (or auto)"
     )]
     NoCgroupStorage,
+    #[error("this kernel ({release}) lacks what dsh needs (Linux 5.8+ with BTF): {missing}")]
+    KernelLacks { release: String, missing: String },
     #[error("resolving kernel struct layouts from BTF: {0}")]
     Btf(#[from] super::btf::BtfError),
     #[error("loading the eBPF object: {0}")]

@@ -3,8 +3,11 @@
 //!
 //! Nothing here knows about containers: ids in, counters and events out.
 pub mod btf;
+#[cfg(test)]
+mod btf_fixture;
 mod error;
 pub mod event;
+mod features;
 pub mod layout;
 mod stream;
 mod syscalls;
@@ -90,6 +93,30 @@ pub struct Probe {
     _stats: Option<OwnedFd>,
 }
 
+/// `uname -r`, for error messages.
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "of unknown version".to_owned())
+}
+
+/// Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK
+/// (often 64 KiB or 8 MiB, far below what the maps take), and map creation
+/// fails with EPERM. Later kernels charge the memory cgroup instead.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the struct passed by reference.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        log::warn!(
+            "raising RLIMIT_MEMLOCK: {} (kernels before 5.11 may refuse to create the maps)",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 impl Probe {
     /// Loads the programs into the kernel and attaches them.
     pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
@@ -131,6 +158,10 @@ impl Probe {
             )?),
             _ => None,
         };
+        let prototypes = features::check(&raw_btf).map_err(|missing| ProbeError::KernelLacks {
+            release: kernel_release(),
+            missing: missing.join(", "),
+        })?;
         let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
         let config = ProbeConfig {
             cgroup_mode: match layout.kind {
@@ -138,7 +169,10 @@ impl Probe {
                 _ => cgroup_mode::DEFAULT_HIERARCHY,
             },
             has_blkcg: 1,
+            oom_victim_arg: prototypes.oom_victim_arg,
+            block_rq_issue_arg: prototypes.block_rq_issue_arg,
         };
+        raise_memlock_limit();
         let has_cgroup_storage = syscalls::kernel_has_cgroup_storage();
         let syscall_counters = match opts.syscall_counters {
             SyscallCounters::Auto if has_cgroup_storage => SyscallCounterLayout::CgroupStorage,
