@@ -9,7 +9,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use dsh_ebpf::{BlockStats, InflightRequest, failure};
 
 use super::{
-    failures::counted,
+    failures::{count, counted},
     kernel::{Failure, cgroup_id, config, current_cgroup_id, log2_bucket, now_ns, off, read},
     maps::{BLOCK_INFLIGHT, BLOCK_STATS, get_or_insert_zeroed},
 };
@@ -68,7 +68,11 @@ fn try_issue(rq: *const u8) -> Result<(), Failure> {
         REQ_OP_WRITE => 1,
         _ => 2,
     };
-    let mut cgroup_id = blkcg_cgroup_id(rq)?;
+    // An unreadable blkcg is counted, and the issuing task stands in.
+    let mut cgroup_id = blkcg_cgroup_id(rq).unwrap_or_else(|f| {
+        count(f);
+        0
+    });
     if cgroup_id == 0 {
         cgroup_id = current_cgroup_id();
     }
