@@ -43,6 +43,14 @@ const FEATURES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Whether the kernel charges BPF memory to the memory cgroup (5.11+)
+/// rather than to RLIMIT_MEMLOCK. `bpf_ktime_get_coarse_ns` arrived in the
+/// same release; libbpf uses the same sign.
+pub fn bpf_memory_in_memcg(btf: &Btf) -> bool {
+    btf.enum_value("bpf_func_id", "BPF_FUNC_ktime_get_coarse_ns")
+        .is_ok()
+}
+
 /// An argument a program reads.
 #[derive(Clone, Copy)]
 enum Arg {
@@ -171,6 +179,11 @@ mod tests {
     #[test]
     fn this_kernel_has_everything() {
         let btf = Btf::vmlinux().expect("this machine kind has /sys/kernel/btf/vmlinux");
+        assert!(
+            bpf_memory_in_memcg(&btf),
+            "6.18 charges BPF memory to memcg"
+        );
+        assert!(!bpf_memory_in_memcg(&Fixture::default().build()));
         let p = check(&btf).unwrap_or_else(|m| panic!("missing: {m:?}"));
         // 6.18: mark_victim(task, uid), block_rq_issue(rq).
         assert_eq!(p.oom_victim_arg, victim_arg::TASK);

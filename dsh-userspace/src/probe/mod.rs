@@ -102,17 +102,32 @@ fn kernel_release() -> String {
 
 /// Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK
 /// (often 64 KiB or 8 MiB, far below what the maps take), and map creation
-/// fails with EPERM. Later kernels charge the memory cgroup instead.
+/// fails with EPERM; later ones charge the memory cgroup instead. Unlimited
+/// needs CAP_SYS_RESOURCE; without it, the soft limit goes up to the hard.
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
+    let set = |cur, max| {
+        let limit = libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: max,
+        };
+        // SAFETY: setrlimit only reads the struct passed by reference.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) == 0 }
     };
-    // SAFETY: setrlimit only reads the struct passed by reference.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+    if set(libc::RLIM_INFINITY, libc::RLIM_INFINITY) {
+        return;
+    }
+    let err = std::io::Error::last_os_error();
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed by reference.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut now) } == 0 {
+        set(now.rlim_max, now.rlim_max);
         log::warn!(
-            "raising RLIMIT_MEMLOCK: {} (kernels before 5.11 may refuse to create the maps)",
-            std::io::Error::last_os_error()
+            "this kernel charges BPF memory to RLIMIT_MEMLOCK, which stays at {} KiB \
+             (raising it: {err}); map creation may fail",
+            now.rlim_max / 1024
         );
     }
 }
@@ -172,7 +187,9 @@ impl Probe {
             oom_victim_arg: prototypes.oom_victim_arg,
             block_rq_issue_arg: prototypes.block_rq_issue_arg,
         };
-        raise_memlock_limit();
+        if !features::bpf_memory_in_memcg(&raw_btf) {
+            raise_memlock_limit();
+        }
         let has_cgroup_storage = syscalls::kernel_has_cgroup_storage();
         let syscall_counters = match opts.syscall_counters {
             SyscallCounters::Auto if has_cgroup_storage => SyscallCounterLayout::CgroupStorage,
