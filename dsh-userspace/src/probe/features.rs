@@ -2,7 +2,8 @@
 //! anything is loaded: BPF features (by the kernel version that added them),
 //! the tracepoints, and the arguments the programs read, whose layout
 //! changed between 5.8 and 6.18. Whatever is missing is named in one line
-//! instead of a verifier log.
+//! instead of a verifier log. Also the memory limit older kernels charge
+//! BPF memory to.
 use dsh_ebpf::victim_arg;
 
 use super::btf::{Btf, Param};
@@ -49,6 +50,45 @@ const FEATURES: &[(&str, &str, &str)] = &[
 pub fn bpf_memory_in_memcg(btf: &Btf) -> bool {
     btf.enum_value("bpf_func_id", "BPF_FUNC_ktime_get_coarse_ns")
         .is_ok()
+}
+
+/// `uname -r`, for error messages.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "of unknown version".to_owned())
+}
+
+/// Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK
+/// (often 64 KiB or 8 MiB, far below what the maps take), and map creation
+/// fails with EPERM; later ones charge the memory cgroup instead. Unlimited
+/// needs CAP_SYS_RESOURCE; without it, the soft limit goes up to the hard.
+pub fn raise_memlock_limit() {
+    let set = |cur, max| {
+        let limit = libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: max,
+        };
+        // SAFETY: setrlimit only reads the struct passed by reference.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) == 0 }
+    };
+    if set(libc::RLIM_INFINITY, libc::RLIM_INFINITY) {
+        return;
+    }
+    let err = std::io::Error::last_os_error();
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed by reference.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut now) } == 0 {
+        set(now.rlim_max, now.rlim_max);
+        log::warn!(
+            "this kernel charges BPF memory to RLIMIT_MEMLOCK, which stays at {} KiB \
+             (raising it: {err}); map creation may fail",
+            now.rlim_max / 1024
+        );
+    }
 }
 
 /// An argument a program reads.

@@ -93,45 +93,6 @@ pub struct Probe {
     _stats: Option<OwnedFd>,
 }
 
-/// `uname -r`, for error messages.
-fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "of unknown version".to_owned())
-}
-
-/// Kernels before 5.11 charge BPF maps and programs to RLIMIT_MEMLOCK
-/// (often 64 KiB or 8 MiB, far below what the maps take), and map creation
-/// fails with EPERM; later ones charge the memory cgroup instead. Unlimited
-/// needs CAP_SYS_RESOURCE; without it, the soft limit goes up to the hard.
-fn raise_memlock_limit() {
-    let set = |cur, max| {
-        let limit = libc::rlimit {
-            rlim_cur: cur,
-            rlim_max: max,
-        };
-        // SAFETY: setrlimit only reads the struct passed by reference.
-        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) == 0 }
-    };
-    if set(libc::RLIM_INFINITY, libc::RLIM_INFINITY) {
-        return;
-    }
-    let err = std::io::Error::last_os_error();
-    let mut now = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct passed by reference.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut now) } == 0 {
-        set(now.rlim_max, now.rlim_max);
-        log::warn!(
-            "this kernel charges BPF memory to RLIMIT_MEMLOCK, which stays at {} KiB \
-             (raising it: {err}); map creation may fail",
-            now.rlim_max / 1024
-        );
-    }
-}
-
 impl Probe {
     /// Loads the programs into the kernel and attaches them.
     pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
@@ -174,7 +135,7 @@ impl Probe {
             _ => None,
         };
         let prototypes = features::check(&raw_btf).map_err(|missing| ProbeError::KernelLacks {
-            release: kernel_release(),
+            release: features::kernel_release(),
             missing: missing.join(", "),
         })?;
         let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
@@ -188,7 +149,7 @@ impl Probe {
             block_rq_issue_arg: prototypes.block_rq_issue_arg,
         };
         if !features::bpf_memory_in_memcg(&raw_btf) {
-            raise_memlock_limit();
+            features::raise_memlock_limit();
         }
         let has_cgroup_storage = syscalls::kernel_has_cgroup_storage();
         let syscall_counters = match opts.syscall_counters {
