@@ -5,7 +5,7 @@ pub mod stats;
 
 use std::{
     fs, io,
-    os::unix::fs::MetadataExt as _,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
     path::{Path, PathBuf},
 };
 
@@ -51,8 +51,10 @@ pub fn scan(root: &Path) -> Vec<Found> {
             }
             let p = entry.path();
             if let Ok(rel) = p.strip_prefix(root) {
+                // Names are the container's choice: not necessarily UTF-8.
+                let rel = crate::untrusted::from_utf8_escaped(rel.as_os_str().as_bytes());
                 out.push(Found {
-                    path: format!("/{}", rel.to_string_lossy()),
+                    path: format!("/{rel}"),
                     id: meta.ino(),
                 });
             }
@@ -134,10 +136,12 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<ProcCgroup> {
 }
 
 /// A process's cgroups (NotFound once it has gone).
+/// A cgroup name that is not UTF-8 keeps its bad bytes as `\xNN` escapes.
 pub fn proc_cgroups(pid: u32) -> io::Result<Vec<ProcCgroup>> {
-    Ok(parse_proc_cgroup(&fs::read_to_string(format!(
-        "/proc/{pid}/cgroup"
-    ))?))
+    let bytes = fs::read(format!("/proc/{pid}/cgroup"))?;
+    Ok(parse_proc_cgroup(&crate::untrusted::from_utf8_escaped(
+        &bytes,
+    )))
 }
 
 /// The process's cgroup in the hierarchy events are attributed to (see

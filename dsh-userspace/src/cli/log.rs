@@ -4,6 +4,7 @@ use std::{io::Write as _, path::Path, process::ExitCode};
 use dsh::{
     api::{Reply, Request, client::Connection},
     render,
+    untrusted::json,
 };
 
 #[derive(clap::Args)]
@@ -59,7 +60,7 @@ pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
                     if let Some(obj) = v.as_object_mut() {
                         obj.insert("ts".into(), e.ts.to_string().into());
                     }
-                    serde_json::to_writer(&mut out, &v)?;
+                    json::to_writer(&mut out, &v)?;
                     out.write_all(b"\n")?;
                 } else {
                     writeln!(out, "{}", render::log::line(&e, &tz))?;

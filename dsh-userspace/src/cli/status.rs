@@ -3,7 +3,8 @@ use std::{fmt::Write as _, path::Path, process::ExitCode};
 
 use dsh::{
     api::{Reply, Request, StatusReport, client},
-    render::{bytes, sanitize},
+    render::bytes,
+    untrusted::{self, json},
 };
 
 #[derive(clap::Args)]
@@ -18,7 +19,7 @@ pub fn run(args: StatusArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the agent answered `status` with something else");
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        println!("{}", json::to_string_pretty(&s)?);
     } else {
         print!("{}", render(&s));
     }
@@ -30,7 +31,11 @@ fn render(s: &StatusReport) -> String {
     let _ = writeln!(
         o,
         "dsh agent {}  up {}s  kernel {}  cgroups {}  interval {}ms",
-        s.version, s.uptime_s, s.kernel, s.cgroup_layout, s.interval_ms
+        s.version,
+        s.uptime_s,
+        untrusted::name(&s.kernel),
+        s.cgroup_layout,
+        s.interval_ms
     );
     let _ = writeln!(
         o,
@@ -85,7 +90,7 @@ fn render(s: &StatusReport) -> String {
     let _ = writeln!(
         o,
         "journal {}: {}, {} entries, {} write errors",
-        s.journal_path,
+        untrusted::name(&s.journal_path),
         bytes(s.journal_bytes),
         s.journal_entries,
         s.journal_errors
@@ -100,7 +105,7 @@ fn render(s: &StatusReport) -> String {
             } else {
                 "not connected"
             },
-            sanitize(&r.detail)
+            untrusted::text(&r.detail)
         );
     }
     o

@@ -5,6 +5,7 @@ use std::{path::Path, process::ExitCode, time::Duration};
 use dsh::{
     api::{Reply, Request, client},
     render,
+    untrusted::json,
 };
 
 #[derive(clap::Args)]
@@ -45,7 +46,7 @@ pub fn run(args: TraceArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the agent answered `trace` with something else");
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", json::to_string_pretty(&report)?);
     } else {
         print!("{}", render::trace::report(&report));
     }

@@ -423,7 +423,15 @@ impl Model {
         } else {
             Vec::new()
         };
-        let describe = |c: &&Container| format!("{} ({})", c.display_id(), short(c.key()));
+        // Candidates are listed by names containers chose: each one escaped
+        // and cut, so the list stays readable whatever they hold.
+        let describe = |c: &&Container| {
+            format!(
+                "{} ({})",
+                crate::untrusted::name(c.display_id()),
+                crate::untrusted::name(short(c.key()))
+            )
+        };
         match candidates.len() {
             1 => Ok(candidates[0].key().to_owned()),
             0 => Err(ResolveError::Unknown {

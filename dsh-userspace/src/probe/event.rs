@@ -93,10 +93,12 @@ pub enum DecodeError {
 }
 
 /// A NUL-terminated kernel string; anything after the NUL is ignored and
-/// invalid UTF-8 is replaced, never trusted.
+/// invalid UTF-8 becomes `\xNN` escapes (comm and cgroup names are the
+/// container's choice). Control characters stay: the terminal gate is
+/// `untrusted::name`.
 pub fn c_str(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    crate::untrusted::from_utf8_escaped(&bytes[..end]).into_owned()
 }
 
 fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
@@ -298,8 +300,8 @@ mod tests {
     }
 
     #[test]
-    fn comm_with_invalid_utf8_is_replaced() {
-        assert_eq!(c_str(b"a\xffb\0zz"), "a\u{fffd}b");
+    fn comm_with_invalid_utf8_is_escaped() {
+        assert_eq!(c_str(b"a\xffb\0zz"), "a\\xffb");
         assert_eq!(c_str(b"full"), "full");
     }
 }

@@ -1,13 +1,12 @@
 //! `dsh log` lines in the contract's format, local time.
 use jiff::tz::TimeZone;
 
-use super::sanitize;
-use crate::model::entry::LogEntry;
+use crate::{model::entry::LogEntry, untrusted};
 
 pub fn line(e: &LogEntry, tz: &TimeZone) -> String {
     let ts = e.ts.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S");
-    let id = sanitize(&e.id);
-    let msg = sanitize(&e.msg);
+    let id = untrusted::name(&e.id);
+    let msg = untrusted::line(&e.msg);
     match e.to {
         Some(to) => {
             let from = e.from.map_or("-", |f| f.as_str());
@@ -49,7 +48,7 @@ mod tests {
         e.msg = "receive signal SIGTERM from pid 7 (x\x1b)".into();
         assert_eq!(
             line(&e, &TimeZone::UTC),
-            "2016-02-24 23:28:47 web signal with msg receive signal SIGTERM from pid 7 (x?)"
+            "2016-02-24 23:28:47 web signal with msg receive signal SIGTERM from pid 7 (x\\x1b)"
         );
     }
 }

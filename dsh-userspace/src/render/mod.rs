@@ -52,14 +52,6 @@ pub fn bytes_short(n: u64) -> String {
     }
 }
 
-/// Strings that come from containers (names, comm, paths) may hold terminal
-/// control sequences; never let them reach the terminal raw.
-pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,11 +75,5 @@ mod tests {
         assert_eq!(bytes_short(12 << 20), "12Mi");
         assert_eq!(bytes_short(1536 << 20), "1.5Gi");
         assert_eq!(bytes_short(100), "100B");
-    }
-
-    #[test]
-    fn control_characters_are_neutralised() {
-        assert_eq!(sanitize("web\x1b[2J\n"), "web?[2J?");
-        assert_eq!(sanitize("café"), "café");
     }
 }

@@ -3,8 +3,8 @@ use std::fmt::Write as _;
 
 use jiff::SignedDuration;
 
-use super::{bytes_short, duration, sanitize};
-use crate::model::row::ContainerRow;
+use super::{bytes_short, duration};
+use crate::{model::row::ContainerRow, untrusted};
 
 /// Column titles and widths exactly as the contract prints them.
 const COLUMNS: [(&str, usize); 9] = [
@@ -79,8 +79,8 @@ fn per_s(v: f64) -> String {
 
 pub fn row(r: &ContainerRow, wide: bool) -> String {
     let cells = [
-        sanitize(&r.id),
-        sanitize(&r.endpoint),
+        untrusted::name(&r.id).into_owned(),
+        untrusted::name(&r.endpoint).into_owned(),
         r.state.to_string(),
         opt_dur(r.rtime_s.map(|s| s as f64)),
         opt_dur(r.btime_s),
@@ -104,8 +104,8 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
     if wide {
         let short_id: String = r.runtime_id.chars().take(12).collect();
         let wide_cells = [
-            sanitize(&short_id),
-            sanitize(r.image.as_deref().unwrap_or("-")),
+            untrusted::name(&short_id).into_owned(),
+            untrusted::name(r.image.as_deref().unwrap_or("-")).into_owned(),
             r.pids.map_or("-".to_owned(), |p| p.to_string()),
             r.oom_kills.to_string(),
             r.core_dumps.to_string(),
@@ -120,7 +120,11 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
             push_cell(&mut line, cell, width);
         }
         if !r.health_reasons.is_empty() {
-            let _ = write!(line, "  # {}", sanitize(&r.health_reasons.join("; ")));
+            let _ = write!(
+                line,
+                "  # {}",
+                untrusted::text(&r.health_reasons.join("; "))
+            );
         }
     }
     line
@@ -213,6 +217,6 @@ mod tests {
     fn hostile_names_are_sanitized() {
         let mut r = sample();
         r.id = "evil\x1b]0;pwned\x07".into();
-        assert!(row(&r, false).starts_with("evil?]0;pwned? "));
+        assert!(row(&r, false).starts_with("evil\\x1b]0;pwned\\x07 "));
     }
 }

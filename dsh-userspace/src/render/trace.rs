@@ -1,8 +1,11 @@
 //! `dsh trace` output: what `strace -c` would show, plus histograms.
 use std::fmt::Write as _;
 
-use super::{bytes, sanitize};
-use crate::trace::{Bucket, TraceReport};
+use super::bytes;
+use crate::{
+    trace::{Bucket, TraceReport},
+    untrusted,
+};
 
 /// "850ns", "12.3us", "4.1ms", "1.20s".
 pub fn ns(v: u64) -> String {
@@ -37,8 +40,8 @@ pub fn report(r: &TraceReport) -> String {
     let _ = writeln!(
         o,
         "trace of {} ({}) for {:.1}s: {} syscalls, {} errors",
-        sanitize(&r.id),
-        sanitize(&r.cgroup),
+        untrusted::name(&r.id),
+        untrusted::name(&r.cgroup),
         r.duration_s,
         r.total_calls,
         r.total_errors
