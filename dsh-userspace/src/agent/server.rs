@@ -1,23 +1,42 @@
 //! The agent's Unix socket: root-only, one JSON request per connection.
 //! Table and status requests are answered by the main loop (which owns the
-//! model); log requests read the journal directly and, when following,
-//! continue from the main loop's broadcast of committed lines.
+//! model); log requests read the journal directly, a page at a time, and,
+//! when following, continue from the main loop's broadcast of committed
+//! lines.
+//!
+//! A client that misbehaves (connects and says nothing, sends a huge
+//! request, stops reading a `log --follow`) must not hurt the agent: at most
+//! `MAX_CONNECTIONS` are served at once (more are told so and closed), the
+//! request must arrive within `REQUEST_TIMEOUT` and fit in
+//! `api::MAX_REQUEST_BYTES`, and a reply the client does not take within
+//! `WRITE_TIMEOUT` ends the connection. What the agent holds per client is
+//! then bounded: a request buffer, one page of log lines, and its place in
+//! the broadcast ring (shared by all followers, of fixed size).
 use std::{
     collections::HashMap, os::unix::fs::PermissionsExt as _, path::Path, sync::Arc, time::Duration,
 };
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
-    net::{UnixListener, UnixStream},
-    sync::{broadcast, mpsc, oneshot},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream, unix::OwnedWriteHalf},
+    sync::{Semaphore, broadcast, mpsc, oneshot},
 };
 
 use crate::{
-    api::{Reply, Request},
+    api::{self, MAX_REQUEST_BYTES, Reply, Request, RequestError},
     journal::{Journal, Query},
     model::entry::LogEntry,
 };
+
+/// Clients served at once (followers included); the next ones are turned away.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A client must have sent its whole request this soon after connecting.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A reply line the client has not taken after this long ends the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Log lines read from the journal and sent per round.
+const LOG_PAGE: usize = 512;
 
 /// What the main loop answers.
 pub enum Ask {
@@ -52,9 +71,15 @@ pub async fn serve(
     journal: Arc<Journal>,
     lines: broadcast::Sender<LogEntry>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, most likely: let clients leave.
             tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            turn_away(&stream);
             continue;
         };
         let (ask, journal, lines) = (ask.clone(), journal.clone(), lines.clone());
@@ -62,15 +87,47 @@ pub async fn serve(
             if let Err(e) = handle(stream, ask, journal, lines).await {
                 log::debug!("client: {e:#}");
             }
+            drop(slot);
         });
     }
 }
 
-async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, reply: &Reply) -> anyhow::Result<()> {
+/// Tells a client beyond the limit why, without waiting for it: a fresh
+/// socket's buffer takes the short line at once. Dropping the stream closes it.
+fn turn_away(stream: &UnixStream) {
+    let reply = Reply::Error(format!(
+        "the dsh agent is serving {MAX_CONNECTIONS} clients already; try again shortly"
+    ));
+    if let Ok(mut bytes) = serde_json::to_vec(&reply) {
+        bytes.push(b'\n');
+        let _ = stream.try_write(&bytes);
+    }
+}
+
+async fn send(w: &mut OwnedWriteHalf, reply: &Reply) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec(reply)?;
     bytes.push(b'\n');
-    w.write_all(&bytes).await?;
+    tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&bytes))
+        .await
+        .map_err(|_| anyhow::anyhow!("client took no reply for {WRITE_TIMEOUT:?}"))??;
     Ok(())
+}
+
+/// Reads one request line: at most `MAX_REQUEST_BYTES` (plus its newline),
+/// within `REQUEST_TIMEOUT`.
+async fn read_request(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+) -> anyhow::Result<Result<Request, RequestError>> {
+    let mut line = Vec::new();
+    let limit = MAX_REQUEST_BYTES as u64 + 1;
+    let mut bounded = (&mut *reader).take(limit);
+    tokio::time::timeout(REQUEST_TIMEOUT, bounded.read_until(b'\n', &mut line))
+        .await
+        .map_err(|_| anyhow::anyhow!("no request within {REQUEST_TIMEOUT:?}"))??;
+    if !line.ends_with(b"\n") && line.len() as u64 == limit {
+        return Ok(Err(RequestError::TooLarge));
+    }
+    Ok(api::decode_request(&line))
 }
 
 async fn ask_main(ask: &AskSender, q: Ask) -> Reply {
@@ -89,12 +146,10 @@ async fn handle(
     lines: broadcast::Sender<LogEntry>,
 ) -> anyhow::Result<()> {
     let (r, mut w) = stream.into_split();
-    let mut line = String::new();
     let mut reader = BufReader::new(r);
-    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await??;
-    let req: Request = match serde_json::from_str(&line) {
+    let req = match read_request(&mut reader).await? {
         Ok(r) => r,
-        Err(e) => return send(&mut w, &Reply::Error(format!("bad request: {e}"))).await,
+        Err(e) => return send(&mut w, &Reply::Error(e.to_string())).await,
     };
     match req {
         Request::Ps { all } => send(&mut w, &ask_main(&ask, Ask::Ps { all }).await).await,
@@ -129,39 +184,49 @@ async fn handle(
             // between arrives twice at worst, and seq filters the repeat.
             let mut rx = follow.then(|| lines.subscribe());
             let since = since_s.map(|s| Timestamp::now() - SignedDuration::from_secs(s));
-            let mut last_seq = 0;
             let mut names = names(&ask).await;
-            let backlog = query(&journal, key.clone(), since, 0, !all).await;
-            for mut e in backlog? {
-                last_seq = e.seq;
-                rename(&mut e, &names);
-                send(&mut w, &Reply::Entry(Box::new(e))).await?;
-            }
+            let q = LogQuery {
+                key: key.clone(),
+                since,
+                state_changes_only: !all,
+            };
+            let mut last_seq = backlog(&mut w, &journal, &q, 0, &names).await?;
             let Some(rx) = rx.as_mut() else {
                 return send(&mut w, &Reply::End).await;
             };
+            // The request is all a client says: anything more is read and
+            // dropped, and the end of its stream (it went away) ends ours,
+            // so a follower that left frees its slot even on a quiet host.
+            let mut scratch = [0u8; 256];
             loop {
-                let batch = match rx.recv().await {
-                    Ok(e) => vec![e],
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    n = reader.read(&mut scratch) => match n {
+                        Ok(0) | Err(_) => return Ok(()),
+                        Ok(_) => continue,
+                    },
+                };
+                let mut e = match received {
+                    Ok(e) => e,
+                    // Fell behind the ring: the journal has every line.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        query(&journal, key.clone(), since, last_seq, !all).await?
+                        last_seq = backlog(&mut w, &journal, &q, last_seq, &names).await?;
+                        continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => {
                         return send(&mut w, &Reply::End).await;
                     }
                 };
-                for mut e in batch {
-                    let wanted = e.seq > last_seq
-                        && key.as_ref().is_none_or(|k| *k == e.key)
-                        && (all || e.is_state_change());
-                    if wanted {
-                        last_seq = e.seq;
-                        if e.id.starts_with('/') && !names.contains_key(&e.key) {
-                            names = self::names(&ask).await;
-                        }
-                        rename(&mut e, &names);
-                        send(&mut w, &Reply::Entry(Box::new(e))).await?;
+                let wanted = e.seq > last_seq
+                    && key.as_ref().is_none_or(|k| *k == e.key)
+                    && (all || e.is_state_change());
+                if wanted {
+                    last_seq = e.seq;
+                    if e.id.starts_with('/') && !names.contains_key(&e.key) {
+                        names = self::names(&ask).await;
                     }
+                    rename(&mut e, &names);
+                    send(&mut w, &Reply::Entry(Box::new(e))).await?;
                 }
             }
         }
@@ -185,20 +250,50 @@ fn rename(e: &mut LogEntry, names: &HashMap<String, String>) {
     }
 }
 
-async fn query(
-    journal: &Arc<Journal>,
+/// What a `log` request reads.
+struct LogQuery {
     key: Option<String>,
     since: Option<Timestamp>,
-    after_seq: u64,
     state_changes_only: bool,
+}
+
+/// Sends every line after `after_seq`, one journal page at a time; returns
+/// the last seq sent.
+async fn backlog(
+    w: &mut OwnedWriteHalf,
+    journal: &Arc<Journal>,
+    q: &LogQuery,
+    mut after_seq: u64,
+    names: &HashMap<String, String>,
+) -> anyhow::Result<u64> {
+    loop {
+        let page = query(journal, q, after_seq).await?;
+        let full = page.len() == LOG_PAGE;
+        for mut e in page {
+            after_seq = e.seq;
+            rename(&mut e, names);
+            send(w, &Reply::Entry(Box::new(e))).await?;
+        }
+        if !full {
+            return Ok(after_seq);
+        }
+    }
+}
+
+async fn query(
+    journal: &Arc<Journal>,
+    q: &LogQuery,
+    after_seq: u64,
 ) -> anyhow::Result<Vec<LogEntry>> {
     let journal = journal.clone();
+    let (key, since, state_changes_only) = (q.key.clone(), q.since, q.state_changes_only);
     let entries = tokio::task::spawn_blocking(move || {
         journal.query(&Query {
             key: key.as_deref(),
             since,
             after_seq,
             state_changes_only,
+            limit: Some(LOG_PAGE),
         })
     })
     .await??;

@@ -76,6 +76,9 @@ pub struct Query<'a> {
     /// Only entries after this seq (for following).
     pub after_seq: u64,
     pub state_changes_only: bool,
+    /// At most this many entries (a page; None: all). Readers page through
+    /// a large journal so that memory does not grow with its size.
+    pub limit: Option<usize>,
 }
 
 pub struct Journal {
@@ -197,6 +200,7 @@ impl Journal {
             })
         };
         let mut out = Vec::new();
+        let full = |out: &Vec<LogEntry>| q.limit.is_some_and(|l| out.len() >= l);
         match q.key {
             Some(key) => {
                 let index = tx.open_table(BY_CONTAINER).map_err(db("open index"))?;
@@ -204,6 +208,9 @@ impl Journal {
                     .range((key, q.after_seq.saturating_add(1))..=(key, u64::MAX))
                     .map_err(db("range"))?;
                 for row in range {
+                    if full(&out) {
+                        break;
+                    }
                     let (k, _) = row.map_err(db("read index"))?;
                     let seq = k.value().1;
                     if let Some(v) = log.get(seq).map_err(db("get"))? {
@@ -219,6 +226,9 @@ impl Journal {
                     .range(q.after_seq.saturating_add(1)..)
                     .map_err(db("range"))?
                 {
+                    if full(&out) {
+                        break;
+                    }
                     let (k, v) = row.map_err(db("read"))?;
                     let e = decode(k.value(), v.value())?;
                     if keep(&e) {

@@ -76,6 +76,44 @@ fn appends_survive_reopen_without_duplicates() {
 }
 
 #[test]
+fn pages_cover_everything_once() {
+    let path = temp_db("pages");
+    let j = Journal::open(&path, Retention::default()).unwrap();
+    let mut batch: Vec<LogEntry> = (0..25)
+        .map(|i| entry(i, if i % 3 == 0 { "a" } else { "b" }, i % 2 == 0))
+        .collect();
+    j.append(&mut batch, &Changes::default()).unwrap();
+    for (key, changes_only) in [(None, false), (Some("b"), false), (Some("a"), true)] {
+        let want = j
+            .query(&Query {
+                key,
+                state_changes_only: changes_only,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut got = Vec::new();
+        let mut after_seq = 0;
+        loop {
+            let page = j
+                .query(&Query {
+                    key,
+                    state_changes_only: changes_only,
+                    after_seq,
+                    limit: Some(4),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert!(page.len() <= 4);
+            let Some(last) = page.last() else { break };
+            after_seq = last.seq;
+            got.extend(page);
+        }
+        assert_eq!(got, want, "{key:?} {changes_only}");
+        assert!(!want.is_empty());
+    }
+}
+
+#[test]
 fn retention_drops_oldest_by_age_and_count() {
     let path = temp_db("retention");
     let retention = Retention {
