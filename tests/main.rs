@@ -9,6 +9,7 @@ mod agent_docker;
 mod agent_exec;
 mod agent_journal;
 mod agent_runtime;
+mod agent_socket;
 mod agent_top;
 mod agent_trace;
 mod block;

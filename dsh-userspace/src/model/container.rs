@@ -155,6 +155,15 @@ impl Container {
         self.restarts.max(runtime)
     }
 
+    /// Before the runtime's word is replaced or lost: the restarts it
+    /// counted (and `dsh ps` showed) become the container's own, so the
+    /// count never goes down (`docker rm`, dockerd restarting). Later
+    /// restarts are then counted from there by whichever saw them, the
+    /// larger count winning as before: none is counted twice.
+    pub fn keep_runtime_restarts(&mut self) {
+        self.restarts = self.restart_count();
+    }
+
     fn entry(&self, ts: Timestamp, kind: LogKind, msg: String) -> LogEntry {
         LogEntry::new(ts, self.key(), self.display_id(), kind, msg)
     }

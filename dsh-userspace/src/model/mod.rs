@@ -252,6 +252,7 @@ impl Model {
     /// Runtime metadata for one container (None: the runtime no longer knows it).
     pub fn set_meta(&mut self, key: &str, meta: Option<RuntimeMeta>) {
         if let Some(c) = self.containers.get_mut(key) {
+            c.keep_runtime_restarts();
             c.removed_from_runtime = meta.is_none();
             if let Some(m) = &meta
                 && c.last_name.as_deref() != Some(m.name.as_str())
@@ -266,6 +267,7 @@ impl Model {
     /// The runtime went away: its names are no longer known to be true.
     pub fn clear_meta(&mut self) {
         for c in self.containers.values_mut() {
+            c.keep_runtime_restarts();
             c.meta = None;
             c.removed_from_runtime = false;
         }
@@ -455,5 +457,7 @@ fn short(key: &str) -> &str {
     if key.len() == 64 { &key[..12] } else { key }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
