@@ -16,3 +16,6 @@ pub mod render;
 pub mod runtime;
 pub mod trace;
 pub mod untrusted;
+
+#[cfg(test)]
+mod fuzz_seeds;

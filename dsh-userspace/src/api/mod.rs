@@ -163,4 +163,38 @@ mod tests {
             Err(RequestError::Malformed(_))
         ));
     }
+
+    /// Every request the CLI sends: the `socket_request` fuzz target's seeds.
+    #[test]
+    fn fuzz_seeds() {
+        let requests = [
+            Request::Ps { all: true },
+            Request::Log {
+                container: Some("web".into()),
+                all: false,
+                since_s: Some(600),
+                follow: true,
+            },
+            Request::Log {
+                container: None,
+                all: true,
+                since_s: None,
+                follow: false,
+            },
+            Request::Status,
+            Request::Resolve {
+                name: "/evil\x1b]0;t\x07".into(),
+            },
+            Request::Trace {
+                container: "07c5".into(),
+                duration_ms: 5000,
+            },
+        ];
+        for (i, req) in requests.iter().enumerate() {
+            let mut line = serde_json::to_vec(req).unwrap();
+            line.push(b'\n');
+            assert_eq!(&decode_request(&line).unwrap(), req);
+            crate::fuzz_seeds::seed("socket_request", &format!("request-{i}"), &line);
+        }
+    }
 }

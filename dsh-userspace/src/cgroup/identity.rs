@@ -461,6 +461,37 @@ mod tests {
         }
     }
 
+    /// Paths of every shape the tests above know: the `cgroup_identity`
+    /// fuzz target's seeds.
+    #[test]
+    fn fuzz_seeds() {
+        let fill = |s: &str| s.replace("{ID}", ID).replace("{UID_}", UID_);
+        let paths = [
+            "/docker/{ID}/init.scope",
+            "/system.slice/docker-{ID}.scope",
+            "/kubepods/burstable/pod8712f785-1a3e-41ec-a00b-e2dcc77431cb/crio-{ID}",
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{ID}.scope",
+            "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod{UID_}.slice/crio-{ID}.scope/container",
+            "/system.slice/containerd.service/kubepods-burstable-pod{UID_}.slice:cri-containerd:{ID}",
+            "/k8s.io/{ID}",
+            "/user.slice/user-1000.slice/user@1000.service/user.slice/nerdctl-{ID}.scope",
+            "/machine.slice/libpod-conmon-{ID}.scope",
+            "/system.slice/web.service/libpod-payload-{ID}",
+            "/user.slice/user-0.slice/session-3.scope/sub",
+            "/mybench-17/child/x",
+            "/lxc.payload.web",
+            "/evil\x1b[31mRED\x1b]0;title\x07",
+            "//docker///{ID}/",
+        ];
+        for (i, p) in paths.iter().enumerate() {
+            crate::fuzz_seeds::seed(
+                "cgroup_identity",
+                &format!("path-{i:02}"),
+                fill(p).as_bytes(),
+            );
+        }
+    }
+
     #[test]
     fn odd_inputs() {
         let odd = "/ // /// docker /docker/ /docker/xyz /./x /../etc /docker/.. \

@@ -45,6 +45,22 @@ pub enum JournalError {
     },
 }
 
+/// One log entry as the journal stores it.
+pub fn encode_entry(e: &LogEntry) -> Result<Vec<u8>, JournalError> {
+    serde_json::to_vec(e).map_err(|source| JournalError::Decode {
+        what: format!("entry {}", e.seq),
+        source,
+    })
+}
+
+/// A stored log entry back (`seq` names it in the error).
+pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<LogEntry, JournalError> {
+    serde_json::from_slice(bytes).map_err(|source| JournalError::Decode {
+        what: format!("entry {seq}"),
+        source,
+    })
+}
+
 fn db<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> JournalError {
     move |e| JournalError::Db {
         op,
@@ -157,10 +173,7 @@ impl Journal {
             let mut containers = tx.open_table(CONTAINERS).map_err(db("open containers"))?;
             for e in entries.iter_mut() {
                 e.seq = seq;
-                let bytes = serde_json::to_vec(e).map_err(|source| JournalError::Decode {
-                    what: format!("entry {seq}"),
-                    source,
-                })?;
+                let bytes = encode_entry(e)?;
                 log.insert(seq, bytes.as_slice()).map_err(db("insert"))?;
                 index
                     .insert((e.key.as_str(), seq), ())
@@ -193,12 +206,6 @@ impl Journal {
         let keep = |e: &LogEntry| {
             (!q.state_changes_only || e.is_state_change()) && q.since.is_none_or(|s| e.ts >= s)
         };
-        let decode = |seq: u64, bytes: &[u8]| {
-            serde_json::from_slice::<LogEntry>(bytes).map_err(|source| JournalError::Decode {
-                what: format!("entry {seq}"),
-                source,
-            })
-        };
         let mut out = Vec::new();
         let full = |out: &Vec<LogEntry>| q.limit.is_some_and(|l| out.len() >= l);
         match q.key {
@@ -214,7 +221,7 @@ impl Journal {
                     let (k, _) = row.map_err(db("read index"))?;
                     let seq = k.value().1;
                     if let Some(v) = log.get(seq).map_err(db("get"))? {
-                        let e = decode(seq, v.value())?;
+                        let e = decode_entry(seq, v.value())?;
                         if keep(&e) {
                             out.push(e);
                         }
@@ -230,7 +237,7 @@ impl Journal {
                         break;
                     }
                     let (k, v) = row.map_err(db("read"))?;
-                    let e = decode(k.value(), v.value())?;
+                    let e = decode_entry(k.value(), v.value())?;
                     if keep(&e) {
                         out.push(e);
                     }
@@ -257,7 +264,7 @@ impl Journal {
             let mut len = log.len().map_err(db("len"))?;
             loop {
                 let Some((seq, key, ts)) = log.first().map_err(db("first"))?.map(|(k, v)| {
-                    let e: Option<LogEntry> = serde_json::from_slice(v.value()).ok();
+                    let e = decode_entry(k.value(), v.value()).ok();
                     (
                         k.value(),
                         e.as_ref().map(|e| e.key.clone()),
