@@ -1,0 +1,82 @@
+//! What the fuzz targets share: property checks and generators.
+use arbitrary::{Result, Unstructured};
+use dsh::{
+    cgroup::stats::{CgroupStats, StatsError},
+    model::{
+        entry::{LogEntry, LogKind},
+        state::State,
+    },
+};
+use jiff::Timestamp;
+
+/// Properties of the statistics parsers: a result is sane (no NaN or
+/// negative limit, no overflowed sum), and a malformed file's error quotes
+/// a line that is in that file.
+pub fn check_stats(
+    names: &[&str],
+    files: &[Option<String>],
+    result: &std::result::Result<CgroupStats, StatsError>,
+) {
+    match result {
+        Ok(s) => {
+            assert!(s.cpu_limit_cores.is_none_or(|c| c.is_finite() && c >= 0.0));
+            let _ = s.mem_used_bytes();
+        }
+        Err(StatsError::Malformed { path, line }) => {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let i = names
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or_else(|| panic!("error names a file not read: {path:?}"));
+            let text = files[i].as_deref().expect("an absent file is not malformed");
+            assert!(text.contains(line.as_str()), "{line:?} is not in {text:?}");
+        }
+        Err(e) => panic!("parsing texts gave an I/O error: {e}"),
+    }
+}
+
+fn timestamp(u: &mut Unstructured<'_>) -> Result<Timestamp> {
+    let secs = u.int_in_range(Timestamp::MIN.as_second()..=Timestamp::MAX.as_second())?;
+    let nanos = u.int_in_range(0..=999_999_999)?;
+    Timestamp::new(secs, nanos).map_err(|_| arbitrary::Error::IncorrectFormat)
+}
+
+fn state(u: &mut Unstructured<'_>) -> Result<State> {
+    u.choose(&[
+        State::Pulling,
+        State::Booting,
+        State::Running,
+        State::Error,
+        State::Exited,
+    ])
+    .copied()
+}
+
+/// A log entry of arbitrary values (any strings, any times).
+pub fn log_entry(u: &mut Unstructured<'_>) -> Result<LogEntry> {
+    let kind = *u.choose(&[
+        LogKind::Create,
+        LogKind::Start,
+        LogKind::Exit,
+        LogKind::Oom,
+        LogKind::Signal,
+        LogKind::Coredump,
+        LogKind::Destroy,
+        LogKind::Exec,
+    ])?;
+    let ts = timestamp(u)?;
+    let key: String = u.arbitrary()?;
+    let id: String = u.arbitrary()?;
+    let mut e = LogEntry::new(ts, &key, &id, kind, u.arbitrary()?);
+    e.seq = u.arbitrary()?;
+    if u.arbitrary()? {
+        e.from = Some(state(u)?);
+        e.to = Some(state(u)?);
+    }
+    e.pid = u.arbitrary()?;
+    e.comm = u.arbitrary()?;
+    e.signal = u.arbitrary()?;
+    e.exit_code = u.arbitrary()?;
+    e.core_dumped = u.arbitrary()?;
+    Ok(e)
+}
