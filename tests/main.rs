@@ -7,6 +7,7 @@ mod common;
 
 mod agent_docker;
 mod agent_exec;
+mod agent_hostile;
 mod agent_journal;
 mod agent_runtime;
 mod agent_socket;
