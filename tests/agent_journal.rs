@@ -82,9 +82,11 @@ fn cli_errors_are_clear_and_fail() {
         err.contains("no container matches \"no-such-container\""),
         "{err}"
     );
-    let (code, err) = run_dsh(&["log", "--since", "3w", "x"], &agent.state_dir, None);
-    assert_ne!(code, 0);
-    assert!(err.contains("unknown unit"), "{err}");
+    let (code, err) = run_dsh(&["log", "--since", "3x", "x"], &agent.state_dir, None);
+    assert_eq!(code, 2, "clap's usage error: {err}");
+    assert!(err.contains("not a duration"), "{err}");
+    let (code, err) = run_dsh(&["log", "--since", "500ms"], &agent.state_dir, None);
+    assert_eq!(code, 0, "{err}");
 
     // A second agent on the same state dir refuses to start.
     let (code, err) = run_dsh(&["agent"], &agent.state_dir, None);

@@ -77,7 +77,14 @@ fn trace_reports_the_workloads_syscall_errno_and_histogram() {
         };
         (!attached("dsh_trace_enter") && !attached("dsh_trace_exit")).then_some(())
     });
-    // An unknown container is a clear error.
-    let bad = agent.dsh(&["trace", "nope", "-d", "1s"]);
+    // An unknown container is a clear error; `-d 1h` is a duration (the
+    // agent, not the parser, refuses the name).
+    let bad = agent.dsh(&["trace", "nope", "-d", "1h"]);
     assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("no container matches \"nope\""), "{err}");
+    let bad = agent.dsh(&["trace", "nope", "-d", "soon"]);
+    assert_eq!(bad.status.code(), Some(2), "clap's usage error");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("invalid value 'soon'"), "{err}");
 }

@@ -115,7 +115,7 @@ async fn handle(
         Request::Log {
             container,
             all,
-            since_s,
+            since_ms,
             follow,
         } => {
             let key = match container {
@@ -128,7 +128,12 @@ async fn handle(
             // Subscribe before reading the journal: a line committed in
             // between arrives twice at worst, and seq filters the repeat.
             let mut rx = follow.then(|| lines.subscribe());
-            let since = since_s.map(|s| Timestamp::now() - SignedDuration::from_secs(s));
+            // A `--since` older than jiff's timestamps reach means "everything".
+            let since = since_ms.map(|ms| {
+                Timestamp::now()
+                    .checked_sub(SignedDuration::from_millis(ms))
+                    .unwrap_or(Timestamp::MIN)
+            });
             let mut last_seq = 0;
             let mut names = names(&ask).await;
             let backlog = query(&journal, key.clone(), since, 0, !all).await;
