@@ -214,7 +214,8 @@ fn draw(rows: &[ContainerRow], sort: SortKey, error: Option<&str>) -> std::io::R
     let mut out = std::io::stdout().lock();
     queue!(out, cursor::MoveTo(0, 0), terminal::Clear(ClearType::All))?;
     for (i, line) in lines(rows, sort, error, height as usize).iter().enumerate() {
-        let cut: String = line.chars().take(width as usize).collect();
+        // By display width: a wide name must not wrap onto the next line.
+        let cut = table::cut(line, width as usize);
         queue!(out, cursor::MoveTo(0, i as u16))?;
         out.write_all(cut.as_bytes())?;
     }
