@@ -8,7 +8,7 @@ use std::{
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::{broadcast, mpsc, oneshot},
 };
@@ -110,7 +110,14 @@ async fn handle(
                 name: container,
                 duration: Duration::from_millis(duration_ms),
             };
-            send(&mut w, &ask_main(&ask, q).await).await
+            // The client sends nothing more: a read that ends means it went
+            // away (Ctrl-C). Dropping the question closes its reply channel,
+            // and the agent stops the trace at its next tick.
+            let mut more = [0u8; 1];
+            tokio::select! {
+                reply = ask_main(&ask, q) => send(&mut w, &reply).await,
+                _ = reader.read(&mut more) => Ok(()),
+            }
         }
         Request::Log {
             container,
