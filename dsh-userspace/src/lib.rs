@@ -13,3 +13,4 @@ pub mod probe;
 pub mod render;
 pub mod runtime;
 pub mod trace;
+pub mod units;

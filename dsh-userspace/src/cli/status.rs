@@ -3,7 +3,8 @@ use std::{fmt::Write as _, path::Path, process::ExitCode};
 
 use dsh::{
     api::{Reply, Request, StatusReport, client},
-    render::{bytes, sanitize},
+    render::sanitize,
+    units::bytes,
 };
 
 #[derive(clap::Args)]

@@ -390,10 +390,10 @@ fn oom_msg(oom: OomAtDeath) -> String {
     match (oom.mem_used, oom.mem_limit) {
         (Some(u), Some(l)) => format!(
             "oom (memory {} of limit {})",
-            crate::render::bytes(u),
-            crate::render::bytes(l)
+            crate::units::bytes(u),
+            crate::units::bytes(l)
         ),
-        (Some(u), None) => format!("oom (memory {}, no limit)", crate::render::bytes(u)),
+        (Some(u), None) => format!("oom (memory {}, no limit)", crate::units::bytes(u)),
         _ => "oom".to_owned(),
     }
 }

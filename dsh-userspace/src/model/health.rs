@@ -71,21 +71,21 @@ impl HealthRules {
         if ooms > 0 {
             unhealthy.push(format!(
                 "{ooms} oom kill(s) in the last {}",
-                crate::render::duration(self.unhealthy_window)
+                crate::units::duration(self.unhealthy_window)
             ));
         }
         let cores = within(&c.core_times, self.unhealthy_window);
         if cores > 0 {
             unhealthy.push(format!(
                 "{cores} core dump(s) in the last {}",
-                crate::render::duration(self.unhealthy_window)
+                crate::units::duration(self.unhealthy_window)
             ));
         }
         let recent = within(&c.restart_times, self.unhealthy_window);
         if recent >= self.crash_loop_restarts {
             unhealthy.push(format!(
                 "crash loop: {recent} restarts in the last {}",
-                crate::render::duration(self.unhealthy_window)
+                crate::units::duration(self.unhealthy_window)
             ));
         }
         if let Some(s) = &c.sample.stats
@@ -102,14 +102,14 @@ impl HealthRules {
             warning.push(format!(
                 "cpu throttled in {:.0}% of periods over the last {}",
                 ratio * 100.0,
-                crate::render::duration(self.throttle_window)
+                crate::units::duration(self.throttle_window)
             ));
         }
         let hour = within(&c.restart_times, self.restart_warn_window);
         if hour > 0 && recent < self.crash_loop_restarts {
             warning.push(format!(
                 "{hour} restart(s) in the last {}",
-                crate::render::duration(self.restart_warn_window)
+                crate::units::duration(self.restart_warn_window)
             ));
         }
         if !unhealthy.is_empty() {

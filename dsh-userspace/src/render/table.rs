@@ -3,8 +3,11 @@ use std::fmt::Write as _;
 
 use jiff::SignedDuration;
 
-use super::{bytes_short, duration, sanitize};
-use crate::model::row::ContainerRow;
+use super::sanitize;
+use crate::{
+    model::row::ContainerRow,
+    units::{bytes_short, duration, per_s},
+};
 
 /// Column titles and widths exactly as the contract prints them.
 const COLUMNS: [(&str, usize); 9] = [
@@ -65,16 +68,6 @@ fn opt_dur(secs: Option<f64>) -> String {
 
 fn cores(c: f64) -> String {
     format!("{c:.2}")
-}
-
-fn per_s(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
 }
 
 pub fn row(r: &ContainerRow, wide: bool) -> String {

@@ -1,8 +1,11 @@
 //! `dsh trace` output: what `strace -c` would show, plus histograms.
 use std::fmt::Write as _;
 
-use super::{bytes, sanitize};
-use crate::trace::{Bucket, TraceReport};
+use super::sanitize;
+use crate::{
+    trace::{Bucket, TraceReport},
+    units::bytes,
+};
 
 /// "850ns", "12.3us", "4.1ms", "1.20s".
 pub fn ns(v: u64) -> String {
