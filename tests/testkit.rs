@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use dsh::probe::{CgroupLayout, layout::cgroup_id};
+use dsh::cgroup::layout::{CgroupLayout, cgroup_id};
 
 /// Whether tracefs is mounted anywhere (dsh must not need it).
 pub fn tracefs_mounted() -> bool {

@@ -5,10 +5,13 @@ use std::{collections::HashSet, path::PathBuf};
 use jiff::Timestamp;
 
 use crate::{
-    cgroup::{self, identity::identify},
+    cgroup::{
+        self,
+        identity::identify,
+        layout::{CgroupLayout, CgroupLayoutKind},
+    },
     clock::BootClock,
     model::Model,
-    probe::layout::{CgroupLayout, CgroupLayoutKind},
 };
 
 /// Which hierarchy ids the kernel's cgroup events carry for the two

@@ -22,7 +22,7 @@ use tokio::{
 
 use crate::{
     api::{self, MapFill, Reply, RuntimeStatus, StatusReport},
-    cgroup,
+    cgroup::{self, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
     model::{
@@ -35,7 +35,6 @@ use crate::{
     probe::{
         Probe, ProbeOptions,
         event::{Event, EventKind},
-        layout::CgroupLayout,
     },
     runtime::{RuntimeUpdate, docker},
 };

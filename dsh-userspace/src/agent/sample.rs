@@ -14,10 +14,11 @@ use crate::{
     api::{ChannelStatus, ProgramStatus},
     cgroup::{
         self,
+        layout::CgroupLayout,
         stats::{StatsError, StatsReader},
     },
     model::{Model, container::Counters},
-    probe::{Probe, ProgramStats, layout::CgroupLayout},
+    probe::{Probe, ProgramStats},
 };
 
 /// Reads every live container's statistics into the model, keeping the

@@ -1,6 +1,7 @@
 //! Cgroup paths and files: which container a cgroup is, where its
 //! statistics live, and the one start-up scan of the hierarchy.
 pub mod identity;
+pub mod layout;
 pub mod stats;
 
 use std::{
@@ -9,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::probe::layout::{CgroupLayout, CgroupLayoutKind};
+use layout::{CgroupLayout, CgroupLayoutKind};
 
 /// Where a container's statistics files are on this host.
 pub fn stats_source(layout: &CgroupLayout, path: &str) -> stats::StatsSource {
@@ -151,7 +152,7 @@ pub fn attribution_path<'a>(lines: &'a [ProcCgroup], layout: &CgroupLayout) -> O
             CgroupLayoutKind::V1 => l
                 .controllers
                 .iter()
-                .any(|c| c == crate::probe::layout::V1_ATTRIBUTION_CONTROLLER),
+                .any(|c| c == layout::V1_ATTRIBUTION_CONTROLLER),
         })
         .map(|l| l.path.as_str())
 }

@@ -5,8 +5,8 @@ use std::{path::Path, process::ExitCode};
 use anyhow::Context as _;
 use dsh::{
     api::{Reply, Request, client},
+    cgroup::layout::CgroupLayout,
     cgroup::{self, identity::identify},
-    probe::layout::CgroupLayout,
     render::sanitize,
 };
 use serde_json::json;

@@ -44,7 +44,7 @@ use nix::{
     unistd::{ForkResult, fork, pipe2},
 };
 
-use crate::{cgroup, probe::layout::CgroupLayout};
+use crate::cgroup::{self, layout::CgroupLayout};
 
 /// The PATH commands are looked up in (and get), inside the container.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

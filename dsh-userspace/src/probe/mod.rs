@@ -5,11 +5,11 @@
 pub mod btf;
 mod error;
 pub mod event;
-pub mod layout;
 mod stream;
 
 use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
 
+use crate::cgroup::layout::{self, CgroupLayout, CgroupLayoutKind};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
@@ -20,7 +20,6 @@ use dsh_ebpf::{
     channel,
 };
 pub use error::ProbeError;
-pub use layout::{CgroupLayout, CgroupLayoutKind};
 pub use stream::{EventRings, EventStream};
 
 /// The compiled kernel programs, embedded in the binary.
