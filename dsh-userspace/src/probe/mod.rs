@@ -70,6 +70,14 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
 }
 
+/// What the kernel collected during a trace, summed over CPUs.
+#[derive(Clone, Debug, Default)]
+pub struct RawTrace {
+    pub syscalls: HashMap<u32, TraceSyscall>,
+    /// (syscall nr, errno) → count.
+    pub errnos: HashMap<(u32, u32), u64>,
+}
+
 pub struct Probe {
     ebpf: Ebpf,
     layout: CgroupLayout,
@@ -314,12 +322,12 @@ impl Probe {
     }
 
     /// Ends the trace and returns what it collected, summed over CPUs.
-    pub fn stop_trace(&mut self) -> Result<crate::trace::RawTrace, ProbeError> {
+    pub fn stop_trace(&mut self) -> Result<RawTrace, ProbeError> {
         for &(prog, _) in TRACE {
             self.detach(prog);
         }
         self.set_trace_target(0)?;
-        let mut raw = crate::trace::RawTrace::default();
+        let mut raw = RawTrace::default();
         let calls: PerCpuHashMap<&MapData, u32, TraceSyscall> =
             PerCpuHashMap::try_from(self.map("TRACE_SYSCALLS")?)
                 .map_err(|e| ProbeError::Map("TRACE_SYSCALLS", e))?;
