@@ -8,20 +8,10 @@ use super::{
     entry::{LogEntry, LogKind},
     state::{State, dumps_core, is_stop_signal, signal_name},
 };
-use crate::cgroup::{identity::Identity, stats::CgroupStats};
-
-/// What the container runtime says about a container (names, ports, ...).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RuntimeMeta {
-    pub name: String,
-    pub image: String,
-    /// The container's address on its network, if it has its own.
-    pub ip: Option<String>,
-    /// Container-side TCP ports the runtime publishes.
-    pub ports: Vec<u16>,
-    /// The runtime's own restart count.
-    pub restart_count: u64,
-}
+use crate::{
+    cgroup::{identity::Identity, stats::CgroupStats},
+    runtime::RuntimeMeta,
+};
 
 /// Why the victim of an OOM kill died, kept until its exit arrives.
 #[derive(Clone, Copy, Debug)]

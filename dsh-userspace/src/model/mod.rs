@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
-use container::{Container, Counters, ExternalSignal, OomAtDeath, RuntimeMeta};
+use crate::runtime::RuntimeMeta;
+use container::{Container, Counters, ExternalSignal, OomAtDeath};
 use entry::LogEntry;
 use health::HealthRules;
 use row::ContainerRow;

@@ -3,12 +3,15 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model, ResolveError,
-    container::{ExternalSignal, OomAtDeath, RuntimeMeta},
+    container::{ExternalSignal, OomAtDeath},
     entry::LogKind,
     health::HealthRules,
     state::State,
 };
-use crate::cgroup::identity::{Identity, Runtime};
+use crate::{
+    cgroup::identity::{Identity, Runtime},
+    runtime::RuntimeMeta,
+};
 
 const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
 
