@@ -12,5 +12,6 @@ pub mod model;
 pub mod probe;
 pub mod render;
 pub mod runtime;
+pub mod signal;
 pub mod trace;
 pub mod units;

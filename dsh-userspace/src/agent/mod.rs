@@ -231,20 +231,9 @@ impl Agent {
             EventKind::Exec { filename, .. } => {
                 m.exec(task.cgroup_id, task.tgid, &task.comm, &filename, ts);
             }
-            EventKind::Exit {
-                exit_code,
-                signal,
-                core_dumped,
-                ..
-            } => m.exit(
-                task.cgroup_id,
-                task.tgid,
-                &task.comm,
-                exit_code,
-                signal,
-                core_dumped,
-                ts,
-            ),
+            EventKind::Exit { status, .. } => {
+                m.exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
+            }
             EventKind::Oom {
                 victim_tgid,
                 victim_cgroup_id,

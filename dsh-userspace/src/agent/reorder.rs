@@ -84,7 +84,9 @@ mod tests {
                 comm: "x".into(),
                 cgroup_id: 1,
             },
-            kind: EventKind::SignalDeliver { signal },
+            kind: EventKind::SignalDeliver {
+                signal: crate::signal::Signal::from_raw(signal),
+            },
         }
     }
 

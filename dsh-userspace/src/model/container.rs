@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     entry::{LogEntry, LogKind},
-    state::{State, dumps_core, is_stop_signal, signal_name},
+    state::State,
 };
 use crate::{
     cgroup::{identity::Identity, stats::CgroupStats},
     runtime::RuntimeMeta,
+    signal::{ExitStatus, Signal},
 };
 
 /// Why the victim of an OOM kill died, kept until its exit arrives.
@@ -23,7 +24,7 @@ pub struct OomAtDeath {
 /// A signal sent to one of the container's processes from outside it.
 #[derive(Clone, Debug)]
 pub struct ExternalSignal {
-    pub signal: u32,
+    pub signal: Signal,
     pub sender_pid: u32,
     pub sender_comm: String,
 }
@@ -264,14 +265,12 @@ impl Container {
     ) -> Vec<LogEntry> {
         let msg = format!(
             "receive signal {} from pid {} ({})",
-            signal_name(sig.signal),
-            sig.sender_pid,
-            sig.sender_comm
+            sig.signal, sig.sender_pid, sig.sender_comm
         );
         let mut e = self
             .entry(ts, LogKind::Signal, msg)
             .with_task(sig.sender_pid, &sig.sender_comm);
-        e.signal = Some(signal_name(sig.signal));
+        e.signal = Some(sig.signal.name());
         self.external_signals.insert(target_tgid, sig);
         vec![e]
     }
@@ -283,19 +282,17 @@ impl Container {
         ts: Timestamp,
         tgid: u32,
         comm: &str,
-        exit_code: Option<u8>,
-        signal: Option<u8>,
-        core_dumped: bool,
+        status: ExitStatus,
     ) -> Vec<LogEntry> {
         self.process_exits += 1;
         let is_main = self.main_tgid == Some(tgid);
         let oom = self.pending_oom.remove(&tgid);
         let external = self.external_signals.remove(&tgid);
-        let sig = signal.map(u32::from);
+        let (exit_code, sig, core_dumped) = (status.code(), status.signal(), status.core_dumped());
         let (to, kind, msg) = if let Some(oom) = oom {
             (State::Error, LogKind::Oom, oom_msg(oom))
         } else if let Some(s) = sig {
-            if dumps_core(s) {
+            if s.dumps_core() {
                 self.core_dumps += 1;
                 self.core_times.push(ts);
                 let written = if core_dumped {
@@ -303,40 +300,27 @@ impl Container {
                 } else {
                     "no core written"
                 };
-                let msg = format!(
-                    "receive signal {}, seems coredump ({written})",
-                    signal_name(s)
-                );
+                let msg = format!("receive signal {s}, seems coredump ({written})");
                 (State::Error, LogKind::Coredump, msg)
             } else if let Some(ext) = external.filter(|e| e.signal == s) {
-                let to = if is_stop_signal(s) {
+                let to = if s.is_stop() {
                     State::Exited
                 } else {
                     State::Error
                 };
                 let msg = format!(
-                    "receive signal {} from pid {} ({})",
-                    signal_name(s),
-                    ext.sender_pid,
-                    ext.sender_comm
+                    "receive signal {s} from pid {} ({})",
+                    ext.sender_pid, ext.sender_comm
                 );
                 (to, LogKind::Signal, msg)
             } else {
-                (
-                    State::Error,
-                    LogKind::Signal,
-                    format!("receive signal {}", signal_name(s)),
-                )
+                (State::Error, LogKind::Signal, format!("receive signal {s}"))
             }
-        } else if let (Some(c), Some(ext)) =
-            (exit_code, external.filter(|e| is_stop_signal(e.signal)))
-        {
+        } else if let (Some(c), Some(ext)) = (exit_code, external.filter(|e| e.signal.is_stop())) {
             // It handled the stop signal and exited: a stop, with who asked.
             let msg = format!(
                 "exit code {c} after receive signal {} from pid {} ({})",
-                signal_name(ext.signal),
-                ext.sender_pid,
-                ext.sender_comm
+                ext.signal, ext.sender_pid, ext.sender_comm
             );
             (State::Exited, LogKind::Exit, msg)
         } else {
@@ -357,7 +341,7 @@ impl Container {
         };
         e.pid = Some(tgid);
         e.comm = Some(comm.to_owned());
-        e.signal = sig.map(signal_name);
+        e.signal = sig.map(Signal::name);
         e.exit_code = exit_code;
         e.core_dumped = sig.map(|_| core_dumped);
         vec![e]

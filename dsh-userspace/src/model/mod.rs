@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
-use crate::runtime::RuntimeMeta;
+use crate::{runtime::RuntimeMeta, signal::ExitStatus};
 use container::{Container, Counters, ExternalSignal, OomAtDeath};
 use entry::LogEntry;
 use health::HealthRules;
@@ -188,20 +188,15 @@ impl Model {
         self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the exit event's fields")]
     pub fn exit(
         &mut self,
         cgroup_id: u64,
         tgid: u32,
         comm: &str,
-        exit_code: Option<u8>,
-        signal: Option<u8>,
-        core_dumped: bool,
+        status: ExitStatus,
         ts: Timestamp,
     ) {
-        self.with(cgroup_id, |c| {
-            c.exit(ts, tgid, comm, exit_code, signal, core_dumped)
-        });
+        self.with(cgroup_id, |c| c.exit(ts, tgid, comm, status));
     }
 
     pub fn oom_kill(&mut self, victim_cgroup: u64, tgid: u32, at_death: OomAtDeath, ts: Timestamp) {
@@ -228,8 +223,7 @@ impl Model {
         if target.is_none() || target == self.by_cgroup.get(&sender_cgroup) {
             return;
         }
-        // SIGCHLD, SIGURG, SIGWINCH, SIGCONT are housekeeping, not intent.
-        if matches!(sender.signal, 17 | 18 | 23 | 28) {
+        if sender.signal.is_housekeeping() {
             return;
         }
         self.with(target_cgroup, |c| {

@@ -11,6 +11,7 @@ use super::{
 use crate::{
     cgroup::identity::{Identity, Runtime},
     runtime::RuntimeMeta,
+    signal::{ExitStatus, Signal},
 };
 
 const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
@@ -28,6 +29,13 @@ fn docker(id: &str) -> Identity {
     }
 }
 
+fn killed(signal: u32, core_dumped: bool) -> ExitStatus {
+    ExitStatus::Killed {
+        signal: Signal::from_raw(signal),
+        core_dumped,
+    }
+}
+
 fn model() -> Model {
     Model::new(HealthRules::default(), SignedDuration::from_hours(1))
 }
@@ -41,18 +49,14 @@ fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
         cg,
         user_tgid - 2,
         "runc:[1:CHILD]",
-        Some(0),
-        None,
-        false,
+        ExitStatus::Exited(0),
         t(at),
     );
     m.exit(
         cg,
         user_tgid - 1,
         "runc:[0:PARENT]",
-        Some(0),
-        None,
-        false,
+        ExitStatus::Exited(0),
         t(at),
     );
     m.exec(cg, user_tgid, "sh", "/bin/sh", t(at + 1));
@@ -89,7 +93,7 @@ fn boot_then_oom_then_restart() {
         mem_limit: Some(32 << 20),
     };
     m.oom_kill(100, 50, at_death, t(5));
-    m.exit(100, 50, "dd", None, Some(9), false, t(5));
+    m.exit(100, 50, "dd", killed(9, false), t(5));
     let log = m.take_log();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, LogKind::Oom);
@@ -127,8 +131,8 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     boot(&mut m, 100, 0, 50);
     m.take_log();
     m.exec(100, 51, "sleep", "/bin/sleep", t(2));
-    m.exit(100, 51, "sleep", Some(0), None, false, t(3));
-    m.exit(100, 50, "sh", None, Some(11), true, t(4));
+    m.exit(100, 51, "sleep", ExitStatus::Exited(0), t(3));
+    m.exit(100, 50, "sh", killed(11, true), t(4));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Exec);
@@ -147,12 +151,12 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
     boot(&mut m, 100, 0, 50);
     m.take_log();
     let sender = ExternalSignal {
-        signal: 15,
+        signal: Signal::from_raw(15),
         sender_pid: 777,
         sender_comm: "runc".to_owned(),
     };
     m.signal(1, sender, 100, 50, t(3));
-    m.exit(100, 50, "sh", None, Some(15), false, t(3));
+    m.exit(100, 50, "sh", killed(15, false), t(3));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Signal);
@@ -165,12 +169,12 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
 fn exit_code_three_is_an_error_and_zero_is_not() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", Some(3), None, false, t(2));
+    m.exit(100, 50, "sh", ExitStatus::Exited(3), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Error);
     assert_eq!(changes(&mut m).last().unwrap().2, "exit code 3");
     m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 102, t(3));
     m.exec(102, 60, "sh", "/bin/sh", t(4));
-    m.exit(102, 60, "sh", Some(0), None, false, t(5));
+    m.exit(102, 60, "sh", ExitStatus::Exited(0), t(5));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
 }
 
@@ -180,7 +184,7 @@ fn signals_inside_the_container_are_not_external() {
     boot(&mut m, 100, 0, 50);
     m.take_log();
     let own = ExternalSignal {
-        signal: 11,
+        signal: Signal::from_raw(11),
         sender_pid: 50,
         sender_comm: "sh".to_owned(),
     };
@@ -192,7 +196,7 @@ fn signals_inside_the_container_are_not_external() {
 fn forgotten_after_removal_and_ttl() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", Some(0), None, false, t(2));
+    m.exit(100, 50, "sh", ExitStatus::Exited(0), t(2));
     m.cgroup_removed(100, t(2));
     m.housekeep(t(60));
     assert_eq!(m.len(), 1);
@@ -243,12 +247,12 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     let sender = ExternalSignal {
-        signal: 15,
+        signal: Signal::from_raw(15),
         sender_pid: 9,
         sender_comm: "runc".to_owned(),
     };
     m.signal(1, sender, 100, 50, t(2));
-    m.exit(100, 50, "sh", Some(143), None, false, t(2));
+    m.exit(100, 50, "sh", ExitStatus::Exited(143), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
     assert_eq!(
         changes(&mut m).last().unwrap().2,

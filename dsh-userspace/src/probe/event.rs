@@ -6,6 +6,8 @@ use dsh_ebpf::{
 };
 use serde::Serialize;
 
+use crate::signal::{ExitStatus, Signal};
+
 /// What every event says about the task the kernel was running.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Task {
@@ -25,11 +27,8 @@ pub enum EventKind {
     /// A process (the last thread of a thread group) ended.
     Exit {
         ppid: u32,
-        /// The exit status when it exited normally.
-        exit_code: Option<u8>,
-        /// The signal that killed it.
-        signal: Option<u8>,
-        core_dumped: bool,
+        /// Its exit code, or the signal that killed it.
+        status: ExitStatus,
         start_ns: u64,
     },
     Oom {
@@ -43,7 +42,7 @@ pub enum EventKind {
         shmem_rss_pages: u64,
     },
     SignalGenerate {
-        signal: u32,
+        signal: Signal,
         result: i32,
         group: bool,
         target_pid: u32,
@@ -52,7 +51,7 @@ pub enum EventKind {
         target_cgroup_id: u64,
     },
     SignalDeliver {
-        signal: u32,
+        signal: Signal,
     },
     CgroupMkdir {
         id: u64,
@@ -125,12 +124,9 @@ impl Event {
             }
             kind::EXIT => {
                 let e: ExitEvent = read(bytes, k)?;
-                let (exit_code, signal, core_dumped) = split_wait_status(e.exit_code);
                 EventKind::Exit {
                     ppid: e.ppid,
-                    exit_code,
-                    signal,
-                    core_dumped,
+                    status: ExitStatus::from_wait(e.exit_code),
                     start_ns: e.start_ns,
                 }
             }
@@ -150,7 +146,7 @@ impl Event {
             kind::SIGNAL_GENERATE => {
                 let e: SignalEvent = read(bytes, k)?;
                 EventKind::SignalGenerate {
-                    signal: e.signal,
+                    signal: Signal::from_raw(e.signal),
                     result: e.result,
                     group: e.group != 0,
                     target_pid: e.target_pid,
@@ -161,7 +157,9 @@ impl Event {
             }
             kind::SIGNAL_DELIVER => {
                 let e: SignalEvent = read(bytes, k)?;
-                EventKind::SignalDeliver { signal: e.signal }
+                EventKind::SignalDeliver {
+                    signal: Signal::from_raw(e.signal),
+                }
             }
             kind::CGROUP_MKDIR | kind::CGROUP_RMDIR => {
                 let e: CgroupEvent = read(bytes, k)?;
@@ -212,16 +210,6 @@ impl Event {
     }
 }
 
-/// Splits a `wait(2)` status: (exit code, killing signal, core dumped).
-pub fn split_wait_status(status: u32) -> (Option<u8>, Option<u8>, bool) {
-    let sig = (status & 0x7f) as u8;
-    if sig == 0 {
-        (Some(((status >> 8) & 0xff) as u8), None, false)
-    } else {
-        (None, Some(sig), status & 0x80 != 0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,14 +234,6 @@ mod tests {
     }
 
     #[test]
-    fn wait_status() {
-        assert_eq!(split_wait_status(3 << 8), (Some(3), None, false));
-        assert_eq!(split_wait_status(11 | 0x80), (None, Some(11), true));
-        assert_eq!(split_wait_status(9), (None, Some(9), false));
-        assert_eq!(split_wait_status(0), (Some(0), None, false));
-    }
-
-    #[test]
     fn decodes_exit_with_core() {
         let e = ExitEvent {
             hdr: header(kind::EXIT),
@@ -268,9 +248,10 @@ mod tests {
             ev.kind,
             EventKind::Exit {
                 ppid: 1,
-                exit_code: None,
-                signal: Some(11),
-                core_dumped: true,
+                status: ExitStatus::Killed {
+                    signal: Signal::from_raw(11),
+                    core_dumped: true
+                },
                 start_ns: 5
             }
         );
