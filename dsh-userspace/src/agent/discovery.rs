@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use crate::{
     cgroup::{
-        self,
+        self, CgroupId,
         identity::identify,
         layout::{CgroupLayout, CgroupLayoutKind},
     },
@@ -125,7 +125,7 @@ fn main_process(procs: &[u32]) -> Option<(u32, Option<Timestamp>)> {
 pub fn on_mkdir(
     model: &mut Model,
     h: Hierarchies,
-    id: u64,
+    id: CgroupId,
     hierarchy: u32,
     path: &str,
     ts: Timestamp,
@@ -144,7 +144,7 @@ pub fn on_mkdir(
     }
 }
 
-pub fn on_rmdir(model: &mut Model, h: Hierarchies, id: u64, hierarchy: u32, ts: Timestamp) {
+pub fn on_rmdir(model: &mut Model, h: Hierarchies, id: CgroupId, hierarchy: u32, ts: Timestamp) {
     if hierarchy == h.blkcg {
         model.blkcg_removed(id);
     }

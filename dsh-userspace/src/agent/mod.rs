@@ -22,7 +22,7 @@ use tokio::{
 
 use crate::{
     api::{self, MapFill, Reply, RuntimeStatus, StatusReport},
-    cgroup::{self, layout::CgroupLayout},
+    cgroup::{self, CgroupId, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
     model::{
@@ -268,7 +268,7 @@ impl Agent {
 
     /// Memory use and limit of a container right now (at an OOM kill the
     /// cgroup still exists: the victim has not exited yet).
-    fn memory_now(&self, cgroup_id: u64) -> OomAtDeath {
+    fn memory_now(&self, cgroup_id: CgroupId) -> OomAtDeath {
         let stats = self
             .model
             .key_of_cgroup(cgroup_id)

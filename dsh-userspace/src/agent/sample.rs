@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use crate::{
     api::{ChannelStatus, ProgramStatus},
     cgroup::{
-        self,
+        self, CgroupId,
         layout::CgroupLayout,
         stats::{StatsError, StatsReader},
     },
@@ -28,7 +28,7 @@ use crate::{
 pub struct Sampler {
     stats: StatsReader,
     /// Container key → its attribution cgroup directory, for syscall counters.
-    dirs: HashMap<String, (u64, File)>,
+    dirs: HashMap<String, (CgroupId, File)>,
 }
 
 impl Sampler {
@@ -57,7 +57,10 @@ impl Sampler {
         let mut live_dirs = HashSet::new();
         for key in &live {
             let Some(c) = model.get(key) else { continue };
-            let (path, cgroup_id) = (c.identity.cgroup.clone(), c.cgroup_id.unwrap_or(0));
+            let (path, cgroup_id) = (
+                c.identity.cgroup.clone(),
+                c.cgroup_id.unwrap_or(CgroupId::new(0)),
+            );
             let src = cgroup::stats_source(layout, &path);
             live_dirs.extend(src.dirs().into_iter().map(PathBuf::from));
             let stats = match self.stats.read(&src) {
@@ -96,7 +99,7 @@ impl Sampler {
     fn dir(
         &mut self,
         key: &str,
-        cgroup_id: u64,
+        cgroup_id: CgroupId,
         layout: &CgroupLayout,
         path: &str,
     ) -> Option<&File> {

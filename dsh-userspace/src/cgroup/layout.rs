@@ -6,6 +6,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use super::CgroupId;
+
 /// The v1 controller whose hierarchy names a task's cgroup on v1-only hosts.
 /// memory: it is the one that OOM kills and limits are about, and every
 /// container runtime creates a cgroup in it.
@@ -97,8 +99,8 @@ impl CgroupLayout {
 }
 
 /// A cgroup's id as the kernel reports it: its directory's inode number.
-pub fn cgroup_id(dir: &Path) -> std::io::Result<u64> {
-    Ok(fs::metadata(dir)?.ino())
+pub fn cgroup_id(dir: &Path) -> std::io::Result<CgroupId> {
+    Ok(CgroupId::new(fs::metadata(dir)?.ino()))
 }
 
 /// /proc/mounts escapes space, tab, newline and backslash as octal.

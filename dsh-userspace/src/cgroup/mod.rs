@@ -12,6 +12,30 @@ use std::{
 
 use layout::{CgroupLayout, CgroupLayoutKind};
 
+/// A cgroup's id as the kernel reports it in events and map keys
+/// (`cgroup->kn->id`): its directory's inode number on cgroupfs.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct CgroupId(u64);
+
+impl CgroupId {
+    pub const fn new(raw: u64) -> Self {
+        Self(raw)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CgroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Where a container's statistics files are on this host.
 pub fn stats_source(layout: &CgroupLayout, path: &str) -> stats::StatsSource {
     let rel = path.trim_start_matches('/');
@@ -33,7 +57,7 @@ pub fn stats_source(layout: &CgroupLayout, path: &str) -> stats::StatsSource {
 pub struct Found {
     /// Path relative to the hierarchy root, starting with '/'.
     pub path: String,
-    pub id: u64,
+    pub id: CgroupId,
 }
 
 /// Walks one hierarchy once (at start-up; later changes come from the
@@ -54,7 +78,7 @@ pub fn scan(root: &Path) -> Vec<Found> {
             if let Ok(rel) = p.strip_prefix(root) {
                 out.push(Found {
                     path: format!("/{}", rel.to_string_lossy()),
-                    id: meta.ino(),
+                    id: CgroupId(meta.ino()),
                 });
             }
             stack.push(p);

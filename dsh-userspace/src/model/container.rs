@@ -9,7 +9,7 @@ use super::{
     state::State,
 };
 use crate::{
-    cgroup::{identity::Identity, stats::CgroupStats},
+    cgroup::{CgroupId, identity::Identity, stats::CgroupStats},
     runtime::RuntimeMeta,
     signal::{ExitStatus, Signal},
 };
@@ -67,7 +67,7 @@ pub struct Container {
     pub removed_from_runtime: bool,
     pub state: State,
     /// The current incarnation's cgroup id (attribution hierarchy); None once removed.
-    pub cgroup_id: Option<u64>,
+    pub cgroup_id: Option<CgroupId>,
     pub created_at: Option<Timestamp>,
     pub started_at: Option<Timestamp>,
     pub btime: Option<SignedDuration>,
@@ -160,7 +160,7 @@ impl Container {
     }
 
     /// A new cgroup for this container: its first, or a restart's.
-    pub fn cgroup_created(&mut self, id: u64, ts: Timestamp) -> Vec<LogEntry> {
+    pub fn cgroup_created(&mut self, id: CgroupId, ts: Timestamp) -> Vec<LogEntry> {
         self.cgroup_id = Some(id);
         self.created_at = Some(ts);
         self.main_tgid = None;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
-use crate::{runtime::RuntimeMeta, signal::ExitStatus};
+use crate::{cgroup::CgroupId, runtime::RuntimeMeta, signal::ExitStatus};
 use container::{Container, Counters, ExternalSignal, OomAtDeath};
 use entry::LogEntry;
 use health::HealthRules;
@@ -21,9 +21,9 @@ use row::ContainerRow;
 pub struct Model {
     containers: BTreeMap<String, Container>,
     /// Attribution-hierarchy cgroup id (a container's own or a sub-cgroup) → key.
-    by_cgroup: HashMap<u64, String>,
+    by_cgroup: HashMap<CgroupId, String>,
     /// Block-I/O cgroup id (v1 blkio on hybrid hosts) → key.
-    by_blkcg: HashMap<u64, String>,
+    by_blkcg: HashMap<CgroupId, String>,
     pub rules: HealthRules,
     /// Containers gone from cgroupfs (and unknown to any runtime) are dropped
     /// from the table this long after their last change.
@@ -96,7 +96,7 @@ impl Model {
         self.containers.is_empty()
     }
 
-    pub fn key_of_cgroup(&self, id: u64) -> Option<&str> {
+    pub fn key_of_cgroup(&self, id: CgroupId) -> Option<&str> {
         self.by_cgroup.get(&id).map(String::as_str)
     }
 
@@ -107,7 +107,7 @@ impl Model {
         self.log.extend(entries);
     }
 
-    fn with<F>(&mut self, cgroup_id: u64, f: F)
+    fn with<F>(&mut self, cgroup_id: CgroupId, f: F)
     where
         F: FnOnce(&mut Container) -> Vec<LogEntry>,
     {
@@ -122,7 +122,7 @@ impl Model {
 
     /// A cgroup appeared in the attribution hierarchy (from the start-up scan
     /// with `ts` its discovery time, or from the kernel's mkdir event).
-    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: u64, ts: Timestamp) {
+    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: CgroupId, ts: Timestamp) {
         let key = identity.runtime_id.clone();
         self.by_cgroup.insert(id, key.clone());
         if path != identity.cgroup {
@@ -164,7 +164,7 @@ impl Model {
         }
     }
 
-    pub fn cgroup_removed(&mut self, id: u64, ts: Timestamp) {
+    pub fn cgroup_removed(&mut self, id: CgroupId, ts: Timestamp) {
         let Some(key) = self.by_cgroup.remove(&id) else {
             return;
         };
@@ -176,21 +176,28 @@ impl Model {
         }
     }
 
-    pub fn blkcg_created(&mut self, key: &str, id: u64) {
+    pub fn blkcg_created(&mut self, key: &str, id: CgroupId) {
         self.by_blkcg.insert(id, key.to_owned());
     }
 
-    pub fn blkcg_removed(&mut self, id: u64) {
+    pub fn blkcg_removed(&mut self, id: CgroupId) {
         self.by_blkcg.remove(&id);
     }
 
-    pub fn exec(&mut self, cgroup_id: u64, tgid: u32, comm: &str, filename: &str, ts: Timestamp) {
+    pub fn exec(
+        &mut self,
+        cgroup_id: CgroupId,
+        tgid: u32,
+        comm: &str,
+        filename: &str,
+        ts: Timestamp,
+    ) {
         self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
     }
 
     pub fn exit(
         &mut self,
-        cgroup_id: u64,
+        cgroup_id: CgroupId,
         tgid: u32,
         comm: &str,
         status: ExitStatus,
@@ -199,7 +206,13 @@ impl Model {
         self.with(cgroup_id, |c| c.exit(ts, tgid, comm, status));
     }
 
-    pub fn oom_kill(&mut self, victim_cgroup: u64, tgid: u32, at_death: OomAtDeath, ts: Timestamp) {
+    pub fn oom_kill(
+        &mut self,
+        victim_cgroup: CgroupId,
+        tgid: u32,
+        at_death: OomAtDeath,
+        ts: Timestamp,
+    ) {
         self.with(victim_cgroup, |c| {
             c.oom_kill(ts, tgid, at_death);
             Vec::new()
@@ -213,9 +226,9 @@ impl Model {
     /// outside the container are of interest (to name who stopped it).
     pub fn signal(
         &mut self,
-        sender_cgroup: u64,
+        sender_cgroup: CgroupId,
         sender: ExternalSignal,
-        target_cgroup: u64,
+        target_cgroup: CgroupId,
         target_tgid: u32,
         ts: Timestamp,
     ) {
@@ -231,7 +244,7 @@ impl Model {
         });
     }
 
-    pub fn listen(&mut self, cgroup_id: u64, port: u16, addr: String, listening: bool) {
+    pub fn listen(&mut self, cgroup_id: CgroupId, port: u16, addr: String, listening: bool) {
         let Some(key) = self.by_cgroup.get(&cgroup_id) else {
             return;
         };
@@ -286,7 +299,7 @@ impl Model {
             .collect()
     }
 
-    pub fn key_of_blkcg(&self, id: u64) -> Option<&str> {
+    pub fn key_of_blkcg(&self, id: CgroupId) -> Option<&str> {
         self.by_blkcg.get(&id).map(String::as_str)
     }
 

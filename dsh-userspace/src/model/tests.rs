@@ -9,7 +9,10 @@ use super::{
     state::State,
 };
 use crate::{
-    cgroup::identity::{Identity, Runtime},
+    cgroup::{
+        CgroupId,
+        identity::{Identity, Runtime},
+    },
     runtime::RuntimeMeta,
     signal::{ExitStatus, Signal},
 };
@@ -36,12 +39,17 @@ fn killed(signal: u32, core_dumped: bool) -> ExitStatus {
     }
 }
 
+fn cg(id: u64) -> CgroupId {
+    CgroupId::new(id)
+}
+
 fn model() -> Model {
     Model::new(HealthRules::default(), SignedDuration::from_hours(1))
 }
 
 /// What runc does: cgroup, its own helpers exit inside it, then the user exec.
 fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
+    let cg = CgroupId::new(cg);
     let ident = docker(ID);
     let path = ident.cgroup.clone();
     m.cgroup_created(ident, &path, cg, t(at));
@@ -92,8 +100,8 @@ fn boot_then_oom_then_restart() {
         mem_used: Some(32 << 20),
         mem_limit: Some(32 << 20),
     };
-    m.oom_kill(100, 50, at_death, t(5));
-    m.exit(100, 50, "dd", killed(9, false), t(5));
+    m.oom_kill(cg(100), 50, at_death, t(5));
+    m.exit(cg(100), 50, "dd", killed(9, false), t(5));
     let log = m.take_log();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, LogKind::Oom);
@@ -107,9 +115,9 @@ fn boot_then_oom_then_restart() {
     );
 
     // --restart=always: same container, new cgroup, new user process.
-    m.cgroup_removed(100, t(6));
-    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 101, t(7));
-    m.exec(101, 60, "sh", "/bin/sh", t(8));
+    m.cgroup_removed(cg(100), t(6));
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(101), t(7));
+    m.exec(cg(101), 60, "sh", "/bin/sh", t(8));
     let c = m.get(ID).unwrap();
     assert_eq!((c.state, c.restarts, c.oom_kills), (State::Running, 1, 1));
     let ch = changes(&mut m);
@@ -130,9 +138,9 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     m.take_log();
-    m.exec(100, 51, "sleep", "/bin/sleep", t(2));
-    m.exit(100, 51, "sleep", ExitStatus::Exited(0), t(3));
-    m.exit(100, 50, "sh", killed(11, true), t(4));
+    m.exec(cg(100), 51, "sleep", "/bin/sleep", t(2));
+    m.exit(cg(100), 51, "sleep", ExitStatus::Exited(0), t(3));
+    m.exit(cg(100), 50, "sh", killed(11, true), t(4));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Exec);
@@ -155,8 +163,8 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
         sender_pid: 777,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(1, sender, 100, 50, t(3));
-    m.exit(100, 50, "sh", killed(15, false), t(3));
+    m.signal(cg(1), sender, cg(100), 50, t(3));
+    m.exit(cg(100), 50, "sh", killed(15, false), t(3));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Signal);
@@ -169,12 +177,12 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
 fn exit_code_three_is_an_error_and_zero_is_not() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", ExitStatus::Exited(3), t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(3), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Error);
     assert_eq!(changes(&mut m).last().unwrap().2, "exit code 3");
-    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 102, t(3));
-    m.exec(102, 60, "sh", "/bin/sh", t(4));
-    m.exit(102, 60, "sh", ExitStatus::Exited(0), t(5));
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(102), t(3));
+    m.exec(cg(102), 60, "sh", "/bin/sh", t(4));
+    m.exit(cg(102), 60, "sh", ExitStatus::Exited(0), t(5));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
 }
 
@@ -188,7 +196,7 @@ fn signals_inside_the_container_are_not_external() {
         sender_pid: 50,
         sender_comm: "sh".to_owned(),
     };
-    m.signal(100, own, 100, 50, t(2));
+    m.signal(cg(100), own, cg(100), 50, t(2));
     assert!(m.take_log().is_empty());
 }
 
@@ -196,8 +204,8 @@ fn signals_inside_the_container_are_not_external() {
 fn forgotten_after_removal_and_ttl() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", ExitStatus::Exited(0), t(2));
-    m.cgroup_removed(100, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(0), t(2));
+    m.cgroup_removed(cg(100), t(2));
     m.housekeep(t(60));
     assert_eq!(m.len(), 1);
     m.housekeep(t(2 + 3601));
@@ -210,7 +218,7 @@ fn names_prefixes_and_paths_resolve() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     let other = "07c5ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-    m.cgroup_created(docker(other), &format!("/docker/{other}"), 200, t(0));
+    m.cgroup_created(docker(other), &format!("/docker/{other}"), cg(200), t(0));
     m.set_meta(
         ID,
         Some(RuntimeMeta {
@@ -251,8 +259,8 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
         sender_pid: 9,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(1, sender, 100, 50, t(2));
-    m.exit(100, 50, "sh", ExitStatus::Exited(143), t(2));
+    m.signal(cg(1), sender, cg(100), 50, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(143), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
     assert_eq!(
         changes(&mut m).last().unwrap().2,

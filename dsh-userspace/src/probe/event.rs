@@ -6,7 +6,10 @@ use dsh_ebpf::{
 };
 use serde::Serialize;
 
-use crate::signal::{ExitStatus, Signal};
+use crate::{
+    cgroup::CgroupId,
+    signal::{ExitStatus, Signal},
+};
 
 /// What every event says about the task the kernel was running.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -14,7 +17,7 @@ pub struct Task {
     pub pid: u32,
     pub tgid: u32,
     pub comm: String,
-    pub cgroup_id: u64,
+    pub cgroup_id: CgroupId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -35,7 +38,7 @@ pub enum EventKind {
         victim_pid: u32,
         victim_tgid: u32,
         victim_comm: String,
-        victim_cgroup_id: u64,
+        victim_cgroup_id: CgroupId,
         total_vm_pages: u64,
         anon_rss_pages: u64,
         file_rss_pages: u64,
@@ -48,19 +51,19 @@ pub enum EventKind {
         target_pid: u32,
         target_tgid: u32,
         target_comm: String,
-        target_cgroup_id: u64,
+        target_cgroup_id: CgroupId,
     },
     SignalDeliver {
         signal: Signal,
     },
     CgroupMkdir {
-        id: u64,
+        id: CgroupId,
         level: u32,
         hierarchy_id: u32,
         path: String,
     },
     CgroupRmdir {
-        id: u64,
+        id: CgroupId,
         level: u32,
         hierarchy_id: u32,
         path: String,
@@ -136,7 +139,7 @@ impl Event {
                     victim_pid: e.victim_pid,
                     victim_tgid: e.victim_tgid,
                     victim_comm: c_str(&e.victim_comm),
-                    victim_cgroup_id: e.victim_cgroup_id,
+                    victim_cgroup_id: CgroupId::new(e.victim_cgroup_id),
                     total_vm_pages: e.total_vm_pages,
                     anon_rss_pages: e.anon_rss_pages,
                     file_rss_pages: e.file_rss_pages,
@@ -152,7 +155,7 @@ impl Event {
                     target_pid: e.target_pid,
                     target_tgid: e.target_tgid,
                     target_comm: c_str(&e.target_comm),
-                    target_cgroup_id: e.target_cgroup_id,
+                    target_cgroup_id: CgroupId::new(e.target_cgroup_id),
                 }
             }
             kind::SIGNAL_DELIVER => {
@@ -164,7 +167,7 @@ impl Event {
             kind::CGROUP_MKDIR | kind::CGROUP_RMDIR => {
                 let e: CgroupEvent = read(bytes, k)?;
                 let (id, level, hierarchy_id, path) =
-                    (e.id, e.level, e.hierarchy_id, c_str(&e.path));
+                    (CgroupId::new(e.id), e.level, e.hierarchy_id, c_str(&e.path));
                 if k == kind::CGROUP_MKDIR {
                     EventKind::CgroupMkdir {
                         id,
@@ -203,7 +206,7 @@ impl Event {
                 pid: hdr.pid,
                 tgid: hdr.tgid,
                 comm: c_str(&hdr.comm),
-                cgroup_id: hdr.cgroup_id,
+                cgroup_id: CgroupId::new(hdr.cgroup_id),
             },
             kind,
         })
@@ -243,7 +246,7 @@ mod tests {
         };
         let ev = Event::decode(&bytes(&e)).unwrap();
         assert_eq!(ev.task.comm, "sh");
-        assert_eq!(ev.task.cgroup_id, 7);
+        assert_eq!(ev.task.cgroup_id, CgroupId::new(7));
         assert_eq!(
             ev.kind,
             EventKind::Exit {

@@ -9,7 +9,10 @@ mod stream;
 
 use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
 
-use crate::cgroup::layout::{self, CgroupLayout, CgroupLayoutKind};
+use crate::cgroup::{
+    CgroupId,
+    layout::{self, CgroupLayout, CgroupLayoutKind},
+};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
@@ -252,7 +255,7 @@ impl Probe {
 
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
     /// cgroup id (blkcg ids and task cgroup ids alike).
-    pub fn block_stats(&self) -> Result<HashMap<u64, BlockStats>, ProbeError> {
+    pub fn block_stats(&self) -> Result<HashMap<CgroupId, BlockStats>, ProbeError> {
         let map: PerCpuHashMap<&MapData, u64, BlockStats> =
             PerCpuHashMap::try_from(self.map("BLOCK_STATS")?)
                 .map_err(|e| ProbeError::Map("BLOCK_STATS", e))?;
@@ -268,7 +271,7 @@ impl Probe {
             for s in per_cpu.iter() {
                 sum.add(s);
             }
-            out.insert(id, sum);
+            out.insert(CgroupId::new(id), sum);
         }
         Ok(out)
     }
@@ -312,9 +315,9 @@ impl Probe {
 
     /// Starts a per-syscall trace of one cgroup (attribution hierarchy id):
     /// clears what an earlier trace left, sets the target, attaches.
-    pub fn start_trace(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+    pub fn start_trace(&mut self, cgroup_id: CgroupId) -> Result<(), ProbeError> {
         self.clear_trace()?;
-        self.set_trace_target(cgroup_id)?;
+        self.set_trace_target(cgroup_id.get())?;
         for &(prog, _) in TRACE {
             self.attach(prog)?;
         }
