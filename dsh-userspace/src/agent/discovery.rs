@@ -11,7 +11,7 @@ use crate::{
         layout::{CgroupLayout, CgroupLayoutKind},
     },
     clock::BootClock,
-    model::Model,
+    model::{Model, cause::Start},
 };
 
 /// Which hierarchy ids the kernel's cgroup events carry for the two
@@ -73,12 +73,12 @@ pub fn startup_scan(model: &mut Model, layout: &CgroupLayout, now: Timestamp) {
         model.cgroup_created(identity, &f.path, f.id, now);
         let procs = cgroup::procs(&root.join(f.path.trim_start_matches('/')));
         if let Some((main, started)) = main_process(&procs) {
-            let msg = if matches!(known, Some((_, true))) {
-                "start user process ok (restarted while the agent was down)"
+            let how = if matches!(known, Some((_, true))) {
+                Start::RestartedWhileDown
             } else {
-                "start user process ok (found running at agent start)"
+                Start::FoundRunning
             };
-            model.found_running(&key, now, started, Some(main), msg);
+            model.found_running(&key, now, started, Some(main), how);
         }
     }
     let gone: Vec<String> = model

@@ -27,7 +27,7 @@ use crate::{
     journal::{Journal, Retention},
     model::{
         Model,
-        container::{ExternalSignal, OomAtDeath},
+        cause::{ExternalSignal, OomAtDeath},
         entry::LogEntry,
         health::HealthRules,
         row::ContainerRow,

@@ -1,6 +1,7 @@
 //! The agent's picture of the host's containers: which cgroup belongs to
 //! which container, each container's state machine, and the log lines its
 //! changes produce. Knows nothing of how events are collected or stored.
+pub mod cause;
 pub mod container;
 pub mod entry;
 pub mod health;
@@ -13,7 +14,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
 use crate::{cgroup::CgroupId, runtime::RuntimeMeta, signal::ExitStatus};
-use container::{Container, Counters, ExternalSignal, OomAtDeath};
+use cause::{ExternalSignal, OomAtDeath, Start};
+use container::{Container, Counters};
 use entry::LogEntry;
 use health::HealthRules;
 use row::ContainerRow;
@@ -146,10 +148,10 @@ impl Model {
         ts: Timestamp,
         started_at: Option<Timestamp>,
         main: Option<u32>,
-        msg: &str,
+        how: Start,
     ) {
         if let Some(c) = self.containers.get_mut(key) {
-            let entries = c.found_running(ts, started_at, main, msg);
+            let entries = c.found_running(ts, started_at, main, how);
             self.emit(key, entries);
         }
     }

@@ -3,7 +3,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model, ResolveError,
-    container::{ExternalSignal, OomAtDeath},
+    cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
     entry::LogKind,
     health::HealthRules,
     state::State,
@@ -70,7 +70,7 @@ fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
     m.exec(cg, user_tgid, "sh", "/bin/sh", t(at + 1));
 }
 
-fn changes(m: &mut Model) -> Vec<(Option<State>, State, String)> {
+fn changes(m: &mut Model) -> Vec<(Option<State>, State, Message)> {
     m.take_log()
         .into_iter()
         .filter_map(|e| e.to.map(|to| (e.from, to, e.msg)))
@@ -84,11 +84,17 @@ fn boot_then_oom_then_restart() {
     assert_eq!(
         changes(&mut m),
         vec![
-            (None, State::Booting, format!("create cgroup /docker/{ID}")),
+            (
+                None,
+                State::Booting,
+                Message::CgroupCreated {
+                    cgroup: format!("/docker/{ID}")
+                }
+            ),
             (
                 Some(State::Booting),
                 State::Running,
-                "start user process ok".to_owned()
+                Message::Started(Start::Exec)
             ),
         ]
     );
@@ -106,12 +112,12 @@ fn boot_then_oom_then_restart() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, LogKind::Oom);
     assert_eq!(log[0].to, Some(State::Error));
-    assert!(
-        log[0]
-            .msg
-            .starts_with("oom (memory 32.0MiB of limit 32.0MiB"),
-        "{}",
-        log[0].msg
+    assert_eq!(
+        log[0].msg,
+        Message::Exit {
+            cause: ExitCause::Oom(at_death),
+            child: false
+        }
     );
 
     // --restart=always: same container, new cgroup, new user process.
@@ -126,7 +132,7 @@ fn boot_then_oom_then_restart() {
         &(
             Some(State::Error),
             State::Running,
-            "start user process ok".to_owned()
+            Message::Started(Start::Exec)
         )
     );
     let (h, why) = m.rules.evaluate(m.get(ID).unwrap(), t(9));
@@ -146,7 +152,13 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     assert_eq!(log[0].kind, LogKind::Exec);
     assert_eq!(
         log[1].msg,
-        "receive signal SIGSEGV, seems coredump (core written)"
+        Message::Exit {
+            cause: ExitCause::Coredump {
+                signal: Signal::from_raw(11),
+                core_written: true
+            },
+            child: false
+        }
     );
     assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
     assert_eq!(log[1].core_dumped, Some(true));
@@ -163,14 +175,20 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
         sender_pid: 777,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(cg(1), sender, cg(100), 50, t(3));
+    m.signal(cg(1), sender.clone(), cg(100), 50, t(3));
     m.exit(cg(100), 50, "sh", killed(15, false), t(3));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Signal);
     assert!(!log[0].is_state_change());
     assert_eq!(log[1].to, Some(State::Exited));
-    assert_eq!(log[1].msg, "receive signal SIGTERM from pid 777 (runc)");
+    assert_eq!(
+        log[1].msg,
+        Message::Exit {
+            cause: ExitCause::SignalFromOutside(sender),
+            child: false
+        }
+    );
 }
 
 #[test]
@@ -179,7 +197,13 @@ fn exit_code_three_is_an_error_and_zero_is_not() {
     boot(&mut m, 100, 0, 50);
     m.exit(cg(100), 50, "sh", ExitStatus::Exited(3), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Error);
-    assert_eq!(changes(&mut m).last().unwrap().2, "exit code 3");
+    assert_eq!(
+        changes(&mut m).last().unwrap().2,
+        Message::Exit {
+            cause: ExitCause::Exited { code: 3 },
+            child: false
+        }
+    );
     m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(102), t(3));
     m.exec(cg(102), 60, "sh", "/bin/sh", t(4));
     m.exit(cg(102), 60, "sh", ExitStatus::Exited(0), t(5));
@@ -259,11 +283,17 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
         sender_pid: 9,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(cg(1), sender, cg(100), 50, t(2));
+    m.signal(cg(1), sender.clone(), cg(100), 50, t(2));
     m.exit(cg(100), 50, "sh", ExitStatus::Exited(143), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
     assert_eq!(
         changes(&mut m).last().unwrap().2,
-        "exit code 143 after receive signal SIGTERM from pid 9 (runc)"
+        Message::Exit {
+            cause: ExitCause::ExitAfterSignal {
+                code: 143,
+                by: sender
+            },
+            child: false
+        }
     );
 }

@@ -113,7 +113,8 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
             push_cell(&mut line, cell, width);
         }
         if !r.health_reasons.is_empty() {
-            let _ = write!(line, "  # {}", sanitize(&r.health_reasons.join("; ")));
+            let reasons: Vec<String> = r.health_reasons.iter().map(super::health::reason).collect();
+            let _ = write!(line, "  # {}", sanitize(&reasons.join("; ")));
         }
     }
     line
@@ -156,7 +157,10 @@ mod tests {
             mem_limit_bytes: Some(32 << 20),
             restart: 2,
             health: "Warning".into(),
-            health_reasons: vec!["2 restart(s) in the last 1h".into()],
+            health_reasons: vec![crate::model::health::HealthReason::Restarts {
+                count: 2,
+                window: SignedDuration::from_hours(1),
+            }],
             oom_kills: 0,
             core_dumps: 1,
             process_exits: 7,
