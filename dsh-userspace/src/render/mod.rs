@@ -3,6 +3,7 @@
 //! are formatted by `crate::units`.
 pub mod health;
 pub mod log;
+pub mod status;
 pub mod table;
 pub mod trace;
 
