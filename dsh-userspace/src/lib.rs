@@ -8,6 +8,8 @@ pub mod cgroup;
 pub mod clock;
 pub mod enter;
 pub mod journal;
+#[cfg(test)]
+mod layering;
 pub mod model;
 pub mod probe;
 pub mod render;
