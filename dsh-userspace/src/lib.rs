@@ -13,6 +13,7 @@ mod layering;
 pub mod model;
 pub mod probe;
 pub mod render;
+pub mod report;
 pub mod runtime;
 pub mod signal;
 pub mod trace;

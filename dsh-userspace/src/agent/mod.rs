@@ -36,6 +36,7 @@ use crate::{
         Probe, ProbeOptions,
         event::{Event, EventKind},
     },
+    report::chain,
     runtime::{RuntimeUpdate, docker},
 };
 use discovery::Hierarchies;
@@ -155,7 +156,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = sigterm.recv() => break,
             ev = events.next() => match ev {
                 Ok(ev) => held.push(ev),
-                Err(e) => log::warn!("event stream: {e}"),
+                Err(e) => log::warn!("{}", chain(&e)),
             },
             _ = release.tick(), if !held.is_empty() => {
                 for ev in held.ready(BootClock::boot_ns_now(), false) {
@@ -309,7 +310,7 @@ impl Agent {
             Err(e) => {
                 // Counted and shown by `dsh status`; the lines are lost.
                 self.journal_errors += 1;
-                log::error!("journal: {e}; {} lines not written", entries.len());
+                log::error!("{}; {} lines not written", chain(&e), entries.len());
             }
         }
     }
@@ -318,7 +319,7 @@ impl Agent {
         match self.journal.enforce_retention(Timestamp::now()) {
             Ok(0) => {}
             Ok(n) => log::info!("journal: {n} old entries dropped"),
-            Err(e) => log::warn!("journal retention: {e}"),
+            Err(e) => log::warn!("journal retention: {}", chain(&e)),
         }
     }
 

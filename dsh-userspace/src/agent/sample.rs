@@ -19,6 +19,7 @@ use crate::{
     },
     model::{Model, container::Counters},
     probe::{Probe, ProgramStats},
+    report::chain,
 };
 
 /// Reads every live container's statistics into the model, keeping the
@@ -51,7 +52,7 @@ impl Sampler {
                     }
                 }
             }
-            Err(e) => log::warn!("reading block counters: {e}"),
+            Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
         let live = model.live_keys();
         let mut live_dirs = HashSet::new();
@@ -70,7 +71,7 @@ impl Sampler {
                     continue;
                 }
                 Err(e) => {
-                    log::debug!("{e}");
+                    log::debug!("{}", chain(&e));
                     continue;
                 }
             };

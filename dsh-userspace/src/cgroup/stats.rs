@@ -80,7 +80,7 @@ pub enum StatsError {
     /// The cgroup was removed while (or before) it was read: an ordinary event, not a fault.
     #[error("cgroup {0} is gone")]
     Vanished(PathBuf),
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]

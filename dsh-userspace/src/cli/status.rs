@@ -1,5 +1,5 @@
 //! `dsh status`: what dsh itself costs, in one screen.
-use std::{path::Path, process::ExitCode};
+use std::{io::Write as _, path::Path, process::ExitCode};
 
 use dsh::{
     api::{Reply, Request, client},
@@ -17,10 +17,12 @@ pub fn run(args: StatusArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let Reply::Status(s) = client::call(state_dir, &Request::Status)? else {
         anyhow::bail!("the agent answered `status` with something else");
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+    // Written, not print!ed: a closed pipe is an error to return, not a panic.
+    let text = if args.json {
+        serde_json::to_string_pretty(&s)? + "\n"
     } else {
-        print!("{}", status::screen(&s));
-    }
+        status::screen(&s)
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ use dsh::{
     cgroup::layout::CgroupLayout,
     cgroup::{self, identity::identify},
     render::sanitize,
+    report::chain,
 };
 use serde_json::json;
 
@@ -58,7 +59,7 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             None
         }
         Err(e) => {
-            eprintln!("dsh: {e}; container names need the agent");
+            eprintln!("dsh: {}; container names need the agent", chain(&e));
             None
         }
     };

@@ -72,13 +72,13 @@ const NAMESPACES: &[(&str, CloneFlags, bool)] = &[
 pub enum EnterError {
     #[error("process {pid} has exited")]
     Gone { pid: u32 },
-    #[error("opening {path}: {source}")]
+    #[error("opening {path}")]
     Open {
         path: String,
         #[source]
         source: io::Error,
     },
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Sys {
         op: &'static str,
         #[source]

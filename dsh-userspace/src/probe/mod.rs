@@ -131,13 +131,13 @@ impl Probe {
             },
             has_blkcg: 1,
         };
-        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(e.into()))?;
+        let btf = Btf::from_sys_fs().map_err(ProbeError::KernelBtf)?;
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("OFFSETS", &offsets, true)
             .override_global("CONFIG", &config, true)
             .load(OBJECT)
-            .map_err(|e| ProbeError::Load(e.into()))?;
+            .map_err(ProbeError::Load)?;
         // Best effort: without it, `dsh status` shows zero run times.
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut probe = Self {
