@@ -17,10 +17,10 @@ use dsh::cgroup::{
 
 /// Whether tracefs is mounted anywhere (dsh must not need it).
 pub fn tracefs_mounted() -> bool {
-    fs::read_to_string("/proc/self/mounts")
+    procfs::mounts()
         .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+        .iter()
+        .any(|m| m.fs_vfstype == "tracefs")
 }
 
 /// The `dsh-workload` binary: next to the running executable (or one

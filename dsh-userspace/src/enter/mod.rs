@@ -312,14 +312,9 @@ pub fn run(target: &Target, program: &Program) -> Result<u8, EnterError> {
 /// The "Threads:" line of /proc/self/status (1 if unreadable: the fork
 /// would still be sound for the mount namespace; only allocation matters).
 fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(1)
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map_or(1, |s| s.threads as usize)
 }
 
 #[cfg(test)]
