@@ -4,7 +4,10 @@
 //! header declares change no answer.
 #![no_main]
 
-use dsh::probe::btf::{Btf, resolve_offsets, v1_subsys_id};
+use dsh::probe::{
+    btf::Btf,
+    offsets::{resolve_offsets, v1_subsys_id},
+};
 use libfuzzer_sys::fuzz_target;
 
 /// The loader's questions and their answers, as text.

@@ -3,9 +3,11 @@ use arbitrary::{Result, Unstructured};
 use dsh::{
     cgroup::stats::{CgroupStats, StatsError},
     model::{
+        cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
         entry::{LogEntry, LogKind},
         state::State,
     },
+    signal::Signal,
 };
 use jiff::Timestamp;
 
@@ -52,6 +54,67 @@ fn state(u: &mut Unstructured<'_>) -> Result<State> {
     .copied()
 }
 
+fn signal(u: &mut Unstructured<'_>) -> Result<Signal> {
+    Ok(Signal::from_raw(u.arbitrary::<u8>()?.into()))
+}
+
+fn external(u: &mut Unstructured<'_>) -> Result<ExternalSignal> {
+    Ok(ExternalSignal {
+        signal: signal(u)?,
+        sender_pid: u.arbitrary()?,
+        sender_comm: u.arbitrary()?,
+    })
+}
+
+fn exit_cause(u: &mut Unstructured<'_>) -> Result<ExitCause> {
+    Ok(match u.int_in_range(0..=5)? {
+        0 => ExitCause::Oom(OomAtDeath {
+            mem_used: u.arbitrary()?,
+            mem_limit: u.arbitrary()?,
+        }),
+        1 => ExitCause::Coredump {
+            signal: signal(u)?,
+            core_written: u.arbitrary()?,
+        },
+        2 => ExitCause::SignalFromOutside(external(u)?),
+        3 => ExitCause::Signal { signal: signal(u)? },
+        4 => ExitCause::ExitAfterSignal {
+            code: u.arbitrary()?,
+            by: external(u)?,
+        },
+        _ => ExitCause::Exited {
+            code: u.arbitrary()?,
+        },
+    })
+}
+
+/// A message the model could write. (Not `Message::Text`: that only reads
+/// back lines journaled before messages were typed.)
+fn message(u: &mut Unstructured<'_>) -> Result<Message> {
+    Ok(match u.int_in_range(0..=6)? {
+        0 => Message::CgroupCreated {
+            cgroup: u.arbitrary()?,
+        },
+        1 => Message::CgroupRemoved {
+            cgroup: u.arbitrary()?,
+        },
+        2 => Message::CgroupGone,
+        3 => Message::Exec {
+            filename: u.arbitrary()?,
+        },
+        4 => Message::Started(*u.choose(&[
+            Start::Exec,
+            Start::FoundRunning,
+            Start::RestartedWhileDown,
+        ])?),
+        5 => Message::SignalFromOutside(external(u)?),
+        _ => Message::Exit {
+            cause: exit_cause(u)?,
+            child: u.arbitrary()?,
+        },
+    })
+}
+
 /// A log entry of arbitrary values (any strings, any times).
 pub fn log_entry(u: &mut Unstructured<'_>) -> Result<LogEntry> {
     let kind = *u.choose(&[
@@ -67,7 +130,8 @@ pub fn log_entry(u: &mut Unstructured<'_>) -> Result<LogEntry> {
     let ts = timestamp(u)?;
     let key: String = u.arbitrary()?;
     let id: String = u.arbitrary()?;
-    let mut e = LogEntry::new(ts, &key, &id, kind, u.arbitrary()?);
+    let msg = message(u)?;
+    let mut e = LogEntry::new(ts, &key, &id, kind, msg);
     e.seq = u.arbitrary()?;
     if u.arbitrary()? {
         e.from = Some(state(u)?);

@@ -7,6 +7,7 @@ mod cargo_build;
 mod cmd;
 mod docker;
 mod fuzz;
+mod host;
 mod run;
 mod test;
 

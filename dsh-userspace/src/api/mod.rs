@@ -49,7 +49,7 @@ pub enum Request {
     Log {
         container: Option<String>,
         all: bool,
-        since_s: Option<i64>,
+        since_ms: Option<i64>,
         follow: bool,
     },
     Status,
@@ -144,7 +144,7 @@ mod tests {
         let req = Request::Log {
             container: Some("web\x1b".into()),
             all: true,
-            since_s: Some(60),
+            since_ms: Some(60_000),
             follow: false,
         };
         let mut line = serde_json::to_vec(&req).unwrap();
@@ -172,13 +172,13 @@ mod tests {
             Request::Log {
                 container: Some("web".into()),
                 all: false,
-                since_s: Some(600),
+                since_ms: Some(600_000),
                 follow: true,
             },
             Request::Log {
                 container: None,
                 all: true,
-                since_s: None,
+                since_ms: None,
                 follow: false,
             },
             Request::Status,

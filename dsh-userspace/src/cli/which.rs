@@ -5,8 +5,9 @@ use std::{path::Path, process::ExitCode};
 use anyhow::Context as _;
 use dsh::{
     api::{Reply, Request, client},
+    cgroup::layout::CgroupLayout,
     cgroup::{self, identity::identify},
-    probe::layout::CgroupLayout,
+    report::chain,
     untrusted::{self, json},
 };
 use serde_json::json;
@@ -63,13 +64,12 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         Err(e) => {
             eprintln!(
                 "dsh: {}; container names need the agent",
-                untrusted::text(&e.to_string())
+                untrusted::text(&chain(&e))
             );
             None
         }
     };
-    let runtime = serde_json::to_value(id.runtime)?;
-    let runtime = runtime.as_str().unwrap_or_default();
+    let runtime = id.runtime.as_str();
     if args.json {
         let v = json!({
             "pid": pid,

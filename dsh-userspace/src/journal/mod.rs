@@ -25,19 +25,19 @@ const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("container
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("opening the journal {path}: {source}")]
+    #[error("opening the journal {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: redb::DatabaseError,
     },
-    #[error("journal {op}: {source}")]
+    #[error("journal {op}")]
     Db {
         op: &'static str,
         #[source]
         source: redb::Error,
     },
-    #[error("journal record {what} is corrupt: {source}")]
+    #[error("journal record {what} is corrupt")]
     Decode {
         what: String,
         #[source]
@@ -255,7 +255,10 @@ impl Journal {
 
     /// Drops the oldest entries beyond the retention's age and count.
     pub fn enforce_retention(&self, now: Timestamp) -> Result<u64, JournalError> {
-        let cutoff = now - self.retention.max_age;
+        // A retention longer than jiff's timestamps reach keeps everything.
+        let cutoff = now
+            .checked_sub(self.retention.max_age)
+            .unwrap_or(Timestamp::MIN);
         let tx = self.db.begin_write().map_err(db("begin"))?;
         let mut removed = 0;
         {

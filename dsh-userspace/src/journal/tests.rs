@@ -2,10 +2,14 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Journal, Query, Retention};
-use crate::model::{
-    Changes,
-    entry::{LogEntry, LogKind},
-    state::State,
+use crate::{
+    model::{
+        Changes,
+        cause::{ExitCause, Message},
+        entry::{LogEntry, LogKind},
+        state::State,
+    },
+    signal::Signal,
 };
 
 fn temp_db(tag: &str) -> std::path::PathBuf {
@@ -21,7 +25,9 @@ fn entry(s: i64, key: &str, change: bool) -> LogEntry {
         key,
         key,
         LogKind::Start,
-        format!("line {s}"),
+        Message::Exec {
+            filename: format!("line {s}"),
+        },
     );
     if change {
         e.from = Some(State::Booting);
@@ -149,7 +155,13 @@ fn entries_round_trip_and_seed_the_fuzzer() {
     exit.kind = LogKind::Coredump;
     exit.from = Some(State::Running);
     exit.to = Some(State::Error);
-    exit.msg = "receive signal SIGSEGV, seems coredump (core written)".into();
+    exit.msg = Message::Exit {
+        cause: ExitCause::Coredump {
+            signal: Signal::from_raw(11),
+            core_written: true,
+        },
+        child: false,
+    };
     exit.pid = Some(7);
     exit.comm = Some("sh\u{9b}".into());
     exit.signal = Some("SIGSEGV".into());

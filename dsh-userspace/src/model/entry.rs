@@ -2,7 +2,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::state::State;
+use super::{cause::Message, state::State};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -15,6 +15,33 @@ pub enum LogKind {
     Coredump,
     Destroy,
     Exec,
+}
+
+impl LogKind {
+    pub const ALL: [LogKind; 8] = [
+        LogKind::Create,
+        LogKind::Start,
+        LogKind::Exit,
+        LogKind::Oom,
+        LogKind::Signal,
+        LogKind::Coredump,
+        LogKind::Destroy,
+        LogKind::Exec,
+    ];
+
+    /// The name `dsh log` prints and `--json` carries (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Create => "create",
+            LogKind::Start => "start",
+            LogKind::Exit => "exit",
+            LogKind::Oom => "oom",
+            LogKind::Signal => "signal",
+            LogKind::Coredump => "coredump",
+            LogKind::Destroy => "destroy",
+            LogKind::Exec => "exec",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,7 +58,8 @@ pub struct LogEntry {
     /// Both set for a state change; both None for other events.
     pub from: Option<State>,
     pub to: Option<State>,
-    pub msg: String,
+    /// What happened, typed; `render::log` writes it as the contract's text.
+    pub msg: Message,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -45,7 +73,7 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: String) -> Self {
+    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: Message) -> Self {
         Self {
             seq: 0,
             ts,
@@ -72,5 +100,17 @@ impl LogEntry {
         self.pid = Some(pid);
         self.comm = Some(comm.to_owned());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogKind;
+
+    #[test]
+    fn kind_names_are_the_serde_names() {
+        for k in LogKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str(), "{k:?}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! events for several containers: duplicates, late arrivals (time going
 //! backwards), cgroups nobody created, exits without execs, runtimes that
 //! come and go. Whatever the order:
-//! - nothing panics (the table and the resolver included);
+//! - nothing panics (the rows and the resolver included);
 //! - a container's restart count never decreases;
 //! - every exit of a container's main process gives exactly one state-change
 //!   line, and any other exit none.
@@ -19,11 +19,18 @@ use proptest::{
 
 use super::{
     Model,
-    container::{ExternalSignal, OomAtDeath, RuntimeMeta},
+    cause::{ExternalSignal, OomAtDeath, Start},
     entry::LogKind,
     health::HealthRules,
 };
-use crate::cgroup::identity::{Identity, Runtime};
+use crate::{
+    cgroup::{
+        CgroupId,
+        identity::{Identity, Runtime},
+    },
+    runtime::RuntimeMeta,
+    signal::{ExitStatus, Signal},
+};
 
 const SEED: [u8; 32] = *b"dsh model invariants, fixed seed";
 const CONTAINERS: usize = 3;
@@ -152,7 +159,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         // Whether this op is the exit of its container's main process.
         let main_exit = match op {
             Op::Exit { cg, tgid, .. } => Some(
-                m.key_of_cgroup(*cg)
+                m.key_of_cgroup(CgroupId::new(*cg))
                     .and_then(|k| m.get(k))
                     .is_some_and(|c| c.main_tgid == Some(*tgid)),
             ),
@@ -182,39 +189,49 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         }
         // Everything that reads the model copes with whatever it holds.
         let _ = m.take_changes();
-        let _ = crate::render::table::table(&m.rows(true, now), true);
+        let _ = m.rows(true, now);
         let _ = m.resolve("0000");
     }
     Ok(())
 }
 
 fn apply(m: &mut Model, op: &Op, now: Timestamp) {
+    let id = CgroupId::new;
     match *op {
         Op::Created { c, cg } => {
-            let id = identity(c);
-            let path = id.cgroup.clone();
-            m.cgroup_created(id, &path, cg, now);
+            let ident = identity(c);
+            let path = ident.cgroup.clone();
+            m.cgroup_created(ident, &path, id(cg), now);
         }
         Op::SubCreated { c, cg } => {
-            let id = identity(c);
-            let path = format!("{}/sub", id.cgroup);
-            m.cgroup_created(id, &path, cg, now);
+            let ident = identity(c);
+            let path = format!("{}/sub", ident.cgroup);
+            m.cgroup_created(ident, &path, id(cg), now);
         }
-        Op::Removed { cg } => m.cgroup_removed(cg, now),
-        Op::Exec { cg, tgid } => m.exec(cg, tgid, "sh", "/bin/sh", now),
+        Op::Removed { cg } => m.cgroup_removed(id(cg), now),
+        Op::Exec { cg, tgid } => m.exec(id(cg), tgid, "sh", "/bin/sh", now),
         Op::Exit {
             cg,
             tgid,
             code,
             signal,
             core,
-        } => m.exit(cg, tgid, "sh", code, signal, core, now),
+        } => {
+            let status = match (code, signal) {
+                (_, Some(s)) => ExitStatus::Killed {
+                    signal: Signal::from_raw(s.into()),
+                    core_dumped: core,
+                },
+                (code, None) => ExitStatus::Exited(code.unwrap_or(0)),
+            };
+            m.exit(id(cg), tgid, "sh", status, now);
+        }
         Op::Oom { cg, tgid } => {
             let at_death = OomAtDeath {
                 mem_used: Some(1 << 20),
                 mem_limit: None,
             };
-            m.oom_kill(cg, tgid, at_death, now);
+            m.oom_kill(id(cg), tgid, at_death, now);
         }
         Op::Signal {
             from,
@@ -223,11 +240,11 @@ fn apply(m: &mut Model, op: &Op, now: Timestamp) {
             sig,
         } => {
             let sender = ExternalSignal {
-                signal: sig,
+                signal: Signal::from_raw(sig),
                 sender_pid: 99,
                 sender_comm: "kill".to_owned(),
             };
-            m.signal(from, sender, to, tgid, now);
+            m.signal(id(from), sender, id(to), tgid, now);
         }
         Op::Meta { c, restarts } => {
             let meta = restarts.map(|restart_count| RuntimeMeta {
@@ -238,7 +255,9 @@ fn apply(m: &mut Model, op: &Op, now: Timestamp) {
             m.set_meta(&key(c), meta);
         }
         Op::RuntimeLost => m.clear_meta(),
-        Op::FoundRunning { c, main } => m.found_running(&key(c), now, None, main, "found"),
+        Op::FoundRunning { c, main } => {
+            m.found_running(&key(c), now, None, main, Start::FoundRunning)
+        }
         Op::MarkGone { c } => m.mark_gone(&key(c), now),
         Op::Housekeep => m.housekeep(now),
     }

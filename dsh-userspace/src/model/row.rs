@@ -2,7 +2,11 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{container::Container, health::HealthRules, state::State};
+use super::{
+    container::Container,
+    health::{HealthReason, HealthRules},
+    state::State,
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRow {
@@ -24,7 +28,7 @@ pub struct ContainerRow {
     pub mem_limit_bytes: Option<u64>,
     pub restart: u64,
     pub health: String,
-    pub health_reasons: Vec<String>,
+    pub health_reasons: Vec<HealthReason>,
     pub oom_kills: u64,
     pub core_dumps: u64,
     /// Processes that ended in this container since dsh first saw it.
@@ -45,10 +49,7 @@ impl ContainerRow {
         let live = c.state == State::Running;
         Self {
             id: c.display_id().to_owned(),
-            runtime: serde_json::to_value(c.identity.runtime)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            runtime: c.identity.runtime.as_str().to_owned(),
             runtime_id: c.identity.runtime_id.clone(),
             cgroup: c.identity.cgroup.clone(),
             pod_uid: c.identity.pod_uid.clone(),

@@ -5,13 +5,17 @@
 pub mod btf;
 mod error;
 pub mod event;
-pub mod layout;
+pub mod offsets;
 mod stream;
 
 use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
 
+use crate::cgroup::{
+    CgroupId,
+    layout::{self, CgroupLayout, CgroupLayoutKind},
+};
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
@@ -20,7 +24,6 @@ use dsh_ebpf::{
     channel,
 };
 pub use error::ProbeError;
-pub use layout::{CgroupLayout, CgroupLayoutKind};
 pub use stream::{EventRings, EventStream};
 
 /// The compiled kernel programs, embedded in the binary.
@@ -71,6 +74,14 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
 }
 
+/// What the kernel collected during a trace, summed over CPUs.
+#[derive(Clone, Debug, Default)]
+pub struct RawTrace {
+    pub syscalls: HashMap<u32, TraceSyscall>,
+    /// (syscall nr, errno) → count.
+    pub errnos: HashMap<(u32, u32), u64>,
+}
+
 pub struct Probe {
     ebpf: Ebpf,
     layout: CgroupLayout,
@@ -98,22 +109,26 @@ impl Probe {
         if !nix::unistd::geteuid().is_root() {
             return Err(ProbeError::NotRoot);
         }
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        if !Path::new(btf::VMLINUX).exists() {
             return Err(ProbeError::NoBtf);
         }
         let layout = CgroupLayout::detect().map_err(ProbeError::Mounts)?;
         if layout.attribution_root().is_none() {
             return Err(ProbeError::NoCgroupHierarchy);
         }
-        let raw_btf = btf::Btf::vmlinux()?;
+        // One read of the kernel's BTF (several MiB) for both parsers: ours
+        // for the offsets, aya's for loading the programs.
+        let vmlinux = btf::read(Path::new(btf::VMLINUX))?;
+        let raw_btf = btf::Btf::parse(&vmlinux)?;
         let v1_subsys = match layout.kind {
-            CgroupLayoutKind::V1 => Some(btf::v1_subsys_id(
+            CgroupLayoutKind::V1 => Some(offsets::v1_subsys_id(
                 &raw_btf,
                 layout::V1_ATTRIBUTION_CONTROLLER,
             )?),
             _ => None,
         };
-        let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
+        let kernel_offsets: KernelOffsets = offsets::resolve_offsets(&raw_btf, v1_subsys)?;
+        drop(raw_btf);
         let config = ProbeConfig {
             cgroup_mode: match layout.kind {
                 CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
@@ -121,13 +136,14 @@ impl Probe {
             },
             has_blkcg: 1,
         };
-        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(e.into()))?;
+        let btf = Btf::parse(&vmlinux, Endianness::default()).map_err(ProbeError::KernelBtf)?;
+        drop(vmlinux);
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
-            .override_global("OFFSETS", &offsets, true)
+            .override_global("OFFSETS", &kernel_offsets, true)
             .override_global("CONFIG", &config, true)
             .load(OBJECT)
-            .map_err(|e| ProbeError::Load(e.into()))?;
+            .map_err(ProbeError::Load)?;
         // Best effort: without it, `dsh status` shows zero run times.
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut probe = Self {
@@ -245,7 +261,7 @@ impl Probe {
 
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
     /// cgroup id (blkcg ids and task cgroup ids alike).
-    pub fn block_stats(&self) -> Result<HashMap<u64, BlockStats>, ProbeError> {
+    pub fn block_stats(&self) -> Result<HashMap<CgroupId, BlockStats>, ProbeError> {
         let map: PerCpuHashMap<&MapData, u64, BlockStats> =
             PerCpuHashMap::try_from(self.map("BLOCK_STATS")?)
                 .map_err(|e| ProbeError::Map("BLOCK_STATS", e))?;
@@ -261,7 +277,7 @@ impl Probe {
             for s in per_cpu.iter() {
                 sum.add(s);
             }
-            out.insert(id, sum);
+            out.insert(CgroupId::new(id), sum);
         }
         Ok(out)
     }
@@ -305,9 +321,9 @@ impl Probe {
 
     /// Starts a per-syscall trace of one cgroup (attribution hierarchy id):
     /// clears what an earlier trace left, sets the target, attaches.
-    pub fn start_trace(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+    pub fn start_trace(&mut self, cgroup_id: CgroupId) -> Result<(), ProbeError> {
         self.clear_trace()?;
-        self.set_trace_target(cgroup_id)?;
+        self.set_trace_target(cgroup_id.get())?;
         for &(prog, _) in TRACE {
             self.attach(prog)?;
         }
@@ -315,12 +331,12 @@ impl Probe {
     }
 
     /// Ends the trace and returns what it collected, summed over CPUs.
-    pub fn stop_trace(&mut self) -> Result<crate::trace::RawTrace, ProbeError> {
+    pub fn stop_trace(&mut self) -> Result<RawTrace, ProbeError> {
         for &(prog, _) in TRACE {
             self.detach(prog);
         }
         self.set_trace_target(0)?;
-        let mut raw = crate::trace::RawTrace::default();
+        let mut raw = RawTrace::default();
         let calls: PerCpuHashMap<&MapData, u32, TraceSyscall> =
             PerCpuHashMap::try_from(self.map("TRACE_SYSCALLS")?)
                 .map_err(|e| ProbeError::Map("TRACE_SYSCALLS", e))?;

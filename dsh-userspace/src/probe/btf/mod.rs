@@ -1,16 +1,19 @@
-//! A small reader for the kernel's raw BTF (`/sys/kernel/btf/vmlinux`):
-//! enough to find struct member offsets, enum values and tracepoint
-//! prototypes. The eBPF side has no CO-RE, so user space resolves layouts.
+//! A small reader for raw BTF (the kernel's `/sys/kernel/btf/vmlinux`):
+//! struct member offsets, struct sizes, enum values and tracepoint
+//! prototypes. It knows nothing of dsh; `offsets.rs` asks it for what the
+//! programs read.
+//!
+//! Hand-written on purpose: btf-rs (the crate that reads these) is LGPL,
+//! and aya-obj, which parses the same bytes for the loader, keeps its type
+//! and string accessors crate-private.
 #[cfg(any(test, fuzzing))]
 pub mod writer;
 
 use std::path::Path;
 
-use dsh_ebpf::KernelOffsets;
-
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: String,
         #[source]
@@ -82,19 +85,19 @@ fn u32_at(b: &[u8], off: usize) -> Result<u32, BtfError> {
         .ok_or(BtfError::Malformed("truncated"))
 }
 
+/// Where the running kernel publishes its own BTF.
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// The raw bytes of a BTF file, for this reader and aya's loader alike
+/// (the file is several MiB: read it once).
+pub fn read(path: &Path) -> Result<Vec<u8>, BtfError> {
+    std::fs::read(path).map_err(|source| BtfError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 impl Btf {
-    pub fn vmlinux() -> Result<Self, BtfError> {
-        Self::from_file(Path::new("/sys/kernel/btf/vmlinux"))
-    }
-
-    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&data)
-    }
-
     pub fn parse(b: &[u8]) -> Result<Self, BtfError> {
         if b.len() < 24 || b[0..2] != [0x9f, 0xeb] {
             return Err(BtfError::Malformed("bad magic (not little-endian raw BTF)"));
@@ -321,58 +324,6 @@ impl Btf {
             .filter(|t| t.kind == KIND_FUNC_PROTO)?;
         Some(proto.values.len().saturating_sub(1))
     }
-}
-
-/// `enum cgroup_subsys_id` value of a v1 controller (`memory` → `memory_cgrp_id`).
-pub fn v1_subsys_id(btf: &Btf, controller: &str) -> Result<u32, BtfError> {
-    Ok(btf.enum_value("cgroup_subsys_id", &format!("{controller}_cgrp_id"))? as u32)
-}
-
-/// Every offset the programs read, from this kernel's BTF.
-pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOffsets, BtfError> {
-    let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
-    Ok(KernelOffsets {
-        task_pid: o("task_struct", "pid")?,
-        task_tgid: o("task_struct", "tgid")?,
-        task_comm: o("task_struct", "comm")?,
-        task_cgroups: o("task_struct", "cgroups")?,
-        task_exit_code: o("task_struct", "exit_code")?,
-        task_signal: o("task_struct", "signal")?,
-        task_real_parent: o("task_struct", "real_parent")?,
-        task_mm: o("task_struct", "mm")?,
-        task_start_time: o("task_struct", "start_time")?,
-        css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
-        css_set_subsys_v1: match v1_subsys_id {
-            Some(id) => id
-                .checked_mul(8)
-                .and_then(|off| off.checked_add(o("css_set", "subsys").ok()?))
-                .ok_or(BtfError::Malformed("css_set.subsys[id] out of range"))?,
-            None => 0,
-        },
-        css_cgroup: o("cgroup_subsys_state", "cgroup")?,
-        cgroup_kn: o("cgroup", "kn")?,
-        cgroup_level: o("cgroup", "level")?,
-        cgroup_root: o("cgroup", "root")?,
-        cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
-        kernfs_node_id: o("kernfs_node", "id")?,
-        signal_live: o("signal_struct", "live")?,
-        mm_total_vm: o("mm_struct", "total_vm")?,
-        mm_rss_stat: o("mm_struct", "rss_stat")?,
-        percpu_counter_size: btf.struct_size("percpu_counter")?,
-        percpu_counter_count: o("percpu_counter", "count")?,
-        request_cmd_flags: o("request", "cmd_flags")?,
-        request_data_len: o("request", "__data_len")?,
-        request_bio: o("request", "bio")?,
-        bio_blkg: o("bio", "bi_blkg")?,
-        blkg_blkcg: o("blkcg_gq", "blkcg")?,
-        blkcg_css: o("blkcg", "css")?,
-        binprm_filename: o("linux_binprm", "filename")?,
-        skc_family: o("sock_common", "skc_family")?,
-        skc_num: o("sock_common", "skc_num")?,
-        skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
-        skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
-        _pad: 0,
-    })
 }
 
 #[cfg(test)]
