@@ -26,7 +26,7 @@ use crate::{
     clock::BootClock,
     journal::{Journal, Retention},
     model::{
-        Model,
+        self, Model,
         container::{ExternalSignal, OomAtDeath},
         entry::LogEntry,
         health::HealthRules,
@@ -66,7 +66,6 @@ struct Agent {
     hierarchies: Hierarchies,
     clock: BootClock,
     journal: Arc<Journal>,
-    journal_errors: u64,
     lines: broadcast::Sender<LogEntry>,
     meter: sample::SelfMeter,
     sampler: sample::Sampler,
@@ -93,7 +92,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let journal = Arc::new(Journal::open(
         &api::journal_path(&cfg.state_dir),
         cfg.retention,
-    )?);
+    ));
     let listener = server::bind(&api::socket_path(&cfg.state_dir))?;
     let mut probe = probe;
     let mut events = probe.event_rings()?.into_stream()?;
@@ -110,7 +109,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         probe,
         layout,
         journal: journal.clone(),
-        journal_errors: 0,
         lines: lines.clone(),
         meter,
         sampler: sample::Sampler::default(),
@@ -187,7 +185,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                     f(&agent.model.rows(false, Timestamp::now()));
                 }
             }
-            _ = flush.tick() => agent.flush(),
+            _ = flush.tick() => {
+                agent.journal.maintain();
+                agent.flush();
+            }
             Some(update) = rt_rx.recv() => agent.on_runtime(update),
             Some((q, reply)) = ask_rx.recv() => agent.ask(q, reply),
             _ = tokio::time::sleep_until(trace::deadline(&agent.trace)), if agent.trace.is_some() => {
@@ -308,21 +309,14 @@ impl Agent {
         }
     }
 
-    /// Commits pending log lines and container state; then tells followers.
+    /// Commits new log lines and container state (or has the journal hold
+    /// them while it cannot write); then tells followers.
     fn flush(&mut self) {
         let mut entries = self.model.take_log();
         let changes = self.model.take_changes();
-        match self.journal.append(&mut entries, &changes) {
-            Ok(()) => {
-                for e in entries {
-                    let _ = self.lines.send(e);
-                }
-            }
-            Err(e) => {
-                // Counted and shown by `dsh status`; the lines are lost.
-                self.journal_errors += 1;
-                log::error!("journal: {e}; {} lines not written", entries.len());
-            }
+        self.journal.append(&mut entries, changes);
+        for e in entries {
+            let _ = self.lines.send(e);
         }
     }
 
@@ -330,7 +324,7 @@ impl Agent {
         match self.journal.enforce_retention(Timestamp::now()) {
             Ok(0) => {}
             Ok(n) => log::info!("journal: {n} old entries dropped"),
-            Err(e) => log::warn!("journal retention: {e}"),
+            Err(e) => log::warn!("journal retention: {}", crate::journal::chain(&e)),
         }
     }
 
@@ -384,13 +378,61 @@ impl Agent {
                 },
                 Err(e) => Reply::Error(e.to_string()),
             },
+            Ask::Incarnations { name } => match self.resolve_for_log(&name) {
+                Ok(key) => Reply::Incarnations {
+                    earlier: self.earlier_incarnations(&name, &key),
+                    current: key,
+                },
+                Err(e) => Reply::Error(e),
+            },
             Ask::Status => Reply::Status(Box::new(self.status())),
             Ask::Names => Reply::Names(self.model.names()),
             Ask::Trace { .. } => Reply::Error("internal: trace asked the wrong way".into()),
         }
     }
 
+    /// A name for `dsh log`: as `ps` knows it, else a container the agent
+    /// has forgotten whose lines the journal still holds (by its last name,
+    /// newest first, or a unique id prefix).
+    fn resolve_for_log(&self, name: &str) -> Result<String, String> {
+        let err = match self.model.resolve(name) {
+            Ok(key) => return Ok(key),
+            Err(e @ model::ResolveError::Ambiguous { .. }) => return Err(e.to_string()),
+            Err(e) => e,
+        };
+        let known = self.journal.known();
+        if let Some((key, _)) = known.iter().rev().find(|(k, n)| n == name || k == name) {
+            return Ok(key.clone());
+        }
+        let hex = name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let prefixed: Vec<&String> = known
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| hex && k.starts_with(name))
+            .collect();
+        match prefixed.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(err.to_string()),
+        }
+    }
+
+    /// Earlier containers that bore `name`: those the journal alone still
+    /// knows (forgotten by the agent), then those the agent knows.
+    fn earlier_incarnations(&self, name: &str, key: &str) -> Vec<String> {
+        let in_model = self.model.earlier_incarnations(name, key);
+        let mut out: Vec<String> = self
+            .journal
+            .known()
+            .into_iter()
+            .filter(|(k, n)| n == name && k != key && self.model.get(k).is_none())
+            .map(|(k, _)| k)
+            .collect();
+        out.extend(in_model);
+        out
+    }
+
     fn status(&self) -> StatusReport {
+        let journal = self.journal.status();
         let block_entries = self.probe.block_stats().map_or(0, |m| m.len()) as u64;
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -415,8 +457,9 @@ impl Agent {
             undecodable_events: self.undecodable,
             journal_path: self.journal.path().display().to_string(),
             journal_bytes: self.journal.size_bytes(),
-            journal_entries: self.journal.entry_count().unwrap_or(0),
-            journal_errors: self.journal_errors,
+            journal_entries: self.journal.entry_count(),
+            journal_errors: journal.write_errors,
+            journal,
             runtimes: vec![self.docker.clone()],
         }
     }

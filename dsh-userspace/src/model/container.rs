@@ -138,12 +138,14 @@ impl Container {
     }
 
     /// The name shown in `id`: the runtime's name; the last one it gave if
-    /// the runtime has since removed the container; else the cgroup path
-    /// (also while the runtime is unreachable: its names are not current).
+    /// the runtime has since removed the container or its cgroup is gone (a
+    /// dead container's name cannot change); else the cgroup path (while the
+    /// runtime is unreachable, a live container's name is not known to be
+    /// current).
     pub fn display_id(&self) -> &str {
         match (&self.meta, &self.last_name) {
             (Some(m), _) if !m.name.is_empty() => &m.name,
-            (None, Some(last)) if self.removed_from_runtime => last,
+            (None, Some(last)) if self.removed_from_runtime || self.cgroup_id.is_none() => last,
             _ => &self.identity.cgroup,
         }
     }

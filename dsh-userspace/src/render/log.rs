@@ -23,6 +23,17 @@ pub fn line(e: &LogEntry, tz: &TimeZone) -> String {
     }
 }
 
+/// Before the lines of one of several containers that bore a name:
+/// `--- web: container 4f7a1c2b3d4e (earlier incarnation)`.
+pub fn heading(e: &LogEntry, which: &str) -> String {
+    let short: String = e.key.chars().take(12).collect();
+    format!(
+        "--- {}: container {} ({which})",
+        sanitize(&e.id),
+        sanitize(&short)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
