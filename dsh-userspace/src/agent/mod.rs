@@ -238,15 +238,24 @@ impl Agent {
                 signal,
                 core_dumped,
                 ..
-            } => m.exit(
-                task.cgroup_id,
-                task.tgid,
-                &task.comm,
-                exit_code,
-                signal,
-                core_dumped,
-                ts,
-            ),
+            } => {
+                // The exit line's summary: CPU and memory peak now, while
+                // the cgroup still exists (else the last sample's).
+                if self.model.is_main(task.cgroup_id, task.tgid)
+                    && let Some(stats) = self.stats_now(task.cgroup_id)
+                {
+                    self.model.final_stats(task.cgroup_id, stats);
+                }
+                self.model.exit(
+                    task.cgroup_id,
+                    task.tgid,
+                    &task.comm,
+                    exit_code,
+                    signal,
+                    core_dumped,
+                    ts,
+                )
+            }
             EventKind::Oom {
                 victim_tgid,
                 victim_cgroup_id,
@@ -282,17 +291,20 @@ impl Agent {
     /// Memory use and limit of a container right now (at an OOM kill the
     /// cgroup still exists: the victim has not exited yet).
     fn memory_now(&self, cgroup_id: u64) -> OomAtDeath {
-        let stats = self
-            .model
-            .key_of_cgroup(cgroup_id)
-            .and_then(|k| self.model.get(k))
-            .and_then(|c| {
-                cgroup::stats::read(&cgroup::stats_source(&self.layout, &c.identity.cgroup)).ok()
-            });
+        let stats = self.stats_now(cgroup_id);
         OomAtDeath {
             mem_used: stats.as_ref().map(|s| s.mem_used_bytes()),
             mem_limit: stats.and_then(|s| s.mem_limit_bytes),
         }
+    }
+
+    /// A container's cgroup statistics read now.
+    fn stats_now(&self, cgroup_id: u64) -> Option<cgroup::stats::CgroupStats> {
+        let c = self
+            .model
+            .key_of_cgroup(cgroup_id)
+            .and_then(|k| self.model.get(k))?;
+        cgroup::stats::read(&cgroup::stats_source(&self.layout, &c.identity.cgroup)).ok()
     }
 
     fn tick(&mut self) {

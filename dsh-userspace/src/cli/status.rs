@@ -82,14 +82,7 @@ fn render(s: &StatusReport) -> String {
             m.entries as f64 * 100.0 / m.capacity.max(1) as f64
         );
     }
-    let _ = writeln!(
-        o,
-        "journal {}: {}, {} entries, {} write errors",
-        s.journal_path,
-        bytes(s.journal_bytes),
-        s.journal_entries,
-        s.journal_errors
-    );
+    journal(&mut o, s);
     for r in &s.runtimes {
         let _ = writeln!(
             o,
@@ -104,4 +97,53 @@ fn render(s: &StatusReport) -> String {
         );
     }
     o
+}
+
+/// The journal's size, budget and condition: whether it can write, and
+/// what it holds in memory or had to drop.
+fn journal(o: &mut String, s: &StatusReport) {
+    let j = &s.journal;
+    let _ = writeln!(
+        o,
+        "journal {}: {}, {} entries ({} critical, {} chatty of at most {}; {:.0} bytes/line), {} write errors",
+        s.journal_path,
+        bytes(s.journal_bytes),
+        s.journal_entries,
+        j.critical_entries,
+        j.chatty_entries,
+        j.max_chatty_entries,
+        j.bytes_per_line,
+        s.journal_errors
+    );
+    if let Some(since) = j.failing_since {
+        let _ = writeln!(
+            o,
+            "journal: NOT WRITABLE since {since}: {}; {} critical lines held in memory",
+            sanitize(j.last_error.as_deref().unwrap_or("unknown error")),
+            j.pending
+        );
+    } else if let Some(at) = j.recovered_at {
+        let _ = writeln!(
+            o,
+            "journal: writable again since {at} (last error at {}: {})",
+            j.last_error_at.map(|t| t.to_string()).unwrap_or_default(),
+            sanitize(j.last_error.as_deref().unwrap_or("-"))
+        );
+    }
+    if j.dropped_critical + j.dropped_chatty > 0 {
+        let _ = writeln!(
+            o,
+            "journal: {} critical and {} chatty lines dropped (could not be written)",
+            j.dropped_critical, j.dropped_chatty
+        );
+    }
+    if let Some(m) = &j.moved_aside {
+        let _ = writeln!(
+            o,
+            "journal: a damaged journal was moved aside to {} at {} ({})",
+            m.path,
+            m.at,
+            sanitize(&m.reason)
+        );
+    }
 }

@@ -57,7 +57,7 @@ struct Line {
     exit_code: Option<u8>,
     core_dumped: Option<bool>,
     /// Run time and CPU in ms, peak memory in bytes.
-    usage: Option<(u64, u64, Option<u64>)>,
+    usage: Option<(u64, Option<u64>, Option<u64>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +167,7 @@ impl Block {
             usage: e.usage.map(|u| {
                 (
                     (u.run_time_s * 1e3).round() as u64,
-                    (u.cpu_s * 1e3).round() as u64,
+                    u.cpu_s.map(|c| (c * 1e3).round() as u64),
                     u.peak_mem_bytes,
                 )
             }),
@@ -202,7 +202,7 @@ impl Block {
             e.core_dumped = l.core_dumped;
             e.usage = l.usage.map(|(run_ms, cpu_ms, peak)| ExitUsage {
                 run_time_s: run_ms as f64 / 1e3,
-                cpu_s: cpu_ms as f64 / 1e3,
+                cpu_s: cpu_ms.map(|c| c as f64 / 1e3),
                 peak_mem_bytes: peak,
             });
             Ok((l.cno, e))
@@ -241,7 +241,7 @@ mod tests {
         exit.exit_code = Some(3);
         exit.usage = Some(ExitUsage {
             run_time_s: 134.0,
-            cpu_s: 3.2,
+            cpu_s: Some(3.2),
             peak_mem_bytes: Some(41 << 20),
         });
         b.push(&exit, 7);

@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    entry::{LogEntry, LogKind},
+    entry::{ExitUsage, LogEntry, LogKind},
     state::{State, dumps_core, is_stop_signal, signal_name},
 };
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
@@ -360,7 +360,14 @@ impl Container {
         };
         let mut e = if is_main {
             self.main_tgid = None;
-            self.change(ts, to, kind, msg)
+            let usage = self.usage_at(ts);
+            let msg = match usage {
+                Some(u) => format!("{msg} ({})", usage_text(&u)),
+                None => msg,
+            };
+            let mut e = self.change(ts, to, kind, msg);
+            e.usage = usage;
+            e
         } else if matches!(kind, LogKind::Oom | LogKind::Coredump) {
             // A child's crash or OOM kill: worth a line, not a state change.
             self.entry(ts, kind, format!("child process {msg}"))
@@ -375,6 +382,19 @@ impl Container {
         vec![e]
     }
 
+    /// What this incarnation used, as its main process exits at `ts`: run
+    /// time since its start, and the cgroup's CPU time and memory peak as
+    /// last read (the agent reads them afresh at the exit when it can).
+    fn usage_at(&self, ts: Timestamp) -> Option<ExitUsage> {
+        let started = self.started_at?;
+        let stats = self.sample.stats.as_ref();
+        Some(ExitUsage {
+            run_time_s: ts.duration_since(started).as_secs_f64().max(0.0),
+            cpu_s: stats.map(|s| s.cpu_usage_ns as f64 / 1e9),
+            peak_mem_bytes: stats.and_then(|s| s.mem_peak_bytes),
+        })
+    }
+
     /// Forgets event times older than `keep` (health only looks back that far).
     pub fn prune_times(&mut self, now: Timestamp, keep: SignedDuration) {
         let cutoff = now - keep;
@@ -386,6 +406,21 @@ impl Container {
             v.retain(|t| *t >= cutoff);
         }
     }
+}
+
+/// `ran 2m14s, cpu 3.2s, peak mem 41MiB` (what is known of it).
+fn usage_text(u: &ExitUsage) -> String {
+    let mut parts = vec![format!(
+        "ran {}",
+        crate::render::duration_precise(u.run_time_s)
+    )];
+    if let Some(cpu) = u.cpu_s {
+        parts.push(format!("cpu {}", crate::render::duration_precise(cpu)));
+    }
+    if let Some(peak) = u.peak_mem_bytes {
+        parts.push(format!("peak mem {}", crate::render::bytes_compact(peak)));
+    }
+    parts.join(", ")
 }
 
 fn oom_msg(oom: OomAtDeath) -> String {

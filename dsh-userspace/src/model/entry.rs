@@ -62,9 +62,12 @@ fn durable_default() -> bool {
 pub struct ExitUsage {
     /// From the main process's start to its exit.
     pub run_time_s: f64,
-    pub cpu_s: f64,
+    /// CPU time the container's cgroup used; None if never read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
     /// The cgroup's memory high-water mark (v2 `memory.peak`, v1
     /// `memory.max_usage_in_bytes`); None where the kernel keeps none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_mem_bytes: Option<u64>,
 }
 

@@ -4,11 +4,14 @@ use jiff::{SignedDuration, Timestamp};
 use super::{
     Model, ResolveError,
     container::{ExternalSignal, OomAtDeath, RuntimeMeta},
-    entry::LogKind,
+    entry::{ExitUsage, LogKind},
     health::HealthRules,
     state::State,
 };
-use crate::cgroup::identity::{Identity, Runtime};
+use crate::cgroup::{
+    identity::{Identity, Runtime},
+    stats::CgroupStats,
+};
 
 const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
 
@@ -131,7 +134,7 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     assert_eq!(log[0].kind, LogKind::Exec);
     assert_eq!(
         log[1].msg,
-        "receive signal SIGSEGV, seems coredump (core written)"
+        "receive signal SIGSEGV, seems coredump (core written) (ran 3.0s)"
     );
     assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
     assert_eq!(log[1].core_dumped, Some(true));
@@ -155,16 +158,43 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
     assert_eq!(log[0].kind, LogKind::Signal);
     assert!(!log[0].is_state_change());
     assert_eq!(log[1].to, Some(State::Exited));
-    assert_eq!(log[1].msg, "receive signal SIGTERM from pid 777 (runc)");
+    assert_eq!(
+        log[1].msg,
+        "receive signal SIGTERM from pid 777 (runc) (ran 2.0s)"
+    );
 }
 
 #[test]
 fn exit_code_three_is_an_error_and_zero_is_not() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
+    assert!(m.is_main(100, 50) && !m.is_main(100, 51));
+    m.final_stats(
+        100,
+        CgroupStats {
+            cpu_usage_ns: 3_200_000_000,
+            mem_peak_bytes: Some(41 << 20),
+            ..Default::default()
+        },
+    );
     m.exit(100, 50, "sh", Some(3), None, false, t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Error);
-    assert_eq!(changes(&mut m).last().unwrap().2, "exit code 3");
+    let log = m.take_log();
+    let exit = log.last().unwrap();
+    assert_eq!(exit.msg, "exit code 3 (ran 1.0s, cpu 3.2s, peak mem 41MiB)");
+    assert_eq!(
+        exit.usage,
+        Some(ExitUsage {
+            run_time_s: 1.0,
+            cpu_s: Some(3.2),
+            peak_mem_bytes: Some(41 << 20)
+        })
+    );
+    let json = serde_json::to_value(exit).unwrap();
+    assert_eq!(
+        (&json["run_time_s"], &json["cpu_s"], &json["peak_mem_bytes"]),
+        (&1.0.into(), &3.2.into(), &(41u64 << 20).into())
+    );
     m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 102, t(3));
     m.exec(102, 60, "sh", "/bin/sh", t(4));
     m.exit(102, 60, "sh", Some(0), None, false, t(5));
@@ -249,6 +279,72 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
     assert_eq!(
         changes(&mut m).last().unwrap().2,
-        "exit code 143 after receive signal SIGTERM from pid 9 (runc)"
+        "exit code 143 after receive signal SIGTERM from pid 9 (runc) (ran 1.0s)"
     );
+}
+
+fn named(name: &str) -> Option<RuntimeMeta> {
+    Some(RuntimeMeta {
+        name: name.to_owned(),
+        ..Default::default()
+    })
+}
+
+/// `docker rm -f web && docker run --name web ...`: the name means the new
+/// container; the old one is an earlier incarnation, reachable by id.
+#[test]
+fn a_reused_name_resolves_to_the_current_container() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.set_meta(ID, named("web"));
+    m.exit(100, 50, "sh", Some(0), None, false, t(2));
+    m.cgroup_removed(100, t(2));
+    m.set_meta(ID, None);
+    let new = "4f7a000000000000000000000000000000000000000000000000000000000000";
+    m.cgroup_created(docker(new), &format!("/docker/{new}"), 300, t(5));
+    m.set_meta(new, named("web"));
+    assert_eq!(m.resolve("web").unwrap(), new);
+    assert_eq!(m.earlier_incarnations("web", new), vec![ID.to_owned()]);
+    assert_eq!(m.resolve("07c5").unwrap(), ID);
+    // Both gone: the most recent.
+    m.cgroup_removed(300, t(9));
+    m.set_meta(new, None);
+    assert_eq!(m.resolve("web").unwrap(), new);
+    // The runtime unreachable: the live one is current.
+    m.cgroup_created(docker(new), &format!("/docker/{new}"), 301, t(10));
+    m.clear_meta();
+    assert_eq!(m.resolve("web").unwrap(), new);
+}
+
+#[test]
+fn plain_cgroups_resolve_with_or_without_the_slash() {
+    let mut m = model();
+    let ident = Identity {
+        runtime: Runtime::Cgroup,
+        runtime_id: "/batch".to_owned(),
+        pod_uid: None,
+        cgroup: "/batch".to_owned(),
+    };
+    m.cgroup_created(ident, "/batch", 7, t(0));
+    assert_eq!(m.resolve("batch").unwrap(), "/batch");
+    assert_eq!(m.resolve("/batch").unwrap(), "/batch");
+}
+
+/// A removed container's name is saved with it, and shown after a restart
+/// (no runtime metadata then: the container is gone).
+#[test]
+fn removed_containers_keep_their_name_across_restarts() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.set_meta(ID, named("web"));
+    m.cgroup_removed(100, t(2));
+    m.take_changes();
+    m.set_meta(ID, None);
+    let saved = m.take_changes().updated;
+    assert_eq!(saved.len(), 1, "removal from the runtime is saved");
+    let json = serde_json::to_vec(&saved[0]).unwrap();
+    let mut restarted = model();
+    restarted.restore(vec![serde_json::from_slice(&json).unwrap()]);
+    assert_eq!(restarted.get(ID).unwrap().display_id(), "web");
+    assert_eq!(restarted.resolve("web").unwrap(), ID);
 }

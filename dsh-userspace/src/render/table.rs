@@ -44,6 +44,35 @@ fn push_cell(line: &mut String, value: &str, width: usize) {
     line.extend(std::iter::repeat_n(' ', pad));
 }
 
+/// A display id that fits its column, cut the way docker cuts: a long hex
+/// id in it (a cgroup path's container id) shortened to 12 characters, then,
+/// if still too long, an ellipsis.
+pub fn fit_id(id: &str, width: usize) -> String {
+    if id.chars().count() <= width {
+        return id.to_owned();
+    }
+    let short: Vec<String> = id
+        .split('/')
+        .map(|part| {
+            // `docker-<64 hex>.scope` and bare ids alike.
+            let hex_run = part
+                .split(|c: char| !c.is_ascii_hexdigit())
+                .find(|run| run.len() >= 32);
+            match hex_run {
+                Some(run) => part.replacen(run, &run[..12], 1),
+                None => part.to_owned(),
+            }
+        })
+        .collect();
+    let short = short.join("/");
+    if short.chars().count() <= width {
+        return short;
+    }
+    let mut cut: String = short.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 pub fn header(wide: bool) -> String {
     let mut line = String::new();
     for (title, width) in COLUMNS {
@@ -79,7 +108,7 @@ fn per_s(v: f64) -> String {
 
 pub fn row(r: &ContainerRow, wide: bool) -> String {
     let cells = [
-        sanitize(&r.id),
+        fit_id(&sanitize(&r.id), COLUMNS[0].1 - 1),
         sanitize(&r.endpoint),
         r.state.to_string(),
         opt_dur(r.rtime_s.map(|s| s as f64)),
@@ -205,6 +234,38 @@ mod tests {
         let line = row(&sample(), true);
         assert!(
             line.contains("12.3k") && line.contains("# 2 restart(s)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn long_ids_are_cut_like_docker_and_keep_the_columns() {
+        let hex = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
+        assert_eq!(
+            fit_id(&format!("/docker/{hex}"), 24),
+            "/docker/07c561cc06f3"
+        );
+        assert_eq!(
+            fit_id(&format!("/system.slice/docker-{hex}.scope"), 24),
+            "/system.slice/docker-07…"
+        );
+        assert_eq!(fit_id("web", 24), "web");
+        let long = "default/a-very-long-pod-name-7d4f9/app";
+        assert_eq!(fit_id(long, 24), "default/a-very-long-pod…");
+        let mut r = sample();
+        r.id = format!("/docker/{hex}");
+        let line = row(&r, false);
+        assert_eq!(
+            line.find("172.17"),
+            CONTRACT_HEADER.find("endpoint"),
+            "{line}"
+        );
+        r.id = long.into();
+        let line = row(&r, false);
+        assert_eq!(
+            line.char_indices()
+                .position(|(i, _)| i == line.find("172.17").unwrap()),
+            CONTRACT_HEADER.find("endpoint"),
             "{line}"
         );
     }
