@@ -11,7 +11,9 @@
 //! make room, the database is re-opened and the lines written once it can.
 //! A file that cannot be opened is moved aside and a new one started.
 pub mod block;
+mod error;
 mod health;
+mod read;
 mod store;
 
 use std::{
@@ -29,85 +31,9 @@ use crate::model::{
     container::Container,
     entry::{LogClass, LogEntry},
 };
+use error::db;
+pub use error::{JournalError, chain};
 pub use health::{JournalStatus, MovedAside};
-
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("journal {op}")]
-    Db {
-        op: &'static str,
-        #[source]
-        source: redb::Error,
-    },
-    #[error("journal: {what} is damaged")]
-    Block {
-        what: &'static str,
-        #[source]
-        source: block::BlockError,
-    },
-    #[error("journal: encoding {what}")]
-    Encode {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("journal: container record {what} is damaged")]
-    Decode {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-fn db<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> JournalError {
-    move |e| JournalError::Db {
-        op,
-        source: e.into(),
-    }
-}
-
-impl JournalError {
-    fn redb(&self) -> Option<&redb::Error> {
-        match self {
-            JournalError::Db { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-
-    /// redb refuses every later operation after an I/O error, until the
-    /// database is opened again.
-    fn needs_reopen(&self) -> bool {
-        matches!(
-            self.redb(),
-            Some(redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed)
-        )
-    }
-
-    fn is_no_space(&self) -> bool {
-        matches!(self.redb(), Some(redb::Error::Io(e))
-            if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
-    }
-
-    /// The file itself is bad (as opposed to the disk or the moment).
-    fn is_damage(&self) -> bool {
-        match self {
-            JournalError::Block { .. } | JournalError::Decode { .. } => true,
-            JournalError::Encode { .. } => false,
-            JournalError::Db { source, .. } => {
-                matches!(
-                    source,
-                    redb::Error::Corrupted(_)
-                        | redb::Error::UpgradeRequired(_)
-                        | redb::Error::RepairAborted
-                        | redb::Error::TableTypeMismatch { .. }
-                        | redb::Error::TypeDefinitionChanged { .. }
-                        | redb::Error::TableIsMultimap(_)
-                ) || matches!(source, redb::Error::Io(e)
-                    if matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof))
-            }
-        }
-    }
-}
 
 /// How much history is kept.
 #[derive(Clone, Copy, Debug)]
@@ -287,7 +213,7 @@ impl Journal {
         let Some(database) = self.database() else {
             return Ok(Vec::new());
         };
-        store::load_containers(&database)?
+        read::load_containers(&database)?
             .into_iter()
             .map(|(k, v)| {
                 serde_json::from_slice(&v)
@@ -299,7 +225,7 @@ impl Journal {
     /// Every container with lines in the journal: (key, last name).
     pub fn known(&self) -> Vec<(String, String)> {
         self.database()
-            .and_then(|d| store::known(&d).ok())
+            .and_then(|d| read::known(&d).ok())
             .unwrap_or_default()
     }
 
@@ -410,7 +336,7 @@ impl Journal {
             .cloned()
             .collect();
         let (mut entries, unavailable) = match self.database() {
-            Some(d) => match store::read(&d, q.key, q.after_seq, keep) {
+            Some(d) => match read::read(&d, q.key, q.after_seq, keep) {
                 Ok(v) => (v, None),
                 Err(e) => (Vec::new(), Some(chain(&e))),
             },
@@ -487,18 +413,6 @@ fn write_all(
     side.pending_forgotten.clear();
     side.no_space = false;
     Ok(was_pending)
-}
-
-/// An error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 fn hold_changes(side: &mut Side, changes: Changes) {
