@@ -209,6 +209,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         agent.on_event(ev);
     }
     agent.flush();
+    agent.journal.close();
     let socket = api::socket_path(&agent.cfg.state_dir);
     agent.probe.detach_all();
     let _ = std::fs::remove_file(socket);

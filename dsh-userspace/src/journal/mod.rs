@@ -267,6 +267,23 @@ impl Journal {
         }
     }
 
+    /// At shutdown: one last try for what waits, and a word about what is
+    /// lost if that fails too.
+    pub fn close(&self) {
+        let mut side = lock(&self.side);
+        if side.pending.is_empty() && side.pending_updated.is_empty() {
+            return;
+        }
+        if let Err(e) = self.write_pending(&mut side, &[]) {
+            log::error!(
+                "journal {}: {}; {} critical lines held in memory are lost at exit",
+                self.path.display(),
+                chain(&e),
+                side.pending.len()
+            );
+        }
+    }
+
     /// Writes what waits plus `new` (re-opening and making room first if
     /// needed).
     fn write_pending(&self, side: &mut Side, new: &[LogEntry]) -> Result<(), JournalError> {
