@@ -217,7 +217,7 @@ fn a_damaged_journal_is_moved_aside_and_a_healthy_one_kept() {
     for (how, damage) in damages {
         agent.stop();
         damage(&file);
-        agent = Agent::start(&agent.state_dir.clone(), &[]);
+        agent.start_again();
         let j = journal(&agent);
         let aside = j["moved_aside"]["path"].as_str().unwrap_or_default();
         assert!(aside.contains("journal.redb.corrupt-"), "{how}: {j}");
@@ -253,8 +253,14 @@ fn a_reused_name_means_the_new_container() {
     drop(first); // docker rm -f
     let second = Container::run("reused", &[], &["sleep", "60"]);
     assert_eq!(second.name, name);
+    // Without --all: the current container's lines only.
     let log = wait_until(Duration::from_secs(20), "the new one's start", || {
-        let log = agent.try_log_json(Some(&name)).ok()?;
+        let out = agent.dsh(&["log", "--json", &name]);
+        assert!(out.status.success(), "dsh log {name} exits 0");
+        let log: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON lines"))
+            .collect();
         log.iter()
             .any(|e| e["kind"] == "start" && e["key"] == second.id.as_str())
             .then_some(log)

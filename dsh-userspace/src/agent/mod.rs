@@ -153,7 +153,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             ev = events.next() => match ev {
-                Ok(ev) => held.push(ev),
+                Ok(ev) => {
+                    agent.on_arrival(&ev);
+                    held.push(ev);
+                }
                 Err(e) => log::warn!("event stream: {e}"),
             },
             _ = release.tick(), if !held.is_empty() => {
@@ -240,8 +243,8 @@ impl Agent {
                 core_dumped,
                 ..
             } => {
-                // The exit line's summary: CPU and memory peak now, while
-                // the cgroup still exists (else the last sample's).
+                // The exit line's summary: CPU and memory peak now if the
+                // cgroup still exists (else as read on arrival, or sampled).
                 if self.model.is_main(task.cgroup_id, task.tgid)
                     && let Some(stats) = self.stats_now(task.cgroup_id)
                 {
@@ -286,6 +289,18 @@ impl Agent {
                 listening,
             } => m.listen(task.cgroup_id, port, addr.to_string(), listening),
             _ => {}
+        }
+    }
+
+    /// As an event arrives, before it waits to be put in order: a main
+    /// process's exit has its container's CPU and memory peak read now, as
+    /// the runtime removes the cgroup within milliseconds.
+    fn on_arrival(&mut self, ev: &Event) {
+        if matches!(ev.kind, EventKind::Exit { .. })
+            && self.model.is_main(ev.task.cgroup_id, ev.task.tgid)
+            && let Some(stats) = self.stats_now(ev.task.cgroup_id)
+        {
+            self.model.final_stats(ev.task.cgroup_id, stats);
         }
     }
 

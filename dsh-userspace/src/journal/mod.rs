@@ -248,13 +248,14 @@ impl Journal {
         }
         hold_changes(&mut side, changes);
         let due = side.retry_at.is_none_or(|t| Instant::now() >= t);
-        if due {
-            match self.write_pending(&mut side, entries) {
-                Ok(()) => return,
-                Err(e) => self.failed(&mut side, &e),
-            }
+        if due && let Err(e) = self.write_pending(&mut side, entries) {
+            hold(&mut side, entries);
+            self.failed(&mut side, &e);
+            return;
         }
-        hold(&mut side, entries);
+        if !due {
+            hold(&mut side, entries);
+        }
     }
 
     /// Retries a failing journal when due (call it often).
