@@ -27,9 +27,6 @@ struct Report {
     exits_ratio: f64,
     critical_lost: u64,
     chatty_lost: u64,
-    journal_lines: u64,
-    journal_file_bytes: u64,
-    journal_bytes_per_line: f64,
 }
 
 pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
@@ -116,13 +113,6 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
     let lost = |i: usize| status["channels"][i]["lost"].as_u64().unwrap_or(u64::MAX);
     report.critical_lost = lost(0);
     report.chatty_lost = lost(1);
-    // What a line costs on disk: the journal file's size over the lines it
-    // keeps (process churn, starts, crashes and OOM kills of the burst).
-    let journal = &status["journal"];
-    report.journal_lines = journal["critical_entries"].as_u64().unwrap_or(0)
-        + journal["chatty_entries"].as_u64().unwrap_or(0);
-    report.journal_file_bytes = status["journal_bytes"].as_u64().unwrap_or(0);
-    report.journal_bytes_per_line = journal["bytes_per_line"].as_f64().unwrap_or(f64::NAN);
     let _ = main.kill();
     let _ = main.wait();
 
@@ -144,10 +134,6 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
         report.critical_lost,
         report.chatty_lost
     );
-    println!(
-        "\nJournal on disk after the burst: {} lines in {} bytes, {:.1} bytes per line",
-        report.journal_lines, report.journal_file_bytes, report.journal_bytes_per_line
-    );
     crate::write_json(out_dir, "burst.json", &report);
     vec![
         Budget::at_most(
@@ -159,11 +145,6 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
             "burst: crashes and OOM kills missing from the journal",
             (crashes + ooms).saturating_sub(report.crash_lines + report.oom_lines) as f64,
             0.0,
-        ),
-        Budget::at_most(
-            "journal: bytes per line on disk",
-            report.journal_bytes_per_line,
-            200.0,
         ),
         Budget::at_most(
             "burst: |1 - exits seen / processes forked|",
