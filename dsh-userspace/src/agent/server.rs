@@ -8,7 +8,7 @@ use std::{
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::{broadcast, mpsc, oneshot},
 };
@@ -122,18 +122,25 @@ async fn handle(
                 name: container,
                 duration: Duration::from_millis(duration_ms),
             };
-            send(&mut w, &ask_main(&ask, q).await).await
+            // The client sends nothing more: a read that ends means it went
+            // away (Ctrl-C). Dropping the question closes its reply channel,
+            // and the agent stops the trace at its next tick.
+            let mut more = [0u8; 1];
+            tokio::select! {
+                reply = ask_main(&ask, q) => send(&mut w, &reply).await,
+                _ = reader.read(&mut more) => Ok(()),
+            }
         }
         Request::Log {
             container,
             all,
-            since_s,
+            since_ms,
             follow,
         } => {
             let q = LogAsk {
                 container,
                 all,
-                since_s,
+                since_ms,
                 follow,
             };
             log(&mut w, &ask, &journal, &lines, q).await
@@ -144,7 +151,7 @@ async fn handle(
 struct LogAsk {
     container: Option<String>,
     all: bool,
-    since_s: Option<i64>,
+    since_ms: Option<i64>,
     follow: bool,
 }
 
@@ -177,9 +184,12 @@ async fn log(
     // Subscribe before reading the journal: a line committed in between
     // arrives twice at worst, and seq filters the repeat.
     let mut rx = q.follow.then(|| lines.subscribe());
-    let since = q
-        .since_s
-        .map(|s| Timestamp::now() - SignedDuration::from_secs(s));
+    // A `--since` older than jiff's timestamps reach means "everything".
+    let since = q.since_ms.map(|ms| {
+        Timestamp::now()
+            .checked_sub(SignedDuration::from_millis(ms))
+            .unwrap_or(Timestamp::MIN)
+    });
     let mut last_seq = 0;
     let mut names = names(ask).await;
     let wanted_key = |k: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));

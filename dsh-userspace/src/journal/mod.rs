@@ -382,7 +382,11 @@ impl Journal {
         let (Some(database), Some(writer)) = (self.database(), side.writer.as_mut()) else {
             return Ok(0);
         };
-        let n = store::expire(&database, writer, now - self.limits.max_age)?;
+        // A retention longer than jiff's timestamps reach keeps everything.
+        let cutoff = now
+            .checked_sub(self.limits.max_age)
+            .unwrap_or(Timestamp::MIN);
+        let n = store::expire(&database, writer, cutoff)?;
         side.health.expired += n;
         Ok(n)
     }
