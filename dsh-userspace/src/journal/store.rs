@@ -172,7 +172,7 @@ fn append_class(
             if b.is_full() {
                 Block::default()
             } else {
-                counts.bytes[c] -= v.value().len() as u64;
+                counts.bytes[c] = counts.bytes[c].saturating_sub(v.value().len() as u64);
                 b
             }
         }
