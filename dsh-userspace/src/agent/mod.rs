@@ -22,12 +22,12 @@ use tokio::{
 
 use crate::{
     api::{self, MapFill, Reply, RuntimeStatus, StatusReport},
-    cgroup,
+    cgroup::{self, CgroupId, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
     model::{
         self, Model,
-        container::{ExternalSignal, OomAtDeath},
+        cause::{ExternalSignal, OomAtDeath},
         entry::LogEntry,
         health::HealthRules,
         row::ContainerRow,
@@ -35,8 +35,8 @@ use crate::{
     probe::{
         Probe, ProbeOptions,
         event::{Event, EventKind},
-        layout::CgroupLayout,
     },
+    report::chain,
     runtime::{RuntimeUpdate, docker},
 };
 use discovery::Hierarchies;
@@ -157,7 +157,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                     agent.on_arrival(&ev);
                     held.push(ev);
                 }
-                Err(e) => log::warn!("event stream: {e}"),
+                Err(e) => log::warn!("{}", chain(&e)),
             },
             _ = release.tick(), if !held.is_empty() => {
                 for ev in held.ready(BootClock::boot_ns_now(), false) {
@@ -238,12 +238,7 @@ impl Agent {
             EventKind::Exec { filename, .. } => {
                 m.exec(task.cgroup_id, task.tgid, &task.comm, &filename, ts);
             }
-            EventKind::Exit {
-                exit_code,
-                signal,
-                core_dumped,
-                ..
-            } => {
+            EventKind::Exit { status, .. } => {
                 // The exit line's summary: CPU and memory peak now if the
                 // cgroup still exists (else as read on arrival, or sampled).
                 if self.model.is_main(task.cgroup_id, task.tgid)
@@ -251,15 +246,8 @@ impl Agent {
                 {
                     self.model.final_stats(task.cgroup_id, stats);
                 }
-                self.model.exit(
-                    task.cgroup_id,
-                    task.tgid,
-                    &task.comm,
-                    exit_code,
-                    signal,
-                    core_dumped,
-                    ts,
-                )
+                self.model
+                    .exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
             }
             EventKind::Oom {
                 victim_tgid,
@@ -307,7 +295,7 @@ impl Agent {
 
     /// Memory use and limit of a container right now (at an OOM kill the
     /// cgroup still exists: the victim has not exited yet).
-    fn memory_now(&self, cgroup_id: u64) -> OomAtDeath {
+    fn memory_now(&self, cgroup_id: CgroupId) -> OomAtDeath {
         let stats = self.stats_now(cgroup_id);
         OomAtDeath {
             mem_used: stats.as_ref().map(|s| s.mem_used_bytes()),
@@ -316,7 +304,7 @@ impl Agent {
     }
 
     /// A container's cgroup statistics read now.
-    fn stats_now(&self, cgroup_id: u64) -> Option<cgroup::stats::CgroupStats> {
+    fn stats_now(&self, cgroup_id: CgroupId) -> Option<cgroup::stats::CgroupStats> {
         let c = self
             .model
             .key_of_cgroup(cgroup_id)
@@ -353,7 +341,7 @@ impl Agent {
         match self.journal.enforce_retention(Timestamp::now()) {
             Ok(0) => {}
             Ok(n) => log::info!("journal: {n} old entries dropped"),
-            Err(e) => log::warn!("journal retention: {}", crate::journal::chain(&e)),
+            Err(e) => log::warn!("journal retention: {}", chain(&e)),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The journal's on-disk form of log lines: blocks of lines of one class,
-//! each block with its own string table (names, messages, commands repeat
-//! from line to line), postcard-encoded (varints, no field names). A
+//! each block with its own string table (names, paths, commands repeat
+//! from line to line), postcard-encoded (varints, no field names); the
+//! typed message is stored by `msg::Msg`, its strings in that table. A
 //! container is a small number (`Cno`) kept in the `who` table, not its
 //! 64-hex id. A typical line costs a few dozen bytes instead of a JSON
 //! document of a few hundred.
@@ -9,16 +10,18 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::msg::Msg;
 use crate::model::{
-    entry::{ExitUsage, LogEntry, LogKind},
+    entry::{LogEntry, LogKind},
     state::State,
 };
 
 /// A container's number in the journal (the `who` table maps it to the key).
 pub type Cno = u32;
 
-/// Format of a block's bytes: bump on any change to `Block` or `Line`.
-const FORMAT: u8 = 1;
+/// Format of a block's bytes: bump on any change to `Block`, `Line` or
+/// `Msg` (2: typed messages).
+const FORMAT: u8 = 2;
 
 /// A block is closed once it holds this many lines or encodes to about this
 /// many bytes: one block then fills one 4 KiB B-tree page.
@@ -50,14 +53,12 @@ struct Line {
     kind: LogKind,
     from: Option<State>,
     to: Option<State>,
-    msg: u32,
+    msg: Msg,
     pid: Option<u32>,
     comm: Option<u32>,
     signal: Option<u32>,
     exit_code: Option<u8>,
     core_dumped: Option<bool>,
-    /// Run time and CPU in ms, peak memory in bytes.
-    usage: Option<(u64, Option<u64>, Option<u64>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,19 +159,12 @@ impl Block {
             kind: e.kind,
             from: e.from,
             to: e.to,
-            msg: self.intern(&e.msg),
+            msg: Msg::store(&e.msg, &mut |s| self.intern(s)),
             pid: e.pid,
             comm: e.comm.as_deref().map(|c| self.intern(c)),
             signal: e.signal.as_deref().map(|s| self.intern(s)),
             exit_code: e.exit_code,
             core_dumped: e.core_dumped,
-            usage: e.usage.map(|u| {
-                (
-                    (u.run_time_s * 1e3).round() as u64,
-                    u.cpu_s.map(|c| (c * 1e3).round() as u64),
-                    u.peak_mem_bytes,
-                )
-            }),
         };
         self.approx_bytes += postcard::experimental::serialized_size(&line).unwrap_or(32);
         self.lines.push(line);
@@ -191,7 +185,7 @@ impl Block {
             let ts =
                 Timestamp::from_microsecond(self.base_us + l.us).unwrap_or(Timestamp::UNIX_EPOCH);
             let key = key_of(l.cno).unwrap_or_else(|| format!("#{}", l.cno));
-            let mut e = LogEntry::new(ts, &key, &s(l.name)?, l.kind, s(l.msg)?);
+            let mut e = LogEntry::new(ts, &key, &s(l.name)?, l.kind, l.msg.load(&s)?);
             e.seq = self.base_seq + l.seq;
             e.from = l.from;
             e.to = l.to;
@@ -200,11 +194,6 @@ impl Block {
             e.signal = l.signal.map(s).transpose()?;
             e.exit_code = l.exit_code;
             e.core_dumped = l.core_dumped;
-            e.usage = l.usage.map(|(run_ms, cpu_ms, peak)| ExitUsage {
-                run_time_s: run_ms as f64 / 1e3,
-                cpu_s: cpu_ms.map(|c| c as f64 / 1e3),
-                peak_mem_bytes: peak,
-            });
             Ok((l.cno, e))
         })
     }
@@ -213,6 +202,10 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        model::cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+        signal::Signal,
+    };
 
     fn exec(seq: u64, s: i64) -> LogEntry {
         let mut e = LogEntry::new(
@@ -220,7 +213,9 @@ mod tests {
             "k",
             "web",
             LogKind::Exec,
-            "exec /bin/true".into(),
+            Message::Exec {
+                filename: "/bin/true".into(),
+            },
         )
         .with_task(1000 + seq as u32, "true");
         e.seq = seq;
@@ -237,13 +232,16 @@ mod tests {
         exit.kind = LogKind::Exit;
         exit.from = Some(State::Running);
         exit.to = Some(State::Error);
-        exit.msg = "exit code 3 (ran 2m14s, cpu 3.2s, peak mem 41MiB)".into();
+        exit.msg = Message::Exit {
+            cause: ExitCause::Exited { code: 3 },
+            child: false,
+            usage: Some(ExitUsage {
+                run_time_s: 134.0,
+                cpu_s: Some(3.2),
+                peak_mem_bytes: Some(41 << 20),
+            }),
+        };
         exit.exit_code = Some(3);
-        exit.usage = Some(ExitUsage {
-            run_time_s: 134.0,
-            cpu_s: Some(3.2),
-            peak_mem_bytes: Some(41 << 20),
-        });
         b.push(&exit, 7);
         let bytes = b.encode();
         assert!(
@@ -263,6 +261,89 @@ mod tests {
         assert_eq!(lines[0], exec(10, 0));
         assert_eq!(lines[100], exit);
         assert_eq!(back.newest(), Some(exit.ts));
+    }
+
+    /// Every kind of message comes back from a block as it went in.
+    #[test]
+    fn every_message_round_trips() {
+        let runc = ExternalSignal {
+            signal: Signal::from_raw(15),
+            sender_pid: 812,
+            sender_comm: "runc".into(),
+        };
+        let exit = |cause, child, usage| Message::Exit {
+            cause,
+            child,
+            usage,
+        };
+        let msgs = [
+            Message::CgroupCreated {
+                cgroup: "/docker/abc".into(),
+            },
+            Message::CgroupRemoved {
+                cgroup: "/docker/abc".into(),
+            },
+            Message::CgroupGone,
+            Message::Exec {
+                filename: "/bin/sh".into(),
+            },
+            Message::Started(Start::Exec),
+            Message::Started(Start::FoundRunning),
+            Message::Started(Start::RestartedWhileDown),
+            Message::SignalFromOutside(runc.clone()),
+            exit(
+                ExitCause::Oom(OomAtDeath {
+                    mem_used: Some(32 << 20),
+                    mem_limit: None,
+                }),
+                true,
+                None,
+            ),
+            exit(
+                ExitCause::Coredump {
+                    signal: Signal::from_raw(11),
+                    core_written: true,
+                },
+                false,
+                Some(ExitUsage {
+                    run_time_s: 0.25,
+                    cpu_s: None,
+                    peak_mem_bytes: Some(1 << 20),
+                }),
+            ),
+            exit(ExitCause::SignalFromOutside(runc.clone()), false, None),
+            exit(
+                ExitCause::Signal {
+                    signal: Signal::from_raw(40),
+                },
+                false,
+                None,
+            ),
+            exit(
+                ExitCause::ExitAfterSignal {
+                    code: 143,
+                    by: runc,
+                },
+                false,
+                None,
+            ),
+            exit(ExitCause::Exited { code: 0 }, false, None),
+            Message::Text("exit code 3".into()),
+        ];
+        let mut b = Block::default();
+        let mut lines = Vec::new();
+        for (i, msg) in msgs.into_iter().enumerate() {
+            let mut e = exec(i as u64 + 1, 0);
+            e.msg = msg;
+            b.push(&e, 1);
+            lines.push(e);
+        }
+        let back: Vec<LogEntry> = Block::decode(&b.encode())
+            .unwrap()
+            .entries(|_| Some("k".to_owned()))
+            .map(|r| r.unwrap().1)
+            .collect();
+        assert_eq!(back, lines);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{JournalError, Retention, chain, store::Counts};
+use super::{JournalError, Retention, store::Counts};
+use crate::report::chain;
 
 /// A damaged journal the agent moved aside at start-up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

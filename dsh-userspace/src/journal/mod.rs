@@ -13,6 +13,7 @@
 pub mod block;
 mod error;
 mod health;
+mod msg;
 mod read;
 mod store;
 
@@ -26,13 +27,16 @@ use std::{
 use jiff::{SignedDuration, Timestamp};
 use redb::Database;
 
-use crate::model::{
-    Changes,
-    container::Container,
-    entry::{LogClass, LogEntry},
+use crate::{
+    model::{
+        Changes,
+        container::Container,
+        entry::{LogClass, LogEntry},
+    },
+    report::chain,
 };
+pub use error::JournalError;
 use error::db;
-pub use error::{JournalError, chain};
 pub use health::{JournalStatus, MovedAside};
 
 /// How much history is kept.

@@ -32,8 +32,8 @@ pub(super) const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new
 const OLD_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 
 /// Version of the tables' layout: a journal of another version is moved
-/// aside, not misread.
-const LAYOUT: u64 = 2;
+/// aside, not misread (3: blocks of format 2, typed messages).
+const LAYOUT: u64 = 3;
 
 fn table(class: LogClass) -> TableDefinition<'static, u64, &'static [u8]> {
     match class {

@@ -5,6 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Journal, Query, Retention};
 use crate::model::{
     Changes,
+    cause::{ExitCause, ExitUsage, Message},
     entry::{LogEntry, LogKind},
     state::State,
 };
@@ -21,7 +22,15 @@ fn at(s: i64) -> Timestamp {
 }
 
 fn entry(s: i64, key: &str, change: bool) -> LogEntry {
-    let mut e = LogEntry::new(at(s), key, key, LogKind::Start, format!("line {s}"));
+    let mut e = LogEntry::new(
+        at(s),
+        key,
+        key,
+        LogKind::Start,
+        Message::Exec {
+            filename: format!("line {s}"),
+        },
+    );
     if change {
         e.from = Some(State::Booting);
         e.to = Some(State::Running);
@@ -30,7 +39,18 @@ fn entry(s: i64, key: &str, change: bool) -> LogEntry {
 }
 
 fn exec(s: i64, key: &str, pid: u32) -> LogEntry {
-    LogEntry::new(at(s), key, key, LogKind::Exec, "exec /bin/true".into()).with_task(pid, "true")
+    let msg = Message::Exec {
+        filename: "/bin/true".into(),
+    };
+    LogEntry::new(at(s), key, key, LogKind::Exec, msg).with_task(pid, "true")
+}
+
+fn exited(code: u8, usage: Option<ExitUsage>) -> Message {
+    Message::Exit {
+        cause: ExitCause::Exited { code },
+        child: false,
+        usage,
+    }
 }
 
 fn seqs(lines: &[LogEntry]) -> Vec<u64> {
@@ -100,7 +120,7 @@ fn chatty_lines_are_evicted_first_and_critical_ones_stay() {
     let j = Journal::open(&path, limits);
     let mut crash = entry(0, "crasher", true);
     crash.kind = LogKind::Exit;
-    crash.msg = "exit code 3".into();
+    crash.msg = exited(3, None);
     j.append(&mut [crash], Changes::default());
     // A flood of churn from a neighbour, many flushes' worth.
     for round in 0..40 {
@@ -118,7 +138,7 @@ fn chatty_lines_are_evicted_first_and_critical_ones_stay() {
     assert_eq!(s.chatty_evicted + s.chatty_entries, 10_000);
     let kept = all(&j, Some("crasher"));
     assert_eq!(kept.len(), 1);
-    assert_eq!(kept[0].msg, "exit code 3");
+    assert_eq!(kept[0].msg, exited(3, None));
     // Reading the noisy container gives its newest lines, in order.
     let noisy = all(&j, Some("noisy"));
     assert_eq!(noisy.len() as u64, s.chatty_entries);
@@ -191,7 +211,12 @@ fn a_typical_line_takes_under_200_bytes_on_disk() {
             if round % 10 == i as i64 % 10 {
                 let mut e = entry(round, k, true);
                 e.kind = LogKind::Exit;
-                e.msg = format!("exit code {i} (ran 2m14s, cpu 3.2s, peak mem 41MiB)");
+                let usage = ExitUsage {
+                    run_time_s: 134.0,
+                    cpu_s: Some(3.2),
+                    peak_mem_bytes: Some(41 << 20),
+                };
+                e.msg = exited(i as u8, Some(usage));
                 batch.push(e);
             }
         }

@@ -2,7 +2,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::state::State;
+use super::{cause::Message, state::State};
 
 /// The journal stores kinds by position: add new kinds at the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,8 @@ pub struct LogEntry {
     /// Both set for a state change; both None for other events.
     pub from: Option<State>,
     pub to: Option<State>,
-    pub msg: String,
+    /// What happened, typed; `render::log` writes it as the contract's text.
+    pub msg: Message,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -70,9 +71,6 @@ pub struct LogEntry {
     pub exit_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub core_dumped: Option<bool>,
-    /// What the incarnation used, on the line of its main process's exit.
-    #[serde(flatten)]
-    pub usage: Option<ExitUsage>,
     /// On disk; false while the agent holds the line in memory because the
     /// journal cannot take it yet (disk full, I/O error).
     #[serde(default = "durable_default")]
@@ -81,21 +79,6 @@ pub struct LogEntry {
 
 fn durable_default() -> bool {
     true
-}
-
-/// A container's use of the host over one incarnation, reported when its
-/// main process exits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExitUsage {
-    /// From the main process's start to its exit.
-    pub run_time_s: f64,
-    /// CPU time the container's cgroup used; None if never read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_s: Option<f64>,
-    /// The cgroup's memory high-water mark (v2 `memory.peak`, v1
-    /// `memory.max_usage_in_bytes`); None where the kernel keeps none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peak_mem_bytes: Option<u64>,
 }
 
 /// How long the journal keeps a line: critical lines (state changes and
@@ -108,7 +91,7 @@ pub enum LogClass {
 }
 
 impl LogEntry {
-    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: String) -> Self {
+    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: Message) -> Self {
         Self {
             seq: 0,
             ts,
@@ -123,7 +106,6 @@ impl LogEntry {
             signal: None,
             exit_code: None,
             core_dumped: None,
-            usage: None,
             durable: true,
         }
     }

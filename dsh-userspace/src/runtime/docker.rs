@@ -10,8 +10,7 @@ use bollard::{
 use futures_util::StreamExt as _;
 use tokio::{sync::mpsc, time::timeout};
 
-use super::RuntimeUpdate;
-use crate::model::container::RuntimeMeta;
+use super::{RuntimeMeta, RuntimeUpdate};
 
 const RUNTIME: &str = "docker";
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
