@@ -3,7 +3,7 @@ use arbitrary::{Result, Unstructured};
 use dsh::{
     cgroup::stats::{CgroupStats, StatsError},
     model::{
-        cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
+        cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
         entry::{LogEntry, LogKind},
         state::State,
     },
@@ -37,10 +37,11 @@ pub fn check_stats(
     }
 }
 
+/// A time at the journal's precision (µs), anywhere in jiff's range.
 fn timestamp(u: &mut Unstructured<'_>) -> Result<Timestamp> {
-    let secs = u.int_in_range(Timestamp::MIN.as_second()..=Timestamp::MAX.as_second())?;
-    let nanos = u.int_in_range(0..=999_999_999)?;
-    Timestamp::new(secs, nanos).map_err(|_| arbitrary::Error::IncorrectFormat)
+    let (min, max) = (Timestamp::MIN.as_microsecond(), Timestamp::MAX.as_microsecond());
+    Timestamp::from_microsecond(u.int_in_range(min..=max)?)
+        .map_err(|_| arbitrary::Error::IncorrectFormat)
 }
 
 fn state(u: &mut Unstructured<'_>) -> Result<State> {
@@ -88,10 +89,25 @@ fn exit_cause(u: &mut Unstructured<'_>) -> Result<ExitCause> {
     })
 }
 
-/// A message the model could write. (Not `Message::Text`: that only reads
-/// back lines journaled before messages were typed.)
+/// Run and CPU time in whole milliseconds (the journal's precision).
+fn usage(u: &mut Unstructured<'_>) -> Result<Option<ExitUsage>> {
+    let ms = |u: &mut Unstructured<'_>| -> Result<f64> {
+        Ok(u.int_in_range(0..=1u64 << 40)? as f64 / 1000.0)
+    };
+    if !u.arbitrary::<bool>()? {
+        return Ok(None);
+    }
+    Ok(Some(ExitUsage {
+        run_time_s: ms(u)?,
+        cpu_s: if u.arbitrary()? { Some(ms(u)?) } else { None },
+        peak_mem_bytes: u.arbitrary()?,
+    }))
+}
+
+/// A message of any kind, with any strings (`Text` too: lines journaled
+/// before messages were typed are rewritten as such).
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
-    Ok(match u.int_in_range(0..=6)? {
+    Ok(match u.int_in_range(0..=7)? {
         0 => Message::CgroupCreated {
             cgroup: u.arbitrary()?,
         },
@@ -108,15 +124,34 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
             Start::RestartedWhileDown,
         ])?),
         5 => Message::SignalFromOutside(external(u)?),
-        _ => Message::Exit {
+        6 => Message::Exit {
             cause: exit_cause(u)?,
             child: u.arbitrary()?,
+            usage: usage(u)?,
         },
+        _ => Message::Text(u.arbitrary()?),
     })
 }
 
-/// A log entry of arbitrary values (any strings, any times).
-pub fn log_entry(u: &mut Unstructured<'_>) -> Result<LogEntry> {
+/// Lines of arbitrary values as the journal writes them into one block:
+/// seqs rising, each with its container's number and the key that number
+/// stands for.
+pub fn block_lines(u: &mut Unstructured<'_>) -> Result<Vec<(u32, LogEntry)>> {
+    let mut seq: u64 = u.int_in_range(1..=u64::MAX / 2)?;
+    let n = u.int_in_range(1..=16)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let cno = u.int_in_range(0..=3u32)?;
+        let mut e = log_entry(u, &format!("container-{cno}"))?;
+        seq += u.int_in_range(1..=1000u64)?;
+        e.seq = seq;
+        out.push((cno, e));
+    }
+    Ok(out)
+}
+
+/// A log entry of arbitrary values (any strings, any times) for `key`.
+fn log_entry(u: &mut Unstructured<'_>, key: &str) -> Result<LogEntry> {
     let kind = *u.choose(&[
         LogKind::Create,
         LogKind::Start,
@@ -128,11 +163,9 @@ pub fn log_entry(u: &mut Unstructured<'_>) -> Result<LogEntry> {
         LogKind::Exec,
     ])?;
     let ts = timestamp(u)?;
-    let key: String = u.arbitrary()?;
     let id: String = u.arbitrary()?;
     let msg = message(u)?;
-    let mut e = LogEntry::new(ts, &key, &id, kind, msg);
-    e.seq = u.arbitrary()?;
+    let mut e = LogEntry::new(ts, key, &id, kind, msg);
     if u.arbitrary()? {
         e.from = Some(state(u)?);
         e.to = Some(state(u)?);

@@ -19,13 +19,16 @@ use std::{
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
-    net::{UnixListener, UnixStream, unix::OwnedWriteHalf},
+    net::{
+        UnixListener, UnixStream,
+        unix::{OwnedReadHalf, OwnedWriteHalf},
+    },
     sync::{Semaphore, broadcast, mpsc, oneshot},
 };
 
 use crate::{
     api::{self, MAX_REQUEST_BYTES, Reply, Request, RequestError},
-    journal::{Journal, Query},
+    journal::{Journal, Lines, Query},
     model::entry::LogEntry,
 };
 
@@ -40,11 +43,23 @@ const LOG_PAGE: usize = 512;
 
 /// What the main loop answers.
 pub enum Ask {
-    Ps { all: bool },
+    Ps {
+        all: bool,
+    },
     Status,
-    Resolve { name: String },
+    Resolve {
+        name: String,
+    },
+    /// The container a name resolves to for `dsh log`, and the earlier
+    /// containers that bore it.
+    Incarnations {
+        name: String,
+    },
     Names,
-    Trace { name: String, duration: Duration },
+    Trace {
+        name: String,
+        duration: Duration,
+    },
 }
 
 pub type AskSender = mpsc::Sender<(Ask, oneshot::Sender<Reply>)>;
@@ -116,7 +131,7 @@ async fn send(w: &mut OwnedWriteHalf, reply: &Reply) -> anyhow::Result<()> {
 /// Reads one request line: at most `MAX_REQUEST_BYTES` (plus its newline),
 /// within `REQUEST_TIMEOUT`.
 async fn read_request(
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    reader: &mut BufReader<OwnedReadHalf>,
 ) -> anyhow::Result<Result<Request, RequestError>> {
     let mut line = Vec::new();
     let limit = MAX_REQUEST_BYTES as u64 + 1;
@@ -180,66 +195,149 @@ async fn handle(
             since_ms,
             follow,
         } => {
-            let key = match container {
-                None => None,
-                Some(name) => match ask_main(&ask, Ask::Resolve { name }).await {
-                    Reply::Resolved(row) => Some(row.runtime_id),
-                    other => return send(&mut w, &other).await,
-                },
+            let q = LogAsk {
+                container,
+                all,
+                since_ms,
+                follow,
             };
-            // Subscribe before reading the journal: a line committed in
-            // between arrives twice at worst, and seq filters the repeat.
-            let mut rx = follow.then(|| lines.subscribe());
-            // A `--since` older than jiff's timestamps reach means "everything".
-            let since = since_ms.map(|ms| {
-                Timestamp::now()
-                    .checked_sub(SignedDuration::from_millis(ms))
-                    .unwrap_or(Timestamp::MIN)
-            });
-            let mut names = names(&ask).await;
-            let q = LogQuery {
-                key: key.clone(),
-                since,
-                state_changes_only: !all,
-            };
-            let mut last_seq = backlog(&mut w, &journal, &q, 0, &names).await?;
-            let Some(rx) = rx.as_mut() else {
-                return send(&mut w, &Reply::End).await;
-            };
-            // The request is all a client says: anything more is read and
-            // dropped, and the end of its stream (it went away) ends ours,
-            // so a follower that left frees its slot even on a quiet host.
-            let mut scratch = [0u8; 256];
-            loop {
-                let received = tokio::select! {
-                    r = rx.recv() => r,
-                    n = reader.read(&mut scratch) => match n {
-                        Ok(0) | Err(_) => return Ok(()),
-                        Ok(_) => continue,
-                    },
-                };
-                let mut e = match received {
-                    Ok(e) => e,
-                    // Fell behind the ring: the journal has every line.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        last_seq = backlog(&mut w, &journal, &q, last_seq, &names).await?;
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return send(&mut w, &Reply::End).await;
-                    }
-                };
-                let wanted = e.seq > last_seq
-                    && key.as_ref().is_none_or(|k| *k == e.key)
-                    && (all || e.is_state_change());
-                if wanted {
-                    last_seq = e.seq;
-                    if e.id.starts_with('/') && !names.contains_key(&e.key) {
-                        names = self::names(&ask).await;
-                    }
-                    rename(&mut e, &names);
-                    send(&mut w, &Reply::Entry(Box::new(e))).await?;
+            log(&mut w, &mut reader, &ask, &journal, &lines, q).await
+        }
+    }
+}
+
+struct LogAsk {
+    container: Option<String>,
+    all: bool,
+    since_ms: Option<i64>,
+    follow: bool,
+}
+
+/// `dsh log`: the backlog from the journal (durable lines and those waiting
+/// in memory), then, when following, lines as they are committed.
+async fn log(
+    w: &mut OwnedWriteHalf,
+    reader: &mut BufReader<OwnedReadHalf>,
+    ask: &AskSender,
+    journal: &Arc<Journal>,
+    lines: &broadcast::Sender<LogEntry>,
+    q: LogAsk,
+) -> anyhow::Result<()> {
+    let all = q.all;
+    // The containers whose lines to show: the one the name resolves to, and
+    // with --all the earlier containers that bore the name.
+    let keys: Option<Vec<String>> = match q.container {
+        None => None,
+        Some(name) => match ask_main(ask, Ask::Incarnations { name }).await {
+            Reply::Incarnations { current, earlier } => {
+                let mut keys = if all { earlier.clone() } else { Vec::new() };
+                keys.push(current.clone());
+                if all && !earlier.is_empty() {
+                    send(w, &Reply::Incarnations { current, earlier }).await?;
                 }
+                Some(keys)
+            }
+            other => return send(w, &other).await,
+        },
+    };
+    // Subscribe before reading the journal: a line committed in between
+    // arrives twice at worst, and seq filters the repeat.
+    let mut rx = q.follow.then(|| lines.subscribe());
+    // A `--since` older than jiff's timestamps reach means "everything".
+    let since = q.since_ms.map(|ms| {
+        Timestamp::now()
+            .checked_sub(SignedDuration::from_millis(ms))
+            .unwrap_or(Timestamp::MIN)
+    });
+    let mut names = names(ask).await;
+    let wanted_key = |k: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
+    let mut last_seq = 0;
+    let from = Backlog {
+        journal,
+        keys: keys.clone(),
+        since,
+        state_changes_only: !all,
+    };
+    if let Some(why) = from.send_after(w, &mut last_seq, &names).await? {
+        let note = format!(
+            "the journal cannot be read ({why}); showing only lines the agent holds in memory"
+        );
+        send(w, &Reply::Warning(note)).await?;
+    }
+    let Some(rx) = rx.as_mut() else {
+        return send(w, &Reply::End).await;
+    };
+    // The request is all a client says: anything more is read and dropped,
+    // and the end of its stream (it went away) ends ours, so a follower that
+    // left frees its slot even on a quiet host.
+    let mut scratch = [0u8; 256];
+    loop {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            n = reader.read(&mut scratch) => match n {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            },
+        };
+        let mut e = match received {
+            Ok(e) => e,
+            // Fell behind the ring: the journal has every line.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                from.send_after(w, &mut last_seq, &names).await?;
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                return send(w, &Reply::End).await;
+            }
+        };
+        if e.seq > last_seq && wanted_key(&e.key) && (all || e.is_state_change()) {
+            last_seq = e.seq;
+            if e.id.starts_with('/') && !names.contains_key(&e.key) {
+                names = self::names(ask).await;
+            }
+            rename(&mut e, &names);
+            send(w, &Reply::Entry(Box::new(e))).await?;
+        }
+    }
+}
+
+/// Where a `log` reply reads lines back from.
+struct Backlog<'a> {
+    journal: &'a Arc<Journal>,
+    keys: Option<Vec<String>>,
+    since: Option<Timestamp>,
+    state_changes_only: bool,
+}
+
+impl Backlog<'_> {
+    /// Sends every line after `*last_seq`, one journal page at a time, and
+    /// moves `*last_seq` on; Some(why) when the journal itself could not be
+    /// read (only lines held in memory were sent).
+    async fn send_after(
+        &self,
+        w: &mut OwnedWriteHalf,
+        last_seq: &mut u64,
+        names: &HashMap<String, String>,
+    ) -> anyhow::Result<Option<String>> {
+        let mut unavailable = None;
+        loop {
+            let lines = query(
+                self.journal,
+                self.keys.clone(),
+                self.since,
+                *last_seq,
+                self.state_changes_only,
+            )
+            .await?;
+            unavailable = unavailable.or(lines.unavailable);
+            let full = lines.entries.len() == LOG_PAGE;
+            for mut e in lines.entries {
+                *last_seq = e.seq;
+                rename(&mut e, names);
+                send(w, &Reply::Entry(Box::new(e))).await?;
+            }
+            if !full {
+                return Ok(unavailable);
             }
         }
     }
@@ -262,52 +360,41 @@ fn rename(e: &mut LogEntry, names: &HashMap<String, String>) {
     }
 }
 
-/// What a `log` request reads.
-struct LogQuery {
-    key: Option<String>,
-    since: Option<Timestamp>,
-    state_changes_only: bool,
-}
-
-/// Sends every line after `after_seq`, one journal page at a time; returns
-/// the last seq sent.
-async fn backlog(
-    w: &mut OwnedWriteHalf,
-    journal: &Arc<Journal>,
-    q: &LogQuery,
-    mut after_seq: u64,
-    names: &HashMap<String, String>,
-) -> anyhow::Result<u64> {
-    loop {
-        let page = query(journal, q, after_seq).await?;
-        let full = page.len() == LOG_PAGE;
-        for mut e in page {
-            after_seq = e.seq;
-            rename(&mut e, names);
-            send(w, &Reply::Entry(Box::new(e))).await?;
-        }
-        if !full {
-            return Ok(after_seq);
-        }
-    }
-}
-
+/// A page of lines of some containers (or all), merged in seq order.
 async fn query(
     journal: &Arc<Journal>,
-    q: &LogQuery,
+    keys: Option<Vec<String>>,
+    since: Option<Timestamp>,
     after_seq: u64,
-) -> anyhow::Result<Vec<LogEntry>> {
+    state_changes_only: bool,
+) -> anyhow::Result<Lines> {
     let journal = journal.clone();
-    let (key, since, state_changes_only) = (q.key.clone(), q.since, q.state_changes_only);
-    let entries = tokio::task::spawn_blocking(move || {
-        journal.query(&Query {
-            key: key.as_deref(),
-            since,
-            after_seq,
-            state_changes_only,
-            limit: Some(LOG_PAGE),
-        })
+    let lines = tokio::task::spawn_blocking(move || {
+        let one = |key: Option<&str>| {
+            journal.query(&Query {
+                key,
+                since,
+                after_seq,
+                state_changes_only,
+                limit: Some(LOG_PAGE),
+            })
+        };
+        match keys {
+            None => one(None),
+            Some(keys) => {
+                let mut out = Lines::default();
+                for k in &keys {
+                    let l = one(Some(k));
+                    out.entries.extend(l.entries);
+                    out.unavailable = out.unavailable.or(l.unavailable);
+                }
+                // Each key's page is its first lines: the first of all are among them.
+                out.entries.sort_by_key(|e| e.seq);
+                out.entries.truncate(LOG_PAGE);
+                out
+            }
+        }
     })
-    .await??;
-    Ok(entries)
+    .await?;
+    Ok(lines)
 }
