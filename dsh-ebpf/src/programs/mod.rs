@@ -10,6 +10,7 @@ mod sched;
 mod signal;
 mod syscalls;
 mod trace;
+mod wakeup;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -24,7 +24,7 @@ use dsh_ebpf::{
     channel,
 };
 pub use error::ProbeError;
-pub use stream::{EventRings, EventStream};
+pub use stream::{DRAIN_EVERY, EventRings, EventStream};
 
 /// The compiled kernel programs, embedded in the binary.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh"));

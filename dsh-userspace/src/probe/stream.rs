@@ -10,6 +10,13 @@ use super::{
 
 type Ring = RingBuf<MapData>;
 
+/// How often the rings are read when no wake-up came: well inside the
+/// agent's re-ordering hold (`agent::reorder::HOLD_NS`, 100 ms), so events
+/// still leave it in kernel time order; 20 looks a second at two rings
+/// cost the idle agent next to nothing (the read is a load from shared
+/// memory, no syscall).
+pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn ring(map: Map) -> Result<Ring, ProbeError> {
     RingBuf::try_from(map).map_err(|e| ProbeError::Map("ring buffer", e))
 }
@@ -71,8 +78,10 @@ impl EventStream {
         )
     }
 
-    /// The next event. Waits without polling: the ring buffers' fds wake
-    /// the task when the kernel submits records.
+    /// The next event. The programs submit without waking the reader (a
+    /// wake-up per event costs microseconds in the kernel) unless a ring is
+    /// filling up, so this looks at the rings every `DRAIN_EVERY` as well as
+    /// when woken.
     pub async fn next(&mut self) -> Result<Event, ProbeError> {
         loop {
             while let Some(r) = pop(self.critical.get_mut()).or_else(|| pop(self.chatty.get_mut()))
@@ -91,6 +100,7 @@ impl EventStream {
                 biased;
                 g = self.critical.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
                 g = self.chatty.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
+                _ = tokio::time::sleep(DRAIN_EVERY) => {}
             }
         }
     }
