@@ -4,6 +4,7 @@ mod discovery;
 mod reorder;
 mod sample;
 mod server;
+mod syscalls;
 mod trace;
 
 use std::{
@@ -31,6 +32,7 @@ use crate::{
         entry::LogEntry,
         health::HealthRules,
         row::ContainerRow,
+        syscalls::SyscallAccounting,
     },
     probe::{
         Probe, ProbeOptions,
@@ -41,6 +43,7 @@ use crate::{
 };
 use discovery::Hierarchies;
 use server::Ask;
+pub use syscalls::{DEFAULT_PERIOD, DEFAULT_WINDOW, SyscallSchedule};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -51,6 +54,7 @@ pub struct AgentConfig {
     pub forget_after: SignedDuration,
     pub retention: Retention,
     pub syscall_latency: bool,
+    pub syscalls: SyscallSchedule,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -60,6 +64,8 @@ pub type OnTick = Box<dyn FnMut(&[ContainerRow])>;
 struct Agent {
     cfg: AgentConfig,
     trace: Option<trace::PendingTrace>,
+    /// Sampled syscall accounting's windows (None: exact or off).
+    syscalls: Option<syscalls::SyscallSampling>,
     model: Model,
     probe: Probe,
     layout: CgroupLayout,
@@ -88,6 +94,7 @@ pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Result<()> {
     let probe = Probe::load(ProbeOptions {
         syscall_latency: cfg.syscall_latency,
+        syscalls_detached: cfg.syscalls.accounting != SyscallAccounting::Exact,
     })?;
     prepare_state_dir(&cfg.state_dir)?;
     let journal = Arc::new(Journal::open(
@@ -100,10 +107,12 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let layout = probe.layout().clone();
     let mut model = Model::new(cfg.rules.clone(), cfg.forget_after);
     model.restore(journal.load_containers()?);
+    model.syscall_accounting = cfg.syscalls.accounting;
     let (lines, _) = broadcast::channel(4096);
     let meter = sample::SelfMeter::new(&probe);
     let mut agent = Agent {
         trace: None,
+        syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
         hierarchies: Hierarchies::of(&layout),
         clock: BootClock::now(),
         model,
@@ -193,6 +202,9 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             Some((q, reply)) = ask_rx.recv() => agent.ask(q, reply),
             _ = tokio::time::sleep_until(trace::deadline(&agent.trace)), if agent.trace.is_some() => {
                 agent.finish_trace();
+            }
+            _ = tokio::time::sleep_until(syscalls::SyscallSampling::deadline(&agent.syscalls)), if agent.syscalls.is_some() => {
+                agent.syscall_window_step();
             }
         }
     }
@@ -395,6 +407,16 @@ impl Agent {
             agent_rss_bytes: self.meter.rss_bytes,
             sample_lag_ms: self.sample_lag_ms,
             sample_duration_ms: self.sample_duration_ms,
+            syscall_accounting: self.cfg.syscalls.accounting,
+            syscall_window_ms: self
+                .syscalls
+                .as_ref()
+                .map(|_| self.cfg.syscalls.window.as_millis() as u64),
+            syscall_period_ms: self
+                .syscalls
+                .as_ref()
+                .map(|_| self.cfg.syscalls.period.as_millis() as u64),
+            syscall_windows: self.syscalls.as_ref().map_or(0, |s| s.windows),
             programs: self.meter.programs.clone(),
             channels: self.meter.channels.clone(),
             maps: vec![MapFill {

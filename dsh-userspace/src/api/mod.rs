@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{entry::LogEntry, row::ContainerRow};
+use crate::model::{entry::LogEntry, row::ContainerRow, syscalls::SyscallAccounting};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dsh";
 
@@ -71,6 +71,18 @@ pub struct StatusReport {
     /// How late the last sampling tick ran, and how long it took.
     pub sample_lag_ms: f64,
     pub sample_duration_ms: f64,
+    /// `dsh agent --syscalls`: exact, sampled or off.
+    #[serde(default)]
+    pub syscall_accounting: SyscallAccounting,
+    /// Sampled mode: the counting programs are attached for this long out
+    /// of every period.
+    #[serde(default)]
+    pub syscall_window_ms: Option<u64>,
+    #[serde(default)]
+    pub syscall_period_ms: Option<u64>,
+    /// Sampling windows closed so far.
+    #[serde(default)]
+    pub syscall_windows: u64,
     pub programs: Vec<ProgramStatus>,
     pub channels: Vec<ChannelStatus>,
     pub maps: Vec<MapFill>,

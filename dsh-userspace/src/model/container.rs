@@ -8,6 +8,7 @@ use super::{
     cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
     entry::{LogEntry, LogKind},
     state::State,
+    syscalls::SyscallAccounting,
 };
 use crate::{
     cgroup::{CgroupId, identity::Identity, stats::CgroupStats},
@@ -28,6 +29,12 @@ pub struct Sample {
     pub block_write_bytes_per_s: f64,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
+    /// How the syscall figures above were measured.
+    pub syscall_accounting: SyscallAccounting,
+    /// Sampled mode: estimated cumulative (calls, errors), and how many
+    /// windows have ended since the container was first sampled.
+    pub syscalls_estimated: (u64, u64),
+    pub syscalls_windows: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]

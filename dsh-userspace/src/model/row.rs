@@ -6,6 +6,7 @@ use super::{
     container::Container,
     health::{HealthReason, HealthRules},
     state::State,
+    syscalls::SyscallAccounting,
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,12 @@ pub struct ContainerRow {
     pub pids: Option<u64>,
     pub syscalls_per_s: f64,
     pub syscall_errors_per_s: f64,
+    /// How syscalls are counted: `exact`, `sampled` or `off`.
+    #[serde(default)]
+    pub syscall_accounting: SyscallAccounting,
+    /// The syscall rates are estimates from sampling windows.
+    #[serde(default)]
+    pub syscalls_sampled: bool,
     pub block_read_bytes_per_s: f64,
     pub block_write_bytes_per_s: f64,
     /// Fraction of CFS periods throttled over the last minute.
@@ -79,6 +86,8 @@ impl ContainerRow {
             pids: stats.and_then(|s| s.pids),
             syscalls_per_s: c.sample.syscalls_per_s,
             syscall_errors_per_s: c.sample.syscall_errors_per_s,
+            syscall_accounting: c.sample.syscall_accounting,
+            syscalls_sampled: c.sample.syscall_accounting == SyscallAccounting::Sampled,
             block_read_bytes_per_s: c.sample.block_read_bytes_per_s,
             block_write_bytes_per_s: c.sample.block_write_bytes_per_s,
             cpu_throttled_ratio: super::health::throttled_ratio(c, now, rules.throttle_window),

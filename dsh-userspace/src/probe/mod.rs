@@ -50,6 +50,13 @@ const LATENCY: &[(&str, &str)] = &[
     ("dsh_sys_exit_latency", "sys_exit"),
 ];
 
+/// Every program that counts syscalls per cgroup (one configuration at a time).
+const SYSCALL_COUNTERS: [&str; 3] = [
+    "dsh_sys_exit",
+    "dsh_sys_enter_latency",
+    "dsh_sys_exit_latency",
+];
+
 /// `dsh trace` attaches these for the duration of a trace.
 const TRACE: &[(&str, &str)] = &[
     ("dsh_trace_enter", "sys_enter"),
@@ -63,6 +70,9 @@ const BENCH: &[(&str, &str)] = &[("dsh_bench_empty", "sys_exit")];
 pub struct ProbeOptions {
     /// Attach the `sys_enter` hook for per-cgroup syscall latency histograms.
     pub syscall_latency: bool,
+    /// Load the syscall counters without attaching them (the agent's
+    /// sampled and off modes attach them itself, or never).
+    pub syscalls_detached: bool,
 }
 
 /// Average cost of one program, from the kernel's BPF statistics.
@@ -88,6 +98,8 @@ pub struct Probe {
     /// Attached programs by name; dropping a link detaches the program.
     links: HashMap<&'static str, FdLink>,
     syscall_latency: bool,
+    /// Whether the per-syscall counting programs are attached.
+    syscall_counting: bool,
     /// Keeps `kernel.bpf_stats_enabled` on while held, when we could enable it.
     _stats: Option<OwnedFd>,
 }
@@ -99,7 +111,8 @@ impl Probe {
         for &(prog, _) in ALWAYS {
             probe.attach(prog)?;
         }
-        probe.set_syscall_latency(opts.syscall_latency)?;
+        probe.syscall_latency = opts.syscall_latency;
+        probe.set_syscall_counting(!opts.syscalls_detached)?;
         Ok(probe)
     }
 
@@ -151,6 +164,7 @@ impl Probe {
             layout,
             links: HashMap::new(),
             syscall_latency: false,
+            syscall_counting: false,
             _stats: stats,
         };
         for &(prog, tp) in ALWAYS {
@@ -207,11 +221,20 @@ impl Probe {
         self.links.clear();
     }
 
-    /// Switches syscall latency histograms on or off. Counting never stops:
-    /// the latency pair is attached before the plain counter is detached
-    /// (for an instant both count; that costs a few double counts, not a gap).
+    /// Switches syscall latency histograms on or off. While counting is
+    /// attached it never stops: the latency pair is attached before the
+    /// plain counter is detached (for an instant both count; that costs a
+    /// few double counts, not a gap).
     pub fn set_syscall_latency(&mut self, on: bool) -> Result<(), ProbeError> {
-        if on {
+        self.syscall_latency = on;
+        if self.syscall_counting {
+            self.attach_syscall_counters()?;
+        }
+        Ok(())
+    }
+
+    fn attach_syscall_counters(&mut self) -> Result<(), ProbeError> {
+        if self.syscall_latency {
             self.attach("dsh_sys_enter_latency")?;
             self.attach("dsh_sys_exit_latency")?;
             self.detach("dsh_sys_exit");
@@ -220,8 +243,26 @@ impl Probe {
             self.detach("dsh_sys_exit_latency");
             self.detach("dsh_sys_enter_latency");
         }
-        self.syscall_latency = on;
         Ok(())
+    }
+
+    /// Attaches (`on`) or detaches every per-syscall counting program. While
+    /// detached, syscalls take the kernel's fast path: no hook runs at all.
+    /// The counters keep their values in between.
+    pub fn set_syscall_counting(&mut self, on: bool) -> Result<(), ProbeError> {
+        if on {
+            self.attach_syscall_counters()?;
+        } else {
+            for name in SYSCALL_COUNTERS {
+                self.detach(name);
+            }
+        }
+        self.syscall_counting = on;
+        Ok(())
+    }
+
+    pub fn syscall_counting(&self) -> bool {
+        self.syscall_counting
     }
 
     pub fn syscall_latency(&self) -> bool {

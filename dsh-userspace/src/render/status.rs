@@ -46,6 +46,14 @@ pub fn screen(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
+    let _ = match (s.syscall_window_ms, s.syscall_period_ms) {
+        (Some(w), Some(p)) => writeln!(
+            o,
+            "syscalls: sampled, counted {w}ms in every {p}ms ({} windows so far; rates are estimates)",
+            s.syscall_windows
+        ),
+        _ => writeln!(o, "syscalls: {}", s.syscall_accounting),
+    };
     let programs = s.programs.iter().map(|p| {
         [
             p.name.clone(),
