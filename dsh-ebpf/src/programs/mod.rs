@@ -1,6 +1,7 @@
 //! One module per concern; all share `maps` and `kernel`.
 mod block;
 mod cgroup;
+mod churn;
 mod events;
 pub mod kernel;
 mod maps;

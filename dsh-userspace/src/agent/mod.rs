@@ -1,5 +1,6 @@
 //! `dsh agent`: joins kernel events and counters (probe) with cgroup files
 //! and runtime metadata into the model, writes the journal, serves the CLI.
+mod churn;
 mod discovery;
 mod reorder;
 mod sample;
@@ -64,6 +65,7 @@ pub type OnTick = Box<dyn FnMut(&[ContainerRow])>;
 struct Agent {
     cfg: AgentConfig,
     trace: Option<trace::PendingTrace>,
+    churn: churn::ChurnReader,
     /// Sampled syscall accounting's windows (None: exact or off).
     syscalls: Option<syscalls::SyscallSampling>,
     model: Model,
@@ -112,6 +114,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let meter = sample::SelfMeter::new(&probe);
     let mut agent = Agent {
         trace: None,
+        churn: churn::ChurnReader::default(),
         syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
         hierarchies: Hierarchies::of(&layout),
         clock: BootClock::now(),
@@ -135,6 +138,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         cfg,
     };
     discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
+    agent.seed_main_processes();
     agent.flush();
     // Loading parsed the kernel's BTF (megabytes) twice; hand those freed
     // pages back now, or the allocator keeps them in the agent's RSS forever.
@@ -242,9 +246,7 @@ impl Agent {
             EventKind::CgroupRmdir {
                 id, hierarchy_id, ..
             } => discovery::on_rmdir(m, self.hierarchies, id, hierarchy_id, ts),
-            EventKind::Exec { filename, .. } => {
-                m.exec(task.cgroup_id, task.tgid, &task.comm, &filename, ts);
-            }
+            EventKind::Exec { .. } => m.exec(task.cgroup_id, task.tgid, &task.comm, ts),
             EventKind::Exit { status, .. } => {
                 m.exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
             }
@@ -297,8 +299,10 @@ impl Agent {
     }
 
     fn tick(&mut self) {
+        let now = Timestamp::now();
         self.sampler
-            .sample(&mut self.model, &self.probe, &self.layout, Timestamp::now());
+            .sample(&mut self.model, &self.probe, &self.layout, now);
+        self.read_churn(now);
         self.meter.update(&self.probe);
         if let Ok(chans) = self.probe.channel_stats() {
             for (name, c) in ["critical", "chatty"].iter().zip(chans.iter()) {
@@ -394,6 +398,7 @@ impl Agent {
 
     fn status(&self) -> StatusReport {
         let block_entries = self.probe.block_stats().map_or(0, |m| m.len()) as u64;
+        let (churn_entries, main_entries) = self.probe.churn_fill().unwrap_or_default();
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_s: self.started.elapsed().as_secs(),
@@ -419,11 +424,23 @@ impl Agent {
             syscall_windows: self.syscalls.as_ref().map_or(0, |s| s.windows),
             programs: self.meter.programs.clone(),
             channels: self.meter.channels.clone(),
-            maps: vec![MapFill {
-                name: "BLOCK_STATS".to_owned(),
-                entries: block_entries,
-                capacity: dsh_ebpf::MAX_BLOCK_CGROUPS as u64,
-            }],
+            maps: vec![
+                MapFill {
+                    name: "BLOCK_STATS".to_owned(),
+                    entries: block_entries,
+                    capacity: dsh_ebpf::MAX_BLOCK_CGROUPS as u64,
+                },
+                MapFill {
+                    name: "CHURN".to_owned(),
+                    entries: churn_entries as u64,
+                    capacity: dsh_ebpf::MAX_CHURN_KEYS as u64,
+                },
+                MapFill {
+                    name: "MAIN_PROCESSES".to_owned(),
+                    entries: main_entries as u64,
+                    capacity: dsh_ebpf::MAX_MAIN_PROCESSES as u64,
+                },
+            ],
             undecodable_events: self.undecodable,
             journal_path: self.journal.path().display().to_string(),
             journal_bytes: self.journal.size_bytes(),

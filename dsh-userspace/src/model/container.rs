@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
+    churn::ChurnTally,
     entry::{LogEntry, LogKind},
     state::State,
     syscalls::SyscallAccounting,
@@ -82,6 +83,9 @@ pub struct Container {
     pub last_change: Timestamp,
     #[serde(skip)]
     pub sample: Sample,
+    /// Short-lived processes since the last churn summary.
+    #[serde(skip)]
+    pub churn: ChurnTally,
     #[serde(skip)]
     pub pending_oom: HashMap<u32, OomAtDeath>,
     #[serde(skip)]
@@ -112,6 +116,7 @@ impl Container {
             listening: BTreeMap::new(),
             last_change: now,
             sample: Sample::default(),
+            churn: ChurnTally::default(),
             pending_oom: HashMap::new(),
             external_signals: HashMap::new(),
         }
@@ -192,20 +197,14 @@ impl Container {
         out
     }
 
-    pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str, filename: &str) -> Vec<LogEntry> {
+    /// An exec the kernel sent one by one: the start of the user process,
+    /// or (when the kernel could not count it) churn.
+    pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str) -> Vec<LogEntry> {
         if self.main_tgid.is_none() && self.cgroup_id.is_some() && self.state != State::Running {
             return self.start(ts, tgid, comm);
         }
-        vec![
-            self.entry(
-                ts,
-                LogKind::Exec,
-                Message::Exec {
-                    filename: filename.to_owned(),
-                },
-            )
-            .with_task(tgid, comm),
-        ]
+        self.churn.exec(comm);
+        Vec::new()
     }
 
     /// The first user process of an incarnation started.
@@ -326,6 +325,7 @@ impl Container {
             // A child's crash or OOM kill: worth a line, not a state change.
             self.entry(ts, kind, Message::Exit { cause, child: true })
         } else {
+            self.churn.exit(status);
             return Vec::new();
         };
         e.pid = Some(tgid);

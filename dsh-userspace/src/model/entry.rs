@@ -15,10 +15,13 @@ pub enum LogKind {
     Coredump,
     Destroy,
     Exec,
+    /// A summary of short-lived processes (added last: kinds may be stored
+    /// by position).
+    Churn,
 }
 
 impl LogKind {
-    pub const ALL: [LogKind; 8] = [
+    pub const ALL: [LogKind; 9] = [
         LogKind::Create,
         LogKind::Start,
         LogKind::Exit,
@@ -27,6 +30,7 @@ impl LogKind {
         LogKind::Coredump,
         LogKind::Destroy,
         LogKind::Exec,
+        LogKind::Churn,
     ];
 
     /// The name `dsh log` prints and `--json` carries (the serde name).
@@ -40,6 +44,7 @@ impl LogKind {
             LogKind::Coredump => "coredump",
             LogKind::Destroy => "destroy",
             LogKind::Exec => "exec",
+            LogKind::Churn => "churn",
         }
     }
 }

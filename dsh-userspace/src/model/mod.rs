@@ -2,6 +2,7 @@
 //! which container, each container's state machine, and the log lines its
 //! changes produce. Knows nothing of how events are collected or stored.
 pub mod cause;
+pub mod churn;
 pub mod container;
 pub mod entry;
 pub mod health;
@@ -192,15 +193,9 @@ impl Model {
         self.by_blkcg.remove(&id);
     }
 
-    pub fn exec(
-        &mut self,
-        cgroup_id: CgroupId,
-        tgid: u32,
-        comm: &str,
-        filename: &str,
-        ts: Timestamp,
-    ) {
-        self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
+    /// An exec the kernel sent one by one (a start, or uncounted churn).
+    pub fn exec(&mut self, cgroup_id: CgroupId, tgid: u32, comm: &str, ts: Timestamp) {
+        self.with(cgroup_id, |c| c.exec(ts, tgid, comm));
     }
 
     pub fn exit(

@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows about containers: ids in, counters and events out.
 pub mod btf;
+mod churn;
 mod error;
 pub mod event;
 pub mod offsets;
