@@ -54,9 +54,12 @@ impl EventRings {
             // the same number, until the AsyncFd drops it.
             unsafe { AsyncFd::register(r) }.map_err(|e| ProbeError::Stream(e.into_parts().1))
         };
+        let mut drain = tokio::time::interval(DRAIN_EVERY);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(EventStream {
             critical: register(self.critical)?,
             chatty: register(self.chatty)?,
+            drain_timer: drain,
             undecodable: self.undecodable,
         })
     }
@@ -65,6 +68,10 @@ impl EventRings {
 pub struct EventStream {
     critical: AsyncFd<Ring>,
     chatty: AsyncFd<Ring>,
+    /// Kept here, not a sleep made in `next`: callers drop `next`'s future
+    /// whenever something else happens first (every 25 ms in the agent),
+    /// and a fresh sleep would never run out.
+    drain_timer: tokio::time::Interval,
     pub undecodable: u64,
 }
 
@@ -100,7 +107,7 @@ impl EventStream {
                 biased;
                 g = self.critical.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
                 g = self.chatty.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
-                _ = tokio::time::sleep(DRAIN_EVERY) => {}
+                _ = self.drain_timer.tick() => {}
             }
         }
     }
