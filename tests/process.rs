@@ -98,6 +98,7 @@ fn children_are_counted_and_the_main_exit_is_an_event() {
     let child = cg
         .command_of(std::path::Path::new("/bin/sh"), &["-c", script])
         .stdin(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
     let pid = child.id();
