@@ -132,11 +132,17 @@ impl Agent {
             .append(true)
             .open(std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id())))
             .expect("agent log");
+        // Tests sample every 500 ms unless they ask for another interval.
+        let interval: &[&str] = if self.args.iter().any(|a| a == "--interval") {
+            &[]
+        } else {
+            &["--interval", "500ms"]
+        };
         let child = Command::new(dsh_bin())
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("agent")
-            .args(["--interval", "500ms"])
+            .args(interval)
             .args(&self.args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -232,6 +238,12 @@ impl Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts the agent again on its state dir, after `stop` or `kill9`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the agent is still running");
+        self.spawn();
     }
 
     pub fn restart(&mut self) {
