@@ -404,9 +404,12 @@ impl Agent {
             }
             Ask::Resolve { name } => match self.model.resolve(&name) {
                 Ok(key) => match self.model.get(&key) {
-                    Some(c) => {
-                        Reply::Resolved(Box::new(ContainerRow::of(c, &self.model.rules, now)))
-                    }
+                    Some(c) => Reply::Resolved(Box::new(ContainerRow::of(
+                        c,
+                        &self.model.rules,
+                        self.model.syscall_accounting,
+                        now,
+                    ))),
                     None => Reply::Error(format!("container {name} vanished")),
                 },
                 Err(e) => Reply::Error(e.to_string()),

@@ -9,7 +9,6 @@ use super::{
     churn::ChurnTally,
     entry::{LogEntry, LogKind},
     state::State,
-    syscalls::SyscallAccounting,
 };
 use crate::{
     cgroup::{CgroupId, identity::Identity, stats::CgroupStats},
@@ -30,8 +29,6 @@ pub struct Sample {
     pub block_write_bytes_per_s: f64,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
-    /// How the syscall figures above were measured.
-    pub syscall_accounting: SyscallAccounting,
     /// Sampled mode: estimated cumulative (calls, errors), and how many
     /// windows have ended since the container was first sampled.
     pub syscalls_estimated: (u64, u64),

@@ -320,7 +320,7 @@ impl Model {
         self.containers
             .values()
             .filter(|c| all || c.state.is_live())
-            .map(|c| ContainerRow::of(c, &self.rules, now))
+            .map(|c| ContainerRow::of(c, &self.rules, self.syscall_accounting, now))
             .collect()
     }
 

@@ -50,7 +50,13 @@ pub struct ContainerRow {
 }
 
 impl ContainerRow {
-    pub fn of(c: &Container, rules: &HealthRules, now: Timestamp) -> Self {
+    /// `syscalls`: how the agent counts syscalls (whether rates are estimates).
+    pub fn of(
+        c: &Container,
+        rules: &HealthRules,
+        syscalls: SyscallAccounting,
+        now: Timestamp,
+    ) -> Self {
         let (health, health_reasons) = rules.evaluate(c, now);
         let stats = c.sample.stats.as_ref();
         let live = c.state == State::Running;
@@ -86,8 +92,8 @@ impl ContainerRow {
             pids: stats.and_then(|s| s.pids),
             syscalls_per_s: c.sample.syscalls_per_s,
             syscall_errors_per_s: c.sample.syscall_errors_per_s,
-            syscall_accounting: c.sample.syscall_accounting,
-            syscalls_sampled: c.sample.syscall_accounting == SyscallAccounting::Sampled,
+            syscall_accounting: syscalls,
+            syscalls_sampled: syscalls == SyscallAccounting::Sampled,
             block_read_bytes_per_s: c.sample.block_read_bytes_per_s,
             block_write_bytes_per_s: c.sample.block_write_bytes_per_s,
             cpu_throttled_ratio: super::health::throttled_ratio(c, now, rules.throttle_window),

@@ -25,7 +25,6 @@ impl Model {
             return;
         };
         let s = &mut c.sample;
-        s.syscall_accounting = accounting;
         match accounting {
             SyscallAccounting::Exact => {}
             SyscallAccounting::Sampled => {
