@@ -217,6 +217,7 @@ impl SelfMeter {
                         0.0
                     },
                     runs_total: p.run_count,
+                    run_time_ns_total: p.run_time_ns,
                 }
             })
             .collect();

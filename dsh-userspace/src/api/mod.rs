@@ -112,6 +112,9 @@ pub struct ProgramStatus {
     pub runs_per_s: f64,
     pub avg_ns_per_run: f64,
     pub runs_total: u64,
+    /// Time spent in the program since it was loaded, in ns.
+    #[serde(default)]
+    pub run_time_ns_total: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -176,6 +176,7 @@ mod tests {
                     runs_per_s: 12345.67,
                     avg_ns_per_run: 88.0,
                     runs_total: 1,
+                    run_time_ns_total: 88,
                 },
                 ProgramStatus {
                     name: "dsh_trace_enter".into(),
@@ -183,6 +184,7 @@ mod tests {
                     runs_per_s: 0.0,
                     avg_ns_per_run: 0.0,
                     runs_total: 0,
+                    run_time_ns_total: 0,
                 },
             ],
             channels: vec![ChannelStatus {
