@@ -44,6 +44,12 @@ enum Mode {
     Bpftrace,
 }
 
+/// Lets a freshly started agent finish its start-up work (the first scan,
+/// the journal, the runtime's container list) before anything is timed.
+fn settle() {
+    std::thread::sleep(Duration::from_secs(2));
+}
+
 /// What runs while a mode is measured; dropped when it is done.
 enum Running {
     Nothing,
@@ -69,7 +75,11 @@ impl Running {
                 }
                 Running::Agent(agent)
             }
-            Mode::AgentExact => Running::Agent(Agent::start_with(&["--syscalls", "exact"])),
+            Mode::AgentExact => {
+                let agent = Agent::start_with(&["--syscalls", "exact"]);
+                settle();
+                Running::Agent(agent)
+            }
             Mode::Bpftrace => Running::Bpftrace(start_bpftrace()),
         }
     }
@@ -307,7 +317,7 @@ fn program_costs(
 
 /// The fork-heavy container under the default agent, with cgroups made and
 /// removed, a crash and an OOM kill during the window.
-fn fork_heavy(window: Duration) -> ForkHeavy {
+fn fork_heavy(window: Duration, kills: usize) -> ForkHeavy {
     let agent = Agent::start();
     let looping = "while true; do /bin/cat /proc/self/status >/dev/null; done";
     let name = format!("dsh-bench-forky-{}", std::process::id());
@@ -374,9 +384,11 @@ fn fork_heavy(window: Duration) -> ForkHeavy {
     // Other programs' work: cgroups, a crash, an OOM kill.
     let victim = TestCgroup::new("forky-oom");
     victim.set_memory_limit(32 << 20);
-    let _ = victim.run(&["hog", "256"]);
-    let _ = victim.run(&["segv"]);
-    for i in 0..10 {
+    for _ in 0..kills {
+        let _ = victim.run(&["hog", "256"]);
+        let _ = victim.run(&["segv"]);
+    }
+    for i in 0..20 {
         drop(TestCgroup::new(&format!("forky-cg{i}")));
     }
     std::thread::sleep(window.saturating_sub(started.elapsed()));
@@ -405,12 +417,12 @@ fn fork_heavy(window: Duration) -> ForkHeavy {
 }
 
 pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
-    let (requests, redis_rounds, spawns, spawn_rounds, window) = if quick {
-        (50_000, 2, 2_000, 2, Duration::from_secs(5))
+    let (requests, redis_rounds, spawns, spawn_rounds, window, kills) = if quick {
+        (50_000, 2, 2_000, 2, Duration::from_secs(5), 2)
     } else {
         // A redis run covers several sampling periods (10 s), so the
         // sampled agent's windows average out.
-        (1_000_000, 3, 20_000, 5, Duration::from_secs(30))
+        (1_000_000, 3, 20_000, 5, Duration::from_secs(30), 10)
     };
     let started = Instant::now();
     let mut modes = vec![Mode::Bare, Mode::Agent];
@@ -451,7 +463,7 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
         spawn_processes: spawns,
         spawn_rounds,
         spawn: series(&spawn_samples),
-        fork_heavy: fork_heavy(window),
+        fork_heavy: fork_heavy(window, kills),
     };
 
     println!(

@@ -32,7 +32,6 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ds
 
 /// (program, tracepoint) pairs attached whenever the probe is loaded.
 const ALWAYS: &[(&str, &str)] = &[
-    ("dsh_sys_exit", "sys_exit"),
     ("dsh_block_rq_issue", "block_rq_issue"),
     ("dsh_block_rq_complete", "block_rq_complete"),
     ("dsh_sched_process_exec", "sched_process_exec"),
@@ -45,17 +44,13 @@ const ALWAYS: &[(&str, &str)] = &[
     ("dsh_inet_sock_set_state", "inet_sock_set_state"),
 ];
 
-/// Latency tracking replaces `dsh_sys_exit` with these two.
-const LATENCY: &[(&str, &str)] = &[
+/// Every program that counts syscalls per cgroup, with its tracepoint:
+/// `dsh_sys_exit` alone, or the latency pair instead of it. Attached per
+/// the agent's `--syscalls` mode, not with the rest.
+const SYSCALL_COUNTERS: [(&str, &str); 3] = [
+    ("dsh_sys_exit", "sys_exit"),
     ("dsh_sys_enter_latency", "sys_enter"),
     ("dsh_sys_exit_latency", "sys_exit"),
-];
-
-/// Every program that counts syscalls per cgroup (one configuration at a time).
-const SYSCALL_COUNTERS: [&str; 3] = [
-    "dsh_sys_exit",
-    "dsh_sys_enter_latency",
-    "dsh_sys_exit_latency",
 ];
 
 /// `dsh trace` attaches these for the duration of a trace.
@@ -171,7 +166,7 @@ impl Probe {
         for &(prog, tp) in ALWAYS {
             probe.prepare(prog, tp, &btf)?;
         }
-        for &(prog, tp) in LATENCY.iter().chain(BENCH).chain(TRACE) {
+        for &(prog, tp) in SYSCALL_COUNTERS.iter().chain(BENCH).chain(TRACE) {
             probe.prepare(prog, tp, &btf)?;
         }
         Ok(probe)
@@ -254,7 +249,7 @@ impl Probe {
         if on {
             self.attach_syscall_counters()?;
         } else {
-            for name in SYSCALL_COUNTERS {
+            for (name, _) in SYSCALL_COUNTERS {
                 self.detach(name);
             }
         }
