@@ -3,8 +3,10 @@
 //! Prints Markdown; raw figures go to JSON under `DSH_BENCH_OUT`.
 mod agent;
 mod burst;
+mod forkheavy;
 mod journal;
 mod production;
+mod redis;
 mod syscalls;
 
 use std::path::{Path, PathBuf};

@@ -26,8 +26,10 @@ use serde::Serialize;
 
 use crate::{
     Budget,
-    agent::{Agent, cpu_ticks, docker, docker_up, dsh_bin},
+    agent::Agent,
+    forkheavy::{self, ForkHeavy},
     median,
+    redis::Redis,
     syscalls::{start_bpftrace, stop_bpftrace},
 };
 
@@ -128,25 +130,6 @@ fn change(s: &[Series], mode: Mode) -> f64 {
         .map_or(f64::NAN, |x| x.change)
 }
 
-#[derive(Serialize, Default)]
-struct ProgramCost {
-    program: String,
-    runs: u64,
-    runs_per_s: f64,
-    avg_ns_per_run: f64,
-}
-
-#[derive(Serialize, Default)]
-struct ForkHeavy {
-    seconds: f64,
-    processes_per_s: f64,
-    agent_cpu_percent: f64,
-    churn_lines: u64,
-    churn_lines_per_s: f64,
-    critical_lost: u64,
-    programs: Vec<ProgramCost>,
-}
-
 #[derive(Serialize)]
 struct Report {
     redis_requests: u64,
@@ -158,86 +141,6 @@ struct Report {
     /// Microseconds per fork + exec + exit + wait.
     spawn: Vec<Series>,
     fork_heavy: ForkHeavy,
-}
-
-/// A redis server on loopback in a cgroup of its own; killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _cg: TestCgroup,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let cg = TestCgroup::new("redis");
-        let port = 17_000 + (std::process::id() % 1000) as u16;
-        let child = cg
-            .command_of(
-                Path::new("/usr/bin/redis-server"),
-                &[
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (install redis-server and redis-tools; cargo xtask bench does)");
-        let redis = Redis {
-            child,
-            port,
-            _cg: cg,
-        };
-        let t0 = Instant::now();
-        while !redis.ping() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        redis
-    }
-
-    fn ping(&self) -> bool {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "ping"])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
-    }
-
-    /// `redis-benchmark -t set,get -n N` (50 clients): requests per second,
-    /// the two tests averaged.
-    fn benchmark(&self, requests: u64) -> f64 {
-        let out = Command::new("redis-benchmark")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-t", "set,get", "-c", "50", "--csv", "-n"])
-            .arg(requests.to_string())
-            .stderr(Stdio::null())
-            .output()
-            .expect("redis-benchmark");
-        assert!(out.status.success(), "redis-benchmark failed");
-        let rps: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("\"SET\"") || l.starts_with("\"GET\""))
-            .filter_map(|l| l.split(',').nth(1)?.trim_matches('"').parse().ok())
-            .collect();
-        assert_eq!(rps.len(), 2, "redis-benchmark --csv: {out:?}");
-        rps.iter().sum::<f64>() / 2.0
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `dsh-workload spawn-timed N` in `cg`: µs per process.
@@ -270,150 +173,6 @@ fn rounds(
         }
     }
     samples
-}
-
-/// Each program's runs and average ns over the window, from two readings
-/// of `dsh status`.
-fn program_costs(
-    before: &serde_json::Value,
-    after: &serde_json::Value,
-    secs: f64,
-) -> Vec<ProgramCost> {
-    let totals = |s: &serde_json::Value| -> BTreeMap<String, (u64, u64)> {
-        s["programs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["attached"] == true || p["runs_total"].as_u64() > Some(0))
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap_or_default().to_owned(),
-                    (
-                        p["runs_total"].as_u64().unwrap_or(0),
-                        p["run_time_ns_total"].as_u64().unwrap_or(0),
-                    ),
-                )
-            })
-            .collect()
-    };
-    let (b, a) = (totals(before), totals(after));
-    a.iter()
-        .map(|(name, &(runs, ns))| {
-            let (runs0, ns0) = b.get(name).copied().unwrap_or_default();
-            let runs = runs.saturating_sub(runs0);
-            ProgramCost {
-                program: name.clone(),
-                runs,
-                runs_per_s: runs as f64 / secs,
-                avg_ns_per_run: if runs > 0 {
-                    ns.saturating_sub(ns0) as f64 / runs as f64
-                } else {
-                    0.0
-                },
-            }
-        })
-        .collect()
-}
-
-/// The fork-heavy container under the default agent, with cgroups made and
-/// removed, a crash and an OOM kill during the window.
-fn fork_heavy(window: Duration, kills: usize) -> ForkHeavy {
-    let agent = Agent::start();
-    let looping = "while true; do /bin/cat /proc/self/status >/dev/null; done";
-    let name = format!("dsh-bench-forky-{}", std::process::id());
-    let (cg, mut shell): (Option<TestCgroup>, Option<Child>) = if docker_up() {
-        let _ = docker(&["rm", "-f", &name]);
-        let ok = docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "dsh-test/busybox:latest",
-            "sh",
-            "-c",
-            looping,
-        ]);
-        assert!(ok, "docker run {name}");
-        (None, None)
-    } else {
-        println!("(docker is not running: the fork-heavy container is a plain cgroup)");
-        let cg = TestCgroup::new("forky");
-        let child = cg
-            .command_of(Path::new("/bin/sh"), &["-c", looping])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the fork-heavy loop");
-        (Some(cg), Some(child))
-    };
-    let id = match &cg {
-        Some(cg) => format!("/{}", cg.name),
-        None => name.clone(),
-    };
-    let exits = |agent: &Agent| {
-        agent
-            .rows()
-            .iter()
-            .find(|r| r["id"] == id.as_str())
-            .and_then(|r| r["process_exits"].as_u64())
-    };
-    let t0 = Instant::now();
-    while exits(&agent).unwrap_or(0) < 100 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the fork-heavy container never churned"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    // Start on a fresh sample.
-    std::thread::sleep(Duration::from_secs(2));
-    let log_lines = |agent: &Agent| {
-        let out = Command::new(dsh_bin())
-            .arg("--state-dir")
-            .arg(&agent.state_dir)
-            .args(["log", "-a", &id, "--json"])
-            .output()
-            .expect("dsh log");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("\"kind\":\"churn\""))
-            .count() as u64
-    };
-    let (lines0, exits0) = (log_lines(&agent), exits(&agent).unwrap_or(0));
-    let status0 = agent.json(&["status"]);
-    let (cpu0, started) = (cpu_ticks(agent.pid()), Instant::now());
-    // Other programs' work: cgroups, a crash, an OOM kill.
-    let victim = TestCgroup::new("forky-oom");
-    victim.set_memory_limit(32 << 20);
-    for _ in 0..kills {
-        let _ = victim.run(&["hog", "256"]);
-        let _ = victim.run(&["segv"]);
-    }
-    for i in 0..20 {
-        drop(TestCgroup::new(&format!("forky-cg{i}")));
-    }
-    std::thread::sleep(window.saturating_sub(started.elapsed()));
-    let secs = started.elapsed().as_secs_f64();
-    let cpu1 = cpu_ticks(agent.pid());
-    let status1 = agent.json(&["status"]);
-    // Lines written up to the window's end: one more sample to be flushed.
-    std::thread::sleep(Duration::from_millis(1500));
-    let report = ForkHeavy {
-        seconds: secs,
-        processes_per_s: exits(&agent).unwrap_or(0).saturating_sub(exits0) as f64 / secs,
-        agent_cpu_percent: (cpu1 - cpu0) as f64 / 100.0 / secs * 100.0,
-        churn_lines: log_lines(&agent) - lines0,
-        churn_lines_per_s: (log_lines(&agent) - lines0) as f64 / (secs + 1.5),
-        critical_lost: status1["channels"][0]["lost"].as_u64().unwrap_or(u64::MAX),
-        programs: program_costs(&status0, &status1, secs),
-    };
-    if let Some(mut s) = shell.take() {
-        let _ = s.kill();
-        let _ = s.wait();
-    } else {
-        docker(&["rm", "-f", &name]);
-    }
-    drop(cg);
-    report
 }
 
 pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
@@ -463,7 +222,7 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
         spawn_processes: spawns,
         spawn_rounds,
         spawn: series(&spawn_samples),
-        fork_heavy: fork_heavy(window, kills),
+        fork_heavy: forkheavy::run(window, kills),
     };
 
     println!(
