@@ -9,6 +9,8 @@ mod status;
 mod syscalls;
 mod trace;
 
+pub use server::{MAX_CONNECTIONS, REQUEST_TIMEOUT, WRITE_TIMEOUT};
+
 use std::{
     os::unix::fs::PermissionsExt as _,
     path::PathBuf,

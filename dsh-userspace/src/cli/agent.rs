@@ -8,6 +8,7 @@ use dsh::{
     journal::Retention,
     model::{health::HealthRules, syscalls::SyscallAccounting},
     probe::{Probe, ProbeOptions},
+    untrusted::json,
 };
 use dsh_ebpf::channel;
 use jiff::SignedDuration;
@@ -177,7 +178,7 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
                             channel: if chan as u32 == channel::CRITICAL { "critical" } else { "chatty" },
                             lost_total: stats.lost,
                         };
-                        serde_json::to_writer(&mut out, &line)?;
+                        json::to_writer(&mut out, &line)?;
                         out.write_all(b"\n")?;
                     }
                 }
@@ -186,7 +187,7 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
             ev = events.next() => {
                 let ev = ev?;
                 let line = Line { ts: clock.to_timestamp(ev.boot_ns).to_string(), event: &ev };
-                serde_json::to_writer(&mut out, &line)?;
+                json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
             }
         }

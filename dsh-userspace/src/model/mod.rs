@@ -270,6 +270,9 @@ impl Model {
     /// Runtime metadata for one container (None: the runtime no longer knows it).
     pub fn set_meta(&mut self, key: &str, meta: Option<RuntimeMeta>) {
         if let Some(c) = self.containers.get_mut(key) {
+            if c.keep_runtime_restarts() {
+                self.dirty.insert(key.to_owned());
+            }
             if c.removed_from_runtime != meta.is_none() {
                 c.removed_from_runtime = meta.is_none();
                 self.dirty.insert(key.to_owned());
@@ -286,7 +289,10 @@ impl Model {
 
     /// The runtime went away: its names are no longer known to be true.
     pub fn clear_meta(&mut self) {
-        for c in self.containers.values_mut() {
+        for (k, c) in &mut self.containers {
+            if c.keep_runtime_restarts() {
+                self.dirty.insert(k.clone());
+            }
             c.meta = None;
             c.removed_from_runtime = false;
         }
@@ -368,5 +374,7 @@ impl Model {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
