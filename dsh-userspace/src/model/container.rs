@@ -29,10 +29,8 @@ pub struct Sample {
     pub block_write_bytes_per_s: f64,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
-    /// Sampled mode: estimated cumulative (calls, errors), and how many
-    /// windows have ended since the container was first sampled.
+    /// Sampled mode: estimated cumulative (calls, errors).
     pub syscalls_estimated: (u64, u64),
-    pub syscalls_windows: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -80,7 +80,6 @@ impl Model {
         let (calls, errors) = w.scaled();
         s.syscalls_estimated.0 += calls;
         s.syscalls_estimated.1 += errors;
-        s.syscalls_windows += 1;
     }
 
     /// The cgroup vanished between the index and the read: a normal race.

@@ -421,3 +421,52 @@ fn removed_containers_keep_their_name_across_restarts() {
     assert_eq!(restarted.get(ID).unwrap().display_id(), "web");
     assert_eq!(restarted.resolve("web").unwrap(), ID);
 }
+
+#[test]
+fn syscall_rates_follow_the_accounting_mode() {
+    use super::{
+        container::Counters,
+        syscalls::{SyscallAccounting, SyscallWindow},
+    };
+    let counters = |syscalls| Counters {
+        syscalls,
+        ..Default::default()
+    };
+    let rate = |m: &Model| m.get(ID).unwrap().sample.syscalls_per_s;
+    // Exact: rates from the cumulative counters, sample to sample.
+    let mut m = model();
+    m.syscall_accounting = SyscallAccounting::Exact;
+    boot(&mut m, 100, 0, 50);
+    m.record_sample(ID, CgroupStats::default(), counters(1_000), t(1));
+    m.record_sample(ID, CgroupStats::default(), counters(21_000), t(2));
+    assert_eq!(rate(&m), 20_000.0);
+    // Sampled: the counters do not move between windows; the rate is the
+    // last window's, and totals grow by the window scaled to its period.
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(1));
+    m.record_syscall_window(
+        ID,
+        SyscallWindow {
+            calls: 5_000,
+            errors: 10,
+            attached: std::time::Duration::from_millis(500),
+            period: std::time::Duration::from_secs(10),
+        },
+    );
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(2));
+    assert_eq!(rate(&m), 10_000.0);
+    assert_eq!(m.get(ID).unwrap().sample.syscall_errors_per_s, 20.0);
+    let prev = m.get(ID).unwrap().sample.prev.unwrap();
+    assert_eq!((prev.syscalls, prev.syscall_errors), (100_000, 200));
+    let row = &m.rows(false, t(2))[0];
+    assert!(row.syscalls_sampled, "{row:?}");
+    // Off: no rate.
+    m.syscall_accounting = SyscallAccounting::Off;
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(3));
+    assert_eq!(rate(&m), 0.0);
+    assert_eq!(
+        m.rows(false, t(3))[0].syscall_accounting,
+        SyscallAccounting::Off
+    );
+}
