@@ -19,11 +19,13 @@ use crate::{
 fn agent_killed_during_a_write_burst_keeps_a_consistent_journal() {
     let mut agent = Agent::fresh("kill9", &[]);
     let cg = TestCgroup::new("kill9");
-    // Thousands of execs: one `exec` journal line each.
-    let script = "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done";
+    // Thousands of child crashes: one journal line each (plain exits are
+    // churn, summed up once per sample).
+    let script = "i=0; while [ $i -lt 4000 ]; do /bin/sh -c 'kill -SEGV $$'; i=$((i+1)); done";
     let mut burst = cg
         .command_of(std::path::Path::new("/bin/sh"), &["-c", script])
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("burst");
     let path = format!("/{}", cg.name);

@@ -152,11 +152,17 @@ impl Agent {
             .append(true)
             .open(&self.log_path)
             .expect("agent log");
+        // Tests sample every 500 ms unless they ask for another interval.
+        let interval: &[&str] = if self.args.iter().any(|a| a == "--interval") {
+            &[]
+        } else {
+            &["--interval", "500ms"]
+        };
         let child = Command::new(dsh_bin())
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("agent")
-            .args(["--interval", "500ms"])
+            .args(interval)
             .args(&self.args)
             .env("RUST_LOG", &self.log_level)
             .stdin(Stdio::null())

@@ -5,6 +5,7 @@
 mod agentkit;
 mod common;
 
+mod agent_cost;
 mod agent_docker;
 mod agent_exec;
 mod agent_hostile;

@@ -3,7 +3,7 @@ use arbitrary::{Result, Unstructured};
 use dsh::{
     cgroup::stats::{CgroupStats, StatsError},
     model::{
-        cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+        cause::{ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
         entry::{LogEntry, LogKind},
         state::State,
     },
@@ -30,7 +30,9 @@ pub fn check_stats(
                 .iter()
                 .position(|n| *n == name)
                 .unwrap_or_else(|| panic!("error names a file not read: {path:?}"));
-            let text = files[i].as_deref().expect("an absent file is not malformed");
+            let text = files[i]
+                .as_deref()
+                .expect("an absent file is not malformed");
             assert!(text.contains(line.as_str()), "{line:?} is not in {text:?}");
         }
         Err(e) => panic!("parsing texts gave an I/O error: {e}"),
@@ -39,7 +41,10 @@ pub fn check_stats(
 
 /// A time at the journal's precision (µs), anywhere in jiff's range.
 fn timestamp(u: &mut Unstructured<'_>) -> Result<Timestamp> {
-    let (min, max) = (Timestamp::MIN.as_microsecond(), Timestamp::MAX.as_microsecond());
+    let (min, max) = (
+        Timestamp::MIN.as_microsecond(),
+        Timestamp::MAX.as_microsecond(),
+    );
     Timestamp::from_microsecond(u.int_in_range(min..=max)?)
         .map_err(|_| arbitrary::Error::IncorrectFormat)
 }
@@ -107,7 +112,7 @@ fn usage(u: &mut Unstructured<'_>) -> Result<Option<ExitUsage>> {
 /// A message of any kind, with any strings (`Text` too: lines journaled
 /// before messages were typed are rewritten as such).
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
-    Ok(match u.int_in_range(0..=7)? {
+    Ok(match u.int_in_range(0..=8)? {
         0 => Message::CgroupCreated {
             cgroup: u.arbitrary()?,
         },
@@ -129,6 +134,15 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
             child: u.arbitrary()?,
             usage: usage(u)?,
         },
+        7 => Message::Churn(ChurnSummary {
+            execs: u.arbitrary()?,
+            commands: u.arbitrary()?,
+            other_commands: u.arbitrary()?,
+            other_execs: u.arbitrary()?,
+            exits_ok: u.arbitrary()?,
+            exits_failed: u.arbitrary()?,
+            exits_killed: u.arbitrary()?,
+        }),
         _ => Message::Text(u.arbitrary()?),
     })
 }

@@ -3,7 +3,10 @@
 //! Prints Markdown; raw figures go to JSON under `DSH_BENCH_OUT`.
 mod agent;
 mod burst;
+mod forkheavy;
 mod journal;
+mod production;
+mod redis;
 mod syscalls;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +68,11 @@ fn main() {
         .unwrap_or_else(|_| PathBuf::from("target/bench"));
     let mut budgets = Vec::new();
     let only_journal = has("--journal-only");
+    if has("--production-only") {
+        budgets.extend(production::run(quick, !has("--no-bpftrace"), &out_dir));
+        print_budgets(&budgets);
+        return;
+    }
     if !has("--agent-only") && !only_journal {
         budgets.extend(syscalls::run(quick, !has("--no-bpftrace"), &out_dir));
     }
@@ -76,11 +84,16 @@ fn main() {
     }
     if !has("--syscalls-only") && !only_journal {
         budgets.extend(agent::run(quick, &out_dir));
+        budgets.extend(production::run(quick, !has("--no-bpftrace"), &out_dir));
     }
+    print_budgets(&budgets);
+}
+
+fn print_budgets(budgets: &[Budget]) {
     println!("\n## Budgets\n");
     println!("| what | value | limit | met |");
     println!("|---|---|---|---|");
-    for b in &budgets {
+    for b in budgets {
         println!(
             "| {} | {:.3} | {:.3} | {} |",
             b.what,

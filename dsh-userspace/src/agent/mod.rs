@@ -1,9 +1,12 @@
 //! `dsh agent`: joins kernel events and counters (probe) with cgroup files
 //! and runtime metadata into the model, writes the journal, serves the CLI.
+mod churn;
 mod discovery;
 mod reorder;
 mod sample;
 mod server;
+mod status;
+mod syscalls;
 mod trace;
 
 pub use server::{MAX_CONNECTIONS, REQUEST_TIMEOUT, WRITE_TIMEOUT};
@@ -23,7 +26,7 @@ use tokio::{
 };
 
 use crate::{
-    api::{self, MapFill, Reply, RuntimeStatus, StatusReport},
+    api::{self, Reply, RuntimeStatus},
     cgroup::{self, CgroupId, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
@@ -33,6 +36,7 @@ use crate::{
         entry::LogEntry,
         health::HealthRules,
         row::ContainerRow,
+        syscalls::SyscallAccounting,
     },
     probe::{
         Probe, ProbeOptions,
@@ -43,6 +47,7 @@ use crate::{
 };
 use discovery::Hierarchies;
 use server::Ask;
+pub use syscalls::{DEFAULT_PERIOD, DEFAULT_WINDOW, SyscallSchedule};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -53,6 +58,7 @@ pub struct AgentConfig {
     pub forget_after: SignedDuration,
     pub retention: Retention,
     pub syscall_latency: bool,
+    pub syscalls: SyscallSchedule,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -62,6 +68,9 @@ pub type OnTick = Box<dyn FnMut(&[ContainerRow])>;
 struct Agent {
     cfg: AgentConfig,
     trace: Option<trace::PendingTrace>,
+    churn: churn::ChurnReader,
+    /// Sampled syscall accounting's windows (None: exact or off).
+    syscalls: Option<syscalls::SyscallSampling>,
     model: Model,
     probe: Probe,
     layout: CgroupLayout,
@@ -89,6 +98,7 @@ pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Result<()> {
     let probe = Probe::load(ProbeOptions {
         syscall_latency: cfg.syscall_latency,
+        syscalls_detached: cfg.syscalls.accounting != SyscallAccounting::Exact,
     })?;
     prepare_state_dir(&cfg.state_dir)?;
     let journal = Arc::new(Journal::open(
@@ -101,10 +111,13 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let layout = probe.layout().clone();
     let mut model = Model::new(cfg.rules.clone(), cfg.forget_after);
     model.restore(journal.load_containers()?);
+    model.syscall_accounting = cfg.syscalls.accounting;
     let (lines, _) = broadcast::channel(4096);
     let meter = sample::SelfMeter::new(&probe);
     let mut agent = Agent {
         trace: None,
+        churn: churn::ChurnReader::default(),
+        syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
         hierarchies: Hierarchies::of(&layout),
         clock: BootClock::now(),
         model,
@@ -126,6 +139,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         cfg,
     };
     discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
+    agent.seed_main_processes();
     agent.flush();
     // Loading parsed the kernel's BTF (megabytes) twice; hand those freed
     // pages back now, or the allocator keeps them in the agent's RSS forever.
@@ -200,6 +214,9 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = tokio::time::sleep_until(trace::deadline(&agent.trace)), if agent.trace.is_some() => {
                 agent.finish_trace();
             }
+            _ = tokio::time::sleep_until(syscalls::SyscallSampling::deadline(&agent.syscalls)), if agent.syscalls.is_some() => {
+                agent.syscall_window_step();
+            }
         }
     }
     if agent.trace.is_some() {
@@ -237,9 +254,7 @@ impl Agent {
             EventKind::CgroupRmdir {
                 id, hierarchy_id, ..
             } => discovery::on_rmdir(m, self.hierarchies, id, hierarchy_id, ts),
-            EventKind::Exec { filename, .. } => {
-                m.exec(task.cgroup_id, task.tgid, &task.comm, &filename, ts);
-            }
+            EventKind::Exec { .. } => m.exec(task.cgroup_id, task.tgid, &task.comm, ts),
             EventKind::Exit { status, .. } => {
                 // The exit line's summary: CPU and memory peak now if the
                 // cgroup still exists (else as read on arrival, or sampled).
@@ -315,8 +330,10 @@ impl Agent {
     }
 
     fn tick(&mut self) {
+        let now = Timestamp::now();
         self.sampler
-            .sample(&mut self.model, &self.probe, &self.layout, Timestamp::now());
+            .sample(&mut self.model, &self.probe, &self.layout, now);
+        self.read_churn(now);
         self.meter.update(&self.probe);
         if let Ok(chans) = self.probe.channel_stats() {
             for (name, c) in ["critical", "chatty"].iter().zip(chans.iter()) {
@@ -390,9 +407,12 @@ impl Agent {
             }
             Ask::Resolve { name } => match self.model.resolve(&name) {
                 Ok(key) => match self.model.get(&key) {
-                    Some(c) => {
-                        Reply::Resolved(Box::new(ContainerRow::of(c, &self.model.rules, now)))
-                    }
+                    Some(c) => Reply::Resolved(Box::new(ContainerRow::of(
+                        c,
+                        &self.model.rules,
+                        self.model.syscall_accounting,
+                        now,
+                    ))),
                     None => Reply::Error(format!("container {name} vanished")),
                 },
                 Err(e) => Reply::Error(e.to_string()),
@@ -448,38 +468,5 @@ impl Agent {
             .collect();
         out.extend(in_model);
         out
-    }
-
-    fn status(&self) -> StatusReport {
-        let journal = self.journal.status();
-        let block_entries = self.probe.block_stats().map_or(0, |m| m.len()) as u64;
-        StatusReport {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            uptime_s: self.started.elapsed().as_secs(),
-            kernel: nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            cgroup_layout: format!("{:?}", self.layout.kind).to_lowercase(),
-            interval_ms: self.cfg.interval.as_millis() as u64,
-            containers: self.model.len(),
-            agent_cpu_percent: self.meter.cpu_percent,
-            agent_rss_bytes: self.meter.rss_bytes,
-            sample_lag_ms: self.sample_lag_ms,
-            sample_duration_ms: self.sample_duration_ms,
-            programs: self.meter.programs.clone(),
-            channels: self.meter.channels.clone(),
-            maps: vec![MapFill {
-                name: "BLOCK_STATS".to_owned(),
-                entries: block_entries,
-                capacity: dsh_ebpf::MAX_BLOCK_CGROUPS as u64,
-            }],
-            undecodable_events: self.undecodable,
-            journal_path: self.journal.path().display().to_string(),
-            journal_bytes: self.journal.size_bytes(),
-            journal_entries: self.journal.entry_count(),
-            journal_errors: journal.write_errors,
-            journal,
-            runtimes: vec![self.docker.clone()],
-        }
     }
 }

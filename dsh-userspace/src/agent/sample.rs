@@ -17,7 +17,7 @@ use crate::{
         layout::CgroupLayout,
         stats::{StatsError, StatsReader},
     },
-    model::{Model, container::Counters},
+    model::{Model, container::Counters, syscalls::SyscallAccounting},
     probe::{Probe, ProgramStats},
     report::chain,
 };
@@ -75,10 +75,14 @@ impl Sampler {
                     continue;
                 }
             };
-            let (syscalls, syscall_errors) = self
-                .dir(key, cgroup_id, layout, &path)
-                .and_then(|dir| probe.syscall_stats_of(dir).ok().flatten())
-                .map_or((0, 0), |s| (s.count, s.errors));
+            // Exact counting only: sampled counters are read when a window
+            // ends (`syscall_counts`), and counters that are off never move.
+            let (syscalls, syscall_errors) = if model.syscall_accounting == SyscallAccounting::Exact
+            {
+                self.syscalls_of(key, cgroup_id, layout, &path, probe)
+            } else {
+                (0, 0)
+            };
             let (block_read, block_write) = block.get(key).copied().unwrap_or_default();
             let counters = Counters {
                 at: None,
@@ -94,6 +98,41 @@ impl Sampler {
         self.stats.retain(|dir| live_dirs.contains(dir));
         let live: HashSet<&String> = live.iter().collect();
         self.dirs.retain(|k, _| live.contains(k));
+    }
+
+    /// Every live container's syscall counters: (key, cgroup id, calls, errors).
+    pub fn syscall_counts(
+        &mut self,
+        model: &Model,
+        probe: &Probe,
+        layout: &CgroupLayout,
+    ) -> Vec<(String, CgroupId, u64, u64)> {
+        let mut out = Vec::new();
+        for key in model.live_keys() {
+            let Some(c) = model.get(&key) else { continue };
+            let Some(cgroup_id) = c.cgroup_id else {
+                continue;
+            };
+            let path = c.identity.cgroup.clone();
+            let (calls, errors) = self.syscalls_of(&key, cgroup_id, layout, &path, probe);
+            out.push((key, cgroup_id, calls, errors));
+        }
+        out
+    }
+
+    /// One container's cumulative (calls, errors); zero before its first
+    /// counted syscall.
+    fn syscalls_of(
+        &mut self,
+        key: &str,
+        cgroup_id: CgroupId,
+        layout: &CgroupLayout,
+        path: &str,
+        probe: &Probe,
+    ) -> (u64, u64) {
+        self.dir(key, cgroup_id, layout, path)
+            .and_then(|dir| probe.syscall_stats_of(dir).ok().flatten())
+            .map_or((0, 0), |s| (s.count, s.errors))
     }
 
     /// The container's cgroup directory, opened once per incarnation.
@@ -178,6 +217,7 @@ impl SelfMeter {
                         0.0
                     },
                     runs_total: p.run_count,
+                    run_time_ns_total: p.run_time_ns,
                 }
             })
             .collect();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{entry::LogEntry, row::ContainerRow};
+use crate::model::{entry::LogEntry, row::ContainerRow, syscalls::SyscallAccounting};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dsh";
 
@@ -101,6 +101,18 @@ pub struct StatusReport {
     /// How late the last sampling tick ran, and how long it took.
     pub sample_lag_ms: f64,
     pub sample_duration_ms: f64,
+    /// `dsh agent --syscalls`: exact, sampled or off.
+    #[serde(default)]
+    pub syscall_accounting: SyscallAccounting,
+    /// Sampled mode: the counting programs are attached for this long out
+    /// of every period.
+    #[serde(default)]
+    pub syscall_window_ms: Option<u64>,
+    #[serde(default)]
+    pub syscall_period_ms: Option<u64>,
+    /// Sampling windows closed so far.
+    #[serde(default)]
+    pub syscall_windows: u64,
     pub programs: Vec<ProgramStatus>,
     pub channels: Vec<ChannelStatus>,
     pub maps: Vec<MapFill>,
@@ -122,6 +134,9 @@ pub struct ProgramStatus {
     pub runs_per_s: f64,
     pub avg_ns_per_run: f64,
     pub runs_total: u64,
+    /// Time spent in the program since it was loaded, in ns.
+    #[serde(default)]
+    pub run_time_ns_total: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,10 +3,10 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use dsh::{
-    agent::AgentConfig,
+    agent::{AgentConfig, SyscallSchedule},
     clock::BootClock,
     journal::Retention,
-    model::health::HealthRules,
+    model::{health::HealthRules, syscalls::SyscallAccounting},
     probe::{Probe, ProbeOptions},
     untrusted::json,
 };
@@ -23,6 +23,18 @@ pub struct AgentArgs {
     /// Also attach the sys_enter hook for syscall latency histograms.
     #[arg(long)]
     pub syscall_latency: bool,
+    /// Syscall accounting: `sampled` (counted for --syscall-window out of
+    /// every --syscall-period; rates are estimates), `exact` (every syscall
+    /// counted, always) or `off` (no per-syscall program). `dsh trace` is
+    /// exact either way.
+    #[arg(long, default_value = "sampled", value_parser = accounting)]
+    pub syscalls: SyscallAccounting,
+    /// Sampled syscalls: how long each counting window lasts.
+    #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
+    pub syscall_window: Duration,
+    /// Sampled syscalls: one window opens every this long.
+    #[arg(long, default_value = "10s", value_parser = super::duration::interval)]
+    pub syscall_period: Duration,
     /// Sampling interval (e.g. 1s, 500ms; at least 100ms).
     #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
     pub interval: Duration,
@@ -75,8 +87,33 @@ impl AgentArgs {
                 max_bytes: self.journal_max_bytes.max(64 << 10),
             },
             syscall_latency: self.syscall_latency,
+            syscalls: SyscallSchedule {
+                accounting: self.syscalls,
+                window: self.syscall_window,
+                period: self.syscall_period,
+            },
         }
     }
+
+    /// Flag combinations that make no sense, as a usage error's message.
+    pub fn conflicts(&self) -> Option<String> {
+        if self.syscall_window >= self.syscall_period {
+            return Some(format!(
+                "--syscall-window ({:?}) must be shorter than --syscall-period ({:?})",
+                self.syscall_window, self.syscall_period
+            ));
+        }
+        if self.syscall_latency && self.syscalls == SyscallAccounting::Off {
+            return Some(
+                "--syscall-latency needs syscall counting; not with --syscalls off".into(),
+            );
+        }
+        None
+    }
+}
+
+fn accounting(s: &str) -> Result<SyscallAccounting, String> {
+    s.parse()
 }
 
 /// Durations past jiff's ~292 years are "forever".
@@ -89,6 +126,9 @@ pub fn run(args: AgentArgs, state_dir: PathBuf) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if let Some(msg) = args.conflicts() {
+        clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit();
+    }
     if args.events {
         return rt.block_on(print_events(args));
     }
@@ -114,6 +154,7 @@ struct LostLine {
 async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut probe = Probe::load(ProbeOptions {
         syscall_latency: args.syscall_latency,
+        syscalls_detached: args.syscalls == SyscallAccounting::Off,
     })?;
     let mut events = probe.event_rings()?.into_stream()?;
     let clock = BootClock::now();

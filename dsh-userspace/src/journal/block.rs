@@ -207,7 +207,9 @@ impl Block {
 mod tests {
     use super::*;
     use crate::{
-        model::cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+        model::cause::{
+            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start,
+        },
         signal::Signal,
     };
 
@@ -350,6 +352,15 @@ mod tests {
             ),
             exit(ExitCause::Exited { code: 0 }, false, None),
             Message::Text("exit code 3".into()),
+            Message::Churn(ChurnSummary {
+                execs: 1670,
+                commands: vec![("cat".into(), 1600), ("sh".into(), 60)],
+                other_commands: 2,
+                other_execs: 10,
+                exits_ok: 1660,
+                exits_failed: 9,
+                exits_killed: 1,
+            }),
         ];
         let mut b = Block::default();
         let mut lines = Vec::new();

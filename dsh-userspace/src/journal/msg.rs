@@ -9,7 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    model::cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+    model::cause::{
+        ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start,
+    },
     signal::Signal,
 };
 
@@ -27,6 +29,16 @@ pub(super) enum Msg {
         usage: Option<Usage>,
     },
     Text(u32),
+    /// Commands as string indexes, with their exec counts.
+    Churn {
+        execs: u64,
+        commands: Vec<(u32, u64)>,
+        other_commands: u64,
+        other_execs: u64,
+        exits_ok: u64,
+        exits_failed: u64,
+        exits_killed: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -137,6 +149,19 @@ impl Msg {
                 }),
             },
             Message::Text(text) => Msg::Text(intern(text)),
+            Message::Churn(c) => Msg::Churn {
+                execs: c.execs,
+                commands: c
+                    .commands
+                    .iter()
+                    .map(|(comm, n)| (intern(comm), *n))
+                    .collect(),
+                other_commands: c.other_commands,
+                other_execs: c.other_execs,
+                exits_ok: c.exits_ok,
+                exits_failed: c.exits_failed,
+                exits_killed: c.exits_killed,
+            },
         }
     }
 
@@ -199,6 +224,26 @@ impl Msg {
                 }),
             },
             Msg::Text(i) => Message::Text(s(*i)?),
+            Msg::Churn {
+                execs,
+                commands,
+                other_commands,
+                other_execs,
+                exits_ok,
+                exits_failed,
+                exits_killed,
+            } => Message::Churn(ChurnSummary {
+                execs: *execs,
+                commands: commands
+                    .iter()
+                    .map(|(i, n)| Ok((s(*i)?, *n)))
+                    .collect::<Result<_, E>>()?,
+                other_commands: *other_commands,
+                other_execs: *other_execs,
+                exits_ok: *exits_ok,
+                exits_failed: *exits_failed,
+                exits_killed: *exits_killed,
+            }),
         })
     }
 }

@@ -67,6 +67,20 @@ pub enum Start {
     RestartedWhileDown,
 }
 
+/// What one churn line says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChurnSummary {
+    pub execs: u64,
+    /// The commands run most, with their exec counts.
+    pub commands: Vec<(String, u64)>,
+    /// The other commands: how many, and their execs together.
+    pub other_commands: u64,
+    pub other_execs: u64,
+    pub exits_ok: u64,
+    pub exits_failed: u64,
+    pub exits_killed: u64,
+}
+
 /// What one log line says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,6 +107,8 @@ pub enum Message {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         usage: Option<ExitUsage>,
     },
+    /// Processes started and ended since the last summary (not one line each).
+    Churn(ChurnSummary),
     /// A line journaled before messages were typed: its text as written.
     #[serde(untagged)]
     Text(String),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+    churn::ChurnTally,
     entry::{LogEntry, LogKind},
     state::State,
 };
@@ -28,6 +29,8 @@ pub struct Sample {
     pub block_write_bytes_per_s: f64,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
+    /// Sampled mode: estimated cumulative (calls, errors).
+    pub syscalls_estimated: (u64, u64),
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -75,6 +78,9 @@ pub struct Container {
     pub last_change: Timestamp,
     #[serde(skip)]
     pub sample: Sample,
+    /// Short-lived processes since the last churn summary.
+    #[serde(skip)]
+    pub churn: ChurnTally,
     #[serde(skip)]
     pub pending_oom: HashMap<u32, OomAtDeath>,
     #[serde(skip)]
@@ -105,6 +111,7 @@ impl Container {
             listening: BTreeMap::new(),
             last_change: now,
             sample: Sample::default(),
+            churn: ChurnTally::default(),
             pending_oom: HashMap::new(),
             external_signals: HashMap::new(),
         }
@@ -198,20 +205,14 @@ impl Container {
         out
     }
 
-    pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str, filename: &str) -> Vec<LogEntry> {
+    /// An exec the kernel sent one by one: the start of the user process,
+    /// or (when the kernel could not count it) churn.
+    pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str) -> Vec<LogEntry> {
         if self.main_tgid.is_none() && self.cgroup_id.is_some() && self.state != State::Running {
             return self.start(ts, tgid, comm);
         }
-        vec![
-            self.entry(
-                ts,
-                LogKind::Exec,
-                Message::Exec {
-                    filename: filename.to_owned(),
-                },
-            )
-            .with_task(tgid, comm),
-        ]
+        self.churn.exec(comm);
+        Vec::new()
     }
 
     /// The first user process of an incarnation started.
@@ -342,6 +343,7 @@ impl Container {
                 },
             )
         } else {
+            self.churn.exit(status);
             return Vec::new();
         };
         e.pid = Some(tgid);

@@ -16,10 +16,13 @@ pub enum LogKind {
     Coredump,
     Destroy,
     Exec,
+    /// A summary of short-lived processes (added last: kinds may be stored
+    /// by position).
+    Churn,
 }
 
 impl LogKind {
-    pub const ALL: [LogKind; 8] = [
+    pub const ALL: [LogKind; 9] = [
         LogKind::Create,
         LogKind::Start,
         LogKind::Exit,
@@ -28,6 +31,7 @@ impl LogKind {
         LogKind::Coredump,
         LogKind::Destroy,
         LogKind::Exec,
+        LogKind::Churn,
     ];
 
     /// The name `dsh log` prints and `--json` carries (the serde name).
@@ -41,6 +45,7 @@ impl LogKind {
             LogKind::Coredump => "coredump",
             LogKind::Destroy => "destroy",
             LogKind::Exec => "exec",
+            LogKind::Churn => "churn",
         }
     }
 }
@@ -123,7 +128,7 @@ impl LogEntry {
             | LogKind::Signal
             | LogKind::Coredump
             | LogKind::Destroy => LogClass::Critical,
-            LogKind::Exec => LogClass::Chatty,
+            LogKind::Exec | LogKind::Churn => LogClass::Chatty,
         }
     }
 

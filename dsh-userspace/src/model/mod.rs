@@ -2,12 +2,15 @@
 //! which container, each container's state machine, and the log lines its
 //! changes produce. Knows nothing of how events are collected or stored.
 pub mod cause;
+pub mod churn;
 pub mod container;
 pub mod entry;
 pub mod health;
 mod resolve;
 pub mod row;
+mod sample;
 pub mod state;
+pub mod syscalls;
 
 pub use resolve::ResolveError;
 
@@ -18,10 +21,11 @@ use jiff::{SignedDuration, Timestamp};
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
 use crate::{cgroup::CgroupId, runtime::RuntimeMeta, signal::ExitStatus};
 use cause::{ExternalSignal, OomAtDeath, Start};
-use container::{Container, Counters};
+use container::Container;
 use entry::LogEntry;
 use health::HealthRules;
 use row::ContainerRow;
+use syscalls::SyscallAccounting;
 
 pub struct Model {
     containers: BTreeMap<String, Container>,
@@ -33,6 +37,8 @@ pub struct Model {
     /// Containers gone from cgroupfs (and unknown to any runtime) are dropped
     /// from the table this long after their last change.
     pub forget_after: SignedDuration,
+    /// How the agent counts syscalls (rows say whether rates are estimates).
+    pub syscall_accounting: SyscallAccounting,
     log: Vec<LogEntry>,
     dirty: BTreeSet<String>,
     forgotten: BTreeSet<String>,
@@ -53,6 +59,7 @@ impl Model {
             by_blkcg: HashMap::new(),
             rules,
             forget_after,
+            syscall_accounting: SyscallAccounting::default(),
             log: Vec::new(),
             dirty: BTreeSet::new(),
             forgotten: BTreeSet::new(),
@@ -173,15 +180,9 @@ impl Model {
         self.by_blkcg.remove(&id);
     }
 
-    pub fn exec(
-        &mut self,
-        cgroup_id: CgroupId,
-        tgid: u32,
-        comm: &str,
-        filename: &str,
-        ts: Timestamp,
-    ) {
-        self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
+    /// An exec the kernel sent one by one (a start, or uncounted churn).
+    pub fn exec(&mut self, cgroup_id: CgroupId, tgid: u32, comm: &str, ts: Timestamp) {
+        self.with(cgroup_id, |c| c.exec(ts, tgid, comm));
     }
 
     /// Is `tgid` the main process of the container `cgroup_id` belongs to?
@@ -321,62 +322,11 @@ impl Model {
         self.by_blkcg.get(&id).map(String::as_str)
     }
 
-    /// One sampling interval's figures for a container: cumulative counters
-    /// in, rates out.
-    pub fn record_sample(
-        &mut self,
-        key: &str,
-        stats: CgroupStats,
-        counters: Counters,
-        now: Timestamp,
-    ) {
-        let window = self.rules.throttle_window;
-        let Some(c) = self.containers.get_mut(key) else {
-            return;
-        };
-        let s = &mut c.sample;
-        if let Some(prev) = s.prev
-            && let Some(at) = prev.at
-        {
-            let dt = now.duration_since(at).as_secs_f64();
-            if dt > 0.0 {
-                let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / dt;
-                s.cpu_used_cores = rate(stats.cpu_usage_ns, prev.cpu_ns) / 1e9;
-                s.syscalls_per_s = rate(counters.syscalls, prev.syscalls);
-                s.syscall_errors_per_s = rate(counters.syscall_errors, prev.syscall_errors);
-                s.block_read_bytes_per_s = rate(counters.block_read, prev.block_read);
-                s.block_write_bytes_per_s = rate(counters.block_write, prev.block_write);
-            }
-        }
-        s.throttle_window
-            .push_back((now, stats.cpu_periods, stats.cpu_throttled_periods));
-        while s
-            .throttle_window
-            .front()
-            .is_some_and(|(t, ..)| now.duration_since(*t) > window + SignedDuration::from_secs(5))
-        {
-            s.throttle_window.pop_front();
-        }
-        s.prev = Some(Counters {
-            at: Some(now),
-            cpu_ns: stats.cpu_usage_ns,
-            ..counters
-        });
-        s.stats = Some(stats);
-    }
-
-    /// The cgroup vanished between the index and the read: a normal race.
-    pub fn sample_vanished(&mut self, key: &str) {
-        if let Some(c) = self.containers.get_mut(key) {
-            c.sample.cpu_used_cores = 0.0;
-        }
-    }
-
     pub fn rows(&self, all: bool, now: Timestamp) -> Vec<ContainerRow> {
         self.containers
             .values()
             .filter(|c| all || c.state.is_live())
-            .map(|c| ContainerRow::of(c, &self.rules, now))
+            .map(|c| ContainerRow::of(c, &self.rules, self.syscall_accounting, now))
             .collect()
     }
 

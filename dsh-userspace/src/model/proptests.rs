@@ -209,7 +209,7 @@ fn apply(m: &mut Model, op: &Op, now: Timestamp) {
             m.cgroup_created(ident, &path, id(cg), now);
         }
         Op::Removed { cg } => m.cgroup_removed(id(cg), now),
-        Op::Exec { cg, tgid } => m.exec(id(cg), tgid, "sh", "/bin/sh", now),
+        Op::Exec { cg, tgid } => m.exec(id(cg), tgid, "sh", now),
         Op::Exit {
             cg,
             tgid,

@@ -6,6 +6,7 @@ use super::{
     container::Container,
     health::{HealthReason, HealthRules},
     state::State,
+    syscalls::SyscallAccounting,
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,12 @@ pub struct ContainerRow {
     pub pids: Option<u64>,
     pub syscalls_per_s: f64,
     pub syscall_errors_per_s: f64,
+    /// How syscalls are counted: `exact`, `sampled` or `off`.
+    #[serde(default)]
+    pub syscall_accounting: SyscallAccounting,
+    /// The syscall rates are estimates from sampling windows.
+    #[serde(default)]
+    pub syscalls_sampled: bool,
     pub block_read_bytes_per_s: f64,
     pub block_write_bytes_per_s: f64,
     /// Fraction of CFS periods throttled over the last minute.
@@ -43,7 +50,13 @@ pub struct ContainerRow {
 }
 
 impl ContainerRow {
-    pub fn of(c: &Container, rules: &HealthRules, now: Timestamp) -> Self {
+    /// `syscalls`: how the agent counts syscalls (whether rates are estimates).
+    pub fn of(
+        c: &Container,
+        rules: &HealthRules,
+        syscalls: SyscallAccounting,
+        now: Timestamp,
+    ) -> Self {
         let (health, health_reasons) = rules.evaluate(c, now);
         let stats = c.sample.stats.as_ref();
         let live = c.state == State::Running;
@@ -79,6 +92,8 @@ impl ContainerRow {
             pids: stats.and_then(|s| s.pids),
             syscalls_per_s: c.sample.syscalls_per_s,
             syscall_errors_per_s: c.sample.syscall_errors_per_s,
+            syscall_accounting: syscalls,
+            syscalls_sampled: syscalls == SyscallAccounting::Sampled,
             block_read_bytes_per_s: c.sample.block_read_bytes_per_s,
             block_write_bytes_per_s: c.sample.block_write_bytes_per_s,
             cpu_throttled_ratio: super::health::throttled_ratio(c, now, rules.throttle_window),

@@ -77,7 +77,7 @@ fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
         ExitStatus::Exited(0),
         t(at),
     );
-    m.exec(cg, user_tgid, "sh", "/bin/sh", t(at + 1));
+    m.exec(cg, user_tgid, "sh", t(at + 1));
 }
 
 fn changes(m: &mut Model) -> Vec<(Option<State>, State, Message)> {
@@ -134,7 +134,7 @@ fn boot_then_oom_then_restart() {
     // --restart=always: same container, new cgroup, new user process.
     m.cgroup_removed(cg(100), t(6));
     m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(101), t(7));
-    m.exec(cg(101), 60, "sh", "/bin/sh", t(8));
+    m.exec(cg(101), 60, "sh", t(8));
     let c = m.get(ID).unwrap();
     assert_eq!((c.state, c.restarts, c.oom_kills), (State::Running, 1, 1));
     let ch = changes(&mut m);
@@ -155,14 +155,14 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     m.take_log();
-    m.exec(cg(100), 51, "sleep", "/bin/sleep", t(2));
+    m.exec(cg(100), 51, "sleep", t(2));
     m.exit(cg(100), 51, "sleep", ExitStatus::Exited(0), t(3));
     m.exit(cg(100), 50, "sh", killed(11, true), t(4));
     let log = m.take_log();
-    assert_eq!(log.len(), 2, "{log:?}");
-    assert_eq!(log[0].kind, LogKind::Exec);
+    // The child's exec and exit are churn: no line of their own.
+    assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(
-        log[1].msg,
+        log[0].msg,
         Message::Exit {
             cause: ExitCause::Coredump {
                 signal: Signal::from_raw(11),
@@ -172,9 +172,39 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
             usage: ran(3.0)
         }
     );
-    assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
-    assert_eq!(log[1].core_dumped, Some(true));
+    assert_eq!(log[0].signal.as_deref(), Some("SIGSEGV"));
+    assert_eq!(log[0].core_dumped, Some(true));
     assert_eq!(m.get(ID).unwrap().core_dumps, 1);
+    // ... but one summary line when the sample asks for it, with the
+    // kernel's counts of the same container added in.
+    m.record_churn(
+        cg(100),
+        "cat",
+        &dsh_ebpf::ChurnCounts {
+            execs: 10,
+            exits_ok: 9,
+            exits_failed: 1,
+            exits_killed: 0,
+        },
+    );
+    m.record_churn(cg(999), "cat", &dsh_ebpf::ChurnCounts::default());
+    m.churn_lines(t(5));
+    let log = m.take_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].kind, LogKind::Churn);
+    let Message::Churn(s) = &log[0].msg else {
+        panic!("{log:?}")
+    };
+    assert_eq!(s.execs, 11);
+    assert_eq!(
+        s.commands,
+        [("cat".to_owned(), 10), ("sleep".to_owned(), 1)]
+    );
+    // 9 counted, `sleep`, and the two runc helpers of the boot.
+    assert_eq!((s.exits_ok, s.exits_failed), (12, 1));
+    assert_eq!(m.get(ID).unwrap().process_exits, 2 + 2 + 10);
+    m.churn_lines(t(6));
+    assert!(m.take_log().is_empty(), "no churn, no line");
 }
 
 #[test]
@@ -232,7 +262,7 @@ fn exit_code_three_is_an_error_and_zero_is_not() {
         }
     );
     m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(102), t(3));
-    m.exec(cg(102), 60, "sh", "/bin/sh", t(4));
+    m.exec(cg(102), 60, "sh", t(4));
     m.exit(cg(102), 60, "sh", ExitStatus::Exited(0), t(5));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
 }
@@ -390,4 +420,53 @@ fn removed_containers_keep_their_name_across_restarts() {
     restarted.restore(vec![serde_json::from_slice(&json).unwrap()]);
     assert_eq!(restarted.get(ID).unwrap().display_id(), "web");
     assert_eq!(restarted.resolve("web").unwrap(), ID);
+}
+
+#[test]
+fn syscall_rates_follow_the_accounting_mode() {
+    use super::{
+        container::Counters,
+        syscalls::{SyscallAccounting, SyscallWindow},
+    };
+    let counters = |syscalls| Counters {
+        syscalls,
+        ..Default::default()
+    };
+    let rate = |m: &Model| m.get(ID).unwrap().sample.syscalls_per_s;
+    // Exact: rates from the cumulative counters, sample to sample.
+    let mut m = model();
+    m.syscall_accounting = SyscallAccounting::Exact;
+    boot(&mut m, 100, 0, 50);
+    m.record_sample(ID, CgroupStats::default(), counters(1_000), t(1));
+    m.record_sample(ID, CgroupStats::default(), counters(21_000), t(2));
+    assert_eq!(rate(&m), 20_000.0);
+    // Sampled: the counters do not move between windows; the rate is the
+    // last window's, and totals grow by the window scaled to its period.
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(1));
+    m.record_syscall_window(
+        ID,
+        SyscallWindow {
+            calls: 5_000,
+            errors: 10,
+            attached: std::time::Duration::from_millis(500),
+            period: std::time::Duration::from_secs(10),
+        },
+    );
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(2));
+    assert_eq!(rate(&m), 10_000.0);
+    assert_eq!(m.get(ID).unwrap().sample.syscall_errors_per_s, 20.0);
+    let prev = m.get(ID).unwrap().sample.prev.unwrap();
+    assert_eq!((prev.syscalls, prev.syscall_errors), (100_000, 200));
+    let row = &m.rows(false, t(2))[0];
+    assert!(row.syscalls_sampled, "{row:?}");
+    // Off: no rate.
+    m.syscall_accounting = SyscallAccounting::Off;
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(3));
+    assert_eq!(rate(&m), 0.0);
+    assert_eq!(
+        m.rows(false, t(3))[0].syscall_accounting,
+        SyscallAccounting::Off
+    );
 }

@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows about containers: ids in, counters and events out.
 pub mod btf;
+mod churn;
 mod error;
 pub mod event;
 pub mod offsets;
@@ -24,14 +25,13 @@ use dsh_ebpf::{
     channel,
 };
 pub use error::ProbeError;
-pub use stream::{EventRings, EventStream};
+pub use stream::{DRAIN_EVERY, EventRings, EventStream};
 
 /// The compiled kernel programs, embedded in the binary.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh"));
 
 /// (program, tracepoint) pairs attached whenever the probe is loaded.
 const ALWAYS: &[(&str, &str)] = &[
-    ("dsh_sys_exit", "sys_exit"),
     ("dsh_block_rq_issue", "block_rq_issue"),
     ("dsh_block_rq_complete", "block_rq_complete"),
     ("dsh_sched_process_exec", "sched_process_exec"),
@@ -44,8 +44,11 @@ const ALWAYS: &[(&str, &str)] = &[
     ("dsh_inet_sock_set_state", "inet_sock_set_state"),
 ];
 
-/// Latency tracking replaces `dsh_sys_exit` with these two.
-const LATENCY: &[(&str, &str)] = &[
+/// Every program that counts syscalls per cgroup, with its tracepoint:
+/// `dsh_sys_exit` alone, or the latency pair instead of it. Attached per
+/// the agent's `--syscalls` mode, not with the rest.
+const SYSCALL_COUNTERS: [(&str, &str); 3] = [
+    ("dsh_sys_exit", "sys_exit"),
     ("dsh_sys_enter_latency", "sys_enter"),
     ("dsh_sys_exit_latency", "sys_exit"),
 ];
@@ -63,6 +66,9 @@ const BENCH: &[(&str, &str)] = &[("dsh_bench_empty", "sys_exit")];
 pub struct ProbeOptions {
     /// Attach the `sys_enter` hook for per-cgroup syscall latency histograms.
     pub syscall_latency: bool,
+    /// Load the syscall counters without attaching them (the agent's
+    /// sampled and off modes attach them itself, or never).
+    pub syscalls_detached: bool,
 }
 
 /// Average cost of one program, from the kernel's BPF statistics.
@@ -88,6 +94,8 @@ pub struct Probe {
     /// Attached programs by name; dropping a link detaches the program.
     links: HashMap<&'static str, FdLink>,
     syscall_latency: bool,
+    /// Whether the per-syscall counting programs are attached.
+    syscall_counting: bool,
     /// Keeps `kernel.bpf_stats_enabled` on while held, when we could enable it.
     _stats: Option<OwnedFd>,
 }
@@ -99,7 +107,8 @@ impl Probe {
         for &(prog, _) in ALWAYS {
             probe.attach(prog)?;
         }
-        probe.set_syscall_latency(opts.syscall_latency)?;
+        probe.syscall_latency = opts.syscall_latency;
+        probe.set_syscall_counting(!opts.syscalls_detached)?;
         Ok(probe)
     }
 
@@ -151,12 +160,13 @@ impl Probe {
             layout,
             links: HashMap::new(),
             syscall_latency: false,
+            syscall_counting: false,
             _stats: stats,
         };
         for &(prog, tp) in ALWAYS {
             probe.prepare(prog, tp, &btf)?;
         }
-        for &(prog, tp) in LATENCY.iter().chain(BENCH).chain(TRACE) {
+        for &(prog, tp) in SYSCALL_COUNTERS.iter().chain(BENCH).chain(TRACE) {
             probe.prepare(prog, tp, &btf)?;
         }
         Ok(probe)
@@ -207,11 +217,20 @@ impl Probe {
         self.links.clear();
     }
 
-    /// Switches syscall latency histograms on or off. Counting never stops:
-    /// the latency pair is attached before the plain counter is detached
-    /// (for an instant both count; that costs a few double counts, not a gap).
+    /// Switches syscall latency histograms on or off. While counting is
+    /// attached it never stops: the latency pair is attached before the
+    /// plain counter is detached (for an instant both count; that costs a
+    /// few double counts, not a gap).
     pub fn set_syscall_latency(&mut self, on: bool) -> Result<(), ProbeError> {
-        if on {
+        self.syscall_latency = on;
+        if self.syscall_counting {
+            self.attach_syscall_counters()?;
+        }
+        Ok(())
+    }
+
+    fn attach_syscall_counters(&mut self) -> Result<(), ProbeError> {
+        if self.syscall_latency {
             self.attach("dsh_sys_enter_latency")?;
             self.attach("dsh_sys_exit_latency")?;
             self.detach("dsh_sys_exit");
@@ -220,8 +239,26 @@ impl Probe {
             self.detach("dsh_sys_exit_latency");
             self.detach("dsh_sys_enter_latency");
         }
-        self.syscall_latency = on;
         Ok(())
+    }
+
+    /// Attaches (`on`) or detaches every per-syscall counting program. While
+    /// detached, syscalls take the kernel's fast path: no hook runs at all.
+    /// The counters keep their values in between.
+    pub fn set_syscall_counting(&mut self, on: bool) -> Result<(), ProbeError> {
+        if on {
+            self.attach_syscall_counters()?;
+        } else {
+            for (name, _) in SYSCALL_COUNTERS {
+                self.detach(name);
+            }
+        }
+        self.syscall_counting = on;
+        Ok(())
+    }
+
+    pub fn syscall_counting(&self) -> bool {
+        self.syscall_counting
     }
 
     pub fn syscall_latency(&self) -> bool {

@@ -5,7 +5,7 @@ use jiff::tz::TimeZone;
 use crate::untrusted;
 use crate::{
     model::{
-        cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+        cause::{ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
         entry::LogEntry,
     },
     units,
@@ -41,8 +41,51 @@ pub fn msg(m: &Message) -> String {
             }
             text
         }
+        Message::Churn(s) => churn(s),
         Message::Text(text) => text.clone(),
     }
+}
+
+/// `exec 1670 processes (cat 1600, sh 60, 3 others 10); 1670 exited (1669 ok, 1 failed)`
+fn churn(s: &ChurnSummary) -> String {
+    let mut parts = Vec::new();
+    if s.execs > 0 {
+        let mut named: Vec<String> = s
+            .commands
+            .iter()
+            .map(|(comm, n)| format!("{comm} {n}"))
+            .collect();
+        if s.other_commands > 0 {
+            named.push(format!("{} others {}", s.other_commands, s.other_execs));
+        }
+        let plural = if s.execs == 1 { "" } else { "es" };
+        parts.push(format!(
+            "exec {} process{plural} ({})",
+            s.execs,
+            named.join(", ")
+        ));
+    }
+    let exits = s.exits_ok + s.exits_failed + s.exits_killed;
+    if exits > 0 {
+        let classes: Vec<String> = [
+            (s.exits_ok, "ok"),
+            (s.exits_failed, "failed"),
+            (s.exits_killed, "killed"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        let lead = if s.execs > 0 {
+            format!("{exits} exited")
+        } else if exits == 1 {
+            "1 process exited".to_owned()
+        } else {
+            format!("{exits} processes exited")
+        };
+        parts.push(format!("{lead} ({})", classes.join(", ")));
+    }
+    parts.join("; ")
 }
 
 fn from_outside(s: &ExternalSignal) -> String {
@@ -240,6 +283,37 @@ mod tests {
             usage: None,
         };
         assert_eq!(msg(&child), "child process oom");
+    }
+
+    #[test]
+    fn churn_reads_as_one_summary_line() {
+        let s = |execs, commands: &[(&str, u64)], others: (u64, u64), exits: (u64, u64, u64)| {
+            msg(&Message::Churn(ChurnSummary {
+                execs,
+                commands: commands.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+                other_commands: others.0,
+                other_execs: others.1,
+                exits_ok: exits.0,
+                exits_failed: exits.1,
+                exits_killed: exits.2,
+            }))
+        };
+        assert_eq!(
+            s(1670, &[("cat", 1670)], (0, 0), (1670, 0, 0)),
+            "exec 1670 processes (cat 1670); 1670 exited (1670 ok)"
+        );
+        assert_eq!(
+            s(1, &[("sh", 1)], (0, 0), (0, 0, 0)),
+            "exec 1 process (sh 1)"
+        );
+        assert_eq!(
+            s(20, &[("cat", 10), ("sh", 5), ("tr", 3)], (2, 2), (17, 2, 1)),
+            "exec 20 processes (cat 10, sh 5, tr 3, 2 others 2); 20 exited (17 ok, 2 failed, 1 killed)"
+        );
+        assert_eq!(
+            s(0, &[], (0, 0), (0, 3, 0)),
+            "3 processes exited (3 failed)"
+        );
     }
 
     #[test]

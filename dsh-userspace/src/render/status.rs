@@ -50,6 +50,14 @@ pub fn screen(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
+    let _ = match (s.syscall_window_ms, s.syscall_period_ms) {
+        (Some(w), Some(p)) => writeln!(
+            o,
+            "syscalls: sampled, counted {w}ms in every {p}ms ({} windows so far; rates are estimates)",
+            s.syscall_windows
+        ),
+        _ => writeln!(o, "syscalls: {}", s.syscall_accounting),
+    };
     let programs = s.programs.iter().map(|p| {
         [
             p.name.clone(),
@@ -172,6 +180,7 @@ mod tests {
                     runs_per_s: 12345.67,
                     avg_ns_per_run: 88.0,
                     runs_total: 1,
+                    run_time_ns_total: 88,
                 },
                 ProgramStatus {
                     name: "dsh_trace_enter".into(),
@@ -179,6 +188,7 @@ mod tests {
                     runs_per_s: 0.0,
                     avg_ns_per_run: 0.0,
                     runs_total: 0,
+                    run_time_ns_total: 0,
                 },
             ],
             channels: vec![ChannelStatus {

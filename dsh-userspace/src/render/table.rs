@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthStr as _;
 
 use crate::untrusted;
 use crate::{
-    model::row::ContainerRow,
+    model::{row::ContainerRow, syscalls::SyscallAccounting},
     units::{bytes_short, duration, per_s},
 };
 
@@ -140,6 +140,16 @@ fn cores(c: f64) -> String {
     format!("{c:.2}")
 }
 
+/// A syscall rate as counted: `~` marks an estimate from sampling windows,
+/// `-` a rate not counted at all (`dsh agent --syscalls off`).
+fn syscall_rate(r: &ContainerRow, rate: f64) -> String {
+    match r.syscall_accounting {
+        SyscallAccounting::Exact => per_s(rate),
+        SyscallAccounting::Sampled => format!("~{}", per_s(rate)),
+        SyscallAccounting::Off => "-".to_owned(),
+    }
+}
+
 pub fn row(r: &ContainerRow, wide: bool) -> String {
     let cells = [
         short_ids(&untrusted::name(&r.id), COLUMNS[0].1 - 1).into_owned(),
@@ -172,8 +182,8 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
             r.pids.map_or("-".to_owned(), |p| p.to_string()),
             r.oom_kills.to_string(),
             r.core_dumps.to_string(),
-            per_s(r.syscalls_per_s),
-            per_s(r.syscall_errors_per_s),
+            syscall_rate(r, r.syscalls_per_s),
+            syscall_rate(r, r.syscall_errors_per_s),
             bytes_short(r.block_read_bytes_per_s as u64),
             bytes_short(r.block_write_bytes_per_s as u64),
             r.cpu_throttled_ratio
@@ -237,6 +247,8 @@ mod tests {
             pids: Some(3),
             syscalls_per_s: 12_345.0,
             syscall_errors_per_s: 3.0,
+            syscall_accounting: SyscallAccounting::Exact,
+            syscalls_sampled: false,
             block_read_bytes_per_s: 0.0,
             block_write_bytes_per_s: 4096.0,
             cpu_throttled_ratio: None,
@@ -274,6 +286,18 @@ mod tests {
             line.contains("12.3k") && line.contains("# 2 restart(s)"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn sampled_rates_are_marked_and_off_rates_absent() {
+        let mut r = sample();
+        r.syscall_accounting = SyscallAccounting::Sampled;
+        r.syscalls_sampled = true;
+        assert!(row(&r, true).contains(" ~12.3k "), "{}", row(&r, true));
+        r.syscall_accounting = SyscallAccounting::Off;
+        r.syscalls_sampled = false;
+        let line = row(&r, true);
+        assert!(!line.contains("12.3k"), "{line}");
     }
 
     /// The display column where `needle` starts in `line`.
