@@ -105,12 +105,8 @@ fn try_complete(rq: *const u8) -> Result<(), Failure> {
     if inflight.direction > 1 {
         return Ok(());
     }
-    let stats = get_or_insert_zeroed(
-        &BLOCK_STATS,
-        &inflight.cgroup_id,
-        &ZERO,
-        failure::BLOCK_STATS_FULL,
-    )?;
+    let stats = get_or_insert_zeroed(&BLOCK_STATS, &inflight.cgroup_id, &ZERO)
+        .ok_or(Failure(failure::BLOCK_STATS_FULL))?;
     let b = log2_bucket(now_ns().wrapping_sub(inflight.issued_ns));
     // SAFETY: this CPU's value in a per-CPU hash; programs do not nest on a
     // CPU, so nothing else writes it meanwhile.

@@ -3,6 +3,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use dsh_ebpf::{CgroupEvent, channel, kind};
 
 use super::{
+    churn,
     events::{emit, header},
     failures::count,
     kernel::{cgroup_id, off, read, read_str},
@@ -53,6 +54,7 @@ pub fn dsh_cgroup_rmdir(ctx: BtfTracePointContext) -> u32 {
         // Absent when the cgroup did no block I/O, or made no syscall.
         let _ = BLOCK_STATS.remove(id);
         let _ = SYSCALL_COUNTS.remove(id);
+        churn::forget_cgroup(id);
     }
     0
 }

@@ -10,6 +10,7 @@ use dsh_ebpf::{
 use super::{
     kernel::{Plain, boot_ns, cpu, current_cgroup_id},
     maps::{CHANNEL_STATS, CHATTY_EVENTS, CRITICAL_EVENTS},
+    wakeup::submit_flags,
 };
 
 // SAFETY: the event records are repr(C) structs of integers and integer
@@ -86,6 +87,6 @@ fn emit_into<T: Plain + 'static, const BYTES: usize>(
         entry.assume_init_mut()
     };
     fill(record);
-    entry.submit(0);
+    entry.submit(submit_flags(ring));
     count(chan, false);
 }

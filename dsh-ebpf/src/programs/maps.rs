@@ -11,8 +11,6 @@ use dsh_ebpf::{
     TRACE_START_SLOTS, TraceStart, TraceSyscall, channel,
 };
 
-use super::kernel::Failure;
-
 /// 4 MiB: about 60,000 exit records, several seconds of a fork storm.
 pub const CRITICAL_RING_BYTES: usize = 4 << 20;
 pub const CHATTY_RING_BYTES: usize = 4 << 20;
@@ -70,20 +68,47 @@ pub static CHATTY_EVENTS: RingBuf<u8, CHATTY_RING_BYTES> = RingBuf::new();
 pub static CHANNEL_STATS: PerCpuArray<ChannelStats, { channel::COUNT as usize }> =
     PerCpuArray::new();
 
-/// This CPU's value for `key` in a per-CPU hash, inserted from `zero` when
-/// missing. `zero` is a static: values are too big for the 512-byte stack.
-/// `full` is the failure counted when the map has no room.
+/// The hash maps `get_or_insert_zeroed` works on: shared (`HashMap`) or
+/// per CPU (`PerCpuHashMap`, whose pointers are this CPU's value).
+pub trait Keyed<K, V> {
+    fn value_ptr(&self, key: &K) -> Option<*mut V>;
+    /// Inserts `value` unless `key` is present (`BPF_NOEXIST`).
+    fn insert_new(&self, key: &K, value: &V);
+}
+
+impl<K, V, const N: usize, const F: usize> Keyed<K, V> for PerCpuHashMap<K, V, N, F> {
+    #[inline(always)]
+    fn value_ptr(&self, key: &K) -> Option<*mut V> {
+        self.get_ptr_mut(key)
+    }
+
+    #[inline(always)]
+    fn insert_new(&self, key: &K, value: &V) {
+        let _ = self.insert(key, value, BPF_NOEXIST.into());
+    }
+}
+
+impl<K, V, const N: usize, const F: usize> Keyed<K, V> for HashMap<K, V, N, F> {
+    #[inline(always)]
+    fn value_ptr(&self, key: &K) -> Option<*mut V> {
+        self.get_ptr_mut(key)
+    }
+
+    #[inline(always)]
+    fn insert_new(&self, key: &K, value: &V) {
+        let _ = self.insert(key, value, BPF_NOEXIST.into());
+    }
+}
+
+/// The value for `key`, inserted from `zero` when missing; `None` when the
+/// map has no room (the caller counts that as its `failure::*_FULL`, or
+/// falls back). `zero` is a static for big values: the stack has 512 bytes.
 #[inline(always)]
-pub fn get_or_insert_zeroed<K, V, const N: usize, const F: usize>(
-    map: &PerCpuHashMap<K, V, N, F>,
-    key: &K,
-    zero: &'static V,
-    full: u32,
-) -> Result<*mut V, Failure> {
-    if let Some(v) = map.get_ptr_mut(key) {
-        return Ok(v);
+pub fn get_or_insert_zeroed<K, V>(map: &impl Keyed<K, V>, key: &K, zero: &V) -> Option<*mut V> {
+    if let Some(v) = map.value_ptr(key) {
+        return Some(v);
     }
     // Another CPU may insert the same key meanwhile (-EEXIST): look again.
-    let _ = map.insert(key, zero, BPF_NOEXIST.into());
-    map.get_ptr_mut(key).ok_or(Failure(full))
+    map.insert_new(key, zero);
+    map.value_ptr(key)
 }

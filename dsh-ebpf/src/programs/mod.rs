@@ -3,6 +3,7 @@
 //! syscall counters are a second object (`src/cgrp_storage.rs`).
 mod block;
 mod cgroup;
+mod churn;
 mod events;
 mod failures;
 pub mod kernel;
@@ -15,3 +16,4 @@ mod signal;
 mod syscall_start;
 mod syscalls;
 mod trace;
+mod wakeup;

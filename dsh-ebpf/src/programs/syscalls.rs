@@ -18,8 +18,7 @@ use dsh_ebpf::{SyscallCacheSlot, SyscallStats, failure};
 
 use super::{
     failures::count,
-    kernel::current_cgroup_id,
-    kernel::log2_bucket,
+    kernel::{Failure, current_cgroup_id, log2_bucket},
     maps::{SYSCALL_CACHE, SYSCALL_COUNTS, get_or_insert_zeroed},
     syscall_start::{record_enter, take_elapsed},
 };
@@ -54,13 +53,13 @@ fn switch(slot: &mut SyscallCacheSlot, id: u64) {
         }
     }
     slot.cgroup_id = id;
-    match get_or_insert_zeroed(&SYSCALL_COUNTS, &id, &ZERO, failure::SYSCALL_COUNTERS_FULL) {
+    match get_or_insert_zeroed(&SYSCALL_COUNTS, &id, &ZERO) {
         // SAFETY: as above.
-        Ok(stored) => slot.stats = unsafe { *stored },
-        Err(f) => {
+        Some(stored) => slot.stats = unsafe { *stored },
+        None => {
             // No room: the slot still counts (and user space reads it),
             // but the counts are lost when the CPU moves on.
-            count(f);
+            count(Failure(failure::SYSCALL_COUNTERS_FULL));
             slot.stats = SyscallStats::ZERO;
         }
     }

@@ -68,7 +68,8 @@ fn try_exit(ret: i64) -> Result<(), Failure> {
     let (nr, entered) = (slot.nr, slot.entered_ns);
     slot.entered_ns = 0;
     let ns = now_ns().wrapping_sub(entered);
-    let s = get_or_insert_zeroed(&TRACE_SYSCALLS, &nr, &ZERO, failure::TRACE_SYSCALLS_FULL)?;
+    let s = get_or_insert_zeroed(&TRACE_SYSCALLS, &nr, &ZERO)
+        .ok_or(Failure(failure::TRACE_SYSCALLS_FULL))?;
     // SAFETY: this CPU's value in a per-CPU hash; programs do not nest on a
     // CPU, so nothing else writes it meanwhile.
     let s = unsafe { &mut *s };
@@ -84,7 +85,8 @@ fn try_exit(ret: i64) -> Result<(), Failure> {
     if ret < 0 {
         s.errors += 1;
         let key = ((nr as u64) << 32) | ((-ret) as u64 & 0xffff_ffff);
-        let c = get_or_insert_zeroed(&TRACE_ERRNOS, &key, &ZERO_COUNT, failure::TRACE_ERRNOS_FULL)?;
+        let c = get_or_insert_zeroed(&TRACE_ERRNOS, &key, &ZERO_COUNT)
+            .ok_or(Failure(failure::TRACE_ERRNOS_FULL))?;
         // SAFETY: as above.
         unsafe { *c += 1 };
     }

@@ -214,11 +214,13 @@ pub fn check(btf: &Btf) -> Result<Prototypes, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::btf_fixture::Fixture;
+    use crate::probe::btf::writer::Fixture;
 
     #[test]
     fn this_kernel_has_everything() {
-        let btf = Btf::vmlinux().expect("this machine kind has /sys/kernel/btf/vmlinux");
+        let data = crate::probe::btf::read(std::path::Path::new(crate::probe::btf::VMLINUX))
+            .expect("this machine kind has kernel BTF");
+        let btf = Btf::parse(&data).expect("the kernel's BTF parses");
         assert!(
             bpf_memory_in_memcg(&btf),
             "6.18 charges BPF memory to memcg"

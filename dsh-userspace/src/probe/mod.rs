@@ -3,19 +3,22 @@
 //!
 //! Nothing here knows about containers: ids in, counters and events out.
 pub mod btf;
-#[cfg(test)]
-mod btf_fixture;
+mod churn;
 mod error;
 pub mod event;
 mod features;
-pub mod layout;
+pub mod offsets;
 mod stream;
 mod syscalls;
 
 use std::{collections::HashMap, os::fd::OwnedFd, path::Path};
 
+use crate::cgroup::{
+    CgroupId,
+    layout::{self, CgroupLayout, CgroupLayoutKind},
+};
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
@@ -24,8 +27,7 @@ use dsh_ebpf::{
     TraceSyscall, cgroup_mode, channel, failure,
 };
 pub use error::ProbeError;
-pub use layout::{CgroupLayout, CgroupLayoutKind};
-pub use stream::{EventRings, EventStream};
+pub use stream::{DRAIN_EVERY, EventRings, EventStream};
 pub use syscalls::{SyscallCounterLayout, SyscallCounters, merge_cached};
 
 /// The compiled kernel programs, embedded in the binary: the main object
@@ -35,8 +37,9 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ds
 static CGRP_STORAGE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh-cgrp-storage"));
 
-/// (program, tracepoint) pairs attached whenever the probe is loaded, besides
-/// the syscall counters of the layout in use.
+/// (program, tracepoint) pairs attached whenever the probe is loaded. The
+/// syscall counters of the layout in use (`syscalls.rs`) are attached per
+/// the agent's `--syscalls` mode, not with these.
 const ALWAYS: &[(&str, &str)] = &[
     ("dsh_block_rq_issue", "block_rq_issue"),
     ("dsh_block_rq_complete", "block_rq_complete"),
@@ -63,6 +66,9 @@ const BENCH: &[(&str, &str)] = &[("dsh_bench_empty", "sys_exit")];
 pub struct ProbeOptions {
     /// Attach the `sys_enter` hook for per-cgroup syscall latency histograms.
     pub syscall_latency: bool,
+    /// Load the syscall counters without attaching them (the agent's
+    /// sampled and off modes attach them itself, or never).
+    pub syscalls_detached: bool,
     /// Where per-cgroup syscall counters live.
     pub syscall_counters: SyscallCounters,
     /// Cgroups the hash layout holds (default `MAX_SYSCALL_CGROUPS`); the
@@ -79,6 +85,14 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
 }
 
+/// What the kernel collected during a trace, summed over CPUs.
+#[derive(Clone, Debug, Default)]
+pub struct RawTrace {
+    pub syscalls: HashMap<u32, TraceSyscall>,
+    /// (syscall nr, errno) → count.
+    pub errnos: HashMap<(u32, u32), u64>,
+}
+
 pub struct Probe {
     ebpf: Ebpf,
     /// The cgroup-storage object, when that layout counts syscalls.
@@ -89,6 +103,8 @@ pub struct Probe {
     /// Attached programs by name; dropping a link detaches the program.
     links: HashMap<&'static str, FdLink>,
     syscall_latency: bool,
+    /// Whether the per-syscall counting programs are attached.
+    syscall_counting: bool,
     /// Keeps `kernel.bpf_stats_enabled` on while held, when we could enable it.
     _stats: Option<OwnedFd>,
 }
@@ -100,7 +116,8 @@ impl Probe {
         for &(prog, _) in ALWAYS {
             probe.attach(prog)?;
         }
-        probe.set_syscall_latency(opts.syscall_latency)?;
+        probe.syscall_latency = opts.syscall_latency;
+        probe.set_syscall_counting(!opts.syscalls_detached)?;
         Ok(probe)
     }
 
@@ -108,7 +125,8 @@ impl Probe {
     /// benchmarks and tests, which attach one configuration at a time. The
     /// hash layout's programs are always loaded, the cgroup-storage ones
     /// when `opts` chooses that layout; `syscall_stats_of` reads the layout
-    /// `opts` chooses. `opts.syscall_latency` is ignored.
+    /// `opts` chooses. `opts.syscall_latency` and `opts.syscalls_detached`
+    /// are ignored.
     pub fn load_unattached(opts: ProbeOptions) -> Result<Self, ProbeError> {
         Self::open(opts, true)
     }
@@ -119,16 +137,19 @@ impl Probe {
         if !nix::unistd::geteuid().is_root() {
             return Err(ProbeError::NotRoot);
         }
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        if !Path::new(btf::VMLINUX).exists() {
             return Err(ProbeError::NoBtf);
         }
         let layout = CgroupLayout::detect().map_err(ProbeError::Mounts)?;
         if layout.attribution_root().is_none() {
             return Err(ProbeError::NoCgroupHierarchy);
         }
-        let raw_btf = btf::Btf::vmlinux()?;
+        // One read of the kernel's BTF (several MiB) for both parsers: ours
+        // for the checks and offsets, aya's for loading the programs.
+        let vmlinux = btf::read(Path::new(btf::VMLINUX))?;
+        let raw_btf = btf::Btf::parse(&vmlinux)?;
         let v1_subsys = match layout.kind {
-            CgroupLayoutKind::V1 => Some(btf::v1_subsys_id(
+            CgroupLayoutKind::V1 => Some(offsets::v1_subsys_id(
                 &raw_btf,
                 layout::V1_ATTRIBUTION_CONTROLLER,
             )?),
@@ -138,7 +159,7 @@ impl Probe {
             release: features::kernel_release(),
             missing: missing.join(", "),
         })?;
-        let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
+        let kernel_offsets: KernelOffsets = offsets::resolve_offsets(&raw_btf, v1_subsys)?;
         let config = ProbeConfig {
             cgroup_mode: match layout.kind {
                 CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
@@ -151,6 +172,7 @@ impl Probe {
         if !features::bpf_memory_in_memcg(&raw_btf) {
             features::raise_memlock_limit();
         }
+        drop(raw_btf);
         let has_cgroup_storage = syscalls::kernel_has_cgroup_storage();
         let syscall_counters = match opts.syscall_counters {
             SyscallCounters::Auto if has_cgroup_storage => SyscallCounterLayout::CgroupStorage,
@@ -163,28 +185,27 @@ impl Probe {
         let syscall_counter_capacity = opts
             .syscall_counter_capacity
             .unwrap_or(MAX_SYSCALL_CGROUPS as u32);
-        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(e.into()))?;
+        let btf = Btf::parse(&vmlinux, Endianness::default()).map_err(ProbeError::KernelBtf)?;
+        drop(vmlinux);
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
-            .override_global("OFFSETS", &offsets, true)
+            .override_global("OFFSETS", &kernel_offsets, true)
             .override_global("CONFIG", &config, true)
             .map_max_entries("SYSCALL_COUNTS", syscall_counter_capacity);
         if syscall_counters == SyscallCounterLayout::CgroupStorage && !everything {
             // The main object's latency table serves only the hash layout.
             loader.map_max_entries("SYSCALL_START", 1);
         }
-        let ebpf = loader
-            .load(OBJECT)
-            .map_err(|e| ProbeError::Load(e.into()))?;
+        let ebpf = loader.load(OBJECT).map_err(ProbeError::Load)?;
         let cgrp_storage = if syscall_counters == SyscallCounterLayout::CgroupStorage {
             Some(
                 EbpfLoader::new()
                     .btf(Some(&btf))
-                    .override_global("OFFSETS", &offsets, true)
+                    .override_global("OFFSETS", &kernel_offsets, true)
                     .override_global("CONFIG", &config, true)
                     .load(CGRP_STORAGE_OBJECT)
-                    .map_err(|e| ProbeError::Load(e.into()))?,
+                    .map_err(ProbeError::Load)?,
             )
         } else {
             None
@@ -199,6 +220,7 @@ impl Probe {
             layout,
             links: HashMap::new(),
             syscall_latency: false,
+            syscall_counting: false,
             _stats: stats,
         };
         let mut programs: Vec<(&str, &str)> = ALWAYS.iter().chain(TRACE).copied().collect();
@@ -274,12 +296,23 @@ impl Probe {
         self.links.clear();
     }
 
-    /// Switches syscall latency histograms on or off. Counting never stops:
-    /// the latency pair is attached before the plain counter is detached
-    /// (for an instant both count; that costs a few double counts, not a gap).
+    /// Switches syscall latency histograms on or off. While counting is
+    /// attached it never stops: the latency pair is attached before the
+    /// plain counter is detached (for an instant both count; that costs a
+    /// few double counts, not a gap).
     pub fn set_syscall_latency(&mut self, on: bool) -> Result<(), ProbeError> {
+        self.syscall_latency = on;
+        if self.syscall_counting {
+            self.attach_syscall_counters()?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the layout's counting programs: the plain counter, or the
+    /// latency pair instead of it.
+    fn attach_syscall_counters(&mut self) -> Result<(), ProbeError> {
         let p = self.syscall_counters.programs();
-        if on {
+        if self.syscall_latency {
             self.attach(p.enter_latency)?;
             self.attach(p.exit_latency)?;
             self.detach(p.count);
@@ -288,8 +321,26 @@ impl Probe {
             self.detach(p.exit_latency);
             self.detach(p.enter_latency);
         }
-        self.syscall_latency = on;
         Ok(())
+    }
+
+    /// Attaches (`on`) or detaches every per-syscall counting program. While
+    /// detached, syscalls take the kernel's fast path: no hook runs at all.
+    /// The counters keep their values in between.
+    pub fn set_syscall_counting(&mut self, on: bool) -> Result<(), ProbeError> {
+        if on {
+            self.attach_syscall_counters()?;
+        } else {
+            for (name, _) in self.syscall_counters.programs().all() {
+                self.detach(name);
+            }
+        }
+        self.syscall_counting = on;
+        Ok(())
+    }
+
+    pub fn syscall_counting(&self) -> bool {
+        self.syscall_counting
     }
 
     pub fn syscall_latency(&self) -> bool {
@@ -321,7 +372,7 @@ impl Probe {
 
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
     /// cgroup id (blkcg ids and task cgroup ids alike).
-    pub fn block_stats(&self) -> Result<HashMap<u64, BlockStats>, ProbeError> {
+    pub fn block_stats(&self) -> Result<HashMap<CgroupId, BlockStats>, ProbeError> {
         let map: PerCpuHashMap<&MapData, u64, BlockStats> =
             PerCpuHashMap::try_from(self.map("BLOCK_STATS")?)
                 .map_err(|e| ProbeError::Map("BLOCK_STATS", e))?;
@@ -337,7 +388,7 @@ impl Probe {
             for s in per_cpu.iter() {
                 sum.add(s);
             }
-            out.insert(id, sum);
+            out.insert(CgroupId::new(id), sum);
         }
         Ok(out)
     }
@@ -380,7 +431,8 @@ impl Probe {
         Ok(out)
     }
 
-    /// Run counts and run times of every program (attached or not).
+    /// Run counts and run times of every program (attached or not), of
+    /// both objects.
     pub fn program_stats(&self) -> Vec<ProgramStats> {
         let objects = std::iter::once(&self.ebpf).chain(&self.cgrp_storage);
         let mut out: Vec<ProgramStats> = objects
@@ -401,9 +453,9 @@ impl Probe {
 
     /// Starts a per-syscall trace of one cgroup (attribution hierarchy id):
     /// clears what an earlier trace left, sets the target, attaches.
-    pub fn start_trace(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+    pub fn start_trace(&mut self, cgroup_id: CgroupId) -> Result<(), ProbeError> {
         self.clear_trace()?;
-        self.set_trace_target(cgroup_id)?;
+        self.set_trace_target(cgroup_id.get())?;
         for &(prog, _) in TRACE {
             self.attach(prog)?;
         }
@@ -411,12 +463,12 @@ impl Probe {
     }
 
     /// Ends the trace and returns what it collected, summed over CPUs.
-    pub fn stop_trace(&mut self) -> Result<crate::trace::RawTrace, ProbeError> {
+    pub fn stop_trace(&mut self) -> Result<RawTrace, ProbeError> {
         for &(prog, _) in TRACE {
             self.detach(prog);
         }
         self.set_trace_target(0)?;
-        let mut raw = crate::trace::RawTrace::default();
+        let mut raw = RawTrace::default();
         let calls: PerCpuHashMap<&MapData, u32, TraceSyscall> =
             PerCpuHashMap::try_from(self.map("TRACE_SYSCALLS")?)
                 .map_err(|e| ProbeError::Map("TRACE_SYSCALLS", e))?;
