@@ -1,6 +1,7 @@
 //! Cgroup paths and files: which container a cgroup is, where its
 //! statistics live, and the one start-up scan of the hierarchy.
 pub mod identity;
+pub mod netns;
 pub mod stats;
 
 use std::{

@@ -8,7 +8,7 @@ use super::{
     entry::{LogEntry, LogKind},
     state::{State, dumps_core, is_stop_signal, signal_name},
 };
-use crate::cgroup::{identity::Identity, stats::CgroupStats};
+use crate::cgroup::{identity::Identity, netns::NetCounters, stats::CgroupStats};
 
 /// What the container runtime says about a container (names, ports, ...).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -49,8 +49,28 @@ pub struct Sample {
     pub syscall_errors_per_s: f64,
     pub block_read_bytes_per_s: f64,
     pub block_write_bytes_per_s: f64,
+    /// Network receive/transmit rates; None when the namespace's figures
+    /// are reported under another container (or are the host's).
+    pub net_rx_bytes_per_s: Option<f64>,
+    pub net_tx_bytes_per_s: Option<f64>,
+    pub net: NetSample,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
+}
+
+/// The container's network namespace as last sampled.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetSample {
+    /// Cumulative interface counters, for the one container of a shared
+    /// namespace that reports them (so a pod's traffic is counted once).
+    pub counters: Option<NetCounters>,
+    /// Whose figures this namespace's are when not this container's: the
+    /// display id of the container reporting them, or `host`.
+    pub shared_with: Option<String>,
+    /// The namespace's own addresses (not loopback).
+    pub addrs: Vec<String>,
+    /// TCP ports listening in the namespace.
+    pub listen_ports: Vec<u16>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,6 +81,7 @@ pub struct Counters {
     pub syscall_errors: u64,
     pub block_read: u64,
     pub block_write: u64,
+    pub net: Option<NetCounters>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,6 +95,9 @@ pub struct Container {
     /// The runtime said this container no longer exists (`docker rm`).
     #[serde(default)]
     pub removed_from_runtime: bool,
+    /// A pod's sandbox (pause) container: runtime plumbing, not listed.
+    #[serde(default)]
+    pub sandbox: bool,
     pub state: State,
     /// The current incarnation's cgroup id (attribution hierarchy); None once removed.
     pub cgroup_id: Option<u64>,
@@ -111,6 +135,7 @@ impl Container {
             meta: None,
             last_name: None,
             removed_from_runtime: false,
+            sandbox: false,
             state: State::Booting,
             cgroup_id: None,
             created_at: None,

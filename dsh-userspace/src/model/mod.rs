@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
-use container::{Container, Counters, ExternalSignal, OomAtDeath, RuntimeMeta};
+use container::{Container, Counters, ExternalSignal, NetSample, OomAtDeath, RuntimeMeta};
 use entry::LogEntry;
 use health::HealthRules;
 use row::ContainerRow;
@@ -302,6 +302,7 @@ impl Model {
         key: &str,
         stats: CgroupStats,
         counters: Counters,
+        net: NetSample,
         now: Timestamp,
     ) {
         let window = self.rules.throttle_window;
@@ -309,6 +310,13 @@ impl Model {
             return;
         };
         let s = &mut c.sample;
+        let counters = Counters {
+            net: net.counters,
+            ..counters
+        };
+        s.net = net;
+        s.net_rx_bytes_per_s = None;
+        s.net_tx_bytes_per_s = None;
         if let Some(prev) = s.prev
             && let Some(at) = prev.at
         {
@@ -320,6 +328,14 @@ impl Model {
                 s.syscall_errors_per_s = rate(counters.syscall_errors, prev.syscall_errors);
                 s.block_read_bytes_per_s = rate(counters.block_read, prev.block_read);
                 s.block_write_bytes_per_s = rate(counters.block_write, prev.block_write);
+                // A new namespace (restart) starts its counters again: no rate.
+                if let (Some(n), Some(p)) = (counters.net, prev.net)
+                    && n.rx_bytes >= p.rx_bytes
+                    && n.tx_bytes >= p.tx_bytes
+                {
+                    s.net_rx_bytes_per_s = Some(rate(n.rx_bytes, p.rx_bytes));
+                    s.net_tx_bytes_per_s = Some(rate(n.tx_bytes, p.tx_bytes));
+                }
             }
         }
         s.throttle_window
@@ -349,7 +365,7 @@ impl Model {
     pub fn rows(&self, all: bool, now: Timestamp) -> Vec<ContainerRow> {
         self.containers
             .values()
-            .filter(|c| all || c.state.is_live())
+            .filter(|c| (all || c.state.is_live()) && !c.sandbox)
             .map(|c| ContainerRow::of(c, &self.rules, now))
             .collect()
     }

@@ -3,6 +3,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{container::Container, health::HealthRules, state::State};
+use crate::cgroup::netns::NetCounters;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRow {
@@ -20,8 +21,20 @@ pub struct ContainerRow {
     pub btime_s: Option<f64>,
     pub cpu_used_cores: f64,
     pub cpu_limit_cores: Option<f64>,
+    /// The working set (charged usage less inactive page cache): `mem(u)`.
     pub mem_used_bytes: u64,
     pub mem_limit_bytes: Option<u64>,
+    /// What the kernel charges against the limit, and its parts.
+    #[serde(default)]
+    pub mem_usage_bytes: u64,
+    #[serde(default)]
+    pub mem_working_set_bytes: u64,
+    #[serde(default)]
+    pub mem_anon_bytes: u64,
+    #[serde(default)]
+    pub mem_file_bytes: u64,
+    #[serde(default)]
+    pub mem_kernel_bytes: u64,
     pub restart: u64,
     pub health: String,
     pub health_reasons: Vec<String>,
@@ -36,6 +49,18 @@ pub struct ContainerRow {
     pub block_write_bytes_per_s: f64,
     /// Fraction of CFS periods throttled over the last minute.
     pub cpu_throttled_ratio: Option<f64>,
+    /// Network namespace receive/transmit rates (None when shared, below).
+    #[serde(default)]
+    pub net_rx_bytes_per_s: Option<f64>,
+    #[serde(default)]
+    pub net_tx_bytes_per_s: Option<f64>,
+    /// Cumulative counters of the container's network namespace.
+    #[serde(default)]
+    pub net: Option<NetCounters>,
+    /// The namespace's figures are reported under this container (or are
+    /// the `host`'s), so they are not counted twice.
+    #[serde(default)]
+    pub net_shared_with: Option<String>,
 }
 
 impl ContainerRow {
@@ -69,6 +94,11 @@ impl ContainerRow {
                 0
             },
             mem_limit_bytes: stats.and_then(|s| s.mem_limit_bytes),
+            mem_usage_bytes: stats.map_or(0, |s| s.mem_usage_bytes),
+            mem_working_set_bytes: stats.map_or(0, |s| s.mem_working_set_bytes()),
+            mem_anon_bytes: stats.map_or(0, |s| s.mem_anon_bytes),
+            mem_file_bytes: stats.map_or(0, |s| s.mem_file_bytes),
+            mem_kernel_bytes: stats.map_or(0, |s| s.mem_kernel_bytes),
             restart: c.restart_count(),
             health: health.as_str().to_owned(),
             health_reasons,
@@ -81,18 +111,25 @@ impl ContainerRow {
             block_read_bytes_per_s: c.sample.block_read_bytes_per_s,
             block_write_bytes_per_s: c.sample.block_write_bytes_per_s,
             cpu_throttled_ratio: super::health::throttled_ratio(c, now, rules.throttle_window),
+            net_rx_bytes_per_s: c.sample.net_rx_bytes_per_s.filter(|_| live),
+            net_tx_bytes_per_s: c.sample.net_tx_bytes_per_s.filter(|_| live),
+            net: c.sample.net.counters.filter(|_| live),
+            net_shared_with: c.sample.net.shared_with.clone().filter(|_| live),
         }
     }
 }
 
 /// `172.17.0.2:{80,443}`: the container's address and its listening TCP
-/// ports (kernel listen events and the runtime's published ports); `-` when
-/// it listens on nothing.
+/// ports (kernel listen events, sockets listening in a namespace of its
+/// own, and the runtime's published ports); `-` when it listens on nothing.
+/// The address is the runtime's, else the one its own network namespace
+/// holds, else the one it listens on.
 pub fn endpoint(c: &Container) -> String {
     let mut ports: Vec<u16> = c.listening.keys().copied().collect();
     if let Some(m) = &c.meta {
         ports.extend(&m.ports);
     }
+    ports.extend(&c.sample.net.listen_ports);
     ports.sort_unstable();
     ports.dedup();
     if ports.is_empty() {
@@ -102,6 +139,7 @@ pub fn endpoint(c: &Container) -> String {
         .meta
         .as_ref()
         .and_then(|m| m.ip.clone())
+        .or_else(|| c.sample.net.addrs.first().cloned())
         .or_else(|| c.listening.values().next().cloned())
         .unwrap_or_else(|| "*".to_owned());
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();

@@ -19,7 +19,7 @@ const COLUMNS: [(&str, usize); 9] = [
     ("health", 0),
 ];
 
-const WIDE: [(&str, usize); 10] = [
+const WIDE: [(&str, usize); 12] = [
     ("runtime_id", 14),
     ("image", 24),
     ("pids", 6),
@@ -29,6 +29,8 @@ const WIDE: [(&str, usize); 10] = [
     ("err/s", 8),
     ("rd/s", 10),
     ("wr/s", 10),
+    ("net rx/s", 10),
+    ("net tx/s", 10),
     ("throttled", 0),
 ];
 
@@ -77,6 +79,16 @@ fn per_s(v: f64) -> String {
     }
 }
 
+/// A network rate; `shared` when the namespace is reported under another
+/// container (or is the host's), so that a pod's traffic is counted once.
+fn net_rate(r: &ContainerRow, rate: Option<f64>) -> String {
+    match (rate, &r.net_shared_with) {
+        (Some(v), _) => bytes_short(v as u64),
+        (None, Some(_)) => "shared".to_owned(),
+        (None, None) => "-".to_owned(),
+    }
+}
+
 pub fn row(r: &ContainerRow, wide: bool) -> String {
     let cells = [
         sanitize(&r.id),
@@ -113,6 +125,8 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
             per_s(r.syscall_errors_per_s),
             bytes_short(r.block_read_bytes_per_s as u64),
             bytes_short(r.block_write_bytes_per_s as u64),
+            net_rate(r, r.net_rx_bytes_per_s),
+            net_rate(r, r.net_tx_bytes_per_s),
             r.cpu_throttled_ratio
                 .map_or("-".to_owned(), |t| format!("{:.0}%", t * 100.0)),
         ];
@@ -161,6 +175,11 @@ mod tests {
             cpu_limit_cores: None,
             mem_used_bytes: 12 << 20,
             mem_limit_bytes: Some(32 << 20),
+            mem_usage_bytes: 14 << 20,
+            mem_working_set_bytes: 12 << 20,
+            mem_anon_bytes: 10 << 20,
+            mem_file_bytes: 3 << 20,
+            mem_kernel_bytes: 1 << 20,
             restart: 2,
             health: "Warning".into(),
             health_reasons: vec!["2 restart(s) in the last 1h".into()],
@@ -173,6 +192,10 @@ mod tests {
             block_read_bytes_per_s: 0.0,
             block_write_bytes_per_s: 4096.0,
             cpu_throttled_ratio: None,
+            net_rx_bytes_per_s: Some(2048.0),
+            net_tx_bytes_per_s: Some(0.0),
+            net: None,
+            net_shared_with: None,
         }
     }
 
@@ -204,9 +227,13 @@ mod tests {
     fn wide_rows_carry_reasons_and_rates() {
         let line = row(&sample(), true);
         assert!(
-            line.contains("12.3k") && line.contains("# 2 restart(s)"),
+            line.contains("12.3k") && line.contains("2.0Ki") && line.contains("# 2 restart(s)"),
             "{line}"
         );
+        let mut r = sample();
+        (r.net_rx_bytes_per_s, r.net_tx_bytes_per_s) = (None, None);
+        r.net_shared_with = Some("web".into());
+        assert_eq!(row(&r, true).matches(" shared ").count(), 2);
     }
 
     #[test]
