@@ -8,20 +8,10 @@ use super::{
     entry::{LogEntry, LogKind},
     state::{State, dumps_core, is_stop_signal, signal_name},
 };
-use crate::cgroup::{identity::Identity, netns::NetCounters, stats::CgroupStats};
-
-/// What the container runtime says about a container (names, ports, ...).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RuntimeMeta {
-    pub name: String,
-    pub image: String,
-    /// The container's address on its network, if it has its own.
-    pub ip: Option<String>,
-    /// Container-side TCP ports the runtime publishes.
-    pub ports: Vec<u16>,
-    /// The runtime's own restart count.
-    pub restart_count: u64,
-}
+use crate::{
+    cgroup::{identity::Identity, netns::NetCounters, stats::CgroupStats},
+    runtime::RuntimeMeta,
+};
 
 /// Why the victim of an OOM kill died, kept until its exit arrives.
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +76,16 @@ pub struct Counters {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Container {
+    /// The row's stable key: the first incarnation's runtime id. A runtime's
+    /// restart under a new id (the kubelet's) keeps the key.
+    #[serde(default)]
+    pub key: String,
+    /// The current incarnation: runtime, runtime id, cgroup path.
     pub identity: Identity,
+    /// What stays the same across a runtime's restarts under new ids
+    /// (`k8s/<pod uid>/<container>`), when the runtime said.
+    #[serde(default)]
+    pub workload: Option<String>,
     /// Live metadata from the runtime; None while the runtime is unreachable.
     #[serde(skip)]
     pub meta: Option<RuntimeMeta>,
@@ -131,7 +130,9 @@ pub struct Container {
 impl Container {
     pub fn new(identity: Identity, now: Timestamp) -> Self {
         Self {
+            key: identity.runtime_id.clone(),
             identity,
+            workload: None,
             meta: None,
             last_name: None,
             removed_from_runtime: false,
@@ -159,7 +160,7 @@ impl Container {
     }
 
     pub fn key(&self) -> &str {
-        &self.identity.runtime_id
+        &self.key
     }
 
     /// The name shown in `id`: the runtime's name; the last one it gave if

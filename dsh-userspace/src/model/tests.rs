@@ -3,12 +3,15 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model, ResolveError,
-    container::{ExternalSignal, OomAtDeath, RuntimeMeta},
+    container::{ExternalSignal, OomAtDeath},
     entry::LogKind,
     health::HealthRules,
     state::State,
 };
-use crate::cgroup::identity::{Identity, Runtime};
+use crate::{
+    cgroup::identity::{Identity, Runtime},
+    runtime::RuntimeMeta,
+};
 
 const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
 
@@ -207,9 +210,11 @@ fn names_prefixes_and_paths_resolve() {
     m.set_meta(
         ID,
         Some(RuntimeMeta {
+            runtime: "docker".to_owned(),
             name: "web".to_owned(),
             ..Default::default()
         }),
+        t(0),
     );
     assert_eq!(m.resolve("web").unwrap(), ID);
     assert_eq!(m.resolve("07c56").unwrap(), ID);
@@ -227,11 +232,17 @@ fn names_prefixes_and_paths_resolve() {
         "{e}"
     );
     // The runtime gone: the name is no longer shown but still resolves.
-    m.clear_meta();
+    m.clear_meta("podman");
+    assert_eq!(
+        m.get(ID).unwrap().display_id(),
+        "web",
+        "another runtime's names stay"
+    );
+    m.clear_meta("docker");
     assert_eq!(m.get(ID).unwrap().display_id(), format!("/docker/{ID}"));
     assert_eq!(m.resolve("web").unwrap(), ID);
     // Removed from the runtime (`docker rm`): the last name stays on show.
-    m.set_meta(ID, None);
+    m.set_meta(ID, None, t(0));
     assert_eq!(m.get(ID).unwrap().display_id(), "web");
 }
 
