@@ -5,10 +5,14 @@
 mod agentkit;
 mod common;
 
+mod agent_containerd;
 mod agent_docker;
 mod agent_exec;
 mod agent_journal;
+mod agent_net_mem;
+mod agent_podman;
 mod agent_runtime;
+mod agent_runtime_faults;
 mod agent_top;
 mod agent_trace;
 mod block;

@@ -168,6 +168,11 @@ fn ensure_bpf_linker(tools: &Path, sysroot: &Path) -> anyhow::Result<()> {
 /// Makes sure the build can run; cheap (well under a second) when
 /// everything is in place.
 pub fn run() -> anyhow::Result<Toolchain> {
+    // containerd-client generates its gRPC code with protoc at build time.
+    if !crate::cmd::on_path("protoc") {
+        require_root()?;
+        crate::docker::ensure_packages(&["protobuf-compiler"])?;
+    }
     let sysroot = sysroot()?;
     ensure_rust_src(&sysroot)?;
     let tools = workspace_root().join("target/tools");

@@ -7,6 +7,7 @@ mod cargo_build;
 mod cmd;
 mod docker;
 mod run;
+mod runtimes;
 mod test;
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ enum Command {
     /// Start dockerd and import the test image, if needed.
     #[command(hide = true)]
     DockerUp,
+    /// Start the tests' containerd and podman service, if needed.
+    #[command(hide = true)]
+    RuntimesUp,
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -81,6 +85,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::DockerUp => {
             bootstrap::require_root()?;
             docker::ensure_engine()
+        }
+        Command::RuntimesUp => {
+            bootstrap::require_root()?;
+            runtimes::ensure()
         }
     }
 }

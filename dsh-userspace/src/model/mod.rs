@@ -427,6 +427,7 @@ impl Model {
         let exact: Vec<&Container> = self
             .containers
             .values()
+            .filter(|c| !c.sandbox)
             .filter(|c| {
                 c.display_id() == name
                     || c.last_name.as_deref() == Some(name)
@@ -442,7 +443,7 @@ impl Model {
         } else if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
             self.containers
                 .values()
-                .filter(|c| c.identity.runtime_id.starts_with(name))
+                .filter(|c| !c.sandbox && c.identity.runtime_id.starts_with(name))
                 .collect()
         } else {
             Vec::new()
