@@ -12,6 +12,13 @@ pub struct ContainerRow {
     pub runtime_id: String,
     pub cgroup: String,
     pub pod_uid: Option<String>,
+    /// Kubernetes namespace, pod and container names (None outside it).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub pod: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
     pub image: Option<String>,
     pub endpoint: String,
     pub state: State,
@@ -68,6 +75,7 @@ impl ContainerRow {
         let (health, health_reasons) = rules.evaluate(c, now);
         let stats = c.sample.stats.as_ref();
         let live = c.state == State::Running;
+        let kube = c.meta.as_ref().and_then(|m| m.kube.as_ref());
         Self {
             id: c.display_id().to_owned(),
             runtime: serde_json::to_value(c.identity.runtime)
@@ -77,6 +85,9 @@ impl ContainerRow {
             runtime_id: c.identity.runtime_id.clone(),
             cgroup: c.identity.cgroup.clone(),
             pod_uid: c.identity.pod_uid.clone(),
+            namespace: kube.map(|k| k.namespace.clone()),
+            pod: kube.map(|k| k.pod.clone()),
+            container: kube.map(|k| k.container.clone()),
             image: c.meta.as_ref().map(|m| m.image.clone()),
             endpoint: endpoint(c),
             state: c.state,
