@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    cmd::{on_path, quiet, say},
+    cmd::{CloseInherited as _, on_path, quiet, say},
     workspace_root,
 };
 
@@ -95,6 +95,7 @@ fn start_dockerd() -> anyhow::Result<()> {
     // hosts; the tests stop and restart dockerd under running containers.
     let mut child = Command::new("setsid")
         .args(["dockerd", "--live-restore"])
+        .pre_exec_close_inherited()
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)

@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    cmd::{on_path, quiet, say},
+    cmd::{CloseInherited as _, on_path, quiet, say},
     docker::{self, TEST_IMAGE},
     workspace_root,
 };
@@ -51,6 +51,7 @@ fn start(mut cmd: Command, log: &str, up: impl Fn() -> bool) -> anyhow::Result<(
     say(&format!("starting {cmd:?} (log: {})", log.display()));
     let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let mut child = cmd
+        .pre_exec_close_inherited()
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
