@@ -91,7 +91,7 @@ fn containerd_kubernetes_names_restarts_oom_and_sandboxes() {
         "the pod sandbox must not be listed: {rows:?}"
     );
     assert!(
-        agent.try_log_json(Some(&sandbox.id[..12])).is_err(),
+        agent.try_log_json(Some(&sandbox.id)).is_err(),
         "nor resolvable as a container"
     );
 

@@ -189,7 +189,7 @@ fn main() {
             let chunk = vec![7u8; 65536];
             loop {
                 let (ws, limit) = own_working_set();
-                if ws * 100 >= limit * target {
+                if ws.saturating_mul(100) >= limit.saturating_mul(target) {
                     break;
                 }
                 let mut fds = [0i32; 2];
@@ -238,8 +238,13 @@ fn own_working_set() -> (u64, u64) {
             limit,
         );
     }
-    let usage = num(read("/sys/fs/cgroup/memory.current")).unwrap_or(0);
-    let limit = num(read("/sys/fs/cgroup/memory.max")).unwrap_or(u64::MAX / 100);
+    let (Some(usage), Some(limit)) = (
+        num(read("/sys/fs/cgroup/memory.current")),
+        num(read("/sys/fs/cgroup/memory.max")),
+    ) else {
+        eprintln!("dsh-workload: no memory limit readable in /sys/fs/cgroup");
+        exit(1)
+    };
     let stat = read("/sys/fs/cgroup/memory.stat").unwrap_or_default();
     (
         usage.saturating_sub(stat_key(&stat, "inactive_file")),
