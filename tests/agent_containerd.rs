@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use crate::agentkit::{
-    Agent, CONTAINERD_SOCKET, KubeContainer, hex_id, log_msgs_with, runtimes_up, wait_until,
+    Agent, CONTAINERD_SOCKET, KubeContainer, PodCgroups, hex_id, log_msgs_with, runtimes_up,
+    wait_until,
 };
 
 /// A pod uid (8-4-4-4-12 hex) unique to this test run and `n`.
@@ -28,6 +29,16 @@ fn containerd_kubernetes_names_restarts_oom_and_sandboxes() {
     let pod = format!("web-{}", std::process::id());
     let uid = pod_uid(1);
     let cgroupfs = |id: &str| format!("/kubepods/besteffort/pod{uid}/{id}");
+    let uid2 = pod_uid(2);
+    let slice = format!(
+        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice",
+        uid2.replace('-', "_")
+    );
+    // Declared before the containers: dropped (removed) after them.
+    let _pods = PodCgroups(vec![
+        format!("/kubepods/besteffort/pod{uid}"),
+        slice.clone(),
+    ]);
 
     let sandbox = KubeContainer::run(
         hex_id(1),
@@ -46,11 +57,6 @@ fn containerd_kubernetes_names_restarts_oom_and_sandboxes() {
         SLEEPER,
     );
     // The systemd driver's shape (created literally: no systemd here).
-    let uid2 = pod_uid(2);
-    let slice = format!(
-        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice",
-        uid2.replace('-', "_")
-    );
     let pod2 = format!("db-{}", std::process::id());
     let _db = KubeContainer::run(
         hex_id(3),

@@ -73,6 +73,7 @@ fn runtime_sockets_absent_refusing_and_hanging() {
     let pod = format!("faults-{}", std::process::id());
     let id = hex_id(9);
     let cgroup = format!("/kubepods/besteffort/pod{uid}/{id}");
+    let _pod = PodCgroups(vec![format!("/kubepods/besteffort/pod{uid}")]);
     let _c = KubeContainer::run(
         id.clone(),
         &cgroup,

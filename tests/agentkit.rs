@@ -475,3 +475,24 @@ pub fn log_msgs_with(agent: &Agent, name: &str, needle: &str) -> Vec<String> {
         msgs.iter().any(|m| m.contains(needle)).then_some(msgs)
     })
 }
+
+/// Pod-level cgroups (`/kubepods/...`) runc made for test containers,
+/// removed on drop from every hierarchy, deepest first (runc removes only
+/// the containers' own).
+pub struct PodCgroups(pub Vec<String>);
+
+impl Drop for PodCgroups {
+    fn drop(&mut self) {
+        let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let roots: Vec<PathBuf> = mounts.flatten().map(|e| e.path()).collect();
+        let mut rels = self.0.clone();
+        rels.sort_by_key(|r| std::cmp::Reverse(r.len()));
+        for rel in rels {
+            for root in roots.iter().chain([&PathBuf::from("/sys/fs/cgroup")]) {
+                let _ = std::fs::remove_dir(root.join(rel.trim_start_matches('/')));
+            }
+        }
+    }
+}
