@@ -6,7 +6,9 @@ use std::{os::unix::net::UnixListener, time::Duration};
 
 use serde_json::Value;
 
-use crate::agentkit::{Agent, CONTAINERD_SOCKET, KubeContainer, hex_id, runtimes_up, wait_until};
+use crate::agentkit::{
+    Agent, CONTAINERD_SOCKET, KubeContainer, PodCgroups, hex_id, runtimes_up, wait_until,
+};
 
 fn runtime(status: &Value, name: &str) -> Value {
     status["runtimes"]
