@@ -112,10 +112,11 @@ fn docker_stats_mem(name: &str) -> u64 {
 #[test]
 fn memory_is_what_the_kernel_charges() {
     let agent = Agent::fresh("mem", &[]);
-    let mut opts = workload_mounts();
-    opts.extend(["--ulimit".into(), "nofile=65536:65536".into()]);
+    let opts = workload_mounts();
     let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-    let sockets = Container::run("sockets", &opts, &["/dsh-workload", "sockets", "20000"]);
+    // 18,000 descriptors: within the test engine's limit of 20,000 (a
+    // container cannot raise its hard limit past dockerd's).
+    let sockets = Container::run("sockets", &opts, &["/dsh-workload", "sockets", "9000"]);
     // The kernel memory settles once every socket is made.
     let row = wait_until(
         Duration::from_secs(30),

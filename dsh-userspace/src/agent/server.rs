@@ -121,7 +121,7 @@ async fn handle(
             let key = match container {
                 None => None,
                 Some(name) => match ask_main(&ask, Ask::Resolve { name }).await {
-                    Reply::Resolved(row) => Some(row.runtime_id),
+                    Reply::Resolved(row) => Some(row.key),
                     other => return send(&mut w, &other).await,
                 },
             };

@@ -8,6 +8,10 @@ use crate::cgroup::netns::NetCounters;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRow {
     pub id: String,
+    /// The row's stable key (its journal key): the first incarnation's
+    /// runtime id, which `runtime_id` (the current one's) may no longer be.
+    #[serde(default)]
+    pub key: String,
     pub runtime: String,
     pub runtime_id: String,
     pub cgroup: String,
@@ -78,6 +82,7 @@ impl ContainerRow {
         let kube = c.meta.as_ref().and_then(|m| m.kube.as_ref());
         Self {
             id: c.display_id().to_owned(),
+            key: c.key().to_owned(),
             runtime: serde_json::to_value(c.identity.runtime)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))

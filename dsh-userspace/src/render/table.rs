@@ -161,6 +161,7 @@ mod tests {
     fn sample() -> ContainerRow {
         ContainerRow {
             id: "web".into(),
+            key: "07c561cc06f3bd45".into(),
             runtime: "docker".into(),
             runtime_id: "07c561cc06f3bd45".into(),
             cgroup: "/docker/07c5".into(),

@@ -14,11 +14,12 @@ use containerd_client::{
         SubscribeRequest, containers_client::ContainersClient, events_client::EventsClient,
         namespaces_client::NamespacesClient, version_client::VersionClient,
     },
-    tonic::{Code, Request, transport::Channel},
+    tonic::{self, Code, Request, Streaming, transport::Channel},
     types::Envelope,
 };
 use futures_util::StreamExt as _;
 use prost::Message as _;
+use tokio::task::JoinHandle;
 
 use super::{Change, Connection, Runtime, RuntimeMeta, kube};
 
@@ -111,22 +112,18 @@ impl Runtime for Containerd {
             .into_inner()
             .version;
         // Subscribe before listing, so nothing between the two is missed.
+        // containerd sends the stream's headers with its first event only,
+        // so the subscription runs in a task of its own, started now and
+        // awaited by the stream (an idle containerd must not look hung).
         let filters = vec![
             r#"topic~="^/containers/""#.to_owned(),
             r#"topic=="/tasks/start""#.to_owned(),
         ];
-        let events = EventsClient::new(channel.clone())
-            .subscribe(SubscribeRequest { filters })
-            .await?
-            .into_inner();
-        let changes = events
-            .filter_map(|e| async move {
-                match e {
-                    Ok(env) => change_of(&env).map(Ok),
-                    Err(s) => Some(Err(s.into())),
-                }
-            })
-            .boxed();
+        let mut events = EventsClient::new(channel.clone());
+        let subscribed = Subscription(tokio::spawn(async move {
+            events.subscribe(SubscribeRequest { filters }).await
+        }));
+        let changes = futures_util::stream::unfold(Feed::Pending(subscribed), next_change).boxed();
         self.channel = Some(channel);
         Ok(Connection { version, changes })
     }
@@ -163,6 +160,45 @@ impl Runtime for Containerd {
     async fn ping(&mut self) -> anyhow::Result<()> {
         VersionClient::new(self.channel()?).version(()).await?;
         Ok(())
+    }
+}
+
+/// The pending subscription; aborted when the connection is dropped.
+struct Subscription(JoinHandle<Result<tonic::Response<Streaming<Envelope>>, tonic::Status>>);
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum Feed {
+    Pending(Subscription),
+    Open(Box<Streaming<Envelope>>),
+    Done,
+}
+
+/// The next container change from the event stream, once it is open.
+async fn next_change(feed: Feed) -> Option<(anyhow::Result<Change>, Feed)> {
+    let mut events = match feed {
+        Feed::Pending(mut s) => match (&mut s.0).await {
+            Ok(Ok(resp)) => Box::new(resp.into_inner()),
+            Ok(Err(status)) => return Some((Err(status.into()), Feed::Done)),
+            Err(e) => return Some((Err(e.into()), Feed::Done)),
+        },
+        Feed::Open(events) => events,
+        Feed::Done => return None,
+    };
+    loop {
+        match events.message().await {
+            Ok(Some(env)) => {
+                if let Some(c) = change_of(&env) {
+                    return Some((Ok(c), Feed::Open(events)));
+                }
+            }
+            Ok(None) => return None,
+            Err(status) => return Some((Err(status.into()), Feed::Done)),
+        }
     }
 }
 
