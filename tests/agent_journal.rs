@@ -8,7 +8,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    agentkit::{Agent, dsh_bin, wait_until},
+    agentkit::{Agent, OthersCopy, dsh_bin, wait_until},
     common::TestCgroup,
 };
 
@@ -48,12 +48,25 @@ fn agent_killed_during_a_write_burst_keeps_a_consistent_journal() {
     assert!(status["journal_entries"].as_u64() >= Some(log.len() as u64));
 }
 
-fn run_dsh(args: &[&str], state_dir: &std::path::Path, uid: Option<u32>) -> (i32, String) {
-    let mut cmd = Command::new(dsh_bin());
+fn run_dsh(args: &[&str], state_dir: &std::path::Path) -> (i32, String) {
+    output(Command::new(dsh_bin()), args, state_dir)
+}
+
+/// `dsh` run as `uid`, from a copy that user can execute, in a directory
+/// it can enter.
+fn run_dsh_as(
+    copy: &OthersCopy,
+    uid: u32,
+    args: &[&str],
+    state_dir: &std::path::Path,
+) -> (i32, String) {
+    let mut cmd = Command::new(&copy.path);
+    cmd.uid(uid).gid(uid).current_dir("/");
+    output(cmd, args, state_dir)
+}
+
+fn output(mut cmd: Command, args: &[&str], state_dir: &std::path::Path) -> (i32, String) {
     cmd.arg("--state-dir").arg(state_dir).args(args);
-    if let Some(uid) = uid {
-        cmd.uid(uid).gid(uid);
-    }
     let out = cmd.output().expect("running dsh");
     (
         out.status.code().unwrap_or(-1),
@@ -64,30 +77,34 @@ fn run_dsh(args: &[&str], state_dir: &std::path::Path, uid: Option<u32>) -> (i32
 #[test]
 fn cli_errors_are_clear_and_fail() {
     let nowhere = std::env::temp_dir().join(format!("dsh-it-none-{}", std::process::id()));
-    let (code, err) = run_dsh(&["ps"], &nowhere, None);
+    let (code, err) = run_dsh(&["ps"], &nowhere);
     assert_eq!(code, 1);
     assert!(err.contains("the dsh agent is not running"), "{err}");
 
-    let (code, err) = run_dsh(&["ps"], &nowhere, Some(65534));
+    // As nobody: from a copy nobody can execute wherever this clone lives.
+    let copy = OthersCopy::new();
+    let (code, err) = run_dsh_as(&copy, 65534, &["ps"], &nowhere);
     assert_eq!(code, 1);
     assert!(err.contains("must run as root"), "{err}");
-    let (code, err) = run_dsh(&["agent"], &nowhere, Some(65534));
+    let (code, err) = run_dsh_as(&copy, 65534, &["agent"], &nowhere);
     assert_eq!(code, 1);
     assert!(err.contains("root"), "{err}");
 
     let agent = Agent::fresh("cli", &[]);
-    let (code, err) = run_dsh(&["log", "no-such-container"], &agent.state_dir, None);
+    let (code, err) = run_dsh(&["log", "no-such-container"], &agent.state_dir);
     assert_eq!(code, 1);
     assert!(
         err.contains("no container matches \"no-such-container\""),
         "{err}"
     );
-    let (code, err) = run_dsh(&["log", "--since", "3w", "x"], &agent.state_dir, None);
-    assert_ne!(code, 0);
-    assert!(err.contains("unknown unit"), "{err}");
+    let (code, err) = run_dsh(&["log", "--since", "3x", "x"], &agent.state_dir);
+    assert_eq!(code, 2, "clap's usage error: {err}");
+    assert!(err.contains("not a duration"), "{err}");
+    let (code, err) = run_dsh(&["log", "--since", "500ms"], &agent.state_dir);
+    assert_eq!(code, 0, "{err}");
 
     // A second agent on the same state dir refuses to start.
-    let (code, err) = run_dsh(&["agent"], &agent.state_dir, None);
+    let (code, err) = run_dsh(&["agent"], &agent.state_dir);
     assert_eq!(code, 1);
     assert!(err.contains("already"), "{err}");
 

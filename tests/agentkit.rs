@@ -41,6 +41,51 @@ pub fn xtask_bin() -> &'static str {
     sibling("xtask", "DSH_XTASK")
 }
 
+/// A copy of `dsh` that another user can execute, wherever the clone lives.
+///
+/// The build's own binary sits under the clone's `target/`, which another
+/// user may not be able to traverse (`mktemp -d` makes 0700 directories;
+/// so is `/root`): running it as nobody then fails with EACCES before dsh
+/// says anything. The copy lives in a fresh 0755 directory in the first
+/// temporary directory every user can reach, removed on drop.
+pub struct OthersCopy {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl OthersCopy {
+    pub fn new() -> OthersCopy {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        let everyone_can_enter = |d: &Path| {
+            d.ancestors()
+                .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+        };
+        let base = [std::env::temp_dir(), PathBuf::from("/tmp")]
+            .into_iter()
+            .find(|d| everyone_can_enter(d))
+            .expect("a temporary directory every user can enter ($TMPDIR or /tmp)");
+        let dir = base.join(format!("dsh-it-bin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        // The umask may have taken bits from the mode: set it outright.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = dir.join("dsh");
+        std::fs::copy(dsh_bin(), &path)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", dsh_bin(), path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        OthersCopy { dir, path }
+    }
+}
+
+impl Drop for OthersCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Polls `f` until it returns Some, or panics with `what` after `timeout`.
 pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

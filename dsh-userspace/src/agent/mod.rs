@@ -167,6 +167,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                 agent.sample_lag_ms = scheduled.elapsed().as_secs_f64() * 1e3;
                 let t0 = Instant::now();
                 agent.undecodable = events.undecodable;
+                agent.stop_abandoned_trace();
                 agent.tick();
                 agent.sample_duration_ms = t0.elapsed().as_secs_f64() * 1e3;
                 ticks += 1;

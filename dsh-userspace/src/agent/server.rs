@@ -8,7 +8,7 @@ use std::{
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::{broadcast, mpsc, oneshot},
 };
@@ -110,12 +110,19 @@ async fn handle(
                 name: container,
                 duration: Duration::from_millis(duration_ms),
             };
-            send(&mut w, &ask_main(&ask, q).await).await
+            // The client sends nothing more: a read that ends means it went
+            // away (Ctrl-C). Dropping the question closes its reply channel,
+            // and the agent stops the trace at its next tick.
+            let mut more = [0u8; 1];
+            tokio::select! {
+                reply = ask_main(&ask, q) => send(&mut w, &reply).await,
+                _ = reader.read(&mut more) => Ok(()),
+            }
         }
         Request::Log {
             container,
             all,
-            since_s,
+            since_ms,
             follow,
         } => {
             let key = match container {
@@ -128,7 +135,12 @@ async fn handle(
             // Subscribe before reading the journal: a line committed in
             // between arrives twice at worst, and seq filters the repeat.
             let mut rx = follow.then(|| lines.subscribe());
-            let since = since_s.map(|s| Timestamp::now() - SignedDuration::from_secs(s));
+            // A `--since` older than jiff's timestamps reach means "everything".
+            let since = since_ms.map(|ms| {
+                Timestamp::now()
+                    .checked_sub(SignedDuration::from_millis(ms))
+                    .unwrap_or(Timestamp::MIN)
+            });
             let mut last_seq = 0;
             let mut names = names(&ask).await;
             let backlog = query(&journal, key.clone(), since, 0, !all).await;

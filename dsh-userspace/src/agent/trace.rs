@@ -18,8 +18,9 @@ pub(super) struct PendingTrace {
     block_before: Option<dsh_ebpf::BlockStats>,
 }
 
-/// The longest trace a client may ask for.
-const MAX_TRACE: Duration = Duration::from_secs(300);
+/// The longest trace a client may ask for. A trace whose client goes away
+/// (Ctrl-C) stops at the next tick, so a long one holds nothing hostage.
+const MAX_TRACE: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn deadline(t: &Option<PendingTrace>) -> tokio::time::Instant {
     t.as_ref().map_or_else(
@@ -65,7 +66,10 @@ impl Agent {
         if duration.is_zero() || duration > MAX_TRACE {
             return refuse(
                 reply,
-                format!("a trace lasts between 1ms and {MAX_TRACE:?}"),
+                format!(
+                    "a trace lasts between 1ms and {}h",
+                    MAX_TRACE.as_secs() / 3600
+                ),
             );
         }
         let key = match self.model.resolve(name) {
@@ -94,6 +98,20 @@ impl Agent {
             started: Instant::now(),
             deadline: tokio::time::Instant::now() + duration,
         });
+    }
+
+    /// Stops a trace whose client has gone away (the server drops its
+    /// question when the client's socket closes): the in-kernel filter costs
+    /// every task on the host, and only one trace runs at a time.
+    pub(super) fn stop_abandoned_trace(&mut self) {
+        if !self.trace.as_ref().is_some_and(|t| t.reply.is_closed()) {
+            return;
+        }
+        let Some(t) = self.trace.take() else { return };
+        if let Err(e) = self.probe.stop_trace() {
+            log::warn!("stopping the abandoned trace of {}: {e}", t.id);
+        }
+        log::info!("dsh trace of {} stopped early: its client went away", t.id);
     }
 
     pub(super) fn finish_trace(&mut self) {

@@ -27,7 +27,7 @@ pub enum Request {
     Log {
         container: Option<String>,
         all: bool,
-        since_s: Option<i64>,
+        since_ms: Option<i64>,
         follow: bool,
     },
     Status,

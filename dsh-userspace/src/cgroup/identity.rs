@@ -32,6 +32,31 @@ pub enum Runtime {
     Cgroup,
 }
 
+impl Runtime {
+    pub const ALL: [Runtime; 7] = [
+        Runtime::Docker,
+        Runtime::Containerd,
+        Runtime::Kubernetes,
+        Runtime::Crio,
+        Runtime::Podman,
+        Runtime::Systemd,
+        Runtime::Cgroup,
+    ];
+
+    /// The name rows and `--json` carry (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::Kubernetes => "kubernetes",
+            Runtime::Crio => "crio",
+            Runtime::Podman => "podman",
+            Runtime::Systemd => "systemd",
+            Runtime::Cgroup => "cgroup",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub runtime: Runtime,
@@ -245,6 +270,13 @@ mod tests {
     const ID: &str = "b43d92bf1e5c6f78bb9b7bc6f40721280299855ba692092716e3a1b6c0b86f3f";
     const UID: &str = "8712f785-1a3e-41ec-a00b-e2dcc77431cb";
     const UID_: &str = "8712f785_1a3e_41ec_a00b_e2dcc77431cb";
+
+    #[test]
+    fn runtime_names_are_the_serde_names() {
+        for r in Runtime::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}");
+        }
+    }
 
     /// `path` (with "{ID}" and "{UID_}" filled in) is the container `cgroup`.
     fn sub(path: &str, cgroup: &str, runtime: Runtime, id: &str, pod: Option<&str>) {

@@ -455,7 +455,7 @@ fn blkio_v1(t: &str) -> Result<(u64, u64), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
+    use std::{fs, io::Write as _};
 
     /// A fresh fixture directory, removed on drop.
     struct Fixture(PathBuf);
@@ -723,7 +723,13 @@ mod tests {
     #[test]
     fn v1_real_cgroupfs() {
         if v1_mount("memory").is_none() {
-            println!("skipping: no cgroup v1 memory hierarchy mounted");
+            // Straight to stderr: the harness captures println! of a passing
+            // test, and this one passes having checked nothing.
+            let _ = writeln!(
+                std::io::stderr(),
+                "cgroup::stats::tests::v1_real_cgroupfs RAN NOTHING: this host has no cgroup v1 \
+                 memory hierarchy; the v1 reader was checked on fixtures only (test `v1`)"
+            );
             return;
         }
         let name = format!("dsh-stats-test-{}", std::process::id());

@@ -25,8 +25,8 @@ pub struct AgentArgs {
     /// Also attach the sys_enter hook for syscall latency histograms.
     #[arg(long)]
     pub syscall_latency: bool,
-    /// Sampling interval (e.g. 1s, 500ms).
-    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    /// Sampling interval (e.g. 1s, 500ms; at least 100ms).
+    #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
     pub interval: Duration,
     /// The Docker Engine API socket ("none": do not follow Docker).
     #[arg(long, default_value = "/var/run/docker.sock")]
@@ -42,12 +42,12 @@ pub struct AgentArgs {
     #[arg(long, default_value = default_crio_socket())]
     pub crio_socket: String,
     /// Forget containers this long after their cgroup is gone (and no
-    /// runtime knows them); their journal lines stay. Seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub forget_after_s: i64,
-    /// Journal retention: drop lines older than this many days.
-    #[arg(long, default_value_t = 7)]
-    pub retention_days: i64,
+    /// runtime knows them); their journal lines stay (e.g. 1h, 90s).
+    #[arg(long, default_value = "1h", value_parser = super::duration::parse)]
+    pub forget_after: Duration,
+    /// Journal retention: drop lines older than this (e.g. 7d, 36h; at least 1d).
+    #[arg(long, default_value = "7d", value_parser = super::duration::retention)]
+    pub retention: Duration,
     /// Journal retention: keep at most this many lines.
     #[arg(long, default_value_t = 1_000_000)]
     pub retention_entries: u64,
@@ -60,27 +60,6 @@ pub struct AgentArgs {
     /// Health: this many restarts in 10 minutes is a crash loop (UnHealthy).
     #[arg(long, default_value_t = 3)]
     pub crash_loop_restarts: usize,
-}
-
-/// "1s", "500ms", "2" (seconds).
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not an interval like 1s or 500ms");
-    let d = if let Some(ms) = s.strip_suffix("ms") {
-        Duration::from_millis(ms.parse().map_err(|_| bad())?)
-    } else {
-        let secs: f64 = s
-            .strip_suffix('s')
-            .unwrap_or(s)
-            .parse()
-            .map_err(|_| bad())?;
-        Duration::try_from_secs_f64(secs).map_err(|_| bad())?
-    };
-    if d < Duration::from_millis(100) {
-        return Err(format!(
-            "{s:?} is too short; the interval is at least 100ms"
-        ));
-    }
-    Ok(d)
 }
 
 /// A socket flag: "none" (or empty) turns that runtime off.
@@ -111,14 +90,19 @@ impl AgentArgs {
                 crio: followed(&self.crio_socket),
             },
             rules,
-            forget_after: SignedDuration::from_secs(self.forget_after_s.max(0)),
+            forget_after: signed(self.forget_after),
             retention: Retention {
-                max_age: SignedDuration::from_hours(24 * self.retention_days.max(1)),
+                max_age: signed(self.retention),
                 max_entries: self.retention_entries.max(1000),
             },
             syscall_latency: self.syscall_latency,
         }
     }
+}
+
+/// Durations past jiff's ~292 years are "forever".
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
 pub fn run(args: AgentArgs, state_dir: PathBuf) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,5 @@
 //! `dsh log`: a container's history, oldest first, local time.
-use std::{io::Write as _, path::Path, process::ExitCode};
+use std::{io::Write as _, path::Path, process::ExitCode, time::Duration};
 
 use dsh::{
     api::{Reply, Request, client::Connection},
@@ -16,36 +16,22 @@ pub struct LogArgs {
     /// Keep streaming new lines.
     #[arg(short, long)]
     follow: bool,
-    /// Only lines newer than this (e.g. 90s, 10m, 2h, 1d).
-    #[arg(long, value_parser = parse_duration)]
-    since: Option<i64>,
+    /// Only lines newer than this (e.g. 500ms, 90s, 10m, 2h, 1d).
+    #[arg(long, value_parser = super::duration::parse)]
+    since: Option<Duration>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
-}
-
-/// "90s", "10m", "2h", "1d" (or plain seconds) → seconds.
-fn parse_duration(s: &str) -> Result<i64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m, 2h or 1d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?}; use s, m, h or d")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let req = Request::Log {
         container: args.container,
         all: args.all,
-        since_s: args.since,
+        // Saturates at ~292 million years: "everything".
+        since_ms: args
+            .since
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         follow: args.follow,
     };
     let mut conn = Connection::open(state_dir, &req)?;
@@ -73,19 +59,4 @@ pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("10m"), Ok(600));
-        assert_eq!(parse_duration("2h"), Ok(7200));
-        assert_eq!(parse_duration("15"), Ok(15));
-        assert!(parse_duration("3w").is_err());
-        assert!(parse_duration("m").is_err());
-    }
 }

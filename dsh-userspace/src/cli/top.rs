@@ -39,9 +39,9 @@ pub struct TopArgs {
     /// Sort by (descending; the keys c m r s i n change it live).
     #[arg(long, value_enum, default_value = "cpu")]
     sort: SortKey,
-    /// Refresh interval in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
+    /// Refresh interval (e.g. 1s, 500ms; at least 100ms).
+    #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
+    interval: Duration,
     /// Also list containers that are no longer running.
     #[arg(short, long)]
     all: bool,
@@ -106,7 +106,7 @@ pub fn run(args: TopArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         print!("{}", table::table(&rows, false));
         return Ok(ExitCode::SUCCESS);
     }
-    let interval = Duration::from_millis(args.interval_ms.max(100));
+    let interval = args.interval;
     let (tx, rx) = mpsc::channel();
     let dir: PathBuf = state_dir.to_owned();
     let all = args.all;
@@ -218,7 +218,8 @@ fn draw(rows: &[ContainerRow], sort: SortKey, error: Option<&str>) -> std::io::R
     let mut out = std::io::stdout().lock();
     queue!(out, cursor::MoveTo(0, 0), terminal::Clear(ClearType::All))?;
     for (i, line) in lines(rows, sort, error, height as usize).iter().enumerate() {
-        let cut: String = line.chars().take(width as usize).collect();
+        // By display width: a wide name must not wrap onto the next line.
+        let cut = table::cut(line, width as usize);
         queue!(out, cursor::MoveTo(0, i as u16))?;
         out.write_all(cut.as_bytes())?;
     }

@@ -62,8 +62,7 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    let runtime = serde_json::to_value(id.runtime)?;
-    let runtime = runtime.as_str().unwrap_or_default();
+    let runtime = id.runtime.as_str();
     if args.json {
         let v = json!({
             "pid": pid,

@@ -238,7 +238,10 @@ impl Journal {
 
     /// Drops the oldest entries beyond the retention's age and count.
     pub fn enforce_retention(&self, now: Timestamp) -> Result<u64, JournalError> {
-        let cutoff = now - self.retention.max_age;
+        // A retention longer than jiff's timestamps reach keeps everything.
+        let cutoff = now
+            .checked_sub(self.retention.max_age)
+            .unwrap_or(Timestamp::MIN);
         let tx = self.db.begin_write().map_err(db("begin"))?;
         let mut removed = 0;
         {

@@ -17,6 +17,33 @@ pub enum LogKind {
     Exec,
 }
 
+impl LogKind {
+    pub const ALL: [LogKind; 8] = [
+        LogKind::Create,
+        LogKind::Start,
+        LogKind::Exit,
+        LogKind::Oom,
+        LogKind::Signal,
+        LogKind::Coredump,
+        LogKind::Destroy,
+        LogKind::Exec,
+    ];
+
+    /// The name `dsh log` prints and `--json` carries (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Create => "create",
+            LogKind::Start => "start",
+            LogKind::Exit => "exit",
+            LogKind::Oom => "oom",
+            LogKind::Signal => "signal",
+            LogKind::Coredump => "coredump",
+            LogKind::Destroy => "destroy",
+            LogKind::Exec => "exec",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// Position in the journal (assigned when appended; strictly increasing).
@@ -72,5 +99,17 @@ impl LogEntry {
         self.pid = Some(pid);
         self.comm = Some(comm.to_owned());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogKind;
+
+    #[test]
+    fn kind_names_are_the_serde_names() {
+        for k in LogKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str(), "{k:?}");
+        }
     }
 }

@@ -83,10 +83,7 @@ impl ContainerRow {
         Self {
             id: c.display_id().to_owned(),
             key: c.key().to_owned(),
-            runtime: serde_json::to_value(c.identity.runtime)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            runtime: c.identity.runtime.as_str().to_owned(),
             runtime_id: c.identity.runtime_id.clone(),
             cgroup: c.identity.cgroup.clone(),
             pod_uid: c.identity.pod_uid.clone(),

@@ -6,12 +6,13 @@ pub mod btf;
 mod error;
 pub mod event;
 pub mod layout;
+pub mod offsets;
 mod stream;
 
 use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
 
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
@@ -98,22 +99,26 @@ impl Probe {
         if !nix::unistd::geteuid().is_root() {
             return Err(ProbeError::NotRoot);
         }
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        if !Path::new(btf::VMLINUX).exists() {
             return Err(ProbeError::NoBtf);
         }
         let layout = CgroupLayout::detect().map_err(ProbeError::Mounts)?;
         if layout.attribution_root().is_none() {
             return Err(ProbeError::NoCgroupHierarchy);
         }
-        let raw_btf = btf::Btf::vmlinux()?;
+        // One read of the kernel's BTF (several MiB) for both parsers: ours
+        // for the offsets, aya's for loading the programs.
+        let vmlinux = btf::read(Path::new(btf::VMLINUX))?;
+        let raw_btf = btf::Btf::parse(&vmlinux)?;
         let v1_subsys = match layout.kind {
-            CgroupLayoutKind::V1 => Some(btf::v1_subsys_id(
+            CgroupLayoutKind::V1 => Some(offsets::v1_subsys_id(
                 &raw_btf,
                 layout::V1_ATTRIBUTION_CONTROLLER,
             )?),
             _ => None,
         };
-        let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
+        let kernel_offsets: KernelOffsets = offsets::resolve_offsets(&raw_btf, v1_subsys)?;
+        drop(raw_btf);
         let config = ProbeConfig {
             cgroup_mode: match layout.kind {
                 CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
@@ -121,10 +126,12 @@ impl Probe {
             },
             has_blkcg: 1,
         };
-        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(e.into()))?;
+        let btf =
+            Btf::parse(&vmlinux, Endianness::default()).map_err(|e| ProbeError::Load(e.into()))?;
+        drop(vmlinux);
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
-            .override_global("OFFSETS", &offsets, true)
+            .override_global("OFFSETS", &kernel_offsets, true)
             .override_global("CONFIG", &config, true)
             .load(OBJECT)
             .map_err(|e| ProbeError::Load(e.into()))?;

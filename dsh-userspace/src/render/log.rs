@@ -14,11 +14,7 @@ pub fn line(e: &LogEntry, tz: &TimeZone) -> String {
             format!("{ts} {id} change state from {from} to {to} with msg {msg}")
         }
         None => {
-            let kind = serde_json::to_value(e.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            format!("{ts} {id} {kind} with msg {msg}")
+            format!("{ts} {id} {} with msg {msg}", e.kind.as_str())
         }
     }
 }
