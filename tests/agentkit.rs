@@ -532,8 +532,17 @@ impl Drop for PodCgroups {
             return;
         };
         let roots: Vec<PathBuf> = mounts.flatten().map(|e| e.path()).collect();
+        // Their parents too, when empty (never on a host with real pods).
         let mut rels = self.0.clone();
+        for r in &self.0 {
+            let mut p = std::path::Path::new(r);
+            while let Some(parent) = p.parent().filter(|p| p.as_os_str().len() > 1) {
+                rels.push(parent.to_string_lossy().into_owned());
+                p = parent;
+            }
+        }
         rels.sort_by_key(|r| std::cmp::Reverse(r.len()));
+        rels.dedup();
         for rel in rels {
             for root in roots.iter().chain([&PathBuf::from("/sys/fs/cgroup")]) {
                 let _ = std::fs::remove_dir(root.join(rel.trim_start_matches('/')));
