@@ -1,6 +1,7 @@
-//! The journal under a hard kill, and the CLI's errors.
+//! The journal under a hard kill, the CLI's errors, and a reader that leaves early.
 use std::{
-    os::unix::process::CommandExt as _,
+    io::{BufRead as _, BufReader},
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -46,6 +47,37 @@ fn agent_killed_during_a_write_burst_keeps_a_consistent_journal() {
     let status = agent.status();
     assert_eq!(status["journal_errors"], 0);
     assert!(status["journal_entries"].as_u64() >= Some(log.len() as u64));
+
+    // `dsh log --json | head -1`: the reader goes after one line. The pipe is
+    // shrunk to one page, so the log is many times what it holds and dsh is
+    // still writing when the reader has gone.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // SAFETY: fcntl on a pipe descriptor this function owns; no pointers.
+    let set = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(
+        set >= 4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    // The Command (and the parent's copy of the write end) is dropped here.
+    let log = Command::new(dsh_bin())
+        .arg("--state-dir")
+        .arg(&agent.state_dir)
+        .args(["log", "-a", "--json", &path])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running dsh log");
+    let mut first = String::new();
+    BufReader::new(reader)
+        .read_line(&mut first)
+        .expect("reading the first line");
+    // The reader was dropped: the pipe is closed.
+    assert!(first.starts_with('{'), "{first:?}");
+    let out = log.wait_with_output().expect("waiting for dsh log");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "a closed pipe is no error: {stderr}");
 }
 
 fn run_dsh(args: &[&str], state_dir: &std::path::Path) -> (i32, String) {

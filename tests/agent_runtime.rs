@@ -84,7 +84,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn churn_of_200_cgroups_for_a_minute() {
     let agent = Agent::fresh("churn", &["--forget-after", "2s"]);
-    let root = dsh::probe::layout::CgroupLayout::detect()
+    let root = dsh::cgroup::layout::CgroupLayout::detect()
         .expect("mounts")
         .attribution_root()
         .expect("hierarchy")

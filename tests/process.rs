@@ -1,7 +1,10 @@
 //! Process exec and exit: codes, signals, core dumps.
 use std::process::Stdio;
 
-use dsh::probe::event::EventKind;
+use dsh::{
+    probe::event::EventKind,
+    signal::{ExitStatus, Signal},
+};
 
 use crate::common::{TestCgroup, WAIT, ensure_loaded, is_exit_of, probe};
 
@@ -20,14 +23,11 @@ fn sigsegv_death_has_signal_11() {
         .wait_for(WAIT, |e| is_exit_of(e, pid))
         .expect("no exit event");
     assert_eq!(ev.task.cgroup_id, cg.id());
-    let EventKind::Exit {
-        signal, exit_code, ..
-    } = ev.kind
-    else {
+    let EventKind::Exit { status, .. } = ev.kind else {
         unreachable!()
     };
-    assert_eq!(signal, Some(11));
-    assert_eq!(exit_code, None);
+    assert_eq!(status.signal().map(Signal::number), Some(11));
+    assert_eq!(status.code(), None);
 }
 
 #[test]
@@ -42,16 +42,10 @@ fn exit_3_has_exit_code_3() {
         .wait_for(WAIT, |e| is_exit_of(e, pid))
         .expect("no exit event");
     assert_eq!(ev.task.cgroup_id, cg.id());
-    let EventKind::Exit {
-        signal,
-        exit_code,
-        core_dumped,
-        ..
-    } = ev.kind
-    else {
+    let EventKind::Exit { status, .. } = ev.kind else {
         unreachable!()
     };
-    assert_eq!((exit_code, signal, core_dumped), (Some(3), None, false));
+    assert_eq!(status, ExitStatus::Exited(3));
     // One process, one exit event: thread exits are not process exits.
     let n = probe().matching(|e| is_exit_of(e, pid)).len();
     assert_eq!(n, 1);

@@ -10,14 +10,17 @@ use std::{
     time::Duration,
 };
 
-use dsh::probe::{CgroupLayout, layout::cgroup_id};
+use dsh::cgroup::{
+    CgroupId,
+    layout::{CgroupLayout, cgroup_id},
+};
 
 /// Whether tracefs is mounted anywhere (dsh must not need it).
 pub fn tracefs_mounted() -> bool {
-    fs::read_to_string("/proc/self/mounts")
+    procfs::mounts()
         .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+        .iter()
+        .any(|m| m.fs_vfstype == "tracefs")
 }
 
 /// The `dsh-workload` binary: next to the running executable (or one
@@ -92,12 +95,12 @@ impl TestCgroup {
     }
 
     /// The id events carry for tasks in this cgroup.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> CgroupId {
         cgroup_id(&self.dir).expect("stat test cgroup")
     }
 
     /// The id block I/O carries when attributed by the request's blkcg.
-    pub fn blkcg_id(&self) -> u64 {
+    pub fn blkcg_id(&self) -> CgroupId {
         let root = self.layout.blkcg_root().expect("a blkcg hierarchy");
         cgroup_id(&root.join(&self.name)).expect("stat blkcg cgroup")
     }

@@ -8,8 +8,13 @@ pub mod cgroup;
 pub mod clock;
 pub mod enter;
 pub mod journal;
+#[cfg(test)]
+mod layering;
 pub mod model;
 pub mod probe;
 pub mod render;
+pub mod report;
 pub mod runtime;
+pub mod signal;
 pub mod trace;
+pub mod units;

@@ -7,7 +7,7 @@ use crate::{
     cargo_build::{cargo_build, profile_dir},
     cmd::{check, say},
     docker,
-    test::unmount_tracefs,
+    host::unmount_tracefs,
     workspace_root,
 };
 

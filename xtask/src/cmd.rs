@@ -44,23 +44,19 @@ pub fn on_path(name: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }
 
-/// For daemons started from a test run: close every descriptor but stdio
-/// in the child, or the daemon keeps whatever the caller held (such as
-/// `flock`'s lock on the shared test lock) for as long as it runs.
-pub trait CloseInherited {
-    fn pre_exec_close_inherited(&mut self) -> &mut Self;
-}
-
-impl CloseInherited for std::process::Command {
-    fn pre_exec_close_inherited(&mut self) -> &mut Self {
-        use std::os::unix::process::CommandExt as _;
-        // SAFETY: close_range is async-signal-safe and touches no memory;
-        // stdio (0-2) stays, set up by Command before this runs.
-        unsafe {
-            self.pre_exec(|| {
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-                Ok(())
-            })
-        }
+/// Makes `cmd` a daemon that outlives xtask: its own session (no terminal
+/// signals) and no inherited descriptors beyond stdio. A lock or pipe fd
+/// left open by whoever ran xtask (`flock`, a test harness' pipe) would
+/// otherwise stay held for the daemon's whole life.
+pub fn daemonize(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (setsid, close_range).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        })
     }
 }

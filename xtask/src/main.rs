@@ -6,6 +6,7 @@ mod bootstrap;
 mod cargo_build;
 mod cmd;
 mod docker;
+mod host;
 mod run;
 mod runtimes;
 mod test;

@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    cmd::{CloseInherited as _, on_path, quiet, say},
+    cmd::{daemonize, on_path, quiet, say},
     docker::{self, TEST_IMAGE},
     workspace_root,
 };
@@ -44,14 +44,13 @@ fn ctr() -> Command {
     c
 }
 
-/// Starts `cmd` in its own session (it outlives xtask), logging to
-/// `target/<log>`, and waits until `up` says it answers.
+/// Starts `cmd` as a daemon (it outlives xtask, see [`daemonize`]), logging
+/// to `target/<log>`, and waits until `up` says it answers.
 fn start(mut cmd: Command, log: &str, up: impl Fn() -> bool) -> anyhow::Result<()> {
     let log = workspace_root().join("target").join(log);
     say(&format!("starting {cmd:?} (log: {})", log.display()));
     let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let mut child = cmd
-        .pre_exec_close_inherited()
+    let mut child = daemonize(&mut cmd)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
@@ -79,9 +78,8 @@ fn ensure_containerd() -> anyhow::Result<()> {
         let config = workspace_root().join("target/containerd-test.toml");
         fs::write(&config, CONTAINERD_CONFIG)
             .with_context(|| format!("writing {}", config.display()))?;
-        let mut cmd = Command::new("setsid");
-        cmd.arg("containerd")
-            .arg("--config")
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config")
             .arg(&config)
             .args(["--address", CONTAINERD_SOCKET])
             .args(["--root", CONTAINERD_ROOT, "--state", CONTAINERD_STATE]);
@@ -118,9 +116,9 @@ fn ensure_podman() -> anyhow::Result<()> {
     };
     if !up() {
         let _ = fs::remove_file(PODMAN_SOCKET);
-        let mut cmd = Command::new("setsid");
+        let mut cmd = Command::new("podman");
         // No systemd here: cgroupfs puts containers in /libpod_parent.
-        cmd.args(["podman", "--cgroup-manager=cgroupfs", "system", "service"])
+        cmd.args(["--cgroup-manager=cgroupfs", "system", "service"])
             .args(["--time=0", &format!("unix://{PODMAN_SOCKET}")]);
         start(cmd, "podman-test.log", up)?;
     }

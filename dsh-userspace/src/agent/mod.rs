@@ -23,12 +23,12 @@ use tokio::{
 
 use crate::{
     api::{self, MapFill, Reply, StatusReport},
-    cgroup,
+    cgroup::{self, CgroupId, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
     model::{
         Model,
-        container::{ExternalSignal, OomAtDeath},
+        cause::{ExternalSignal, OomAtDeath},
         entry::LogEntry,
         health::HealthRules,
         row::ContainerRow,
@@ -36,8 +36,8 @@ use crate::{
     probe::{
         Probe, ProbeOptions,
         event::{Event, EventKind},
-        layout::CgroupLayout,
     },
+    report::chain,
     runtime::RuntimeUpdate,
 };
 use discovery::Hierarchies;
@@ -156,7 +156,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = sigterm.recv() => break,
             ev = events.next() => match ev {
                 Ok(ev) => held.push(ev),
-                Err(e) => log::warn!("event stream: {e}"),
+                Err(e) => log::warn!("{}", chain(&e)),
             },
             _ = release.tick(), if !held.is_empty() => {
                 for ev in held.ready(BootClock::boot_ns_now(), false) {
@@ -244,20 +244,9 @@ impl Agent {
             EventKind::Exec { filename, .. } => {
                 m.exec(task.cgroup_id, task.tgid, &task.comm, &filename, ts);
             }
-            EventKind::Exit {
-                exit_code,
-                signal,
-                core_dumped,
-                ..
-            } => m.exit(
-                task.cgroup_id,
-                task.tgid,
-                &task.comm,
-                exit_code,
-                signal,
-                core_dumped,
-                ts,
-            ),
+            EventKind::Exit { status, .. } => {
+                m.exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
+            }
             EventKind::Oom {
                 victim_tgid,
                 victim_cgroup_id,
@@ -292,7 +281,7 @@ impl Agent {
 
     /// Memory use and limit of a container right now (at an OOM kill the
     /// cgroup still exists: the victim has not exited yet).
-    fn memory_now(&self, cgroup_id: u64) -> OomAtDeath {
+    fn memory_now(&self, cgroup_id: CgroupId) -> OomAtDeath {
         let stats = self
             .model
             .key_of_cgroup(cgroup_id)
@@ -333,7 +322,7 @@ impl Agent {
             Err(e) => {
                 // Counted and shown by `dsh status`; the lines are lost.
                 self.journal_errors += 1;
-                log::error!("journal: {e}; {} lines not written", entries.len());
+                log::error!("{}; {} lines not written", chain(&e), entries.len());
             }
         }
     }
@@ -342,7 +331,7 @@ impl Agent {
         match self.journal.enforce_retention(Timestamp::now()) {
             Ok(0) => {}
             Ok(n) => log::info!("journal: {n} old entries dropped"),
-            Err(e) => log::warn!("journal retention: {e}"),
+            Err(e) => log::warn!("journal retention: {}", chain(&e)),
         }
     }
 

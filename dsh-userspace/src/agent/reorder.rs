@@ -82,9 +82,11 @@ mod tests {
                 pid: 1,
                 tgid: 1,
                 comm: "x".into(),
-                cgroup_id: 1,
+                cgroup_id: crate::cgroup::CgroupId::new(1),
             },
-            kind: EventKind::SignalDeliver { signal },
+            kind: EventKind::SignalDeliver {
+                signal: crate::signal::Signal::from_raw(signal),
+            },
         }
     }
 

@@ -13,7 +13,8 @@ use jiff::Timestamp;
 use crate::{
     api::{ChannelStatus, ProgramStatus},
     cgroup::{
-        self,
+        self, CgroupId,
+        layout::CgroupLayout,
         netns::{NetnsReader, NetnsView, netns_of},
         stats::{StatsError, StatsReader},
     },
@@ -22,7 +23,8 @@ use crate::{
         container::{Counters, NetSample},
         state::State,
     },
-    probe::{Probe, ProgramStats, layout::CgroupLayout},
+    probe::{Probe, ProgramStats},
+    report::chain,
 };
 
 /// Reads every live container's statistics into the model, keeping the
@@ -32,7 +34,7 @@ use crate::{
 pub struct Sampler {
     stats: StatsReader,
     /// Container key → its attribution cgroup directory, for syscall counters.
-    dirs: HashMap<String, (u64, File)>,
+    dirs: HashMap<String, (CgroupId, File)>,
     net: NetnsReader,
 }
 
@@ -56,14 +58,17 @@ impl Sampler {
                     }
                 }
             }
-            Err(e) => log::warn!("reading block counters: {e}"),
+            Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
         let live = model.live_keys();
         let mut nets = self.net_samples(model, &live);
         let mut live_dirs = HashSet::new();
         for key in &live {
             let Some(c) = model.get(key) else { continue };
-            let (path, cgroup_id) = (c.identity.cgroup.clone(), c.cgroup_id.unwrap_or(0));
+            let (path, cgroup_id) = (
+                c.identity.cgroup.clone(),
+                c.cgroup_id.unwrap_or(CgroupId::new(0)),
+            );
             let src = cgroup::stats_source(layout, &path);
             live_dirs.extend(src.dirs().into_iter().map(PathBuf::from));
             let stats = match self.stats.read(&src) {
@@ -73,7 +78,7 @@ impl Sampler {
                     continue;
                 }
                 Err(e) => {
-                    log::debug!("{e}");
+                    log::debug!("{}", chain(&e));
                     continue;
                 }
             };
@@ -170,7 +175,7 @@ impl Sampler {
     fn dir(
         &mut self,
         key: &str,
-        cgroup_id: u64,
+        cgroup_id: CgroupId,
         layout: &CgroupLayout,
         path: &str,
     ) -> Option<&File> {
@@ -185,14 +190,9 @@ impl Sampler {
 
 /// The agent's own CPU time (ns) and resident memory (bytes).
 pub fn self_usage() -> (u64, u64) {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |p| p * page);
+    let rss = procfs::process::Process::myself()
+        .and_then(|p| p.statm())
+        .map_or(0, |m| m.resident * procfs::page_size());
     let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
         .map_or(0, |t| {
             t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64

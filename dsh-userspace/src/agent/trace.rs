@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::Agent;
-use crate::api::Reply;
+use crate::{api::Reply, report::chain};
 
 /// A `dsh trace` in progress: answered when its time is up.
 pub(super) struct PendingTrace {
@@ -87,7 +87,7 @@ impl Agent {
         };
         let (id, cgroup) = (c.display_id().to_owned(), c.identity.cgroup.clone());
         if let Err(e) = self.probe.start_trace(cgroup_id) {
-            return refuse(reply, format!("starting the trace: {e}"));
+            return refuse(reply, format!("starting the trace: {}", chain(&e)));
         }
         self.trace = Some(PendingTrace {
             block_before: self.block_of(&key),
@@ -127,7 +127,7 @@ impl Agent {
                     &t.id, &t.cgroup, secs, &raw, block,
                 )))
             }
-            Err(e) => Reply::Error(format!("reading the trace: {e}")),
+            Err(e) => Reply::Error(format!("reading the trace: {}", chain(&e))),
         };
         let _ = t.reply.send(reply);
     }

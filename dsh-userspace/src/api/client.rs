@@ -13,15 +13,15 @@ pub enum ClientError {
     NotRoot,
     #[error("the dsh agent is not running (no socket at {0}); start it with `dsh agent`")]
     NotRunning(String),
-    #[error("cannot reach the dsh agent at {path}: {source}")]
+    #[error("cannot reach the dsh agent at {path}")]
     Connect {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("talking to the dsh agent: {0}")]
+    #[error("talking to the dsh agent")]
     Io(#[from] std::io::Error),
-    #[error("the dsh agent sent something unreadable: {0}")]
+    #[error("the dsh agent sent something unreadable")]
     Protocol(#[from] serde_json::Error),
     #[error("the dsh agent closed the connection early")]
     Closed,

@@ -105,7 +105,7 @@ pub enum StatsError {
     /// The cgroup was removed while (or before) it was read: an ordinary event, not a fault.
     #[error("cgroup {0} is gone")]
     Vanished(PathBuf),
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -304,12 +304,8 @@ fn read_v1_blkio(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), 
 fn host_ram() -> u64 {
     static RAM: OnceLock<u64> = OnceLock::new();
     *RAM.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(u64::MAX, |kb| kb.saturating_mul(1024))
+        use procfs::Current as _;
+        procfs::Meminfo::current().map_or(u64::MAX, |m| m.mem_total)
     })
 }
 
@@ -702,14 +698,12 @@ mod tests {
         assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == cpu));
     }
 
-    /// Mount point of a v1 hierarchy carrying `ctrl`, from /proc/self/mounts.
+    /// Mount point of a v1 hierarchy carrying `ctrl`, from the mount table.
     fn v1_mount(ctrl: &str) -> Option<PathBuf> {
-        let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
-        mounts.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let ok = f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == ctrl);
-            ok.then(|| PathBuf::from(f[1]))
-        })
+        crate::cgroup::layout::CgroupLayout::detect()
+            .ok()?
+            .v1
+            .remove(ctrl)
     }
 
     /// Cgroup dirs made by the real test, removed on drop even if an assertion fails.

@@ -41,11 +41,7 @@ pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         match conn.recv()? {
             Reply::Entry(e) => {
                 if args.json {
-                    let mut v = serde_json::to_value(&*e)?;
-                    if let Some(obj) = v.as_object_mut() {
-                        obj.insert("ts".into(), e.ts.to_string().into());
-                    }
-                    serde_json::to_writer(&mut out, &v)?;
+                    serde_json::to_writer(&mut out, &render::log::json(&e)?)?;
                     out.write_all(b"\n")?;
                 } else {
                     writeln!(out, "{}", render::log::line(&e, &tz))?;

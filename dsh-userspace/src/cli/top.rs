@@ -64,7 +64,7 @@ fn fetch(state_dir: &Path, all: bool) -> Result<Vec<ContainerRow>, String> {
     match client::call(state_dir, &Request::Ps { all }) {
         Ok(Reply::Rows(rows)) => Ok(rows),
         Ok(_) => Err("the agent answered `ps` with something else".to_owned()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(dsh::report::chain(&e)),
     }
 }
 
@@ -103,7 +103,10 @@ pub fn run(args: TopArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let mut rows = fetch(state_dir, args.all).map_err(|e| anyhow::anyhow!(e))?;
     if !std::io::stdout().is_terminal() {
         sort_rows(&mut rows, args.sort);
-        print!("{}", table::table(&rows, false));
+        // Written, not print!ed: a closed pipe is an error to return, not a panic.
+        std::io::stdout()
+            .lock()
+            .write_all(table::table(&rows, false).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let interval = args.interval;

@@ -1,6 +1,6 @@
 //! `dsh trace`: one container's syscalls (what `strace -c` shows, without
 //! ptrace) and block I/O, switched on in the kernel only while it runs.
-use std::{path::Path, process::ExitCode, time::Duration};
+use std::{io::Write as _, path::Path, process::ExitCode, time::Duration};
 
 use dsh::{
     api::{Reply, Request, client},
@@ -27,10 +27,12 @@ pub fn run(args: TraceArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let Reply::Trace(report) = client::call(state_dir, &req)? else {
         anyhow::bail!("the agent answered `trace` with something else");
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    // Written, not print!ed: a closed pipe is an error to return, not a panic.
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        print!("{}", render::trace::report(&report));
-    }
+        render::trace::report(&report)
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

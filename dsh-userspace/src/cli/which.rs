@@ -5,9 +5,10 @@ use std::{path::Path, process::ExitCode};
 use anyhow::Context as _;
 use dsh::{
     api::{Reply, Request, client},
+    cgroup::layout::CgroupLayout,
     cgroup::{self, identity::identify},
-    probe::layout::CgroupLayout,
     render::sanitize,
+    report::chain,
 };
 use serde_json::json;
 
@@ -58,7 +59,7 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             None
         }
         Err(e) => {
-            eprintln!("dsh: {e}; container names need the agent");
+            eprintln!("dsh: {}; container names need the agent", chain(&e));
             None
         }
     };

@@ -25,19 +25,19 @@ const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("container
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("opening the journal {path}: {source}")]
+    #[error("opening the journal {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: redb::DatabaseError,
     },
-    #[error("journal {op}: {source}")]
+    #[error("journal {op}")]
     Db {
         op: &'static str,
         #[source]
         source: redb::Error,
     },
-    #[error("journal record {what} is corrupt: {source}")]
+    #[error("journal record {what} is corrupt")]
     Decode {
         what: String,
         #[source]

@@ -4,6 +4,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Journal, Query, Retention};
 use crate::model::{
     Changes,
+    cause::Message,
     entry::{LogEntry, LogKind},
     state::State,
 };
@@ -21,7 +22,9 @@ fn entry(s: i64, key: &str, change: bool) -> LogEntry {
         key,
         key,
         LogKind::Start,
-        format!("line {s}"),
+        Message::Exec {
+            filename: format!("line {s}"),
+        },
     );
     if change {
         e.from = Some(State::Booting);

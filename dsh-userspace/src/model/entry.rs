@@ -2,7 +2,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::state::State;
+use super::{cause::Message, state::State};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,7 +58,8 @@ pub struct LogEntry {
     /// Both set for a state change; both None for other events.
     pub from: Option<State>,
     pub to: Option<State>,
-    pub msg: String,
+    /// What happened, typed; `render::log` writes it as the contract's text.
+    pub msg: Message,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -72,7 +73,7 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: String) -> Self {
+    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: Message) -> Self {
         Self {
             seq: 0,
             ts,

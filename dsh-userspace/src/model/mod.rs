@@ -1,6 +1,7 @@
 //! The agent's picture of the host's containers: which cgroup belongs to
 //! which container, each container's state machine, and the log lines its
 //! changes produce. Knows nothing of how events are collected or stored.
+pub mod cause;
 pub mod container;
 pub mod entry;
 pub mod health;
@@ -13,8 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
-use crate::runtime::RuntimeMeta;
-use container::{Container, Counters, ExternalSignal, NetSample, OomAtDeath};
+use crate::{cgroup::CgroupId, runtime::RuntimeMeta, signal::ExitStatus};
+use cause::{ExternalSignal, OomAtDeath, Start};
+use container::{Container, Counters, NetSample};
 use entry::LogEntry;
 use health::HealthRules;
 use row::ContainerRow;
@@ -22,9 +24,9 @@ use row::ContainerRow;
 pub struct Model {
     containers: BTreeMap<String, Container>,
     /// Attribution-hierarchy cgroup id (a container's own or a sub-cgroup) → key.
-    by_cgroup: HashMap<u64, String>,
+    by_cgroup: HashMap<CgroupId, String>,
     /// Block-I/O cgroup id (v1 blkio on hybrid hosts) → key.
-    by_blkcg: HashMap<u64, String>,
+    by_blkcg: HashMap<CgroupId, String>,
     pub rules: HealthRules,
     /// Containers gone from cgroupfs (and unknown to any runtime) are dropped
     /// from the table this long after their last change.
@@ -118,7 +120,7 @@ impl Model {
         self.containers.is_empty()
     }
 
-    pub fn key_of_cgroup(&self, id: u64) -> Option<&str> {
+    pub fn key_of_cgroup(&self, id: CgroupId) -> Option<&str> {
         self.by_cgroup.get(&id).map(String::as_str)
     }
 
@@ -133,7 +135,7 @@ impl Model {
         self.log.extend(entries);
     }
 
-    fn with<F>(&mut self, cgroup_id: u64, f: F)
+    fn with<F>(&mut self, cgroup_id: CgroupId, f: F)
     where
         F: FnOnce(&mut Container) -> Vec<LogEntry>,
     {
@@ -148,7 +150,7 @@ impl Model {
 
     /// A cgroup appeared in the attribution hierarchy (from the start-up scan
     /// with `ts` its discovery time, or from the kernel's mkdir event).
-    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: u64, ts: Timestamp) {
+    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: CgroupId, ts: Timestamp) {
         let key = self.key_for(&identity.runtime_id).to_owned();
         self.by_cgroup.insert(id, key.clone());
         if path != identity.cgroup {
@@ -186,10 +188,10 @@ impl Model {
         ts: Timestamp,
         started_at: Option<Timestamp>,
         main: Option<u32>,
-        msg: &str,
+        how: Start,
     ) {
         if let Some(c) = self.containers.get_mut(key) {
-            let entries = c.found_running(ts, started_at, main, msg);
+            let entries = c.found_running(ts, started_at, main, how);
             self.emit(key, entries);
         }
     }
@@ -204,7 +206,7 @@ impl Model {
         }
     }
 
-    pub fn cgroup_removed(&mut self, id: u64, ts: Timestamp) {
+    pub fn cgroup_removed(&mut self, id: CgroupId, ts: Timestamp) {
         let Some(key) = self.by_cgroup.remove(&id) else {
             return;
         };
@@ -216,35 +218,43 @@ impl Model {
         }
     }
 
-    pub fn blkcg_created(&mut self, key: &str, id: u64) {
+    pub fn blkcg_created(&mut self, key: &str, id: CgroupId) {
         self.by_blkcg.insert(id, key.to_owned());
     }
 
-    pub fn blkcg_removed(&mut self, id: u64) {
+    pub fn blkcg_removed(&mut self, id: CgroupId) {
         self.by_blkcg.remove(&id);
     }
 
-    pub fn exec(&mut self, cgroup_id: u64, tgid: u32, comm: &str, filename: &str, ts: Timestamp) {
+    pub fn exec(
+        &mut self,
+        cgroup_id: CgroupId,
+        tgid: u32,
+        comm: &str,
+        filename: &str,
+        ts: Timestamp,
+    ) {
         self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the exit event's fields")]
     pub fn exit(
         &mut self,
-        cgroup_id: u64,
+        cgroup_id: CgroupId,
         tgid: u32,
         comm: &str,
-        exit_code: Option<u8>,
-        signal: Option<u8>,
-        core_dumped: bool,
+        status: ExitStatus,
         ts: Timestamp,
     ) {
-        self.with(cgroup_id, |c| {
-            c.exit(ts, tgid, comm, exit_code, signal, core_dumped)
-        });
+        self.with(cgroup_id, |c| c.exit(ts, tgid, comm, status));
     }
 
-    pub fn oom_kill(&mut self, victim_cgroup: u64, tgid: u32, at_death: OomAtDeath, ts: Timestamp) {
+    pub fn oom_kill(
+        &mut self,
+        victim_cgroup: CgroupId,
+        tgid: u32,
+        at_death: OomAtDeath,
+        ts: Timestamp,
+    ) {
         self.with(victim_cgroup, |c| {
             c.oom_kill(ts, tgid, at_death);
             Vec::new()
@@ -258,9 +268,9 @@ impl Model {
     /// outside the container are of interest (to name who stopped it).
     pub fn signal(
         &mut self,
-        sender_cgroup: u64,
+        sender_cgroup: CgroupId,
         sender: ExternalSignal,
-        target_cgroup: u64,
+        target_cgroup: CgroupId,
         target_tgid: u32,
         ts: Timestamp,
     ) {
@@ -268,8 +278,7 @@ impl Model {
         if target.is_none() || target == self.by_cgroup.get(&sender_cgroup) {
             return;
         }
-        // SIGCHLD, SIGURG, SIGWINCH, SIGCONT are housekeeping, not intent.
-        if matches!(sender.signal, 17 | 18 | 23 | 28) {
+        if sender.signal.is_housekeeping() {
             return;
         }
         self.with(target_cgroup, |c| {
@@ -277,7 +286,7 @@ impl Model {
         });
     }
 
-    pub fn listen(&mut self, cgroup_id: u64, port: u16, addr: String, listening: bool) {
+    pub fn listen(&mut self, cgroup_id: CgroupId, port: u16, addr: String, listening: bool) {
         let Some(key) = self.by_cgroup.get(&cgroup_id) else {
             return;
         };
@@ -298,7 +307,7 @@ impl Model {
             .collect()
     }
 
-    pub fn key_of_blkcg(&self, id: u64) -> Option<&str> {
+    pub fn key_of_blkcg(&self, id: CgroupId) -> Option<&str> {
         self.by_blkcg.get(&id).map(String::as_str)
     }
 

@@ -2,7 +2,11 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{container::Container, health::HealthRules, state::State};
+use super::{
+    container::Container,
+    health::{HealthReason, HealthRules},
+    state::State,
+};
 use crate::cgroup::netns::NetCounters;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,7 +52,7 @@ pub struct ContainerRow {
     pub mem_kernel_bytes: u64,
     pub restart: u64,
     pub health: String,
-    pub health_reasons: Vec<String>,
+    pub health_reasons: Vec<HealthReason>,
     pub oom_kills: u64,
     pub core_dumps: u64,
     /// Processes that ended in this container since dsh first saw it.

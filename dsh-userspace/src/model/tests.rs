@@ -3,14 +3,18 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model, ResolveError,
-    container::{ExternalSignal, OomAtDeath},
+    cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
     entry::LogKind,
     health::HealthRules,
     state::State,
 };
 use crate::{
-    cgroup::identity::{Identity, Runtime},
+    cgroup::{
+        CgroupId,
+        identity::{Identity, Runtime},
+    },
     runtime::RuntimeMeta,
+    signal::{ExitStatus, Signal},
 };
 
 const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
@@ -28,12 +32,24 @@ fn docker(id: &str) -> Identity {
     }
 }
 
+fn killed(signal: u32, core_dumped: bool) -> ExitStatus {
+    ExitStatus::Killed {
+        signal: Signal::from_raw(signal),
+        core_dumped,
+    }
+}
+
+fn cg(id: u64) -> CgroupId {
+    CgroupId::new(id)
+}
+
 fn model() -> Model {
     Model::new(HealthRules::default(), SignedDuration::from_hours(1))
 }
 
 /// What runc does: cgroup, its own helpers exit inside it, then the user exec.
 fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
+    let cg = CgroupId::new(cg);
     let ident = docker(ID);
     let path = ident.cgroup.clone();
     m.cgroup_created(ident, &path, cg, t(at));
@@ -41,24 +57,20 @@ fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
         cg,
         user_tgid - 2,
         "runc:[1:CHILD]",
-        Some(0),
-        None,
-        false,
+        ExitStatus::Exited(0),
         t(at),
     );
     m.exit(
         cg,
         user_tgid - 1,
         "runc:[0:PARENT]",
-        Some(0),
-        None,
-        false,
+        ExitStatus::Exited(0),
         t(at),
     );
     m.exec(cg, user_tgid, "sh", "/bin/sh", t(at + 1));
 }
 
-fn changes(m: &mut Model) -> Vec<(Option<State>, State, String)> {
+fn changes(m: &mut Model) -> Vec<(Option<State>, State, Message)> {
     m.take_log()
         .into_iter()
         .filter_map(|e| e.to.map(|to| (e.from, to, e.msg)))
@@ -72,11 +84,17 @@ fn boot_then_oom_then_restart() {
     assert_eq!(
         changes(&mut m),
         vec![
-            (None, State::Booting, format!("create cgroup /docker/{ID}")),
+            (
+                None,
+                State::Booting,
+                Message::CgroupCreated {
+                    cgroup: format!("/docker/{ID}")
+                }
+            ),
             (
                 Some(State::Booting),
                 State::Running,
-                "start user process ok".to_owned()
+                Message::Started(Start::Exec)
             ),
         ]
     );
@@ -88,24 +106,24 @@ fn boot_then_oom_then_restart() {
         mem_used: Some(32 << 20),
         mem_limit: Some(32 << 20),
     };
-    m.oom_kill(100, 50, at_death, t(5));
-    m.exit(100, 50, "dd", None, Some(9), false, t(5));
+    m.oom_kill(cg(100), 50, at_death, t(5));
+    m.exit(cg(100), 50, "dd", killed(9, false), t(5));
     let log = m.take_log();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, LogKind::Oom);
     assert_eq!(log[0].to, Some(State::Error));
-    assert!(
-        log[0]
-            .msg
-            .starts_with("oom (memory 32.0MiB of limit 32.0MiB"),
-        "{}",
-        log[0].msg
+    assert_eq!(
+        log[0].msg,
+        Message::Exit {
+            cause: ExitCause::Oom(at_death),
+            child: false
+        }
     );
 
     // --restart=always: same container, new cgroup, new user process.
-    m.cgroup_removed(100, t(6));
-    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 101, t(7));
-    m.exec(101, 60, "sh", "/bin/sh", t(8));
+    m.cgroup_removed(cg(100), t(6));
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(101), t(7));
+    m.exec(cg(101), 60, "sh", "/bin/sh", t(8));
     let c = m.get(ID).unwrap();
     assert_eq!((c.state, c.restarts, c.oom_kills), (State::Running, 1, 1));
     let ch = changes(&mut m);
@@ -114,7 +132,7 @@ fn boot_then_oom_then_restart() {
         &(
             Some(State::Error),
             State::Running,
-            "start user process ok".to_owned()
+            Message::Started(Start::Exec)
         )
     );
     let (h, why) = m.rules.evaluate(m.get(ID).unwrap(), t(9));
@@ -126,15 +144,21 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     m.take_log();
-    m.exec(100, 51, "sleep", "/bin/sleep", t(2));
-    m.exit(100, 51, "sleep", Some(0), None, false, t(3));
-    m.exit(100, 50, "sh", None, Some(11), true, t(4));
+    m.exec(cg(100), 51, "sleep", "/bin/sleep", t(2));
+    m.exit(cg(100), 51, "sleep", ExitStatus::Exited(0), t(3));
+    m.exit(cg(100), 50, "sh", killed(11, true), t(4));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Exec);
     assert_eq!(
         log[1].msg,
-        "receive signal SIGSEGV, seems coredump (core written)"
+        Message::Exit {
+            cause: ExitCause::Coredump {
+                signal: Signal::from_raw(11),
+                core_written: true
+            },
+            child: false
+        }
     );
     assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
     assert_eq!(log[1].core_dumped, Some(true));
@@ -147,30 +171,42 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
     boot(&mut m, 100, 0, 50);
     m.take_log();
     let sender = ExternalSignal {
-        signal: 15,
+        signal: Signal::from_raw(15),
         sender_pid: 777,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(1, sender, 100, 50, t(3));
-    m.exit(100, 50, "sh", None, Some(15), false, t(3));
+    m.signal(cg(1), sender.clone(), cg(100), 50, t(3));
+    m.exit(cg(100), 50, "sh", killed(15, false), t(3));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Signal);
     assert!(!log[0].is_state_change());
     assert_eq!(log[1].to, Some(State::Exited));
-    assert_eq!(log[1].msg, "receive signal SIGTERM from pid 777 (runc)");
+    assert_eq!(
+        log[1].msg,
+        Message::Exit {
+            cause: ExitCause::SignalFromOutside(sender),
+            child: false
+        }
+    );
 }
 
 #[test]
 fn exit_code_three_is_an_error_and_zero_is_not() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", Some(3), None, false, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(3), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Error);
-    assert_eq!(changes(&mut m).last().unwrap().2, "exit code 3");
-    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 102, t(3));
-    m.exec(102, 60, "sh", "/bin/sh", t(4));
-    m.exit(102, 60, "sh", Some(0), None, false, t(5));
+    assert_eq!(
+        changes(&mut m).last().unwrap().2,
+        Message::Exit {
+            cause: ExitCause::Exited { code: 3 },
+            child: false
+        }
+    );
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(102), t(3));
+    m.exec(cg(102), 60, "sh", "/bin/sh", t(4));
+    m.exit(cg(102), 60, "sh", ExitStatus::Exited(0), t(5));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
 }
 
@@ -180,11 +216,11 @@ fn signals_inside_the_container_are_not_external() {
     boot(&mut m, 100, 0, 50);
     m.take_log();
     let own = ExternalSignal {
-        signal: 11,
+        signal: Signal::from_raw(11),
         sender_pid: 50,
         sender_comm: "sh".to_owned(),
     };
-    m.signal(100, own, 100, 50, t(2));
+    m.signal(cg(100), own, cg(100), 50, t(2));
     assert!(m.take_log().is_empty());
 }
 
@@ -192,8 +228,8 @@ fn signals_inside_the_container_are_not_external() {
 fn forgotten_after_removal_and_ttl() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", Some(0), None, false, t(2));
-    m.cgroup_removed(100, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(0), t(2));
+    m.cgroup_removed(cg(100), t(2));
     m.housekeep(t(60));
     assert_eq!(m.len(), 1);
     m.housekeep(t(2 + 3601));
@@ -206,7 +242,7 @@ fn names_prefixes_and_paths_resolve() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     let other = "07c5ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-    m.cgroup_created(docker(other), &format!("/docker/{other}"), 200, t(0));
+    m.cgroup_created(docker(other), &format!("/docker/{other}"), cg(200), t(0));
     m.set_meta(
         ID,
         Some(RuntimeMeta {
@@ -251,15 +287,21 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     let sender = ExternalSignal {
-        signal: 15,
+        signal: Signal::from_raw(15),
         sender_pid: 9,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(1, sender, 100, 50, t(2));
-    m.exit(100, 50, "sh", Some(143), None, false, t(2));
+    m.signal(cg(1), sender.clone(), cg(100), 50, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(143), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
     assert_eq!(
         changes(&mut m).last().unwrap().2,
-        "exit code 143 after receive signal SIGTERM from pid 9 (runc)"
+        Message::Exit {
+            cause: ExitCause::ExitAfterSignal {
+                code: 143,
+                by: sender
+            },
+            child: false
+        }
     );
 }

@@ -2,10 +2,14 @@
 //! kubelet's restarts (new container ids), sandboxes not listed.
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Model, health::HealthRules, state::State};
+use super::{Model, cause::OomAtDeath, health::HealthRules, state::State};
 use crate::{
-    cgroup::identity::{Identity, Runtime},
+    cgroup::{
+        CgroupId,
+        identity::{Identity, Runtime},
+    },
     runtime::{RuntimeMeta, kube::KubeName},
+    signal::{ExitStatus, Signal},
 };
 
 const UID: &str = "8712f785-1a3e-41ec-a00b-e2dcc77431cb";
@@ -45,10 +49,15 @@ fn meta(container: &str, sandbox: bool) -> RuntimeMeta {
 
 /// One incarnation: cgroup `cg`, main process `pid`, started at `at`.
 fn run(m: &mut Model, n: u8, cg: u64, pid: u32, at: i64) {
+    let cg = CgroupId::new(cg);
     let i = kube(n);
     let path = i.cgroup.clone();
     m.cgroup_created(i, &path, cg, t(at));
     m.exec(cg, pid, "sh", "/bin/sh", t(at + 1));
+}
+
+fn cg(id: u64) -> CgroupId {
+    CgroupId::new(id)
 }
 
 fn model() -> Model {
@@ -64,16 +73,25 @@ fn kubelet_restart_continues_the_row_when_named_first() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].id, "shop/web/nginx");
     m.oom_kill(
-        100,
+        cg(100),
         50,
-        super::container::OomAtDeath {
+        OomAtDeath {
             mem_used: None,
             mem_limit: None,
         },
         t(3),
     );
-    m.exit(100, 50, "sh", None, Some(9), false, t(3));
-    m.cgroup_removed(100, t(4));
+    m.exit(
+        cg(100),
+        50,
+        "sh",
+        ExitStatus::Killed {
+            signal: Signal::from_raw(9),
+            core_dumped: false,
+        },
+        t(3),
+    );
+    m.cgroup_removed(cg(100), t(4));
     // The kubelet: a new container id, same pod uid and container name.
     m.set_meta(&id(2), Some(meta("nginx", false)), t(5));
     m.set_meta(&id(1), None, t(5)); // the old one removed later: no effect
@@ -104,8 +122,8 @@ fn kubelet_restart_continues_the_row_when_the_cgroup_comes_first() {
     let mut m = model();
     run(&mut m, 1, 100, 50, 0);
     m.set_meta(&id(1), Some(meta("nginx", false)), t(1));
-    m.exit(100, 50, "sh", Some(1), None, false, t(2));
-    m.cgroup_removed(100, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(1), t(2));
+    m.cgroup_removed(cg(100), t(2));
     run(&mut m, 2, 200, 60, 5);
     m.set_meta(&id(2), Some(meta("nginx", false)), t(7));
     let rows = m.rows(true, t(8));
@@ -117,7 +135,7 @@ fn kubelet_restart_continues_the_row_when_the_cgroup_comes_first() {
     assert_eq!(m.take_changes().forgotten, vec![id(1)]);
     // The next restart joins the row that took over.
     m.set_meta(&id(3), Some(meta("nginx", false)), t(9));
-    m.exit(200, 60, "sh", Some(1), None, false, t(9));
+    m.exit(cg(200), 60, "sh", ExitStatus::Exited(1), t(9));
     run(&mut m, 3, 300, 70, 10);
     let rows = m.rows(true, t(12));
     assert_eq!((rows.len(), rows[0].restart), (1, 2));

@@ -6,13 +6,18 @@ use dsh_ebpf::{
 };
 use serde::Serialize;
 
+use crate::{
+    cgroup::CgroupId,
+    signal::{ExitStatus, Signal},
+};
+
 /// What every event says about the task the kernel was running.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Task {
     pub pid: u32,
     pub tgid: u32,
     pub comm: String,
-    pub cgroup_id: u64,
+    pub cgroup_id: CgroupId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,43 +30,40 @@ pub enum EventKind {
     /// A process (the last thread of a thread group) ended.
     Exit {
         ppid: u32,
-        /// The exit status when it exited normally.
-        exit_code: Option<u8>,
-        /// The signal that killed it.
-        signal: Option<u8>,
-        core_dumped: bool,
+        /// Its exit code, or the signal that killed it.
+        status: ExitStatus,
         start_ns: u64,
     },
     Oom {
         victim_pid: u32,
         victim_tgid: u32,
         victim_comm: String,
-        victim_cgroup_id: u64,
+        victim_cgroup_id: CgroupId,
         total_vm_pages: u64,
         anon_rss_pages: u64,
         file_rss_pages: u64,
         shmem_rss_pages: u64,
     },
     SignalGenerate {
-        signal: u32,
+        signal: Signal,
         result: i32,
         group: bool,
         target_pid: u32,
         target_tgid: u32,
         target_comm: String,
-        target_cgroup_id: u64,
+        target_cgroup_id: CgroupId,
     },
     SignalDeliver {
-        signal: u32,
+        signal: Signal,
     },
     CgroupMkdir {
-        id: u64,
+        id: CgroupId,
         level: u32,
         hierarchy_id: u32,
         path: String,
     },
     CgroupRmdir {
-        id: u64,
+        id: CgroupId,
         level: u32,
         hierarchy_id: u32,
         path: String,
@@ -125,12 +127,9 @@ impl Event {
             }
             kind::EXIT => {
                 let e: ExitEvent = read(bytes, k)?;
-                let (exit_code, signal, core_dumped) = split_wait_status(e.exit_code);
                 EventKind::Exit {
                     ppid: e.ppid,
-                    exit_code,
-                    signal,
-                    core_dumped,
+                    status: ExitStatus::from_wait(e.exit_code),
                     start_ns: e.start_ns,
                 }
             }
@@ -140,7 +139,7 @@ impl Event {
                     victim_pid: e.victim_pid,
                     victim_tgid: e.victim_tgid,
                     victim_comm: c_str(&e.victim_comm),
-                    victim_cgroup_id: e.victim_cgroup_id,
+                    victim_cgroup_id: CgroupId::new(e.victim_cgroup_id),
                     total_vm_pages: e.total_vm_pages,
                     anon_rss_pages: e.anon_rss_pages,
                     file_rss_pages: e.file_rss_pages,
@@ -150,23 +149,25 @@ impl Event {
             kind::SIGNAL_GENERATE => {
                 let e: SignalEvent = read(bytes, k)?;
                 EventKind::SignalGenerate {
-                    signal: e.signal,
+                    signal: Signal::from_raw(e.signal),
                     result: e.result,
                     group: e.group != 0,
                     target_pid: e.target_pid,
                     target_tgid: e.target_tgid,
                     target_comm: c_str(&e.target_comm),
-                    target_cgroup_id: e.target_cgroup_id,
+                    target_cgroup_id: CgroupId::new(e.target_cgroup_id),
                 }
             }
             kind::SIGNAL_DELIVER => {
                 let e: SignalEvent = read(bytes, k)?;
-                EventKind::SignalDeliver { signal: e.signal }
+                EventKind::SignalDeliver {
+                    signal: Signal::from_raw(e.signal),
+                }
             }
             kind::CGROUP_MKDIR | kind::CGROUP_RMDIR => {
                 let e: CgroupEvent = read(bytes, k)?;
                 let (id, level, hierarchy_id, path) =
-                    (e.id, e.level, e.hierarchy_id, c_str(&e.path));
+                    (CgroupId::new(e.id), e.level, e.hierarchy_id, c_str(&e.path));
                 if k == kind::CGROUP_MKDIR {
                     EventKind::CgroupMkdir {
                         id,
@@ -205,20 +206,10 @@ impl Event {
                 pid: hdr.pid,
                 tgid: hdr.tgid,
                 comm: c_str(&hdr.comm),
-                cgroup_id: hdr.cgroup_id,
+                cgroup_id: CgroupId::new(hdr.cgroup_id),
             },
             kind,
         })
-    }
-}
-
-/// Splits a `wait(2)` status: (exit code, killing signal, core dumped).
-pub fn split_wait_status(status: u32) -> (Option<u8>, Option<u8>, bool) {
-    let sig = (status & 0x7f) as u8;
-    if sig == 0 {
-        (Some(((status >> 8) & 0xff) as u8), None, false)
-    } else {
-        (None, Some(sig), status & 0x80 != 0)
     }
 }
 
@@ -246,14 +237,6 @@ mod tests {
     }
 
     #[test]
-    fn wait_status() {
-        assert_eq!(split_wait_status(3 << 8), (Some(3), None, false));
-        assert_eq!(split_wait_status(11 | 0x80), (None, Some(11), true));
-        assert_eq!(split_wait_status(9), (None, Some(9), false));
-        assert_eq!(split_wait_status(0), (Some(0), None, false));
-    }
-
-    #[test]
     fn decodes_exit_with_core() {
         let e = ExitEvent {
             hdr: header(kind::EXIT),
@@ -263,14 +246,15 @@ mod tests {
         };
         let ev = Event::decode(&bytes(&e)).unwrap();
         assert_eq!(ev.task.comm, "sh");
-        assert_eq!(ev.task.cgroup_id, 7);
+        assert_eq!(ev.task.cgroup_id, CgroupId::new(7));
         assert_eq!(
             ev.kind,
             EventKind::Exit {
                 ppid: 1,
-                exit_code: None,
-                signal: Some(11),
-                core_dumped: true,
+                status: ExitStatus::Killed {
+                    signal: Signal::from_raw(11),
+                    core_dumped: true
+                },
                 start_ns: 5
             }
         );

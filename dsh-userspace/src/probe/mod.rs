@@ -5,12 +5,15 @@
 pub mod btf;
 mod error;
 pub mod event;
-pub mod layout;
 pub mod offsets;
 mod stream;
 
 use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
 
+use crate::cgroup::{
+    CgroupId,
+    layout::{self, CgroupLayout, CgroupLayoutKind},
+};
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
@@ -21,7 +24,6 @@ use dsh_ebpf::{
     channel,
 };
 pub use error::ProbeError;
-pub use layout::{CgroupLayout, CgroupLayoutKind};
 pub use stream::{EventRings, EventStream};
 
 /// The compiled kernel programs, embedded in the binary.
@@ -70,6 +72,14 @@ pub struct ProgramStats {
     pub attached: bool,
     pub run_count: u64,
     pub run_time_ns: u64,
+}
+
+/// What the kernel collected during a trace, summed over CPUs.
+#[derive(Clone, Debug, Default)]
+pub struct RawTrace {
+    pub syscalls: HashMap<u32, TraceSyscall>,
+    /// (syscall nr, errno) → count.
+    pub errnos: HashMap<(u32, u32), u64>,
 }
 
 pub struct Probe {
@@ -126,15 +136,14 @@ impl Probe {
             },
             has_blkcg: 1,
         };
-        let btf =
-            Btf::parse(&vmlinux, Endianness::default()).map_err(|e| ProbeError::Load(e.into()))?;
+        let btf = Btf::parse(&vmlinux, Endianness::default()).map_err(ProbeError::KernelBtf)?;
         drop(vmlinux);
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("OFFSETS", &kernel_offsets, true)
             .override_global("CONFIG", &config, true)
             .load(OBJECT)
-            .map_err(|e| ProbeError::Load(e.into()))?;
+            .map_err(ProbeError::Load)?;
         // Best effort: without it, `dsh status` shows zero run times.
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut probe = Self {
@@ -252,7 +261,7 @@ impl Probe {
 
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
     /// cgroup id (blkcg ids and task cgroup ids alike).
-    pub fn block_stats(&self) -> Result<HashMap<u64, BlockStats>, ProbeError> {
+    pub fn block_stats(&self) -> Result<HashMap<CgroupId, BlockStats>, ProbeError> {
         let map: PerCpuHashMap<&MapData, u64, BlockStats> =
             PerCpuHashMap::try_from(self.map("BLOCK_STATS")?)
                 .map_err(|e| ProbeError::Map("BLOCK_STATS", e))?;
@@ -268,7 +277,7 @@ impl Probe {
             for s in per_cpu.iter() {
                 sum.add(s);
             }
-            out.insert(id, sum);
+            out.insert(CgroupId::new(id), sum);
         }
         Ok(out)
     }
@@ -312,9 +321,9 @@ impl Probe {
 
     /// Starts a per-syscall trace of one cgroup (attribution hierarchy id):
     /// clears what an earlier trace left, sets the target, attaches.
-    pub fn start_trace(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+    pub fn start_trace(&mut self, cgroup_id: CgroupId) -> Result<(), ProbeError> {
         self.clear_trace()?;
-        self.set_trace_target(cgroup_id)?;
+        self.set_trace_target(cgroup_id.get())?;
         for &(prog, _) in TRACE {
             self.attach(prog)?;
         }
@@ -322,12 +331,12 @@ impl Probe {
     }
 
     /// Ends the trace and returns what it collected, summed over CPUs.
-    pub fn stop_trace(&mut self) -> Result<crate::trace::RawTrace, ProbeError> {
+    pub fn stop_trace(&mut self) -> Result<RawTrace, ProbeError> {
         for &(prog, _) in TRACE {
             self.detach(prog);
         }
         self.set_trace_target(0)?;
-        let mut raw = crate::trace::RawTrace::default();
+        let mut raw = RawTrace::default();
         let calls: PerCpuHashMap<&MapData, u32, TraceSyscall> =
             PerCpuHashMap::try_from(self.map("TRACE_SYSCALLS")?)
                 .map_err(|e| ProbeError::Map("TRACE_SYSCALLS", e))?;

@@ -1,13 +1,97 @@
-//! `dsh log` lines in the contract's format, local time.
+//! `dsh log` lines in the contract's format, local time; the text of each
+//! typed message (exit causes, signals, starts) is written here.
 use jiff::tz::TimeZone;
 
 use super::sanitize;
-use crate::model::entry::LogEntry;
+use crate::{
+    model::{
+        cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
+        entry::LogEntry,
+    },
+    units,
+};
+
+/// The `msg` of a line, as the contract spells it.
+pub fn msg(m: &Message) -> String {
+    match m {
+        Message::CgroupCreated { cgroup } => format!("create cgroup {cgroup}"),
+        Message::CgroupRemoved { cgroup } => format!("remove cgroup {cgroup}"),
+        Message::CgroupGone => "cgroup removed".to_owned(),
+        Message::Exec { filename } => format!("exec {filename}"),
+        Message::Started(how) => match how {
+            Start::Exec => "start user process ok",
+            Start::FoundRunning => "start user process ok (found running at agent start)",
+            Start::RestartedWhileDown => {
+                "start user process ok (restarted while the agent was down)"
+            }
+        }
+        .to_owned(),
+        Message::SignalFromOutside(s) => from_outside(s),
+        Message::Exit {
+            cause,
+            child: false,
+        } => exit_cause(cause),
+        Message::Exit { cause, child: true } => format!("child process {}", exit_cause(cause)),
+        Message::Text(text) => text.clone(),
+    }
+}
+
+fn from_outside(s: &ExternalSignal) -> String {
+    format!(
+        "receive signal {} from pid {} ({})",
+        s.signal, s.sender_pid, s.sender_comm
+    )
+}
+
+pub fn exit_cause(c: &ExitCause) -> String {
+    match c {
+        ExitCause::Oom(at_death) => oom_msg(*at_death),
+        ExitCause::Coredump {
+            signal,
+            core_written,
+        } => {
+            let written = if *core_written {
+                "core written"
+            } else {
+                "no core written"
+            };
+            format!("receive signal {signal}, seems coredump ({written})")
+        }
+        ExitCause::SignalFromOutside(by) => from_outside(by),
+        ExitCause::Signal { signal } => format!("receive signal {signal}"),
+        ExitCause::ExitAfterSignal { code, by } => {
+            format!("exit code {code} after {}", from_outside(by))
+        }
+        ExitCause::Exited { code } => format!("exit code {code}"),
+    }
+}
+
+fn oom_msg(oom: OomAtDeath) -> String {
+    match (oom.mem_used, oom.mem_limit) {
+        (Some(u), Some(l)) => format!(
+            "oom (memory {} of limit {})",
+            units::bytes(u),
+            units::bytes(l)
+        ),
+        (Some(u), None) => format!("oom (memory {}, no limit)", units::bytes(u)),
+        _ => "oom".to_owned(),
+    }
+}
+
+/// One `dsh log --json` line: the entry with `ts` in RFC 3339 and `msg` as text.
+pub fn json(e: &LogEntry) -> serde_json::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(e)?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("ts".into(), e.ts.to_string().into());
+        obj.insert("msg".into(), msg(&e.msg).into());
+    }
+    Ok(v)
+}
 
 pub fn line(e: &LogEntry, tz: &TimeZone) -> String {
     let ts = e.ts.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S");
     let id = sanitize(&e.id);
-    let msg = sanitize(&e.msg);
+    let msg = sanitize(&msg(&e.msg));
     match e.to {
         Some(to) => {
             let from = e.from.map_or("-", |f| f.as_str());
@@ -22,7 +106,10 @@ pub fn line(e: &LogEntry, tz: &TimeZone) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{entry::LogKind, state::State};
+    use crate::{
+        model::{entry::LogKind, state::State},
+        signal::Signal,
+    };
 
     #[test]
     fn state_change_line_matches_the_contract() {
@@ -31,7 +118,7 @@ mod tests {
             "k",
             "web",
             LogKind::Start,
-            "start user process ok".into(),
+            Message::Started(Start::Exec),
         );
         e.from = Some(State::Booting);
         e.to = Some(State::Running);
@@ -42,10 +129,118 @@ mod tests {
         e.from = None;
         e.to = None;
         e.kind = LogKind::Signal;
-        e.msg = "receive signal SIGTERM from pid 7 (x\x1b)".into();
+        e.msg = Message::SignalFromOutside(ExternalSignal {
+            signal: Signal::from_raw(15),
+            sender_pid: 7,
+            sender_comm: "x\x1b".into(),
+        });
         assert_eq!(
             line(&e, &TimeZone::UTC),
             "2016-02-24 23:28:47 web signal with msg receive signal SIGTERM from pid 7 (x?)"
         );
+    }
+
+    #[test]
+    fn exit_causes_read_as_the_contract_says() {
+        let sig = Signal::from_raw;
+        let runc = |signal| ExternalSignal {
+            signal: sig(signal),
+            sender_pid: 9,
+            sender_comm: "runc".into(),
+        };
+        let oom = |mem_used, mem_limit| {
+            ExitCause::Oom(OomAtDeath {
+                mem_used,
+                mem_limit,
+            })
+        };
+        let cases = [
+            (
+                oom(Some(32 << 20), Some(32 << 20)),
+                "oom (memory 32.0MiB of limit 32.0MiB)",
+            ),
+            (oom(Some(3 << 30), None), "oom (memory 3.0GiB, no limit)"),
+            (oom(None, None), "oom"),
+            (
+                ExitCause::Coredump {
+                    signal: sig(11),
+                    core_written: true,
+                },
+                "receive signal SIGSEGV, seems coredump (core written)",
+            ),
+            (
+                ExitCause::Coredump {
+                    signal: sig(6),
+                    core_written: false,
+                },
+                "receive signal SIGABRT, seems coredump (no core written)",
+            ),
+            (
+                ExitCause::SignalFromOutside(runc(15)),
+                "receive signal SIGTERM from pid 9 (runc)",
+            ),
+            (
+                ExitCause::Signal { signal: sig(9) },
+                "receive signal SIGKILL",
+            ),
+            (
+                ExitCause::ExitAfterSignal {
+                    code: 143,
+                    by: runc(15),
+                },
+                "exit code 143 after receive signal SIGTERM from pid 9 (runc)",
+            ),
+            (ExitCause::Exited { code: 3 }, "exit code 3"),
+        ];
+        for (cause, text) in cases {
+            assert_eq!(exit_cause(&cause), text);
+        }
+        let child = Message::Exit {
+            cause: oom(None, None),
+            child: true,
+        };
+        assert_eq!(msg(&child), "child process oom");
+    }
+
+    #[test]
+    fn other_messages_and_lines_journaled_as_text() {
+        let cg = "/docker/abc".to_owned();
+        assert_eq!(
+            msg(&Message::CgroupCreated { cgroup: cg.clone() }),
+            "create cgroup /docker/abc"
+        );
+        assert_eq!(
+            msg(&Message::CgroupRemoved { cgroup: cg }),
+            "remove cgroup /docker/abc"
+        );
+        assert_eq!(msg(&Message::CgroupGone), "cgroup removed");
+        assert_eq!(
+            msg(&Message::Started(Start::RestartedWhileDown)),
+            "start user process ok (restarted while the agent was down)"
+        );
+        assert_eq!(
+            msg(&Message::Started(Start::FoundRunning)),
+            "start user process ok (found running at agent start)"
+        );
+        // A journal line written before messages were typed reads back as its text.
+        let old = r#"{"seq":3,"ts":"2026-01-01T00:00:00Z","key":"k","id":"web","kind":"exit",
+            "from":"kContainerRunning","to":"kContainerError","msg":"exit code 3","exit_code":3}"#;
+        let e: LogEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(e.msg, Message::Text("exit code 3".into()));
+        let v = json(&e).unwrap();
+        assert_eq!(v["msg"], "exit code 3");
+        assert_eq!(v["ts"], "2026-01-01T00:00:00Z");
+        // And a typed one survives the journal's round trip.
+        let mut typed = e.clone();
+        typed.msg = Message::Exit {
+            cause: ExitCause::Exited { code: 3 },
+            child: false,
+        };
+        let back: LogEntry = serde_json::from_slice(&serde_json::to_vec(&typed).unwrap()).unwrap();
+        assert_eq!(back, typed);
+        assert_eq!(json(&typed).unwrap()["msg"], "exit code 3");
+        typed.msg = Message::CgroupGone;
+        let back: LogEntry = serde_json::from_slice(&serde_json::to_vec(&typed).unwrap()).unwrap();
+        assert_eq!(back.msg, Message::CgroupGone);
     }
 }

@@ -9,8 +9,11 @@ use std::{borrow::Cow, fmt::Write as _};
 use jiff::SignedDuration;
 use unicode_width::UnicodeWidthStr as _;
 
-use super::{bytes_short, duration, sanitize};
-use crate::model::row::ContainerRow;
+use super::sanitize;
+use crate::{
+    model::row::ContainerRow,
+    units::{bytes_short, duration, per_s},
+};
 
 /// What a cell wider than its column does.
 #[derive(Clone, Copy, PartialEq)]
@@ -116,16 +119,6 @@ fn cores(c: f64) -> String {
     format!("{c:.2}")
 }
 
-fn per_s(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
-}
-
 /// A network rate; `shared` when the namespace is reported under another
 /// container (or is the host's), so that a pod's traffic is counted once.
 fn net_rate(r: &ContainerRow, rate: Option<f64>) -> String {
@@ -181,7 +174,8 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
             push_cell(&mut line, cell, width, fit);
         }
         if !r.health_reasons.is_empty() {
-            let _ = write!(line, "  # {}", sanitize(&r.health_reasons.join("; ")));
+            let reasons: Vec<String> = r.health_reasons.iter().map(super::health::reason).collect();
+            let _ = write!(line, "  # {}", sanitize(&reasons.join("; ")));
         }
     }
     line
@@ -233,7 +227,10 @@ mod tests {
             mem_kernel_bytes: 1 << 20,
             restart: 2,
             health: "Warning".into(),
-            health_reasons: vec!["2 restart(s) in the last 1h".into()],
+            health_reasons: vec![crate::model::health::HealthReason::Restarts {
+                count: 2,
+                window: SignedDuration::from_hours(1),
+            }],
             oom_kills: 0,
             core_dumps: 1,
             process_exits: 7,

@@ -11,8 +11,11 @@ use tabled::{
     settings::{Alignment, Padding, Style, object::Columns},
 };
 
-use super::{bytes, sanitize};
-use crate::trace::{Bucket, SyscallRow, TraceReport};
+use super::sanitize;
+use crate::{
+    trace::{Bucket, SyscallRow, TraceReport},
+    units::bytes,
+};
 
 /// "850ns", "12.3us", "4.1ms", "1.20s".
 pub fn ns(v: u64) -> String {
