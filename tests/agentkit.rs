@@ -234,6 +234,12 @@ impl Agent {
         }
     }
 
+    /// Starts the agent again on its state dir, after `stop` or `kill9`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the agent is still running");
+        self.spawn();
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();

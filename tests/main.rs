@@ -9,6 +9,7 @@ mod agent_containerd;
 mod agent_docker;
 mod agent_exec;
 mod agent_journal;
+mod agent_keeps;
 mod agent_net_mem;
 mod agent_podman;
 mod agent_runtime;

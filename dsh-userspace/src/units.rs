@@ -13,6 +13,22 @@ pub fn duration(d: SignedDuration) -> String {
     }
 }
 
+/// A run time or CPU time in a sentence, with two units: `0.3s`, `45s`,
+/// `2m14s`, `3h2m`, `2d4h`.
+pub fn duration_precise(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 10.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// `n` scaled to the largest binary unit that keeps it >= 1: (value, unit
 /// index: 0 = Ki, 1 = Mi, ...); None below 1 KiB.
 fn scaled(n: u64) -> Option<(f64, usize)> {
@@ -34,6 +50,16 @@ pub fn bytes(n: u64) -> String {
     match scaled(n) {
         None => format!("{n}B"),
         Some((v, u)) => format!("{v:.1}{}", UNITS[u]),
+    }
+}
+
+/// Bytes in a sentence: `512B`, `1.5KiB`, `41MiB` (one decimal below 10).
+pub fn bytes_compact(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    match scaled(n) {
+        None => format!("{n}B"),
+        Some((v, u)) if v < 10.0 => format!("{v:.1}{}", UNITS[u]),
+        Some((v, u)) => format!("{v:.0}{}", UNITS[u]),
     }
 }
 
@@ -71,6 +97,18 @@ mod tests {
         assert_eq!(duration(d(12 * 3600 + 5)), "12h");
         assert_eq!(duration(d(2 * 86_400 + 7)), "2d");
         assert_eq!(duration(d(-3)), "0s");
+    }
+
+    #[test]
+    fn exit_summary_units() {
+        assert_eq!(duration_precise(0.34), "0.3s");
+        assert_eq!(duration_precise(45.2), "45s");
+        assert_eq!(duration_precise(134.0), "2m14s");
+        assert_eq!(duration_precise(3.0 * 3600.0 + 125.0), "3h2m");
+        assert_eq!(duration_precise(2.0 * 86_400.0 + 4.0 * 3600.0), "2d4h");
+        assert_eq!(bytes_compact(41 << 20), "41MiB");
+        assert_eq!(bytes_compact(1536), "1.5KiB");
+        assert_eq!(bytes_compact(100), "100B");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Prints Markdown; raw figures go to JSON under `DSH_BENCH_OUT`.
 mod agent;
 mod burst;
+mod journal;
 mod syscalls;
 
 use std::path::{Path, PathBuf};
@@ -63,11 +64,17 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from("target/bench"));
     let mut budgets = Vec::new();
-    if !has("--agent-only") {
+    let only_journal = has("--journal-only");
+    if !has("--agent-only") && !only_journal {
         budgets.extend(syscalls::run(quick, !has("--no-bpftrace"), &out_dir));
     }
-    if !has("--syscalls-only") {
+    if !has("--syscalls-only") && !only_journal {
         budgets.extend(burst::run(quick, &out_dir));
+    }
+    if !has("--syscalls-only") {
+        budgets.extend(journal::run(quick, &out_dir));
+    }
+    if !has("--syscalls-only") && !only_journal {
         budgets.extend(agent::run(quick, &out_dir));
     }
     println!("\n## Budgets\n");

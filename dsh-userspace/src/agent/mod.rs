@@ -27,7 +27,7 @@ use crate::{
     clock::BootClock,
     journal::{Journal, Retention},
     model::{
-        Model,
+        self, Model,
         cause::{ExternalSignal, OomAtDeath},
         entry::LogEntry,
         health::HealthRules,
@@ -71,7 +71,6 @@ struct Agent {
     hierarchies: Hierarchies,
     clock: BootClock,
     journal: Arc<Journal>,
-    journal_errors: u64,
     lines: broadcast::Sender<LogEntry>,
     meter: sample::SelfMeter,
     sampler: sample::Sampler,
@@ -98,7 +97,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let journal = Arc::new(Journal::open(
         &api::journal_path(&cfg.state_dir),
         cfg.retention,
-    )?);
+    ));
     let listener = server::bind(&api::socket_path(&cfg.state_dir))?;
     let mut probe = probe;
     let mut events = probe.event_rings()?.into_stream()?;
@@ -116,7 +115,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         probe,
         layout,
         journal: journal.clone(),
-        journal_errors: 0,
         lines: lines.clone(),
         meter,
         sampler: sample::Sampler::default(),
@@ -155,7 +153,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             ev = events.next() => match ev {
-                Ok(ev) => held.push(ev),
+                Ok(ev) => {
+                    agent.on_arrival(&ev);
+                    held.push(ev);
+                }
                 Err(e) => log::warn!("{}", chain(&e)),
             },
             _ = release.tick(), if !held.is_empty() => {
@@ -188,7 +189,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                     f(&agent.model.rows(false, Timestamp::now()));
                 }
             }
-            _ = flush.tick() => agent.flush(),
+            _ = flush.tick() => {
+                agent.journal.maintain();
+                agent.flush();
+            }
             Some(update) = rt_rx.recv() => agent.on_runtime(update),
             Some((q, reply)) = ask_rx.recv() => agent.ask(q, reply),
             _ = tokio::time::sleep_until(trace::deadline(&agent.trace)), if agent.trace.is_some() => {
@@ -209,6 +213,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         agent.on_event(ev);
     }
     agent.flush();
+    agent.journal.close();
     let socket = api::socket_path(&agent.cfg.state_dir);
     agent.probe.detach_all();
     let _ = std::fs::remove_file(socket);
@@ -245,7 +250,15 @@ impl Agent {
                 m.exec(task.cgroup_id, task.tgid, &task.comm, &filename, ts);
             }
             EventKind::Exit { status, .. } => {
-                m.exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
+                // The exit line's summary: CPU and memory peak now if the
+                // cgroup still exists (else as read on arrival, or sampled).
+                if self.model.is_main(task.cgroup_id, task.tgid)
+                    && let Some(stats) = self.stats_now(task.cgroup_id)
+                {
+                    self.model.final_stats(task.cgroup_id, stats);
+                }
+                self.model
+                    .exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
             }
             EventKind::Oom {
                 victim_tgid,
@@ -279,20 +292,35 @@ impl Agent {
         }
     }
 
+    /// As an event arrives, before it waits to be put in order: a main
+    /// process's exit has its container's CPU and memory peak read now, as
+    /// the runtime removes the cgroup within milliseconds.
+    fn on_arrival(&mut self, ev: &Event) {
+        if matches!(ev.kind, EventKind::Exit { .. })
+            && self.model.is_main(ev.task.cgroup_id, ev.task.tgid)
+            && let Some(stats) = self.stats_now(ev.task.cgroup_id)
+        {
+            self.model.final_stats(ev.task.cgroup_id, stats);
+        }
+    }
+
     /// Memory use and limit of a container right now (at an OOM kill the
     /// cgroup still exists: the victim has not exited yet).
     fn memory_now(&self, cgroup_id: CgroupId) -> OomAtDeath {
-        let stats = self
-            .model
-            .key_of_cgroup(cgroup_id)
-            .and_then(|k| self.model.get(k))
-            .and_then(|c| {
-                cgroup::stats::read(&cgroup::stats_source(&self.layout, &c.identity.cgroup)).ok()
-            });
+        let stats = self.stats_now(cgroup_id);
         OomAtDeath {
             mem_used: stats.as_ref().map(|s| s.mem_used_bytes()),
             mem_limit: stats.and_then(|s| s.mem_limit_bytes),
         }
+    }
+
+    /// A container's cgroup statistics read now.
+    fn stats_now(&self, cgroup_id: CgroupId) -> Option<cgroup::stats::CgroupStats> {
+        let c = self
+            .model
+            .key_of_cgroup(cgroup_id)
+            .and_then(|k| self.model.get(k))?;
+        cgroup::stats::read(&cgroup::stats_source(&self.layout, &c.identity.cgroup)).ok()
     }
 
     fn tick(&mut self) {
@@ -309,21 +337,14 @@ impl Agent {
         }
     }
 
-    /// Commits pending log lines and container state; then tells followers.
+    /// Commits new log lines and container state (or has the journal hold
+    /// them while it cannot write); then tells followers.
     fn flush(&mut self) {
         let mut entries = self.model.take_log();
         let changes = self.model.take_changes();
-        match self.journal.append(&mut entries, &changes) {
-            Ok(()) => {
-                for e in entries {
-                    let _ = self.lines.send(e);
-                }
-            }
-            Err(e) => {
-                // Counted and shown by `dsh status`; the lines are lost.
-                self.journal_errors += 1;
-                log::error!("{}; {} lines not written", chain(&e), entries.len());
-            }
+        self.journal.append(&mut entries, changes);
+        for e in entries {
+            let _ = self.lines.send(e);
         }
     }
 
@@ -389,13 +410,61 @@ impl Agent {
                 },
                 Err(e) => Reply::Error(e.to_string()),
             },
+            Ask::Incarnations { name } => match self.resolve_for_log(&name) {
+                Ok(key) => Reply::Incarnations {
+                    earlier: self.earlier_incarnations(&name, &key),
+                    current: key,
+                },
+                Err(e) => Reply::Error(e),
+            },
             Ask::Status => Reply::Status(Box::new(self.status())),
             Ask::Names => Reply::Names(self.model.names()),
             Ask::Trace { .. } => Reply::Error("internal: trace asked the wrong way".into()),
         }
     }
 
+    /// A name for `dsh log`: as `ps` knows it, else a container the agent
+    /// has forgotten whose lines the journal still holds (by its last name,
+    /// newest first, or a unique id prefix).
+    fn resolve_for_log(&self, name: &str) -> Result<String, String> {
+        let err = match self.model.resolve(name) {
+            Ok(key) => return Ok(key),
+            Err(e @ model::ResolveError::Ambiguous { .. }) => return Err(e.to_string()),
+            Err(e) => e,
+        };
+        let known = self.journal.known();
+        if let Some((key, _)) = known.iter().rev().find(|(k, n)| n == name || k == name) {
+            return Ok(key.clone());
+        }
+        let hex = name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let prefixed: Vec<&String> = known
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| hex && k.starts_with(name))
+            .collect();
+        match prefixed.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(err.to_string()),
+        }
+    }
+
+    /// Earlier containers that bore `name`: those the journal alone still
+    /// knows (forgotten by the agent), then those the agent knows.
+    fn earlier_incarnations(&self, name: &str, key: &str) -> Vec<String> {
+        let in_model = self.model.earlier_incarnations(name, key);
+        let mut out: Vec<String> = self
+            .journal
+            .known()
+            .into_iter()
+            .filter(|(k, n)| n == name && k != key && self.model.get(k).is_none())
+            .map(|(k, _)| k)
+            .collect();
+        out.extend(in_model);
+        out
+    }
+
     fn status(&self) -> StatusReport {
+        let journal = self.journal.status();
         let block_entries = self.probe.block_stats().map_or(0, |m| m.len()) as u64;
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -420,8 +489,9 @@ impl Agent {
             undecodable_events: self.undecodable,
             journal_path: self.journal.path().display().to_string(),
             journal_bytes: self.journal.size_bytes(),
-            journal_entries: self.journal.entry_count().unwrap_or(0),
-            journal_errors: self.journal_errors,
+            journal_entries: self.journal.entry_count(),
+            journal_errors: journal.write_errors,
+            journal,
             runtimes: self.runtimes.statuses(),
         }
     }

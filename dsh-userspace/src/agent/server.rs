@@ -15,17 +15,29 @@ use tokio::{
 
 use crate::{
     api::{Reply, Request},
-    journal::{Journal, Query},
+    journal::{Journal, Lines, Query},
     model::entry::LogEntry,
 };
 
 /// What the main loop answers.
 pub enum Ask {
-    Ps { all: bool },
+    Ps {
+        all: bool,
+    },
     Status,
-    Resolve { name: String },
+    Resolve {
+        name: String,
+    },
+    /// The container a name resolves to for `dsh log`, and the earlier
+    /// containers that bore it.
+    Incarnations {
+        name: String,
+    },
     Names,
-    Trace { name: String, duration: Duration },
+    Trace {
+        name: String,
+        duration: Duration,
+    },
 }
 
 pub type AskSender = mpsc::Sender<(Ask, oneshot::Sender<Reply>)>;
@@ -125,56 +137,97 @@ async fn handle(
             since_ms,
             follow,
         } => {
-            let key = match container {
-                None => None,
-                Some(name) => match ask_main(&ask, Ask::Resolve { name }).await {
-                    Reply::Resolved(row) => Some(row.key),
-                    other => return send(&mut w, &other).await,
-                },
+            let q = LogAsk {
+                container,
+                all,
+                since_ms,
+                follow,
             };
-            // Subscribe before reading the journal: a line committed in
-            // between arrives twice at worst, and seq filters the repeat.
-            let mut rx = follow.then(|| lines.subscribe());
-            // A `--since` older than jiff's timestamps reach means "everything".
-            let since = since_ms.map(|ms| {
-                Timestamp::now()
-                    .checked_sub(SignedDuration::from_millis(ms))
-                    .unwrap_or(Timestamp::MIN)
-            });
-            let mut last_seq = 0;
-            let mut names = names(&ask).await;
-            let backlog = query(&journal, key.clone(), since, 0, !all).await;
-            for mut e in backlog? {
-                last_seq = e.seq;
-                rename(&mut e, &names);
-                send(&mut w, &Reply::Entry(Box::new(e))).await?;
-            }
-            let Some(rx) = rx.as_mut() else {
-                return send(&mut w, &Reply::End).await;
-            };
-            loop {
-                let batch = match rx.recv().await {
-                    Ok(e) => vec![e],
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        query(&journal, key.clone(), since, last_seq, !all).await?
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return send(&mut w, &Reply::End).await;
-                    }
-                };
-                for mut e in batch {
-                    let wanted = e.seq > last_seq
-                        && key.as_ref().is_none_or(|k| *k == e.key)
-                        && (all || e.is_state_change());
-                    if wanted {
-                        last_seq = e.seq;
-                        if e.id.starts_with('/') && !names.contains_key(&e.key) {
-                            names = self::names(&ask).await;
-                        }
-                        rename(&mut e, &names);
-                        send(&mut w, &Reply::Entry(Box::new(e))).await?;
-                    }
+            log(&mut w, &ask, &journal, &lines, q).await
+        }
+    }
+}
+
+struct LogAsk {
+    container: Option<String>,
+    all: bool,
+    since_ms: Option<i64>,
+    follow: bool,
+}
+
+/// `dsh log`: the backlog from the journal (durable lines and those waiting
+/// in memory), then, when following, lines as they are committed.
+async fn log(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    ask: &AskSender,
+    journal: &Arc<Journal>,
+    lines: &broadcast::Sender<LogEntry>,
+    q: LogAsk,
+) -> anyhow::Result<()> {
+    let all = q.all;
+    // The containers whose lines to show: the one the name resolves to, and
+    // with --all the earlier containers that bore the name.
+    let keys: Option<Vec<String>> = match q.container {
+        None => None,
+        Some(name) => match ask_main(ask, Ask::Incarnations { name }).await {
+            Reply::Incarnations { current, earlier } => {
+                let mut keys = if all { earlier.clone() } else { Vec::new() };
+                keys.push(current.clone());
+                if all && !earlier.is_empty() {
+                    send(w, &Reply::Incarnations { current, earlier }).await?;
                 }
+                Some(keys)
+            }
+            other => return send(w, &other).await,
+        },
+    };
+    // Subscribe before reading the journal: a line committed in between
+    // arrives twice at worst, and seq filters the repeat.
+    let mut rx = q.follow.then(|| lines.subscribe());
+    // A `--since` older than jiff's timestamps reach means "everything".
+    let since = q.since_ms.map(|ms| {
+        Timestamp::now()
+            .checked_sub(SignedDuration::from_millis(ms))
+            .unwrap_or(Timestamp::MIN)
+    });
+    let mut last_seq = 0;
+    let mut names = names(ask).await;
+    let wanted_key = |k: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
+    let backlog = query(journal, keys.clone(), since, 0, !all).await?;
+    if let Some(why) = backlog.unavailable {
+        let note = format!(
+            "the journal cannot be read ({why}); showing only lines the agent holds in memory"
+        );
+        send(w, &Reply::Warning(note)).await?;
+    }
+    for mut e in backlog.entries {
+        last_seq = e.seq;
+        rename(&mut e, &names);
+        send(w, &Reply::Entry(Box::new(e))).await?;
+    }
+    let Some(rx) = rx.as_mut() else {
+        return send(w, &Reply::End).await;
+    };
+    loop {
+        let batch = match rx.recv().await {
+            Ok(e) => vec![e],
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                query(journal, keys.clone(), since, last_seq, !all)
+                    .await?
+                    .entries
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                return send(w, &Reply::End).await;
+            }
+        };
+        for mut e in batch {
+            if e.seq > last_seq && wanted_key(&e.key) && (all || e.is_state_change()) {
+                last_seq = e.seq;
+                if e.id.starts_with('/') && !names.contains_key(&e.key) {
+                    names = self::names(ask).await;
+                }
+                rename(&mut e, &names);
+                send(w, &Reply::Entry(Box::new(e))).await?;
             }
         }
     }
@@ -197,22 +250,38 @@ fn rename(e: &mut LogEntry, names: &HashMap<String, String>) {
     }
 }
 
+/// Lines of some containers (or all), merged in seq order.
 async fn query(
     journal: &Arc<Journal>,
-    key: Option<String>,
+    keys: Option<Vec<String>>,
     since: Option<Timestamp>,
     after_seq: u64,
     state_changes_only: bool,
-) -> anyhow::Result<Vec<LogEntry>> {
+) -> anyhow::Result<Lines> {
     let journal = journal.clone();
-    let entries = tokio::task::spawn_blocking(move || {
-        journal.query(&Query {
-            key: key.as_deref(),
-            since,
-            after_seq,
-            state_changes_only,
-        })
+    let lines = tokio::task::spawn_blocking(move || {
+        let one = |key: Option<&str>| {
+            journal.query(&Query {
+                key,
+                since,
+                after_seq,
+                state_changes_only,
+            })
+        };
+        match keys {
+            None => one(None),
+            Some(keys) => {
+                let mut out = Lines::default();
+                for k in &keys {
+                    let l = one(Some(k));
+                    out.entries.extend(l.entries);
+                    out.unavailable = out.unavailable.or(l.unavailable);
+                }
+                out.entries.sort_by_key(|e| e.seq);
+                out
+            }
+        }
     })
-    .await??;
-    Ok(entries)
+    .await?;
+    Ok(lines)
 }

@@ -55,6 +55,15 @@ pub enum Reply {
     /// Container key → current name (the agent's own use, for log lines
     /// written before the runtime had named the container).
     Names(std::collections::HashMap<String, String>),
+    /// Before a log's lines: the container the name resolves to now and the
+    /// earlier ones that bore it (oldest first), all by row key (the
+    /// first incarnation's runtime id).
+    Incarnations {
+        current: String,
+        earlier: Vec<String>,
+    },
+    /// Something the user should know about the answer (printed on stderr).
+    Warning(String),
     Error(String),
 }
 
@@ -79,6 +88,9 @@ pub struct StatusReport {
     pub journal_bytes: u64,
     pub journal_entries: u64,
     pub journal_errors: u64,
+    /// Classes, budget, and whether the journal can write (pending lines,
+    /// last error, since when).
+    pub journal: crate::journal::JournalStatus,
     pub runtimes: Vec<RuntimeStatus>,
 }
 

@@ -63,6 +63,9 @@ pub struct CgroupStats {
     pub mem_kernel_bytes: u64,
     /// None when unlimited (v2 "max"; v1 a value >= 2^62 or larger than host RAM, the kernel's "no limit" is PAGE_COUNTER_MAX*page size)
     pub mem_limit_bytes: Option<u64>,
+    /// The memory high-water mark (v2 `memory.peak`, 5.19+; v1
+    /// `memory.max_usage_in_bytes`); None where the kernel keeps none.
+    pub mem_peak_bytes: Option<u64>,
     /// OOM kills inside this cgroup (v2 memory.events `oom_kill`; v1 memory.oom_control `oom_kill`, missing on old kernels -> 0)
     pub oom_kills: u64,
     /// cumulative CPU time (v2 cpu.stat usage_usec*1000; v1 cpuacct.usage)
@@ -212,6 +215,7 @@ fn read_v2(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsE
     };
     s.mem_usage_bytes = r.parse(dir, "memory.current", single_u64)?.unwrap_or(0);
     s.mem_limit_bytes = r.parse(dir, "memory.max", max_or_u64)?.flatten();
+    s.mem_peak_bytes = r.parse(dir, "memory.peak", single_u64)?;
     [s.oom_kills] = r
         .parse(dir, "memory.events", flat(["oom_kill"]))?
         .unwrap_or_default();
@@ -252,6 +256,7 @@ fn read_v1_memory(
             .mem_usage_bytes
             .saturating_sub(s.mem_anon_bytes.saturating_add(s.mem_file_bytes)),
     };
+    s.mem_peak_bytes = r.parse(dir, "memory.max_usage_in_bytes", single_u64)?;
     s.mem_limit_bytes = r
         .parse(dir, "memory.limit_in_bytes", single_u64)?
         .filter(|&l| l < V1_UNLIMITED && l <= ram);
@@ -502,6 +507,7 @@ mod tests {
                 ("memory.stat", V2_MEMORY_STAT),
                 ("memory.current", "3211264\n"),
                 ("memory.max", "67108864\n"),
+                ("memory.peak", "5242880\n"),
                 ("memory.events", V2_EVENTS),
                 ("cpu.stat", V2_CPU_STAT),
                 ("cpu.max", "150000 100000\n"),
@@ -520,6 +526,7 @@ mod tests {
                 mem_inactive_file_bytes: 1048576,
                 mem_kernel_bytes: 65536,
                 mem_limit_bytes: Some(64 << 20),
+                mem_peak_bytes: Some(5 << 20),
                 oom_kills: 2,
                 cpu_usage_ns: 1_500_000,
                 cpu_limit_cores: Some(1.5),
@@ -591,6 +598,7 @@ mod tests {
                 ("memory.usage_in_bytes", "20480\n"),
                 ("memory.kmem.usage_in_bytes", "6144\n"),
                 ("memory.limit_in_bytes", "67108864\n"),
+                ("memory.max_usage_in_bytes", "1048576\n"),
                 (
                     "memory.oom_control",
                     "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
@@ -631,6 +639,7 @@ mod tests {
                 mem_inactive_file_bytes: 1024,
                 mem_kernel_bytes: 6144,
                 mem_limit_bytes: Some(64 << 20),
+                mem_peak_bytes: Some(1 << 20),
                 oom_kills: 5,
                 cpu_usage_ns: 987654321,
                 cpu_limit_cores: Some(0.5),

@@ -48,9 +48,14 @@ pub struct AgentArgs {
     /// Journal retention: drop lines older than this (e.g. 7d, 36h; at least 1d).
     #[arg(long, default_value = "7d", value_parser = super::duration::retention)]
     pub retention: Duration,
-    /// Journal retention: keep at most this many lines.
+    /// Journal retention of chatty lines (process churn, ...): keep at most
+    /// this many; state changes and crashes are kept for --retention.
     #[arg(long, default_value_t = 1_000_000)]
     pub retention_entries: u64,
+    /// Journal byte budget: chatty lines are evicted, oldest first, while the
+    /// stored lines take more than this many bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub journal_max_bytes: u64,
     /// Health: memory above this % of the limit is a Warning.
     #[arg(long, default_value_t = 90.0)]
     pub mem_warn_percent: f64,
@@ -93,7 +98,8 @@ impl AgentArgs {
             forget_after: signed(self.forget_after),
             retention: Retention {
                 max_age: signed(self.retention),
-                max_entries: self.retention_entries.max(1000),
+                max_chatty_entries: self.retention_entries.max(1000),
+                max_bytes: self.journal_max_bytes.max(64 << 10),
             },
             syscall_latency: self.syscall_latency,
         }

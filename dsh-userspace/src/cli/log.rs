@@ -10,7 +10,8 @@ use dsh::{
 pub struct LogArgs {
     /// Container: name, id prefix (4+ hex chars) or cgroup path; all when omitted.
     container: Option<String>,
-    /// Also show events that are not state changes (signals, child OOM kills, execs).
+    /// Everything: events that are not state changes (signals, child OOM
+    /// kills, process churn), and the earlier containers that bore the name.
     #[arg(short, long)]
     all: bool,
     /// Keep streaming new lines.
@@ -37,9 +38,26 @@ pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let mut conn = Connection::open(state_dir, &req)?;
     let tz = jiff::tz::TimeZone::system();
     let mut out = std::io::stdout().lock();
+    // With earlier incarnations shown, a heading wherever the container changes.
+    let mut incarnations: Option<(String, Vec<String>)> = None;
+    let mut shown_key = String::new();
     loop {
         match conn.recv()? {
+            Reply::Incarnations { current, earlier } => incarnations = Some((current, earlier)),
+            Reply::Warning(w) => eprintln!("dsh: {w}"),
             Reply::Entry(e) => {
+                if let Some((current, _)) = &incarnations
+                    && !args.json
+                    && e.key != shown_key
+                {
+                    let which = if e.key == *current {
+                        "current"
+                    } else {
+                        "earlier incarnation"
+                    };
+                    writeln!(out, "{}", render::log::heading(&e, which))?;
+                    shown_key.clone_from(&e.key);
+                }
                 if args.json {
                     serde_json::to_writer(&mut out, &render::log::json(&e)?)?;
                     out.write_all(b"\n")?;

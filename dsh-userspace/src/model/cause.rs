@@ -40,6 +40,21 @@ pub enum ExitCause {
     Exited { code: u8 },
 }
 
+/// A container's use of the host over one incarnation, reported when its
+/// main process exits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExitUsage {
+    /// From the main process's start to its exit.
+    pub run_time_s: f64,
+    /// CPU time the container's cgroup used; None if never read.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cpu_s: Option<f64>,
+    /// The cgroup's memory high-water mark (v2 `memory.peak`, v1
+    /// `memory.max_usage_in_bytes`); None where the kernel keeps none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peak_mem_bytes: Option<u64>,
+}
+
 /// How a user process start was noticed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,7 +68,7 @@ pub enum Start {
 }
 
 /// What one log line says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Message {
     CgroupCreated {
@@ -70,10 +85,13 @@ pub enum Message {
     Started(Start),
     SignalFromOutside(ExternalSignal),
     /// A process ended: the main one (a state change), or a child whose end
-    /// is worth a line (an OOM kill, a core dump).
+    /// is worth a line (an OOM kill, a core dump). The main one's line also
+    /// says what the incarnation used.
     Exit {
         cause: ExitCause,
         child: bool,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        usage: Option<ExitUsage>,
     },
     /// A line journaled before messages were typed: its text as written.
     #[serde(untagged)]

@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
+    cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
     entry::{LogEntry, LogKind},
     state::State,
 };
@@ -151,12 +151,14 @@ impl Container {
     }
 
     /// The name shown in `id`: the runtime's name; the last one it gave if
-    /// the runtime has since removed the container; else the cgroup path
-    /// (also while the runtime is unreachable: its names are not current).
+    /// the runtime has since removed the container or its cgroup is gone (a
+    /// dead container's name cannot change); else the cgroup path (while the
+    /// runtime is unreachable, a live container's name is not known to be
+    /// current).
     pub fn display_id(&self) -> &str {
         match (&self.meta, &self.last_name) {
             (Some(m), _) if !m.name.is_empty() => &m.name,
-            (None, Some(last)) if self.removed_from_runtime => last,
+            (None, Some(last)) if self.removed_from_runtime || self.cgroup_id.is_none() => last,
             _ => &self.identity.cgroup,
         }
     }
@@ -342,6 +344,7 @@ impl Container {
         let (to, kind) = outcome(&cause);
         let mut e = if is_main {
             self.main_tgid = None;
+            let usage = self.usage_at(ts);
             self.change(
                 ts,
                 to,
@@ -349,11 +352,20 @@ impl Container {
                 Message::Exit {
                     cause,
                     child: false,
+                    usage,
                 },
             )
         } else if matches!(kind, LogKind::Oom | LogKind::Coredump) {
             // A child's crash or OOM kill: worth a line, not a state change.
-            self.entry(ts, kind, Message::Exit { cause, child: true })
+            self.entry(
+                ts,
+                kind,
+                Message::Exit {
+                    cause,
+                    child: true,
+                    usage: None,
+                },
+            )
         } else {
             return Vec::new();
         };
@@ -363,6 +375,19 @@ impl Container {
         e.exit_code = status.code();
         e.core_dumped = status.signal().map(|_| status.core_dumped());
         vec![e]
+    }
+
+    /// What this incarnation used, as its main process exits at `ts`: run
+    /// time since its start, and the cgroup's CPU time and memory peak as
+    /// last read (the agent reads them afresh at the exit when it can).
+    fn usage_at(&self, ts: Timestamp) -> Option<ExitUsage> {
+        let started = self.started_at?;
+        let stats = self.sample.stats.as_ref();
+        Some(ExitUsage {
+            run_time_s: ts.duration_since(started).as_secs_f64().max(0.0),
+            cpu_s: stats.map(|s| s.cpu_usage_ns as f64 / 1e9),
+            peak_mem_bytes: stats.and_then(|s| s.mem_peak_bytes),
+        })
     }
 
     /// Forgets event times older than `keep` (health only looks back that far).

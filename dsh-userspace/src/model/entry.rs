@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{cause::Message, state::State};
 
+/// The journal stores kinds by position: add new kinds at the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogKind {
@@ -70,6 +71,23 @@ pub struct LogEntry {
     pub exit_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub core_dumped: Option<bool>,
+    /// On disk; false while the agent holds the line in memory because the
+    /// journal cannot take it yet (disk full, I/O error).
+    #[serde(default = "durable_default")]
+    pub durable: bool,
+}
+
+fn durable_default() -> bool {
+    true
+}
+
+/// How long the journal keeps a line: critical lines (state changes and
+/// the events that explain them) for the retention period whatever else
+/// happens; chatty ones within a count and byte budget, evicted first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogClass {
+    Critical,
+    Chatty,
 }
 
 impl LogEntry {
@@ -88,6 +106,24 @@ impl LogEntry {
             signal: None,
             exit_code: None,
             core_dumped: None,
+            durable: true,
+        }
+    }
+
+    /// Which retention rule applies. Every new kind must choose here.
+    pub fn class(&self) -> LogClass {
+        if self.is_state_change() {
+            return LogClass::Critical;
+        }
+        match self.kind {
+            LogKind::Create
+            | LogKind::Start
+            | LogKind::Exit
+            | LogKind::Oom
+            | LogKind::Signal
+            | LogKind::Coredump
+            | LogKind::Destroy => LogClass::Critical,
+            LogKind::Exec => LogClass::Chatty,
         }
     }
 

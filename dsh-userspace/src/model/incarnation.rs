@@ -54,7 +54,11 @@ impl Model {
             self.keep_early(runtime_id, meta);
             return;
         }
-        c.removed_from_runtime = meta.is_none();
+        if c.removed_from_runtime != meta.is_none() {
+            // Saved, so a removed container keeps its name across restarts.
+            c.removed_from_runtime = meta.is_none();
+            self.dirty.insert(key.clone());
+        }
         if let Some(m) = &meta {
             let workload = m.workload();
             if c.last_name.as_deref() != Some(m.name.as_str())

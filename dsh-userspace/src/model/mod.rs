@@ -6,8 +6,11 @@ pub mod container;
 pub mod entry;
 pub mod health;
 mod incarnation;
+mod resolve;
 pub mod row;
 pub mod state;
+
+pub use resolve::ResolveError;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -49,22 +52,6 @@ pub struct Model {
 pub struct Changes {
     pub updated: Vec<Container>,
     pub forgotten: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ResolveError {
-    #[error("no container matches {name:?}; known: {}", list(.known))]
-    Unknown { name: String, known: Vec<String> },
-    #[error("{name:?} is ambiguous; it matches: {}", list(.matches))]
-    Ambiguous { name: String, matches: Vec<String> },
-}
-
-fn list(v: &[String]) -> String {
-    if v.is_empty() {
-        "none".to_owned()
-    } else {
-        v.join(", ")
-    }
 }
 
 impl Model {
@@ -235,6 +222,26 @@ impl Model {
         ts: Timestamp,
     ) {
         self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
+    }
+
+    /// Is `tgid` the main process of the container `cgroup_id` belongs to?
+    pub fn is_main(&self, cgroup_id: CgroupId, tgid: u32) -> bool {
+        self.by_cgroup
+            .get(&cgroup_id)
+            .and_then(|k| self.containers.get(k))
+            .is_some_and(|c| c.main_tgid == Some(tgid))
+    }
+
+    /// The container's statistics read as its main process exits, for the
+    /// exit line's summary (fresher than the last sample).
+    pub fn final_stats(&mut self, cgroup_id: CgroupId, stats: CgroupStats) {
+        if let Some(c) = self
+            .by_cgroup
+            .get(&cgroup_id)
+            .and_then(|k| self.containers.get_mut(k))
+        {
+            c.sample.stats = Some(stats);
+        }
     }
 
     pub fn exit(
@@ -429,56 +436,6 @@ impl Model {
         self.by_cgroup.shrink_to_fit();
         self.by_blkcg.shrink_to_fit();
     }
-
-    /// Resolves a name as the CLI was given it: runtime name (current or
-    /// last known), unique id prefix (at least 4 hex chars), or cgroup path.
-    pub fn resolve(&self, name: &str) -> Result<String, ResolveError> {
-        let exact: Vec<&Container> = self
-            .containers
-            .values()
-            .filter(|c| !c.sandbox)
-            .filter(|c| {
-                c.display_id() == name
-                    || c.last_name.as_deref() == Some(name)
-                    || c.identity.cgroup == name
-                    || c.identity.runtime_id == name
-            })
-            .collect();
-        if exact.len() == 1 {
-            return Ok(exact[0].key().to_owned());
-        }
-        let candidates: Vec<&Container> = if exact.len() > 1 {
-            exact
-        } else if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            self.containers
-                .values()
-                .filter(|c| !c.sandbox && c.identity.runtime_id.starts_with(name))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let describe = |c: &&Container| format!("{} ({})", c.display_id(), short(c.key()));
-        match candidates.len() {
-            1 => Ok(candidates[0].key().to_owned()),
-            0 => Err(ResolveError::Unknown {
-                name: name.to_owned(),
-                known: self
-                    .containers
-                    .values()
-                    .take(20)
-                    .map(|c| describe(&c))
-                    .collect(),
-            }),
-            _ => Err(ResolveError::Ambiguous {
-                name: name.to_owned(),
-                matches: candidates.iter().map(describe).collect(),
-            }),
-        }
-    }
-}
-
-fn short(key: &str) -> &str {
-    if key.len() == 64 { &key[..12] } else { key }
 }
 
 #[cfg(test)]

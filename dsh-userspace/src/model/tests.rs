@@ -3,7 +3,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model, ResolveError,
-    cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
+    cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
     entry::LogKind,
     health::HealthRules,
     state::State,
@@ -12,6 +12,7 @@ use crate::{
     cgroup::{
         CgroupId,
         identity::{Identity, Runtime},
+        stats::CgroupStats,
     },
     runtime::RuntimeMeta,
     signal::{ExitStatus, Signal},
@@ -41,6 +42,15 @@ fn killed(signal: u32, core_dumped: bool) -> ExitStatus {
 
 fn cg(id: u64) -> CgroupId {
     CgroupId::new(id)
+}
+
+/// The exit summary of a main process that ran this long, with no CPU or
+/// memory figures read.
+fn ran(run_time_s: f64) -> Option<ExitUsage> {
+    Some(ExitUsage {
+        run_time_s,
+        ..Default::default()
+    })
 }
 
 fn model() -> Model {
@@ -116,7 +126,8 @@ fn boot_then_oom_then_restart() {
         log[0].msg,
         Message::Exit {
             cause: ExitCause::Oom(at_death),
-            child: false
+            child: false,
+            usage: ran(4.0)
         }
     );
 
@@ -157,7 +168,8 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
                 signal: Signal::from_raw(11),
                 core_written: true
             },
-            child: false
+            child: false,
+            usage: ran(3.0)
         }
     );
     assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
@@ -186,7 +198,8 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
         log[1].msg,
         Message::Exit {
             cause: ExitCause::SignalFromOutside(sender),
-            child: false
+            child: false,
+            usage: ran(2.0)
         }
     );
 }
@@ -195,13 +208,27 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
 fn exit_code_three_is_an_error_and_zero_is_not() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
+    assert!(m.is_main(cg(100), 50) && !m.is_main(cg(100), 51));
+    m.final_stats(
+        cg(100),
+        CgroupStats {
+            cpu_usage_ns: 3_200_000_000,
+            mem_peak_bytes: Some(41 << 20),
+            ..Default::default()
+        },
+    );
     m.exit(cg(100), 50, "sh", ExitStatus::Exited(3), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Error);
     assert_eq!(
         changes(&mut m).last().unwrap().2,
         Message::Exit {
             cause: ExitCause::Exited { code: 3 },
-            child: false
+            child: false,
+            usage: Some(ExitUsage {
+                run_time_s: 1.0,
+                cpu_s: Some(3.2),
+                peak_mem_bytes: Some(41 << 20)
+            })
         }
     );
     m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(102), t(3));
@@ -301,7 +328,75 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
                 code: 143,
                 by: sender
             },
-            child: false
+            child: false,
+            usage: ran(1.0)
         }
     );
+}
+
+fn named(name: &str) -> Option<RuntimeMeta> {
+    Some(RuntimeMeta {
+        runtime: "docker".to_owned(),
+        name: name.to_owned(),
+        ..Default::default()
+    })
+}
+
+/// `docker rm -f web && docker run --name web ...`: the name means the new
+/// container; the old one is an earlier incarnation, reachable by id.
+#[test]
+fn a_reused_name_resolves_to_the_current_container() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.set_meta(ID, named("web"), t(1));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(0), t(2));
+    m.cgroup_removed(cg(100), t(2));
+    m.set_meta(ID, None, t(3));
+    let new = "4f7a000000000000000000000000000000000000000000000000000000000000";
+    m.cgroup_created(docker(new), &format!("/docker/{new}"), cg(300), t(5));
+    m.set_meta(new, named("web"), t(5));
+    assert_eq!(m.resolve("web").unwrap(), new);
+    assert_eq!(m.earlier_incarnations("web", new), vec![ID.to_owned()]);
+    assert_eq!(m.resolve("07c5").unwrap(), ID);
+    // Both gone: the most recent.
+    m.cgroup_removed(cg(300), t(9));
+    m.set_meta(new, None, t(9));
+    assert_eq!(m.resolve("web").unwrap(), new);
+    // The runtime unreachable: the live one is current.
+    m.cgroup_created(docker(new), &format!("/docker/{new}"), cg(301), t(10));
+    m.clear_meta("docker");
+    assert_eq!(m.resolve("web").unwrap(), new);
+}
+
+#[test]
+fn plain_cgroups_resolve_with_or_without_the_slash() {
+    let mut m = model();
+    let ident = Identity {
+        runtime: Runtime::Cgroup,
+        runtime_id: "/batch".to_owned(),
+        pod_uid: None,
+        cgroup: "/batch".to_owned(),
+    };
+    m.cgroup_created(ident, "/batch", cg(7), t(0));
+    assert_eq!(m.resolve("batch").unwrap(), "/batch");
+    assert_eq!(m.resolve("/batch").unwrap(), "/batch");
+}
+
+/// A removed container's name is saved with it, and shown after a restart
+/// (no runtime metadata then: the container is gone).
+#[test]
+fn removed_containers_keep_their_name_across_restarts() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.set_meta(ID, named("web"), t(1));
+    m.cgroup_removed(cg(100), t(2));
+    m.take_changes();
+    m.set_meta(ID, None, t(3));
+    let saved = m.take_changes().updated;
+    assert_eq!(saved.len(), 1, "removal from the runtime is saved");
+    let json = serde_json::to_vec(&saved[0]).unwrap();
+    let mut restarted = model();
+    restarted.restore(vec![serde_json::from_slice(&json).unwrap()]);
+    assert_eq!(restarted.get(ID).unwrap().display_id(), "web");
+    assert_eq!(restarted.resolve("web").unwrap(), ID);
 }

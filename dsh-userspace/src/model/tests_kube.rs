@@ -165,3 +165,35 @@ fn a_new_pod_with_the_same_name_is_a_new_row_and_sandboxes_are_hidden() {
     again.set_meta(&id(5), Some(meta("nginx", false)), t(6));
     assert_eq!(again.key_for(&id(5)), id(1));
 }
+
+/// A Kubernetes name resolves as a reused Docker name does: the kubelet's
+/// restart is the same row (no earlier incarnation), a new pod (new uid)
+/// under the same name is a new one, and the name then means the current.
+#[test]
+fn a_recreated_pod_is_an_earlier_incarnation_and_a_kubelet_restart_is_not() {
+    let mut m = model();
+    m.set_meta(&id(1), Some(meta("nginx", false)), t(0));
+    run(&mut m, 1, 100, 50, 0);
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(1), t(2));
+    m.cgroup_removed(cg(100), t(2));
+    m.set_meta(&id(2), Some(meta("nginx", false)), t(3));
+    run(&mut m, 2, 200, 60, 3);
+    m.set_meta(&id(1), None, t(4));
+    assert_eq!(m.resolve("shop/web/nginx").unwrap(), id(1));
+    assert!(m.earlier_incarnations("shop/web/nginx", &id(1)).is_empty());
+    // The pod deleted and created again: a new uid.
+    m.exit(cg(200), 60, "sh", ExitStatus::Exited(0), t(5));
+    m.cgroup_removed(cg(200), t(5));
+    m.set_meta(&id(2), None, t(5));
+    let mut again = meta("nginx", false);
+    if let Some(k) = again.kube.as_mut() {
+        k.pod_uid = "another".into();
+    }
+    m.set_meta(&id(3), Some(again), t(6));
+    run(&mut m, 3, 300, 70, 6);
+    assert_eq!(m.resolve("shop/web/nginx").unwrap(), id(3));
+    assert_eq!(
+        m.earlier_incarnations("shop/web/nginx", &id(3)),
+        vec![id(1)]
+    );
+}

@@ -5,7 +5,7 @@ use jiff::tz::TimeZone;
 use super::sanitize;
 use crate::{
     model::{
-        cause::{ExitCause, ExternalSignal, Message, OomAtDeath, Start},
+        cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
         entry::LogEntry,
     },
     units,
@@ -29,9 +29,18 @@ pub fn msg(m: &Message) -> String {
         Message::SignalFromOutside(s) => from_outside(s),
         Message::Exit {
             cause,
-            child: false,
-        } => exit_cause(cause),
-        Message::Exit { cause, child: true } => format!("child process {}", exit_cause(cause)),
+            child,
+            usage,
+        } => {
+            let mut text = exit_cause(cause);
+            if *child {
+                text.insert_str(0, "child process ");
+            }
+            if let Some(u) = usage {
+                text.push_str(&format!(" ({})", exit_usage(u)));
+            }
+            text
+        }
         Message::Text(text) => text.clone(),
     }
 }
@@ -66,6 +75,18 @@ pub fn exit_cause(c: &ExitCause) -> String {
     }
 }
 
+/// `ran 2m14s, cpu 3.2s, peak mem 41MiB` (what is known of it).
+pub fn exit_usage(u: &ExitUsage) -> String {
+    let mut parts = vec![format!("ran {}", units::duration_precise(u.run_time_s))];
+    if let Some(cpu) = u.cpu_s {
+        parts.push(format!("cpu {}", units::duration_precise(cpu)));
+    }
+    if let Some(peak) = u.peak_mem_bytes {
+        parts.push(format!("peak mem {}", units::bytes_compact(peak)));
+    }
+    parts.join(", ")
+}
+
 fn oom_msg(oom: OomAtDeath) -> String {
     match (oom.mem_used, oom.mem_limit) {
         (Some(u), Some(l)) => format!(
@@ -78,12 +99,19 @@ fn oom_msg(oom: OomAtDeath) -> String {
     }
 }
 
-/// One `dsh log --json` line: the entry with `ts` in RFC 3339 and `msg` as text.
+/// One `dsh log --json` line: the entry with `ts` in RFC 3339, `msg` as
+/// text, and an exit's summary as its own fields (`run_time_s`, `cpu_s`,
+/// `peak_mem_bytes`).
 pub fn json(e: &LogEntry) -> serde_json::Result<serde_json::Value> {
     let mut v = serde_json::to_value(e)?;
     if let Some(obj) = v.as_object_mut() {
         obj.insert("ts".into(), e.ts.to_string().into());
         obj.insert("msg".into(), msg(&e.msg).into());
+        if let Message::Exit { usage: Some(u), .. } = &e.msg
+            && let serde_json::Value::Object(fields) = serde_json::to_value(u)?
+        {
+            obj.extend(fields);
+        }
     }
     Ok(v)
 }
@@ -101,6 +129,17 @@ pub fn line(e: &LogEntry, tz: &TimeZone) -> String {
             format!("{ts} {id} {} with msg {msg}", e.kind.as_str())
         }
     }
+}
+
+/// Before the lines of one of several containers that bore a name:
+/// `--- web: container 4f7a1c2b3d4e (earlier incarnation)`.
+pub fn heading(e: &LogEntry, which: &str) -> String {
+    let short: String = e.key.chars().take(12).collect();
+    format!(
+        "--- {}: container {} ({which})",
+        sanitize(&e.id),
+        sanitize(&short)
+    )
 }
 
 #[cfg(test)]
@@ -198,8 +237,60 @@ mod tests {
         let child = Message::Exit {
             cause: oom(None, None),
             child: true,
+            usage: None,
         };
         assert_eq!(msg(&child), "child process oom");
+    }
+
+    #[test]
+    fn the_main_exit_says_what_the_incarnation_used() {
+        let mut e = LogEntry::new(
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            "k",
+            "web",
+            LogKind::Exit,
+            Message::Exit {
+                cause: ExitCause::Exited { code: 3 },
+                child: false,
+                usage: Some(ExitUsage {
+                    run_time_s: 134.0,
+                    cpu_s: Some(3.2),
+                    peak_mem_bytes: Some(41 << 20),
+                }),
+            },
+        );
+        assert_eq!(
+            msg(&e.msg),
+            "exit code 3 (ran 2m14s, cpu 3.2s, peak mem 41MiB)"
+        );
+        let v = json(&e).unwrap();
+        assert_eq!(
+            v["msg"],
+            "exit code 3 (ran 2m14s, cpu 3.2s, peak mem 41MiB)"
+        );
+        assert_eq!(v["run_time_s"], 134.0);
+        assert_eq!(v["cpu_s"], 3.2);
+        assert_eq!(v["peak_mem_bytes"], 41u64 << 20);
+        // What is not known is left out, of the text and of the JSON.
+        e.msg = Message::Exit {
+            cause: ExitCause::Exited { code: 0 },
+            child: false,
+            usage: Some(ExitUsage {
+                run_time_s: 0.34,
+                cpu_s: None,
+                peak_mem_bytes: None,
+            }),
+        };
+        assert_eq!(msg(&e.msg), "exit code 0 (ran 0.3s)");
+        let v = json(&e).unwrap();
+        assert_eq!(v["run_time_s"], 0.34);
+        assert!(
+            v.get("cpu_s").is_none() && v.get("peak_mem_bytes").is_none(),
+            "{v}"
+        );
+        // The typed message, summary included, survives the socket's JSON.
+        let back: LogEntry = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
     }
 
     #[test]
@@ -235,6 +326,7 @@ mod tests {
         typed.msg = Message::Exit {
             cause: ExitCause::Exited { code: 3 },
             child: false,
+            usage: None,
         };
         let back: LogEntry = serde_json::from_slice(&serde_json::to_vec(&typed).unwrap()).unwrap();
         assert_eq!(back, typed);

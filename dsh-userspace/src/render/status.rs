@@ -86,14 +86,7 @@ pub fn screen(s: &StatusReport) -> String {
             m.entries as f64 * 100.0 / m.capacity.max(1) as f64
         );
     }
-    let _ = writeln!(
-        o,
-        "journal {}: {}, {} entries, {} write errors",
-        s.journal_path,
-        bytes(s.journal_bytes),
-        s.journal_entries,
-        s.journal_errors
-    );
+    journal(&mut o, s);
     for r in &s.runtimes {
         let _ = writeln!(
             o,
@@ -108,6 +101,55 @@ pub fn screen(s: &StatusReport) -> String {
         );
     }
     o
+}
+
+/// The journal's size, budget and condition: whether it can write, and
+/// what it holds in memory or had to drop.
+fn journal(o: &mut String, s: &StatusReport) {
+    let j = &s.journal;
+    let _ = writeln!(
+        o,
+        "journal {}: {}, {} entries ({} critical, {} chatty of at most {}; {:.0} bytes/line), {} write errors",
+        s.journal_path,
+        bytes(s.journal_bytes),
+        s.journal_entries,
+        j.critical_entries,
+        j.chatty_entries,
+        j.max_chatty_entries,
+        j.bytes_per_line,
+        s.journal_errors
+    );
+    if let Some(since) = j.failing_since {
+        let _ = writeln!(
+            o,
+            "journal: NOT WRITABLE since {since}: {}; {} critical lines held in memory",
+            sanitize(j.last_error.as_deref().unwrap_or("unknown error")),
+            j.pending
+        );
+    } else if let Some(at) = j.recovered_at {
+        let _ = writeln!(
+            o,
+            "journal: writable again since {at} (last error at {}: {})",
+            j.last_error_at.map(|t| t.to_string()).unwrap_or_default(),
+            sanitize(j.last_error.as_deref().unwrap_or("-"))
+        );
+    }
+    if j.dropped_critical + j.dropped_chatty > 0 {
+        let _ = writeln!(
+            o,
+            "journal: {} critical and {} chatty lines dropped (could not be written)",
+            j.dropped_critical, j.dropped_chatty
+        );
+    }
+    if let Some(m) = &j.moved_aside {
+        let _ = writeln!(
+            o,
+            "journal: a damaged journal was moved aside to {} at {} ({})",
+            m.path,
+            m.at,
+            sanitize(&m.reason)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +209,49 @@ mod tests {
         assert_eq!(head, "program          attached   runs/s  ns/run");
         assert!(at("critical").ends_with("42       1.5     0"), "{out}");
         assert_eq!(at("runtime"), "runtime docker: not connected (no socket?)");
+    }
+
+    #[test]
+    fn the_journal_says_when_it_cannot_write() {
+        let mut s = StatusReport {
+            journal_path: "/var/lib/dsh/journal.redb".into(),
+            journal_bytes: 3 << 20,
+            journal_entries: 1200,
+            journal_errors: 4,
+            ..Default::default()
+        };
+        s.journal.critical_entries = 200;
+        s.journal.chatty_entries = 1000;
+        s.journal.max_chatty_entries = 1_000_000;
+        s.journal.bytes_per_line = 55.4;
+        s.journal.failing_since = Some("2026-01-01T00:00:00Z".parse().unwrap());
+        s.journal.last_error = Some("journal commit: No space left on device\x1b".into());
+        s.journal.pending = 3;
+        s.journal.dropped_chatty = 9;
+        let out = screen(&s);
+        assert!(
+            out.contains(
+                "journal /var/lib/dsh/journal.redb: 3.0MiB, 1200 entries (200 critical, \
+                 1000 chatty of at most 1000000; 55 bytes/line), 4 write errors\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "journal: NOT WRITABLE since 2026-01-01T00:00:00Z: journal commit: \
+                 No space left on device?; 3 critical lines held in memory\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("0 critical and 9 chatty lines dropped"),
+            "{out}"
+        );
+        s.journal.failing_since = None;
+        s.journal.recovered_at = Some("2026-01-01T00:01:00Z".parse().unwrap());
+        assert!(
+            screen(&s).contains("journal: writable again since 2026-01-01T00:01:00Z"),
+            "{out}"
+        );
     }
 }

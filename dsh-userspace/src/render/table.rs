@@ -75,6 +75,29 @@ pub fn cut(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}…", &s[..end]))
 }
 
+/// An id too wide for its column, with the long hex container id in it (a
+/// cgroup path's) cut to 12 characters as docker shows ids; the ellipsis
+/// cut, if still needed, comes after.
+pub fn short_ids(id: &str, max: usize) -> Cow<'_, str> {
+    if id.width() <= max {
+        return Cow::Borrowed(id);
+    }
+    let parts: Vec<String> = id
+        .split('/')
+        .map(|part| {
+            // `docker-<64 hex>.scope` and bare ids alike.
+            match part
+                .split(|c: char| !c.is_ascii_hexdigit())
+                .find(|run| run.len() >= 32)
+            {
+                Some(run) => part.replacen(run, &run[..12], 1),
+                None => part.to_owned(),
+            }
+        })
+        .collect();
+    Cow::Owned(parts.join("/"))
+}
+
 /// Pads a cell to its column (`width` 0: the last column, no padding),
 /// keeping at least one space before the next column.
 fn push_cell(line: &mut String, value: &str, width: usize, fit: Fit) {
@@ -131,7 +154,7 @@ fn net_rate(r: &ContainerRow, rate: Option<f64>) -> String {
 
 pub fn row(r: &ContainerRow, wide: bool) -> String {
     let cells = [
-        sanitize(&r.id),
+        short_ids(&sanitize(&r.id), COLUMNS[0].1 - 1).into_owned(),
         sanitize(&r.endpoint),
         r.state.to_string(),
         opt_dur(r.rtime_s.map(|s| s as f64)),
@@ -324,6 +347,21 @@ mod tests {
         let mut r = sample();
         r.id = "a-very-long-container-name-that-goes-on".into();
         assert!(row(&r, false).starts_with("a-very-long-container-n… 172.17.0.2"));
+    }
+
+    #[test]
+    fn long_container_ids_are_cut_to_docker_short_ids() {
+        let hex = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
+        assert_eq!(
+            short_ids(&format!("/docker/{hex}"), 24),
+            "/docker/07c561cc06f3"
+        );
+        assert_eq!(short_ids("web", 24), "web");
+        let mut r = sample();
+        r.id = format!("/docker/{hex}");
+        assert!(row(&r, false).starts_with("/docker/07c561cc06f3     172.17.0.2"));
+        r.id = format!("/system.slice/docker-{hex}.scope");
+        assert!(row(&r, false).starts_with("/system.slice/docker-07… 172.17.0.2"));
     }
 
     #[test]
