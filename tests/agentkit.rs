@@ -394,8 +394,14 @@ pub fn runtimes_up() {
 
 /// Runs a command; its stdout, or a panic with its stderr.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
+    run_ok_in(".", program, args)
+}
+
+/// [`run_ok`] in another working directory.
+pub fn run_ok_in(dir: &str, program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
+        .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("running {program}: {e}"));
     assert!(
@@ -501,7 +507,10 @@ impl PodmanContainer {
         args.extend(opts);
         args.push(PODMAN_IMAGE);
         args.extend(cmd);
-        run_ok("podman", &args);
+        // podman's conmon (2.1.6 in Debian 12) writes an `oom` file into the
+        // working directory it inherits (containers/conmon#504): not the
+        // checkout's.
+        run_ok_in("/run/dsh-test", "podman", &args);
         PodmanContainer { name }
     }
 }
