@@ -105,22 +105,42 @@ pub struct Agent {
     child: Option<Child>,
     pub state_dir: PathBuf,
     args: Vec<String>,
+    /// The agent's stderr (its log), appended across restarts.
+    pub log_path: PathBuf,
+    /// RUST_LOG for the agent.
+    log_level: String,
 }
 
 impl Agent {
     /// A fresh state dir for `tag` (emptied) and an agent on it.
     pub fn fresh(tag: &str, args: &[&str]) -> Agent {
+        Self::fresh_logging(tag, args, "info")
+    }
+
+    /// A fresh agent logging at `level` (RUST_LOG) to its own file.
+    pub fn fresh_logging(tag: &str, args: &[&str], level: &str) -> Agent {
         let state_dir = std::env::temp_dir().join(format!("dsh-it-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
-        Self::start(&state_dir, args)
+        let log_path =
+            std::env::temp_dir().join(format!("dsh-it-agent-{tag}-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log_path);
+        Self::launch(&state_dir, args, log_path, level)
     }
 
     /// An agent on an existing state dir (a restart).
     pub fn start(state_dir: &Path, args: &[&str]) -> Agent {
+        let log_path =
+            std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id()));
+        Self::launch(state_dir, args, log_path, "info")
+    }
+
+    fn launch(state_dir: &Path, args: &[&str], log_path: PathBuf, level: &str) -> Agent {
         let mut agent = Agent {
             child: None,
             state_dir: state_dir.to_owned(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            log_path,
+            log_level: level.to_owned(),
         };
         agent.spawn();
         agent
@@ -130,7 +150,7 @@ impl Agent {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id())))
+            .open(&self.log_path)
             .expect("agent log");
         let child = Command::new(dsh_bin())
             .arg("--state-dir")
@@ -138,7 +158,7 @@ impl Agent {
             .arg("agent")
             .args(["--interval", "500ms"])
             .args(&self.args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -34,6 +34,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("signal", 0),
     ("report", 0),
+    ("untrusted", 0),
     ("cgroup", 1),
     ("runtime", 1),
     ("probe", 2),
@@ -46,6 +47,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("render", 6),
     // This test itself (it imports nothing from dsh).
     ("layering", 0),
+    // Test support that imports nothing from dsh.
+    ("fuzz_seeds", 0),
 ];
 
 type ModPath = Vec<String>;

@@ -1,16 +1,34 @@
 //! The `dsh` binary: parse, dispatch, map errors to exit codes.
 mod cli;
 
-use std::{io, process::ExitCode};
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+};
+
+use dsh::untrusted;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        // The agent logs names, paths and errors that containers control.
+        .format(|buf, record| {
+            let msg = record.args().to_string();
+            writeln!(
+                buf,
+                "[{:<5} {}] {}",
+                record.level(),
+                record.target(),
+                untrusted::text(&msg)
+            )
+        })
+        .init();
     match cli::run() {
         Ok(code) => code,
         // A closed pipe (`dsh log --json | head -1`) is not an error.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("dsh: {err:#}");
+            // Errors quote names, paths and the agent's answers.
+            eprintln!("dsh: {}", untrusted::text(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

@@ -1,12 +1,13 @@
-//! `cargo xtask test`: fmt, clippy, unit tests, the test engine, the
-//! privileged integration tests and the quick benchmark, timed phase by phase.
+//! `cargo xtask test`: fmt, clippy, unit tests, a short run of every fuzz
+//! target, the test engine, the privileged integration tests and the quick
+//! benchmark, timed phase by phase.
 use std::time::Instant;
 
 use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker, host, runtimes,
+    docker, fuzz, host, runtimes,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -66,6 +67,13 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
             tc.cargo()
                 .args(["test", "--workspace", "--exclude", "dsh-tests"]),
         )
+    })?;
+    phases.run("fuzz", || {
+        say(&format!(
+            "every fuzz target for {}s (cargo xtask fuzz runs longer)",
+            fuzz::TEST_SECS
+        ));
+        fuzz::run(fuzz::TEST_SECS, &[])
     })?;
     phases.run("docker", docker::ensure_engine)?;
     phases.run("containerd, podman", runtimes::ensure)?;

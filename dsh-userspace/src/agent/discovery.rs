@@ -145,6 +145,11 @@ pub fn on_mkdir(
         model.blkcg_created(&key, id);
     }
     if hierarchy == h.attribution {
+        log::debug!(
+            "cgroup {path} (id {id}) created: {:?} container {}",
+            identity.runtime,
+            identity.runtime_id
+        );
         model.cgroup_created(identity, path, id, ts);
     }
 }

@@ -7,6 +7,8 @@ mod sample;
 mod server;
 mod trace;
 
+pub use server::{MAX_CONNECTIONS, REQUEST_TIMEOUT, WRITE_TIMEOUT};
+
 use std::{
     os::unix::fs::PermissionsExt as _,
     path::PathBuf,

@@ -53,11 +53,20 @@ impl Connection {
         })?;
         let mut bytes = serde_json::to_vec(req)?;
         bytes.push(b'\n');
-        stream.write_all(&bytes)?;
-        Ok(Self {
+        let written = stream.write_all(&bytes);
+        let mut conn = Self {
             reader: BufReader::new(stream),
             line: String::new(),
-        })
+        };
+        if let Err(e) = written {
+            // An agent that turns a client away (too many) says why, then
+            // closes: its reason beats "broken pipe".
+            return Err(match conn.recv() {
+                Err(ClientError::Agent(why)) => ClientError::Agent(why),
+                _ => ClientError::Io(e),
+            });
+        }
+        Ok(conn)
     }
 
     /// The next reply; an agent-side error becomes `ClientError::Agent`.

@@ -1,5 +1,6 @@
-//! The agent's socket protocol: one JSON request line from the CLI, JSON
-//! reply lines back. Shared by the agent (server) and the CLI (client).
+//! The agent's socket protocol: one JSON request line from the CLI (at most
+//! `MAX_REQUEST_BYTES`), JSON reply lines back. Shared by the agent (server)
+//! and the CLI (client).
 pub mod client;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,28 @@ pub fn journal_path(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.redb")
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The largest request the agent reads, in bytes (without the newline).
+/// Real requests are a few hundred bytes; a longer line is refused unread.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request larger than {MAX_REQUEST_BYTES} bytes")]
+    TooLarge,
+    #[error("bad request: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// The agent's decoder for one request line (the newline optional).
+pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge);
+    }
+    Ok(serde_json::from_slice(line)?)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Ps {
@@ -123,4 +145,68 @@ pub struct RuntimeStatus {
     pub name: String,
     pub connected: bool,
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_oversize_is_refused() {
+        let req = Request::Log {
+            container: Some("web\x1b".into()),
+            all: true,
+            since_ms: Some(60_000),
+            follow: false,
+        };
+        let mut line = serde_json::to_vec(&req).unwrap();
+        line.push(b'\n');
+        assert_eq!(decode_request(&line).unwrap(), req);
+        let huge = format!(
+            r#"{{"op":"resolve","name":"{}"}}"#,
+            "x".repeat(MAX_REQUEST_BYTES)
+        );
+        assert!(matches!(
+            decode_request(huge.as_bytes()),
+            Err(RequestError::TooLarge)
+        ));
+        assert!(matches!(
+            decode_request(b"{\"op\":\"nope\"}"),
+            Err(RequestError::Malformed(_))
+        ));
+    }
+
+    /// Every request the CLI sends: the `socket_request` fuzz target's seeds.
+    #[test]
+    fn fuzz_seeds() {
+        let requests = [
+            Request::Ps { all: true },
+            Request::Log {
+                container: Some("web".into()),
+                all: false,
+                since_ms: Some(600_000),
+                follow: true,
+            },
+            Request::Log {
+                container: None,
+                all: true,
+                since_ms: None,
+                follow: false,
+            },
+            Request::Status,
+            Request::Resolve {
+                name: "/evil\x1b]0;t\x07".into(),
+            },
+            Request::Trace {
+                container: "07c5".into(),
+                duration_ms: 5000,
+            },
+        ];
+        for (i, req) in requests.iter().enumerate() {
+            let mut line = serde_json::to_vec(req).unwrap();
+            line.push(b'\n');
+            assert_eq!(&decode_request(&line).unwrap(), req);
+            crate::fuzz_seeds::seed("socket_request", &format!("request-{i}"), &line);
+        }
+    }
 }

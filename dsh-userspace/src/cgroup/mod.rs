@@ -7,7 +7,7 @@ pub mod stats;
 
 use std::{
     fs, io,
-    os::unix::fs::MetadataExt as _,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
     path::{Path, PathBuf},
 };
 
@@ -78,8 +78,10 @@ pub fn scan(root: &Path) -> Vec<Found> {
             }
             let p = entry.path();
             if let Ok(rel) = p.strip_prefix(root) {
+                // Names are the container's choice: not necessarily UTF-8.
+                let rel = crate::untrusted::from_utf8_escaped(rel.as_os_str().as_bytes());
                 out.push(Found {
-                    path: format!("/{}", rel.to_string_lossy()),
+                    path: format!("/{rel}"),
                     id: CgroupId(meta.ino()),
                 });
             }
@@ -129,10 +131,14 @@ pub fn v1_hierarchy_id(controller: &str) -> Option<u32> {
 /// path relative to the hierarchy's root as our cgroup namespace sees it).
 pub use procfs::ProcessCGroup as ProcCgroup;
 
-/// A process's cgroups (NotFound once it has gone).
+/// A process's cgroups (NotFound once it has gone). A cgroup name that is
+/// not UTF-8 keeps its bad bytes as `\xNN` escapes.
 pub fn proc_cgroups(pid: u32) -> io::Result<Vec<ProcCgroup>> {
-    Process::new(pid as i32)
-        .and_then(|p| p.cgroups())
+    // Read here, not by procfs::Process::cgroups, which refuses the whole
+    // file when a cgroup's name is not UTF-8.
+    let bytes = fs::read(format!("/proc/{pid}/cgroup"))?;
+    let text = crate::untrusted::from_utf8_escaped(&bytes);
+    <procfs::ProcessCGroups as procfs::FromRead>::from_read(text.as_bytes())
         .map(|c| c.0)
         .map_err(io_error)
 }

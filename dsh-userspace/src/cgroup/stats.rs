@@ -142,39 +142,11 @@ pub struct StatsReader {
 
 impl StatsReader {
     pub fn read(&mut self, src: &StatsSource) -> Result<CgroupStats, StatsError> {
-        let r = &mut self.r;
-        let mut s = CgroupStats::default();
-        let result = match src {
-            StatsSource::V2(dir) => read_v2(r, dir, &mut s),
-            StatsSource::V1 {
-                memory,
-                cpu,
-                cpuacct,
-                pids,
-                blkio,
-            } => (|| {
-                if let Some(d) = memory {
-                    read_v1_memory(r, d, host_ram(), &mut s)?;
-                }
-                if let Some(d) = cpu {
-                    read_v1_cpu(r, d, &mut s)?;
-                }
-                if let Some(d) = cpuacct {
-                    s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
-                }
-                if let Some(d) = pids {
-                    s.pids = r.parse(d, "pids.current", single_u64)?;
-                }
-                if let Some(d) = blkio {
-                    read_v1_blkio(r, d, &mut s)?;
-                }
-                Ok(())
-            })(),
-        };
+        let result = read_all(&mut self.r, src, host_ram());
         if let Err(StatsError::Vanished(dir)) = &result {
             self.r.open.retain(|path, _| !path.starts_with(dir));
         }
-        result.map(|()| s)
+        result
     }
 
     /// Closes the files of every cgroup directory `keep` says no to.
@@ -190,7 +162,49 @@ impl StatsReader {
     }
 }
 
-fn read_v2(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+/// The statistics of `src`, its files' contents given by `file` (None: the
+/// file is absent, its controller not enabled), as `read` parses cgroupfs;
+/// `ram` is the host's memory in bytes. For tests and fuzzing.
+pub fn parse(
+    src: &StatsSource,
+    ram: u64,
+    file: impl FnMut(&Path) -> Option<String>,
+) -> Result<CgroupStats, StatsError> {
+    read_all(&mut Texts(file), src, ram)
+}
+
+fn read_all(r: &mut impl Files, src: &StatsSource, ram: u64) -> Result<CgroupStats, StatsError> {
+    let mut s = CgroupStats::default();
+    match src {
+        StatsSource::V2(dir) => read_v2(r, dir, &mut s)?,
+        StatsSource::V1 {
+            memory,
+            cpu,
+            cpuacct,
+            pids,
+            blkio,
+        } => {
+            if let Some(d) = memory {
+                read_v1_memory(r, d, ram, &mut s)?;
+            }
+            if let Some(d) = cpu {
+                read_v1_cpu(r, d, &mut s)?;
+            }
+            if let Some(d) = cpuacct {
+                s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
+            }
+            if let Some(d) = pids {
+                s.pids = r.parse(d, "pids.current", single_u64)?;
+            }
+            if let Some(d) = blkio {
+                read_v1_blkio(r, d, &mut s)?;
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn read_v2(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
     // `kernel` appeared in 5.18; before it, its parts.
     let keys = flat([
         "anon",
@@ -234,7 +248,7 @@ fn read_v2(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsE
 }
 
 fn read_v1_memory(
-    r: &mut Reader,
+    r: &mut impl Files,
     dir: &Path,
     ram: u64,
     s: &mut CgroupStats,
@@ -267,7 +281,7 @@ fn read_v1_memory(
     Ok(())
 }
 
-fn read_v1_cpu(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+fn read_v1_cpu(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
     let keys = flat(["nr_periods", "nr_throttled"]);
     [s.cpu_periods, s.cpu_throttled_periods] = r.parse(dir, "cpu.stat", keys)?.unwrap_or_default();
     // A negative quota (-1) means unlimited; read the period only when needed.
@@ -288,7 +302,7 @@ fn read_v1_cpu(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), St
     Ok(())
 }
 
-fn read_v1_blkio(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+fn read_v1_blkio(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
     // Which file exists depends on the kernel and I/O scheduler; the throttle
     // files count all bios regardless of scheduler, so they come first.
     for name in [
@@ -322,6 +336,38 @@ struct Reader {
     open: std::collections::HashMap<PathBuf, File>,
 }
 
+/// Where the readers get a file's text from: cgroupfs (`Reader`), or given
+/// contents (`Texts`).
+trait Files {
+    /// Reads `dir/name` and parses it. Ok(None): the file is absent but `dir`
+    /// still exists (controller not enabled). A parser error is the offending line.
+    fn parse<T>(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, StatsError>;
+}
+
+struct Texts<F>(F);
+
+impl<F: FnMut(&Path) -> Option<String>> Files for Texts<F> {
+    fn parse<T>(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, StatsError> {
+        let path = dir.join(name);
+        match (self.0)(&path) {
+            Some(text) => f(&text)
+                .map(Some)
+                .map_err(|line| StatsError::Malformed { path, line }),
+            None => Ok(None),
+        }
+    }
+}
+
 impl Reader {
     /// The whole file from offset 0 into `buf`, through a kept-open fd.
     fn fill(&mut self, path: &Path) -> io::Result<()> {
@@ -349,9 +395,9 @@ impl Reader {
         self.buf.push_str(&String::from_utf8_lossy(&self.bytes));
         Ok(())
     }
+}
 
-    /// Reads `dir/name` and parses it. Ok(None): the file is absent but `dir`
-    /// still exists (controller not enabled). A parser error is the offending line.
+impl Files for Reader {
     fn parse<T>(
         &mut self,
         dir: &Path,
@@ -451,6 +497,102 @@ fn blkio_v1(t: &str) -> Result<(u64, u64), String> {
         }
     }
     Ok((rd, wr))
+}
+
+/// The fuzz targets' input format: one cgroup's files in [`V2_FILES`] (or
+/// [`V1_FILES`]) order, separated by NUL (cgroupfs text holds none); a file
+/// that is the single byte 0x01 is absent, as are files past the last one.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_input {
+    use std::path::{Path, PathBuf};
+
+    use super::{CgroupStats, StatsError, StatsSource};
+
+    pub const V2_FILES: &[&str] = &[
+        "memory.stat",
+        "memory.max",
+        "memory.events",
+        "cpu.stat",
+        "cpu.max",
+        "pids.current",
+        "io.stat",
+    ];
+
+    /// (controller directory, file).
+    pub const V1_FILES: &[(&str, &str)] = &[
+        ("memory", "memory.stat"),
+        ("memory", "memory.limit_in_bytes"),
+        ("memory", "memory.oom_control"),
+        ("cpu", "cpu.stat"),
+        ("cpu", "cpu.cfs_quota_us"),
+        ("cpu", "cpu.cfs_period_us"),
+        ("cpuacct", "cpuacct.usage"),
+        ("pids", "pids.current"),
+        ("blkio", "blkio.throttle.io_service_bytes_recursive"),
+        ("blkio", "blkio.throttle.io_service_bytes"),
+        ("blkio", "blkio.io_service_bytes_recursive"),
+    ];
+
+    /// The host RAM the parsers are given (64 GiB).
+    pub const RAM: u64 = 64 << 30;
+
+    const ABSENT: &[u8] = &[1];
+
+    pub fn encode(files: &[Option<&str>]) -> Vec<u8> {
+        let chunks: Vec<&[u8]> = files
+            .iter()
+            .map(|f| f.map_or(ABSENT, str::as_bytes))
+            .collect();
+        chunks.join(&0u8)
+    }
+
+    /// The files' contents, in order (None: absent).
+    pub fn decode(bytes: &[u8], count: usize) -> Vec<Option<String>> {
+        let mut files: Vec<Option<String>> = bytes
+            .split(|&b| b == 0)
+            .take(count)
+            .map(|c| (c != ABSENT).then(|| String::from_utf8_lossy(c).into_owned()))
+            .collect();
+        files.resize(count, None);
+        files
+    }
+
+    fn lookup<'a>(
+        paths: &'a [PathBuf],
+        files: &'a [Option<String>],
+    ) -> impl FnMut(&Path) -> Option<String> + 'a {
+        |p| {
+            let i = paths.iter().position(|q| q == p)?;
+            files[i].clone()
+        }
+    }
+
+    /// The v2 parser on fuzz input: the files and what it made of them.
+    pub fn parse_v2(bytes: &[u8]) -> (Vec<Option<String>>, Result<CgroupStats, StatsError>) {
+        let dir = PathBuf::from("/cg");
+        let paths: Vec<PathBuf> = V2_FILES.iter().map(|f| dir.join(f)).collect();
+        let files = decode(bytes, paths.len());
+        let r = super::parse(&StatsSource::V2(dir), RAM, lookup(&paths, &files));
+        (files, r)
+    }
+
+    /// The v1 parsers on fuzz input, every controller in its own directory.
+    pub fn parse_v1(bytes: &[u8]) -> (Vec<Option<String>>, Result<CgroupStats, StatsError>) {
+        let paths: Vec<PathBuf> = V1_FILES
+            .iter()
+            .map(|(d, f)| Path::new("/").join(d).join(f))
+            .collect();
+        let files = decode(bytes, paths.len());
+        let src = StatsSource::V1 {
+            memory: Some("/memory".into()),
+            cpu: Some("/cpu".into()),
+            cpuacct: Some("/cpuacct".into()),
+            pids: Some("/pids".into()),
+            blkio: Some("/blkio".into()),
+        };
+        let r = super::parse(&src, RAM, lookup(&paths, &files));
+        (files, r)
+    }
 }
 
 #[cfg(test)]
@@ -580,6 +722,73 @@ mod tests {
 
         fs::remove_dir_all(&d).expect("rm");
         assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == d));
+    }
+
+    /// The fixtures above through the in-memory parser (what the fuzz
+    /// targets run), and the fuzz targets' seeds made of them.
+    #[test]
+    fn fixtures_parse_from_texts_and_seed_the_fuzzers() {
+        use fuzz_input::{encode, parse_v1, parse_v2};
+        let v2 = encode(&[
+            Some(V2_MEMORY_STAT),
+            Some("67108864\n"),
+            Some(V2_EVENTS),
+            Some(V2_CPU_STAT),
+            Some("150000 100000\n"),
+            Some("4\n"),
+            Some(V2_IO_STAT),
+        ]);
+        let s = parse_v2(&v2).1.expect("v2 fixture");
+        assert_eq!((s.mem_anon_bytes, s.cpu_limit_cores), (1048576, Some(1.5)));
+        crate::fuzz_seeds::seed("cgroup_stats_v2", "fixture", &v2);
+        let unlimited = encode(&[
+            Some("anon 0\nfile 0\n"),
+            Some("max\n"),
+            None,
+            Some("usage_usec 3\nuser_usec 2\nsystem_usec 1\n"),
+            Some("max 100000\n"),
+        ]);
+        let s = parse_v2(&unlimited).1.expect("v2 unlimited");
+        assert_eq!(
+            (s.mem_limit_bytes, s.cpu_limit_cores, s.pids),
+            (None, None, None)
+        );
+        crate::fuzz_seeds::seed("cgroup_stats_v2", "unlimited", &unlimited);
+        let bad = encode(&[Some("anon 12x\nfile 3\n")]);
+        assert!(
+            matches!(parse_v2(&bad).1, Err(StatsError::Malformed { line, .. }) if line == "anon 12x")
+        );
+        crate::fuzz_seeds::seed("cgroup_stats_v2", "malformed", &bad);
+
+        let v1 = encode(&[
+            Some(V1_MEMORY_STAT),
+            Some("67108864\n"),
+            Some("oom_kill_disable 0\nunder_oom 0\noom_kill 5\n"),
+            Some("nr_periods 10\nnr_throttled 3\nthrottled_time 123456\n"),
+            Some("50000\n"),
+            Some("100000\n"),
+            Some("987654321\n"),
+            Some("9\n"),
+            Some(V1_BLKIO),
+        ]);
+        let s = parse_v1(&v1).1.expect("v1 fixture");
+        assert_eq!((s.io_read_bytes, s.cpu_limit_cores), (4097, Some(0.5)));
+        crate::fuzz_seeds::seed("cgroup_stats_v1", "fixture", &v1);
+        let old_kernel = encode(&[
+            Some(V1_MEMORY_STAT),
+            Some("9223372036854771712\n"),
+            Some("oom_kill_disable 0\nunder_oom 0\n"),
+            None,
+            Some("-1\n"),
+            None,
+            None,
+            None,
+            None,
+            Some("8:0 Read 10\n8:0 Write 20\nTotal 30\n"),
+        ]);
+        let s = parse_v1(&old_kernel).1.expect("v1 old kernel");
+        assert_eq!((s.mem_limit_bytes, s.io_write_bytes), (None, 20));
+        crate::fuzz_seeds::seed("cgroup_stats_v1", "old-kernel", &old_kernel);
     }
 
     // Formats as in Documentation/admin-guide/cgroup-v1/memory.rst and blkio-controller.rst.

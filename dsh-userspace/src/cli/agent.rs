@@ -11,6 +11,7 @@ use dsh::{
     journal::Retention,
     model::health::HealthRules,
     probe::{Probe, ProbeOptions},
+    untrusted::json,
 };
 use dsh_ebpf::channel;
 use jiff::SignedDuration;
@@ -164,7 +165,7 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
                             channel: if chan as u32 == channel::CRITICAL { "critical" } else { "chatty" },
                             lost_total: stats.lost,
                         };
-                        serde_json::to_writer(&mut out, &line)?;
+                        json::to_writer(&mut out, &line)?;
                         out.write_all(b"\n")?;
                     }
                 }
@@ -173,7 +174,7 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
             ev = events.next() => {
                 let ev = ev?;
                 let line = Line { ts: clock.to_timestamp(ev.boot_ns).to_string(), event: &ev };
-                serde_json::to_writer(&mut out, &line)?;
+                json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
             }
         }

@@ -4,6 +4,7 @@ use std::{io::Write as _, path::Path, process::ExitCode, time::Duration};
 use dsh::{
     api::{Reply, Request, client::Connection},
     render,
+    untrusted::json,
 };
 
 #[derive(clap::Args)]
@@ -59,7 +60,7 @@ pub fn run(args: LogArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
                     shown_key.clone_from(&e.key);
                 }
                 if args.json {
-                    serde_json::to_writer(&mut out, &render::log::json(&e)?)?;
+                    json::to_writer(&mut out, &render::log::json(&e)?)?;
                     out.write_all(b"\n")?;
                 } else {
                     writeln!(out, "{}", render::log::line(&e, &tz))?;

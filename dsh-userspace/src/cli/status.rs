@@ -4,6 +4,7 @@ use std::{io::Write as _, path::Path, process::ExitCode};
 use dsh::{
     api::{Reply, Request, client},
     render::status,
+    untrusted::json,
 };
 
 #[derive(clap::Args)]
@@ -19,7 +20,7 @@ pub fn run(args: StatusArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     };
     // Written, not print!ed: a closed pipe is an error to return, not a panic.
     let text = if args.json {
-        serde_json::to_string_pretty(&s)? + "\n"
+        json::to_string_pretty(&s)? + "\n"
     } else {
         status::screen(&s)
     };

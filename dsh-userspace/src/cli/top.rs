@@ -20,7 +20,8 @@ use crossterm::{
 use dsh::{
     api::{Reply, Request, client},
     model::row::ContainerRow,
-    render::{sanitize, table},
+    render::table,
+    untrusted,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -200,7 +201,7 @@ pub fn lines(
         count("Warning"),
     )];
     if let Some(e) = error {
-        out.push(format!("agent: {}", sanitize(e)));
+        out.push(format!("agent: {}", untrusted::text(e)));
     }
     out.push(table::header(false));
     let room = height.saturating_sub(out.len());

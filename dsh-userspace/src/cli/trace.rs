@@ -5,6 +5,7 @@ use std::{io::Write as _, path::Path, process::ExitCode, time::Duration};
 use dsh::{
     api::{Reply, Request, client},
     render,
+    untrusted::json,
 };
 
 #[derive(clap::Args)]
@@ -29,7 +30,7 @@ pub fn run(args: TraceArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     };
     // Written, not print!ed: a closed pipe is an error to return, not a panic.
     let text = if args.json {
-        serde_json::to_string_pretty(&report)? + "\n"
+        json::to_string_pretty(&report)? + "\n"
     } else {
         render::trace::report(&report)
     };

@@ -7,8 +7,8 @@ use dsh::{
     api::{Reply, Request, client},
     cgroup::layout::CgroupLayout,
     cgroup::{self, identity::identify},
-    render::sanitize,
     report::chain,
+    untrusted::{self, json},
 };
 use serde_json::json;
 
@@ -37,9 +37,12 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let Some(id) = identify(path) else {
         if args.json {
             let v = json!({ "pid": pid, "in_container": false, "process_cgroup": path });
-            println!("{v}");
+            println!("{}", json::to_string(&v)?);
         } else {
-            println!("{pid} is not in a container (cgroup {})", sanitize(path));
+            println!(
+                "{pid} is not in a container (cgroup {})",
+                untrusted::name(path)
+            );
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -59,7 +62,10 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             None
         }
         Err(e) => {
-            eprintln!("dsh: {}; container names need the agent", chain(&e));
+            eprintln!(
+                "dsh: {}; container names need the agent",
+                untrusted::text(&chain(&e))
+            );
             None
         }
     };
@@ -79,7 +85,7 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             "container": row.as_ref().and_then(|r| r.container.clone()),
             "process_cgroup": path,
         });
-        println!("{v}");
+        println!("{}", json::to_string(&v)?);
     } else {
         let name = row.as_ref().map_or("-", |r| r.id.as_str());
         let short = if id.runtime_id.len() == 64 {
@@ -89,9 +95,9 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         };
         let mut line = format!(
             "{pid} {} {runtime} {} {}",
-            sanitize(name),
-            sanitize(short),
-            sanitize(&id.cgroup)
+            untrusted::name(name),
+            untrusted::name(short),
+            untrusted::name(&id.cgroup)
         );
         if let Some(uid) = &id.pod_uid {
             line.push_str(&format!(" pod {uid}"));
@@ -99,8 +105,12 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         if let Some(r) = &row
             && let (Some(ns), Some(pod), Some(c)) = (&r.namespace, &r.pod, &r.container)
         {
-            let names = format!(" namespace {ns} pod-name {pod} container {c}");
-            line.push_str(&sanitize(&names));
+            line.push_str(&format!(
+                " namespace {} pod-name {} container {}",
+                untrusted::name(ns),
+                untrusted::name(pod),
+                untrusted::name(c)
+            ));
         }
         println!("{line}");
     }

@@ -69,6 +69,8 @@ pub enum BlockError {
     Decode(#[source] postcard::Error),
     #[error("a line refers to string {0}, which the block lacks")]
     String(u32),
+    #[error("a line's seq or time is out of range")]
+    Range,
 }
 
 /// Time as the journal keeps it: microseconds.
@@ -113,15 +115,16 @@ impl Block {
     }
 
     pub fn last_seq(&self) -> u64 {
+        // Saturating: a damaged block's deltas must not wrap (or panic).
         self.lines
             .last()
-            .map_or(self.base_seq, |l| self.base_seq + l.seq)
+            .map_or(self.base_seq, |l| self.base_seq.saturating_add(l.seq))
     }
 
     /// The newest line's time: the block expires with it.
     pub fn newest(&self) -> Option<Timestamp> {
         let us = self.lines.iter().map(|l| l.us).max()?;
-        Timestamp::from_microsecond(self.base_us + us).ok()
+        Timestamp::from_microsecond(self.base_us.checked_add(us)?).ok()
     }
 
     /// Room for more lines?
@@ -182,11 +185,12 @@ impl Block {
                 .ok_or(BlockError::String(i))
         };
         self.lines.iter().map(move |l| {
-            let ts =
-                Timestamp::from_microsecond(self.base_us + l.us).unwrap_or(Timestamp::UNIX_EPOCH);
+            let us = self.base_us.checked_add(l.us).ok_or(BlockError::Range)?;
+            let seq = self.base_seq.checked_add(l.seq).ok_or(BlockError::Range)?;
+            let ts = Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH);
             let key = key_of(l.cno).unwrap_or_else(|| format!("#{}", l.cno));
             let mut e = LogEntry::new(ts, &key, &s(l.name)?, l.kind, l.msg.load(&s)?);
-            e.seq = self.base_seq + l.seq;
+            e.seq = seq;
             e.from = l.from;
             e.to = l.to;
             e.pid = l.pid;
@@ -220,6 +224,23 @@ mod tests {
         .with_task(1000 + seq as u32, "true");
         e.seq = seq;
         e
+    }
+
+    /// A damaged block whose deltas overflow: an error for that line, not
+    /// a wrapped seq (release) or a panic (debug).
+    #[test]
+    fn deltas_that_overflow_are_errors() {
+        let mut b = Block::default();
+        b.push(&exec(10, 0), 7);
+        b.push(&exec(13, 1), 7);
+        b.base_seq = u64::MAX - 1;
+        b.base_us = i64::MAX - 10;
+        let back = Block::decode(&b.encode()).unwrap();
+        assert_eq!(back.last_seq(), u64::MAX);
+        assert_eq!(back.newest(), None);
+        let lines: Vec<_> = back.entries(|_| Some("k".to_owned())).collect();
+        assert!(matches!(&lines[0], Ok((7, e)) if e.seq == u64::MAX - 1));
+        assert!(matches!(lines[1], Err(BlockError::Range)));
     }
 
     #[test]

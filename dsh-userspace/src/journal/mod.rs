@@ -75,6 +75,10 @@ pub struct Query<'a> {
     /// Only entries after this seq (for following).
     pub after_seq: u64,
     pub state_changes_only: bool,
+    /// At most this many entries, the first in seq order (a page; None:
+    /// all). Readers page through a large journal so that memory does not
+    /// grow with its size.
+    pub limit: Option<usize>,
 }
 
 /// Lines read back; `unavailable` says why only lines held in memory are
@@ -358,7 +362,7 @@ impl Journal {
             .cloned()
             .collect();
         let (mut entries, unavailable) = match self.database() {
-            Some(d) => match read::read(&d, q.key, q.after_seq, keep) {
+            Some(d) => match read::read(&d, q.key, q.after_seq, q.limit, keep) {
                 Ok(v) => (v, None),
                 Err(e) => (Vec::new(), Some(chain(&e))),
             },
@@ -366,6 +370,9 @@ impl Journal {
         };
         let last = entries.last().map_or(0, |e| e.seq);
         entries.extend(pending.into_iter().filter(|e| e.seq > last));
+        if let Some(limit) = q.limit {
+            entries.truncate(limit);
+        }
         Lines {
             entries,
             unavailable,

@@ -38,13 +38,17 @@ pub fn known(database: &Database) -> Result<Vec<(String, String)>, JournalError>
 }
 
 /// Durable lines with seq > `after_seq`, of one container or all, in seq
-/// order; `keep` filters.
+/// order; `keep` filters; at most `limit`, the first in seq order. Each
+/// class's blocks are in seq order, so reading stops in each once it has
+/// `limit` lines: the first `limit` of both are among them.
 pub fn read(
     database: &Database,
     key: Option<&str>,
     after_seq: u64,
+    limit: Option<usize>,
     mut keep: impl FnMut(&LogEntry) -> bool,
 ) -> Result<Vec<LogEntry>, JournalError> {
+    let enough = |n: usize| limit.is_some_and(|l| n >= l);
     let tx = database.begin_read().map_err(db("begin read"))?;
     let who = tx.open_table(WHO).map_err(db("open who"))?;
     let mut keys: HashMap<Cno, Option<String>> = HashMap::new();
@@ -90,12 +94,24 @@ pub fn read(
                 return Ok(out);
             };
             let index = tx.open_table(INDEX).map_err(db("open index"))?;
+            // (class, where its lines start in `out`)
+            let mut current: Option<(u8, usize)> = None;
             for row in index
                 .range((cno, 0, 0)..=(cno, u8::MAX, u64::MAX))
                 .map_err(db("index range"))?
             {
                 let (k, _) = row.map_err(db("read index"))?;
                 let (_, class, first) = k.value();
+                let start = match current {
+                    Some((c, start)) if c == class => start,
+                    _ => {
+                        current = Some((class, out.len()));
+                        out.len()
+                    }
+                };
+                if enough(out.len() - start) {
+                    continue;
+                }
                 if let Some(t) = tables.get(class as usize)
                     && let Some(v) = t.get(first).map_err(db("read block"))?
                 {
@@ -113,7 +129,11 @@ pub fn read(
                     .transpose()
                     .map_err(db("range"))?
                     .map_or(0, |(k, _)| k.value());
+                let class_start = out.len();
                 for row in t.range(start..).map_err(db("range"))? {
+                    if enough(out.len() - class_start) {
+                        break;
+                    }
                     let (_, v) = row.map_err(db("read block"))?;
                     take(v.value(), None, &mut out)?;
                 }
@@ -121,5 +141,8 @@ pub fn read(
         }
     }
     out.sort_by_key(|e| e.seq);
+    if let Some(limit) = limit {
+        out.truncate(limit);
+    }
     Ok(out)
 }

@@ -170,6 +170,17 @@ impl Container {
         self.restarts.max(runtime)
     }
 
+    /// Before the runtime's word is replaced or lost: the restarts it
+    /// counted (and `dsh ps` showed) become the container's own, so the
+    /// count never goes down (`docker rm`, dockerd restarting). Later
+    /// restarts are then counted from there by whichever saw them, the
+    /// larger count winning as before: none is counted twice.
+    /// True when the count changed (the container's saved state is then due).
+    pub fn keep_runtime_restarts(&mut self) -> bool {
+        let kept = self.restart_count();
+        std::mem::replace(&mut self.restarts, kept) != kept
+    }
+
     fn entry(&self, ts: Timestamp, kind: LogKind, msg: Message) -> LogEntry {
         LogEntry::new(ts, self.key(), self.display_id(), kind, msg)
     }

@@ -54,6 +54,9 @@ impl Model {
             self.keep_early(runtime_id, meta);
             return;
         }
+        if c.keep_runtime_restarts() {
+            self.dirty.insert(key.clone());
+        }
         if c.removed_from_runtime != meta.is_none() {
             // Saved, so a removed container keeps its name across restarts.
             c.removed_from_runtime = meta.is_none();
@@ -112,7 +115,8 @@ impl Model {
                 c.ever_started = true; // so its start counts as the restart
             }
         }
-        c.restarts += o.restarts;
+        // What the earlier row showed, its runtime's count included.
+        c.restarts += o.restart_count();
         c.restart_times.extend(o.restart_times);
         c.oom_kills += o.oom_kills;
         c.oom_times.extend(o.oom_times);
@@ -125,8 +129,11 @@ impl Model {
     /// The runtime went away: the names it gave are no longer known to be
     /// true (other runtimes' stay).
     pub fn clear_meta(&mut self, runtime: &str) {
-        for c in self.containers.values_mut() {
+        for (k, c) in &mut self.containers {
             if c.meta.as_ref().is_some_and(|m| m.runtime == runtime) {
+                if c.keep_runtime_restarts() {
+                    self.dirty.insert(k.clone());
+                }
                 c.meta = None;
                 c.removed_from_runtime = false;
             }

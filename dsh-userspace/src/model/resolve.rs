@@ -82,8 +82,14 @@ impl Model {
     }
 }
 
+/// Candidates are listed by names containers chose: each one escaped and
+/// cut, so the list stays readable (and harmless) whatever they hold.
 fn describe(c: &Container) -> String {
-    format!("{} ({})", c.display_id(), short(c.key()))
+    format!(
+        "{} ({})",
+        crate::untrusted::name(c.display_id()),
+        crate::untrusted::name(short(c.key()))
+    )
 }
 
 /// Among containers bearing one name: the current one, else the latest.

@@ -95,10 +95,12 @@ pub enum DecodeError {
 }
 
 /// A NUL-terminated kernel string; anything after the NUL is ignored and
-/// invalid UTF-8 is replaced, never trusted.
+/// invalid UTF-8 becomes `\xNN` escapes (comm and cgroup names are the
+/// container's choice). Control characters stay: the terminal gate is
+/// `untrusted::name`.
 pub fn c_str(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    crate::untrusted::from_utf8_escaped(&bytes[..end]).into_owned()
 }
 
 fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
@@ -281,9 +283,127 @@ mod tests {
         assert_eq!(Event::decode(&unknown), Err(DecodeError::UnknownKind(99)));
     }
 
+    fn fixed<const N: usize>(s: &[u8]) -> [u8; N] {
+        let mut out = [0u8; N];
+        out[..s.len()].copy_from_slice(s);
+        out
+    }
+
+    /// One record of every kind, hostile strings included: the seeds of the
+    /// `ring_record` fuzz target.
     #[test]
-    fn comm_with_invalid_utf8_is_replaced() {
-        assert_eq!(c_str(b"a\xffb\0zz"), "a\u{fffd}b");
+    fn every_kind_decodes_and_seeds_the_fuzzer() {
+        let mut hostile = header(kind::EXEC);
+        hostile.comm = fixed(b"\x1b]0;x\x07\xff\xfe");
+        let records: [(&str, Vec<u8>); 8] = [
+            (
+                "exec",
+                bytes(&ExecEvent {
+                    hdr: hostile,
+                    ppid: 1,
+                    old_pid: 10,
+                    filename: fixed(b"/bin/\x1b[31msh"),
+                }),
+            ),
+            (
+                "exit",
+                bytes(&ExitEvent {
+                    hdr: header(kind::EXIT),
+                    exit_code: 3 << 8,
+                    ppid: 1,
+                    start_ns: 5,
+                }),
+            ),
+            (
+                "oom",
+                bytes(&OomEvent {
+                    hdr: header(kind::OOM),
+                    victim_pid: 11,
+                    victim_tgid: 11,
+                    victim_cgroup_id: 7,
+                    victim_comm: fixed(b"dd"),
+                    total_vm_pages: 100,
+                    anon_rss_pages: 50,
+                    file_rss_pages: 2,
+                    shmem_rss_pages: 0,
+                }),
+            ),
+            (
+                "signal-generate",
+                bytes(&SignalEvent {
+                    hdr: header(kind::SIGNAL_GENERATE),
+                    signal: 15,
+                    result: 0,
+                    group: 1,
+                    target_pid: 11,
+                    target_tgid: 11,
+                    _pad: 0,
+                    target_cgroup_id: 7,
+                    target_comm: fixed(b"sleep"),
+                }),
+            ),
+            (
+                "signal-deliver",
+                bytes(&SignalEvent {
+                    hdr: header(kind::SIGNAL_DELIVER),
+                    signal: 9,
+                    result: 0,
+                    group: 0,
+                    target_pid: 0,
+                    target_tgid: 0,
+                    _pad: 0,
+                    target_cgroup_id: 0,
+                    target_comm: [0; 16],
+                }),
+            ),
+            (
+                "cgroup-mkdir",
+                bytes(&CgroupEvent {
+                    hdr: header(kind::CGROUP_MKDIR),
+                    id: 4242,
+                    level: 1,
+                    hierarchy_id: 0,
+                    path: fixed(b"/evil\x1b[31mRED\x1b]0;title\x07\xff"),
+                }),
+            ),
+            (
+                "listen-v4",
+                bytes(&ListenEvent {
+                    hdr: header(kind::LISTEN),
+                    family: libc::AF_INET as u16,
+                    port: 6379,
+                    old_state: 7,
+                    new_state: dsh_ebpf::TCP_LISTEN,
+                    addr: fixed(&[172, 17, 0, 2]),
+                }),
+            ),
+            (
+                "listen-v6",
+                bytes(&ListenEvent {
+                    hdr: header(kind::LISTEN),
+                    family: libc::AF_INET6 as u16,
+                    port: 80,
+                    old_state: dsh_ebpf::TCP_LISTEN,
+                    new_state: 7,
+                    addr: fixed(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                }),
+            ),
+        ];
+        for (name, record) in &records {
+            let ev = Event::decode(record).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(ev.task.cgroup_id, CgroupId::new(7), "{name}");
+            crate::fuzz_seeds::seed("ring_record", name, record);
+        }
+        let exec = Event::decode(&records[0].1).unwrap();
+        assert_eq!(exec.task.comm, "\x1b]0;x\x07\\xff\\xfe");
+        assert!(
+            matches!(exec.kind, EventKind::Exec { filename, .. } if filename == "/bin/\x1b[31msh")
+        );
+    }
+
+    #[test]
+    fn comm_with_invalid_utf8_is_escaped() {
+        assert_eq!(c_str(b"a\xffb\0zz"), "a\\xffb");
         assert_eq!(c_str(b"full"), "full");
     }
 }

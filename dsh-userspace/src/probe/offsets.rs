@@ -25,7 +25,11 @@ pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOff
         task_start_time: o("task_struct", "start_time")?,
         css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
         css_set_subsys_v1: match v1_subsys_id {
-            Some(id) => o("css_set", "subsys")? + 8 * id,
+            // A damaged enum can give any id: refused, not wrapped.
+            Some(id) => id
+                .checked_mul(8)
+                .and_then(|off| off.checked_add(o("css_set", "subsys").ok()?))
+                .ok_or(BtfError::Malformed("css_set.subsys[id] out of range"))?,
             None => 0,
         },
         css_cgroup: o("cgroup_subsys_state", "cgroup")?,
@@ -123,5 +127,46 @@ mod tests {
                 "{tp} has {n} args, the program reads {min_args}"
             );
         }
+    }
+
+    /// Another kernel's BTF (written, not read from this machine): every
+    /// offset lands where that kernel put it, anonymous members included.
+    /// The blob is also the `btf` fuzz target's seed.
+    #[test]
+    fn a_synthetic_kernel_resolves_where_it_says() {
+        use crate::probe::btf::writer::{KERNEL_STRUCTS, MEMORY_CGRP_ID, synthetic_kernel};
+        let blob = synthetic_kernel();
+        let btf = Btf::parse(&blob).unwrap();
+        for (strukt, members) in KERNEL_STRUCTS {
+            for (i, m) in members.iter().enumerate() {
+                assert_eq!(btf.member_offset(strukt, &[m]).unwrap(), 8 * i as u32);
+            }
+        }
+        let memory = v1_subsys_id(&btf, "memory").unwrap();
+        assert_eq!(memory, MEMORY_CGRP_ID as u32);
+        let o = resolve_offsets(&btf, Some(memory)).unwrap();
+        assert_eq!((o.task_tgid, o.css_set_subsys_v1), (8, 8 + 8 * 4));
+        assert_eq!(
+            (o.skc_num, o.skc_v6_rcv_saddr, o.percpu_counter_size),
+            (10, 24, 16)
+        );
+        assert_eq!(
+            btf.member_offset("sock", &["__sk_common", "skc_num"])
+                .unwrap(),
+            10
+        );
+        assert_eq!(btf.tracepoint_arity("sys_exit"), Some(2));
+        crate::fuzz_seeds::seed("btf", "synthetic-kernel", &blob);
+    }
+
+    /// A controller id no kernel has (from a damaged enum) is refused.
+    #[test]
+    fn a_controller_id_out_of_range_is_an_error() {
+        let kernel = Btf::parse(&crate::probe::btf::writer::synthetic_kernel()).unwrap();
+        assert!(resolve_offsets(&kernel, Some(4)).is_ok());
+        assert!(matches!(
+            resolve_offsets(&kernel, Some(u32::MAX)),
+            Err(BtfError::Malformed(_))
+        ));
     }
 }

@@ -2,7 +2,7 @@
 //! typed message (exit causes, signals, starts) is written here.
 use jiff::tz::TimeZone;
 
-use super::sanitize;
+use crate::untrusted;
 use crate::{
     model::{
         cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
@@ -118,8 +118,8 @@ pub fn json(e: &LogEntry) -> serde_json::Result<serde_json::Value> {
 
 pub fn line(e: &LogEntry, tz: &TimeZone) -> String {
     let ts = e.ts.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S");
-    let id = sanitize(&e.id);
-    let msg = sanitize(&msg(&e.msg));
+    let id = untrusted::name(&e.id);
+    let msg = untrusted::line(&msg(&e.msg)).into_owned();
     match e.to {
         Some(to) => {
             let from = e.from.map_or("-", |f| f.as_str());
@@ -137,8 +137,8 @@ pub fn heading(e: &LogEntry, which: &str) -> String {
     let short: String = e.key.chars().take(12).collect();
     format!(
         "--- {}: container {} ({which})",
-        sanitize(&e.id),
-        sanitize(&short)
+        untrusted::name(&e.id),
+        untrusted::name(&short)
     )
 }
 
@@ -175,7 +175,7 @@ mod tests {
         });
         assert_eq!(
             line(&e, &TimeZone::UTC),
-            "2016-02-24 23:28:47 web signal with msg receive signal SIGTERM from pid 7 (x?)"
+            "2016-02-24 23:28:47 web signal with msg receive signal SIGTERM from pid 7 (x\\x1b)"
         );
     }
 

@@ -12,7 +12,7 @@ use tabled::{
     settings::{Alignment, Padding, Style, object::Columns},
 };
 
-use super::sanitize;
+use crate::untrusted;
 use crate::{api::StatusReport, units::bytes};
 
 /// Titles, then one record per row; the first column left-aligned, numbers right.
@@ -35,7 +35,11 @@ pub fn screen(s: &StatusReport) -> String {
     let _ = writeln!(
         o,
         "dsh agent {}  up {}s  kernel {}  cgroups {}  interval {}ms",
-        s.version, s.uptime_s, s.kernel, s.cgroup_layout, s.interval_ms
+        s.version,
+        s.uptime_s,
+        untrusted::name(&s.kernel),
+        s.cgroup_layout,
+        s.interval_ms
     );
     let _ = writeln!(
         o,
@@ -97,7 +101,7 @@ pub fn screen(s: &StatusReport) -> String {
             } else {
                 "not connected"
             },
-            sanitize(&r.detail)
+            untrusted::text(&r.detail)
         );
     }
     o
@@ -110,7 +114,7 @@ fn journal(o: &mut String, s: &StatusReport) {
     let _ = writeln!(
         o,
         "journal {}: {}, {} entries ({} critical, {} chatty of at most {}; {:.0} bytes/line), {} write errors",
-        s.journal_path,
+        untrusted::name(&s.journal_path),
         bytes(s.journal_bytes),
         s.journal_entries,
         j.critical_entries,
@@ -123,7 +127,7 @@ fn journal(o: &mut String, s: &StatusReport) {
         let _ = writeln!(
             o,
             "journal: NOT WRITABLE since {since}: {}; {} critical lines held in memory",
-            sanitize(j.last_error.as_deref().unwrap_or("unknown error")),
+            untrusted::text(j.last_error.as_deref().unwrap_or("unknown error")),
             j.pending
         );
     } else if let Some(at) = j.recovered_at {
@@ -131,7 +135,7 @@ fn journal(o: &mut String, s: &StatusReport) {
             o,
             "journal: writable again since {at} (last error at {}: {})",
             j.last_error_at.map(|t| t.to_string()).unwrap_or_default(),
-            sanitize(j.last_error.as_deref().unwrap_or("-"))
+            untrusted::text(j.last_error.as_deref().unwrap_or("-"))
         );
     }
     if j.dropped_critical + j.dropped_chatty > 0 {
@@ -147,7 +151,7 @@ fn journal(o: &mut String, s: &StatusReport) {
             "journal: a damaged journal was moved aside to {} at {} ({})",
             m.path,
             m.at,
-            sanitize(&m.reason)
+            untrusted::text(&m.reason)
         );
     }
 }
@@ -208,7 +212,10 @@ mod tests {
         );
         assert_eq!(head, "program          attached   runs/s  ns/run");
         assert!(at("critical").ends_with("42       1.5     0"), "{out}");
-        assert_eq!(at("runtime"), "runtime docker: not connected (no socket?)");
+        assert_eq!(
+            at("runtime"),
+            "runtime docker: not connected (no socket\\x1b)"
+        );
     }
 
     #[test]
@@ -239,7 +246,7 @@ mod tests {
         assert!(
             out.contains(
                 "journal: NOT WRITABLE since 2026-01-01T00:00:00Z: journal commit: \
-                 No space left on device?; 3 critical lines held in memory\n"
+                 No space left on device\\x1b; 3 critical lines held in memory\n"
             ),
             "{out}"
         );

@@ -11,7 +11,7 @@ use tabled::{
     settings::{Alignment, Padding, Style, object::Columns},
 };
 
-use super::sanitize;
+use crate::untrusted;
 use crate::{
     trace::{Bucket, SyscallRow, TraceReport},
     units::bytes,
@@ -59,11 +59,11 @@ pub fn syscall_table(rows: &[SyscallRow]) -> String {
     ]);
     for s in rows {
         let errno = match &s.top_errno {
-            Some(e) => format!("{} ({})", sanitize(e), s.top_errno_count),
+            Some(e) => format!("{} ({})", untrusted::name(e), s.top_errno_count),
             None => "-".to_owned(),
         };
         b.push_record([
-            sanitize(&s.name),
+            untrusted::name(&s.name).into_owned(),
             s.count.to_string(),
             s.errors.to_string(),
             errno,
@@ -90,8 +90,8 @@ pub fn report(r: &TraceReport) -> String {
     let _ = writeln!(
         o,
         "trace of {} ({}) for {:.1}s: {} syscalls, {} errors",
-        sanitize(&r.id),
-        sanitize(&r.cgroup),
+        untrusted::name(&r.id),
+        untrusted::name(&r.cgroup),
         r.duration_s,
         r.total_calls,
         r.total_errors
