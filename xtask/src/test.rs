@@ -7,7 +7,7 @@ use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker, fuzz, host,
+    docker, fuzz, host, runtimes,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -76,6 +76,7 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
         fuzz::run(fuzz::TEST_SECS, &[])
     })?;
     phases.run("docker", docker::ensure_engine)?;
+    phases.run("containerd, podman", runtimes::ensure)?;
     phases.run("integration tests", || {
         host::unmount_tracefs()?;
         // The tests drive the real `dsh` binary (agent and CLI) and, to bring
