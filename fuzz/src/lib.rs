@@ -30,7 +30,9 @@ pub fn check_stats(
                 .iter()
                 .position(|n| *n == name)
                 .unwrap_or_else(|| panic!("error names a file not read: {path:?}"));
-            let text = files[i].as_deref().expect("an absent file is not malformed");
+            let text = files[i]
+                .as_deref()
+                .expect("an absent file is not malformed");
             assert!(text.contains(line.as_str()), "{line:?} is not in {text:?}");
         }
         Err(e) => panic!("parsing texts gave an I/O error: {e}"),
@@ -39,7 +41,10 @@ pub fn check_stats(
 
 /// A time at the journal's precision (µs), anywhere in jiff's range.
 fn timestamp(u: &mut Unstructured<'_>) -> Result<Timestamp> {
-    let (min, max) = (Timestamp::MIN.as_microsecond(), Timestamp::MAX.as_microsecond());
+    let (min, max) = (
+        Timestamp::MIN.as_microsecond(),
+        Timestamp::MAX.as_microsecond(),
+    );
     Timestamp::from_microsecond(u.int_in_range(min..=max)?)
         .map_err(|_| arbitrary::Error::IncorrectFormat)
 }
