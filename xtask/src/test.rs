@@ -48,7 +48,15 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
     let tc = phases.run("bootstrap", bootstrap::run)?;
     phases.run("fmt", || {
         say("cargo fmt --all --check");
-        check(tc.cargo().args(["fmt", "--all", "--check"]))
+        check(tc.cargo().args(["fmt", "--all", "--check"]))?;
+        // The fuzz targets are a workspace of their own.
+        check(tc.cargo().args([
+            "fmt",
+            "--all",
+            "--check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+        ]))
     })?;
     phases.run("clippy", || {
         say("cargo clippy (host crates, warnings are errors)");
@@ -59,7 +67,23 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
             "--",
             "-D",
             "warnings",
-        ]))
+        ]))?;
+        say("cargo clippy (fuzz targets, built as cargo-fuzz builds them)");
+        check(
+            tc.cargo()
+                .args([
+                    "clippy",
+                    "--all-targets",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                ])
+                .args(["--", "-D", "warnings"])
+                .env("RUSTFLAGS", "--cfg fuzzing")
+                .env(
+                    "CARGO_TARGET_DIR",
+                    crate::workspace_root().join("target/fuzz-clippy"),
+                ),
+        )
     })?;
     phases.run("unit tests", || {
         say("unit tests (cargo test --workspace --exclude dsh-tests)");
