@@ -71,7 +71,7 @@ impl Agent {
             journal_entries: self.journal.entry_count(),
             journal_errors: journal.write_errors,
             journal,
-            runtimes: vec![self.docker.clone()],
+            runtimes: self.runtimes.statuses(),
         }
     }
 
