@@ -2,6 +2,7 @@
 use aya_ebpf::{
     btf_maps::RingBuf,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    maps::ring_buf::RingBufEntry,
 };
 use dsh_ebpf::{
     CgroupEvent, EventHeader, ExecEvent, ExitEvent, ListenEvent, OomEvent, SignalEvent, channel,
@@ -9,7 +10,7 @@ use dsh_ebpf::{
 
 use super::{
     kernel::{Plain, boot_ns, cpu, current_cgroup_id},
-    maps::{CHANNEL_STATS, CHATTY_EVENTS, CRITICAL_EVENTS},
+    maps::{CHANNEL_STATS, CHATTY_EVENTS, CHATTY_RING_BYTES, CRITICAL_EVENTS, CRITICAL_RING_BYTES},
     wakeup::submit_flags,
 };
 
@@ -59,22 +60,18 @@ pub fn header(kind: u32) -> EventHeader {
 /// Reserves a `T` on `chan`, zeroes it, lets `fill` write it, and submits
 /// it. A full buffer is counted as a loss on that channel, never dropped
 /// silently.
+///
+/// `fill` is called in one place whatever the channel: a closure called on
+/// two paths may be outlined into a BPF subprogram, and the verifier
+/// rejects one that returns with a stack pointer left in R0.
 #[inline(always)]
 pub fn emit<T: Plain + 'static>(chan: u32, fill: impl FnOnce(&mut T)) {
-    if chan == channel::CRITICAL {
-        emit_into(&CRITICAL_EVENTS, chan, fill);
+    let reserved = if chan == channel::CRITICAL {
+        reserve::<T, CRITICAL_RING_BYTES>(&CRITICAL_EVENTS)
     } else {
-        emit_into(&CHATTY_EVENTS, chan, fill);
-    }
-}
-
-#[inline(always)]
-fn emit_into<T: Plain + 'static, const BYTES: usize>(
-    ring: &RingBuf<u8, BYTES>,
-    chan: u32,
-    fill: impl FnOnce(&mut T),
-) {
-    let Some(mut entry) = ring.reserve_untyped::<T>(0) else {
+        reserve::<T, CHATTY_RING_BYTES>(&CHATTY_EVENTS)
+    };
+    let Some((mut entry, flags)) = reserved else {
         count(chan, true);
         return;
     };
@@ -87,6 +84,15 @@ fn emit_into<T: Plain + 'static, const BYTES: usize>(
         entry.assume_init_mut()
     };
     fill(record);
-    entry.submit(submit_flags(ring));
+    entry.submit(flags);
     count(chan, false);
+}
+
+/// A `T`-sized reservation on `ring` and the flags to submit it with.
+#[inline(always)]
+fn reserve<T: 'static, const BYTES: usize>(
+    ring: &RingBuf<u8, BYTES>,
+) -> Option<(RingBufEntry<T>, u64)> {
+    let entry = ring.reserve_untyped::<T>(0)?;
+    Some((entry, submit_flags(ring)))
 }

@@ -50,31 +50,34 @@ pub fn dsh_signal_generate(ctx: BtfTracePointContext) -> u32 {
         // Within one cgroup: whatever it kills shows in the exit's status.
         return 0;
     }
+    // Read before `emit`, so the record is filled by plain stores: a
+    // closure with the reads in it was outlined into a BPF subprogram that
+    // the verifier rejected (a stack pointer left in R0 on return).
+    let ids = read::<u32>(target, off!(task_pid)).and_then(|pid| {
+        let tgid = read::<u32>(target, off!(task_tgid))?;
+        let comm = read::<[u8; COMM_LEN]>(target, off!(task_comm))?;
+        Ok((pid, tgid, comm))
+    });
+    let (target_pid, target_tgid, target_comm) = ids.unwrap_or_else(|f| {
+        count(f);
+        (0, 0, [0; COMM_LEN])
+    });
     let fill = |e: &mut SignalEvent| {
         e.hdr = header(kind::SIGNAL_GENERATE);
         e.signal = sig as u32;
         e.result = result;
         e.group = group as u32;
-        let ids = read::<u32>(target, off!(task_pid)).and_then(|pid| {
-            let tgid = read::<u32>(target, off!(task_tgid))?;
-            let comm = read::<[u8; COMM_LEN]>(target, off!(task_comm))?;
-            Ok((pid, tgid, comm))
-        });
-        match ids {
-            Ok((pid, tgid, comm)) => {
-                e.target_pid = pid;
-                e.target_tgid = tgid;
-                e.target_comm = comm;
-            }
-            Err(f) => count(f),
-        }
+        e.target_pid = target_pid;
+        e.target_tgid = target_tgid;
+        e.target_comm = target_comm;
         e.target_cgroup_id = target_cgroup_id;
     };
-    if is_fatal(sig) {
-        emit(channel::CRITICAL, fill);
+    let chan = if is_fatal(sig) {
+        channel::CRITICAL
     } else {
-        emit(channel::CHATTY, fill);
-    }
+        channel::CHATTY
+    };
+    emit(chan, fill);
     0
 }
 
