@@ -130,11 +130,9 @@ pub fn counter_probe(layout: SyscallCounterLayout) -> Option<MutexGuard<'static,
         match Probe::load_unattached(opts) {
             Ok(mut probe) => {
                 assert_eq!(probe.syscall_counters(), layout);
-                let count = match layout {
-                    SyscallCounterLayout::CgroupStorage => "dsh_sys_exit",
-                    SyscallCounterLayout::Hash => "dsh_sys_exit_hash",
-                };
-                probe.attach(count).expect("attach the counting program");
+                probe
+                    .set_syscall_counting(true)
+                    .expect("attach the counting program");
                 Some(Mutex::new(probe))
             }
             Err(dsh::probe::ProbeError::NoCgroupStorage) => None,
