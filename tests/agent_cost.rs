@@ -232,7 +232,9 @@ fn syscalls_off_attaches_no_per_syscall_program() {
         assert_eq!(prog["runs_total"], 0, "{prog}");
     }
     // The table shows no rate rather than a zero.
-    let wide = agent.ok(&["ps", "--wide"]);
+    // -a: the workload has exited by now, and a slow host may already
+    // have the container out of the running list.
+    let wide = agent.ok(&["ps", "-a", "--wide"]);
     let line = wide
         .lines()
         .find(|l| l.starts_with(&name))
