@@ -1,6 +1,7 @@
 //! `dsh agent`: joins kernel events and counters (probe) with cgroup files
 //! and runtime metadata into the model, writes the journal, serves the CLI.
 mod discovery;
+mod publish;
 mod reorder;
 mod sample;
 mod server;
@@ -51,6 +52,10 @@ pub struct AgentConfig {
     pub forget_after: SignedDuration,
     pub retention: Retention,
     pub syscall_latency: bool,
+    /// Serve Prometheus metrics here (`--metrics-addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The `node` label and the fleet view's name for this host.
+    pub node_name: String,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -75,6 +80,8 @@ struct Agent {
     sample_duration_ms: f64,
     undecodable: u64,
     docker: RuntimeStatus,
+    /// Where each tick's metrics snapshot goes, when metrics are served.
+    metrics: Option<publish::Publisher>,
 }
 
 pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -95,6 +102,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         cfg.retention,
     )?);
     let listener = server::bind(&api::socket_path(&cfg.state_dir))?;
+    let metrics_listener = match cfg.metrics_addr {
+        Some(addr) => Some(publish::bind(addr).await?),
+        None => None,
+    };
     let mut probe = probe;
     let mut events = probe.event_rings()?.into_stream()?;
     let layout = probe.layout().clone();
@@ -123,6 +134,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             connected: false,
             detail: "connecting".to_owned(),
         },
+        metrics: None,
         cfg,
     };
     discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
@@ -136,6 +148,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let server = tokio::spawn(server::serve(listener, ask_tx, journal, lines));
     let (rt_tx, mut rt_rx) = mpsc::channel(256);
     let docker_task = tokio::spawn(docker::watch(agent.cfg.docker_socket.clone(), rt_tx));
+    let metrics_task = metrics_listener.map(|l| agent.serve_metrics(l));
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -169,6 +182,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                 agent.undecodable = events.undecodable;
                 agent.tick();
                 agent.sample_duration_ms = t0.elapsed().as_secs_f64() * 1e3;
+                agent.publish_metrics();
                 ticks += 1;
                 // Every ~10 s: forget stale containers; every ~10 min: retention.
                 let per_10s = (10_000 / agent.cfg.interval.as_millis().max(1) as u64).max(1);
@@ -201,6 +215,9 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     log::info!("dsh agent: stopping");
     docker_task.abort();
     server.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     for ev in events.drain() {
         held.push(ev);
     }
@@ -418,6 +435,8 @@ impl Agent {
             journal_entries: self.journal.entry_count().unwrap_or(0),
             journal_errors: self.journal_errors,
             runtimes: vec![self.docker.clone()],
+            node: self.cfg.node_name.clone(),
+            metrics_addr: self.metrics.as_ref().map(|m| m.addr.to_string()),
         }
     }
 }

@@ -80,6 +80,12 @@ pub struct StatusReport {
     pub journal_entries: u64,
     pub journal_errors: u64,
     pub runtimes: Vec<RuntimeStatus>,
+    /// The agent's `--node-name`.
+    #[serde(default)]
+    pub node: String,
+    /// Where it serves Prometheus metrics (the bound address), if it does.
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

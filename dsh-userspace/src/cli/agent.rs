@@ -1,5 +1,5 @@
 //! `dsh agent`: the collector (or, with `--events`, the raw kernel events).
-use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use dsh::{
@@ -47,6 +47,27 @@ pub struct AgentArgs {
     /// Health: this many restarts in 10 minutes is a crash loop (UnHealthy).
     #[arg(long, default_value_t = 3)]
     pub crash_loop_restarts: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off unless given;
+    /// 127.0.0.1:9688 without an address). A non-loopback address such as
+    /// 0.0.0.0:9688 exposes container names to the network: only when asked.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = dsh::metrics::server::DEFAULT_ADDR
+    )]
+    pub metrics_addr: Option<SocketAddr>,
+    /// This host's name in metrics (`node` label) and fleet views
+    /// [default: the hostname].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+}
+
+/// The kernel's hostname: the default `--node-name`.
+fn hostname() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
 }
 
 /// "1s", "500ms", "2" (seconds).
@@ -89,6 +110,12 @@ impl AgentArgs {
                 max_entries: self.retention_entries.max(1000),
             },
             syscall_latency: self.syscall_latency,
+            metrics_addr: self.metrics_addr,
+            node_name: self
+                .node_name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(hostname),
         }
     }
 }

@@ -92,6 +92,10 @@ pub struct Container {
     /// Processes of this container that ended, as the kernel reported them.
     #[serde(default)]
     pub process_exits: u64,
+    /// The main process's last exit: its code, or 128 + the signal that
+    /// killed it (as shells and runtimes report it).
+    #[serde(default)]
+    pub last_exit_code: Option<i32>,
     /// Listening TCP ports seen from the kernel → the address they listen on.
     pub listening: BTreeMap<u16, String>,
     /// When the container was last seen changing (for forgetting old ones).
@@ -125,6 +129,7 @@ impl Container {
             core_dumps: 0,
             core_times: Vec::new(),
             process_exits: 0,
+            last_exit_code: None,
             listening: BTreeMap::new(),
             last_change: now,
             sample: Sample::default(),
@@ -358,6 +363,7 @@ impl Container {
         };
         let mut e = if is_main {
             self.main_tgid = None;
+            self.last_exit_code = sig.map(|s| 128 + s as i32).or(exit_code.map(i32::from));
             self.change(ts, to, kind, msg)
         } else if matches!(kind, LogKind::Oom | LogKind::Coredump) {
             // A child's crash or OOM kill: worth a line, not a state change.

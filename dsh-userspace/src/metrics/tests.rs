@@ -1,0 +1,169 @@
+//! The exposition as a scraper reads it: names, labels, types, escaping.
+use std::sync::Arc;
+
+use super::{AgentFigures, ContainerFigures, Snapshot, exposition, names};
+use crate::model::health::Health;
+
+fn figures(id: &str) -> ContainerFigures {
+    ContainerFigures {
+        id: id.to_owned(),
+        namespace: String::new(),
+        pod: String::new(),
+        container: String::new(),
+        runtime: "docker".to_owned(),
+        runtime_id: "07c561cc06f3".to_owned(),
+        image: "busybox".to_owned(),
+        cgroup: "/docker/07c561cc06f3".to_owned(),
+        endpoint: "172.17.0.2:{80}".to_owned(),
+        state: "kContainerError",
+        health: Health::UnHealthy,
+        restarts: 4,
+        oom_kills: 1,
+        core_dumps: 2,
+        last_exit_code: Some(137),
+        start_time_seconds: Some(1_800_000_000.5),
+        boot_seconds: Some(0.25),
+        cpu_usage_seconds: Some(1.5),
+        cpu_limit_cores: Some(0.5),
+        cpu_periods: Some(10),
+        cpu_throttled_periods: Some(3),
+        memory_usage_bytes: Some(4096),
+        memory_rss_bytes: Some(1024),
+        memory_cache_bytes: Some(3072),
+        memory_limit_bytes: Some(1 << 25),
+        syscalls: Some(100),
+        syscall_errors: Some(7),
+        block_read_bytes: Some(512),
+        block_write_bytes: Some(0),
+    }
+}
+
+fn snapshot(containers: Vec<ContainerFigures>) -> Snapshot {
+    Snapshot {
+        node: "node-a".to_owned(),
+        containers,
+        agent: AgentFigures {
+            channels: vec![("critical".into(), 10, 0), ("chatty".into(), 20, 2)],
+            programs: vec![("dsh_sys_exit".into(), 1000, 2_500_000_000)],
+            journal_write_errors: 1,
+            cpu_seconds: 0.75,
+            resident_memory_bytes: 8 << 20,
+        },
+    }
+}
+
+/// The sample lines (no comments), as `name{labels} value`.
+fn samples(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.starts_with('#')).collect()
+}
+
+fn value_of(text: &str, name: &str) -> String {
+    let line = samples(text)
+        .into_iter()
+        .find(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    line.rsplit(' ').next().unwrap().to_owned()
+}
+
+const LABELS: &str = r#"{node="node-a",id="web",namespace="",pod="",container=""}"#;
+
+#[test]
+fn every_contract_metric_is_there_with_its_value() {
+    let text = exposition::encode(Arc::new(snapshot(vec![figures("web")])));
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let expect = [
+        (names::CONTAINER_HEALTH, "2"),
+        (names::CONTAINER_RESTARTS, "4"),
+        (names::CONTAINER_OOM_KILLS, "1"),
+        (names::CONTAINER_CORE_DUMPS, "2"),
+        (names::CONTAINER_LAST_EXIT_CODE, "137"),
+        (names::CONTAINER_START_TIME, "1800000000.5"),
+        (names::CONTAINER_BOOT, "0.25"),
+        (names::CONTAINER_CPU_USAGE, "1.5"),
+        (names::CONTAINER_CPU_LIMIT, "0.5"),
+        (names::CONTAINER_CPU_PERIODS, "10"),
+        (names::CONTAINER_CPU_THROTTLED_PERIODS, "3"),
+        (names::CONTAINER_MEMORY_USAGE, "4096"),
+        (names::CONTAINER_MEMORY_RSS, "1024"),
+        (names::CONTAINER_MEMORY_CACHE, "3072"),
+        (names::CONTAINER_MEMORY_LIMIT, "33554432"),
+        (names::CONTAINER_SYSCALLS, "100"),
+        (names::CONTAINER_SYSCALL_ERRORS, "7"),
+        (names::CONTAINER_BLOCK_READ, "512"),
+        (names::CONTAINER_BLOCK_WRITE, "0"),
+        (names::JOURNAL_WRITE_ERRORS, "1"),
+        (names::PROCESS_CPU, "0.75"),
+        (names::PROCESS_RSS, "8388608"),
+    ];
+    for (name, value) in expect {
+        assert_eq!(value_of(&text, name), value, "{name}");
+    }
+    assert!(
+        text.contains(&format!("{}{LABELS} 2\n", names::CONTAINER_HEALTH)),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"dsh_container_info{node="node-a",id="web",namespace="",pod="",container="",runtime="docker",runtime_id="07c561cc06f3",image="busybox",cgroup="/docker/07c561cc06f3",endpoint="172.17.0.2:{80}",state="kContainerError",health="UnHealthy"} 1"#
+    ), "{text}");
+    assert!(text.contains("dsh_agent_events_total{channel=\"chatty\"} 20\n"));
+    assert!(text.contains("dsh_agent_events_lost_total{channel=\"chatty\"} 2\n"));
+    assert!(text.contains("dsh_bpf_program_runs_total{program=\"dsh_sys_exit\"} 1000\n"));
+    assert!(text.contains("dsh_bpf_program_run_seconds_total{program=\"dsh_sys_exit\"} 2.5\n"));
+}
+
+#[test]
+fn families_are_typed_once_with_units() {
+    let text = exposition::encode(Arc::new(snapshot(vec![figures("a"), figures("b")])));
+    for family in [
+        "# TYPE dsh_container_restarts counter",
+        "# TYPE dsh_container_cpu_usage_seconds counter",
+        "# UNIT dsh_container_cpu_usage_seconds seconds",
+        "# TYPE dsh_container_memory_usage_bytes gauge",
+        "# UNIT dsh_container_cpu_limit_cores cores",
+        "# TYPE dsh_container_info gauge",
+        "# TYPE process_cpu_seconds counter",
+    ] {
+        assert_eq!(
+            text.matches(&format!("{family}\n")).count(),
+            1,
+            "{family}\n{text}"
+        );
+    }
+    // Every sample line belongs to the family typed last before it.
+    let mut family = "";
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            family = rest.split(' ').next().unwrap();
+        } else if !line.starts_with('#') {
+            assert!(line.starts_with(family), "{line} outside {family}");
+        }
+    }
+}
+
+#[test]
+fn absent_figures_leave_series_out_and_labels_are_escaped() {
+    let mut c = figures("evil\"\\\nid");
+    c.memory_limit_bytes = None;
+    c.cpu_limit_cores = None;
+    c.last_exit_code = None;
+    let text = exposition::encode(Arc::new(snapshot(vec![c])));
+    for gone in [
+        names::CONTAINER_MEMORY_LIMIT,
+        names::CONTAINER_CPU_LIMIT,
+        names::CONTAINER_LAST_EXIT_CODE,
+    ] {
+        assert!(
+            !samples(&text).iter().any(|l| l.starts_with(gone)),
+            "{gone} must be absent:\n{text}"
+        );
+    }
+    assert!(text.contains(r#"id="evil\"\\\nid""#), "{text}");
+    assert_eq!(text.lines().filter(|l| l.is_empty()).count(), 0);
+}
+
+#[test]
+fn an_empty_host_still_exposes_the_agent() {
+    let text = exposition::encode(Arc::new(snapshot(Vec::new())));
+    assert_eq!(value_of(&text, names::JOURNAL_WRITE_ERRORS), "1");
+    assert!(!text.contains("dsh_container_info{"));
+}
