@@ -1,6 +1,8 @@
 //! The agent's socket protocol: one JSON request line from the CLI, JSON
 //! reply lines back. Shared by the agent (server) and the CLI (client).
 pub mod client;
+pub mod filter;
+pub mod fleet;
 
 use std::path::{Path, PathBuf};
 

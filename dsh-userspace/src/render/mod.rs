@@ -1,5 +1,6 @@
 //! Human output: the health table, log lines, compact numbers. Knows the
 //! snapshot types, nothing about how they were collected.
+pub mod fleet;
 pub mod log;
 pub mod table;
 pub mod trace;

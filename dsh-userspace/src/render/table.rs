@@ -129,6 +129,13 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
 pub fn table(rows: &[ContainerRow], wide: bool) -> String {
     let mut out = header(wide);
     out.push('\n');
+    out.push_str(&body(rows, wide));
+    out
+}
+
+/// The rows without the header (`--no-headers`).
+pub fn body(rows: &[ContainerRow], wide: bool) -> String {
+    let mut out = String::new();
     for r in rows {
         out.push_str(&row(r, wide));
         out.push('\n');
