@@ -47,9 +47,8 @@ pub struct AgentArgs {
     /// Health: this many restarts in 10 minutes is a crash loop (UnHealthy).
     #[arg(long, default_value_t = 3)]
     pub crash_loop_restarts: usize,
-    /// Serve Prometheus metrics at http://ADDR/metrics (off unless given;
-    /// 127.0.0.1:9688 without an address). A non-loopback address such as
-    /// 0.0.0.0:9688 exposes container names to the network: only when asked.
+    /// Serve Prometheus metrics at http://ADDR/metrics; 127.0.0.1:9688
+    /// without ADDR. Off unless given; 0.0.0.0:9688 serves the network.
     #[arg(
         long,
         value_name = "ADDR",
