@@ -6,6 +6,8 @@ mod bootstrap;
 mod cargo_build;
 mod cmd;
 mod docker;
+mod man;
+mod peers;
 mod run;
 mod test;
 
@@ -48,6 +50,8 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Man pages and shell completions into target/man, target/completions.
+    Man,
     /// Start dockerd and import the test image, if needed.
     #[command(hide = true)]
     DockerUp,
@@ -78,6 +82,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run { release, args } => run::run(release, &args),
         Command::Test { filter } => test::test(&filter),
         Command::Bench { quick } => bench::run(quick),
+        Command::Man => man::run(),
         Command::DockerUp => {
             bootstrap::require_root()?;
             docker::ensure_engine()

@@ -8,7 +8,7 @@ use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker,
+    docker, peers,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -87,6 +87,7 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
         )
     })?;
     phases.run("docker", docker::ensure_engine)?;
+    phases.run("prometheus, curl", peers::ensure)?;
     phases.run("integration tests", || {
         unmount_tracefs()?;
         // The tests drive the real `dsh` binary (agent and CLI) and, to bring
