@@ -21,7 +21,13 @@ pub fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
             clap_mangen::generate_to(cmd, &dir)
                 .with_context(|| format!("writing man pages to {}", dir.display()))?;
         }
-        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout().lock())?,
+        None => {
+            // As generate_to renders it: built, and without `help`, which
+            // has no page of its own.
+            let mut cmd = cmd.disable_help_subcommand(true);
+            cmd.build();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout().lock())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
