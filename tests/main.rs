@@ -4,6 +4,7 @@
 //! `cargo xtask test` (one test thread: they share the loaded programs).
 mod agentkit;
 mod common;
+mod promkit;
 
 mod agent_docker;
 mod agent_exec;
@@ -14,6 +15,10 @@ mod agent_trace;
 mod block;
 mod burst;
 mod cgroups;
+mod cli_docs;
+mod deploy;
+mod metrics;
+mod metrics_load;
 mod oom;
 mod process;
 mod signals;
