@@ -41,6 +41,11 @@ fn render(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
+    let metrics = s
+        .metrics_addr
+        .as_ref()
+        .map_or("off".to_owned(), |a| format!("http://{a}/metrics"));
+    let _ = writeln!(o, "node {}  metrics {metrics}", sanitize(&s.node));
     let _ = writeln!(
         o,
         "\n{:<28} {:>8} {:>12} {:>10}",
