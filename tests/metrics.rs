@@ -280,3 +280,26 @@ fn prometheus_scrapes_two_nodes_and_dsh_ps_reads_the_fleet_back() {
     }
     drop(prom);
 }
+
+#[test]
+fn a_metrics_port_in_use_stops_the_agent_with_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let dir = std::env::temp_dir().join(format!("dsh-it-port-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(dsh_bin())
+        .arg("--state-dir")
+        .arg(&dir)
+        .args(["agent", "--metrics-addr", &addr])
+        .output()
+        .expect("running dsh agent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot serve metrics on {addr}")) && err.contains("in use"),
+        "{err}"
+    );
+    assert!(!dir.join("dsh.sock").exists(), "nothing left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}

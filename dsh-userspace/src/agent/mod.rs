@@ -96,16 +96,17 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let probe = Probe::load(ProbeOptions {
         syscall_latency: cfg.syscall_latency,
     })?;
+    // Before the socket: a port in use stops the start with nothing left behind.
+    let metrics_listener = match cfg.metrics_addr {
+        Some(addr) => Some(publish::bind(addr).await?),
+        None => None,
+    };
     prepare_state_dir(&cfg.state_dir)?;
     let journal = Arc::new(Journal::open(
         &api::journal_path(&cfg.state_dir),
         cfg.retention,
     )?);
     let listener = server::bind(&api::socket_path(&cfg.state_dir))?;
-    let metrics_listener = match cfg.metrics_addr {
-        Some(addr) => Some(publish::bind(addr).await?),
-        None => None,
-    };
     let mut probe = probe;
     let mut events = probe.event_rings()?.into_stream()?;
     let layout = probe.layout().clone();

@@ -191,3 +191,42 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
     drop(probe);
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    fn parse(args: &[&str]) -> AgentArgs {
+        Wrap::try_parse_from(std::iter::once("dsh").chain(args.iter().copied()))
+            .map(|w| w.agent)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn metrics_are_off_loopback_by_default_and_anywhere_when_asked() {
+        assert_eq!(parse(&[]).metrics_addr, None);
+        let bare = parse(&["--metrics-addr", "--interval", "2s"]);
+        assert_eq!(bare.metrics_addr, Some("127.0.0.1:9688".parse().unwrap()));
+        assert_eq!(bare.interval, Duration::from_secs(2));
+        let all = parse(&["--metrics-addr=0.0.0.0:9100"]);
+        assert_eq!(all.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        assert!(Wrap::try_parse_from(["dsh", "--metrics-addr", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn node_name_defaults_to_the_hostname() {
+        let cfg = parse(&[]).config(PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.node_name, hostname());
+        assert!(!cfg.node_name.is_empty());
+        let cfg = parse(&["--node-name", "edge-1"]).config(PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.node_name, "edge-1");
+    }
+}

@@ -291,6 +291,30 @@ mod tests {
     }
 
     #[test]
+    fn forgotten_containers_leave_the_snapshot() {
+        let mut m = model();
+        running(&mut m, "gone", 11);
+        running(&mut m, "stays", 12);
+        m.exit(11, 111, "sh", Some(0), None, false, t(4));
+        m.cgroup_removed(11, t(5));
+        let ids = |m: &Model, at| -> Vec<String> {
+            Snapshot::of(m, "n1", AgentFigures::default(), at)
+                .containers
+                .into_iter()
+                .map(|c| c.runtime_id)
+                .collect()
+        };
+        assert_eq!(
+            ids(&m, t(6)),
+            ["gone", "stays"],
+            "exited, not yet forgotten"
+        );
+        let later = t(5) + m.forget_after + SignedDuration::from_secs(1);
+        m.housekeep(later);
+        assert_eq!(ids(&m, later), ["stays"]);
+    }
+
+    #[test]
     fn kubernetes_ids_give_the_pod_labels() {
         assert_eq!(
             kubernetes_names(Runtime::Kubernetes, "kube-system/coredns-5d/coredns"),
