@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use super::{Agent, sample::self_usage};
-use crate::metrics::{AgentFigures, Snapshot, server};
+use crate::metrics::{AgentFigures, Snapshot, server, snapshot};
 
 pub struct Publisher {
     tx: watch::Sender<Arc<Snapshot>>,
@@ -64,6 +64,6 @@ impl Agent {
             cpu_seconds: cpu_ns as f64 / 1e9,
             resident_memory_bytes: rss,
         };
-        Snapshot::of(&self.model, &self.cfg.node_name, agent, Timestamp::now())
+        snapshot::build(&self.model, &self.cfg.node_name, agent, Timestamp::now())
     }
 }

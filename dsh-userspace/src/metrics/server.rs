@@ -19,7 +19,7 @@ use tokio::{
     sync::{Semaphore, watch},
 };
 
-use super::{exposition, snapshot::Snapshot};
+use super::{Snapshot, exposition};
 
 /// Where `--metrics-addr` listens when given without an address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9688";

@@ -1,9 +1,12 @@
 //! What one scrape shows: plain figures copied out of the model once per
-//! sampling tick, so encoding needs nothing the agent holds.
+//! sampling tick, so encoding needs nothing the agent holds. Counters
+//! restart from zero with a new incarnation's cgroup (Prometheus' `rate`
+//! reads that as a counter reset).
 use std::collections::HashMap;
 
 use jiff::Timestamp;
 
+use super::{AgentFigures, ContainerFigures, Snapshot};
 use crate::{
     cgroup::identity::Runtime,
     model::{
@@ -14,65 +17,6 @@ use crate::{
     },
 };
 
-/// Everything a scrape encodes.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// The `node` label of every container series (`--node-name`).
-    pub node: String,
-    pub containers: Vec<ContainerFigures>,
-    pub agent: AgentFigures,
-}
-
-/// One container's series. Counters restart from zero with a new
-/// incarnation's cgroup (Prometheus' `rate` reads that as a counter reset);
-/// `None` leaves a series out (not sampled yet, no limit, cgroup gone).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ContainerFigures {
-    /// The display id (`dsh ps`'s `id`).
-    pub id: String,
-    /// Kubernetes names, empty elsewhere.
-    pub namespace: String,
-    pub pod: String,
-    pub container: String,
-    pub runtime: String,
-    pub runtime_id: String,
-    pub image: String,
-    pub cgroup: String,
-    pub endpoint: String,
-    pub state: &'static str,
-    pub health: Health,
-    pub restarts: u64,
-    pub oom_kills: u64,
-    pub core_dumps: u64,
-    pub last_exit_code: Option<i32>,
-    pub start_time_seconds: Option<f64>,
-    pub boot_seconds: Option<f64>,
-    pub cpu_usage_seconds: Option<f64>,
-    pub cpu_limit_cores: Option<f64>,
-    pub cpu_periods: Option<u64>,
-    pub cpu_throttled_periods: Option<u64>,
-    pub memory_usage_bytes: Option<u64>,
-    pub memory_rss_bytes: Option<u64>,
-    pub memory_cache_bytes: Option<u64>,
-    pub memory_limit_bytes: Option<u64>,
-    pub syscalls: Option<u64>,
-    pub syscall_errors: Option<u64>,
-    pub block_read_bytes: Option<u64>,
-    pub block_write_bytes: Option<u64>,
-}
-
-/// The agent's own series.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AgentFigures {
-    /// (channel, events, lost)
-    pub channels: Vec<(String, u64, u64)>,
-    /// (program, runs, run time in ns)
-    pub programs: Vec<(String, u64, u64)>,
-    pub journal_write_errors: u64,
-    pub cpu_seconds: f64,
-    pub resident_memory_bytes: u64,
-}
-
 /// `dsh_container_health`'s value: 0 Good, 1 Warning, 2 UnHealthy.
 pub fn health_level(h: Health) -> u8 {
     match h {
@@ -82,49 +26,49 @@ pub fn health_level(h: Health) -> u8 {
     }
 }
 
-impl ContainerFigures {
-    pub fn of(c: &Container, rules: &HealthRules, now: Timestamp) -> Self {
-        let (health, _) = rules.evaluate(c, now);
-        let id = c.display_id().to_owned();
-        let (namespace, pod, container) = kubernetes_names(c.identity.runtime, &id);
-        let stats = c.sample.stats.as_ref();
-        // Gauges describe the cgroup as it is: none once it is gone.
-        let live_stats = stats.filter(|_| c.cgroup_id.is_some());
-        let counters = c.sample.prev.as_ref();
-        Self {
-            namespace,
-            pod,
-            container,
-            runtime: serde_json::to_value(c.identity.runtime)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            runtime_id: c.identity.runtime_id.clone(),
-            image: c.meta.as_ref().map(|m| m.image.clone()).unwrap_or_default(),
-            cgroup: c.identity.cgroup.clone(),
-            endpoint: row::endpoint(c),
-            state: c.state.as_str(),
-            health,
-            restarts: c.restart_count(),
-            oom_kills: c.oom_kills,
-            core_dumps: c.core_dumps,
-            last_exit_code: c.last_exit_code,
-            start_time_seconds: c.started_at.map(seconds),
-            boot_seconds: c.btime.map(|d| d.as_secs_f64()),
-            cpu_usage_seconds: stats.map(|s| s.cpu_usage_ns as f64 / 1e9),
-            cpu_limit_cores: live_stats.and_then(|s| s.cpu_limit_cores),
-            cpu_periods: stats.map(|s| s.cpu_periods),
-            cpu_throttled_periods: stats.map(|s| s.cpu_throttled_periods),
-            memory_usage_bytes: live_stats.map(|s| s.mem_used_bytes()),
-            memory_rss_bytes: live_stats.map(|s| s.mem_anon_bytes),
-            memory_cache_bytes: live_stats.map(|s| s.mem_file_bytes),
-            memory_limit_bytes: live_stats.and_then(|s| s.mem_limit_bytes),
-            syscalls: counters.map(|c| c.syscalls),
-            syscall_errors: counters.map(|c| c.syscall_errors),
-            block_read_bytes: counters.map(|c| c.block_read),
-            block_write_bytes: counters.map(|c| c.block_write),
-            id,
-        }
+/// One container's figures.
+pub fn figures(c: &Container, rules: &HealthRules, now: Timestamp) -> ContainerFigures {
+    let (health, _) = rules.evaluate(c, now);
+    let id = c.display_id().to_owned();
+    let (namespace, pod, container) = kubernetes_names(c.identity.runtime, &id);
+    let stats = c.sample.stats.as_ref();
+    // Gauges describe the cgroup as it is: none once it is gone.
+    let live_stats = stats.filter(|_| c.cgroup_id.is_some());
+    let counters = c.sample.prev.as_ref();
+    ContainerFigures {
+        namespace,
+        pod,
+        container,
+        runtime: serde_json::to_value(c.identity.runtime)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        runtime_id: c.identity.runtime_id.clone(),
+        image: c.meta.as_ref().map(|m| m.image.clone()).unwrap_or_default(),
+        cgroup: c.identity.cgroup.clone(),
+        endpoint: row::endpoint(c),
+        state: c.state.as_str(),
+        health: health.as_str(),
+        health_level: health_level(health),
+        restarts: c.restart_count(),
+        oom_kills: c.oom_kills,
+        core_dumps: c.core_dumps,
+        last_exit_code: c.last_exit_code,
+        start_time_seconds: c.started_at.map(seconds),
+        boot_seconds: c.btime.map(|d| d.as_secs_f64()),
+        cpu_usage_seconds: stats.map(|s| s.cpu_usage_ns as f64 / 1e9),
+        cpu_limit_cores: live_stats.and_then(|s| s.cpu_limit_cores),
+        cpu_periods: stats.map(|s| s.cpu_periods),
+        cpu_throttled_periods: stats.map(|s| s.cpu_throttled_periods),
+        memory_usage_bytes: live_stats.map(|s| s.mem_used_bytes()),
+        memory_rss_bytes: live_stats.map(|s| s.mem_anon_bytes),
+        memory_cache_bytes: live_stats.map(|s| s.mem_file_bytes),
+        memory_limit_bytes: live_stats.and_then(|s| s.mem_limit_bytes),
+        syscalls: counters.map(|c| c.syscalls),
+        syscall_errors: counters.map(|c| c.syscall_errors),
+        block_read_bytes: counters.map(|c| c.block_read),
+        block_write_bytes: counters.map(|c| c.block_write),
+        id,
     }
 }
 
@@ -147,31 +91,29 @@ fn kubernetes_names(runtime: Runtime, id: &str) -> (String, String, String) {
     Default::default()
 }
 
-impl Snapshot {
-    /// Every container the model still knows (the exited ones too, until the
-    /// agent forgets them). Two containers that show the same id (a name
-    /// reused after `docker rm`) would give two identical label sets, which
-    /// Prometheus rejects: the current one is kept (running, else the one
-    /// that changed last), as name resolution does.
-    pub fn of(model: &Model, node: &str, agent: AgentFigures, now: Timestamp) -> Self {
-        let mut by_id: HashMap<&str, &Container> = HashMap::with_capacity(model.len());
-        for c in model.containers() {
-            let slot = by_id.entry(c.display_id()).or_insert(c);
-            let rank = |c: &Container| (c.state.is_live(), c.last_change);
-            if rank(c) > rank(slot) {
-                *slot = c;
-            }
+/// Every container the model still knows (the exited ones too, until the
+/// agent forgets them). Two containers that show the same id (a name
+/// reused after `docker rm`) would give two identical label sets, which
+/// Prometheus rejects: the current one is kept (running, else the one
+/// that changed last), as name resolution does.
+pub fn build(model: &Model, node: &str, agent: AgentFigures, now: Timestamp) -> Snapshot {
+    let mut by_id: HashMap<&str, &Container> = HashMap::with_capacity(model.len());
+    for c in model.containers() {
+        let slot = by_id.entry(c.display_id()).or_insert(c);
+        let rank = |c: &Container| (c.state.is_live(), c.last_change);
+        if rank(c) > rank(slot) {
+            *slot = c;
         }
-        let mut containers: Vec<ContainerFigures> = by_id
-            .into_values()
-            .map(|c| ContainerFigures::of(c, &model.rules, now))
-            .collect();
-        containers.sort_by(|a, b| a.id.cmp(&b.id));
-        Self {
-            node: node.to_owned(),
-            containers,
-            agent,
-        }
+    }
+    let mut containers: Vec<ContainerFigures> = by_id
+        .into_values()
+        .map(|c| figures(c, &model.rules, now))
+        .collect();
+    containers.sort_by(|a, b| a.id.cmp(&b.id));
+    Snapshot {
+        node: node.to_owned(),
+        containers,
+        agent,
     }
 }
 
@@ -230,7 +172,7 @@ mod tests {
     fn figures_come_from_the_model() {
         let mut m = model();
         running(&mut m, "a1", 11);
-        let s = Snapshot::of(&m, "n1", AgentFigures::default(), t(3));
+        let s = build(&m, "n1", AgentFigures::default(), t(3));
         assert_eq!(s.node, "n1");
         let [c] = &s.containers[..] else {
             panic!("{:?}", s.containers)
@@ -238,7 +180,7 @@ mod tests {
         assert_eq!(c.id, "/docker/a1");
         assert_eq!(c.runtime, "docker");
         assert_eq!(c.state, "kContainerRunning");
-        assert_eq!(c.health, Health::Good);
+        assert_eq!(c.health, "Good");
         assert_eq!(c.start_time_seconds, Some(1_800_000_001.0));
         assert_eq!(c.boot_seconds, Some(1.0));
         assert_eq!(c.cpu_usage_seconds, Some(1.5));
@@ -260,11 +202,11 @@ mod tests {
         running(&mut m, "a1", 11);
         m.exit(11, 111, "sh", None, Some(9), false, t(4));
         m.cgroup_removed(11, t(5));
-        let s = Snapshot::of(&m, "n1", AgentFigures::default(), t(6));
+        let s = build(&m, "n1", AgentFigures::default(), t(6));
         let c = &s.containers[0];
         assert_eq!(c.last_exit_code, Some(137), "128 + SIGKILL");
         assert_eq!(c.state, "kContainerError");
-        assert_eq!(c.health, Health::UnHealthy);
+        assert_eq!(c.health, "UnHealthy");
         assert_eq!(c.memory_usage_bytes, None);
         assert_eq!(c.memory_limit_bytes, None);
         assert_eq!(c.cpu_usage_seconds, Some(1.5), "counters stay");
@@ -284,7 +226,7 @@ mod tests {
         };
         m.set_meta("new", Some(meta("web")));
         m.set_meta("old", Some(meta("web")));
-        let s = Snapshot::of(&m, "n1", AgentFigures::default(), t(6));
+        let s = build(&m, "n1", AgentFigures::default(), t(6));
         assert_eq!(s.containers.len(), 1, "{:?}", s.containers);
         assert_eq!(s.containers[0].runtime_id, "new");
         assert_eq!(s.containers[0].image, "img");
@@ -298,7 +240,7 @@ mod tests {
         m.exit(11, 111, "sh", Some(0), None, false, t(4));
         m.cgroup_removed(11, t(5));
         let ids = |m: &Model, at| -> Vec<String> {
-            Snapshot::of(m, "n1", AgentFigures::default(), at)
+            build(m, "n1", AgentFigures::default(), at)
                 .containers
                 .into_iter()
                 .map(|c| c.runtime_id)

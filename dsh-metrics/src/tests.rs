@@ -1,8 +1,7 @@
 //! The exposition as a scraper reads it: names, labels, types, escaping.
 use std::sync::Arc;
 
-use super::{AgentFigures, ContainerFigures, Snapshot, exposition, names};
-use crate::model::health::Health;
+use crate::{AgentFigures, ContainerFigures, Snapshot, exposition, names};
 
 fn figures(id: &str) -> ContainerFigures {
     ContainerFigures {
@@ -16,7 +15,8 @@ fn figures(id: &str) -> ContainerFigures {
         cgroup: "/docker/07c561cc06f3".to_owned(),
         endpoint: "172.17.0.2:{80}".to_owned(),
         state: "kContainerError",
-        health: Health::UnHealthy,
+        health: "UnHealthy",
+        health_level: 2,
         restarts: 4,
         oom_kills: 1,
         core_dumps: 2,
