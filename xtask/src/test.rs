@@ -87,7 +87,7 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
         )
     })?;
     phases.run("docker", docker::ensure_engine)?;
-    phases.run("prometheus, curl", peers::ensure)?;
+    phases.run("test packages", peers::ensure)?;
     phases.run("integration tests", || {
         unmount_tracefs()?;
         // The tests drive the real `dsh` binary (agent and CLI) and, to bring
