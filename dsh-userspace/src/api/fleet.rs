@@ -260,19 +260,12 @@ async fn query(
             source,
         })?
         .to_bytes();
-    decode(&promql, status.as_u16(), &body).map_err(|e| match e {
-        FleetError::Http { status, body, .. } => FleetError::Http {
-            url: shown,
-            status,
-            body,
-        },
-        e => e,
-    })
+    decode(&shown, &promql, status.as_u16(), &body)
 }
 
 /// The API's JSON envelope: data on success, the server's error otherwise
 /// (a bad query answers 400 with an error in the same envelope).
-fn decode(promql: &str, status: u16, body: &[u8]) -> Result<Vec<Series>, FleetError> {
+fn decode(url: &str, promql: &str, status: u16, body: &[u8]) -> Result<Vec<Series>, FleetError> {
     let answer: ApiAnswer = match serde_json::from_slice(body) {
         Ok(a) => a,
         Err(source) if status == 200 => {
@@ -284,7 +277,7 @@ fn decode(promql: &str, status: u16, body: &[u8]) -> Result<Vec<Series>, FleetEr
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             return Err(FleetError::Http {
-                url: String::new(),
+                url: url.to_owned(),
                 status,
                 body: text.chars().take(200).collect::<String>().trim().to_owned(),
             });

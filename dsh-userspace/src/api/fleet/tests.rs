@@ -2,7 +2,7 @@
 use super::*;
 
 fn series(json: &str) -> Vec<Series> {
-    decode("q", 200, json.as_bytes()).unwrap()
+    decode("u", "q", 200, json.as_bytes()).unwrap()
 }
 
 const INFO: &str = r#"{"status":"success","data":{"resultType":"vector","result":[
@@ -97,14 +97,14 @@ fn json_rows_carry_the_node_and_the_contract_fields() {
 #[test]
 fn errors_from_the_api_are_said() {
     let bad = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
-    let err = decode("up{", 400, bad.as_bytes()).unwrap_err();
+    let err = decode("u", "up{", 400, bad.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("parse error at char 3"), "{err}");
-    let err = decode("up", 502, b"<html>Bad Gateway</html>").unwrap_err();
+    let err = decode("u", "up", 502, b"<html>Bad Gateway</html>").unwrap_err();
     assert!(err.to_string().contains("HTTP 502"), "{err}");
-    let err = decode("up", 200, b"{").unwrap_err();
+    let err = decode("u", "up", 200, b"{").unwrap_err();
     assert!(matches!(err, FleetError::Decode { .. }), "{err}");
     let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-    assert!(decode("up[1m]", 200, matrix.as_bytes()).is_err());
+    assert!(decode("u", "up[1m]", 200, matrix.as_bytes()).is_err());
 }
 
 #[test]
