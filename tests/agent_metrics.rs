@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::{
     agentkit::{Agent, Container, dsh_bin, wait_until},
-    promkit::{Prometheus, curl, metrics_url},
+    promkit::{Prometheus, curl, metrics_url, promtool_check},
 };
 
 /// Every sample name the contract lists that exists today (the network
@@ -34,6 +34,9 @@ const CONTRACT_NAMES: &[&str] = &[
     "dsh_container_syscall_errors_total",
     "dsh_container_block_read_bytes_total",
     "dsh_container_block_write_bytes_total",
+    "dsh_container_process_execs_total",
+    "dsh_container_process_exits_total",
+    "dsh_agent_syscall_accounting",
     "dsh_agent_events_total",
     "dsh_agent_events_lost_total",
     "dsh_bpf_program_runs_total",
@@ -72,9 +75,14 @@ fn prometheus_scrapes_two_nodes_and_dsh_ps_reads_the_fleet_back() {
         "prom-a",
         &[&metrics[..], &["--node-name", "node-a"]].concat(),
     );
+    // Node b counts no syscalls: its metrics must say so, not show zeros.
     let b = Agent::fresh(
         "prom-b",
-        &[&metrics[..], &["--node-name", "node-b"]].concat(),
+        &[
+            &metrics[..],
+            &["--node-name", "node-b", "--syscalls", "off"],
+        ]
+        .concat(),
     );
     let (url_a, url_b) = (metrics_url(&a), metrics_url(&b));
     let target = |u: &str| {
@@ -227,10 +235,7 @@ fn prometheus_scrapes_two_nodes_and_dsh_ps_reads_the_fleet_back() {
         "only the header: {other_node}"
     );
 
-    // A strict parser reads the exposition: promtool exits 1 on a parse
-    // error and 3 on lint advice. Prometheus 2.42's linter reads
-    // OpenMetrics counters (`# TYPE x counter`, samples `x_total`) as
-    // help-less `x_total` series: that advice is all it may give.
+    // A strict parser reads the exposition.
     let exposition = wait_until(Duration::from_secs(10), "every contract metric", || {
         let got = curl(&url_a, &[]);
         assert_eq!(got.status, 200);
@@ -250,34 +255,42 @@ fn prometheus_scrapes_two_nodes_and_dsh_ps_reads_the_fleet_back() {
         }
         Some(got)
     });
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running promtool");
-    {
-        use std::io::Write as _;
-        let mut stdin = promtool.stdin.take().expect("promtool stdin");
-        stdin
-            .write_all(exposition.body.as_bytes())
-            .expect("feeding promtool");
-    }
-    let checked = promtool.wait_with_output().expect("promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
+    promtool_check(&exposition.body);
+
+    // Syscall accounting per node; no syscall series where it is off.
+    let modes: BTreeSet<(String, String)> = prom
+        .query("dsh_agent_syscall_accounting")
+        .iter()
+        .filter_map(|s| {
+            let m = &s["metric"];
+            Some((
+                m["node"].as_str()?.to_owned(),
+                m["mode"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let expect: BTreeSet<(String, String)> = [("node-a", "sampled"), ("node-b", "off")]
+        .map(|(n, m)| (n.to_owned(), m.to_owned()))
+        .into();
+    assert_eq!(modes, expect);
+    let syscalls = |node: &str| {
+        prom.query(&format!(
+            "dsh_container_syscalls_total{{node=\"{node}\",id=\"{}\"}}",
+            crasher.name
+        ))
+        .len()
+    };
+    assert_eq!(syscalls("node-a"), 1);
+    assert_eq!(syscalls("node-b"), 0, "--syscalls off: no syscall series");
+    // Process churn: every restart of the crasher is an exec and an exit.
+    prom.wait_for_nodes(
+        &format!(
+            "dsh_container_process_execs_total{{id=\"{0}\"}} >= 3 and dsh_container_process_exits_total{{id=\"{0}\"}} >= 3",
+            crasher.name
+        ),
+        &both,
+        Duration::from_secs(30),
     );
-    assert!(
-        matches!(checked.status.code(), Some(0 | 3)),
-        "promtool check metrics failed ({}): {said}",
-        checked.status
-    );
-    for line in said.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(line.ends_with("no help text"), "promtool: {line}");
-    }
     drop(prom);
 }
 

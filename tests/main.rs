@@ -6,13 +6,17 @@ mod agentkit;
 mod common;
 mod promkit;
 
+mod agent_cost;
 mod agent_deploy;
 mod agent_docker;
 mod agent_exec;
+mod agent_hostile;
 mod agent_journal;
+mod agent_keeps;
 mod agent_metrics;
 mod agent_metrics_load;
 mod agent_runtime;
+mod agent_socket;
 mod agent_top;
 mod agent_trace;
 mod block;

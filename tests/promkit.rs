@@ -49,6 +49,41 @@ pub fn metrics_url(agent: &crate::agentkit::Agent) -> String {
     format!("http://{addr}/metrics")
 }
 
+/// A strict parser reads `exposition`: promtool exits 1 on a parse error
+/// and 3 on lint advice. Prometheus 2.42's linter reads OpenMetrics
+/// counters (`# TYPE x counter`, samples `x_total`) as help-less `x_total`
+/// series: that advice is all it may give.
+pub fn promtool_check(exposition: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running promtool (cargo xtask test installs it)");
+    {
+        use std::io::Write as _;
+        let mut stdin = promtool.stdin.take().expect("promtool stdin");
+        stdin
+            .write_all(exposition.as_bytes())
+            .expect("feeding promtool");
+    }
+    let checked = promtool.wait_with_output().expect("promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        matches!(checked.status.code(), Some(0 | 3)),
+        "promtool check metrics failed ({}): {said}",
+        checked.status
+    );
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(line.ends_with("no help text"), "promtool: {line}");
+    }
+}
+
 /// A port free right now (Prometheus cannot be told to pick one itself).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

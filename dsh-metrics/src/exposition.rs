@@ -208,9 +208,25 @@ const CONTAINER: &[(Family, Value)] = &[
     ),
     (
         counter(
+            names::CONTAINER_PROCESS_EXECS,
+            None,
+            "Processes started (exec) in the container, short-lived ones included.",
+        ),
+        |c| Some(Num::U(c.process_execs)),
+    ),
+    (
+        counter(
+            names::CONTAINER_PROCESS_EXITS,
+            None,
+            "Processes of the container that ended.",
+        ),
+        |c| Some(Num::U(c.process_exits)),
+    ),
+    (
+        counter(
             names::CONTAINER_SYSCALLS,
             None,
-            "System calls made by the container's current cgroup.",
+            "System calls made by the container's current cgroup; estimated from sampling windows when dsh_agent_syscall_accounting has mode sampled; absent when off.",
         ),
         |c| c.syscalls.map(Num::U),
     ),
@@ -218,7 +234,7 @@ const CONTAINER: &[(Family, Value)] = &[
         counter(
             names::CONTAINER_SYSCALL_ERRORS,
             None,
-            "System calls that returned an error.",
+            "System calls that returned an error; estimated or absent as dsh_container_syscalls_total.",
         ),
         |c| c.syscall_errors.map(Num::U),
     ),
@@ -337,6 +353,17 @@ impl Collector for SnapshotCollector {
                 .iter()
                 .map(|(n, _, ns)| (n.as_str(), Num::F(*ns as f64 / 1e9))),
         )?;
+        // One series, the mode in a label: `and on(node)` picks by mode.
+        {
+            let def = gauge(
+                names::AGENT_SYSCALL_ACCOUNTING,
+                None,
+                "Always 1; how the agent counts syscalls (mode: exact, sampled or off).",
+            );
+            let mut family = describe(&mut encoder, &def)?;
+            let labels = [("node", node), ("mode", a.syscall_accounting)];
+            family.encode_family(&labels)?.encode_gauge(&1u64)?;
+        }
         let plain = [
             (
                 counter(

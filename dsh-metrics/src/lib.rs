@@ -52,6 +52,12 @@ pub struct ContainerFigures {
     pub memory_rss_bytes: Option<u64>,
     pub memory_cache_bytes: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
+    /// Processes started (exec) and ended in the container, short-lived
+    /// churn included.
+    pub process_execs: u64,
+    pub process_exits: u64,
+    /// Absent when the agent does not count syscalls (`--syscalls off`);
+    /// estimates when it samples them (see [`AgentFigures::syscall_accounting`]).
     pub syscalls: Option<u64>,
     pub syscall_errors: Option<u64>,
     pub block_read_bytes: Option<u64>,
@@ -67,6 +73,9 @@ pub struct AgentFigures {
     /// (program, runs, run time in ns)
     pub programs: Vec<(String, u64, u64)>,
     pub journal_write_errors: u64,
+    /// How the agent counts syscalls: `exact`, `sampled` or `off`
+    /// (`dsh_agent_syscall_accounting{mode}`).
+    pub syscall_accounting: &'static str,
     pub cpu_seconds: f64,
     pub resident_memory_bytes: u64,
 }

@@ -31,6 +31,8 @@ fn figures(id: &str) -> ContainerFigures {
         memory_rss_bytes: Some(1024),
         memory_cache_bytes: Some(3072),
         memory_limit_bytes: Some(1 << 25),
+        process_execs: 12,
+        process_exits: 11,
         syscalls: Some(100),
         syscall_errors: Some(7),
         block_read_bytes: Some(512),
@@ -46,6 +48,7 @@ fn snapshot(containers: Vec<ContainerFigures>) -> Snapshot {
             channels: vec![("critical".into(), 10, 0), ("chatty".into(), 20, 2)],
             programs: vec![("dsh_sys_exit".into(), 1000, 2_500_000_000)],
             journal_write_errors: 1,
+            syscall_accounting: "exact",
             cpu_seconds: 0.75,
             resident_memory_bytes: 8 << 20,
         },
@@ -87,6 +90,8 @@ fn every_contract_metric_is_there_with_its_value() {
         (names::CONTAINER_MEMORY_RSS, "1024"),
         (names::CONTAINER_MEMORY_CACHE, "3072"),
         (names::CONTAINER_MEMORY_LIMIT, "33554432"),
+        (names::CONTAINER_PROCESS_EXECS, "12"),
+        (names::CONTAINER_PROCESS_EXITS, "11"),
         (names::CONTAINER_SYSCALLS, "100"),
         (names::CONTAINER_SYSCALL_ERRORS, "7"),
         (names::CONTAINER_BLOCK_READ, "512"),
@@ -109,6 +114,7 @@ fn every_contract_metric_is_there_with_its_value() {
     assert!(text.contains("dsh_agent_events_lost_total{channel=\"chatty\"} 2\n"));
     assert!(text.contains("dsh_bpf_program_runs_total{program=\"dsh_sys_exit\"} 1000\n"));
     assert!(text.contains("dsh_bpf_program_run_seconds_total{program=\"dsh_sys_exit\"} 2.5\n"));
+    assert!(text.contains("dsh_agent_syscall_accounting{node=\"node-a\",mode=\"exact\"} 1\n"));
 }
 
 #[test]
@@ -166,4 +172,98 @@ fn an_empty_host_still_exposes_the_agent() {
     let text = exposition::encode(Arc::new(snapshot(Vec::new())));
     assert_eq!(value_of(&text, names::JOURNAL_WRITE_ERRORS), "1");
     assert!(!text.contains("dsh_container_info{"));
+}
+
+/// The label values of one sample line, unescaped as the OpenMetrics ABNF
+/// reads them (`\\`, `\"`, `\n`); None when the line does not parse.
+fn label_values(line: &str) -> Option<Vec<(String, String)>> {
+    let body = &line[line.find('{')? + 1..];
+    let mut out = Vec::new();
+    let mut chars = body.chars();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '"' => break,
+                '\\' => match chars.next()? {
+                    '\\' => value.push('\\'),
+                    '"' => value.push('"'),
+                    'n' => value.push('\n'),
+                    _ => return None,
+                },
+                '\n' => return None,
+                c => value.push(c),
+            }
+        }
+        out.push((key, value));
+        match chars.next()? {
+            ',' => continue,
+            '}' => break,
+            _ => return None,
+        }
+    }
+    let rest: String = chars.collect();
+    rest.starts_with(' ').then_some(out)
+}
+
+#[test]
+fn hostile_label_values_round_trip_and_stay_on_their_line() {
+    // Quotes, backslashes, newlines (one trying to start a series of its
+    // own), a carriage return, ESC and another C0 control byte, a bidi
+    // override: what a container (name, image) or a cgroup path may carry.
+    let id = "web\"} 1\nfake_series{a=\"b\"} 1\n\\x\\\"\r\x1b[2J\x01\u{202e}end";
+    let mut c = figures(id);
+    c.image = "img\\\"\n".to_owned();
+    c.cgroup = "/docker/\x7f\u{9b}".to_owned();
+    let text = exposition::encode(Arc::new(snapshot(vec![c.clone()])));
+    assert!(!text.contains("\nfake_series"), "{text}");
+    // The escapes the format asks for, and nothing escaped it does not.
+    assert!(
+        text.contains(r#"id="web\"} 1\nfake_series{a=\"b\"} 1\n\\x\\\""#),
+        "{text}"
+    );
+    assert!(text.contains("\r\x1b[2J\x01\u{202e}end\""), "{text}");
+    let lines: Vec<&str> = samples(&text)
+        .into_iter()
+        .filter(|l| l.starts_with("dsh_container_"))
+        .collect();
+    // One line per container family (info, health, ...), none split.
+    assert!(lines.len() >= 20, "{text}");
+    for line in lines {
+        let labels = label_values(line).unwrap_or_else(|| panic!("unparsable: {line:?}"));
+        let get = |k: &str| {
+            labels
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("id"), Some(id), "{line:?}");
+        if line.starts_with(names::CONTAINER_INFO) {
+            assert_eq!(get("image"), Some(c.image.as_str()));
+            assert_eq!(get("cgroup"), Some(c.cgroup.as_str()));
+        }
+    }
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[test]
+fn syscall_series_are_absent_when_not_counted() {
+    let mut c = figures("web");
+    c.syscalls = None;
+    c.syscall_errors = None;
+    let mut s = snapshot(vec![c]);
+    s.agent.syscall_accounting = "off";
+    let text = exposition::encode(Arc::new(s));
+    for gone in [names::CONTAINER_SYSCALLS, names::CONTAINER_SYSCALL_ERRORS] {
+        assert!(
+            !samples(&text).iter().any(|l| l.starts_with(gone)),
+            "{gone} must be absent:\n{text}"
+        );
+    }
+    assert!(text.contains("dsh_agent_syscall_accounting{node=\"node-a\",mode=\"off\"} 1\n"));
+    assert_eq!(value_of(&text, names::CONTAINER_PROCESS_EXECS), "12");
 }

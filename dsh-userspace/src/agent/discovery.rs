@@ -5,10 +5,13 @@ use std::{collections::HashSet, path::PathBuf};
 use jiff::Timestamp;
 
 use crate::{
-    cgroup::{self, identity::identify},
+    cgroup::{
+        self, CgroupId,
+        identity::identify,
+        layout::{CgroupLayout, CgroupLayoutKind},
+    },
     clock::BootClock,
-    model::Model,
-    probe::layout::{CgroupLayout, CgroupLayoutKind},
+    model::{Model, cause::Start},
 };
 
 /// Which hierarchy ids the kernel's cgroup events carry for the two
@@ -70,12 +73,12 @@ pub fn startup_scan(model: &mut Model, layout: &CgroupLayout, now: Timestamp) {
         model.cgroup_created(identity, &f.path, f.id, now);
         let procs = cgroup::procs(&root.join(f.path.trim_start_matches('/')));
         if let Some((main, started)) = main_process(&procs) {
-            let msg = if matches!(known, Some((_, true))) {
-                "start user process ok (restarted while the agent was down)"
+            let how = if matches!(known, Some((_, true))) {
+                Start::RestartedWhileDown
             } else {
-                "start user process ok (found running at agent start)"
+                Start::FoundRunning
             };
-            model.found_running(&key, now, started, Some(main), msg);
+            model.found_running(&key, now, started, Some(main), how);
         }
     }
     let gone: Vec<String> = model
@@ -122,7 +125,7 @@ fn main_process(procs: &[u32]) -> Option<(u32, Option<Timestamp>)> {
 pub fn on_mkdir(
     model: &mut Model,
     h: Hierarchies,
-    id: u64,
+    id: CgroupId,
     hierarchy: u32,
     path: &str,
     ts: Timestamp,
@@ -137,11 +140,16 @@ pub fn on_mkdir(
         model.blkcg_created(&identity.runtime_id, id);
     }
     if hierarchy == h.attribution {
+        log::debug!(
+            "cgroup {path} (id {id}) created: {:?} container {}",
+            identity.runtime,
+            identity.runtime_id
+        );
         model.cgroup_created(identity, path, id, ts);
     }
 }
 
-pub fn on_rmdir(model: &mut Model, h: Hierarchies, id: u64, hierarchy: u32, ts: Timestamp) {
+pub fn on_rmdir(model: &mut Model, h: Hierarchies, id: CgroupId, hierarchy: u32, ts: Timestamp) {
     if hierarchy == h.blkcg {
         model.blkcg_removed(id);
     }

@@ -8,8 +8,12 @@ use std::{cmp::Reverse, collections::BinaryHeap};
 
 use crate::probe::event::Event;
 
-/// Long enough for the slower ring's wake-up; short enough to stay live.
+/// Twice the rings' drain period (`probe::EventStream`, 50 ms: the programs
+/// submit without waking the agent), so every event older than the hold
+/// has been read from both rings; short enough to stay live.
 pub const HOLD_NS: u64 = 100_000_000;
+
+const _: () = assert!(HOLD_NS >= 2 * crate::probe::DRAIN_EVERY.as_nanos() as u64);
 
 struct Held(Event, u64);
 
@@ -82,9 +86,11 @@ mod tests {
                 pid: 1,
                 tgid: 1,
                 comm: "x".into(),
-                cgroup_id: 1,
+                cgroup_id: crate::cgroup::CgroupId::new(1),
             },
-            kind: EventKind::SignalDeliver { signal },
+            kind: EventKind::SignalDeliver {
+                signal: crate::signal::Signal::from_raw(signal),
+            },
         }
     }
 

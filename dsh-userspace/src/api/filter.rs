@@ -127,6 +127,8 @@ mod tests {
             pids: None,
             syscalls_per_s: 0.0,
             syscall_errors_per_s: 0.0,
+            syscall_accounting: Default::default(),
+            syscalls_sampled: true,
             block_read_bytes_per_s: 0.0,
             block_write_bytes_per_s: 0.0,
             cpu_throttled_ratio: None,

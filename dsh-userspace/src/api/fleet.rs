@@ -9,10 +9,9 @@ use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    metrics::names,
-    model::{row::ContainerRow, state::State},
-};
+use dsh_metrics::names;
+
+use crate::model::{row::ContainerRow, state::State, syscalls::SyscallAccounting};
 
 /// A row of the fleet table: the node it came from, then `dsh ps`'s row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,9 +77,10 @@ enum Figure {
     BlockRead,
     BlockWrite,
     Throttled,
+    ProcessExits,
 }
 
-const FIGURES: [Figure; 14] = [
+const FIGURES: [Figure; 15] = [
     Figure::Restarts,
     Figure::OomKills,
     Figure::CoreDumps,
@@ -95,6 +95,7 @@ const FIGURES: [Figure; 14] = [
     Figure::BlockRead,
     Figure::BlockWrite,
     Figure::Throttled,
+    Figure::ProcessExits,
 ];
 
 impl Figure {
@@ -114,8 +115,9 @@ impl Figure {
             Figure::MemUsage => plain(names::CONTAINER_MEMORY_USAGE),
             Figure::MemLimit => plain(names::CONTAINER_MEMORY_LIMIT),
             Figure::CpuUsed => rate(names::CONTAINER_CPU_USAGE),
-            Figure::Syscalls => rate(names::CONTAINER_SYSCALLS),
-            Figure::SyscallErrors => rate(names::CONTAINER_SYSCALL_ERRORS),
+            Figure::Syscalls => syscall_rate(names::CONTAINER_SYSCALLS, sel),
+            Figure::SyscallErrors => syscall_rate(names::CONTAINER_SYSCALL_ERRORS, sel),
+            Figure::ProcessExits => plain(names::CONTAINER_PROCESS_EXITS),
             Figure::BlockRead => rate(names::CONTAINER_BLOCK_READ),
             Figure::BlockWrite => rate(names::CONTAINER_BLOCK_WRITE),
             // The share of CFS periods throttled over the last minute, as the
@@ -127,6 +129,25 @@ impl Figure {
             ),
         }
     }
+}
+
+/// A syscall rate by the node's accounting: the last two samples where every
+/// syscall is counted; where they are sampled the estimated total grows once
+/// per window, so the average over five minutes. Nodes that do not count
+/// them (`--syscalls off`) have no series.
+fn syscall_rate(name: &str, sel: &str) -> String {
+    let mode = |m: SyscallAccounting| {
+        format!(
+            "{}{{mode=\"{}\"}}",
+            names::AGENT_SYSCALL_ACCOUNTING,
+            m.as_str()
+        )
+    };
+    format!(
+        "irate({name}{sel}[5m]) and on(node) {} or rate({name}{sel}[5m]) and on(node) {}",
+        mode(SyscallAccounting::Exact),
+        mode(SyscallAccounting::Sampled)
+    )
 }
 
 /// `{node="a"}`, `{node=~"a|b"}` or nothing: asks Prometheus for only
@@ -187,14 +208,15 @@ pub fn rows(base: &str, nodes: &[&str], all: bool) -> Result<Vec<FleetRow>, Flee
         .enable_all()
         .build()
         .map_err(FleetError::Runtime)?;
-    let (info, figures) = rt.block_on(async {
+    let (info, accounting, figures) = rt.block_on(async {
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let ask = |promql: String| query(&client, &endpoint, promql);
         let work = async {
             let info = ask(format!("{}{sel}", names::CONTAINER_INFO));
+            let accounting = ask(format!("{}{sel}", names::AGENT_SYSCALL_ACCOUNTING));
             let figures =
                 futures_util::future::try_join_all(FIGURES.iter().map(|f| ask(f.promql(&sel))));
-            futures_util::future::try_join(info, figures).await
+            futures_util::future::try_join3(info, accounting, figures).await
         };
         tokio::time::timeout(TIMEOUT, work)
             .await
@@ -203,7 +225,7 @@ pub fn rows(base: &str, nodes: &[&str], all: bool) -> Result<Vec<FleetRow>, Flee
             })?
     })?;
     let answers = FIGURES.iter().copied().zip(figures).collect();
-    let mut rows = assemble(&info, &answers);
+    let mut rows = assemble(&info, &accounting_by_node(&accounting), &answers);
     if !all {
         rows.retain(|r| r.row.state.is_live());
     }
@@ -296,6 +318,17 @@ fn decode(url: &str, promql: &str, status: u16, body: &[u8]) -> Result<Vec<Serie
     }
 }
 
+/// Each node's syscall accounting (`dsh_agent_syscall_accounting{mode}`).
+fn accounting_by_node(series: &[Series]) -> HashMap<String, SyscallAccounting> {
+    series
+        .iter()
+        .filter_map(|s| {
+            let mode = s.metric.get("mode")?.parse().ok()?;
+            Some((s.metric.get("node")?.clone(), mode))
+        })
+        .collect()
+}
+
 type Key = (String, String);
 
 fn key(s: &Series) -> Key {
@@ -304,8 +337,14 @@ fn key(s: &Series) -> Key {
 }
 
 /// Joins the info series (one per container) with each figure's values by
-/// (node, id); a figure a container lacks keeps the table's default.
-fn assemble(info: &[Series], figures: &HashMap<Figure, Vec<Series>>) -> Vec<FleetRow> {
+/// (node, id); a figure a container lacks keeps the table's default. A node
+/// that does not say how it counts syscalls (an agent older than the
+/// accounting modes) counted every one.
+fn assemble(
+    info: &[Series],
+    accounting: &HashMap<String, SyscallAccounting>,
+    figures: &HashMap<Figure, Vec<Series>>,
+) -> Vec<FleetRow> {
     let by_key: HashMap<Figure, HashMap<Key, f64>> = figures
         .iter()
         .map(|(f, series)| {
@@ -330,6 +369,10 @@ fn assemble(info: &[Series], figures: &HashMap<Figure, Vec<Series>>) -> Vec<Flee
             let running = state == State::Running;
             let count = |f| get(f).map_or(0, |v| v as u64);
             let now = s.value.0;
+            let syscalls = accounting
+                .get(&k.0)
+                .copied()
+                .unwrap_or(SyscallAccounting::Exact);
             let image = label("image");
             let endpoint = label("endpoint");
             let row = ContainerRow {
@@ -360,10 +403,12 @@ fn assemble(info: &[Series], figures: &HashMap<Figure, Vec<Series>>) -> Vec<Flee
                 health_reasons: Vec::new(),
                 oom_kills: count(Figure::OomKills),
                 core_dumps: count(Figure::CoreDumps),
-                process_exits: 0,
+                process_exits: count(Figure::ProcessExits),
                 pids: None,
                 syscalls_per_s: get(Figure::Syscalls).unwrap_or(0.0),
                 syscall_errors_per_s: get(Figure::SyscallErrors).unwrap_or(0.0),
+                syscall_accounting: syscalls,
+                syscalls_sampled: syscalls == SyscallAccounting::Sampled,
                 block_read_bytes_per_s: get(Figure::BlockRead).unwrap_or(0.0),
                 block_write_bytes_per_s: get(Figure::BlockWrite).unwrap_or(0.0),
                 cpu_throttled_ratio: get(Figure::Throttled),

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 mod agent;
 mod completions;
+mod duration;
 mod exec;
 mod live;
 mod log;

@@ -8,7 +8,8 @@ use dsh::{
         filter::{self, Filter},
         fleet,
     },
-    render::{self, table},
+    render::{self, health, table},
+    untrusted::json,
 };
 
 #[derive(clap::Args)]
@@ -65,7 +66,7 @@ fn host_view(args: &PsArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
+        json::to_writer_pretty(&mut out, &health::rows_json(&rows)?)?;
         out.write_all(b"\n")?;
     } else if args.no_headers {
         out.write_all(table::body(&rows, args.wide).as_bytes())?;
@@ -81,7 +82,7 @@ fn fleet_view(args: &PsArgs, url: &str) -> anyhow::Result<ExitCode> {
     rows.retain(|r| filter::matches(&args.filters, &r.row, &r.node));
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
+        json::to_writer_pretty(&mut out, &rows)?;
         out.write_all(b"\n")?;
     } else {
         let text = render::fleet::table(&rows, args.wide, !args.no_headers);

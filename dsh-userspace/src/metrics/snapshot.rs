@@ -14,6 +14,7 @@ use crate::{
         container::Container,
         health::{Health, HealthRules},
         row,
+        syscalls::SyscallAccounting,
     },
 };
 
@@ -26,8 +27,14 @@ pub fn health_level(h: Health) -> u8 {
     }
 }
 
-/// One container's figures.
-pub fn figures(c: &Container, rules: &HealthRules, now: Timestamp) -> ContainerFigures {
+/// One container's figures. `syscalls`: how the agent counts them (no
+/// syscall series when it does not; estimated totals when it samples).
+pub fn figures(
+    c: &Container,
+    rules: &HealthRules,
+    syscalls: SyscallAccounting,
+    now: Timestamp,
+) -> ContainerFigures {
     let (health, _) = rules.evaluate(c, now);
     let id = c.display_id().to_owned();
     let (namespace, pod, container) = kubernetes_names(c.identity.runtime, &id);
@@ -35,14 +42,12 @@ pub fn figures(c: &Container, rules: &HealthRules, now: Timestamp) -> ContainerF
     // Gauges describe the cgroup as it is: none once it is gone.
     let live_stats = stats.filter(|_| c.cgroup_id.is_some());
     let counters = c.sample.prev.as_ref();
+    let syscall_counters = counters.filter(|_| syscalls != SyscallAccounting::Off);
     ContainerFigures {
         namespace,
         pod,
         container,
-        runtime: serde_json::to_value(c.identity.runtime)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        runtime: c.identity.runtime.as_str().to_owned(),
         runtime_id: c.identity.runtime_id.clone(),
         image: c.meta.as_ref().map(|m| m.image.clone()).unwrap_or_default(),
         cgroup: c.identity.cgroup.clone(),
@@ -64,8 +69,10 @@ pub fn figures(c: &Container, rules: &HealthRules, now: Timestamp) -> ContainerF
         memory_rss_bytes: live_stats.map(|s| s.mem_anon_bytes),
         memory_cache_bytes: live_stats.map(|s| s.mem_file_bytes),
         memory_limit_bytes: live_stats.and_then(|s| s.mem_limit_bytes),
-        syscalls: counters.map(|c| c.syscalls),
-        syscall_errors: counters.map(|c| c.syscall_errors),
+        process_execs: c.process_execs,
+        process_exits: c.process_exits,
+        syscalls: syscall_counters.map(|c| c.syscalls),
+        syscall_errors: syscall_counters.map(|c| c.syscall_errors),
         block_read_bytes: counters.map(|c| c.block_read),
         block_write_bytes: counters.map(|c| c.block_write),
         id,
@@ -107,7 +114,7 @@ pub fn build(model: &Model, node: &str, agent: AgentFigures, now: Timestamp) -> 
     }
     let mut containers: Vec<ContainerFigures> = by_id
         .into_values()
-        .map(|c| figures(c, &model.rules, now))
+        .map(|c| figures(c, &model.rules, model.syscall_accounting, now))
         .collect();
     containers.sort_by(|a, b| a.id.cmp(&b.id));
     Snapshot {
@@ -119,12 +126,16 @@ pub fn build(model: &Model, node: &str, agent: AgentFigures, now: Timestamp) -> 
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use jiff::SignedDuration;
 
     use super::*;
     use crate::{
-        cgroup::{identity::Identity, stats::CgroupStats},
-        model::container::{Counters, RuntimeMeta},
+        cgroup::{CgroupId, identity::Identity, stats::CgroupStats},
+        model::{container::Counters, syscalls::SyscallWindow},
+        runtime::RuntimeMeta,
+        signal::{ExitStatus, Signal},
     };
 
     fn t(s: i64) -> Timestamp {
@@ -144,8 +155,8 @@ mod tests {
     fn running(m: &mut Model, id: &str, cg: u64) {
         let ident = identity(Runtime::Docker, id);
         let path = ident.cgroup.clone();
-        m.cgroup_created(ident, &path, cg, t(0));
-        m.exec(cg, 100 + cg as u32, "sh", "/bin/sh", t(1));
+        m.cgroup_created(ident, &path, CgroupId::new(cg), t(0));
+        m.exec(CgroupId::new(cg), 100 + cg as u32, "sh", t(1));
         let stats = CgroupStats {
             mem_anon_bytes: 10,
             mem_file_bytes: 5,
@@ -164,6 +175,13 @@ mod tests {
         m.record_sample(id, stats, counters, t(2));
     }
 
+    fn killed(signal: u32) -> ExitStatus {
+        ExitStatus::Killed {
+            signal: Signal::from_raw(signal),
+            core_dumped: false,
+        }
+    }
+
     fn model() -> Model {
         Model::new(HealthRules::default(), SignedDuration::from_hours(1))
     }
@@ -171,6 +189,7 @@ mod tests {
     #[test]
     fn figures_come_from_the_model() {
         let mut m = model();
+        m.syscall_accounting = SyscallAccounting::Exact;
         running(&mut m, "a1", 11);
         let s = build(&m, "n1", AgentFigures::default(), t(3));
         assert_eq!(s.node, "n1");
@@ -193,15 +212,68 @@ mod tests {
         assert_eq!((c.syscalls, c.syscall_errors), (Some(40), Some(3)));
         assert_eq!(c.block_read_bytes, Some(4096));
         assert_eq!(c.last_exit_code, None);
+        assert_eq!((c.process_execs, c.process_exits), (1, 0));
         assert_eq!((c.namespace.as_str(), c.pod.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn syscall_series_follow_the_accounting() {
+        let syscalls = |mode| {
+            let mut m = model();
+            m.syscall_accounting = mode;
+            running(&mut m, "a1", 11);
+            m.record_syscall_window(
+                "a1",
+                SyscallWindow {
+                    calls: 100,
+                    errors: 10,
+                    attached: Duration::from_secs(1),
+                    period: Duration::from_secs(10),
+                },
+            );
+            // The next sample takes the estimate in.
+            m.record_sample("a1", CgroupStats::default(), Counters::default(), t(3));
+            let c = &build(&m, "n1", AgentFigures::default(), t(4)).containers[0];
+            (c.syscalls, c.syscall_errors)
+        };
+        assert_eq!(
+            syscalls(SyscallAccounting::Sampled),
+            (Some(1000), Some(100)),
+            "estimated totals: the window scaled to its period"
+        );
+        assert_eq!(
+            syscalls(SyscallAccounting::Off),
+            (None, None),
+            "not counted: no series"
+        );
+    }
+
+    #[test]
+    fn churn_counts_execs_and_exits() {
+        let mut m = model();
+        running(&mut m, "a1", 11);
+        m.exec(CgroupId::new(11), 300, "cat", t(2));
+        m.exit(CgroupId::new(11), 300, "cat", ExitStatus::Exited(0), t(2));
+        m.record_churn(
+            CgroupId::new(11),
+            "sed",
+            &dsh_ebpf::ChurnCounts {
+                execs: 5,
+                exits_ok: 4,
+                exits_failed: 1,
+                ..Default::default()
+            },
+        );
+        let c = &build(&m, "n1", AgentFigures::default(), t(3)).containers[0];
+        assert_eq!((c.process_execs, c.process_exits), (7, 6));
     }
 
     #[test]
     fn exits_set_the_code_and_gauges_leave_with_the_cgroup() {
         let mut m = model();
         running(&mut m, "a1", 11);
-        m.exit(11, 111, "sh", None, Some(9), false, t(4));
-        m.cgroup_removed(11, t(5));
+        m.exit(CgroupId::new(11), 111, "sh", killed(9), t(4));
+        m.cgroup_removed(CgroupId::new(11), t(5));
         let s = build(&m, "n1", AgentFigures::default(), t(6));
         let c = &s.containers[0];
         assert_eq!(c.last_exit_code, Some(137), "128 + SIGKILL");
@@ -216,8 +288,8 @@ mod tests {
     fn a_reused_name_shows_only_the_current_container() {
         let mut m = model();
         running(&mut m, "old", 11);
-        m.exit(11, 111, "sh", Some(0), None, false, t(4));
-        m.cgroup_removed(11, t(5));
+        m.exit(CgroupId::new(11), 111, "sh", ExitStatus::Exited(0), t(4));
+        m.cgroup_removed(CgroupId::new(11), t(5));
         running(&mut m, "new", 12);
         let meta = |name: &str| RuntimeMeta {
             name: name.to_owned(),
@@ -237,8 +309,8 @@ mod tests {
         let mut m = model();
         running(&mut m, "gone", 11);
         running(&mut m, "stays", 12);
-        m.exit(11, 111, "sh", Some(0), None, false, t(4));
-        m.cgroup_removed(11, t(5));
+        m.exit(CgroupId::new(11), 111, "sh", ExitStatus::Exited(0), t(4));
+        m.cgroup_removed(CgroupId::new(11), t(5));
         let ids = |m: &Model, at| -> Vec<String> {
             build(m, "n1", AgentFigures::default(), at)
                 .containers

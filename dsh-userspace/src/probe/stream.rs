@@ -10,6 +10,13 @@ use super::{
 
 type Ring = RingBuf<MapData>;
 
+/// How often the rings are read when no wake-up came: well inside the
+/// agent's re-ordering hold (`agent::reorder::HOLD_NS`, 100 ms), so events
+/// still leave it in kernel time order; 20 looks a second at two rings
+/// cost the idle agent next to nothing (the read is a load from shared
+/// memory, no syscall).
+pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn ring(map: Map) -> Result<Ring, ProbeError> {
     RingBuf::try_from(map).map_err(|e| ProbeError::Map("ring buffer", e))
 }
@@ -47,9 +54,12 @@ impl EventRings {
             // the same number, until the AsyncFd drops it.
             unsafe { AsyncFd::register(r) }.map_err(|e| ProbeError::Stream(e.into_parts().1))
         };
+        let mut drain = tokio::time::interval(DRAIN_EVERY);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(EventStream {
             critical: register(self.critical)?,
             chatty: register(self.chatty)?,
+            drain_timer: drain,
             undecodable: self.undecodable,
         })
     }
@@ -58,6 +68,10 @@ impl EventRings {
 pub struct EventStream {
     critical: AsyncFd<Ring>,
     chatty: AsyncFd<Ring>,
+    /// Kept here, not a sleep made in `next`: callers drop `next`'s future
+    /// whenever something else happens first (every 25 ms in the agent),
+    /// and a fresh sleep would never run out.
+    drain_timer: tokio::time::Interval,
     pub undecodable: u64,
 }
 
@@ -71,8 +85,10 @@ impl EventStream {
         )
     }
 
-    /// The next event. Waits without polling: the ring buffers' fds wake
-    /// the task when the kernel submits records.
+    /// The next event. The programs submit without waking the reader (a
+    /// wake-up per event costs microseconds in the kernel) unless a ring is
+    /// filling up, so this looks at the rings every `DRAIN_EVERY` as well as
+    /// when woken.
     pub async fn next(&mut self) -> Result<Event, ProbeError> {
         loop {
             while let Some(r) = pop(self.critical.get_mut()).or_else(|| pop(self.chatty.get_mut()))
@@ -91,6 +107,7 @@ impl EventStream {
                 biased;
                 g = self.critical.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
                 g = self.chatty.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
+                _ = self.drain_timer.tick() => {}
             }
         }
     }

@@ -1,23 +1,31 @@
 //! The fleet table: `dsh ps`'s columns behind a `node` column.
-use super::{sanitize, table};
-use crate::api::fleet::FleetRow;
+use unicode_width::UnicodeWidthStr as _;
+
+use super::table;
+use crate::{api::fleet::FleetRow, untrusted};
 
 pub fn table(rows: &[FleetRow], wide: bool, headers: bool) -> String {
-    // As wide as the longest node name: node names have no fixed length.
-    let width = rows
+    // Node names come from whatever Prometheus scrapes: through the gate,
+    // then measured in display columns (they have no fixed length).
+    let nodes: Vec<_> = rows.iter().map(|r| untrusted::name(&r.node)).collect();
+    let width = nodes
         .iter()
-        .map(|r| r.node.chars().count())
+        .map(|n| n.width())
         .max()
         .unwrap_or(0)
         .max("node".len())
         + 2;
+    let pad = |s: &str| " ".repeat(width.saturating_sub(s.width()));
     let mut out = String::new();
     if headers {
-        out.push_str(&format!("{:<width$}{}\n", "node", table::header(wide)));
+        out.push_str(&format!("node{}{}\n", pad("node"), table::header(wide)));
     }
-    for r in rows {
-        let node = sanitize(&r.node);
-        out.push_str(&format!("{node:<width$}{}\n", table::row(&r.row, wide)));
+    for (r, node) in rows.iter().zip(&nodes) {
+        out.push_str(&format!(
+            "{node}{}{}\n",
+            pad(node),
+            table::row(&r.row, wide)
+        ));
     }
     out
 }
@@ -55,5 +63,27 @@ mod tests {
         let at = lines[0].find("health").unwrap();
         assert!(lines[1][at..].starts_with("Good"), "{text}");
         assert_eq!(table(&rows, false, false).lines().count(), 2);
+    }
+
+    #[test]
+    fn node_names_and_health_from_prometheus_pass_the_gate() {
+        let mut evil = row("n\x1b]0;t\x07\u{202e}", "web");
+        evil.row.health = "Good\x1b[2J".into();
+        let rows = [evil, row("好好", "db")];
+        let text = table(&rows, false, true);
+        assert!(
+            !text.chars().any(|c| c != '\n' && untrusted::is_unsafe(c)),
+            "{text:?}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].starts_with(r"n\x1b]0;t\x07\u{202e}  web "),
+            "{text}"
+        );
+        assert!(lines[1].ends_with(r"Good\x1b[2J"), "{text}");
+        // Display columns: the wide name is padded as two columns each.
+        let at = lines[1].find("web").unwrap();
+        let pad = lines[2].find("db").unwrap() - "好好".len();
+        assert_eq!(at, pad + "好好".chars().count() * 2, "{text}");
     }
 }

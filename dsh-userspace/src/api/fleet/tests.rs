@@ -50,7 +50,7 @@ fn answers() -> HashMap<Figure, Vec<Series>> {
 
 #[test]
 fn rows_join_info_and_figures_by_node_and_id() {
-    let rows = assemble(&series(INFO), &answers());
+    let rows = assemble(&series(INFO), &HashMap::new(), &answers());
     let ids: Vec<(&str, &str)> = rows
         .iter()
         .map(|r| (r.node.as_str(), r.row.id.as_str()))
@@ -77,7 +77,7 @@ fn rows_join_info_and_figures_by_node_and_id() {
 
 #[test]
 fn json_rows_carry_the_node_and_the_contract_fields() {
-    let rows = assemble(&series(INFO), &answers());
+    let rows = assemble(&series(INFO), &HashMap::new(), &answers());
     let v = serde_json::to_value(&rows[0]).unwrap();
     assert_eq!(v["node"], "a");
     for field in [
@@ -130,5 +130,46 @@ fn node_selectors_are_escaped() {
     assert_eq!(
         Figure::CpuUsed.promql(r#"{node="a"}"#),
         r#"irate(dsh_container_cpu_usage_seconds_total{node="a"}[5m])"#
+    );
+}
+
+#[test]
+fn syscall_rates_follow_each_nodes_accounting() {
+    let modes = series(
+        r#"{"status":"success","data":{"resultType":"vector","result":[
+ {"metric":{"__name__":"dsh_agent_syscall_accounting","node":"a","mode":"off"},"value":[1800000100.5,"1"]},
+ {"metric":{"__name__":"dsh_agent_syscall_accounting","node":"b","mode":"sampled"},"value":[1800000100.5,"1"]}
+]}}"#,
+    );
+    let by_node = accounting_by_node(&modes);
+    let rows = assemble(&series(INFO), &by_node, &answers());
+    let modes: Vec<(&str, SyscallAccounting, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.node.as_str(),
+                r.row.syscall_accounting,
+                r.row.syscalls_sampled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("a", SyscallAccounting::Off, false),
+            ("a", SyscallAccounting::Off, false),
+            ("b", SyscallAccounting::Sampled, true),
+        ]
+    );
+    // Without the series (an older agent): every syscall was counted.
+    let rows = assemble(&series(INFO), &HashMap::new(), &answers());
+    assert!(
+        rows.iter()
+            .all(|r| r.row.syscall_accounting == SyscallAccounting::Exact)
+    );
+    let q = Figure::Syscalls.promql(r#"{node="a"}"#);
+    assert_eq!(
+        q,
+        r#"irate(dsh_container_syscalls_total{node="a"}[5m]) and on(node) dsh_agent_syscall_accounting{mode="exact"} or rate(dsh_container_syscalls_total{node="a"}[5m]) and on(node) dsh_agent_syscall_accounting{mode="sampled"}"#
     );
 }
