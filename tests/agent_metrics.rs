@@ -11,8 +11,7 @@ use crate::{
     promkit::{Prometheus, curl, metrics_url, promtool_check},
 };
 
-/// Every sample name the contract lists that exists today (the network
-/// counters come later).
+/// Every sample name the contract lists, and dsh's own additions.
 const CONTRACT_NAMES: &[&str] = &[
     "dsh_container_info",
     "dsh_container_health",
@@ -27,6 +26,7 @@ const CONTRACT_NAMES: &[&str] = &[
     "dsh_container_cpu_throttled_periods_total",
     "dsh_container_cpu_periods_total",
     "dsh_container_memory_usage_bytes",
+    "dsh_container_memory_working_set_bytes",
     "dsh_container_memory_rss_bytes",
     "dsh_container_memory_cache_bytes",
     "dsh_container_memory_limit_bytes",
@@ -34,6 +34,8 @@ const CONTRACT_NAMES: &[&str] = &[
     "dsh_container_syscall_errors_total",
     "dsh_container_block_read_bytes_total",
     "dsh_container_block_write_bytes_total",
+    "dsh_container_network_receive_bytes_total",
+    "dsh_container_network_transmit_bytes_total",
     "dsh_container_process_execs_total",
     "dsh_container_process_exits_total",
     "dsh_agent_syscall_accounting",

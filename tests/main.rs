@@ -6,6 +6,7 @@ mod agentkit;
 mod common;
 mod promkit;
 
+mod agent_containerd;
 mod agent_cost;
 mod agent_deploy;
 mod agent_docker;
@@ -15,7 +16,10 @@ mod agent_journal;
 mod agent_keeps;
 mod agent_metrics;
 mod agent_metrics_load;
+mod agent_net_mem;
+mod agent_podman;
 mod agent_runtime;
+mod agent_runtime_faults;
 mod agent_socket;
 mod agent_top;
 mod agent_trace;

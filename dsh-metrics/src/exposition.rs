@@ -178,9 +178,17 @@ const CONTAINER: &[(Family, Value)] = &[
         gauge(
             names::CONTAINER_MEMORY_USAGE,
             BYTES,
-            "Memory in use as dsh ps shows it (rss + page cache).",
+            "Memory the kernel charges the container (rss, page cache, kernel memory).",
         ),
         |c| c.memory_usage_bytes.map(Num::U),
+    ),
+    (
+        gauge(
+            names::CONTAINER_MEMORY_WORKING_SET,
+            BYTES,
+            "The charge less inactive page cache, as dsh ps shows it and the kubelet evicts on.",
+        ),
+        |c| c.memory_working_set_bytes.map(Num::U),
     ),
     (
         gauge(
@@ -254,13 +262,28 @@ const CONTAINER: &[(Family, Value)] = &[
         ),
         |c| c.block_write_bytes.map(Num::U),
     ),
-    // Network counters go here once the agent collects them.
+    (
+        counter(
+            names::CONTAINER_NETWORK_RECEIVE,
+            BYTES,
+            "Bytes received in the container's network namespace (not lo); absent where another container reports it.",
+        ),
+        |c| c.network_receive_bytes.map(Num::U),
+    ),
+    (
+        counter(
+            names::CONTAINER_NETWORK_TRANSMIT,
+            BYTES,
+            "Bytes sent from the container's network namespace (not lo); absent where another container reports it.",
+        ),
+        |c| c.network_transmit_bytes.map(Num::U),
+    ),
 ];
 
 const INFO: Family = gauge(
     names::CONTAINER_INFO,
     None,
-    "Always 1; the container's runtime, ids, image, cgroup, endpoint, state and health as labels.",
+    "Always 1; the container's row key, runtime, ids, image, cgroup, endpoint, state and health as labels.",
 );
 
 /// The snapshot as the text a scrape answers with.
@@ -286,6 +309,7 @@ impl Collector for SnapshotCollector {
                 let labels = (
                     container_labels(node, c),
                     [
+                        ("key", c.key.as_str()),
                         ("runtime", c.runtime.as_str()),
                         ("runtime_id", c.runtime_id.as_str()),
                         ("image", c.image.as_str()),

@@ -25,6 +25,9 @@ pub struct Snapshot {
 pub struct ContainerFigures {
     /// The display id (`dsh ps`'s `id`).
     pub id: String,
+    /// The row's stable key (`dsh ps --json`'s `key`): the first
+    /// incarnation's runtime id, kept across a kubelet's restarts.
+    pub key: String,
     /// Kubernetes names, empty elsewhere.
     pub namespace: String,
     pub pod: String,
@@ -48,7 +51,10 @@ pub struct ContainerFigures {
     pub cpu_limit_cores: Option<f64>,
     pub cpu_periods: Option<u64>,
     pub cpu_throttled_periods: Option<u64>,
+    /// What the kernel charges (v2 `memory.current`, v1 `usage_in_bytes`).
     pub memory_usage_bytes: Option<u64>,
+    /// The charge less inactive page cache: `dsh ps`'s `mem(u)`.
+    pub memory_working_set_bytes: Option<u64>,
     pub memory_rss_bytes: Option<u64>,
     pub memory_cache_bytes: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
@@ -62,7 +68,11 @@ pub struct ContainerFigures {
     pub syscall_errors: Option<u64>,
     pub block_read_bytes: Option<u64>,
     pub block_write_bytes: Option<u64>,
-    // The network counters join here once the agent collects them.
+    /// The container's network namespace, all interfaces but `lo`; absent
+    /// when another container reports the namespace (a pod) or it is the
+    /// host's.
+    pub network_receive_bytes: Option<u64>,
+    pub network_transmit_bytes: Option<u64>,
 }
 
 /// The agent's own series.

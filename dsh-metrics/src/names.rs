@@ -14,6 +14,7 @@ pub const CONTAINER_CPU_LIMIT: &str = "dsh_container_cpu_limit_cores";
 pub const CONTAINER_CPU_THROTTLED_PERIODS: &str = "dsh_container_cpu_throttled_periods_total";
 pub const CONTAINER_CPU_PERIODS: &str = "dsh_container_cpu_periods_total";
 pub const CONTAINER_MEMORY_USAGE: &str = "dsh_container_memory_usage_bytes";
+pub const CONTAINER_MEMORY_WORKING_SET: &str = "dsh_container_memory_working_set_bytes";
 pub const CONTAINER_MEMORY_RSS: &str = "dsh_container_memory_rss_bytes";
 pub const CONTAINER_MEMORY_CACHE: &str = "dsh_container_memory_cache_bytes";
 pub const CONTAINER_MEMORY_LIMIT: &str = "dsh_container_memory_limit_bytes";
@@ -23,9 +24,8 @@ pub const CONTAINER_SYSCALLS: &str = "dsh_container_syscalls_total";
 pub const CONTAINER_SYSCALL_ERRORS: &str = "dsh_container_syscall_errors_total";
 pub const CONTAINER_BLOCK_READ: &str = "dsh_container_block_read_bytes_total";
 pub const CONTAINER_BLOCK_WRITE: &str = "dsh_container_block_write_bytes_total";
-// The network counters (`dsh_container_network_receive_bytes_total`,
-// `dsh_container_network_transmit_bytes_total`) join this list, the snapshot
-// and the exposition's table once the agent collects them.
+pub const CONTAINER_NETWORK_RECEIVE: &str = "dsh_container_network_receive_bytes_total";
+pub const CONTAINER_NETWORK_TRANSMIT: &str = "dsh_container_network_transmit_bytes_total";
 
 pub const AGENT_EVENTS: &str = "dsh_agent_events_total";
 pub const AGENT_EVENTS_LOST: &str = "dsh_agent_events_lost_total";

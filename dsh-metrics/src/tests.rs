@@ -6,6 +6,7 @@ use crate::{AgentFigures, ContainerFigures, Snapshot, exposition, names};
 fn figures(id: &str) -> ContainerFigures {
     ContainerFigures {
         id: id.to_owned(),
+        key: "07c561cc06f3".to_owned(),
         namespace: String::new(),
         pod: String::new(),
         container: String::new(),
@@ -28,6 +29,7 @@ fn figures(id: &str) -> ContainerFigures {
         cpu_periods: Some(10),
         cpu_throttled_periods: Some(3),
         memory_usage_bytes: Some(4096),
+        memory_working_set_bytes: Some(2048),
         memory_rss_bytes: Some(1024),
         memory_cache_bytes: Some(3072),
         memory_limit_bytes: Some(1 << 25),
@@ -37,6 +39,8 @@ fn figures(id: &str) -> ContainerFigures {
         syscall_errors: Some(7),
         block_read_bytes: Some(512),
         block_write_bytes: Some(0),
+        network_receive_bytes: Some(300),
+        network_transmit_bytes: Some(200),
     }
 }
 
@@ -87,6 +91,9 @@ fn every_contract_metric_is_there_with_its_value() {
         (names::CONTAINER_CPU_PERIODS, "10"),
         (names::CONTAINER_CPU_THROTTLED_PERIODS, "3"),
         (names::CONTAINER_MEMORY_USAGE, "4096"),
+        (names::CONTAINER_MEMORY_WORKING_SET, "2048"),
+        (names::CONTAINER_NETWORK_RECEIVE, "300"),
+        (names::CONTAINER_NETWORK_TRANSMIT, "200"),
         (names::CONTAINER_MEMORY_RSS, "1024"),
         (names::CONTAINER_MEMORY_CACHE, "3072"),
         (names::CONTAINER_MEMORY_LIMIT, "33554432"),
@@ -108,7 +115,7 @@ fn every_contract_metric_is_there_with_its_value() {
         "{text}"
     );
     assert!(text.contains(
-        r#"dsh_container_info{node="node-a",id="web",namespace="",pod="",container="",runtime="docker",runtime_id="07c561cc06f3",image="busybox",cgroup="/docker/07c561cc06f3",endpoint="172.17.0.2:{80}",state="kContainerError",health="UnHealthy"} 1"#
+        r#"dsh_container_info{node="node-a",id="web",namespace="",pod="",container="",key="07c561cc06f3",runtime="docker",runtime_id="07c561cc06f3",image="busybox",cgroup="/docker/07c561cc06f3",endpoint="172.17.0.2:{80}",state="kContainerError",health="UnHealthy"} 1"#
     ), "{text}");
     assert!(text.contains("dsh_agent_events_total{channel=\"chatty\"} 20\n"));
     assert!(text.contains("dsh_agent_events_lost_total{channel=\"chatty\"} 2\n"));

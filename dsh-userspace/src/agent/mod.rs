@@ -4,6 +4,7 @@ mod churn;
 mod discovery;
 mod publish;
 mod reorder;
+mod runtimes;
 mod sample;
 mod server;
 mod status;
@@ -27,7 +28,7 @@ use tokio::{
 };
 
 use crate::{
-    api::{self, Reply, RuntimeStatus},
+    api::{self, Reply},
     cgroup::{self, CgroupId, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
@@ -44,9 +45,12 @@ use crate::{
         event::{Event, EventKind},
     },
     report::chain,
-    runtime::{RuntimeUpdate, docker},
+    runtime::RuntimeUpdate,
 };
 use discovery::Hierarchies;
+pub use runtimes::{
+    RuntimeSockets, default_crio_socket, default_podman_socket, probe_containerd_socket,
+};
 use server::Ask;
 pub use syscalls::{DEFAULT_PERIOD, DEFAULT_WINDOW, SyscallSchedule};
 
@@ -54,7 +58,8 @@ pub use syscalls::{DEFAULT_PERIOD, DEFAULT_WINDOW, SyscallSchedule};
 pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub interval: Duration,
-    pub docker_socket: String,
+    /// The runtimes to follow, by socket.
+    pub sockets: RuntimeSockets,
     pub rules: HealthRules,
     pub forget_after: SignedDuration,
     pub retention: Retention,
@@ -89,7 +94,7 @@ struct Agent {
     sample_lag_ms: f64,
     sample_duration_ms: f64,
     undecodable: u64,
-    docker: RuntimeStatus,
+    runtimes: runtimes::Runtimes,
     /// Where each tick's metrics snapshot goes, when metrics are served.
     metrics: Option<publish::Publisher>,
 }
@@ -126,6 +131,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     model.syscall_accounting = cfg.syscalls.accounting;
     let (lines, _) = broadcast::channel(4096);
     let meter = sample::SelfMeter::new(&probe);
+    let (rt_tx, mut rt_rx) = mpsc::channel(256);
     let mut agent = Agent {
         trace: None,
         churn: churn::ChurnReader::default(),
@@ -143,11 +149,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         sample_lag_ms: 0.0,
         sample_duration_ms: 0.0,
         undecodable: 0,
-        docker: RuntimeStatus {
-            name: "docker".to_owned(),
-            connected: false,
-            detail: "connecting".to_owned(),
-        },
+        runtimes: runtimes::Runtimes::start(&cfg.sockets, &rt_tx),
         metrics: None,
         cfg,
     };
@@ -161,8 +163,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
 
     let (ask_tx, mut ask_rx) = mpsc::channel(64);
     let server = tokio::spawn(server::serve(listener, ask_tx, journal, lines));
-    let (rt_tx, mut rt_rx) = mpsc::channel(256);
-    let docker_task = tokio::spawn(docker::watch(agent.cfg.docker_socket.clone(), rt_tx));
     let metrics_task = metrics_listener.map(|l| agent.serve_metrics(l));
 
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -238,7 +238,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         agent.finish_trace();
     }
     log::info!("dsh agent: stopping");
-    docker_task.abort();
+    agent.runtimes.stop();
     server.abort();
     if let Some(t) = metrics_task {
         t.abort();
@@ -268,7 +268,18 @@ impl Agent {
                 hierarchy_id,
                 path,
                 ..
-            } => discovery::on_mkdir(m, self.hierarchies, id, hierarchy_id, &path, ts),
+            } => {
+                discovery::on_mkdir(m, self.hierarchies, id, hierarchy_id, &path, ts);
+                if let Some(identity) = cgroup::identity::identify(&path)
+                    && identity.cgroup == path
+                    && hierarchy_id == self.hierarchies.attribution
+                {
+                    let key = self.model.key_for(&identity.runtime_id);
+                    if self.model.get(key).is_some_and(|c| c.meta.is_none()) {
+                        self.runtimes.lookup(&identity);
+                    }
+                }
+            }
             EventKind::CgroupRmdir {
                 id, hierarchy_id, ..
             } => discovery::on_rmdir(m, self.hierarchies, id, hierarchy_id, ts),
@@ -383,25 +394,29 @@ impl Agent {
     }
 
     fn on_runtime(&mut self, update: RuntimeUpdate) {
+        let was_connected = |rt: &runtimes::Runtimes, name| rt.is_connected(name);
         match update {
-            RuntimeUpdate::Connected { runtime, version } => {
-                self.docker = RuntimeStatus {
-                    name: runtime.to_owned(),
-                    connected: true,
-                    detail: format!("version {version}"),
-                };
-            }
-            RuntimeUpdate::Disconnected { runtime, error } => {
-                if self.docker.connected {
-                    self.model.clear_meta();
+            RuntimeUpdate::Connected { runtime, .. } => {
+                self.runtimes.on_update(&update);
+                // Ask about what it may own (CRI-O cannot list).
+                for c in self.model.containers() {
+                    if c.cgroup_id.is_some()
+                        && c.meta.is_none()
+                        && runtimes::owned_by(&c.identity, runtime)
+                    {
+                        self.runtimes.lookup(&c.identity);
+                    }
                 }
-                self.docker = RuntimeStatus {
-                    name: runtime.to_owned(),
-                    connected: false,
-                    detail: error,
-                };
             }
-            RuntimeUpdate::Container { id, meta } => self.model.set_meta(&id, meta),
+            RuntimeUpdate::Disconnected { runtime, .. } => {
+                if was_connected(&self.runtimes, runtime) {
+                    self.model.clear_meta(runtime);
+                }
+                self.runtimes.on_update(&update);
+            }
+            RuntimeUpdate::Container { id, meta } => {
+                self.model.set_meta(&id, meta.map(|m| *m), Timestamp::now())
+            }
         }
     }
 

@@ -55,7 +55,7 @@ impl Agent {
             journal_entries: self.journal.entry_count(),
             journal_errors: journal.write_errors,
             journal,
-            runtimes: vec![self.docker.clone()],
+            runtimes: self.runtimes.statuses(),
             node: self.cfg.node_name.clone(),
             metrics_addr: self.metrics.as_ref().map(|m| m.addr.to_string()),
         }

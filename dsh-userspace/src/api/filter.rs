@@ -104,10 +104,14 @@ mod tests {
     fn row(id: &str, state: State, health: &str) -> ContainerRow {
         ContainerRow {
             id: id.into(),
+            key: "abc".into(),
             runtime: "docker".into(),
             runtime_id: "abc".into(),
             cgroup: "/docker/abc".into(),
             pod_uid: None,
+            namespace: None,
+            pod: None,
+            container: None,
             image: None,
             endpoint: "-".into(),
             state,
@@ -118,6 +122,11 @@ mod tests {
             cpu_limit_cores: None,
             mem_used_bytes: 0,
             mem_limit_bytes: None,
+            mem_usage_bytes: 0,
+            mem_working_set_bytes: 0,
+            mem_anon_bytes: 0,
+            mem_file_bytes: 0,
+            mem_kernel_bytes: 0,
             restart: 0,
             health: health.into(),
             health_reasons: Vec::new(),
@@ -132,6 +141,10 @@ mod tests {
             block_read_bytes_per_s: 0.0,
             block_write_bytes_per_s: 0.0,
             cpu_throttled_ratio: None,
+            net_rx_bytes_per_s: None,
+            net_tx_bytes_per_s: None,
+            net: None,
+            net_shared_with: None,
         }
     }
 

@@ -78,9 +78,14 @@ enum Figure {
     BlockWrite,
     Throttled,
     ProcessExits,
+    MemWorkingSet,
+    MemRss,
+    MemCache,
+    NetRx,
+    NetTx,
 }
 
-const FIGURES: [Figure; 15] = [
+const FIGURES: [Figure; 20] = [
     Figure::Restarts,
     Figure::OomKills,
     Figure::CoreDumps,
@@ -96,6 +101,11 @@ const FIGURES: [Figure; 15] = [
     Figure::BlockWrite,
     Figure::Throttled,
     Figure::ProcessExits,
+    Figure::MemWorkingSet,
+    Figure::MemRss,
+    Figure::MemCache,
+    Figure::NetRx,
+    Figure::NetTx,
 ];
 
 impl Figure {
@@ -118,6 +128,11 @@ impl Figure {
             Figure::Syscalls => syscall_rate(names::CONTAINER_SYSCALLS, sel),
             Figure::SyscallErrors => syscall_rate(names::CONTAINER_SYSCALL_ERRORS, sel),
             Figure::ProcessExits => plain(names::CONTAINER_PROCESS_EXITS),
+            Figure::MemWorkingSet => plain(names::CONTAINER_MEMORY_WORKING_SET),
+            Figure::MemRss => plain(names::CONTAINER_MEMORY_RSS),
+            Figure::MemCache => plain(names::CONTAINER_MEMORY_CACHE),
+            Figure::NetRx => rate(names::CONTAINER_NETWORK_RECEIVE),
+            Figure::NetTx => rate(names::CONTAINER_NETWORK_TRANSMIT),
             Figure::BlockRead => rate(names::CONTAINER_BLOCK_READ),
             Figure::BlockWrite => rate(names::CONTAINER_BLOCK_WRITE),
             // The share of CFS periods throttled over the last minute, as the
@@ -374,9 +389,15 @@ fn assemble(
                 .copied()
                 .unwrap_or(SyscallAccounting::Exact);
             let image = label("image");
+            let named = |l: &str| Some(label(l)).filter(|v| !v.is_empty());
             let endpoint = label("endpoint");
             let row = ContainerRow {
                 id: k.1.clone(),
+                // An agent older than the key label: its runtime id.
+                key: named("key").unwrap_or_else(|| label("runtime_id")),
+                namespace: named("namespace"),
+                pod: named("pod"),
+                container: named("container"),
                 runtime: label("runtime"),
                 runtime_id: label("runtime_id"),
                 cgroup: label("cgroup"),
@@ -395,8 +416,17 @@ fn assemble(
                 btime_s: get(Figure::Boot),
                 cpu_used_cores: get(Figure::CpuUsed).filter(|_| running).unwrap_or(0.0),
                 cpu_limit_cores: get(Figure::CpuLimit),
-                mem_used_bytes: count(Figure::MemUsage),
+                // `mem(u)` is the working set (an older agent: its usage).
+                mem_used_bytes: get(Figure::MemWorkingSet)
+                    .or(get(Figure::MemUsage))
+                    .map_or(0, |v| v as u64),
                 mem_limit_bytes: get(Figure::MemLimit).map(|v| v as u64),
+                mem_usage_bytes: count(Figure::MemUsage),
+                mem_working_set_bytes: count(Figure::MemWorkingSet),
+                mem_anon_bytes: count(Figure::MemRss),
+                mem_file_bytes: count(Figure::MemCache),
+                // Not exported: the charge's parts beyond anon and file.
+                mem_kernel_bytes: 0,
                 restart: count(Figure::Restarts),
                 health: label("health"),
                 // The reasons stay on the node (`dsh ps --wide` there).
@@ -412,6 +442,12 @@ fn assemble(
                 block_read_bytes_per_s: get(Figure::BlockRead).unwrap_or(0.0),
                 block_write_bytes_per_s: get(Figure::BlockWrite).unwrap_or(0.0),
                 cpu_throttled_ratio: get(Figure::Throttled),
+                net_rx_bytes_per_s: get(Figure::NetRx).filter(|_| running),
+                net_tx_bytes_per_s: get(Figure::NetTx).filter(|_| running),
+                // The cumulative counters and who reports a shared namespace
+                // stay on the node (`dsh ps --json` there).
+                net: None,
+                net_shared_with: None,
             };
             Some(FleetRow { node: k.0, row })
         })

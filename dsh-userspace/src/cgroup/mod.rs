@@ -2,6 +2,7 @@
 //! statistics live, and the one start-up scan of the hierarchy.
 pub mod identity;
 pub mod layout;
+pub mod netns;
 pub mod stats;
 
 use std::{

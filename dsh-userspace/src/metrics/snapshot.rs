@@ -8,14 +8,15 @@ use jiff::Timestamp;
 
 use super::{AgentFigures, ContainerFigures, Snapshot};
 use crate::{
-    cgroup::identity::Runtime,
     model::{
         Model,
         container::Container,
         health::{Health, HealthRules},
         row,
+        state::State,
         syscalls::SyscallAccounting,
     },
+    runtime::kube::KubeName,
 };
 
 /// `dsh_container_health`'s value: 0 Good, 1 Warning, 2 UnHealthy.
@@ -37,16 +38,22 @@ pub fn figures(
 ) -> ContainerFigures {
     let (health, _) = rules.evaluate(c, now);
     let id = c.display_id().to_owned();
-    let (namespace, pod, container) = kubernetes_names(c.identity.runtime, &id);
+    // The Kubernetes names as the runtime gives them (empty elsewhere).
+    let kube = c.meta.as_ref().and_then(|m| m.kube.as_ref());
+    let kube_name = |f: fn(&KubeName) -> &String| kube.map(f).cloned().unwrap_or_default();
     let stats = c.sample.stats.as_ref();
     // Gauges describe the cgroup as it is: none once it is gone.
     let live_stats = stats.filter(|_| c.cgroup_id.is_some());
     let counters = c.sample.prev.as_ref();
     let syscall_counters = counters.filter(|_| syscalls != SyscallAccounting::Off);
+    // Network counters while it runs, for the container that reports its
+    // namespace (a pod's traffic once).
+    let net = c.sample.net.counters.filter(|_| c.state == State::Running);
     ContainerFigures {
-        namespace,
-        pod,
-        container,
+        key: c.key().to_owned(),
+        namespace: kube_name(|k| &k.namespace),
+        pod: kube_name(|k| &k.pod),
+        container: kube_name(|k| &k.container),
         runtime: c.identity.runtime.as_str().to_owned(),
         runtime_id: c.identity.runtime_id.clone(),
         image: c.meta.as_ref().map(|m| m.image.clone()).unwrap_or_default(),
@@ -65,7 +72,14 @@ pub fn figures(
         cpu_limit_cores: live_stats.and_then(|s| s.cpu_limit_cores),
         cpu_periods: stats.map(|s| s.cpu_periods),
         cpu_throttled_periods: stats.map(|s| s.cpu_throttled_periods),
-        memory_usage_bytes: live_stats.map(|s| s.mem_used_bytes()),
+        memory_usage_bytes: live_stats.map(|s| {
+            if s.mem_usage_bytes > 0 {
+                s.mem_usage_bytes
+            } else {
+                s.mem_working_set_bytes()
+            }
+        }),
+        memory_working_set_bytes: live_stats.map(|s| s.mem_used_bytes()),
         memory_rss_bytes: live_stats.map(|s| s.mem_anon_bytes),
         memory_cache_bytes: live_stats.map(|s| s.mem_file_bytes),
         memory_limit_bytes: live_stats.and_then(|s| s.mem_limit_bytes),
@@ -75,6 +89,8 @@ pub fn figures(
         syscall_errors: syscall_counters.map(|c| c.syscall_errors),
         block_read_bytes: counters.map(|c| c.block_read),
         block_write_bytes: counters.map(|c| c.block_write),
+        network_receive_bytes: net.map(|n| n.rx_bytes),
+        network_transmit_bytes: net.map(|n| n.tx_bytes),
         id,
     }
 }
@@ -83,29 +99,15 @@ fn seconds(t: Timestamp) -> f64 {
     t.as_nanosecond() as f64 / 1e9
 }
 
-/// A Kubernetes container's display id is `namespace/pod/container` (the
-/// contract's naming); until the CRI names it, it is its cgroup path and the
-/// labels stay empty.
-fn kubernetes_names(runtime: Runtime, id: &str) -> (String, String, String) {
-    if runtime == Runtime::Kubernetes
-        && let [ns, pod, ctr] = id.split('/').collect::<Vec<_>>()[..]
-        && !ns.is_empty()
-        && !pod.is_empty()
-        && !ctr.is_empty()
-    {
-        return (ns.to_owned(), pod.to_owned(), ctr.to_owned());
-    }
-    Default::default()
-}
-
-/// Every container the model still knows (the exited ones too, until the
-/// agent forgets them). Two containers that show the same id (a name
-/// reused after `docker rm`) would give two identical label sets, which
-/// Prometheus rejects: the current one is kept (running, else the one
-/// that changed last), as name resolution does.
+/// Every row the model still lists (the exited ones too, until the agent
+/// forgets them; pod sandboxes are not rows). A row is one series however
+/// many incarnations it has (a kubelet restart continues it). Two rows that
+/// show the same id (a name reused after `docker rm`) would give two
+/// identical label sets, which Prometheus rejects: the current one is kept
+/// (running, else the one that changed last), as name resolution does.
 pub fn build(model: &Model, node: &str, agent: AgentFigures, now: Timestamp) -> Snapshot {
     let mut by_id: HashMap<&str, &Container> = HashMap::with_capacity(model.len());
-    for c in model.containers() {
+    for c in model.containers().filter(|c| !c.sandbox) {
         let slot = by_id.entry(c.display_id()).or_insert(c);
         let rank = |c: &Container| (c.state.is_live(), c.last_change);
         if rank(c) > rank(slot) {
@@ -132,8 +134,15 @@ mod tests {
 
     use super::*;
     use crate::{
-        cgroup::{CgroupId, identity::Identity, stats::CgroupStats},
-        model::{container::Counters, syscalls::SyscallWindow},
+        cgroup::{
+            CgroupId,
+            identity::{Identity, Runtime},
+            stats::CgroupStats,
+        },
+        model::{
+            container::{Counters, NetSample},
+            syscalls::SyscallWindow,
+        },
         runtime::RuntimeMeta,
         signal::{ExitStatus, Signal},
     };
@@ -172,7 +181,7 @@ mod tests {
             block_read: 4096,
             ..Default::default()
         };
-        m.record_sample(id, stats, counters, t(2));
+        m.record_sample(id, stats, counters, NetSample::default(), t(2));
     }
 
     fn killed(signal: u32) -> ExitStatus {
@@ -232,7 +241,13 @@ mod tests {
                 },
             );
             // The next sample takes the estimate in.
-            m.record_sample("a1", CgroupStats::default(), Counters::default(), t(3));
+            m.record_sample(
+                "a1",
+                CgroupStats::default(),
+                Counters::default(),
+                NetSample::default(),
+                t(3),
+            );
             let c = &build(&m, "n1", AgentFigures::default(), t(4)).containers[0];
             (c.syscalls, c.syscall_errors)
         };
@@ -296,8 +311,8 @@ mod tests {
             image: "img".to_owned(),
             ..Default::default()
         };
-        m.set_meta("new", Some(meta("web")));
-        m.set_meta("old", Some(meta("web")));
+        m.set_meta("new", Some(meta("web")), t(6));
+        m.set_meta("old", Some(meta("web")), t(6));
         let s = build(&m, "n1", AgentFigures::default(), t(6));
         assert_eq!(s.containers.len(), 1, "{:?}", s.containers);
         assert_eq!(s.containers[0].runtime_id, "new");
@@ -329,18 +344,64 @@ mod tests {
     }
 
     #[test]
-    fn kubernetes_ids_give_the_pod_labels() {
+    fn kubernetes_names_label_one_series_across_kubelet_restarts() {
+        let mut m = model();
+        let uid = "8712f785-1a3e-41ec-a00b-e2dcc77431cb";
+        let kube = |n: u64| Identity {
+            runtime: Runtime::Kubernetes,
+            runtime_id: format!("c{n}"),
+            pod_uid: Some(uid.to_owned()),
+            cgroup: format!("/kubepods/besteffort/pod{uid}/c{n}"),
+        };
+        let meta = || {
+            let k = KubeName {
+                namespace: "shop".into(),
+                pod: "web-5d".into(),
+                container: "nginx".into(),
+                pod_uid: uid.into(),
+            };
+            RuntimeMeta {
+                runtime: "containerd".into(),
+                name: k.display(),
+                kube: Some(k),
+                ..Default::default()
+            }
+        };
+        let start = |m: &mut Model, n: u64, at: i64| {
+            let i = kube(n);
+            let path = i.cgroup.clone();
+            m.set_meta(&i.runtime_id.clone(), Some(meta()), t(at));
+            m.cgroup_created(i, &path, CgroupId::new(n), t(at));
+            m.exec(CgroupId::new(n), 100 + n as u32, "nginx", t(at + 1));
+        };
+        start(&mut m, 1, 0);
+        m.exit(CgroupId::new(1), 101, "nginx", killed(9), t(3));
+        m.cgroup_removed(CgroupId::new(1), t(4));
+        // The kubelet: a new container id, same pod and container name.
+        start(&mut m, 2, 5);
+        let s = build(&m, "n1", AgentFigures::default(), t(7));
+        let [c] = &s.containers[..] else {
+            panic!("one row, one series: {:?}", s.containers)
+        };
+        assert_eq!(c.id, "shop/web-5d/nginx");
         assert_eq!(
-            kubernetes_names(Runtime::Kubernetes, "kube-system/coredns-5d/coredns"),
-            ("kube-system".into(), "coredns-5d".into(), "coredns".into())
+            (c.namespace.as_str(), c.pod.as_str(), c.container.as_str()),
+            ("shop", "web-5d", "nginx")
         );
+        assert_eq!((c.key.as_str(), c.runtime_id.as_str()), ("c1", "c2"));
+        assert_eq!(c.restarts, 1);
+        assert_eq!(c.state, "kContainerRunning");
+    }
+
+    #[test]
+    fn outside_kubernetes_the_pod_labels_are_empty() {
+        let mut m = model();
+        running(&mut m, "a1", 11);
+        let c = &build(&m, "n1", AgentFigures::default(), t(3)).containers[0];
         assert_eq!(
-            kubernetes_names(Runtime::Kubernetes, "/kubepods/pod1/abc"),
-            Default::default()
+            (c.namespace.as_str(), c.pod.as_str(), c.container.as_str()),
+            ("", "", "")
         );
-        assert_eq!(
-            kubernetes_names(Runtime::Docker, "a/b/c"),
-            Default::default()
-        );
+        assert_eq!(c.key, "a1");
     }
 }
