@@ -122,16 +122,6 @@ fn hostile_names_never_reach_the_terminal_raw() {
         },
     );
 
-    // The metrics: a strict parser reads the exposition, and the label is
-    // the exact name, escaped as the format asks (the `\` of `\xff` too).
-    let exposition = wait_until(Duration::from_secs(10), "the hostile series", || {
-        let got = curl(&metrics_url(&agent), &[]);
-        assert_eq!(got.status, 200);
-        let label = format!("cgroup=\"{}\"", cgroup.replace('\\', "\\\\"));
-        got.body.contains(&label).then_some(got.body)
-    });
-    promtool_check(&exposition);
-
     let mut outputs = Outputs(Vec::new());
     let pid = main.id().to_string();
     // Commands that need it running.
@@ -247,5 +237,16 @@ fn hostile_names_never_reach_the_terminal_raw() {
         agent_log.contains(r"\x1b[31mRED\x1b]0;title\x07"),
         "the agent's log never named the hostile cgroup:\n{agent_log}"
     );
+    // The metrics (last, so the steps above keep their timing): a strict
+    // parser reads the exposition, and the label is the exact name of the
+    // exited container, escaped as the format asks (the `\` of `\xff` too).
+    let exposition = wait_until(Duration::from_secs(10), "the hostile series", || {
+        let got = curl(&metrics_url(&agent), &[]);
+        assert_eq!(got.status, 200);
+        let label = format!("cgroup=\"{}\"", cgroup.replace('\\', "\\\\"));
+        got.body.contains(&label).then_some(got.body)
+    });
+    promtool_check(&exposition);
+
     let _ = std::fs::remove_dir_all(program.parent().expect("dir"));
 }
