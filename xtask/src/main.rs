@@ -8,6 +8,8 @@ mod cmd;
 mod docker;
 mod fuzz;
 mod host;
+mod man;
+mod peers;
 mod run;
 mod runtimes;
 mod test;
@@ -61,6 +63,8 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Man pages and shell completions into target/man, target/completions.
+    Man,
     /// Start dockerd and import the test image, if needed.
     #[command(hide = true)]
     DockerUp,
@@ -98,6 +102,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Test { filter } => test::test(&filter),
         Command::Fuzz { secs, targets } => fuzz::run(secs, &targets),
         Command::Bench { quick } => bench::run(quick),
+        Command::Man => man::run(),
         Command::DockerUp => {
             bootstrap::require_root()?;
             docker::ensure_engine()
