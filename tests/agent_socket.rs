@@ -77,13 +77,22 @@ fn excess_connections_are_turned_away_and_idle_ones_closed() {
                 *words = closed_with(c);
             }
         }
-        let n = last_words.iter().flatten().count();
+        let n = last_words
+            .iter()
+            .flatten()
+            .filter(|w| w.contains("serving 64 clients already"))
+            .count();
         (n >= total - MAX_CONNECTIONS).then_some(())
     });
-    let turned_away: Vec<&String> = last_words.iter().flatten().collect();
+    let (turned_away, other): (Vec<&String>, Vec<&String>) = last_words
+        .iter()
+        .flatten()
+        .partition(|w| w.contains("serving 64 clients already"));
     assert_eq!(turned_away.len(), total - MAX_CONNECTIONS);
-    for why in turned_away {
-        assert!(why.contains("serving 64 clients already"), "{why:?}");
+    // On a slow host the first admitted ones may already have timed out:
+    // they say so; nothing is closed without a word.
+    for why in &other {
+        assert!(why.contains("no request within"), "{why:?}");
     }
     let mut idle: Vec<UnixStream> = conns
         .into_iter()
@@ -91,18 +100,27 @@ fn excess_connections_are_turned_away_and_idle_ones_closed() {
         .filter(|(_, w)| w.is_none())
         .map(|(c, _)| c)
         .collect();
-    // While the idle ones hold every slot, the CLI gets the same clear answer.
-    let busy = agent.dsh(&["ps"]);
-    assert!(!busy.status.success());
-    let stderr = String::from_utf8_lossy(&busy.stderr);
-    assert!(stderr.contains("serving 64 clients already"), "{stderr}");
+    // While the idle ones hold every slot, the CLI gets the same clear answer
+    // (asked only while none has timed out yet, which frees a slot).
+    if other.is_empty() {
+        let busy = agent.dsh(&["ps"]);
+        assert!(!busy.status.success());
+        let stderr = String::from_utf8_lossy(&busy.stderr);
+        assert!(stderr.contains("serving 64 clients already"), "{stderr}");
+    }
     // Idle ones (no request) are closed after the request timeout.
     let started = Instant::now();
     wait_until(
         REQUEST_TIMEOUT + Duration::from_secs(5),
         "idle connections closed",
         || {
-            idle.retain_mut(|c| closed_with(c).is_none());
+            idle.retain_mut(|c| match closed_with(c) {
+                None => true,
+                Some(why) => {
+                    assert!(why.contains("no request within"), "{why:?}");
+                    false
+                }
+            });
             idle.is_empty().then_some(())
         },
     );

@@ -162,9 +162,14 @@ async fn handle(
 ) -> anyhow::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
-    let req = match read_request(&mut reader).await? {
-        Ok(r) => r,
-        Err(e) => return send(&mut w, &Reply::Error(e.to_string())).await,
+    let req = match read_request(&mut reader).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return send(&mut w, &Reply::Error(e.to_string())).await,
+        // Closed by us (e.g. no request in time): say why, best effort.
+        Err(e) => {
+            let _ = send(&mut w, &Reply::Error(e.to_string())).await;
+            return Err(e);
+        }
     };
     match req {
         Request::Ps { all } => send(&mut w, &ask_main(&ask, Ask::Ps { all }).await).await,
