@@ -8,6 +8,7 @@ mod common;
 mod agent_docker;
 mod agent_exec;
 mod agent_journal;
+mod agent_plain;
 mod agent_runtime;
 mod agent_top;
 mod agent_trace;

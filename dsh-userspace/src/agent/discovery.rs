@@ -1,5 +1,7 @@
 //! Containers from cgroup paths: one scan at start-up, then the kernel's
-//! mkdir/rmdir events. No periodic directory walks.
+//! mkdir/rmdir events, and a look-up by id for an event whose cgroup
+//! neither has shown (its mkdir lost, or not yet read). No periodic
+//! directory walks.
 use std::{collections::HashSet, path::PathBuf};
 
 use jiff::Timestamp;
@@ -10,6 +12,69 @@ use crate::{
     model::Model,
     probe::layout::{CgroupLayout, CgroupLayoutKind},
 };
+
+/// Ids found to be no container's, kept so each is looked up once; past
+/// this many the set starts over (ids are never reused: a look-up again
+/// costs time, never correctness).
+const MAX_NOT_CONTAINERS: usize = 65_536;
+
+/// Cgroups found from an event's cgroup id, on demand.
+#[derive(Default)]
+pub struct OnDemand {
+    not_containers: HashSet<u64>,
+    /// Containers (or sub-cgroups of one) found this way.
+    pub found: u64,
+}
+
+impl OnDemand {
+    /// Makes the cgroup `id` known to the model before an event about it
+    /// is applied, if it belongs to a container: its mkdir event was lost,
+    /// or is still behind in the other ring. `ts` (the event's time) stands
+    /// in for the cgroup's creation.
+    pub fn ensure(&mut self, model: &mut Model, layout: &CgroupLayout, id: u64, ts: Timestamp) {
+        if id == 0 || model.key_of_cgroup(id).is_some() || self.not_containers.contains(&id) {
+            return;
+        }
+        let found = self.lookup(model, layout, id, ts);
+        if !found {
+            if self.not_containers.len() >= MAX_NOT_CONTAINERS {
+                self.not_containers.clear();
+            }
+            self.not_containers.insert(id);
+        }
+    }
+
+    fn lookup(&mut self, model: &mut Model, layout: &CgroupLayout, id: u64, ts: Timestamp) -> bool {
+        let Some(root) = layout.attribution_root() else {
+            return false;
+        };
+        let cgroup2 = layout.kind != CgroupLayoutKind::V1;
+        let path = match cgroup::by_id::path_of(root, cgroup2, id) {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err(e) => {
+                log::debug!("looking up cgroup id {id}: {e}");
+                return false;
+            }
+        };
+        let Some(identity) = identify(&path) else {
+            return false;
+        };
+        if path != identity.cgroup {
+            // A sub-cgroup: its container first, which may be unknown too.
+            let own = root.join(identity.cgroup.trim_start_matches('/'));
+            if let Ok(own_id) = crate::probe::layout::cgroup_id(&own)
+                && model.key_of_cgroup(own_id).is_none()
+            {
+                model.cgroup_created(identity.clone(), &identity.cgroup, own_id, ts);
+            }
+        }
+        log::debug!("cgroup {path} (id {id}) found from an event, ahead of its mkdir");
+        model.cgroup_created(identity, &path, id, ts);
+        self.found += 1;
+        true
+    }
+}
 
 /// Which hierarchy ids the kernel's cgroup events carry for the two
 /// hierarchies the agent maps (cgroup2 is always hierarchy 0).

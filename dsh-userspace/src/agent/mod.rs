@@ -64,6 +64,7 @@ struct Agent {
     probe: Probe,
     layout: CgroupLayout,
     hierarchies: Hierarchies,
+    on_demand: discovery::OnDemand,
     clock: BootClock,
     journal: Arc<Journal>,
     journal_errors: u64,
@@ -105,6 +106,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let mut agent = Agent {
         trace: None,
         hierarchies: Hierarchies::of(&layout),
+        on_demand: discovery::OnDemand::default(),
         clock: BootClock::now(),
         model,
         probe,
@@ -154,12 +156,23 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            ev = events.next() => match ev {
-                Ok(ev) => held.push(ev),
+            batch = events.next_batch(EVENT_BATCH) => match batch {
+                Ok(batch) => {
+                    for ev in batch {
+                        held.push(ev);
+                    }
+                    for ev in held.ready(events.read_up_to(), false) {
+                        agent.on_event(ev);
+                    }
+                }
                 Err(e) => log::warn!("event stream: {e}"),
             },
             _ = release.tick(), if !held.is_empty() => {
-                for ev in held.ready(BootClock::boot_ns_now(), false) {
+                // A ring's read mark moves only when it is read: look again.
+                for ev in events.poll(EVENT_BATCH) {
+                    held.push(ev);
+                }
+                for ev in held.ready(events.read_up_to(), false) {
                     agent.on_event(ev);
                 }
             }
@@ -208,15 +221,47 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         agent.on_event(ev);
     }
     agent.flush();
+    log::info!(
+        "dsh agent: {} events arrived behind later ones (ordering margin {} ms); \
+         {} cgroups found from events ahead of their mkdir",
+        held.late,
+        held.margin_ns() / 1_000_000,
+        agent.on_demand.found
+    );
     let socket = api::socket_path(&agent.cfg.state_dir);
     agent.probe.detach_all();
     let _ = std::fs::remove_file(socket);
     Ok(())
 }
 
+/// Records taken from each ring per read: enough to keep up with a flood,
+/// few enough that the other ring is looked at often.
+const EVENT_BATCH: usize = 1024;
+
 impl Agent {
+    /// An event may name a cgroup whose creation the agent has not seen
+    /// (its mkdir lost, or read later): find it now rather than drop it.
+    fn discover(&mut self, ev: &Event, ts: Timestamp) {
+        let ids = match &ev.kind {
+            EventKind::Exec { .. } | EventKind::Exit { .. } | EventKind::Listen { .. } => {
+                [ev.task.cgroup_id, 0]
+            }
+            EventKind::Oom {
+                victim_cgroup_id, ..
+            } => [*victim_cgroup_id, 0],
+            EventKind::SignalGenerate {
+                target_cgroup_id, ..
+            } => [*target_cgroup_id, ev.task.cgroup_id],
+            _ => return,
+        };
+        for id in ids {
+            self.on_demand.ensure(&mut self.model, &self.layout, id, ts);
+        }
+    }
+
     fn on_event(&mut self, ev: Event) {
         let ts = self.clock.to_timestamp(ev.boot_ns);
+        self.discover(&ev, ts);
         let task = ev.task;
         let m = &mut self.model;
         match ev.kind {

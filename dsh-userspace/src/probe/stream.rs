@@ -7,6 +7,7 @@ use super::{
     ProbeError,
     event::{DecodeError, Event},
 };
+use crate::clock::BootClock;
 
 type Ring = RingBuf<MapData>;
 
@@ -51,6 +52,8 @@ impl EventRings {
             critical: register(self.critical)?,
             chatty: register(self.chatty)?,
             undecodable: self.undecodable,
+            critical_mark: 0,
+            chatty_mark: 0,
         })
     }
 }
@@ -59,6 +62,23 @@ pub struct EventStream {
     critical: AsyncFd<Ring>,
     chatty: AsyncFd<Ring>,
     pub undecodable: u64,
+    /// How far each ring has been read (see `read_up_to`).
+    critical_mark: u64,
+    chatty_mark: u64,
+}
+
+/// Pops one record and moves the ring's read mark: to the record's time,
+/// or, when the ring is empty, to the time just before looking (any record
+/// submitted later was stamped later, bar one still being written).
+fn pop_marked(ring: &mut Ring, mark: &mut u64) -> Option<Result<Event, DecodeError>> {
+    let before = BootClock::boot_ns_now();
+    let popped = pop(ring);
+    match &popped {
+        Some(Ok(e)) => *mark = (*mark).max(e.boot_ns),
+        Some(Err(_)) => {}
+        None => *mark = (*mark).max(before),
+    }
+    popped
 }
 
 impl EventStream {
@@ -69,6 +89,58 @@ impl EventStream {
             self.chatty.get_mut(),
             &mut self.undecodable,
         )
+    }
+
+    /// Kernel time up to which both rings have been read: no record still
+    /// to come is older, bar one a program is writing at this moment.
+    pub fn read_up_to(&self) -> u64 {
+        self.critical_mark.min(self.chatty_mark)
+    }
+
+    /// Up to `max` records from each ring, critical first, without
+    /// waiting; both rings are looked at every time, so both read marks
+    /// move even while one ring is flooded.
+    pub fn poll(&mut self, max: usize) -> Vec<Event> {
+        let mut out = Vec::new();
+        for (ring, mark) in [
+            (self.critical.get_mut(), &mut self.critical_mark),
+            (self.chatty.get_mut(), &mut self.chatty_mark),
+        ] {
+            for _ in 0..max {
+                match pop_marked(ring, mark) {
+                    Some(Ok(e)) => out.push(e),
+                    Some(Err(err)) => {
+                        self.undecodable += 1;
+                        log::warn!("dropping undecodable event: {err}");
+                    }
+                    None => break,
+                }
+            }
+        }
+        out
+    }
+
+    /// The next records (up to `max` from each ring), waiting for some
+    /// without polling: the ring buffers' fds wake the task.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, ProbeError> {
+        loop {
+            let batch = self.poll(max);
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+            self.wait_readable().await?;
+        }
+    }
+
+    /// Edge-triggered readiness: clear it, then look again (the caller
+    /// loops), so a record that arrived meanwhile is not missed.
+    async fn wait_readable(&mut self) -> Result<(), ProbeError> {
+        tokio::select! {
+            biased;
+            g = self.critical.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
+            g = self.chatty.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
+        }
+        Ok(())
     }
 
     /// The next event. Waits without polling: the ring buffers' fds wake
@@ -85,13 +157,7 @@ impl EventStream {
                     }
                 }
             }
-            // Readiness is edge-triggered: clear it, then look again at the
-            // top of the loop, so a record that arrived meanwhile is not missed.
-            tokio::select! {
-                biased;
-                g = self.critical.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
-                g = self.chatty.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
-            }
+            self.wait_readable().await?;
         }
     }
 }
