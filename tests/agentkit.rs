@@ -81,12 +81,18 @@ impl Agent {
         agent
     }
 
+    /// Where every agent of this test run logs (stderr, appended).
+    fn log_path() -> PathBuf {
+        std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id()))
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id())))
+            .open(Self::log_path())
             .expect("agent log");
+        let log_start = log.metadata().map_or(0, |m| m.len());
         let child = Command::new(dsh_bin())
             .arg("--state-dir")
             .arg(&self.state_dir)
@@ -104,7 +110,11 @@ impl Agent {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                panic!("dsh agent exited at start-up: {status}");
+                // Its own words, not only a status: in a VM the log file
+                // is out of reach once the test has failed.
+                let text = std::fs::read(Self::log_path()).unwrap_or_default();
+                let said = String::from_utf8_lossy(text.get(log_start as usize..).unwrap_or(&[]));
+                panic!("dsh agent exited at start-up ({status}): {}", said.trim());
             }
             self.dsh(&["status", "--json"])
                 .status

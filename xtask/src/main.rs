@@ -8,6 +8,7 @@ mod cmd;
 mod docker;
 mod run;
 mod test;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,9 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// The privileged tests that need no Docker, in VMs booting Debian's
+    /// 5.10, 6.1 and 6.12 kernels under each cgroup layout (qemu).
+    VmTest(vm::VmArgs),
     /// Start dockerd and import the test image, if needed.
     #[command(hide = true)]
     DockerUp,
@@ -78,6 +82,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run { release, args } => run::run(release, &args),
         Command::Test { filter } => test::test(&filter),
         Command::Bench { quick } => bench::run(quick),
+        Command::VmTest(args) => vm::run(&args),
         Command::DockerUp => {
             bootstrap::require_root()?;
             docker::ensure_engine()
