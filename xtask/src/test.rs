@@ -1,5 +1,6 @@
 //! `cargo xtask test`: fmt, clippy, unit tests, the test engine, the
-//! privileged integration tests and the quick benchmark, timed phase by phase.
+//! privileged integration tests, the quick benchmark and the VM matrix
+//! (Debian's 5.10, 6.1 and 6.12 kernels), timed phase by phase.
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -8,7 +9,7 @@ use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker,
+    docker, vm,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -104,8 +105,10 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
                 .args(filter),
         )
     })?;
+    // A filtered run is a partial one: no benchmark, no VMs.
     if filter.is_empty() {
         phases.run("bench --quick", || bench::quick(&tc))?;
+        phases.run("vm matrix", || vm::run_with(&tc, &vm::VmArgs::default()))?;
     }
     Ok(())
 }
