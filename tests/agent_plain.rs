@@ -135,20 +135,49 @@ fn cgroups_execd_into_at_once_all_start_and_end() {
     // SAFETY: as above.
     unsafe { libc::kill(agent.pid() as i32, libc::SIGCONT) };
 
-    for (cg, oom) in &cgroups {
-        let (state, msg) = if *oom {
-            ("kContainerError", "with msg oom")
+    // One `dsh ps` per look (each CLI run is slow in an emulated VM).
+    let final_state = |oom: bool| {
+        if oom {
+            "kContainerError"
         } else {
-            ("kContainerExited", "with msg exit code 0")
+            "kContainerExited"
+        }
+    };
+    let rows = wait_until(SETTLE, "every cgroup in its final state", || {
+        let rows = agent.rows();
+        let row = |cg: &TestCgroup| {
+            rows.iter()
+                .find(|r| r["id"] == format!("/{}", cg.name).as_str())
+                .cloned()
         };
-        let row = row_in(&agent, cg, state);
+        let settled: Vec<Value> = cgroups
+            .iter()
+            .filter_map(|(cg, oom)| row(cg).filter(|r| r["state"] == final_state(*oom)))
+            .collect();
+        (settled.len() == cgroups.len()).then_some(settled)
+    });
+    for ((cg, oom), row) in cgroups.iter().zip(&rows) {
         assert_eq!(row["oom_kills"], u64::from(*oom), "{row}");
         assert_eq!(row["restart"], 0, "{row}");
-        log_with(&agent, cg, msg);
-        let log = agent.log_json(Some(&format!("/{}", cg.name)));
-        let starts: Vec<&Value> = log.iter().filter(|e| e["kind"] == "start").collect();
+        let (kind, msg) = if *oom {
+            ("oom", "oom")
+        } else {
+            ("exit", "exit code 0")
+        };
+        // The journal commits a little after the table changes.
+        let log = wait_until(SETTLE, &format!("{}'s end in the log", cg.name), || {
+            let log = agent.log_json(Some(&format!("/{}", cg.name)));
+            log.iter()
+                .any(|e| e["kind"] == kind && e["msg"].as_str().is_some_and(|m| m.starts_with(msg)))
+                .then_some(log)
+        });
+        let starts: Vec<usize> = (0..log.len())
+            .filter(|&i| log[i]["kind"] == "start")
+            .collect();
         assert_eq!(starts.len(), 1, "one start for {}: {log:?}", cg.name);
-        assert_eq!(starts[0]["comm"], "dd", "{log:?}");
+        assert_eq!(log[starts[0]]["comm"], "dd", "{log:?}");
+        let end = log.iter().position(|e| e["kind"] == kind);
+        assert!(end > Some(starts[0]), "it ends after it starts: {log:?}");
     }
     let status = agent.status();
     assert_eq!(status["channels"][0]["lost"], 0, "{status}");
