@@ -1,6 +1,6 @@
 //! The matrix as a Markdown table (kernel x layout x what works), for
 //! `target/vm/matrix.md` and the README.
-use std::{collections::BTreeMap, fmt::Write as _, process::Command, time::Duration};
+use std::{fmt::Write as _, process::Command, time::Duration};
 
 use super::{Cell, console::Outcome};
 use crate::{cmd::output, workspace_root};
@@ -9,7 +9,7 @@ pub fn markdown(cells: &[Cell], groups: &[(&str, &[&str])], total: Duration) -> 
     let mut s = String::new();
     let commit = output(
         Command::new("git")
-            .args(["rev-parse", "--short", "HEAD"])
+            .args(["describe", "--always", "--dirty", "--abbrev=7"])
             .current_dir(workspace_root()),
     )
     .unwrap_or_else(|_| "unknown".into());
@@ -65,13 +65,7 @@ pub fn markdown(cells: &[Cell], groups: &[(&str, &[&str])], total: Duration) -> 
                 .map(|p| format!(": {p}"))
                 .unwrap_or_default()
         );
-        let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (name, o) in &c.outcomes {
-            if let Outcome::Failed(why) = o {
-                by_reason.entry(why).or_default().push(name);
-            }
-        }
-        for (why, names) in by_reason {
+        for (why, names) in c.failures() {
             let who = if names.len() > 3 {
                 format!("{} tests", names.len())
             } else {

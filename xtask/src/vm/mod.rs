@@ -185,6 +185,17 @@ impl Cell {
         self.problem.is_none() && self.outcomes.iter().all(|(_, o)| o.passed())
     }
 
+    /// Failed tests grouped by reason (one load failure fails them all).
+    pub fn failures(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, o) in &self.outcomes {
+            if let Outcome::Failed(why) = o {
+                by_reason.entry(why).or_default().push(name);
+            }
+        }
+        by_reason
+    }
+
     pub fn label(&self) -> String {
         format!("{} {}", self.kernel.name(), self.layout.name())
     }
@@ -316,9 +327,10 @@ fn summary_line(c: &Cell) -> String {
     if !slowest.is_empty() {
         line.push_str(&format!(" (slowest: {})", slowest.join(", ")));
     }
-    for (name, o) in &c.outcomes {
-        if let Outcome::Failed(why) = o {
-            line.push_str(&format!("\n    {name}: {why}"));
+    for (why, names) in c.failures() {
+        match names[..] {
+            [name] => line.push_str(&format!("\n    {name}: {why}")),
+            _ => line.push_str(&format!("\n    {} tests: {why}", names.len())),
         }
     }
     line
