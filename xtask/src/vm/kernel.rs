@@ -10,10 +10,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use super::modules;
-use crate::{
-    cmd::{check, output, say},
-    workspace_root,
-};
+use crate::{cmd::say, workspace_root};
 
 /// The modules the VM loads: a virtio disk with an ext4 file system on it,
 /// for the block I/O test (virtio_pci is built in on some kernels).
@@ -249,17 +246,40 @@ impl Apt {
         c
     }
 
+    /// Runs an apt tool; on failure, apt's own error lines, not the
+    /// whole command line.
+    fn run(&self, program: &str, args: &[&str], dir: Option<&Path>) -> anyhow::Result<String> {
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let out = cmd.output().with_context(|| format!("running {program}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E:")).collect();
+            let why = if errors.is_empty() {
+                stderr
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("no message")
+                    .to_owned()
+            } else {
+                errors.join("; ")
+            };
+            bail!("{program} {}: {why}", args.join(" "));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     fn update(&self) -> anyhow::Result<()> {
-        check(self.command("apt-get").args(["update", "-qq"]))
-            .context("apt-get update with the VM kernels' sources list")
+        self.run("apt-get", &["update", "-qq"], None).map(drop)
     }
 
     /// The versioned image package Debian's `linux-image-amd64` points to.
     fn kernel_package(&self) -> anyhow::Result<String> {
-        let deps = output(
-            self.command("apt-cache")
-                .args(["depends", "linux-image-amd64"]),
-        )?;
+        let deps = self.run("apt-cache", &["depends", "linux-image-amd64"], None)?;
         deps.lines()
             .filter_map(|l| l.trim().strip_prefix("Depends: "))
             .find(|p| p.starts_with("linux-image-"))
@@ -268,11 +288,7 @@ impl Apt {
     }
 
     fn download(&self, package: &str, dir: &Path) -> anyhow::Result<PathBuf> {
-        check(
-            self.command("apt-get")
-                .args(["download", "-qq", package])
-                .current_dir(dir),
-        )?;
+        self.run("apt-get", &["download", "-qq", package], Some(dir))?;
         fs::read_dir(dir)?
             .filter_map(Result::ok)
             .map(|e| e.path())
