@@ -135,8 +135,14 @@ pub fn make_disk(path: &Path, mib: u64) -> anyhow::Result<()> {
     let f = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     f.set_len(mib << 20)?;
     drop(f);
+    // /usr/sbin is not on every PATH.
+    let mkfs = if crate::cmd::on_path("mkfs.ext4") {
+        "mkfs.ext4"
+    } else {
+        "/usr/sbin/mkfs.ext4"
+    };
     crate::cmd::output(
-        Command::new("mkfs.ext4")
+        Command::new(mkfs)
             .args(["-q", "-F", "-E", "nodiscard"])
             .arg(path),
     )
