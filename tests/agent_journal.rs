@@ -1,6 +1,7 @@
-//! The journal under a hard kill, and the CLI's errors.
+//! The journal under a hard kill, the CLI's errors, and a reader that leaves early.
 use std::{
-    os::unix::process::CommandExt as _,
+    io::{BufRead as _, BufReader},
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -8,7 +9,7 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    agentkit::{Agent, dsh_bin, wait_until},
+    agentkit::{Agent, OthersCopy, dsh_bin, wait_until},
     common::TestCgroup,
 };
 
@@ -18,11 +19,13 @@ use crate::{
 fn agent_killed_during_a_write_burst_keeps_a_consistent_journal() {
     let mut agent = Agent::fresh("kill9", &[]);
     let cg = TestCgroup::new("kill9");
-    // Thousands of execs: one `exec` journal line each.
-    let script = "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done";
+    // Thousands of child crashes: one journal line each (plain exits are
+    // churn, summed up once per sample).
+    let script = "i=0; while [ $i -lt 4000 ]; do /bin/sh -c 'kill -SEGV $$'; i=$((i+1)); done";
     let mut burst = cg
         .command_of(std::path::Path::new("/bin/sh"), &["-c", script])
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("burst");
     let path = format!("/{}", cg.name);
@@ -49,14 +52,58 @@ fn agent_killed_during_a_write_burst_keeps_a_consistent_journal() {
     let status = agent.status();
     assert_eq!(status["journal_errors"], 0);
     assert!(status["journal_entries"].as_u64() >= Some(log.len() as u64));
+
+    // `dsh log --json | head -1`: the reader goes after one line. The pipe is
+    // shrunk to one page, so the log is many times what it holds and dsh is
+    // still writing when the reader has gone.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // SAFETY: fcntl on a pipe descriptor this function owns; no pointers.
+    let set = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(
+        set >= 4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    // The Command (and the parent's copy of the write end) is dropped here.
+    let log = Command::new(dsh_bin())
+        .arg("--state-dir")
+        .arg(&agent.state_dir)
+        .args(["log", "-a", "--json", &path])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running dsh log");
+    let mut first = String::new();
+    BufReader::new(reader)
+        .read_line(&mut first)
+        .expect("reading the first line");
+    // The reader was dropped: the pipe is closed.
+    assert!(first.starts_with('{'), "{first:?}");
+    let out = log.wait_with_output().expect("waiting for dsh log");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "a closed pipe is no error: {stderr}");
 }
 
-fn run_dsh(args: &[&str], state_dir: &std::path::Path, uid: Option<u32>) -> (i32, String) {
-    let mut cmd = Command::new(dsh_bin());
+fn run_dsh(args: &[&str], state_dir: &std::path::Path) -> (i32, String) {
+    output(Command::new(dsh_bin()), args, state_dir)
+}
+
+/// `dsh` run as `uid`, from a copy that user can execute, in a directory
+/// it can enter.
+fn run_dsh_as(
+    copy: &OthersCopy,
+    uid: u32,
+    args: &[&str],
+    state_dir: &std::path::Path,
+) -> (i32, String) {
+    let mut cmd = Command::new(&copy.path);
+    cmd.uid(uid).gid(uid).current_dir("/");
+    output(cmd, args, state_dir)
+}
+
+fn output(mut cmd: Command, args: &[&str], state_dir: &std::path::Path) -> (i32, String) {
     cmd.arg("--state-dir").arg(state_dir).args(args);
-    if let Some(uid) = uid {
-        cmd.uid(uid).gid(uid);
-    }
     let out = cmd.output().expect("running dsh");
     (
         out.status.code().unwrap_or(-1),
@@ -67,30 +114,34 @@ fn run_dsh(args: &[&str], state_dir: &std::path::Path, uid: Option<u32>) -> (i32
 #[test]
 fn cli_errors_are_clear_and_fail() {
     let nowhere = std::env::temp_dir().join(format!("dsh-it-none-{}", std::process::id()));
-    let (code, err) = run_dsh(&["ps"], &nowhere, None);
+    let (code, err) = run_dsh(&["ps"], &nowhere);
     assert_eq!(code, 1);
     assert!(err.contains("the dsh agent is not running"), "{err}");
 
-    let (code, err) = run_dsh(&["ps"], &nowhere, Some(65534));
+    // As nobody: from a copy nobody can execute wherever this clone lives.
+    let copy = OthersCopy::new();
+    let (code, err) = run_dsh_as(&copy, 65534, &["ps"], &nowhere);
     assert_eq!(code, 1);
     assert!(err.contains("must run as root"), "{err}");
-    let (code, err) = run_dsh(&["agent"], &nowhere, Some(65534));
+    let (code, err) = run_dsh_as(&copy, 65534, &["agent"], &nowhere);
     assert_eq!(code, 1);
     assert!(err.contains("root"), "{err}");
 
     let agent = Agent::fresh("cli", &[]);
-    let (code, err) = run_dsh(&["log", "no-such-container"], &agent.state_dir, None);
+    let (code, err) = run_dsh(&["log", "no-such-container"], &agent.state_dir);
     assert_eq!(code, 1);
     assert!(
         err.contains("no container matches \"no-such-container\""),
         "{err}"
     );
-    let (code, err) = run_dsh(&["log", "--since", "3w", "x"], &agent.state_dir, None);
-    assert_ne!(code, 0);
-    assert!(err.contains("unknown unit"), "{err}");
+    let (code, err) = run_dsh(&["log", "--since", "3x", "x"], &agent.state_dir);
+    assert_eq!(code, 2, "clap's usage error: {err}");
+    assert!(err.contains("not a duration"), "{err}");
+    let (code, err) = run_dsh(&["log", "--since", "500ms"], &agent.state_dir);
+    assert_eq!(code, 0, "{err}");
 
     // A second agent on the same state dir refuses to start.
-    let (code, err) = run_dsh(&["agent"], &agent.state_dir, None);
+    let (code, err) = run_dsh(&["agent"], &agent.state_dir);
     assert_eq!(code, 1);
     assert!(err.contains("already"), "{err}");
 

@@ -83,8 +83,8 @@ fn rss_kib(pid: u32) -> u64 {
 /// 200 cgroups made and removed in a loop for a minute.
 #[test]
 fn churn_of_200_cgroups_for_a_minute() {
-    let agent = Agent::fresh("churn", &["--forget-after-s", "2"]);
-    let root = dsh::probe::layout::CgroupLayout::detect()
+    let agent = Agent::fresh("churn", &["--forget-after", "2s"]);
+    let root = dsh::cgroup::layout::CgroupLayout::detect()
         .expect("mounts")
         .attribution_root()
         .expect("hierarchy")

@@ -15,7 +15,7 @@ fn top_draws_the_table_live_and_quits_on_q() {
     let _ = std::fs::remove_file(&stty);
     // After dsh top, the terminal's settings: raw mode must be undone.
     let line = format!(
-        "{} --state-dir {} top --interval-ms 300; stty -a > {}",
+        "{} --state-dir {} top --interval 300ms; stty -a > {}",
         dsh_bin(),
         agent.state_dir.display(),
         stty.display()

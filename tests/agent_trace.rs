@@ -71,21 +71,52 @@ fn trace_reports_the_workloads_syscall_errno_and_histogram() {
         text.contains("syscall latency") || text.contains("0 syscalls"),
         "{text}"
     );
+
+    // An hour-long trace whose client is killed (Ctrl-C) stops at once:
+    // its programs detach and the next trace may start.
+    let mut long = std::process::Command::new(dsh_bin())
+        .arg("--state-dir")
+        .arg(&agent.state_dir)
+        .args(["trace", &name, "-d", "1h"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("dsh trace -d 1h");
+    crate::agentkit::wait_until(Duration::from_secs(5), "the 1h trace attached", || {
+        trace_attached(&agent).then_some(())
+    });
+    let _ = long.kill();
+    let _ = long.wait();
+    crate::agentkit::wait_until(
+        Duration::from_secs(5),
+        "the abandoned trace stopped",
+        || (!trace_attached(&agent)).then_some(()),
+    );
+    agent.ok(&["trace", &name, "-d", "100ms"]);
+
     let _ = idle.kill();
     let _ = idle.wait();
 
     // Tracing leaves nothing attached (status refreshes every tick).
     crate::agentkit::wait_until(Duration::from_secs(5), "trace programs detached", || {
-        let status = agent.status();
-        let programs = status["programs"].as_array()?.clone();
-        let attached = |name: &str| {
-            programs
-                .iter()
-                .any(|p| p["name"] == name && p["attached"] == true)
-        };
-        (!attached("dsh_trace_enter") && !attached("dsh_trace_exit")).then_some(())
+        (!trace_attached(&agent)).then_some(())
     });
-    // An unknown container is a clear error.
-    let bad = agent.dsh(&["trace", "nope", "-d", "1s"]);
+    // An unknown container is a clear error; `-d 1h` is a duration (the
+    // agent, not the parser, refuses the name).
+    let bad = agent.dsh(&["trace", "nope", "-d", "1h"]);
     assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("no container matches \"nope\""), "{err}");
+    let bad = agent.dsh(&["trace", "nope", "-d", "soon"]);
+    assert_eq!(bad.status.code(), Some(2), "clap's usage error");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("invalid value 'soon'"), "{err}");
+}
+
+/// Either trace program attached, as `dsh status` shows it.
+fn trace_attached(agent: &Agent) -> bool {
+    let status = agent.status();
+    let programs = status["programs"].as_array().cloned().unwrap_or_default();
+    programs.iter().any(|p| {
+        (p["name"] == "dsh_trace_enter" || p["name"] == "dsh_trace_exit") && p["attached"] == true
+    })
 }

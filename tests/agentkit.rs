@@ -41,6 +41,51 @@ pub fn xtask_bin() -> &'static str {
     sibling("xtask", "DSH_XTASK")
 }
 
+/// A copy of `dsh` that another user can execute, wherever the clone lives.
+///
+/// The build's own binary sits under the clone's `target/`, which another
+/// user may not be able to traverse (`mktemp -d` makes 0700 directories;
+/// so is `/root`): running it as nobody then fails with EACCES before dsh
+/// says anything. The copy lives in a fresh 0755 directory in the first
+/// temporary directory every user can reach, removed on drop.
+pub struct OthersCopy {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl OthersCopy {
+    pub fn new() -> OthersCopy {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        let everyone_can_enter = |d: &Path| {
+            d.ancestors()
+                .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+        };
+        let base = [std::env::temp_dir(), PathBuf::from("/tmp")]
+            .into_iter()
+            .find(|d| everyone_can_enter(d))
+            .expect("a temporary directory every user can enter ($TMPDIR or /tmp)");
+        let dir = base.join(format!("dsh-it-bin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        // The umask may have taken bits from the mode: set it outright.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = dir.join("dsh");
+        std::fs::copy(dsh_bin(), &path)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", dsh_bin(), path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        OthersCopy { dir, path }
+    }
+}
+
+impl Drop for OthersCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Polls `f` until it returns Some, or panics with `what` after `timeout`.
 pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -60,46 +105,67 @@ pub struct Agent {
     child: Option<Child>,
     pub state_dir: PathBuf,
     args: Vec<String>,
+    /// The agent's stderr (its log), appended across restarts.
+    pub log_path: PathBuf,
+    /// RUST_LOG for the agent.
+    log_level: String,
 }
 
 impl Agent {
     /// A fresh state dir for `tag` (emptied) and an agent on it.
     pub fn fresh(tag: &str, args: &[&str]) -> Agent {
+        Self::fresh_logging(tag, args, "info")
+    }
+
+    /// A fresh agent logging at `level` (RUST_LOG) to its own file.
+    pub fn fresh_logging(tag: &str, args: &[&str], level: &str) -> Agent {
         let state_dir = std::env::temp_dir().join(format!("dsh-it-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
-        Self::start(&state_dir, args)
+        let log_path =
+            std::env::temp_dir().join(format!("dsh-it-agent-{tag}-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log_path);
+        Self::launch(&state_dir, args, log_path, level)
     }
 
     /// An agent on an existing state dir (a restart).
     pub fn start(state_dir: &Path, args: &[&str]) -> Agent {
+        let log_path =
+            std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id()));
+        Self::launch(state_dir, args, log_path, "info")
+    }
+
+    fn launch(state_dir: &Path, args: &[&str], log_path: PathBuf, level: &str) -> Agent {
         let mut agent = Agent {
             child: None,
             state_dir: state_dir.to_owned(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            log_path,
+            log_level: level.to_owned(),
         };
         agent.spawn();
         agent
-    }
-
-    /// Where every agent of this test run logs (stderr, appended).
-    fn log_path() -> PathBuf {
-        std::env::temp_dir().join(format!("dsh-it-agent-{}.log", std::process::id()))
     }
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(Self::log_path())
+            .open(&self.log_path)
             .expect("agent log");
         let log_start = log.metadata().map_or(0, |m| m.len());
+        // Tests sample every 500 ms unless they ask for another interval.
+        let interval: &[&str] = if self.args.iter().any(|a| a == "--interval") {
+            &[]
+        } else {
+            &["--interval", "500ms"]
+        };
         let child = Command::new(dsh_bin())
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("agent")
-            .args(["--interval", "500ms"])
+            .args(interval)
             .args(&self.args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -112,7 +178,7 @@ impl Agent {
             {
                 // Its own words, not only a status: in a VM the log file
                 // is out of reach once the test has failed.
-                let text = std::fs::read(Self::log_path()).unwrap_or_default();
+                let text = std::fs::read(&self.log_path).unwrap_or_default();
                 let said = String::from_utf8_lossy(text.get(log_start as usize..).unwrap_or(&[]));
                 panic!("dsh agent exited at start-up ({status}): {}", said.trim());
             }
@@ -197,6 +263,12 @@ impl Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts the agent again on its state dir, after `stop` or `kill9`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the agent is still running");
+        self.spawn();
     }
 
     pub fn restart(&mut self) {

@@ -95,7 +95,7 @@ fn programs_were_loaded_without_tracefs() {
 fn cgroup_ids_resolve_to_their_paths() {
     use dsh::{
         cgroup::by_id::path_of,
-        probe::layout::{CgroupLayout, CgroupLayoutKind, cgroup_id},
+        cgroup::layout::{CgroupLayout, CgroupLayoutKind, cgroup_id},
     };
     let cg = TestCgroup::new("by-id");
     let layout = CgroupLayout::detect().expect("mounts");

@@ -5,11 +5,15 @@
 mod agentkit;
 mod common;
 
+mod agent_cost;
 mod agent_docker;
 mod agent_exec;
+mod agent_hostile;
 mod agent_journal;
+mod agent_keeps;
 mod agent_plain;
 mod agent_runtime;
+mod agent_socket;
 mod agent_top;
 mod agent_trace;
 mod block;

@@ -26,7 +26,7 @@ fn kill_from_another_cgroup_names_sender_and_target_cgroup() {
     target.wait().expect("wait target");
     let ev = probe()
         .wait_for(WAIT, |e| {
-            matches!(e.kind, EventKind::SignalGenerate { signal: 15, target_tgid, .. } if target_tgid == tpid)
+            matches!(e.kind, EventKind::SignalGenerate { signal, target_tgid, .. } if signal.number() == 15 && target_tgid == tpid)
         })
         .expect("no SIGTERM event for the target");
     assert_eq!(ev.task.tgid, spid, "sender pid");

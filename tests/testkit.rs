@@ -1,7 +1,7 @@
 //! Test kit shared by the integration tests and the benchmarks: cgroups
 //! made for one test and the workload binary that runs inside them.
 use std::{
-    ffi::CString,
+    ffi::{CString, OsStr, OsString},
     fs,
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
@@ -10,14 +10,17 @@ use std::{
     time::Duration,
 };
 
-use dsh::probe::{CgroupLayout, layout::cgroup_id};
+use dsh::cgroup::{
+    CgroupId,
+    layout::{CgroupLayout, cgroup_id},
+};
 
 /// Whether tracefs is mounted anywhere (dsh must not need it).
 pub fn tracefs_mounted() -> bool {
-    fs::read_to_string("/proc/self/mounts")
+    procfs::mounts()
         .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+        .iter()
+        .any(|m| m.fs_vfstype == "tracefs")
 }
 
 /// The `dsh-workload` binary: next to the running executable (or one
@@ -45,7 +48,9 @@ pub fn workload() -> &'static str {
 /// A cgroup made for one test, in the attribution hierarchy and in every v1
 /// hierarchy (as container runtimes do), removed on drop even if the test fails.
 pub struct TestCgroup {
+    /// The directory name (lossy when it is not UTF-8).
     pub name: String,
+    os_name: OsString,
     /// The directory in the hierarchy events are attributed to.
     pub dir: PathBuf,
     dirs: Vec<PathBuf>,
@@ -54,8 +59,17 @@ pub struct TestCgroup {
 
 impl TestCgroup {
     pub fn new(tag: &str) -> Self {
+        Self::named(OsStr::new(&format!(
+            "dsh-test-{tag}-{}",
+            std::process::id()
+        )))
+    }
+
+    /// A cgroup of exactly this name: any bytes but '/', NUL and newline
+    /// (what a container may choose under cgroup delegation).
+    pub fn named(os_name: &OsStr) -> Self {
         let layout = CgroupLayout::detect().expect("reading mounts");
-        let name = format!("dsh-test-{tag}-{}", std::process::id());
+        let name = os_name.to_string_lossy().into_owned();
         let root = layout
             .attribution_root()
             .expect("a cgroup hierarchy")
@@ -68,7 +82,7 @@ impl TestCgroup {
         }
         let mut dirs = Vec::new();
         for r in roots {
-            let d = r.join(&name);
+            let d = r.join(os_name);
             match fs::create_dir(&d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -84,28 +98,29 @@ impl TestCgroup {
             dirs.push(d);
         }
         Self {
-            dir: root.join(&name),
+            dir: root.join(os_name),
             name,
+            os_name: os_name.to_owned(),
             dirs,
             layout,
         }
     }
 
     /// The id events carry for tasks in this cgroup.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> CgroupId {
         cgroup_id(&self.dir).expect("stat test cgroup")
     }
 
     /// The id block I/O carries when attributed by the request's blkcg.
-    pub fn blkcg_id(&self) -> u64 {
+    pub fn blkcg_id(&self) -> CgroupId {
         let root = self.layout.blkcg_root().expect("a blkcg hierarchy");
-        cgroup_id(&root.join(&self.name)).expect("stat blkcg cgroup")
+        cgroup_id(&root.join(&self.os_name)).expect("stat blkcg cgroup")
     }
 
     /// Caps memory (v1 memory controller, or cgroup2's memory.max).
     pub fn set_memory_limit(&self, bytes: u64) {
         let file = match self.layout.v1.get("memory") {
-            Some(m) => m.join(&self.name).join("memory.limit_in_bytes"),
+            Some(m) => m.join(&self.os_name).join("memory.limit_in_bytes"),
             None => self.dir.join("memory.max"),
         };
         fs::write(&file, bytes.to_string())

@@ -43,6 +43,52 @@ fn main() {
             }
             println!("{:.2}", start.elapsed().as_nanos() as f64 / n as f64);
         }
+        // getppid at RATE calls a second for SECONDS (in 10 ms batches);
+        // prints "ready" first, then the calls made.
+        "syscall-rate" => {
+            let (rate, secs) = (num(2), num(3));
+            println!("ready");
+            std::io::stdout().flush().ok();
+            let start = std::time::Instant::now();
+            let mut calls = 0u64;
+            while start.elapsed().as_secs() < secs {
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                while calls < due {
+                    // SAFETY: getppid has no preconditions.
+                    unsafe { libc::getppid() };
+                    calls += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            println!("{calls}");
+        }
+        // N times fork, exec /bin/true, wait; prints the mean µs per process.
+        "spawn-timed" => {
+            let n = num(2);
+            let path = c"/bin/true";
+            let argv = [path.as_ptr(), std::ptr::null()];
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                // SAFETY: the child only calls execv and _exit, both
+                // async-signal-safe, on data made before the fork.
+                match unsafe { libc::fork() } {
+                    0 => unsafe {
+                        libc::execv(path.as_ptr(), argv.as_ptr());
+                        libc::_exit(127)
+                    },
+                    -1 => {
+                        eprintln!("dsh-workload: fork failed");
+                        exit(1)
+                    }
+                    pid => {
+                        let mut status = 0;
+                        // SAFETY: waiting for our own child.
+                        unsafe { libc::waitpid(pid, &mut status, 0) };
+                    }
+                }
+            }
+            println!("{:.2}", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+        }
         // N failing close(-1) calls (EBADF).
         // N stat() calls on a path that does not exist (ENOENT each).
         "stat-missing" => {

@@ -7,6 +7,9 @@
 //! no implicit padding (explicit `_pad` fields), sizes asserted below.
 #![no_std]
 
+pub mod churn;
+pub use churn::{ChurnCounts, ChurnKey, MAX_CHURN_KEYS, MAX_MAIN_PROCESSES, MainProcess};
+
 /// Ring-buffer channels. Critical events must never be crowded out by a flood
 /// of chatty ones, so each channel has its own ring buffer and loss counter.
 pub mod channel {

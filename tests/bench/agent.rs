@@ -50,13 +50,20 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
+    /// The shipped agent with its default flags.
     pub(crate) fn start() -> Agent {
+        Self::start_with(&[])
+    }
+
+    /// The agent with `args` after `dsh agent`.
+    pub(crate) fn start_with(args: &[&str]) -> Agent {
         let state_dir = std::env::temp_dir().join(format!("dsh-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state_dir);
         let child = Command::new(dsh_bin())
             .arg("--state-dir")
             .arg(&state_dir)
             .arg("agent")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -129,6 +136,10 @@ impl Agent {
             .collect()
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU (% of one core) and RSS of the agent over `window`.
     fn footprint(&self, what: String, window: Duration) -> Footprint {
         let pid = self.child.id();
@@ -165,7 +176,7 @@ impl Drop for Agent {
     }
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
+pub(crate) fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<u64> = rest
@@ -176,7 +187,7 @@ fn cpu_ticks(pid: u32) -> u64 {
     f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -186,7 +197,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn docker_up() -> bool {
+pub(crate) fn docker_up() -> bool {
     Command::new("docker")
         .arg("info")
         .stdout(Stdio::null())
@@ -195,7 +206,7 @@ fn docker_up() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn docker(args: &[&str]) -> bool {
+pub(crate) fn docker(args: &[&str]) -> bool {
     Command::new("docker")
         .args(args)
         .stdout(Stdio::null())
@@ -360,6 +371,18 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
         ));
         budgets.push(Budget::at_most(
             "agent RSS MiB at 100 cgroups",
+            f.rss_mib,
+            64.0,
+        ));
+    }
+    if let Some(f) = report.footprint.iter().find(|f| f.what == "500 cgroups") {
+        budgets.push(Budget::at_most(
+            "agent CPU % of a core at 500 cgroups",
+            f.cpu_percent,
+            3.0,
+        ));
+        budgets.push(Budget::at_most(
+            "agent RSS MiB at 500 cgroups",
             f.rss_mib,
             64.0,
         ));

@@ -3,6 +3,10 @@
 //! Prints Markdown; raw figures go to JSON under `DSH_BENCH_OUT`.
 mod agent;
 mod burst;
+mod forkheavy;
+mod journal;
+mod production;
+mod redis;
 mod syscalls;
 
 use std::path::{Path, PathBuf};
@@ -63,17 +67,33 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from("target/bench"));
     let mut budgets = Vec::new();
-    if !has("--agent-only") {
+    let only_journal = has("--journal-only");
+    if has("--production-only") {
+        budgets.extend(production::run(quick, !has("--no-bpftrace"), &out_dir));
+        print_budgets(&budgets);
+        return;
+    }
+    if !has("--agent-only") && !only_journal {
         budgets.extend(syscalls::run(quick, !has("--no-bpftrace"), &out_dir));
     }
-    if !has("--syscalls-only") {
+    if !has("--syscalls-only") && !only_journal {
         budgets.extend(burst::run(quick, &out_dir));
-        budgets.extend(agent::run(quick, &out_dir));
     }
+    if !has("--syscalls-only") {
+        budgets.extend(journal::run(quick, &out_dir));
+    }
+    if !has("--syscalls-only") && !only_journal {
+        budgets.extend(agent::run(quick, &out_dir));
+        budgets.extend(production::run(quick, !has("--no-bpftrace"), &out_dir));
+    }
+    print_budgets(&budgets);
+}
+
+fn print_budgets(budgets: &[Budget]) {
     println!("\n## Budgets\n");
     println!("| what | value | limit | met |");
     println!("|---|---|---|---|");
-    for b in &budgets {
+    for b in budgets {
         println!(
             "| {} | {:.3} | {:.3} | {} |",
             b.what,

@@ -160,7 +160,7 @@ fn syscall_accuracy(probe: &mut Probe, cg: &TestCgroup) -> Accuracy {
 }
 
 /// Starts bpftrace and waits until its probe is attached.
-fn start_bpftrace() -> Child {
+pub(crate) fn start_bpftrace() -> Child {
     let mut child = Command::new("bpftrace")
         .args([
             "-e",
@@ -183,7 +183,7 @@ fn start_bpftrace() -> Child {
     child
 }
 
-fn stop_bpftrace(mut child: Child) {
+pub(crate) fn stop_bpftrace(mut child: Child) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let _ = child.wait();

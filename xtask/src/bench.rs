@@ -1,5 +1,7 @@
-//! `cargo xtask bench`: dsh's cost per syscall, measured by the `dsh-bench`
-//! binary of the tests package (figures land in `target/bench/`).
+//! `cargo xtask bench`: dsh's cost per syscall, and the shipped agent's on
+//! real workloads (redis, process start-up, a fork-heavy container),
+//! measured by the `dsh-bench` binary of the tests package (figures land in
+//! `target/bench/`).
 use std::process::Command;
 
 use crate::{
@@ -7,7 +9,7 @@ use crate::{
     cargo_build::{cargo_build, profile_dir},
     cmd::{check, say},
     docker,
-    test::unmount_tracefs,
+    host::unmount_tracefs,
     workspace_root,
 };
 
@@ -17,6 +19,9 @@ fn bench(tc: &Toolchain, quick: bool, release: bool) -> anyhow::Result<()> {
     unmount_tracefs()?;
     cargo_build(tc, release, &["dsh-tests", "dsh-userspace"])?;
     docker::ensure_engine()?;
+    // The production section runs redis-benchmark against a redis-server on
+    // loopback (the package's own service is not used).
+    docker::ensure_packages(&["redis-server", "redis-tools"])?;
     let dir = profile_dir(release);
     say(&format!(
         "benchmarks{}",

@@ -16,6 +16,9 @@ use crate::{
 };
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// cargo-fuzz drives libFuzzer; its sanitizer and coverage flags are
+/// nightly features, which the stable toolchain takes with RUSTC_BOOTSTRAP=1.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// What a cargo invocation for the project needs in its environment.
 pub struct Toolchain {
@@ -165,13 +168,54 @@ fn ensure_bpf_linker(tools: &Path, sysroot: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// cargo-fuzz in the tools dir, installed once from crates.io (about two
+/// minutes); returns its path. Only `cargo xtask fuzz`, `test` and
+/// `bootstrap` need it.
+pub fn ensure_cargo_fuzz() -> anyhow::Result<PathBuf> {
+    let tools = tools_dir()?;
+    let bin = tools.join("bin/cargo-fuzz");
+    let stamp_path = tools.join("cargo-fuzz.stamp");
+    let stamp = format!("cargo-fuzz {CARGO_FUZZ_VERSION}\n");
+    if bin.exists() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        return Ok(bin);
+    }
+    say(&format!(
+        "installing cargo-fuzz {CARGO_FUZZ_VERSION} into {} (about two minutes, once)",
+        tools.display()
+    ));
+    let started = Instant::now();
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "cargo-fuzz", "--version", CARGO_FUZZ_VERSION])
+        .args(["--locked", "--force", "--root"])
+        .arg(&tools)
+        .env_remove("RUSTC_BOOTSTRAP")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .context("running cargo install cargo-fuzz")?
+        .success();
+    if !ok {
+        bail!("installing cargo-fuzz failed (see above); crates.io must be reachable");
+    }
+    fs::write(&stamp_path, stamp).with_context(|| format!("writing {}", stamp_path.display()))?;
+    say(&format!(
+        "cargo-fuzz installed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(bin)
+}
+
+fn tools_dir() -> anyhow::Result<PathBuf> {
+    let tools = workspace_root().join("target/tools");
+    fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
+    Ok(tools)
+}
+
 /// Makes sure the build can run; cheap (well under a second) when
 /// everything is in place.
 pub fn run() -> anyhow::Result<Toolchain> {
     let sysroot = sysroot()?;
     ensure_rust_src(&sysroot)?;
-    let tools = workspace_root().join("target/tools");
-    fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
+    let tools = tools_dir()?;
     ensure_bpf_linker(&tools, &sysroot)?;
     let path = format!(
         "{}:{}",

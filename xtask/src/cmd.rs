@@ -43,3 +43,20 @@ pub fn on_path(name: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }
+
+/// Makes `cmd` a daemon that outlives xtask: its own session (no terminal
+/// signals) and no inherited descriptors beyond stdio. A lock or pipe fd
+/// left open by whoever ran xtask (`flock`, a test harness' pipe) would
+/// otherwise stay held for the daemon's whole life.
+pub fn daemonize(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (setsid, close_range).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        })
+    }
+}

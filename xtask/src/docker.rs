@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    cmd::{on_path, quiet, say},
+    cmd::{daemonize, on_path, quiet, say},
     workspace_root,
 };
 
@@ -93,8 +93,7 @@ fn start_dockerd() -> anyhow::Result<()> {
     let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     // --live-restore: containers outlive a dockerd restart, as on production
     // hosts; the tests stop and restart dockerd under running containers.
-    let mut child = Command::new("setsid")
-        .args(["dockerd", "--live-restore"])
+    let mut child = daemonize(Command::new("dockerd").arg("--live-restore"))
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)

@@ -6,6 +6,8 @@ mod bootstrap;
 mod cargo_build;
 mod cmd;
 mod docker;
+mod fuzz;
+mod host;
 mod run;
 mod test;
 mod vm;
@@ -23,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install what the build needs (rust-src, bpf-linker); idempotent.
+    /// Install what the build and the fuzzing need (rust-src, bpf-linker,
+    /// cargo-fuzz); idempotent.
     Bootstrap,
     /// Build the kernel programs and the dsh binary.
     Build {
@@ -37,11 +40,20 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// fmt, clippy, unit tests, then every privileged integration test.
+    /// fmt, clippy, unit tests, every fuzz target briefly, then every
+    /// privileged integration test.
     Test {
         /// Filter passed to the integration test binary.
         #[arg(last = true)]
         filter: Vec<String>,
+    },
+    /// Run every fuzz target (or the ones named) for a while each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Targets to run (all when none is named).
+        targets: Vec<String>,
     },
     /// Measure dsh's cost (release build).
     Bench {
@@ -77,10 +89,14 @@ fn main() -> std::process::ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Bootstrap => bootstrap::run().map(drop),
+        Command::Bootstrap => {
+            bootstrap::run()?;
+            bootstrap::ensure_cargo_fuzz().map(drop)
+        }
         Command::Build { release } => cargo_build::build(release).map(drop),
         Command::Run { release, args } => run::run(release, &args),
         Command::Test { filter } => test::test(&filter),
+        Command::Fuzz { secs, targets } => fuzz::run(secs, &targets),
         Command::Bench { quick } => bench::run(quick),
         Command::VmTest(args) => vm::run(&args),
         Command::DockerUp => {

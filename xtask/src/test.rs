@@ -1,15 +1,14 @@
-//! `cargo xtask test`: fmt, clippy, unit tests, the test engine, the
-//! privileged integration tests, the quick benchmark and the VM matrix
-//! (Debian's 5.10, 6.1 and 6.12 kernels), timed phase by phase.
+//! `cargo xtask test`: fmt, clippy, unit tests, a short run of every fuzz
+//! target, the test engine, the privileged integration tests, the quick
+//! benchmark and the VM matrix (Debian's 5.10, 6.1 and 6.12 kernels), timed
+//! phase by phase.
 use std::time::Instant;
-
-use anyhow::Context as _;
 
 use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker, vm,
+    docker, fuzz, host, vm,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -36,23 +35,6 @@ impl Phases {
             say(&format!("{name:>18}: {secs:6.1}s{mark}"));
         }
     }
-}
-
-/// tracefs must be absent while the tests (and the benchmark) load the
-/// programs: they prove dsh needs none.
-pub fn unmount_tracefs() -> anyhow::Result<()> {
-    let mounts =
-        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
-    for line in mounts.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if let [_, target, "tracefs", ..] = f[..] {
-            say(&format!(
-                "unmounting tracefs at {target} (the tests must pass without it)"
-            ));
-            check(std::process::Command::new("umount").arg(target))?;
-        }
-    }
-    Ok(())
 }
 
 pub fn test(filter: &[String]) -> anyhow::Result<()> {
@@ -87,9 +69,16 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
                 .args(["test", "--workspace", "--exclude", "dsh-tests"]),
         )
     })?;
+    phases.run("fuzz", || {
+        say(&format!(
+            "every fuzz target for {}s (cargo xtask fuzz runs longer)",
+            fuzz::TEST_SECS
+        ));
+        fuzz::run(fuzz::TEST_SECS, &[])
+    })?;
     phases.run("docker", docker::ensure_engine)?;
     phases.run("integration tests", || {
-        unmount_tracefs()?;
+        host::unmount_tracefs()?;
         // The tests drive the real `dsh` binary (agent and CLI) and, to bring
         // dockerd back after stopping it, `xtask docker-up`.
         check(

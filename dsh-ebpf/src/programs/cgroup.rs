@@ -6,6 +6,7 @@ use aya_ebpf::{
 use dsh_ebpf::{CgroupEvent, channel, kind};
 
 use super::{
+    churn,
     events::{emit, header},
     kernel::{cgroup_id, off, read},
     maps::BLOCK_STATS,
@@ -45,6 +46,7 @@ pub fn dsh_cgroup_rmdir(ctx: BtfTracePointContext) -> u32 {
     let id = emit_cgroup(&ctx, kind::CGROUP_RMDIR);
     if id != 0 {
         let _ = BLOCK_STATS.remove(id);
+        churn::forget_cgroup(id);
     }
     0
 }

@@ -11,6 +11,7 @@ use dsh_ebpf::{EventHeader, channel};
 use super::{
     kernel::current_cgroup_id,
     maps::{CHANNEL_STATS, CHATTY_EVENTS, CRITICAL_EVENTS},
+    wakeup::submit_flags,
 };
 
 #[inline(always)]
@@ -54,7 +55,7 @@ pub fn emit<T: 'static>(chan: u32, fill: impl FnOnce(*mut T)) {
     match ring.reserve_untyped::<T>(0) {
         Some(mut entry) => {
             fill(entry.as_mut_ptr());
-            entry.submit(0);
+            entry.submit(submit_flags(ring));
             count(chan, false);
         }
         None => count(chan, true),

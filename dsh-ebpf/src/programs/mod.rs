@@ -1,6 +1,7 @@
 //! One module per concern; all share `maps` and `kernel`.
 mod block;
 mod cgroup;
+mod churn;
 mod events;
 pub mod kernel;
 mod maps;
@@ -10,6 +11,7 @@ mod sched;
 mod signal;
 mod syscalls;
 mod trace;
+mod wakeup;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -6,6 +6,7 @@ use aya_ebpf::{
 use dsh_ebpf::{ExecEvent, ExitEvent, channel, kind};
 
 use super::{
+    churn::{count_exec, count_exit, exec_starts_main, exit_is_notable},
     events::{emit, header},
     kernel::{off, read},
 };
@@ -24,8 +25,13 @@ pub fn dsh_sched_process_exec(ctx: BtfTracePointContext) -> u32 {
     let task: *const u8 = ctx.arg(0);
     let old_pid: i32 = ctx.arg(1);
     let bprm: *const u8 = ctx.arg(2);
+    let hdr = header(kind::EXEC);
+    // Churn is counted, not sent (see `churn`).
+    if !exec_starts_main(hdr.cgroup_id, hdr.tgid) && count_exec(hdr.cgroup_id, hdr.comm) {
+        return 0;
+    }
     emit::<ExecEvent>(channel::CHATTY, |e| unsafe {
-        (*e).hdr = header(kind::EXEC);
+        (*e).hdr = hdr;
         (*e).ppid = parent_tgid(task);
         (*e).old_pid = old_pid as u32;
         (*e).filename[0] = 0;
@@ -53,10 +59,17 @@ fn try_exit(task: *const u8) -> Result<(), i64> {
         return Ok(());
     }
     let exit_code: i32 = unsafe { read(task, off!(task_exit_code)) }?;
+    let hdr = header(kind::EXIT);
+    // Churn is counted, not sent (see `churn`).
+    if !exit_is_notable(hdr.cgroup_id, hdr.tgid, exit_code)
+        && count_exit(hdr.cgroup_id, hdr.comm, exit_code)
+    {
+        return Ok(());
+    }
     let start_ns: u64 = unsafe { read(task, off!(task_start_time)) }?;
     let ppid = unsafe { parent_tgid(task) };
     emit::<ExitEvent>(channel::CRITICAL, |e| unsafe {
-        (*e).hdr = header(kind::EXIT);
+        (*e).hdr = hdr;
         (*e).exit_code = exit_code as u32;
         (*e).ppid = ppid;
         (*e).start_ns = start_ns;

@@ -7,10 +7,14 @@ use std::{collections::HashSet, path::PathBuf};
 use jiff::Timestamp;
 
 use crate::{
-    cgroup::{self, identity::identify},
+    cgroup::{
+        self, CgroupId,
+        identity::identify,
+        layout::{CgroupLayout, CgroupLayoutKind},
+    },
     clock::BootClock,
-    model::Model,
-    probe::layout::{CgroupLayout, CgroupLayoutKind},
+    model::{Model, cause::Start},
+    probe::event::{Event, EventKind},
 };
 
 /// Ids found to be no container's, kept so each is looked up once; past
@@ -21,18 +25,46 @@ const MAX_NOT_CONTAINERS: usize = 65_536;
 /// Cgroups found from an event's cgroup id, on demand.
 #[derive(Default)]
 pub struct OnDemand {
-    not_containers: HashSet<u64>,
+    not_containers: HashSet<CgroupId>,
     /// Containers (or sub-cgroups of one) found this way.
     pub found: u64,
 }
 
 impl OnDemand {
+    /// The cgroups `ev` names, found now if the agent has not seen their
+    /// creation (its mkdir lost, or read later), rather than the event
+    /// dropped.
+    pub fn ensure_for(
+        &mut self,
+        ev: &Event,
+        model: &mut Model,
+        layout: &CgroupLayout,
+        ts: Timestamp,
+    ) {
+        let none = CgroupId::new(0);
+        let ids = match &ev.kind {
+            EventKind::Exec { .. } | EventKind::Exit { .. } | EventKind::Listen { .. } => {
+                [ev.task.cgroup_id, none]
+            }
+            EventKind::Oom {
+                victim_cgroup_id, ..
+            } => [*victim_cgroup_id, none],
+            EventKind::SignalGenerate {
+                target_cgroup_id, ..
+            } => [*target_cgroup_id, ev.task.cgroup_id],
+            _ => return,
+        };
+        for id in ids {
+            self.ensure(model, layout, id, ts);
+        }
+    }
+
     /// Makes the cgroup `id` known to the model before an event about it
     /// is applied, if it belongs to a container: its mkdir event was lost,
     /// or is still behind in the other ring. `ts` (the event's time) stands
     /// in for the cgroup's creation.
-    pub fn ensure(&mut self, model: &mut Model, layout: &CgroupLayout, id: u64, ts: Timestamp) {
-        if id == 0 || model.key_of_cgroup(id).is_some() || self.not_containers.contains(&id) {
+    fn ensure(&mut self, model: &mut Model, layout: &CgroupLayout, id: CgroupId, ts: Timestamp) {
+        if id.get() == 0 || model.key_of_cgroup(id).is_some() || self.not_containers.contains(&id) {
             return;
         }
         let found = self.lookup(model, layout, id, ts);
@@ -44,7 +76,13 @@ impl OnDemand {
         }
     }
 
-    fn lookup(&mut self, model: &mut Model, layout: &CgroupLayout, id: u64, ts: Timestamp) -> bool {
+    fn lookup(
+        &mut self,
+        model: &mut Model,
+        layout: &CgroupLayout,
+        id: CgroupId,
+        ts: Timestamp,
+    ) -> bool {
         let Some(root) = layout.attribution_root() else {
             return false;
         };
@@ -63,7 +101,7 @@ impl OnDemand {
         if path != identity.cgroup {
             // A sub-cgroup: its container first, which may be unknown too.
             let own = root.join(identity.cgroup.trim_start_matches('/'));
-            if let Ok(own_id) = crate::probe::layout::cgroup_id(&own)
+            if let Ok(own_id) = cgroup::layout::cgroup_id(&own)
                 && model.key_of_cgroup(own_id).is_none()
             {
                 model.cgroup_created(identity.clone(), &identity.cgroup, own_id, ts);
@@ -135,12 +173,12 @@ pub fn startup_scan(model: &mut Model, layout: &CgroupLayout, now: Timestamp) {
         model.cgroup_created(identity, &f.path, f.id, now);
         let procs = cgroup::procs(&root.join(f.path.trim_start_matches('/')));
         if let Some((main, started)) = main_process(&procs) {
-            let msg = if matches!(known, Some((_, true))) {
-                "start user process ok (restarted while the agent was down)"
+            let how = if matches!(known, Some((_, true))) {
+                Start::RestartedWhileDown
             } else {
-                "start user process ok (found running at agent start)"
+                Start::FoundRunning
             };
-            model.found_running(&key, now, started, Some(main), msg);
+            model.found_running(&key, now, started, Some(main), how);
         }
     }
     let gone: Vec<String> = model
@@ -187,7 +225,7 @@ fn main_process(procs: &[u32]) -> Option<(u32, Option<Timestamp>)> {
 pub fn on_mkdir(
     model: &mut Model,
     h: Hierarchies,
-    id: u64,
+    id: CgroupId,
     hierarchy: u32,
     path: &str,
     ts: Timestamp,
@@ -202,11 +240,16 @@ pub fn on_mkdir(
         model.blkcg_created(&identity.runtime_id, id);
     }
     if hierarchy == h.attribution {
+        log::debug!(
+            "cgroup {path} (id {id}) created: {:?} container {}",
+            identity.runtime,
+            identity.runtime_id
+        );
         model.cgroup_created(identity, path, id, ts);
     }
 }
 
-pub fn on_rmdir(model: &mut Model, h: Hierarchies, id: u64, hierarchy: u32, ts: Timestamp) {
+pub fn on_rmdir(model: &mut Model, h: Hierarchies, id: CgroupId, hierarchy: u32, ts: Timestamp) {
     if hierarchy == h.blkcg {
         model.blkcg_removed(id);
     }

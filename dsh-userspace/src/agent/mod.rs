@@ -1,10 +1,15 @@
 //! `dsh agent`: joins kernel events and counters (probe) with cgroup files
 //! and runtime metadata into the model, writes the journal, serves the CLI.
+mod churn;
 mod discovery;
 mod reorder;
 mod sample;
 mod server;
+mod status;
+mod syscalls;
 mod trace;
+
+pub use server::{MAX_CONNECTIONS, REQUEST_TIMEOUT, WRITE_TIMEOUT};
 
 use std::{
     os::unix::fs::PermissionsExt as _,
@@ -21,26 +26,28 @@ use tokio::{
 };
 
 use crate::{
-    api::{self, MapFill, Reply, RuntimeStatus, StatusReport},
-    cgroup,
+    api::{self, Reply, RuntimeStatus},
+    cgroup::{self, CgroupId, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
     model::{
-        Model,
-        container::{ExternalSignal, OomAtDeath},
+        self, Model,
+        cause::{ExternalSignal, OomAtDeath},
         entry::LogEntry,
         health::HealthRules,
         row::ContainerRow,
+        syscalls::SyscallAccounting,
     },
     probe::{
         Probe, ProbeOptions,
         event::{Event, EventKind},
-        layout::CgroupLayout,
     },
+    report::chain,
     runtime::{RuntimeUpdate, docker},
 };
 use discovery::Hierarchies;
 use server::Ask;
+pub use syscalls::{DEFAULT_PERIOD, DEFAULT_WINDOW, SyscallSchedule};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -51,6 +58,7 @@ pub struct AgentConfig {
     pub forget_after: SignedDuration,
     pub retention: Retention,
     pub syscall_latency: bool,
+    pub syscalls: SyscallSchedule,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -60,6 +68,9 @@ pub type OnTick = Box<dyn FnMut(&[ContainerRow])>;
 struct Agent {
     cfg: AgentConfig,
     trace: Option<trace::PendingTrace>,
+    churn: churn::ChurnReader,
+    /// Sampled syscall accounting's windows (None: exact or off).
+    syscalls: Option<syscalls::SyscallSampling>,
     model: Model,
     probe: Probe,
     layout: CgroupLayout,
@@ -67,7 +78,6 @@ struct Agent {
     on_demand: discovery::OnDemand,
     clock: BootClock,
     journal: Arc<Journal>,
-    journal_errors: u64,
     lines: broadcast::Sender<LogEntry>,
     meter: sample::SelfMeter,
     sampler: sample::Sampler,
@@ -75,6 +85,9 @@ struct Agent {
     sample_lag_ms: f64,
     sample_duration_ms: f64,
     undecodable: u64,
+    /// The re-ordering's late events and margin, as of the last tick.
+    late_events: u64,
+    ordering_margin_ns: u64,
     docker: RuntimeStatus,
 }
 
@@ -89,22 +102,26 @@ pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Result<()> {
     let probe = Probe::load(ProbeOptions {
         syscall_latency: cfg.syscall_latency,
+        syscalls_detached: cfg.syscalls.accounting != SyscallAccounting::Exact,
     })?;
     prepare_state_dir(&cfg.state_dir)?;
     let journal = Arc::new(Journal::open(
         &api::journal_path(&cfg.state_dir),
         cfg.retention,
-    )?);
+    ));
     let listener = server::bind(&api::socket_path(&cfg.state_dir))?;
     let mut probe = probe;
     let mut events = probe.event_rings()?.into_stream()?;
     let layout = probe.layout().clone();
     let mut model = Model::new(cfg.rules.clone(), cfg.forget_after);
     model.restore(journal.load_containers()?);
+    model.syscall_accounting = cfg.syscalls.accounting;
     let (lines, _) = broadcast::channel(4096);
     let meter = sample::SelfMeter::new(&probe);
     let mut agent = Agent {
         trace: None,
+        churn: churn::ChurnReader::default(),
+        syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
         hierarchies: Hierarchies::of(&layout),
         on_demand: discovery::OnDemand::default(),
         clock: BootClock::now(),
@@ -112,7 +129,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         probe,
         layout,
         journal: journal.clone(),
-        journal_errors: 0,
         lines: lines.clone(),
         meter,
         sampler: sample::Sampler::default(),
@@ -120,6 +136,8 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         sample_lag_ms: 0.0,
         sample_duration_ms: 0.0,
         undecodable: 0,
+        late_events: 0,
+        ordering_margin_ns: reorder::MIN_MARGIN_NS,
         docker: RuntimeStatus {
             name: "docker".to_owned(),
             connected: false,
@@ -128,6 +146,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         cfg,
     };
     discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
+    agent.seed_main_processes();
     agent.flush();
     // Loading parsed the kernel's BTF (megabytes) twice; hand those freed
     // pages back now, or the allocator keeps them in the agent's RSS forever.
@@ -145,7 +164,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(Duration::from_millis(200));
     let mut held = reorder::Reorder::default();
-    let mut release = tokio::time::interval(Duration::from_millis(25));
     let mut ticks: u64 = 0;
     log::info!(
         "dsh agent: programs attached; {} containers; socket {}",
@@ -156,30 +174,27 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            // Every drain tick or wake-up: the rings' new records wait in
+            // `held` until both rings have been read past them.
             batch = events.next_batch(EVENT_BATCH) => match batch {
                 Ok(batch) => {
                     for ev in batch {
+                        agent.on_arrival(&ev);
                         held.push(ev);
                     }
                     for ev in held.ready(events.read_up_to(), false) {
                         agent.on_event(ev);
                     }
                 }
-                Err(e) => log::warn!("event stream: {e}"),
+                Err(e) => log::warn!("{}", chain(&e)),
             },
-            _ = release.tick(), if !held.is_empty() => {
-                // A ring's read mark moves only when it is read: look again.
-                for ev in events.poll(EVENT_BATCH) {
-                    held.push(ev);
-                }
-                for ev in held.ready(events.read_up_to(), false) {
-                    agent.on_event(ev);
-                }
-            }
             scheduled = tick.tick() => {
                 agent.sample_lag_ms = scheduled.elapsed().as_secs_f64() * 1e3;
                 let t0 = Instant::now();
                 agent.undecodable = events.undecodable;
+                agent.late_events = held.late;
+                agent.ordering_margin_ns = held.margin_ns();
+                agent.stop_abandoned_trace();
                 agent.tick();
                 agent.sample_duration_ms = t0.elapsed().as_secs_f64() * 1e3;
                 ticks += 1;
@@ -200,11 +215,17 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                     f(&agent.model.rows(false, Timestamp::now()));
                 }
             }
-            _ = flush.tick() => agent.flush(),
+            _ = flush.tick() => {
+                agent.journal.maintain();
+                agent.flush();
+            }
             Some(update) = rt_rx.recv() => agent.on_runtime(update),
             Some((q, reply)) = ask_rx.recv() => agent.ask(q, reply),
             _ = tokio::time::sleep_until(trace::deadline(&agent.trace)), if agent.trace.is_some() => {
                 agent.finish_trace();
+            }
+            _ = tokio::time::sleep_until(syscalls::SyscallSampling::deadline(&agent.syscalls)), if agent.syscalls.is_some() => {
+                agent.syscall_window_step();
             }
         }
     }
@@ -228,6 +249,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         held.margin_ns() / 1_000_000,
         agent.on_demand.found
     );
+    agent.journal.close();
     let socket = api::socket_path(&agent.cfg.state_dir);
     agent.probe.detach_all();
     let _ = std::fs::remove_file(socket);
@@ -239,29 +261,10 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
 const EVENT_BATCH: usize = 1024;
 
 impl Agent {
-    /// An event may name a cgroup whose creation the agent has not seen
-    /// (its mkdir lost, or read later): find it now rather than drop it.
-    fn discover(&mut self, ev: &Event, ts: Timestamp) {
-        let ids = match &ev.kind {
-            EventKind::Exec { .. } | EventKind::Exit { .. } | EventKind::Listen { .. } => {
-                [ev.task.cgroup_id, 0]
-            }
-            EventKind::Oom {
-                victim_cgroup_id, ..
-            } => [*victim_cgroup_id, 0],
-            EventKind::SignalGenerate {
-                target_cgroup_id, ..
-            } => [*target_cgroup_id, ev.task.cgroup_id],
-            _ => return,
-        };
-        for id in ids {
-            self.on_demand.ensure(&mut self.model, &self.layout, id, ts);
-        }
-    }
-
     fn on_event(&mut self, ev: Event) {
         let ts = self.clock.to_timestamp(ev.boot_ns);
-        self.discover(&ev, ts);
+        self.on_demand
+            .ensure_for(&ev, &mut self.model, &self.layout, ts);
         let task = ev.task;
         let m = &mut self.model;
         match ev.kind {
@@ -274,23 +277,18 @@ impl Agent {
             EventKind::CgroupRmdir {
                 id, hierarchy_id, ..
             } => discovery::on_rmdir(m, self.hierarchies, id, hierarchy_id, ts),
-            EventKind::Exec { filename, .. } => {
-                m.exec(task.cgroup_id, task.tgid, &task.comm, &filename, ts);
+            EventKind::Exec { .. } => m.exec(task.cgroup_id, task.tgid, &task.comm, ts),
+            EventKind::Exit { status, .. } => {
+                // The exit line's summary: CPU and memory peak now if the
+                // cgroup still exists (else as read on arrival, or sampled).
+                if self.model.is_main(task.cgroup_id, task.tgid)
+                    && let Some(stats) = self.stats_now(task.cgroup_id)
+                {
+                    self.model.final_stats(task.cgroup_id, stats);
+                }
+                self.model
+                    .exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
             }
-            EventKind::Exit {
-                exit_code,
-                signal,
-                core_dumped,
-                ..
-            } => m.exit(
-                task.cgroup_id,
-                task.tgid,
-                &task.comm,
-                exit_code,
-                signal,
-                core_dumped,
-                ts,
-            ),
             EventKind::Oom {
                 victim_tgid,
                 victim_cgroup_id,
@@ -323,25 +321,42 @@ impl Agent {
         }
     }
 
+    /// As an event arrives, before it waits to be put in order: a main
+    /// process's exit has its container's CPU and memory peak read now, as
+    /// the runtime removes the cgroup within milliseconds.
+    fn on_arrival(&mut self, ev: &Event) {
+        if matches!(ev.kind, EventKind::Exit { .. })
+            && self.model.is_main(ev.task.cgroup_id, ev.task.tgid)
+            && let Some(stats) = self.stats_now(ev.task.cgroup_id)
+        {
+            self.model.final_stats(ev.task.cgroup_id, stats);
+        }
+    }
+
     /// Memory use and limit of a container right now (at an OOM kill the
     /// cgroup still exists: the victim has not exited yet).
-    fn memory_now(&self, cgroup_id: u64) -> OomAtDeath {
-        let stats = self
-            .model
-            .key_of_cgroup(cgroup_id)
-            .and_then(|k| self.model.get(k))
-            .and_then(|c| {
-                cgroup::stats::read(&cgroup::stats_source(&self.layout, &c.identity.cgroup)).ok()
-            });
+    fn memory_now(&self, cgroup_id: CgroupId) -> OomAtDeath {
+        let stats = self.stats_now(cgroup_id);
         OomAtDeath {
             mem_used: stats.as_ref().map(|s| s.mem_used_bytes()),
             mem_limit: stats.and_then(|s| s.mem_limit_bytes),
         }
     }
 
+    /// A container's cgroup statistics read now.
+    fn stats_now(&self, cgroup_id: CgroupId) -> Option<cgroup::stats::CgroupStats> {
+        let c = self
+            .model
+            .key_of_cgroup(cgroup_id)
+            .and_then(|k| self.model.get(k))?;
+        cgroup::stats::read(&cgroup::stats_source(&self.layout, &c.identity.cgroup)).ok()
+    }
+
     fn tick(&mut self) {
+        let now = Timestamp::now();
         self.sampler
-            .sample(&mut self.model, &self.probe, &self.layout, Timestamp::now());
+            .sample(&mut self.model, &self.probe, &self.layout, now);
+        self.read_churn(now);
         self.meter.update(&self.probe);
         if let Ok(chans) = self.probe.channel_stats() {
             for (name, c) in ["critical", "chatty"].iter().zip(chans.iter()) {
@@ -353,21 +368,14 @@ impl Agent {
         }
     }
 
-    /// Commits pending log lines and container state; then tells followers.
+    /// Commits new log lines and container state (or has the journal hold
+    /// them while it cannot write); then tells followers.
     fn flush(&mut self) {
         let mut entries = self.model.take_log();
         let changes = self.model.take_changes();
-        match self.journal.append(&mut entries, &changes) {
-            Ok(()) => {
-                for e in entries {
-                    let _ = self.lines.send(e);
-                }
-            }
-            Err(e) => {
-                // Counted and shown by `dsh status`; the lines are lost.
-                self.journal_errors += 1;
-                log::error!("journal: {e}; {} lines not written", entries.len());
-            }
+        self.journal.append(&mut entries, changes);
+        for e in entries {
+            let _ = self.lines.send(e);
         }
     }
 
@@ -375,7 +383,7 @@ impl Agent {
         match self.journal.enforce_retention(Timestamp::now()) {
             Ok(0) => {}
             Ok(n) => log::info!("journal: {n} old entries dropped"),
-            Err(e) => log::warn!("journal retention: {e}"),
+            Err(e) => log::warn!("journal retention: {}", chain(&e)),
         }
     }
 
@@ -422,12 +430,22 @@ impl Agent {
             }
             Ask::Resolve { name } => match self.model.resolve(&name) {
                 Ok(key) => match self.model.get(&key) {
-                    Some(c) => {
-                        Reply::Resolved(Box::new(ContainerRow::of(c, &self.model.rules, now)))
-                    }
+                    Some(c) => Reply::Resolved(Box::new(ContainerRow::of(
+                        c,
+                        &self.model.rules,
+                        self.model.syscall_accounting,
+                        now,
+                    ))),
                     None => Reply::Error(format!("container {name} vanished")),
                 },
                 Err(e) => Reply::Error(e.to_string()),
+            },
+            Ask::Incarnations { name } => match self.resolve_for_log(&name) {
+                Ok(key) => Reply::Incarnations {
+                    earlier: self.earlier_incarnations(&name, &key),
+                    current: key,
+                },
+                Err(e) => Reply::Error(e),
             },
             Ask::Status => Reply::Status(Box::new(self.status())),
             Ask::Names => Reply::Names(self.model.names()),
@@ -435,34 +453,43 @@ impl Agent {
         }
     }
 
-    fn status(&self) -> StatusReport {
-        let block_entries = self.probe.block_stats().map_or(0, |m| m.len()) as u64;
-        StatusReport {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            uptime_s: self.started.elapsed().as_secs(),
-            kernel: nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            cgroup_layout: format!("{:?}", self.layout.kind).to_lowercase(),
-            interval_ms: self.cfg.interval.as_millis() as u64,
-            containers: self.model.len(),
-            agent_cpu_percent: self.meter.cpu_percent,
-            agent_rss_bytes: self.meter.rss_bytes,
-            sample_lag_ms: self.sample_lag_ms,
-            sample_duration_ms: self.sample_duration_ms,
-            programs: self.meter.programs.clone(),
-            channels: self.meter.channels.clone(),
-            maps: vec![MapFill {
-                name: "BLOCK_STATS".to_owned(),
-                entries: block_entries,
-                capacity: dsh_ebpf::MAX_BLOCK_CGROUPS as u64,
-            }],
-            undecodable_events: self.undecodable,
-            journal_path: self.journal.path().display().to_string(),
-            journal_bytes: self.journal.size_bytes(),
-            journal_entries: self.journal.entry_count().unwrap_or(0),
-            journal_errors: self.journal_errors,
-            runtimes: vec![self.docker.clone()],
+    /// A name for `dsh log`: as `ps` knows it, else a container the agent
+    /// has forgotten whose lines the journal still holds (by its last name,
+    /// newest first, or a unique id prefix).
+    fn resolve_for_log(&self, name: &str) -> Result<String, String> {
+        let err = match self.model.resolve(name) {
+            Ok(key) => return Ok(key),
+            Err(e @ model::ResolveError::Ambiguous { .. }) => return Err(e.to_string()),
+            Err(e) => e,
+        };
+        let known = self.journal.known();
+        if let Some((key, _)) = known.iter().rev().find(|(k, n)| n == name || k == name) {
+            return Ok(key.clone());
         }
+        let hex = name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let prefixed: Vec<&String> = known
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| hex && k.starts_with(name))
+            .collect();
+        match prefixed.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(err.to_string()),
+        }
+    }
+
+    /// Earlier containers that bore `name`: those the journal alone still
+    /// knows (forgotten by the agent), then those the agent knows.
+    fn earlier_incarnations(&self, name: &str, key: &str) -> Vec<String> {
+        let in_model = self.model.earlier_incarnations(name, key);
+        let mut out: Vec<String> = self
+            .journal
+            .known()
+            .into_iter()
+            .filter(|(k, n)| n == name && k != key && self.model.get(k).is_none())
+            .map(|(k, _)| k)
+            .collect();
+        out.extend(in_model);
+        out
     }
 }

@@ -13,11 +13,13 @@ use jiff::Timestamp;
 use crate::{
     api::{ChannelStatus, ProgramStatus},
     cgroup::{
-        self,
+        self, CgroupId,
+        layout::CgroupLayout,
         stats::{StatsError, StatsReader},
     },
-    model::{Model, container::Counters},
-    probe::{Probe, ProgramStats, layout::CgroupLayout},
+    model::{Model, container::Counters, syscalls::SyscallAccounting},
+    probe::{Probe, ProgramStats},
+    report::chain,
 };
 
 /// Reads every live container's statistics into the model, keeping the
@@ -27,7 +29,7 @@ use crate::{
 pub struct Sampler {
     stats: StatsReader,
     /// Container key → its attribution cgroup directory, for syscall counters.
-    dirs: HashMap<String, (u64, File)>,
+    dirs: HashMap<String, (CgroupId, File)>,
 }
 
 impl Sampler {
@@ -50,13 +52,16 @@ impl Sampler {
                     }
                 }
             }
-            Err(e) => log::warn!("reading block counters: {e}"),
+            Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
         let live = model.live_keys();
         let mut live_dirs = HashSet::new();
         for key in &live {
             let Some(c) = model.get(key) else { continue };
-            let (path, cgroup_id) = (c.identity.cgroup.clone(), c.cgroup_id.unwrap_or(0));
+            let (path, cgroup_id) = (
+                c.identity.cgroup.clone(),
+                c.cgroup_id.unwrap_or(CgroupId::new(0)),
+            );
             let src = cgroup::stats_source(layout, &path);
             live_dirs.extend(src.dirs().into_iter().map(PathBuf::from));
             let stats = match self.stats.read(&src) {
@@ -66,14 +71,18 @@ impl Sampler {
                     continue;
                 }
                 Err(e) => {
-                    log::debug!("{e}");
+                    log::debug!("{}", chain(&e));
                     continue;
                 }
             };
-            let (syscalls, syscall_errors) = self
-                .dir(key, cgroup_id, layout, &path)
-                .and_then(|dir| probe.syscall_stats_of(dir).ok().flatten())
-                .map_or((0, 0), |s| (s.count, s.errors));
+            // Exact counting only: sampled counters are read when a window
+            // ends (`syscall_counts`), and counters that are off never move.
+            let (syscalls, syscall_errors) = if model.syscall_accounting == SyscallAccounting::Exact
+            {
+                self.syscalls_of(key, cgroup_id, layout, &path, probe)
+            } else {
+                (0, 0)
+            };
             let (block_read, block_write) = block.get(key).copied().unwrap_or_default();
             let counters = Counters {
                 at: None,
@@ -91,11 +100,46 @@ impl Sampler {
         self.dirs.retain(|k, _| live.contains(k));
     }
 
+    /// Every live container's syscall counters: (key, cgroup id, calls, errors).
+    pub fn syscall_counts(
+        &mut self,
+        model: &Model,
+        probe: &Probe,
+        layout: &CgroupLayout,
+    ) -> Vec<(String, CgroupId, u64, u64)> {
+        let mut out = Vec::new();
+        for key in model.live_keys() {
+            let Some(c) = model.get(&key) else { continue };
+            let Some(cgroup_id) = c.cgroup_id else {
+                continue;
+            };
+            let path = c.identity.cgroup.clone();
+            let (calls, errors) = self.syscalls_of(&key, cgroup_id, layout, &path, probe);
+            out.push((key, cgroup_id, calls, errors));
+        }
+        out
+    }
+
+    /// One container's cumulative (calls, errors); zero before its first
+    /// counted syscall.
+    fn syscalls_of(
+        &mut self,
+        key: &str,
+        cgroup_id: CgroupId,
+        layout: &CgroupLayout,
+        path: &str,
+        probe: &Probe,
+    ) -> (u64, u64) {
+        self.dir(key, cgroup_id, layout, path)
+            .and_then(|dir| probe.syscall_stats_of(dir).ok().flatten())
+            .map_or((0, 0), |s| (s.count, s.errors))
+    }
+
     /// The container's cgroup directory, opened once per incarnation.
     fn dir(
         &mut self,
         key: &str,
-        cgroup_id: u64,
+        cgroup_id: CgroupId,
         layout: &CgroupLayout,
         path: &str,
     ) -> Option<&File> {
@@ -110,14 +154,9 @@ impl Sampler {
 
 /// The agent's own CPU time (ns) and resident memory (bytes).
 pub fn self_usage() -> (u64, u64) {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |p| p * page);
+    let rss = procfs::process::Process::myself()
+        .and_then(|p| p.statm())
+        .map_or(0, |m| m.resident * procfs::page_size());
     let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
         .map_or(0, |t| {
             t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
@@ -178,6 +217,7 @@ impl SelfMeter {
                         0.0
                     },
                     runs_total: p.run_count,
+                    run_time_ns_total: p.run_time_ns,
                 }
             })
             .collect();

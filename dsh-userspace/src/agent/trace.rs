@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::Agent;
-use crate::api::Reply;
+use crate::{api::Reply, report::chain};
 
 /// A `dsh trace` in progress: answered when its time is up.
 pub(super) struct PendingTrace {
@@ -18,8 +18,9 @@ pub(super) struct PendingTrace {
     block_before: Option<dsh_ebpf::BlockStats>,
 }
 
-/// The longest trace a client may ask for.
-const MAX_TRACE: Duration = Duration::from_secs(300);
+/// The longest trace a client may ask for. A trace whose client goes away
+/// (Ctrl-C) stops at the next tick, so a long one holds nothing hostage.
+const MAX_TRACE: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn deadline(t: &Option<PendingTrace>) -> tokio::time::Instant {
     t.as_ref().map_or_else(
@@ -65,7 +66,10 @@ impl Agent {
         if duration.is_zero() || duration > MAX_TRACE {
             return refuse(
                 reply,
-                format!("a trace lasts between 1ms and {MAX_TRACE:?}"),
+                format!(
+                    "a trace lasts between 1ms and {}h",
+                    MAX_TRACE.as_secs() / 3600
+                ),
             );
         }
         let key = match self.model.resolve(name) {
@@ -83,7 +87,7 @@ impl Agent {
         };
         let (id, cgroup) = (c.display_id().to_owned(), c.identity.cgroup.clone());
         if let Err(e) = self.probe.start_trace(cgroup_id) {
-            return refuse(reply, format!("starting the trace: {e}"));
+            return refuse(reply, format!("starting the trace: {}", chain(&e)));
         }
         self.trace = Some(PendingTrace {
             block_before: self.block_of(&key),
@@ -94,6 +98,20 @@ impl Agent {
             started: Instant::now(),
             deadline: tokio::time::Instant::now() + duration,
         });
+    }
+
+    /// Stops a trace whose client has gone away (the server drops its
+    /// question when the client's socket closes): the in-kernel filter costs
+    /// every task on the host, and only one trace runs at a time.
+    pub(super) fn stop_abandoned_trace(&mut self) {
+        if !self.trace.as_ref().is_some_and(|t| t.reply.is_closed()) {
+            return;
+        }
+        let Some(t) = self.trace.take() else { return };
+        if let Err(e) = self.probe.stop_trace() {
+            log::warn!("stopping the abandoned trace of {}: {e}", t.id);
+        }
+        log::info!("dsh trace of {} stopped early: its client went away", t.id);
     }
 
     pub(super) fn finish_trace(&mut self) {
@@ -109,7 +127,7 @@ impl Agent {
                     &t.id, &t.cgroup, secs, &raw, block,
                 )))
             }
-            Err(e) => Reply::Error(format!("reading the trace: {e}")),
+            Err(e) => Reply::Error(format!("reading the trace: {}", chain(&e))),
         };
         let _ = t.reply.send(reply);
     }

@@ -13,15 +13,15 @@ pub enum ClientError {
     NotRoot,
     #[error("the dsh agent is not running (no socket at {0}); start it with `dsh agent`")]
     NotRunning(String),
-    #[error("cannot reach the dsh agent at {path}: {source}")]
+    #[error("cannot reach the dsh agent at {path}")]
     Connect {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("talking to the dsh agent: {0}")]
+    #[error("talking to the dsh agent")]
     Io(#[from] std::io::Error),
-    #[error("the dsh agent sent something unreadable: {0}")]
+    #[error("the dsh agent sent something unreadable")]
     Protocol(#[from] serde_json::Error),
     #[error("the dsh agent closed the connection early")]
     Closed,
@@ -53,11 +53,20 @@ impl Connection {
         })?;
         let mut bytes = serde_json::to_vec(req)?;
         bytes.push(b'\n');
-        stream.write_all(&bytes)?;
-        Ok(Self {
+        let written = stream.write_all(&bytes);
+        let mut conn = Self {
             reader: BufReader::new(stream),
             line: String::new(),
-        })
+        };
+        if let Err(e) = written {
+            // An agent that turns a client away (too many) says why, then
+            // closes: its reason beats "broken pipe".
+            return Err(match conn.recv() {
+                Err(ClientError::Agent(why)) => ClientError::Agent(why),
+                _ => ClientError::Io(e),
+            });
+        }
+        Ok(conn)
     }
 
     /// The next reply; an agent-side error becomes `ClientError::Agent`.

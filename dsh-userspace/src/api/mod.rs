@@ -1,12 +1,13 @@
-//! The agent's socket protocol: one JSON request line from the CLI, JSON
-//! reply lines back. Shared by the agent (server) and the CLI (client).
+//! The agent's socket protocol: one JSON request line from the CLI (at most
+//! `MAX_REQUEST_BYTES`), JSON reply lines back. Shared by the agent (server)
+//! and the CLI (client).
 pub mod client;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{entry::LogEntry, row::ContainerRow};
+use crate::model::{entry::LogEntry, row::ContainerRow, syscalls::SyscallAccounting};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dsh";
 
@@ -18,7 +19,28 @@ pub fn journal_path(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.redb")
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The largest request the agent reads, in bytes (without the newline).
+/// Real requests are a few hundred bytes; a longer line is refused unread.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request larger than {MAX_REQUEST_BYTES} bytes")]
+    TooLarge,
+    #[error("bad request: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// The agent's decoder for one request line (the newline optional).
+pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge);
+    }
+    Ok(serde_json::from_slice(line)?)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Ps {
@@ -27,7 +49,7 @@ pub enum Request {
     Log {
         container: Option<String>,
         all: bool,
-        since_s: Option<i64>,
+        since_ms: Option<i64>,
         follow: bool,
     },
     Status,
@@ -55,6 +77,14 @@ pub enum Reply {
     /// Container key → current name (the agent's own use, for log lines
     /// written before the runtime had named the container).
     Names(std::collections::HashMap<String, String>),
+    /// Before a log's lines: the container the name resolves to now and the
+    /// earlier ones that bore it (oldest first), all by runtime id.
+    Incarnations {
+        current: String,
+        earlier: Vec<String>,
+    },
+    /// Something the user should know about the answer (printed on stderr).
+    Warning(String),
     Error(String),
 }
 
@@ -71,14 +101,38 @@ pub struct StatusReport {
     /// How late the last sampling tick ran, and how long it took.
     pub sample_lag_ms: f64,
     pub sample_duration_ms: f64,
+    /// `dsh agent --syscalls`: exact, sampled or off.
+    #[serde(default)]
+    pub syscall_accounting: SyscallAccounting,
+    /// Sampled mode: the counting programs are attached for this long out
+    /// of every period.
+    #[serde(default)]
+    pub syscall_window_ms: Option<u64>,
+    #[serde(default)]
+    pub syscall_period_ms: Option<u64>,
+    /// Sampling windows closed so far.
+    #[serde(default)]
+    pub syscall_windows: u64,
     pub programs: Vec<ProgramStatus>,
     pub channels: Vec<ChannelStatus>,
     pub maps: Vec<MapFill>,
     pub undecodable_events: u64,
+    /// Events read behind later ones already applied (applied anyway), and
+    /// the re-ordering margin now (`agent::reorder`).
+    #[serde(default)]
+    pub late_events: u64,
+    #[serde(default)]
+    pub ordering_margin_ms: u64,
+    /// Cgroups an event named before their mkdir was read, found by id.
+    #[serde(default)]
+    pub cgroups_found_by_id: u64,
     pub journal_path: String,
     pub journal_bytes: u64,
     pub journal_entries: u64,
     pub journal_errors: u64,
+    /// Classes, budget, and whether the journal can write (pending lines,
+    /// last error, since when).
+    pub journal: crate::journal::JournalStatus,
     pub runtimes: Vec<RuntimeStatus>,
 }
 
@@ -89,6 +143,9 @@ pub struct ProgramStatus {
     pub runs_per_s: f64,
     pub avg_ns_per_run: f64,
     pub runs_total: u64,
+    /// Time spent in the program since it was loaded, in ns.
+    #[serde(default)]
+    pub run_time_ns_total: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -111,4 +168,68 @@ pub struct RuntimeStatus {
     pub name: String,
     pub connected: bool,
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_oversize_is_refused() {
+        let req = Request::Log {
+            container: Some("web\x1b".into()),
+            all: true,
+            since_ms: Some(60_000),
+            follow: false,
+        };
+        let mut line = serde_json::to_vec(&req).unwrap();
+        line.push(b'\n');
+        assert_eq!(decode_request(&line).unwrap(), req);
+        let huge = format!(
+            r#"{{"op":"resolve","name":"{}"}}"#,
+            "x".repeat(MAX_REQUEST_BYTES)
+        );
+        assert!(matches!(
+            decode_request(huge.as_bytes()),
+            Err(RequestError::TooLarge)
+        ));
+        assert!(matches!(
+            decode_request(b"{\"op\":\"nope\"}"),
+            Err(RequestError::Malformed(_))
+        ));
+    }
+
+    /// Every request the CLI sends: the `socket_request` fuzz target's seeds.
+    #[test]
+    fn fuzz_seeds() {
+        let requests = [
+            Request::Ps { all: true },
+            Request::Log {
+                container: Some("web".into()),
+                all: false,
+                since_ms: Some(600_000),
+                follow: true,
+            },
+            Request::Log {
+                container: None,
+                all: true,
+                since_ms: None,
+                follow: false,
+            },
+            Request::Status,
+            Request::Resolve {
+                name: "/evil\x1b]0;t\x07".into(),
+            },
+            Request::Trace {
+                container: "07c5".into(),
+                duration_ms: 5000,
+            },
+        ];
+        for (i, req) in requests.iter().enumerate() {
+            let mut line = serde_json::to_vec(req).unwrap();
+            line.push(b'\n');
+            assert_eq!(&decode_request(&line).unwrap(), req);
+            crate::fuzz_seeds::seed("socket_request", &format!("request-{i}"), &line);
+        }
+    }
 }

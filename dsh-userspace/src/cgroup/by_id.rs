@@ -4,10 +4,15 @@ use std::{
     fs, io,
     os::{
         fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-        unix::fs::{DirEntryExt as _, MetadataExt as _},
+        unix::{
+            ffi::OsStrExt as _,
+            fs::{DirEntryExt as _, MetadataExt as _},
+        },
     },
     path::Path,
 };
+
+use super::CgroupId;
 
 /// `FILEID_KERNFS` (include/linux/exportfs.h): kernfs, and so cgroup2,
 /// encodes a directory's file handle as its 64-bit node id, which is the
@@ -26,12 +31,22 @@ struct KernfsHandle {
 /// with this id in the hierarchy mounted at `root`; None when no cgroup
 /// has it (any more). cgroup2 answers by file handle at once; a v1
 /// hierarchy is walked (its ids are directory inode numbers too).
-pub fn path_of(root: &Path, cgroup2: bool, id: u64) -> io::Result<Option<String>> {
+pub fn path_of(root: &Path, cgroup2: bool, id: CgroupId) -> io::Result<Option<String>> {
     if cgroup2 {
-        by_handle(root, id)
+        by_handle(root, id.get())
     } else {
-        by_walk(root, id)
+        by_walk(root, id.get())
     }
+}
+
+/// `/` and the path below `root`, as `scan` names it: a cgroup's name is
+/// its creator's choice, not necessarily UTF-8.
+fn relative(root: &Path, full: &Path) -> Option<String> {
+    let rel = full.strip_prefix(root).ok()?;
+    Some(format!(
+        "/{}",
+        crate::untrusted::from_utf8_escaped(rel.as_os_str().as_bytes())
+    ))
 }
 
 fn by_handle(root: &Path, id: u64) -> io::Result<Option<String>> {
@@ -61,10 +76,7 @@ fn by_handle(root: &Path, id: u64) -> io::Result<Option<String>> {
     // SAFETY: the kernel just returned this fd; nothing else owns it.
     let dir = unsafe { OwnedFd::from_raw_fd(fd) };
     let full = fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
-    Ok(full
-        .strip_prefix(root)
-        .ok()
-        .map(|rel| format!("/{}", rel.to_string_lossy())))
+    Ok(relative(root, &full))
 }
 
 /// Depth-first through the hierarchy, comparing directory entries' inode
@@ -85,10 +97,7 @@ fn by_walk(root: &Path, id: u64) -> io::Result<Option<String>> {
             }
             let path = entry.path();
             if entry.ino() == id {
-                return Ok(path
-                    .strip_prefix(root)
-                    .ok()
-                    .map(|rel| format!("/{}", rel.to_string_lossy())));
+                return Ok(relative(root, &path));
             }
             stack.push(path);
         }

@@ -32,6 +32,31 @@ pub enum Runtime {
     Cgroup,
 }
 
+impl Runtime {
+    pub const ALL: [Runtime; 7] = [
+        Runtime::Docker,
+        Runtime::Containerd,
+        Runtime::Kubernetes,
+        Runtime::Crio,
+        Runtime::Podman,
+        Runtime::Systemd,
+        Runtime::Cgroup,
+    ];
+
+    /// The name rows and `--json` carry (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::Kubernetes => "kubernetes",
+            Runtime::Crio => "crio",
+            Runtime::Podman => "podman",
+            Runtime::Systemd => "systemd",
+            Runtime::Cgroup => "cgroup",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub runtime: Runtime,
@@ -83,14 +108,14 @@ const CONTAINERD_NAMESPACES: &[&str] = &["default", "k8s.io", "moby", "buildkit"
 
 /// None for cgroups that are not a container: the root, slices, pod-level
 /// cgroups, conmon scopes, the runtime's own service cgroups, ...
+///
+/// A path names the same cgroup however its slashes are spelt (repeated,
+/// trailing, or no leading one, as an operator may type it), so it is
+/// normalised first; `.` and `..` are never part of a kernel's cgroup path
+/// and make it no container.
 pub fn identify(path: &str) -> Option<Identity> {
-    let rest = path.strip_prefix('/')?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() {
-        return None;
-    }
-    let elems: Vec<&str> = rest.split('/').collect();
-    if elems.iter().any(|e| matches!(*e, "" | "." | "..")) {
+    let elems: Vec<&str> = path.split('/').filter(|e| !e.is_empty()).collect();
+    if elems.is_empty() || elems.iter().any(|e| matches!(*e, "." | "..")) {
         return None;
     }
     let container = |i: usize, runtime, runtime_id: &str, pod_uid: Option<String>| {
@@ -245,6 +270,13 @@ mod tests {
     const ID: &str = "b43d92bf1e5c6f78bb9b7bc6f40721280299855ba692092716e3a1b6c0b86f3f";
     const UID: &str = "8712f785-1a3e-41ec-a00b-e2dcc77431cb";
     const UID_: &str = "8712f785_1a3e_41ec_a00b_e2dcc77431cb";
+
+    #[test]
+    fn runtime_names_are_the_serde_names() {
+        for r in Runtime::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}");
+        }
+    }
 
     /// `path` (with "{ID}" and "{UID_}" filled in) is the container `cgroup`.
     fn sub(path: &str, cgroup: &str, runtime: Runtime, id: &str, pod: Option<&str>) {
@@ -415,9 +447,86 @@ mod tests {
         sub("/default/{ID}/x", "/default/{ID}", Containerd, ID, None);
     }
 
+    /// The path with its slashes normalised: one leading, no repeats, no trailing.
+    fn normalise(path: &str) -> String {
+        let elems: Vec<&str> = path.split('/').filter(|e| !e.is_empty()).collect();
+        format!("/{}", elems.join("/"))
+    }
+
+    #[test]
+    fn slashes_do_not_change_identity() {
+        let c = format!("/docker/{ID}");
+        for p in [
+            format!("/docker//{ID}"),
+            format!("//docker/{ID}/"),
+            format!("docker/{ID}"),
+            format!("/docker/{ID}///init.scope"),
+        ] {
+            sub(&p, &c, Docker, ID, None);
+        }
+        sub("/a//b", "/a", Cgroup, "/a", None);
+        sub("a", "/a", Cgroup, "/a", None);
+    }
+
+    /// What the fuzz target checks on arbitrary paths, on every path the
+    /// other tests use: the container's own cgroup is a normalised prefix of
+    /// the path and identifies as the same container.
+    #[test]
+    fn a_containers_cgroup_identifies_as_itself() {
+        let fill = |s: &str| s.replace("{ID}", ID).replace("{UID_}", UID_);
+        let paths = [
+            "/docker/{ID}/init.scope",
+            "/kubepods.slice/kubepods-pod{UID_}.slice/crio-{ID}.scope/container",
+            "/system.slice/containerd.service/kubepods-burstable-pod{UID_}.slice:cri-containerd:{ID}",
+            "/mybench-17/child/x",
+            "/default/{ID}/x",
+            "/user.slice/user-0.slice/session-3.scope/sub",
+        ];
+        for p in paths.map(fill) {
+            let id = identify(&p).expect("a container");
+            let n = normalise(&p);
+            assert!(
+                n == id.cgroup || n.starts_with(&format!("{}/", id.cgroup)),
+                "{p}"
+            );
+            assert_eq!(identify(&id.cgroup).as_ref(), Some(&id), "{p}");
+        }
+    }
+
+    /// Paths of every shape the tests above know: the `cgroup_identity`
+    /// fuzz target's seeds.
+    #[test]
+    fn fuzz_seeds() {
+        let fill = |s: &str| s.replace("{ID}", ID).replace("{UID_}", UID_);
+        let paths = [
+            "/docker/{ID}/init.scope",
+            "/system.slice/docker-{ID}.scope",
+            "/kubepods/burstable/pod8712f785-1a3e-41ec-a00b-e2dcc77431cb/crio-{ID}",
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{ID}.scope",
+            "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod{UID_}.slice/crio-{ID}.scope/container",
+            "/system.slice/containerd.service/kubepods-burstable-pod{UID_}.slice:cri-containerd:{ID}",
+            "/k8s.io/{ID}",
+            "/user.slice/user-1000.slice/user@1000.service/user.slice/nerdctl-{ID}.scope",
+            "/machine.slice/libpod-conmon-{ID}.scope",
+            "/system.slice/web.service/libpod-payload-{ID}",
+            "/user.slice/user-0.slice/session-3.scope/sub",
+            "/mybench-17/child/x",
+            "/lxc.payload.web",
+            "/evil\x1b[31mRED\x1b]0;title\x07",
+            "//docker///{ID}/",
+        ];
+        for (i, p) in paths.iter().enumerate() {
+            crate::fuzz_seeds::seed(
+                "cgroup_identity",
+                &format!("path-{i:02}"),
+                fill(p).as_bytes(),
+            );
+        }
+    }
+
     #[test]
     fn odd_inputs() {
-        let odd = "/ // /// docker /docker/ /docker/xyz /./x /../etc /a//b /docker/.. \
+        let odd = "/ // /// docker /docker/ /docker/xyz /./x /../etc /docker/.. \
             /docker/{ID}/../x /kubepods/pod /kubepods/podé /system.slice/é.slice \
             /kubepods.slice/kubepods-pod.slice/crio-.scope /system.slice/x:y:z /machine/é:é:é";
         for p in odd.split_whitespace().chain([""]) {

@@ -2,15 +2,41 @@
 //! statistics live, and the one start-up scan of the hierarchy.
 pub mod by_id;
 pub mod identity;
+pub mod layout;
 pub mod stats;
 
 use std::{
     fs, io,
-    os::unix::fs::MetadataExt as _,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
     path::{Path, PathBuf},
 };
 
-use crate::probe::layout::{CgroupLayout, CgroupLayoutKind};
+use layout::{CgroupLayout, CgroupLayoutKind};
+use procfs::process::Process;
+
+/// A cgroup's id as the kernel reports it in events and map keys
+/// (`cgroup->kn->id`): its directory's inode number on cgroupfs.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct CgroupId(u64);
+
+impl CgroupId {
+    pub const fn new(raw: u64) -> Self {
+        Self(raw)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CgroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Where a container's statistics files are on this host.
 pub fn stats_source(layout: &CgroupLayout, path: &str) -> stats::StatsSource {
@@ -33,7 +59,7 @@ pub fn stats_source(layout: &CgroupLayout, path: &str) -> stats::StatsSource {
 pub struct Found {
     /// Path relative to the hierarchy root, starting with '/'.
     pub path: String,
-    pub id: u64,
+    pub id: CgroupId,
 }
 
 /// Walks one hierarchy once (at start-up; later changes come from the
@@ -52,9 +78,11 @@ pub fn scan(root: &Path) -> Vec<Found> {
             }
             let p = entry.path();
             if let Ok(rel) = p.strip_prefix(root) {
+                // Names are the container's choice: not necessarily UTF-8.
+                let rel = crate::untrusted::from_utf8_escaped(rel.as_os_str().as_bytes());
                 out.push(Found {
-                    path: format!("/{}", rel.to_string_lossy()),
-                    id: meta.ino(),
+                    path: format!("/{rel}"),
+                    id: CgroupId(meta.ino()),
                 });
             }
             stack.push(p);
@@ -70,75 +98,49 @@ pub fn procs(dir: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// procfs's error as the `io::Error` callers match on (NotFound: the
+/// process has gone).
+fn io_error(e: procfs::ProcError) -> io::Error {
+    match e {
+        procfs::ProcError::Io(e, _) => e,
+        procfs::ProcError::NotFound(_) => io::ErrorKind::NotFound.into(),
+        procfs::ProcError::PermissionDenied(_) => io::ErrorKind::PermissionDenied.into(),
+        other => io::Error::other(other),
+    }
+}
+
 /// A process's parent pid and start time (ns since boot) from /proc/PID/stat.
 pub fn proc_start(pid: u32) -> io::Result<(u32, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // comm may hold spaces and parentheses: fields start after the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After comm: state(0) ppid(1) ... starttime is field 22 overall → index 19.
-    let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    let (Some(ppid), Some(start)) = (parse(1), parse(19)) else {
-        return Err(io::Error::other("malformed /proc/PID/stat"));
-    };
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|h| *h > 0)
-        .unwrap_or(100) as u64;
-    Ok((ppid as u32, start * (1_000_000_000 / hz)))
+    let stat = Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .map_err(io_error)?;
+    let hz = procfs::ticks_per_second().max(1);
+    Ok((stat.ppid as u32, stat.starttime * (1_000_000_000 / hz)))
 }
 
 /// The hierarchy id of a v1 controller, from /proc/cgroups (cgroup2 is 0).
 pub fn v1_hierarchy_id(controller: &str) -> Option<u32> {
-    let text = fs::read_to_string("/proc/cgroups").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.first() == Some(&controller)).then(|| f.get(1)?.parse().ok())?
-    })
+    procfs::cgroups()
+        .ok()?
+        .0
+        .into_iter()
+        .find_map(|c| (c.name == controller).then_some(c.hierarchy))
 }
 
-/// One line of `/proc/PID/cgroup`: `hierarchy-id:controllers:path`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcCgroup {
-    /// 0 for cgroup2; the v1 hierarchy's id otherwise.
-    pub hierarchy: u32,
-    /// The v1 controllers (and `name=` hierarchies) of the line; empty for cgroup2.
-    pub controllers: Vec<String>,
-    /// Relative to the hierarchy's root as our cgroup namespace sees it.
-    pub path: String,
-}
+/// One line of `/proc/PID/cgroup`: `hierarchy-id:controllers:path` (the
+/// path relative to the hierarchy's root as our cgroup namespace sees it).
+pub use procfs::ProcessCGroup as ProcCgroup;
 
-pub fn parse_proc_cgroup(text: &str) -> Vec<ProcCgroup> {
-    text.lines()
-        .filter_map(|l| {
-            // The path may itself hold ':'; only the first two split.
-            let mut f = l.splitn(3, ':');
-            let hierarchy = f.next()?.parse().ok()?;
-            let controllers = f.next()?;
-            let path = f.next()?.to_owned();
-            let controllers = controllers
-                .split(',')
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect();
-            Some(ProcCgroup {
-                hierarchy,
-                controllers,
-                path,
-            })
-        })
-        .collect()
-}
-
-/// A process's cgroups (NotFound once it has gone).
+/// A process's cgroups (NotFound once it has gone). A cgroup name that is
+/// not UTF-8 keeps its bad bytes as `\xNN` escapes.
 pub fn proc_cgroups(pid: u32) -> io::Result<Vec<ProcCgroup>> {
-    Ok(parse_proc_cgroup(&fs::read_to_string(format!(
-        "/proc/{pid}/cgroup"
-    ))?))
+    // Read here, not by procfs::Process::cgroups, which refuses the whole
+    // file when a cgroup's name is not UTF-8.
+    let bytes = fs::read(format!("/proc/{pid}/cgroup"))?;
+    let text = crate::untrusted::from_utf8_escaped(&bytes);
+    <procfs::ProcessCGroups as procfs::FromRead>::from_read(text.as_bytes())
+        .map(|c| c.0)
+        .map_err(io_error)
 }
 
 /// The process's cgroup in the hierarchy events are attributed to (see
@@ -152,9 +154,9 @@ pub fn attribution_path<'a>(lines: &'a [ProcCgroup], layout: &CgroupLayout) -> O
             CgroupLayoutKind::V1 => l
                 .controllers
                 .iter()
-                .any(|c| c == crate::probe::layout::V1_ATTRIBUTION_CONTROLLER),
+                .any(|c| c == layout::V1_ATTRIBUTION_CONTROLLER),
         })
-        .map(|l| l.path.as_str())
+        .map(|l| l.pathname.as_str())
 }
 
 /// The directory of each of the process's cgroups, one per mounted hierarchy
@@ -168,13 +170,15 @@ pub fn hierarchy_dirs(lines: &[ProcCgroup], layout: &CgroupLayout) -> Vec<PathBu
             } else {
                 l.controllers.iter().find_map(|c| layout.v1.get(c))
             }?;
-            Some(root.join(l.path.trim_start_matches('/')))
+            Some(root.join(l.pathname.trim_start_matches('/')))
         })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use procfs::{FromBufRead as _, ProcessCGroups};
+
     use super::*;
 
     const HYBRID_PROC: &str = "\
@@ -186,16 +190,19 @@ mod tests {
 
     #[test]
     fn proc_cgroup_lines() {
-        let lines = parse_proc_cgroup(HYBRID_PROC);
+        let lines = ProcessCGroups::from_buf_read(HYBRID_PROC.as_bytes())
+            .unwrap()
+            .0;
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[2].controllers, ["cpu", "cpuacct"]);
-        assert_eq!(lines[3].path, "/docker/abc/sub:odd");
+        assert_eq!(lines[3].pathname, "/docker/abc/sub:odd");
         let hybrid = CgroupLayout::from_mounts(
             "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n\
              cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
              cgroup /sys/fs/cgroup/systemd cgroup rw,name=systemd 0 0\n\
              cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n",
-        );
+        )
+        .unwrap();
         assert_eq!(
             attribution_path(&lines, &hybrid),
             Some("/docker/abc/sub:odd")
@@ -210,9 +217,25 @@ mod tests {
             ]
             .map(PathBuf::from)
         );
-        let v1 = CgroupLayout::from_mounts("cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n");
+        let v1 = CgroupLayout::from_mounts("cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n")
+            .unwrap();
         assert_eq!(attribution_path(&lines, &v1), Some("/docker/abc"));
         assert_eq!(hierarchy_dirs(&lines, &v1).len(), 1);
+    }
+
+    #[test]
+    fn own_cgroups_and_hierarchy_ids() {
+        let mine = proc_cgroups(std::process::id()).unwrap();
+        assert!(!mine.is_empty());
+        // Every v1 line's controllers share its hierarchy id in /proc/cgroups.
+        for l in mine.iter().filter(|l| l.hierarchy != 0) {
+            if let Some(c) = l.controllers.iter().find(|c| !c.starts_with("name=")) {
+                assert_eq!(v1_hierarchy_id(c), Some(l.hierarchy), "{l:?}");
+            }
+        }
+        assert_eq!(v1_hierarchy_id("no-such-controller"), None);
+        let gone = proc_cgroups(u32::MAX / 2).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]
@@ -227,7 +250,8 @@ mod tests {
         let layout = CgroupLayout::from_mounts(
             "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n\
              cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n",
-        );
+        )
+        .unwrap();
         let src = stats_source(&layout, "/docker/abc");
         assert_eq!(
             src,

@@ -52,6 +52,9 @@ pub struct CgroupStats {
     pub mem_file_bytes: u64,
     /// None when unlimited (v2 "max"; v1 a value >= 2^62 or larger than host RAM, the kernel's "no limit" is PAGE_COUNTER_MAX*page size)
     pub mem_limit_bytes: Option<u64>,
+    /// The memory high-water mark (v2 `memory.peak`, 5.19+; v1
+    /// `memory.max_usage_in_bytes`); None where the kernel keeps none.
+    pub mem_peak_bytes: Option<u64>,
     /// OOM kills inside this cgroup (v2 memory.events `oom_kill`; v1 memory.oom_control `oom_kill`, missing on old kernels -> 0)
     pub oom_kills: u64,
     /// cumulative CPU time (v2 cpu.stat usage_usec*1000; v1 cpuacct.usage)
@@ -80,7 +83,7 @@ pub enum StatsError {
     /// The cgroup was removed while (or before) it was read: an ordinary event, not a fault.
     #[error("cgroup {0} is gone")]
     Vanished(PathBuf),
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -114,39 +117,11 @@ pub struct StatsReader {
 
 impl StatsReader {
     pub fn read(&mut self, src: &StatsSource) -> Result<CgroupStats, StatsError> {
-        let r = &mut self.r;
-        let mut s = CgroupStats::default();
-        let result = match src {
-            StatsSource::V2(dir) => read_v2(r, dir, &mut s),
-            StatsSource::V1 {
-                memory,
-                cpu,
-                cpuacct,
-                pids,
-                blkio,
-            } => (|| {
-                if let Some(d) = memory {
-                    read_v1_memory(r, d, host_ram(), &mut s)?;
-                }
-                if let Some(d) = cpu {
-                    read_v1_cpu(r, d, &mut s)?;
-                }
-                if let Some(d) = cpuacct {
-                    s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
-                }
-                if let Some(d) = pids {
-                    s.pids = r.parse(d, "pids.current", single_u64)?;
-                }
-                if let Some(d) = blkio {
-                    read_v1_blkio(r, d, &mut s)?;
-                }
-                Ok(())
-            })(),
-        };
+        let result = read_all(&mut self.r, src, host_ram());
         if let Err(StatsError::Vanished(dir)) = &result {
             self.r.open.retain(|path, _| !path.starts_with(dir));
         }
-        result.map(|()| s)
+        result
     }
 
     /// Closes the files of every cgroup directory `keep` says no to.
@@ -162,11 +137,54 @@ impl StatsReader {
     }
 }
 
-fn read_v2(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+/// The statistics of `src`, its files' contents given by `file` (None: the
+/// file is absent, its controller not enabled), as `read` parses cgroupfs;
+/// `ram` is the host's memory in bytes. For tests and fuzzing.
+pub fn parse(
+    src: &StatsSource,
+    ram: u64,
+    file: impl FnMut(&Path) -> Option<String>,
+) -> Result<CgroupStats, StatsError> {
+    read_all(&mut Texts(file), src, ram)
+}
+
+fn read_all(r: &mut impl Files, src: &StatsSource, ram: u64) -> Result<CgroupStats, StatsError> {
+    let mut s = CgroupStats::default();
+    match src {
+        StatsSource::V2(dir) => read_v2(r, dir, &mut s)?,
+        StatsSource::V1 {
+            memory,
+            cpu,
+            cpuacct,
+            pids,
+            blkio,
+        } => {
+            if let Some(d) = memory {
+                read_v1_memory(r, d, ram, &mut s)?;
+            }
+            if let Some(d) = cpu {
+                read_v1_cpu(r, d, &mut s)?;
+            }
+            if let Some(d) = cpuacct {
+                s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
+            }
+            if let Some(d) = pids {
+                s.pids = r.parse(d, "pids.current", single_u64)?;
+            }
+            if let Some(d) = blkio {
+                read_v1_blkio(r, d, &mut s)?;
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn read_v2(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
     [s.mem_anon_bytes, s.mem_file_bytes] = r
         .parse(dir, "memory.stat", flat(["anon", "file"]))?
         .unwrap_or_default();
     s.mem_limit_bytes = r.parse(dir, "memory.max", max_or_u64)?.flatten();
+    s.mem_peak_bytes = r.parse(dir, "memory.peak", single_u64)?;
     [s.oom_kills] = r
         .parse(dir, "memory.events", flat(["oom_kill"]))?
         .unwrap_or_default();
@@ -185,13 +203,14 @@ fn read_v2(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsE
 }
 
 fn read_v1_memory(
-    r: &mut Reader,
+    r: &mut impl Files,
     dir: &Path,
     ram: u64,
     s: &mut CgroupStats,
 ) -> Result<(), StatsError> {
     let keys = flat(["total_rss", "total_cache"]);
     [s.mem_anon_bytes, s.mem_file_bytes] = r.parse(dir, "memory.stat", keys)?.unwrap_or_default();
+    s.mem_peak_bytes = r.parse(dir, "memory.max_usage_in_bytes", single_u64)?;
     s.mem_limit_bytes = r
         .parse(dir, "memory.limit_in_bytes", single_u64)?
         .filter(|&l| l < V1_UNLIMITED && l <= ram);
@@ -202,7 +221,7 @@ fn read_v1_memory(
     Ok(())
 }
 
-fn read_v1_cpu(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+fn read_v1_cpu(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
     let keys = flat(["nr_periods", "nr_throttled"]);
     [s.cpu_periods, s.cpu_throttled_periods] = r.parse(dir, "cpu.stat", keys)?.unwrap_or_default();
     // A negative quota (-1) means unlimited; read the period only when needed.
@@ -223,7 +242,7 @@ fn read_v1_cpu(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), St
     Ok(())
 }
 
-fn read_v1_blkio(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
+fn read_v1_blkio(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
     // Which file exists depends on the kernel and I/O scheduler; the throttle
     // files count all bios regardless of scheduler, so they come first.
     for name in [
@@ -244,12 +263,8 @@ fn read_v1_blkio(r: &mut Reader, dir: &Path, s: &mut CgroupStats) -> Result<(), 
 fn host_ram() -> u64 {
     static RAM: OnceLock<u64> = OnceLock::new();
     *RAM.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(u64::MAX, |kb| kb.saturating_mul(1024))
+        use procfs::Current as _;
+        procfs::Meminfo::current().map_or(u64::MAX, |m| m.mem_total)
     })
 }
 
@@ -259,6 +274,38 @@ struct Reader {
     buf: String,
     bytes: Vec<u8>,
     open: std::collections::HashMap<PathBuf, File>,
+}
+
+/// Where the readers get a file's text from: cgroupfs (`Reader`), or given
+/// contents (`Texts`).
+trait Files {
+    /// Reads `dir/name` and parses it. Ok(None): the file is absent but `dir`
+    /// still exists (controller not enabled). A parser error is the offending line.
+    fn parse<T>(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, StatsError>;
+}
+
+struct Texts<F>(F);
+
+impl<F: FnMut(&Path) -> Option<String>> Files for Texts<F> {
+    fn parse<T>(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, StatsError> {
+        let path = dir.join(name);
+        match (self.0)(&path) {
+            Some(text) => f(&text)
+                .map(Some)
+                .map_err(|line| StatsError::Malformed { path, line }),
+            None => Ok(None),
+        }
+    }
 }
 
 impl Reader {
@@ -288,9 +335,9 @@ impl Reader {
         self.buf.push_str(&String::from_utf8_lossy(&self.bytes));
         Ok(())
     }
+}
 
-    /// Reads `dir/name` and parses it. Ok(None): the file is absent but `dir`
-    /// still exists (controller not enabled). A parser error is the offending line.
+impl Files for Reader {
     fn parse<T>(
         &mut self,
         dir: &Path,
@@ -392,10 +439,106 @@ fn blkio_v1(t: &str) -> Result<(u64, u64), String> {
     Ok((rd, wr))
 }
 
+/// The fuzz targets' input format: one cgroup's files in [`V2_FILES`] (or
+/// [`V1_FILES`]) order, separated by NUL (cgroupfs text holds none); a file
+/// that is the single byte 0x01 is absent, as are files past the last one.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_input {
+    use std::path::{Path, PathBuf};
+
+    use super::{CgroupStats, StatsError, StatsSource};
+
+    pub const V2_FILES: &[&str] = &[
+        "memory.stat",
+        "memory.max",
+        "memory.events",
+        "cpu.stat",
+        "cpu.max",
+        "pids.current",
+        "io.stat",
+    ];
+
+    /// (controller directory, file).
+    pub const V1_FILES: &[(&str, &str)] = &[
+        ("memory", "memory.stat"),
+        ("memory", "memory.limit_in_bytes"),
+        ("memory", "memory.oom_control"),
+        ("cpu", "cpu.stat"),
+        ("cpu", "cpu.cfs_quota_us"),
+        ("cpu", "cpu.cfs_period_us"),
+        ("cpuacct", "cpuacct.usage"),
+        ("pids", "pids.current"),
+        ("blkio", "blkio.throttle.io_service_bytes_recursive"),
+        ("blkio", "blkio.throttle.io_service_bytes"),
+        ("blkio", "blkio.io_service_bytes_recursive"),
+    ];
+
+    /// The host RAM the parsers are given (64 GiB).
+    pub const RAM: u64 = 64 << 30;
+
+    const ABSENT: &[u8] = &[1];
+
+    pub fn encode(files: &[Option<&str>]) -> Vec<u8> {
+        let chunks: Vec<&[u8]> = files
+            .iter()
+            .map(|f| f.map_or(ABSENT, str::as_bytes))
+            .collect();
+        chunks.join(&0u8)
+    }
+
+    /// The files' contents, in order (None: absent).
+    pub fn decode(bytes: &[u8], count: usize) -> Vec<Option<String>> {
+        let mut files: Vec<Option<String>> = bytes
+            .split(|&b| b == 0)
+            .take(count)
+            .map(|c| (c != ABSENT).then(|| String::from_utf8_lossy(c).into_owned()))
+            .collect();
+        files.resize(count, None);
+        files
+    }
+
+    fn lookup<'a>(
+        paths: &'a [PathBuf],
+        files: &'a [Option<String>],
+    ) -> impl FnMut(&Path) -> Option<String> + 'a {
+        |p| {
+            let i = paths.iter().position(|q| q == p)?;
+            files[i].clone()
+        }
+    }
+
+    /// The v2 parser on fuzz input: the files and what it made of them.
+    pub fn parse_v2(bytes: &[u8]) -> (Vec<Option<String>>, Result<CgroupStats, StatsError>) {
+        let dir = PathBuf::from("/cg");
+        let paths: Vec<PathBuf> = V2_FILES.iter().map(|f| dir.join(f)).collect();
+        let files = decode(bytes, paths.len());
+        let r = super::parse(&StatsSource::V2(dir), RAM, lookup(&paths, &files));
+        (files, r)
+    }
+
+    /// The v1 parsers on fuzz input, every controller in its own directory.
+    pub fn parse_v1(bytes: &[u8]) -> (Vec<Option<String>>, Result<CgroupStats, StatsError>) {
+        let paths: Vec<PathBuf> = V1_FILES
+            .iter()
+            .map(|(d, f)| Path::new("/").join(d).join(f))
+            .collect();
+        let files = decode(bytes, paths.len());
+        let src = StatsSource::V1 {
+            memory: Some("/memory".into()),
+            cpu: Some("/cpu".into()),
+            cpuacct: Some("/cpuacct".into()),
+            pids: Some("/pids".into()),
+            blkio: Some("/blkio".into()),
+        };
+        let r = super::parse(&src, RAM, lookup(&paths, &files));
+        (files, r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
+    use std::{fs, io::Write as _};
 
     /// A fresh fixture directory, removed on drop.
     struct Fixture(PathBuf);
@@ -445,6 +588,7 @@ mod tests {
             &[
                 ("memory.stat", V2_MEMORY_STAT),
                 ("memory.max", "67108864\n"),
+                ("memory.peak", "5242880\n"),
                 ("memory.events", V2_EVENTS),
                 ("cpu.stat", V2_CPU_STAT),
                 ("cpu.max", "150000 100000\n"),
@@ -460,6 +604,7 @@ mod tests {
                 mem_anon_bytes: 1048576,
                 mem_file_bytes: 2097152,
                 mem_limit_bytes: Some(64 << 20),
+                mem_peak_bytes: Some(5 << 20),
                 oom_kills: 2,
                 cpu_usage_ns: 1_500_000,
                 cpu_limit_cores: Some(1.5),
@@ -503,6 +648,73 @@ mod tests {
         assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == d));
     }
 
+    /// The fixtures above through the in-memory parser (what the fuzz
+    /// targets run), and the fuzz targets' seeds made of them.
+    #[test]
+    fn fixtures_parse_from_texts_and_seed_the_fuzzers() {
+        use fuzz_input::{encode, parse_v1, parse_v2};
+        let v2 = encode(&[
+            Some(V2_MEMORY_STAT),
+            Some("67108864\n"),
+            Some(V2_EVENTS),
+            Some(V2_CPU_STAT),
+            Some("150000 100000\n"),
+            Some("4\n"),
+            Some(V2_IO_STAT),
+        ]);
+        let s = parse_v2(&v2).1.expect("v2 fixture");
+        assert_eq!((s.mem_anon_bytes, s.cpu_limit_cores), (1048576, Some(1.5)));
+        crate::fuzz_seeds::seed("cgroup_stats_v2", "fixture", &v2);
+        let unlimited = encode(&[
+            Some("anon 0\nfile 0\n"),
+            Some("max\n"),
+            None,
+            Some("usage_usec 3\nuser_usec 2\nsystem_usec 1\n"),
+            Some("max 100000\n"),
+        ]);
+        let s = parse_v2(&unlimited).1.expect("v2 unlimited");
+        assert_eq!(
+            (s.mem_limit_bytes, s.cpu_limit_cores, s.pids),
+            (None, None, None)
+        );
+        crate::fuzz_seeds::seed("cgroup_stats_v2", "unlimited", &unlimited);
+        let bad = encode(&[Some("anon 12x\nfile 3\n")]);
+        assert!(
+            matches!(parse_v2(&bad).1, Err(StatsError::Malformed { line, .. }) if line == "anon 12x")
+        );
+        crate::fuzz_seeds::seed("cgroup_stats_v2", "malformed", &bad);
+
+        let v1 = encode(&[
+            Some(V1_MEMORY_STAT),
+            Some("67108864\n"),
+            Some("oom_kill_disable 0\nunder_oom 0\noom_kill 5\n"),
+            Some("nr_periods 10\nnr_throttled 3\nthrottled_time 123456\n"),
+            Some("50000\n"),
+            Some("100000\n"),
+            Some("987654321\n"),
+            Some("9\n"),
+            Some(V1_BLKIO),
+        ]);
+        let s = parse_v1(&v1).1.expect("v1 fixture");
+        assert_eq!((s.io_read_bytes, s.cpu_limit_cores), (4097, Some(0.5)));
+        crate::fuzz_seeds::seed("cgroup_stats_v1", "fixture", &v1);
+        let old_kernel = encode(&[
+            Some(V1_MEMORY_STAT),
+            Some("9223372036854771712\n"),
+            Some("oom_kill_disable 0\nunder_oom 0\n"),
+            None,
+            Some("-1\n"),
+            None,
+            None,
+            None,
+            None,
+            Some("8:0 Read 10\n8:0 Write 20\nTotal 30\n"),
+        ]);
+        let s = parse_v1(&old_kernel).1.expect("v1 old kernel");
+        assert_eq!((s.mem_limit_bytes, s.io_write_bytes), (None, 20));
+        crate::fuzz_seeds::seed("cgroup_stats_v1", "old-kernel", &old_kernel);
+    }
+
     // Formats as in Documentation/admin-guide/cgroup-v1/memory.rst and blkio-controller.rst.
     const V1_MEMORY_STAT: &str = "cache 100\nrss 200\nhierarchical_memory_limit 9223372036854771712\n\
         total_cache 4096\ntotal_rss 8192\ntotal_unevictable 0\n";
@@ -517,6 +729,7 @@ mod tests {
             &[
                 ("memory.stat", V1_MEMORY_STAT),
                 ("memory.limit_in_bytes", "67108864\n"),
+                ("memory.max_usage_in_bytes", "1048576\n"),
                 (
                     "memory.oom_control",
                     "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
@@ -554,6 +767,7 @@ mod tests {
                 mem_anon_bytes: 8192,
                 mem_file_bytes: 4096,
                 mem_limit_bytes: Some(64 << 20),
+                mem_peak_bytes: Some(1 << 20),
                 oom_kills: 5,
                 cpu_usage_ns: 987654321,
                 cpu_limit_cores: Some(0.5),
@@ -616,14 +830,12 @@ mod tests {
         assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == cpu));
     }
 
-    /// Mount point of a v1 hierarchy carrying `ctrl`, from /proc/self/mounts.
+    /// Mount point of a v1 hierarchy carrying `ctrl`, from the mount table.
     fn v1_mount(ctrl: &str) -> Option<PathBuf> {
-        let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
-        mounts.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let ok = f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == ctrl);
-            ok.then(|| PathBuf::from(f[1]))
-        })
+        crate::cgroup::layout::CgroupLayout::detect()
+            .ok()?
+            .v1
+            .remove(ctrl)
     }
 
     /// Cgroup dirs made by the real test, removed on drop even if an assertion fails.
@@ -637,7 +849,13 @@ mod tests {
     #[test]
     fn v1_real_cgroupfs() {
         if v1_mount("memory").is_none() {
-            println!("skipping: no cgroup v1 memory hierarchy mounted");
+            // Straight to stderr: the harness captures println! of a passing
+            // test, and this one passes having checked nothing.
+            let _ = writeln!(
+                std::io::stderr(),
+                "cgroup::stats::tests::v1_real_cgroupfs RAN NOTHING: this host has no cgroup v1 \
+                 memory hierarchy; the v1 reader was checked on fixtures only (test `v1`)"
+            );
             return;
         }
         let name = format!("dsh-stats-test-{}", std::process::id());

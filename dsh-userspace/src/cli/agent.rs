@@ -3,11 +3,12 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use dsh::{
-    agent::AgentConfig,
+    agent::{AgentConfig, SyscallSchedule},
     clock::BootClock,
     journal::Retention,
-    model::health::HealthRules,
+    model::{health::HealthRules, syscalls::SyscallAccounting},
     probe::{Probe, ProbeOptions},
+    untrusted::json,
 };
 use dsh_ebpf::channel;
 use jiff::SignedDuration;
@@ -22,22 +23,39 @@ pub struct AgentArgs {
     /// Also attach the sys_enter hook for syscall latency histograms.
     #[arg(long)]
     pub syscall_latency: bool,
-    /// Sampling interval (e.g. 1s, 500ms).
-    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    /// Syscall accounting: `sampled` (counted for --syscall-window out of
+    /// every --syscall-period; rates are estimates), `exact` (every syscall
+    /// counted, always) or `off` (no per-syscall program). `dsh trace` is
+    /// exact either way.
+    #[arg(long, default_value = "sampled", value_parser = accounting)]
+    pub syscalls: SyscallAccounting,
+    /// Sampled syscalls: how long each counting window lasts.
+    #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
+    pub syscall_window: Duration,
+    /// Sampled syscalls: one window opens every this long.
+    #[arg(long, default_value = "10s", value_parser = super::duration::interval)]
+    pub syscall_period: Duration,
+    /// Sampling interval (e.g. 1s, 500ms; at least 100ms).
+    #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
     pub interval: Duration,
     /// The Docker Engine API socket.
     #[arg(long, default_value = "/var/run/docker.sock")]
     pub docker_socket: String,
     /// Forget containers this long after their cgroup is gone (and no
-    /// runtime knows them); their journal lines stay. Seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub forget_after_s: i64,
-    /// Journal retention: drop lines older than this many days.
-    #[arg(long, default_value_t = 7)]
-    pub retention_days: i64,
-    /// Journal retention: keep at most this many lines.
+    /// runtime knows them); their journal lines stay (e.g. 1h, 90s).
+    #[arg(long, default_value = "1h", value_parser = super::duration::parse)]
+    pub forget_after: Duration,
+    /// Journal retention: drop lines older than this (e.g. 7d, 36h; at least 1d).
+    #[arg(long, default_value = "7d", value_parser = super::duration::retention)]
+    pub retention: Duration,
+    /// Journal retention of chatty lines (process churn, ...): keep at most
+    /// this many; state changes and crashes are kept for --retention.
     #[arg(long, default_value_t = 1_000_000)]
     pub retention_entries: u64,
+    /// Journal byte budget: chatty lines are evicted, oldest first, while the
+    /// stored lines take more than this many bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub journal_max_bytes: u64,
     /// Health: memory above this % of the limit is a Warning.
     #[arg(long, default_value_t = 90.0)]
     pub mem_warn_percent: f64,
@@ -47,27 +65,6 @@ pub struct AgentArgs {
     /// Health: this many restarts in 10 minutes is a crash loop (UnHealthy).
     #[arg(long, default_value_t = 3)]
     pub crash_loop_restarts: usize,
-}
-
-/// "1s", "500ms", "2" (seconds).
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not an interval like 1s or 500ms");
-    let d = if let Some(ms) = s.strip_suffix("ms") {
-        Duration::from_millis(ms.parse().map_err(|_| bad())?)
-    } else {
-        let secs: f64 = s
-            .strip_suffix('s')
-            .unwrap_or(s)
-            .parse()
-            .map_err(|_| bad())?;
-        Duration::try_from_secs_f64(secs).map_err(|_| bad())?
-    };
-    if d < Duration::from_millis(100) {
-        return Err(format!(
-            "{s:?} is too short; the interval is at least 100ms"
-        ));
-    }
-    Ok(d)
 }
 
 impl AgentArgs {
@@ -83,14 +80,45 @@ impl AgentArgs {
             interval: self.interval,
             docker_socket: self.docker_socket.clone(),
             rules,
-            forget_after: SignedDuration::from_secs(self.forget_after_s.max(0)),
+            forget_after: signed(self.forget_after),
             retention: Retention {
-                max_age: SignedDuration::from_hours(24 * self.retention_days.max(1)),
-                max_entries: self.retention_entries.max(1000),
+                max_age: signed(self.retention),
+                max_chatty_entries: self.retention_entries.max(1000),
+                max_bytes: self.journal_max_bytes.max(64 << 10),
             },
             syscall_latency: self.syscall_latency,
+            syscalls: SyscallSchedule {
+                accounting: self.syscalls,
+                window: self.syscall_window,
+                period: self.syscall_period,
+            },
         }
     }
+
+    /// Flag combinations that make no sense, as a usage error's message.
+    pub fn conflicts(&self) -> Option<String> {
+        if self.syscall_window >= self.syscall_period {
+            return Some(format!(
+                "--syscall-window ({:?}) must be shorter than --syscall-period ({:?})",
+                self.syscall_window, self.syscall_period
+            ));
+        }
+        if self.syscall_latency && self.syscalls == SyscallAccounting::Off {
+            return Some(
+                "--syscall-latency needs syscall counting; not with --syscalls off".into(),
+            );
+        }
+        None
+    }
+}
+
+fn accounting(s: &str) -> Result<SyscallAccounting, String> {
+    s.parse()
+}
+
+/// Durations past jiff's ~292 years are "forever".
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
 pub fn run(args: AgentArgs, state_dir: PathBuf) -> anyhow::Result<ExitCode> {
@@ -98,6 +126,9 @@ pub fn run(args: AgentArgs, state_dir: PathBuf) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if let Some(msg) = args.conflicts() {
+        clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit();
+    }
     if args.events {
         return rt.block_on(print_events(args));
     }
@@ -123,6 +154,7 @@ struct LostLine {
 async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut probe = Probe::load(ProbeOptions {
         syscall_latency: args.syscall_latency,
+        syscalls_detached: args.syscalls == SyscallAccounting::Off,
     })?;
     let mut events = probe.event_rings()?.into_stream()?;
     let clock = BootClock::now();
@@ -146,7 +178,7 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
                             channel: if chan as u32 == channel::CRITICAL { "critical" } else { "chatty" },
                             lost_total: stats.lost,
                         };
-                        serde_json::to_writer(&mut out, &line)?;
+                        json::to_writer(&mut out, &line)?;
                         out.write_all(b"\n")?;
                     }
                 }
@@ -155,7 +187,7 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
             ev = events.next() => {
                 let ev = ev?;
                 let line = Line { ts: clock.to_timestamp(ev.boot_ns).to_string(), event: &ev };
-                serde_json::to_writer(&mut out, &line)?;
+                json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
             }
         }

@@ -6,6 +6,7 @@ use dsh::{
     cgroup::identity::identify,
     enter::{self, EnterError, Mode, Program, Target},
     model::state::State,
+    untrusted,
 };
 
 /// Shared by `exec` and `ssh`.
@@ -89,7 +90,8 @@ pub fn enter_and_run(
         Ok(code) => Ok(ExitCode::from(code)),
         // Not found / not executable: the shell's exit codes, 127 and 126.
         Err(e) if e.exit_code() != 1 => {
-            eprintln!("dsh: container {name}: {e}");
+            let msg = format!("container {}: {e}", untrusted::name(name));
+            eprintln!("dsh: {}", untrusted::text(&msg));
             Ok(ExitCode::from(e.exit_code()))
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("container {name}"))),

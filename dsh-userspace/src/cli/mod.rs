@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 mod agent;
+mod duration;
 mod exec;
 mod live;
 mod log;

@@ -3,7 +3,8 @@ use std::{io::Write as _, path::Path, process::ExitCode};
 
 use dsh::{
     api::{Reply, Request, client},
-    render::table,
+    render::{health, table},
+    untrusted::json,
 };
 
 #[derive(clap::Args)]
@@ -25,7 +26,7 @@ pub fn run(args: PsArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
+        json::to_writer_pretty(&mut out, &health::rows_json(&rows)?)?;
         out.write_all(b"\n")?;
     } else {
         out.write_all(table::table(&rows, args.wide).as_bytes())?;

@@ -20,7 +20,8 @@ use crossterm::{
 use dsh::{
     api::{Reply, Request, client},
     model::row::ContainerRow,
-    render::{sanitize, table},
+    render::table,
+    untrusted,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -37,9 +38,9 @@ pub struct TopArgs {
     /// Sort by (descending; the keys c m r s i change it live).
     #[arg(long, value_enum, default_value = "cpu")]
     sort: SortKey,
-    /// Refresh interval in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
+    /// Refresh interval (e.g. 1s, 500ms; at least 100ms).
+    #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
+    interval: Duration,
     /// Also list containers that are no longer running.
     #[arg(short, long)]
     all: bool,
@@ -61,7 +62,7 @@ fn fetch(state_dir: &Path, all: bool) -> Result<Vec<ContainerRow>, String> {
     match client::call(state_dir, &Request::Ps { all }) {
         Ok(Reply::Rows(rows)) => Ok(rows),
         Ok(_) => Err("the agent answered `ps` with something else".to_owned()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(dsh::report::chain(&e)),
     }
 }
 
@@ -100,10 +101,13 @@ pub fn run(args: TopArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let mut rows = fetch(state_dir, args.all).map_err(|e| anyhow::anyhow!(e))?;
     if !std::io::stdout().is_terminal() {
         sort_rows(&mut rows, args.sort);
-        print!("{}", table::table(&rows, false));
+        // Written, not print!ed: a closed pipe is an error to return, not a panic.
+        std::io::stdout()
+            .lock()
+            .write_all(table::table(&rows, false).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let interval = Duration::from_millis(args.interval_ms.max(100));
+    let interval = args.interval;
     let (tx, rx) = mpsc::channel();
     let dir: PathBuf = state_dir.to_owned();
     let all = args.all;
@@ -193,7 +197,7 @@ pub fn lines(
         count("Warning"),
     )];
     if let Some(e) = error {
-        out.push(format!("agent: {}", sanitize(e)));
+        out.push(format!("agent: {}", untrusted::text(e)));
     }
     out.push(table::header(false));
     let room = height.saturating_sub(out.len());
@@ -214,7 +218,8 @@ fn draw(rows: &[ContainerRow], sort: SortKey, error: Option<&str>) -> std::io::R
     let mut out = std::io::stdout().lock();
     queue!(out, cursor::MoveTo(0, 0), terminal::Clear(ClearType::All))?;
     for (i, line) in lines(rows, sort, error, height as usize).iter().enumerate() {
-        let cut: String = line.chars().take(width as usize).collect();
+        // By display width: a wide name must not wrap onto the next line.
+        let cut = table::cut(line, width as usize);
         queue!(out, cursor::MoveTo(0, i as u16))?;
         out.write_all(cut.as_bytes())?;
     }

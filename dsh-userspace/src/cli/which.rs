@@ -5,9 +5,10 @@ use std::{path::Path, process::ExitCode};
 use anyhow::Context as _;
 use dsh::{
     api::{Reply, Request, client},
+    cgroup::layout::CgroupLayout,
     cgroup::{self, identity::identify},
-    probe::layout::CgroupLayout,
-    render::sanitize,
+    report::chain,
+    untrusted::{self, json},
 };
 use serde_json::json;
 
@@ -36,9 +37,12 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     let Some(id) = identify(path) else {
         if args.json {
             let v = json!({ "pid": pid, "in_container": false, "process_cgroup": path });
-            println!("{v}");
+            println!("{}", json::to_string(&v)?);
         } else {
-            println!("{pid} is not in a container (cgroup {})", sanitize(path));
+            println!(
+                "{pid} is not in a container (cgroup {})",
+                untrusted::name(path)
+            );
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -58,12 +62,14 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             None
         }
         Err(e) => {
-            eprintln!("dsh: {e}; container names need the agent");
+            eprintln!(
+                "dsh: {}; container names need the agent",
+                untrusted::text(&chain(&e))
+            );
             None
         }
     };
-    let runtime = serde_json::to_value(id.runtime)?;
-    let runtime = runtime.as_str().unwrap_or_default();
+    let runtime = id.runtime.as_str();
     if args.json {
         let v = json!({
             "pid": pid,
@@ -76,7 +82,7 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             "pod_uid": id.pod_uid,
             "process_cgroup": path,
         });
-        println!("{v}");
+        println!("{}", json::to_string(&v)?);
     } else {
         let name = row.as_ref().map_or("-", |r| r.id.as_str());
         let short = if id.runtime_id.len() == 64 {
@@ -86,9 +92,9 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         };
         let mut line = format!(
             "{pid} {} {runtime} {} {}",
-            sanitize(name),
-            sanitize(short),
-            sanitize(&id.cgroup)
+            untrusted::name(name),
+            untrusted::name(short),
+            untrusted::name(&id.cgroup)
         );
         if let Some(uid) = &id.pod_uid {
             line.push_str(&format!(" pod {uid}"));

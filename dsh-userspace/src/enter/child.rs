@@ -80,7 +80,8 @@ fn join(target: &Target) -> Result<(), String> {
     let me = getpid().to_string();
     for dir in &target.cgroup_dirs {
         if let Err(e) = std::fs::write(dir.join("cgroup.procs"), &me) {
-            eprintln!("dsh: warning: not joining cgroup {}: {e}", dir.display());
+            let dir = crate::untrusted::name(&dir.to_string_lossy()).into_owned();
+            eprintln!("dsh: warning: not joining cgroup {dir}: {e}");
         }
     }
     for ns in &target.namespaces {

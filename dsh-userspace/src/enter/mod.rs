@@ -44,7 +44,7 @@ use nix::{
     unistd::{ForkResult, fork, pipe2},
 };
 
-use crate::{cgroup, probe::layout::CgroupLayout};
+use crate::cgroup::{self, layout::CgroupLayout};
 
 /// The PATH commands are looked up in (and get), inside the container.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -72,13 +72,13 @@ const NAMESPACES: &[(&str, CloneFlags, bool)] = &[
 pub enum EnterError {
     #[error("process {pid} has exited")]
     Gone { pid: u32 },
-    #[error("opening {path}: {source}")]
+    #[error("opening {path}")]
     Open {
         path: String,
         #[source]
         source: io::Error,
     },
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Sys {
         op: &'static str,
         #[source]
@@ -312,14 +312,9 @@ pub fn run(target: &Target, program: &Program) -> Result<u8, EnterError> {
 /// The "Threads:" line of /proc/self/status (1 if unreadable: the fork
 /// would still be sound for the mount namespace; only allocation matters).
 fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(1)
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map_or(1, |s| s.threads as usize)
 }
 
 #[cfg(test)]

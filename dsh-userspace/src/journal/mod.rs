@@ -3,70 +3,69 @@
 //! copy-on-write B-trees, checksummed commits; a torn write rolls back to the
 //! last commit). Log lines and container state are committed in one
 //! transaction, so a restarted agent never repeats or misses a line.
+//!
+//! It keeps what matters: critical lines (state changes and what explains
+//! them) for the retention period; chatty ones within a count and byte
+//! budget, evicted first. When the disk is full or the file fails, critical
+//! lines wait in memory (shown by queries, marked not durable), chatty lines
+//! make room, the database is re-opened and the lines written once it can.
+//! A file that cannot be opened is moved aside and a new one started.
+pub mod block;
+mod error;
+mod health;
+mod msg;
+mod read;
+mod store;
+
 use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{Arc, Mutex, MutexGuard, RwLock},
+    time::{Duration, Instant},
 };
 
 use jiff::{SignedDuration, Timestamp};
-use redb::{
-    Database, Durability, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
-    TableDefinition,
+use redb::Database;
+
+use crate::{
+    model::{
+        Changes,
+        container::Container,
+        entry::{LogClass, LogEntry},
+    },
+    report::chain,
 };
-
-use crate::model::{Changes, container::Container, entry::LogEntry};
-
-/// seq → JSON log entry.
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
-/// (container key, seq) → (): the per-container index.
-const BY_CONTAINER: TableDefinition<(&str, u64), ()> = TableDefinition::new("log_by_container");
-/// container key → JSON container state.
-const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
-
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("opening the journal {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: redb::DatabaseError,
-    },
-    #[error("journal {op}: {source}")]
-    Db {
-        op: &'static str,
-        #[source]
-        source: redb::Error,
-    },
-    #[error("journal record {what} is corrupt: {source}")]
-    Decode {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-fn db<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> JournalError {
-    move |e| JournalError::Db {
-        op,
-        source: e.into(),
-    }
-}
+pub use error::JournalError;
+use error::db;
+pub use health::{JournalStatus, MovedAside};
 
 /// How much history is kept.
 #[derive(Clone, Copy, Debug)]
 pub struct Retention {
+    /// Every line older than this goes; critical lines only then.
     pub max_age: SignedDuration,
-    pub max_entries: u64,
+    /// Chatty lines beyond this many are evicted, oldest first.
+    pub max_chatty_entries: u64,
+    /// Chatty lines are evicted while all stored lines take more than this.
+    pub max_bytes: u64,
 }
 
 impl Default for Retention {
     fn default() -> Self {
         Self {
             max_age: SignedDuration::from_hours(24 * 7),
-            max_entries: 1_000_000,
+            max_chatty_entries: 1_000_000,
+            max_bytes: 256 << 20,
         }
     }
 }
+
+/// Critical lines held in memory while the journal cannot take them.
+pub const MAX_PENDING: usize = 10_000;
+/// How often a failing journal is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+/// Room made (in chatty lines' bytes) at each retry after a full disk.
+const ROOM: u64 = 256 << 10;
 
 /// What to read back.
 #[derive(Clone, Debug, Default)]
@@ -76,43 +75,133 @@ pub struct Query<'a> {
     /// Only entries after this seq (for following).
     pub after_seq: u64,
     pub state_changes_only: bool,
+    /// At most this many entries, the first in seq order (a page; None:
+    /// all). Readers page through a large journal so that memory does not
+    /// grow with its size.
+    pub limit: Option<usize>,
+}
+
+/// Lines read back; `unavailable` says why only lines held in memory are
+/// there.
+#[derive(Debug, Default)]
+pub struct Lines {
+    pub entries: Vec<LogEntry>,
+    pub unavailable: Option<String>,
 }
 
 pub struct Journal {
-    db: Database,
     path: PathBuf,
-    next_seq: AtomicU64,
-    pub retention: Retention,
+    limits: Retention,
+    /// None while the file cannot be opened.
+    db: RwLock<Option<Arc<Database>>>,
+    side: Mutex<Side>,
+}
+
+/// The writer's state, with what waits to be written.
+#[derive(Default)]
+struct Side {
+    /// Present while the database is open.
+    writer: Option<store::Writer>,
+    next_seq: u64,
+    pending: VecDeque<LogEntry>,
+    pending_updated: BTreeMap<String, Container>,
+    pending_forgotten: BTreeSet<String>,
+    retry_at: Option<Instant>,
+    no_space: bool,
+    health: health::Health,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Journal {
-    pub fn open(path: &Path, retention: Retention) -> Result<Self, JournalError> {
+    /// Opens (or creates) the journal. A file that cannot be opened because
+    /// it is damaged is moved aside and a new one started; one that cannot
+    /// be opened for another reason (a full disk, permissions) is tried
+    /// again while lines wait in memory.
+    pub fn open(path: &Path, limits: Retention) -> Self {
+        let j = Journal {
+            path: path.to_owned(),
+            limits,
+            db: RwLock::new(None),
+            side: Mutex::new(Side {
+                next_seq: 1,
+                ..Side::default()
+            }),
+        };
+        {
+            let mut side = lock(&j.side);
+            match j.reopen(&mut side) {
+                Ok(()) => {}
+                Err(e) if e.is_damage() => j.move_aside(&mut side, &e),
+                Err(e) => j.failed(&mut side, &e),
+            }
+        }
+        j
+    }
+
+    fn open_db(&self) -> Result<(Database, store::Writer), JournalError> {
         // A small page cache: the agent's memory must stay flat as the
         // journal grows (redb's default cache is sized for databases).
+        // Checking every page's checksum at open finds damage anywhere in
+        // the file before a query trips on it (a fraction of a second for
+        // the default budget).
         let database = Database::builder()
             .set_cache_size(8 << 20)
-            .create(path)
-            .map_err(|source| JournalError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        // Create the tables so readers never see them missing.
-        let tx = database.begin_write().map_err(db("begin"))?;
-        let last = {
-            let log = tx.open_table(LOG).map_err(db("open log"))?;
-            tx.open_table(BY_CONTAINER).map_err(db("open index"))?;
-            tx.open_table(CONTAINERS).map_err(db("open containers"))?;
-            log.last()
-                .map_err(db("last"))?
-                .map_or(0, |(k, _)| k.value())
-        };
-        tx.commit().map_err(db("commit"))?;
-        Ok(Self {
-            db: database,
-            path: path.to_owned(),
-            next_seq: AtomicU64::new(last + 1),
-            retention,
-        })
+            .set_check_integrity_on_open(true)
+            .create(&self.path)
+            .map_err(db("open"))?;
+        match store::init(&database)? {
+            Ok(w) => Ok((database, w)),
+            Err(foreign) => Err(JournalError::Db {
+                op: "layout",
+                source: redb::Error::Corrupted(foreign.0),
+            }),
+        }
+    }
+
+    /// (Re)opens the database, dropping the handle of a failed one first.
+    fn reopen(&self, side: &mut Side) -> Result<(), JournalError> {
+        side.writer = None;
+        *self.db.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let (database, w) = self.open_db()?;
+        side.next_seq = side.next_seq.max(w.next_seq);
+        side.writer = Some(w);
+        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(database));
+        Ok(())
+    }
+
+    /// A damaged file: keep it for inspection, start a new one.
+    fn move_aside(&self, side: &mut Side, e: &JournalError) {
+        let now = Timestamp::now();
+        let aside = PathBuf::from(format!(
+            "{}.corrupt-{}",
+            self.path.display(),
+            now.strftime("%Y%m%dT%H%M%SZ")
+        ));
+        let reason = chain(e);
+        if let Err(mv) = std::fs::rename(&self.path, &aside) {
+            log::error!(
+                "journal {} is damaged ({reason}) and could not be moved aside: {mv}",
+                self.path.display()
+            );
+            self.failed(side, e);
+            return;
+        }
+        log::error!(
+            "journal {} is damaged ({reason}): moved aside to {}; starting a new journal",
+            self.path.display(),
+            aside.display()
+        );
+        side.health.moved_aside = Some(MovedAside {
+            path: aside.display().to_string(),
+            reason,
+            at: now,
+        });
+        if let Err(e) = self.reopen(side) {
+            self.failed(side, &e);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -123,153 +212,268 @@ impl Journal {
         std::fs::metadata(&self.path).map_or(0, |m| m.len())
     }
 
-    pub fn load_containers(&self) -> Result<Vec<Container>, JournalError> {
-        let tx = self.db.begin_read().map_err(db("begin read"))?;
-        let table = tx.open_table(CONTAINERS).map_err(db("open containers"))?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(db("iterate containers"))? {
-            let (k, v) = row.map_err(db("read container"))?;
-            let c = serde_json::from_slice(v.value()).map_err(|source| JournalError::Decode {
-                what: format!("container {}", k.value()),
-                source,
-            })?;
-            out.push(c);
-        }
-        Ok(out)
+    fn database(&self) -> Option<Arc<Database>> {
+        self.db.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Appends log entries (assigning their seq) and saves changed
-    /// containers, in one durable transaction.
-    pub fn append(&self, entries: &mut [LogEntry], changes: &Changes) -> Result<(), JournalError> {
-        if entries.is_empty() && changes.updated.is_empty() && changes.forgotten.is_empty() {
-            return Ok(());
+    /// Container state saved by the last run (none if the file is not open).
+    pub fn load_containers(&self) -> Result<Vec<Container>, JournalError> {
+        let Some(database) = self.database() else {
+            return Ok(Vec::new());
+        };
+        read::load_containers(&database)?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|source| JournalError::Decode { what: k, source })
+            })
+            .collect()
+    }
+
+    /// Every container with lines in the journal: (key, last name).
+    pub fn known(&self) -> Vec<(String, String)> {
+        self.database()
+            .and_then(|d| read::known(&d).ok())
+            .unwrap_or_default()
+    }
+
+    /// Assigns seqs to new lines and writes them with the changed containers
+    /// in one durable transaction. If that fails, critical lines wait in
+    /// memory (`durable` false) and chatty ones are dropped, counted.
+    pub fn append(&self, entries: &mut [LogEntry], changes: Changes) {
+        let mut side = lock(&self.side);
+        for e in entries.iter_mut() {
+            e.seq = side.next_seq;
+            side.next_seq += 1;
+            // The journal keeps microseconds: followers see what readers will.
+            if let Ok(ts) = Timestamp::from_microsecond(block::micros(e.ts)) {
+                e.ts = ts;
+            }
         }
-        let mut tx = self.db.begin_write().map_err(db("begin"))?;
-        tx.set_durability(Durability::Immediate)
-            .map_err(db("set durability"))?;
-        let mut seq = self.next_seq.load(Ordering::Relaxed);
+        let changed = !changes.updated.is_empty() || !changes.forgotten.is_empty();
+        if entries.is_empty() && !changed {
+            return;
+        }
+        hold_changes(&mut side, changes);
+        let due = side.retry_at.is_none_or(|t| Instant::now() >= t);
+        if due && let Err(e) = self.write_pending(&mut side, entries) {
+            hold(&mut side, entries);
+            self.failed(&mut side, &e);
+            return;
+        }
+        if !due {
+            hold(&mut side, entries);
+        }
+    }
+
+    /// Retries a failing journal when due (call it often).
+    pub fn maintain(&self) {
+        let mut side = lock(&self.side);
+        if side.retry_at.is_some_and(|t| Instant::now() >= t)
+            && let Err(e) = self.write_pending(&mut side, &[])
         {
-            let mut log = tx.open_table(LOG).map_err(db("open log"))?;
-            let mut index = tx.open_table(BY_CONTAINER).map_err(db("open index"))?;
-            let mut containers = tx.open_table(CONTAINERS).map_err(db("open containers"))?;
-            for e in entries.iter_mut() {
-                e.seq = seq;
-                let bytes = serde_json::to_vec(e).map_err(|source| JournalError::Decode {
-                    what: format!("entry {seq}"),
-                    source,
-                })?;
-                log.insert(seq, bytes.as_slice()).map_err(db("insert"))?;
-                index
-                    .insert((e.key.as_str(), seq), ())
-                    .map_err(db("index"))?;
-                seq += 1;
-            }
-            for c in &changes.updated {
-                let bytes = serde_json::to_vec(c).map_err(|source| JournalError::Decode {
-                    what: format!("container {}", c.key()),
-                    source,
-                })?;
-                containers
-                    .insert(c.key(), bytes.as_slice())
-                    .map_err(db("save container"))?;
-            }
-            for k in &changes.forgotten {
-                containers
-                    .remove(k.as_str())
-                    .map_err(db("forget container"))?;
+            self.failed(&mut side, &e);
+        }
+    }
+
+    /// At shutdown: one last try for what waits, and a word about what is
+    /// lost if that fails too.
+    pub fn close(&self) {
+        let mut side = lock(&self.side);
+        if side.pending.is_empty() && side.pending_updated.is_empty() {
+            return;
+        }
+        if let Err(e) = self.write_pending(&mut side, &[]) {
+            log::error!(
+                "journal {}: {}; {} critical lines held in memory are lost at exit",
+                self.path.display(),
+                chain(&e),
+                side.pending.len()
+            );
+        }
+    }
+
+    /// Writes what waits plus `new` (re-opening and making room first if
+    /// needed).
+    fn write_pending(&self, side: &mut Side, new: &[LogEntry]) -> Result<(), JournalError> {
+        if side.writer.is_none() {
+            match self.reopen(side) {
+                Ok(()) => side.health.reopened += 1,
+                // Damaged since it was last opened: start a new one.
+                Err(e) if e.is_damage() => {
+                    self.move_aside(side, &e);
+                    if side.writer.is_none() {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
-        tx.commit().map_err(db("commit"))?;
-        self.next_seq.store(seq, Ordering::Relaxed);
+        let Some(database) = self.database() else {
+            return Err(JournalError::Db {
+                op: "open",
+                source: redb::Error::DatabaseClosed,
+            });
+        };
+        let Some(mut writer) = side.writer.take() else {
+            return Ok(());
+        };
+        let result = write_all(side, &database, &mut writer, new, &self.limits);
+        side.writer = Some(writer);
+        let was_pending = result?;
+        if side.retry_at.take().is_some() {
+            side.health.recovered(was_pending);
+            log::warn!(
+                "journal: writable again; {was_pending} held lines written to {}",
+                self.path.display()
+            );
+        }
         Ok(())
     }
 
-    pub fn query(&self, q: &Query<'_>) -> Result<Vec<LogEntry>, JournalError> {
-        let tx = self.db.begin_read().map_err(db("begin read"))?;
-        let log = tx.open_table(LOG).map_err(db("open log"))?;
+    fn failed(&self, side: &mut Side, e: &JournalError) {
+        side.health.failed(e);
+        side.retry_at = Some(Instant::now() + RETRY);
+        side.no_space |= e.is_no_space();
+        if e.needs_reopen() {
+            // redb refuses every later write until the file is opened again.
+            side.writer = None;
+            *self.db.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        log::error!(
+            "journal {}: {:#}; {} critical lines held in memory, {} lines dropped so far",
+            self.path.display(),
+            chain(e),
+            side.pending.len(),
+            side.health.dropped()
+        );
+    }
+
+    /// Lines matching `q`: durable ones and those waiting in memory.
+    pub fn query(&self, q: &Query<'_>) -> Lines {
         let keep = |e: &LogEntry| {
             (!q.state_changes_only || e.is_state_change()) && q.since.is_none_or(|s| e.ts >= s)
         };
-        let decode = |seq: u64, bytes: &[u8]| {
-            serde_json::from_slice::<LogEntry>(bytes).map_err(|source| JournalError::Decode {
-                what: format!("entry {seq}"),
-                source,
-            })
+        // Pending first: a line written meanwhile is then read from disk.
+        let pending: Vec<LogEntry> = lock(&self.side)
+            .pending
+            .iter()
+            .filter(|e| e.seq > q.after_seq && q.key.is_none_or(|k| k == e.key) && keep(e))
+            .cloned()
+            .collect();
+        let (mut entries, unavailable) = match self.database() {
+            Some(d) => match read::read(&d, q.key, q.after_seq, q.limit, keep) {
+                Ok(v) => (v, None),
+                Err(e) => (Vec::new(), Some(chain(&e))),
+            },
+            None => (Vec::new(), Some("the journal is not open".to_owned())),
         };
-        let mut out = Vec::new();
-        match q.key {
-            Some(key) => {
-                let index = tx.open_table(BY_CONTAINER).map_err(db("open index"))?;
-                let range = index
-                    .range((key, q.after_seq.saturating_add(1))..=(key, u64::MAX))
-                    .map_err(db("range"))?;
-                for row in range {
-                    let (k, _) = row.map_err(db("read index"))?;
-                    let seq = k.value().1;
-                    if let Some(v) = log.get(seq).map_err(db("get"))? {
-                        let e = decode(seq, v.value())?;
-                        if keep(&e) {
-                            out.push(e);
-                        }
-                    }
-                }
-            }
-            None => {
-                for row in log
-                    .range(q.after_seq.saturating_add(1)..)
-                    .map_err(db("range"))?
-                {
-                    let (k, v) = row.map_err(db("read"))?;
-                    let e = decode(k.value(), v.value())?;
-                    if keep(&e) {
-                        out.push(e);
-                    }
-                }
-            }
+        let last = entries.last().map_or(0, |e| e.seq);
+        entries.extend(pending.into_iter().filter(|e| e.seq > last));
+        if let Some(limit) = q.limit {
+            entries.truncate(limit);
         }
-        Ok(out)
+        Lines {
+            entries,
+            unavailable,
+        }
     }
 
-    pub fn entry_count(&self) -> Result<u64, JournalError> {
-        let tx = self.db.begin_read().map_err(db("begin read"))?;
-        let log = tx.open_table(LOG).map_err(db("open log"))?;
-        log.len().map_err(db("len"))
+    /// Lines kept (durable ones).
+    pub fn entry_count(&self) -> u64 {
+        lock(&self.side)
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.counts.total_lines())
     }
 
-    /// Drops the oldest entries beyond the retention's age and count.
+    /// Drops lines older than the retention period.
     pub fn enforce_retention(&self, now: Timestamp) -> Result<u64, JournalError> {
-        let cutoff = now - self.retention.max_age;
-        let tx = self.db.begin_write().map_err(db("begin"))?;
-        let mut removed = 0;
-        {
-            let mut log = tx.open_table(LOG).map_err(db("open log"))?;
-            let mut index = tx.open_table(BY_CONTAINER).map_err(db("open index"))?;
-            let mut len = log.len().map_err(db("len"))?;
-            loop {
-                let Some((seq, key, ts)) = log.first().map_err(db("first"))?.map(|(k, v)| {
-                    let e: Option<LogEntry> = serde_json::from_slice(v.value()).ok();
-                    (
-                        k.value(),
-                        e.as_ref().map(|e| e.key.clone()),
-                        e.map(|e| e.ts),
-                    )
-                }) else {
-                    break;
-                };
-                let too_old = ts.is_none_or(|t| t < cutoff);
-                if !too_old && len <= self.retention.max_entries {
-                    break;
-                }
-                log.remove(seq).map_err(db("remove"))?;
-                if let Some(key) = key {
-                    index.remove((key.as_str(), seq)).map_err(db("unindex"))?;
-                }
-                len -= 1;
-                removed += 1;
-            }
+        let mut side = lock(&self.side);
+        let (Some(database), Some(writer)) = (self.database(), side.writer.as_mut()) else {
+            return Ok(0);
+        };
+        // A retention longer than jiff's timestamps reach keeps everything.
+        let cutoff = now
+            .checked_sub(self.limits.max_age)
+            .unwrap_or(Timestamp::MIN);
+        let n = store::expire(&database, writer, cutoff)?;
+        side.health.expired += n;
+        Ok(n)
+    }
+
+    pub fn status(&self) -> JournalStatus {
+        let side = lock(&self.side);
+        let counts = side.writer.as_ref().map(|w| w.counts).unwrap_or_default();
+        let bytes = self.size_bytes();
+        side.health.status(health::Figures {
+            counts,
+            file_bytes: bytes,
+            pending: side.pending.len(),
+            limits: self.limits,
+        })
+    }
+}
+
+/// Makes room if the disk was full, then writes what waits plus `new`;
+/// returns how many lines had been waiting.
+fn write_all(
+    side: &mut Side,
+    database: &Database,
+    writer: &mut store::Writer,
+    new: &[LogEntry],
+    limits: &Retention,
+) -> Result<usize, JournalError> {
+    if side.no_space {
+        let room = ROOM.max(side.pending.len() as u64 * 200);
+        let n = store::make_room(database, writer, limits, room)?;
+        side.health.chatty_evicted += n;
+        if n > 0 {
+            log::warn!("journal: {n} chatty lines evicted to make room");
         }
-        tx.commit().map_err(db("commit"))?;
-        Ok(removed)
+    }
+    let mut lines: Vec<LogEntry> = side.pending.iter().cloned().collect();
+    lines.extend(new.iter().cloned());
+    let changes = Changes {
+        updated: side.pending_updated.values().cloned().collect(),
+        forgotten: side.pending_forgotten.iter().cloned().collect(),
+    };
+    let written = store::write(database, writer, &lines, &changes, limits)?;
+    side.health.chatty_evicted += written.evicted_chatty;
+    let was_pending = side.pending.len();
+    side.pending.clear();
+    side.pending_updated.clear();
+    side.pending_forgotten.clear();
+    side.no_space = false;
+    Ok(was_pending)
+}
+
+fn hold_changes(side: &mut Side, changes: Changes) {
+    for c in changes.updated {
+        side.pending_forgotten.remove(c.key());
+        side.pending_updated.insert(c.key().to_owned(), c);
+    }
+    for k in changes.forgotten {
+        side.pending_updated.remove(&k);
+        side.pending_forgotten.insert(k);
+    }
+}
+
+/// Lines the journal could not take: critical ones wait (up to
+/// MAX_PENDING), chatty ones are dropped; both counted.
+fn hold(side: &mut Side, entries: &mut [LogEntry]) {
+    for e in entries.iter_mut() {
+        e.durable = false;
+        match e.class() {
+            LogClass::Critical if side.pending.len() < MAX_PENDING => {
+                side.pending.push_back(e.clone());
+            }
+            LogClass::Critical => side.health.dropped_critical += 1,
+            LogClass::Chatty => side.health.dropped_chatty += 1,
+        }
+    }
+    if side.pending.len() >= MAX_PENDING {
+        side.health.queue_full();
     }
 }
 

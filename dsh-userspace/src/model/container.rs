@@ -5,38 +5,16 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{
+    cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+    churn::ChurnTally,
     entry::{LogEntry, LogKind},
-    state::{State, dumps_core, is_stop_signal, signal_name},
+    state::State,
 };
-use crate::cgroup::{identity::Identity, stats::CgroupStats};
-
-/// What the container runtime says about a container (names, ports, ...).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RuntimeMeta {
-    pub name: String,
-    pub image: String,
-    /// The container's address on its network, if it has its own.
-    pub ip: Option<String>,
-    /// Container-side TCP ports the runtime publishes.
-    pub ports: Vec<u16>,
-    /// The runtime's own restart count.
-    pub restart_count: u64,
-}
-
-/// Why the victim of an OOM kill died, kept until its exit arrives.
-#[derive(Clone, Copy, Debug)]
-pub struct OomAtDeath {
-    pub mem_used: Option<u64>,
-    pub mem_limit: Option<u64>,
-}
-
-/// A signal sent to one of the container's processes from outside it.
-#[derive(Clone, Debug)]
-pub struct ExternalSignal {
-    pub signal: u32,
-    pub sender_pid: u32,
-    pub sender_comm: String,
-}
+use crate::{
+    cgroup::{CgroupId, identity::Identity, stats::CgroupStats},
+    runtime::RuntimeMeta,
+    signal::{ExitStatus, Signal},
+};
 
 /// Figures from the latest samples (not persisted).
 #[derive(Clone, Debug, Default)]
@@ -51,6 +29,8 @@ pub struct Sample {
     pub block_write_bytes_per_s: f64,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
+    /// Sampled mode: estimated cumulative (calls, errors).
+    pub syscalls_estimated: (u64, u64),
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -76,7 +56,7 @@ pub struct Container {
     pub removed_from_runtime: bool,
     pub state: State,
     /// The current incarnation's cgroup id (attribution hierarchy); None once removed.
-    pub cgroup_id: Option<u64>,
+    pub cgroup_id: Option<CgroupId>,
     pub created_at: Option<Timestamp>,
     pub started_at: Option<Timestamp>,
     pub btime: Option<SignedDuration>,
@@ -98,6 +78,9 @@ pub struct Container {
     pub last_change: Timestamp,
     #[serde(skip)]
     pub sample: Sample,
+    /// Short-lived processes since the last churn summary.
+    #[serde(skip)]
+    pub churn: ChurnTally,
     #[serde(skip)]
     pub pending_oom: HashMap<u32, OomAtDeath>,
     #[serde(skip)]
@@ -128,6 +111,7 @@ impl Container {
             listening: BTreeMap::new(),
             last_change: now,
             sample: Sample::default(),
+            churn: ChurnTally::default(),
             pending_oom: HashMap::new(),
             external_signals: HashMap::new(),
         }
@@ -138,12 +122,14 @@ impl Container {
     }
 
     /// The name shown in `id`: the runtime's name; the last one it gave if
-    /// the runtime has since removed the container; else the cgroup path
-    /// (also while the runtime is unreachable: its names are not current).
+    /// the runtime has since removed the container or its cgroup is gone (a
+    /// dead container's name cannot change); else the cgroup path (while the
+    /// runtime is unreachable, a live container's name is not known to be
+    /// current).
     pub fn display_id(&self) -> &str {
         match (&self.meta, &self.last_name) {
             (Some(m), _) if !m.name.is_empty() => &m.name,
-            (None, Some(last)) if self.removed_from_runtime => last,
+            (None, Some(last)) if self.removed_from_runtime || self.cgroup_id.is_none() => last,
             _ => &self.identity.cgroup,
         }
     }
@@ -155,11 +141,22 @@ impl Container {
         self.restarts.max(runtime)
     }
 
-    fn entry(&self, ts: Timestamp, kind: LogKind, msg: String) -> LogEntry {
+    /// Before the runtime's word is replaced or lost: the restarts it
+    /// counted (and `dsh ps` showed) become the container's own, so the
+    /// count never goes down (`docker rm`, dockerd restarting). Later
+    /// restarts are then counted from there by whichever saw them, the
+    /// larger count winning as before: none is counted twice.
+    /// True when the count changed (the container's saved state is then due).
+    pub fn keep_runtime_restarts(&mut self) -> bool {
+        let kept = self.restart_count();
+        std::mem::replace(&mut self.restarts, kept) != kept
+    }
+
+    fn entry(&self, ts: Timestamp, kind: LogKind, msg: Message) -> LogEntry {
         LogEntry::new(ts, self.key(), self.display_id(), kind, msg)
     }
 
-    fn change(&mut self, ts: Timestamp, to: State, kind: LogKind, msg: String) -> LogEntry {
+    fn change(&mut self, ts: Timestamp, to: State, kind: LogKind, msg: Message) -> LogEntry {
         let mut e = self.entry(ts, kind, msg);
         e.from = Some(self.state);
         e.to = Some(to);
@@ -169,14 +166,16 @@ impl Container {
     }
 
     /// A new cgroup for this container: its first, or a restart's.
-    pub fn cgroup_created(&mut self, id: u64, ts: Timestamp) -> Vec<LogEntry> {
+    pub fn cgroup_created(&mut self, id: CgroupId, ts: Timestamp) -> Vec<LogEntry> {
         self.cgroup_id = Some(id);
         self.created_at = Some(ts);
         self.main_tgid = None;
         self.pending_oom.clear();
         self.external_signals.clear();
         self.last_change = ts;
-        let msg = format!("create cgroup {}", self.identity.cgroup);
+        let msg = Message::CgroupCreated {
+            cgroup: self.identity.cgroup.clone(),
+        };
         if self.ever_started {
             // A restart: the state stays Error/Exited until the user process runs.
             vec![self.entry(ts, LogKind::Create, msg)]
@@ -195,28 +194,25 @@ impl Container {
         let mut out = vec![self.entry(
             ts,
             LogKind::Destroy,
-            format!("remove cgroup {}", self.identity.cgroup),
+            Message::CgroupRemoved {
+                cgroup: self.identity.cgroup.clone(),
+            },
         )];
         if self.state.is_live() {
-            out.push(self.change(
-                ts,
-                State::Exited,
-                LogKind::Exit,
-                "cgroup removed".to_owned(),
-            ));
+            out.push(self.change(ts, State::Exited, LogKind::Exit, Message::CgroupGone));
         }
         self.last_change = ts;
         out
     }
 
-    pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str, filename: &str) -> Vec<LogEntry> {
+    /// An exec the kernel sent one by one: the start of the user process,
+    /// or (when the kernel could not count it) churn.
+    pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str) -> Vec<LogEntry> {
         if self.main_tgid.is_none() && self.cgroup_id.is_some() && self.state != State::Running {
             return self.start(ts, tgid, comm);
         }
-        vec![
-            self.entry(ts, LogKind::Exec, format!("exec {filename}"))
-                .with_task(tgid, comm),
-        ]
+        self.churn.exec(comm);
+        Vec::new()
     }
 
     /// The first user process of an incarnation started.
@@ -234,7 +230,7 @@ impl Container {
                 ts,
                 State::Running,
                 LogKind::Start,
-                "start user process ok".to_owned(),
+                Message::Started(Start::Exec),
             )
             .with_task(tgid, comm),
         ]
@@ -247,7 +243,7 @@ impl Container {
         ts: Timestamp,
         started_at: Option<Timestamp>,
         main: Option<u32>,
-        msg: &str,
+        how: Start,
     ) -> Vec<LogEntry> {
         self.main_tgid = main;
         self.started_at = started_at.or(Some(ts));
@@ -256,7 +252,7 @@ impl Container {
             self.restart_times.push(ts);
         }
         self.ever_started = true;
-        vec![self.change(ts, State::Running, LogKind::Start, msg.to_owned())]
+        vec![self.change(ts, State::Running, LogKind::Start, Message::Started(how))]
     }
 
     pub fn oom_kill(&mut self, ts: Timestamp, tgid: u32, at_death: OomAtDeath) {
@@ -272,16 +268,10 @@ impl Container {
         target_tgid: u32,
         sig: ExternalSignal,
     ) -> Vec<LogEntry> {
-        let msg = format!(
-            "receive signal {} from pid {} ({})",
-            signal_name(sig.signal),
-            sig.sender_pid,
-            sig.sender_comm
-        );
         let mut e = self
-            .entry(ts, LogKind::Signal, msg)
+            .entry(ts, LogKind::Signal, Message::SignalFromOutside(sig.clone()))
             .with_task(sig.sender_pid, &sig.sender_comm);
-        e.signal = Some(signal_name(sig.signal));
+        e.signal = Some(sig.signal.name());
         self.external_signals.insert(target_tgid, sig);
         vec![e]
     }
@@ -293,84 +283,88 @@ impl Container {
         ts: Timestamp,
         tgid: u32,
         comm: &str,
-        exit_code: Option<u8>,
-        signal: Option<u8>,
-        core_dumped: bool,
+        status: ExitStatus,
     ) -> Vec<LogEntry> {
         self.process_exits += 1;
         let is_main = self.main_tgid == Some(tgid);
         let oom = self.pending_oom.remove(&tgid);
         let external = self.external_signals.remove(&tgid);
-        let sig = signal.map(u32::from);
-        let (to, kind, msg) = if let Some(oom) = oom {
-            (State::Error, LogKind::Oom, oom_msg(oom))
-        } else if let Some(s) = sig {
-            if dumps_core(s) {
+        let cause = match (oom, status) {
+            (Some(oom), _) => ExitCause::Oom(oom),
+            (
+                None,
+                ExitStatus::Killed {
+                    signal,
+                    core_dumped,
+                },
+            ) if signal.dumps_core() => {
                 self.core_dumps += 1;
                 self.core_times.push(ts);
-                let written = if core_dumped {
-                    "core written"
-                } else {
-                    "no core written"
-                };
-                let msg = format!(
-                    "receive signal {}, seems coredump ({written})",
-                    signal_name(s)
-                );
-                (State::Error, LogKind::Coredump, msg)
-            } else if let Some(ext) = external.filter(|e| e.signal == s) {
-                let to = if is_stop_signal(s) {
-                    State::Exited
-                } else {
-                    State::Error
-                };
-                let msg = format!(
-                    "receive signal {} from pid {} ({})",
-                    signal_name(s),
-                    ext.sender_pid,
-                    ext.sender_comm
-                );
-                (to, LogKind::Signal, msg)
-            } else {
-                (
-                    State::Error,
-                    LogKind::Signal,
-                    format!("receive signal {}", signal_name(s)),
-                )
+                ExitCause::Coredump {
+                    signal,
+                    core_written: core_dumped,
+                }
             }
-        } else if let (Some(c), Some(ext)) =
-            (exit_code, external.filter(|e| is_stop_signal(e.signal)))
-        {
+            (None, ExitStatus::Killed { signal, .. }) => {
+                match external.filter(|e| e.signal == signal) {
+                    Some(by) => ExitCause::SignalFromOutside(by),
+                    None => ExitCause::Signal { signal },
+                }
+            }
             // It handled the stop signal and exited: a stop, with who asked.
-            let msg = format!(
-                "exit code {c} after receive signal {} from pid {} ({})",
-                signal_name(ext.signal),
-                ext.sender_pid,
-                ext.sender_comm
-            );
-            (State::Exited, LogKind::Exit, msg)
-        } else {
-            match exit_code {
-                Some(0) => (State::Exited, LogKind::Exit, "exit code 0".to_owned()),
-                Some(c) => (State::Error, LogKind::Exit, format!("exit code {c}")),
-                None => (State::Error, LogKind::Exit, "exit".to_owned()),
-            }
+            (None, ExitStatus::Exited(code)) => match external.filter(|e| e.signal.is_stop()) {
+                Some(by) => ExitCause::ExitAfterSignal { code, by },
+                None => ExitCause::Exited { code },
+            },
         };
+        let (to, kind) = outcome(&cause);
         let mut e = if is_main {
             self.main_tgid = None;
-            self.change(ts, to, kind, msg)
+            let usage = self.usage_at(ts);
+            self.change(
+                ts,
+                to,
+                kind,
+                Message::Exit {
+                    cause,
+                    child: false,
+                    usage,
+                },
+            )
         } else if matches!(kind, LogKind::Oom | LogKind::Coredump) {
             // A child's crash or OOM kill: worth a line, not a state change.
-            self.entry(ts, kind, format!("child process {msg}"))
+            self.entry(
+                ts,
+                kind,
+                Message::Exit {
+                    cause,
+                    child: true,
+                    usage: None,
+                },
+            )
         } else {
+            self.churn.exit(status);
             return Vec::new();
         };
         e.pid = Some(tgid);
         e.comm = Some(comm.to_owned());
-        e.signal = sig.map(signal_name);
-        e.exit_code = exit_code;
-        e.core_dumped = sig.map(|_| core_dumped);
+        e.signal = status.signal().map(Signal::name);
+        e.exit_code = status.code();
+        e.core_dumped = status.signal().map(|_| status.core_dumped());
         vec![e]
+    }
+
+    /// What this incarnation used, as its main process exits at `ts`: run
+    /// time since its start, and the cgroup's CPU time and memory peak as
+    /// last read (the agent reads them afresh at the exit when it can).
+    fn usage_at(&self, ts: Timestamp) -> Option<ExitUsage> {
+        let started = self.started_at?;
+        let stats = self.sample.stats.as_ref();
+        Some(ExitUsage {
+            run_time_s: ts.duration_since(started).as_secs_f64().max(0.0),
+            cpu_s: stats.map(|s| s.cpu_usage_ns as f64 / 1e9),
+            peak_mem_bytes: stats.and_then(|s| s.mem_peak_bytes),
+        })
     }
 
     /// Forgets event times older than `keep` (health only looks back that far).
@@ -386,14 +380,19 @@ impl Container {
     }
 }
 
-fn oom_msg(oom: OomAtDeath) -> String {
-    match (oom.mem_used, oom.mem_limit) {
-        (Some(u), Some(l)) => format!(
-            "oom (memory {} of limit {})",
-            crate::render::bytes(u),
-            crate::render::bytes(l)
-        ),
-        (Some(u), None) => format!("oom (memory {}, no limit)", crate::render::bytes(u)),
-        _ => "oom".to_owned(),
+/// The state a container's main process leaves it in when it ends this
+/// way, and the kind of its log line.
+fn outcome(cause: &ExitCause) -> (State, LogKind) {
+    match cause {
+        ExitCause::Oom(_) => (State::Error, LogKind::Oom),
+        ExitCause::Coredump { .. } => (State::Error, LogKind::Coredump),
+        ExitCause::SignalFromOutside(by) if by.signal.is_stop() => (State::Exited, LogKind::Signal),
+        ExitCause::SignalFromOutside(_) | ExitCause::Signal { .. } => {
+            (State::Error, LogKind::Signal)
+        }
+        ExitCause::ExitAfterSignal { .. } | ExitCause::Exited { code: 0 } => {
+            (State::Exited, LogKind::Exit)
+        }
+        ExitCause::Exited { .. } => (State::Error, LogKind::Exit),
     }
 }

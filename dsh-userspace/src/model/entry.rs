@@ -2,8 +2,9 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::state::State;
+use super::{cause::Message, state::State};
 
+/// The journal stores kinds by position: add new kinds at the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogKind {
@@ -15,6 +16,38 @@ pub enum LogKind {
     Coredump,
     Destroy,
     Exec,
+    /// A summary of short-lived processes (added last: kinds may be stored
+    /// by position).
+    Churn,
+}
+
+impl LogKind {
+    pub const ALL: [LogKind; 9] = [
+        LogKind::Create,
+        LogKind::Start,
+        LogKind::Exit,
+        LogKind::Oom,
+        LogKind::Signal,
+        LogKind::Coredump,
+        LogKind::Destroy,
+        LogKind::Exec,
+        LogKind::Churn,
+    ];
+
+    /// The name `dsh log` prints and `--json` carries (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Create => "create",
+            LogKind::Start => "start",
+            LogKind::Exit => "exit",
+            LogKind::Oom => "oom",
+            LogKind::Signal => "signal",
+            LogKind::Coredump => "coredump",
+            LogKind::Destroy => "destroy",
+            LogKind::Exec => "exec",
+            LogKind::Churn => "churn",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,7 +64,8 @@ pub struct LogEntry {
     /// Both set for a state change; both None for other events.
     pub from: Option<State>,
     pub to: Option<State>,
-    pub msg: String,
+    /// What happened, typed; `render::log` writes it as the contract's text.
+    pub msg: Message,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -42,10 +76,27 @@ pub struct LogEntry {
     pub exit_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub core_dumped: Option<bool>,
+    /// On disk; false while the agent holds the line in memory because the
+    /// journal cannot take it yet (disk full, I/O error).
+    #[serde(default = "durable_default")]
+    pub durable: bool,
+}
+
+fn durable_default() -> bool {
+    true
+}
+
+/// How long the journal keeps a line: critical lines (state changes and
+/// the events that explain them) for the retention period whatever else
+/// happens; chatty ones within a count and byte budget, evicted first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogClass {
+    Critical,
+    Chatty,
 }
 
 impl LogEntry {
-    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: String) -> Self {
+    pub fn new(ts: Timestamp, key: &str, id: &str, kind: LogKind, msg: Message) -> Self {
         Self {
             seq: 0,
             ts,
@@ -60,6 +111,24 @@ impl LogEntry {
             signal: None,
             exit_code: None,
             core_dumped: None,
+            durable: true,
+        }
+    }
+
+    /// Which retention rule applies. Every new kind must choose here.
+    pub fn class(&self) -> LogClass {
+        if self.is_state_change() {
+            return LogClass::Critical;
+        }
+        match self.kind {
+            LogKind::Create
+            | LogKind::Start
+            | LogKind::Exit
+            | LogKind::Oom
+            | LogKind::Signal
+            | LogKind::Coredump
+            | LogKind::Destroy => LogClass::Critical,
+            LogKind::Exec | LogKind::Churn => LogClass::Chatty,
         }
     }
 
@@ -72,5 +141,17 @@ impl LogEntry {
         self.pid = Some(pid);
         self.comm = Some(comm.to_owned());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogKind;
+
+    #[test]
+    fn kind_names_are_the_serde_names() {
+        for k in LogKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str(), "{k:?}");
+        }
     }
 }

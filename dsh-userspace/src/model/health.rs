@@ -21,6 +21,34 @@ impl Health {
     }
 }
 
+/// Why a container is not Good; `render::health` writes it as text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthReason {
+    /// In a failed state.
+    State(State),
+    OomKills {
+        count: usize,
+        window: SignedDuration,
+    },
+    CoreDumps {
+        count: usize,
+        window: SignedDuration,
+    },
+    CrashLoop {
+        restarts: usize,
+        window: SignedDuration,
+    },
+    /// Memory use over the warning share of its limit.
+    Memory { ratio: f64 },
+    /// Throttled in this share of CFS periods over the window.
+    Throttled { ratio: f64, window: SignedDuration },
+    Restarts {
+        count: usize,
+        window: SignedDuration,
+    },
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HealthRules {
     /// How far back an OOM kill, core dump or crash loop makes a container UnHealthy.
@@ -55,7 +83,7 @@ impl HealthRules {
         self.unhealthy_window.max(self.restart_warn_window)
     }
 
-    pub fn evaluate(&self, c: &Container, now: Timestamp) -> (Health, Vec<String>) {
+    pub fn evaluate(&self, c: &Container, now: Timestamp) -> (Health, Vec<HealthReason>) {
         let mut unhealthy = Vec::new();
         let mut warning = Vec::new();
         let within = |times: &[Timestamp], w: SignedDuration| {
@@ -65,52 +93,52 @@ impl HealthRules {
                 .count()
         };
         if c.state == State::Error {
-            unhealthy.push(format!("state {}", c.state));
+            unhealthy.push(HealthReason::State(c.state));
         }
-        let ooms = within(&c.oom_times, self.unhealthy_window);
+        let window = self.unhealthy_window;
+        let ooms = within(&c.oom_times, window);
         if ooms > 0 {
-            unhealthy.push(format!(
-                "{ooms} oom kill(s) in the last {}",
-                crate::render::duration(self.unhealthy_window)
-            ));
+            unhealthy.push(HealthReason::OomKills {
+                count: ooms,
+                window,
+            });
         }
-        let cores = within(&c.core_times, self.unhealthy_window);
+        let cores = within(&c.core_times, window);
         if cores > 0 {
-            unhealthy.push(format!(
-                "{cores} core dump(s) in the last {}",
-                crate::render::duration(self.unhealthy_window)
-            ));
+            unhealthy.push(HealthReason::CoreDumps {
+                count: cores,
+                window,
+            });
         }
-        let recent = within(&c.restart_times, self.unhealthy_window);
+        let recent = within(&c.restart_times, window);
         if recent >= self.crash_loop_restarts {
-            unhealthy.push(format!(
-                "crash loop: {recent} restarts in the last {}",
-                crate::render::duration(self.unhealthy_window)
-            ));
+            unhealthy.push(HealthReason::CrashLoop {
+                restarts: recent,
+                window,
+            });
         }
         if let Some(s) = &c.sample.stats
             && let Some(limit) = s.mem_limit_bytes.filter(|l| *l > 0)
         {
             let ratio = s.mem_used_bytes() as f64 / limit as f64;
             if ratio > self.mem_warn_ratio {
-                warning.push(format!("memory at {:.0}% of its limit", ratio * 100.0));
+                warning.push(HealthReason::Memory { ratio });
             }
         }
         if let Some(ratio) = throttled_ratio(c, now, self.throttle_window)
             && ratio > self.throttle_warn_ratio
         {
-            warning.push(format!(
-                "cpu throttled in {:.0}% of periods over the last {}",
-                ratio * 100.0,
-                crate::render::duration(self.throttle_window)
-            ));
+            warning.push(HealthReason::Throttled {
+                ratio,
+                window: self.throttle_window,
+            });
         }
         let hour = within(&c.restart_times, self.restart_warn_window);
         if hour > 0 && recent < self.crash_loop_restarts {
-            warning.push(format!(
-                "{hour} restart(s) in the last {}",
-                crate::render::duration(self.restart_warn_window)
-            ));
+            warning.push(HealthReason::Restarts {
+                count: hour,
+                window: self.restart_warn_window,
+            });
         }
         if !unhealthy.is_empty() {
             unhealthy.extend(warning);
@@ -173,8 +201,16 @@ mod tests {
         c.oom_times.push(now() - SignedDuration::from_mins(2));
         let (h, why) = HealthRules::default().evaluate(&c, now());
         assert_eq!(h, Health::UnHealthy);
-        assert_eq!(why.len(), 2, "{why:?}");
-        assert!(why[1].contains("oom"), "{why:?}");
+        assert_eq!(
+            why,
+            [
+                HealthReason::State(State::Error),
+                HealthReason::OomKills {
+                    count: 1,
+                    window: SignedDuration::from_mins(10)
+                }
+            ]
+        );
     }
 
     #[test]
@@ -184,7 +220,13 @@ mod tests {
         c.restart_times.push(now() - SignedDuration::from_mins(30));
         let (h, why) = HealthRules::default().evaluate(&c, now());
         assert_eq!(h, Health::Warning);
-        assert_eq!(why, vec!["1 restart(s) in the last 1h".to_owned()]);
+        assert_eq!(
+            why,
+            [HealthReason::Restarts {
+                count: 1,
+                window: SignedDuration::from_hours(1)
+            }]
+        );
     }
 
     #[test]
@@ -195,7 +237,10 @@ mod tests {
         }
         let (h, why) = HealthRules::default().evaluate(&c, now());
         assert_eq!(h, Health::UnHealthy);
-        assert!(why[0].starts_with("crash loop: 3 restarts"), "{why:?}");
+        assert!(
+            matches!(why[0], HealthReason::CrashLoop { restarts: 3, .. }),
+            "{why:?}"
+        );
     }
 
     #[test]
@@ -212,6 +257,10 @@ mod tests {
         let (h, why) = HealthRules::default().evaluate(&c, now());
         assert_eq!(h, Health::Warning);
         assert_eq!(why.len(), 2, "{why:?}");
-        assert!(why[0].contains("95%") && why[1].contains("50%"), "{why:?}");
+        assert!(
+            matches!(why[0], HealthReason::Memory { ratio } if ratio == 0.95)
+                && matches!(why[1], HealthReason::Throttled { ratio, .. } if ratio == 0.5),
+            "{why:?}"
+        );
     }
 }

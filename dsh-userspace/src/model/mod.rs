@@ -1,32 +1,44 @@
 //! The agent's picture of the host's containers: which cgroup belongs to
 //! which container, each container's state machine, and the log lines its
 //! changes produce. Knows nothing of how events are collected or stored.
+pub mod cause;
+pub mod churn;
 pub mod container;
 pub mod entry;
 pub mod health;
+mod resolve;
 pub mod row;
+mod sample;
 pub mod state;
+pub mod syscalls;
+
+pub use resolve::ResolveError;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::cgroup::{identity::Identity, stats::CgroupStats};
-use container::{Container, Counters, ExternalSignal, OomAtDeath, RuntimeMeta};
+use crate::{cgroup::CgroupId, runtime::RuntimeMeta, signal::ExitStatus};
+use cause::{ExternalSignal, OomAtDeath, Start};
+use container::Container;
 use entry::LogEntry;
 use health::HealthRules;
 use row::ContainerRow;
+use syscalls::SyscallAccounting;
 
 pub struct Model {
     containers: BTreeMap<String, Container>,
     /// Attribution-hierarchy cgroup id (a container's own or a sub-cgroup) → key.
-    by_cgroup: HashMap<u64, String>,
+    by_cgroup: HashMap<CgroupId, String>,
     /// Block-I/O cgroup id (v1 blkio on hybrid hosts) → key.
-    by_blkcg: HashMap<u64, String>,
+    by_blkcg: HashMap<CgroupId, String>,
     pub rules: HealthRules,
     /// Containers gone from cgroupfs (and unknown to any runtime) are dropped
     /// from the table this long after their last change.
     pub forget_after: SignedDuration,
+    /// How the agent counts syscalls (rows say whether rates are estimates).
+    pub syscall_accounting: SyscallAccounting,
     log: Vec<LogEntry>,
     dirty: BTreeSet<String>,
     forgotten: BTreeSet<String>,
@@ -39,22 +51,6 @@ pub struct Changes {
     pub forgotten: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ResolveError {
-    #[error("no container matches {name:?}; known: {}", list(.known))]
-    Unknown { name: String, known: Vec<String> },
-    #[error("{name:?} is ambiguous; it matches: {}", list(.matches))]
-    Ambiguous { name: String, matches: Vec<String> },
-}
-
-fn list(v: &[String]) -> String {
-    if v.is_empty() {
-        "none".to_owned()
-    } else {
-        v.join(", ")
-    }
-}
-
 impl Model {
     pub fn new(rules: HealthRules, forget_after: SignedDuration) -> Self {
         Self {
@@ -63,6 +59,7 @@ impl Model {
             by_blkcg: HashMap::new(),
             rules,
             forget_after,
+            syscall_accounting: SyscallAccounting::default(),
             log: Vec::new(),
             dirty: BTreeSet::new(),
             forgotten: BTreeSet::new(),
@@ -95,7 +92,7 @@ impl Model {
         self.containers.is_empty()
     }
 
-    pub fn key_of_cgroup(&self, id: u64) -> Option<&str> {
+    pub fn key_of_cgroup(&self, id: CgroupId) -> Option<&str> {
         self.by_cgroup.get(&id).map(String::as_str)
     }
 
@@ -106,7 +103,7 @@ impl Model {
         self.log.extend(entries);
     }
 
-    fn with<F>(&mut self, cgroup_id: u64, f: F)
+    fn with<F>(&mut self, cgroup_id: CgroupId, f: F)
     where
         F: FnOnce(&mut Container) -> Vec<LogEntry>,
     {
@@ -121,7 +118,7 @@ impl Model {
 
     /// A cgroup appeared in the attribution hierarchy (from the start-up scan
     /// with `ts` its discovery time, or from the kernel's mkdir event).
-    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: u64, ts: Timestamp) {
+    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: CgroupId, ts: Timestamp) {
         let key = identity.runtime_id.clone();
         self.by_cgroup.insert(id, key.clone());
         if path != identity.cgroup {
@@ -145,10 +142,10 @@ impl Model {
         ts: Timestamp,
         started_at: Option<Timestamp>,
         main: Option<u32>,
-        msg: &str,
+        how: Start,
     ) {
         if let Some(c) = self.containers.get_mut(key) {
-            let entries = c.found_running(ts, started_at, main, msg);
+            let entries = c.found_running(ts, started_at, main, how);
             self.emit(key, entries);
         }
     }
@@ -163,7 +160,7 @@ impl Model {
         }
     }
 
-    pub fn cgroup_removed(&mut self, id: u64, ts: Timestamp) {
+    pub fn cgroup_removed(&mut self, id: CgroupId, ts: Timestamp) {
         let Some(key) = self.by_cgroup.remove(&id) else {
             return;
         };
@@ -175,35 +172,57 @@ impl Model {
         }
     }
 
-    pub fn blkcg_created(&mut self, key: &str, id: u64) {
+    pub fn blkcg_created(&mut self, key: &str, id: CgroupId) {
         self.by_blkcg.insert(id, key.to_owned());
     }
 
-    pub fn blkcg_removed(&mut self, id: u64) {
+    pub fn blkcg_removed(&mut self, id: CgroupId) {
         self.by_blkcg.remove(&id);
     }
 
-    pub fn exec(&mut self, cgroup_id: u64, tgid: u32, comm: &str, filename: &str, ts: Timestamp) {
-        self.with(cgroup_id, |c| c.exec(ts, tgid, comm, filename));
+    /// An exec the kernel sent one by one (a start, or uncounted churn).
+    pub fn exec(&mut self, cgroup_id: CgroupId, tgid: u32, comm: &str, ts: Timestamp) {
+        self.with(cgroup_id, |c| c.exec(ts, tgid, comm));
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the exit event's fields")]
+    /// Is `tgid` the main process of the container `cgroup_id` belongs to?
+    pub fn is_main(&self, cgroup_id: CgroupId, tgid: u32) -> bool {
+        self.by_cgroup
+            .get(&cgroup_id)
+            .and_then(|k| self.containers.get(k))
+            .is_some_and(|c| c.main_tgid == Some(tgid))
+    }
+
+    /// The container's statistics read as its main process exits, for the
+    /// exit line's summary (fresher than the last sample).
+    pub fn final_stats(&mut self, cgroup_id: CgroupId, stats: CgroupStats) {
+        if let Some(c) = self
+            .by_cgroup
+            .get(&cgroup_id)
+            .and_then(|k| self.containers.get_mut(k))
+        {
+            c.sample.stats = Some(stats);
+        }
+    }
+
     pub fn exit(
         &mut self,
-        cgroup_id: u64,
+        cgroup_id: CgroupId,
         tgid: u32,
         comm: &str,
-        exit_code: Option<u8>,
-        signal: Option<u8>,
-        core_dumped: bool,
+        status: ExitStatus,
         ts: Timestamp,
     ) {
-        self.with(cgroup_id, |c| {
-            c.exit(ts, tgid, comm, exit_code, signal, core_dumped)
-        });
+        self.with(cgroup_id, |c| c.exit(ts, tgid, comm, status));
     }
 
-    pub fn oom_kill(&mut self, victim_cgroup: u64, tgid: u32, at_death: OomAtDeath, ts: Timestamp) {
+    pub fn oom_kill(
+        &mut self,
+        victim_cgroup: CgroupId,
+        tgid: u32,
+        at_death: OomAtDeath,
+        ts: Timestamp,
+    ) {
         self.with(victim_cgroup, |c| {
             c.oom_kill(ts, tgid, at_death);
             Vec::new()
@@ -217,9 +236,9 @@ impl Model {
     /// outside the container are of interest (to name who stopped it).
     pub fn signal(
         &mut self,
-        sender_cgroup: u64,
+        sender_cgroup: CgroupId,
         sender: ExternalSignal,
-        target_cgroup: u64,
+        target_cgroup: CgroupId,
         target_tgid: u32,
         ts: Timestamp,
     ) {
@@ -227,8 +246,7 @@ impl Model {
         if target.is_none() || target == self.by_cgroup.get(&sender_cgroup) {
             return;
         }
-        // SIGCHLD, SIGURG, SIGWINCH, SIGCONT are housekeeping, not intent.
-        if matches!(sender.signal, 17 | 18 | 23 | 28) {
+        if sender.signal.is_housekeeping() {
             return;
         }
         self.with(target_cgroup, |c| {
@@ -236,7 +254,7 @@ impl Model {
         });
     }
 
-    pub fn listen(&mut self, cgroup_id: u64, port: u16, addr: String, listening: bool) {
+    pub fn listen(&mut self, cgroup_id: CgroupId, port: u16, addr: String, listening: bool) {
         let Some(key) = self.by_cgroup.get(&cgroup_id) else {
             return;
         };
@@ -252,7 +270,13 @@ impl Model {
     /// Runtime metadata for one container (None: the runtime no longer knows it).
     pub fn set_meta(&mut self, key: &str, meta: Option<RuntimeMeta>) {
         if let Some(c) = self.containers.get_mut(key) {
-            c.removed_from_runtime = meta.is_none();
+            if c.keep_runtime_restarts() {
+                self.dirty.insert(key.to_owned());
+            }
+            if c.removed_from_runtime != meta.is_none() {
+                c.removed_from_runtime = meta.is_none();
+                self.dirty.insert(key.to_owned());
+            }
             if let Some(m) = &meta
                 && c.last_name.as_deref() != Some(m.name.as_str())
             {
@@ -265,7 +289,10 @@ impl Model {
 
     /// The runtime went away: its names are no longer known to be true.
     pub fn clear_meta(&mut self) {
-        for c in self.containers.values_mut() {
+        for (k, c) in &mut self.containers {
+            if c.keep_runtime_restarts() {
+                self.dirty.insert(k.clone());
+            }
             c.meta = None;
             c.removed_from_runtime = false;
         }
@@ -291,66 +318,15 @@ impl Model {
             .collect()
     }
 
-    pub fn key_of_blkcg(&self, id: u64) -> Option<&str> {
+    pub fn key_of_blkcg(&self, id: CgroupId) -> Option<&str> {
         self.by_blkcg.get(&id).map(String::as_str)
-    }
-
-    /// One sampling interval's figures for a container: cumulative counters
-    /// in, rates out.
-    pub fn record_sample(
-        &mut self,
-        key: &str,
-        stats: CgroupStats,
-        counters: Counters,
-        now: Timestamp,
-    ) {
-        let window = self.rules.throttle_window;
-        let Some(c) = self.containers.get_mut(key) else {
-            return;
-        };
-        let s = &mut c.sample;
-        if let Some(prev) = s.prev
-            && let Some(at) = prev.at
-        {
-            let dt = now.duration_since(at).as_secs_f64();
-            if dt > 0.0 {
-                let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / dt;
-                s.cpu_used_cores = rate(stats.cpu_usage_ns, prev.cpu_ns) / 1e9;
-                s.syscalls_per_s = rate(counters.syscalls, prev.syscalls);
-                s.syscall_errors_per_s = rate(counters.syscall_errors, prev.syscall_errors);
-                s.block_read_bytes_per_s = rate(counters.block_read, prev.block_read);
-                s.block_write_bytes_per_s = rate(counters.block_write, prev.block_write);
-            }
-        }
-        s.throttle_window
-            .push_back((now, stats.cpu_periods, stats.cpu_throttled_periods));
-        while s
-            .throttle_window
-            .front()
-            .is_some_and(|(t, ..)| now.duration_since(*t) > window + SignedDuration::from_secs(5))
-        {
-            s.throttle_window.pop_front();
-        }
-        s.prev = Some(Counters {
-            at: Some(now),
-            cpu_ns: stats.cpu_usage_ns,
-            ..counters
-        });
-        s.stats = Some(stats);
-    }
-
-    /// The cgroup vanished between the index and the read: a normal race.
-    pub fn sample_vanished(&mut self, key: &str) {
-        if let Some(c) = self.containers.get_mut(key) {
-            c.sample.cpu_used_cores = 0.0;
-        }
     }
 
     pub fn rows(&self, all: bool, now: Timestamp) -> Vec<ContainerRow> {
         self.containers
             .values()
             .filter(|c| all || c.state.is_live())
-            .map(|c| ContainerRow::of(c, &self.rules, now))
+            .map(|c| ContainerRow::of(c, &self.rules, self.syscall_accounting, now))
             .collect()
     }
 
@@ -396,56 +372,9 @@ impl Model {
         self.by_cgroup.shrink_to_fit();
         self.by_blkcg.shrink_to_fit();
     }
-
-    /// Resolves a name as the CLI was given it: runtime name (current or
-    /// last known), unique id prefix (at least 4 hex chars), or cgroup path.
-    pub fn resolve(&self, name: &str) -> Result<String, ResolveError> {
-        let exact: Vec<&Container> = self
-            .containers
-            .values()
-            .filter(|c| {
-                c.display_id() == name
-                    || c.last_name.as_deref() == Some(name)
-                    || c.identity.cgroup == name
-                    || c.identity.runtime_id == name
-            })
-            .collect();
-        if exact.len() == 1 {
-            return Ok(exact[0].key().to_owned());
-        }
-        let candidates: Vec<&Container> = if exact.len() > 1 {
-            exact
-        } else if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            self.containers
-                .values()
-                .filter(|c| c.identity.runtime_id.starts_with(name))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let describe = |c: &&Container| format!("{} ({})", c.display_id(), short(c.key()));
-        match candidates.len() {
-            1 => Ok(candidates[0].key().to_owned()),
-            0 => Err(ResolveError::Unknown {
-                name: name.to_owned(),
-                known: self
-                    .containers
-                    .values()
-                    .take(20)
-                    .map(|c| describe(&c))
-                    .collect(),
-            }),
-            _ => Err(ResolveError::Ambiguous {
-                name: name.to_owned(),
-                matches: candidates.iter().map(describe).collect(),
-            }),
-        }
-    }
 }
 
-fn short(key: &str) -> &str {
-    if key.len() == 64 { &key[..12] } else { key }
-}
-
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,12 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{container::Container, health::HealthRules, state::State};
+use super::{
+    container::Container,
+    health::{HealthReason, HealthRules},
+    state::State,
+    syscalls::SyscallAccounting,
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRow {
@@ -24,7 +29,7 @@ pub struct ContainerRow {
     pub mem_limit_bytes: Option<u64>,
     pub restart: u64,
     pub health: String,
-    pub health_reasons: Vec<String>,
+    pub health_reasons: Vec<HealthReason>,
     pub oom_kills: u64,
     pub core_dumps: u64,
     /// Processes that ended in this container since dsh first saw it.
@@ -32,6 +37,12 @@ pub struct ContainerRow {
     pub pids: Option<u64>,
     pub syscalls_per_s: f64,
     pub syscall_errors_per_s: f64,
+    /// How syscalls are counted: `exact`, `sampled` or `off`.
+    #[serde(default)]
+    pub syscall_accounting: SyscallAccounting,
+    /// The syscall rates are estimates from sampling windows.
+    #[serde(default)]
+    pub syscalls_sampled: bool,
     pub block_read_bytes_per_s: f64,
     pub block_write_bytes_per_s: f64,
     /// Fraction of CFS periods throttled over the last minute.
@@ -39,16 +50,19 @@ pub struct ContainerRow {
 }
 
 impl ContainerRow {
-    pub fn of(c: &Container, rules: &HealthRules, now: Timestamp) -> Self {
+    /// `syscalls`: how the agent counts syscalls (whether rates are estimates).
+    pub fn of(
+        c: &Container,
+        rules: &HealthRules,
+        syscalls: SyscallAccounting,
+        now: Timestamp,
+    ) -> Self {
         let (health, health_reasons) = rules.evaluate(c, now);
         let stats = c.sample.stats.as_ref();
         let live = c.state == State::Running;
         Self {
             id: c.display_id().to_owned(),
-            runtime: serde_json::to_value(c.identity.runtime)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            runtime: c.identity.runtime.as_str().to_owned(),
             runtime_id: c.identity.runtime_id.clone(),
             cgroup: c.identity.cgroup.clone(),
             pod_uid: c.identity.pod_uid.clone(),
@@ -78,6 +92,8 @@ impl ContainerRow {
             pids: stats.and_then(|s| s.pids),
             syscalls_per_s: c.sample.syscalls_per_s,
             syscall_errors_per_s: c.sample.syscall_errors_per_s,
+            syscall_accounting: syscalls,
+            syscalls_sampled: syscalls == SyscallAccounting::Sampled,
             block_read_bytes_per_s: c.sample.block_read_bytes_per_s,
             block_write_bytes_per_s: c.sample.block_write_bytes_per_s,
             cpu_throttled_ratio: super::health::throttled_ratio(c, now, rules.throttle_window),

@@ -3,12 +3,20 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model, ResolveError,
-    container::{ExternalSignal, OomAtDeath, RuntimeMeta},
+    cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
     entry::LogKind,
     health::HealthRules,
     state::State,
 };
-use crate::cgroup::identity::{Identity, Runtime};
+use crate::{
+    cgroup::{
+        CgroupId,
+        identity::{Identity, Runtime},
+        stats::CgroupStats,
+    },
+    runtime::RuntimeMeta,
+    signal::{ExitStatus, Signal},
+};
 
 const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
 
@@ -25,12 +33,33 @@ fn docker(id: &str) -> Identity {
     }
 }
 
+fn killed(signal: u32, core_dumped: bool) -> ExitStatus {
+    ExitStatus::Killed {
+        signal: Signal::from_raw(signal),
+        core_dumped,
+    }
+}
+
+fn cg(id: u64) -> CgroupId {
+    CgroupId::new(id)
+}
+
+/// The exit summary of a main process that ran this long, with no CPU or
+/// memory figures read.
+fn ran(run_time_s: f64) -> Option<ExitUsage> {
+    Some(ExitUsage {
+        run_time_s,
+        ..Default::default()
+    })
+}
+
 fn model() -> Model {
     Model::new(HealthRules::default(), SignedDuration::from_hours(1))
 }
 
 /// What runc does: cgroup, its own helpers exit inside it, then the user exec.
 fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
+    let cg = CgroupId::new(cg);
     let ident = docker(ID);
     let path = ident.cgroup.clone();
     m.cgroup_created(ident, &path, cg, t(at));
@@ -38,24 +67,20 @@ fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
         cg,
         user_tgid - 2,
         "runc:[1:CHILD]",
-        Some(0),
-        None,
-        false,
+        ExitStatus::Exited(0),
         t(at),
     );
     m.exit(
         cg,
         user_tgid - 1,
         "runc:[0:PARENT]",
-        Some(0),
-        None,
-        false,
+        ExitStatus::Exited(0),
         t(at),
     );
-    m.exec(cg, user_tgid, "sh", "/bin/sh", t(at + 1));
+    m.exec(cg, user_tgid, "sh", t(at + 1));
 }
 
-fn changes(m: &mut Model) -> Vec<(Option<State>, State, String)> {
+fn changes(m: &mut Model) -> Vec<(Option<State>, State, Message)> {
     m.take_log()
         .into_iter()
         .filter_map(|e| e.to.map(|to| (e.from, to, e.msg)))
@@ -69,11 +94,17 @@ fn boot_then_oom_then_restart() {
     assert_eq!(
         changes(&mut m),
         vec![
-            (None, State::Booting, format!("create cgroup /docker/{ID}")),
+            (
+                None,
+                State::Booting,
+                Message::CgroupCreated {
+                    cgroup: format!("/docker/{ID}")
+                }
+            ),
             (
                 Some(State::Booting),
                 State::Running,
-                "start user process ok".to_owned()
+                Message::Started(Start::Exec)
             ),
         ]
     );
@@ -85,24 +116,25 @@ fn boot_then_oom_then_restart() {
         mem_used: Some(32 << 20),
         mem_limit: Some(32 << 20),
     };
-    m.oom_kill(100, 50, at_death, t(5));
-    m.exit(100, 50, "dd", None, Some(9), false, t(5));
+    m.oom_kill(cg(100), 50, at_death, t(5));
+    m.exit(cg(100), 50, "dd", killed(9, false), t(5));
     let log = m.take_log();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].kind, LogKind::Oom);
     assert_eq!(log[0].to, Some(State::Error));
-    assert!(
-        log[0]
-            .msg
-            .starts_with("oom (memory 32.0MiB of limit 32.0MiB"),
-        "{}",
-        log[0].msg
+    assert_eq!(
+        log[0].msg,
+        Message::Exit {
+            cause: ExitCause::Oom(at_death),
+            child: false,
+            usage: ran(4.0)
+        }
     );
 
     // --restart=always: same container, new cgroup, new user process.
-    m.cgroup_removed(100, t(6));
-    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 101, t(7));
-    m.exec(101, 60, "sh", "/bin/sh", t(8));
+    m.cgroup_removed(cg(100), t(6));
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(101), t(7));
+    m.exec(cg(101), 60, "sh", t(8));
     let c = m.get(ID).unwrap();
     assert_eq!((c.state, c.restarts, c.oom_kills), (State::Running, 1, 1));
     let ch = changes(&mut m);
@@ -111,7 +143,7 @@ fn boot_then_oom_then_restart() {
         &(
             Some(State::Error),
             State::Running,
-            "start user process ok".to_owned()
+            Message::Started(Start::Exec)
         )
     );
     let (h, why) = m.rules.evaluate(m.get(ID).unwrap(), t(9));
@@ -123,19 +155,56 @@ fn segv_is_a_core_dump_and_child_exits_are_quiet() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     m.take_log();
-    m.exec(100, 51, "sleep", "/bin/sleep", t(2));
-    m.exit(100, 51, "sleep", Some(0), None, false, t(3));
-    m.exit(100, 50, "sh", None, Some(11), true, t(4));
+    m.exec(cg(100), 51, "sleep", t(2));
+    m.exit(cg(100), 51, "sleep", ExitStatus::Exited(0), t(3));
+    m.exit(cg(100), 50, "sh", killed(11, true), t(4));
     let log = m.take_log();
-    assert_eq!(log.len(), 2, "{log:?}");
-    assert_eq!(log[0].kind, LogKind::Exec);
+    // The child's exec and exit are churn: no line of their own.
+    assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(
-        log[1].msg,
-        "receive signal SIGSEGV, seems coredump (core written)"
+        log[0].msg,
+        Message::Exit {
+            cause: ExitCause::Coredump {
+                signal: Signal::from_raw(11),
+                core_written: true
+            },
+            child: false,
+            usage: ran(3.0)
+        }
     );
-    assert_eq!(log[1].signal.as_deref(), Some("SIGSEGV"));
-    assert_eq!(log[1].core_dumped, Some(true));
+    assert_eq!(log[0].signal.as_deref(), Some("SIGSEGV"));
+    assert_eq!(log[0].core_dumped, Some(true));
     assert_eq!(m.get(ID).unwrap().core_dumps, 1);
+    // ... but one summary line when the sample asks for it, with the
+    // kernel's counts of the same container added in.
+    m.record_churn(
+        cg(100),
+        "cat",
+        &dsh_ebpf::ChurnCounts {
+            execs: 10,
+            exits_ok: 9,
+            exits_failed: 1,
+            exits_killed: 0,
+        },
+    );
+    m.record_churn(cg(999), "cat", &dsh_ebpf::ChurnCounts::default());
+    m.churn_lines(t(5));
+    let log = m.take_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].kind, LogKind::Churn);
+    let Message::Churn(s) = &log[0].msg else {
+        panic!("{log:?}")
+    };
+    assert_eq!(s.execs, 11);
+    assert_eq!(
+        s.commands,
+        [("cat".to_owned(), 10), ("sleep".to_owned(), 1)]
+    );
+    // 9 counted, `sleep`, and the two runc helpers of the boot.
+    assert_eq!((s.exits_ok, s.exits_failed), (12, 1));
+    assert_eq!(m.get(ID).unwrap().process_exits, 2 + 2 + 10);
+    m.churn_lines(t(6));
+    assert!(m.take_log().is_empty(), "no churn, no line");
 }
 
 #[test]
@@ -144,30 +213,57 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
     boot(&mut m, 100, 0, 50);
     m.take_log();
     let sender = ExternalSignal {
-        signal: 15,
+        signal: Signal::from_raw(15),
         sender_pid: 777,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(1, sender, 100, 50, t(3));
-    m.exit(100, 50, "sh", None, Some(15), false, t(3));
+    m.signal(cg(1), sender.clone(), cg(100), 50, t(3));
+    m.exit(cg(100), 50, "sh", killed(15, false), t(3));
     let log = m.take_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].kind, LogKind::Signal);
     assert!(!log[0].is_state_change());
     assert_eq!(log[1].to, Some(State::Exited));
-    assert_eq!(log[1].msg, "receive signal SIGTERM from pid 777 (runc)");
+    assert_eq!(
+        log[1].msg,
+        Message::Exit {
+            cause: ExitCause::SignalFromOutside(sender),
+            child: false,
+            usage: ran(2.0)
+        }
+    );
 }
 
 #[test]
 fn exit_code_three_is_an_error_and_zero_is_not() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", Some(3), None, false, t(2));
+    assert!(m.is_main(cg(100), 50) && !m.is_main(cg(100), 51));
+    m.final_stats(
+        cg(100),
+        CgroupStats {
+            cpu_usage_ns: 3_200_000_000,
+            mem_peak_bytes: Some(41 << 20),
+            ..Default::default()
+        },
+    );
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(3), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Error);
-    assert_eq!(changes(&mut m).last().unwrap().2, "exit code 3");
-    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), 102, t(3));
-    m.exec(102, 60, "sh", "/bin/sh", t(4));
-    m.exit(102, 60, "sh", Some(0), None, false, t(5));
+    assert_eq!(
+        changes(&mut m).last().unwrap().2,
+        Message::Exit {
+            cause: ExitCause::Exited { code: 3 },
+            child: false,
+            usage: Some(ExitUsage {
+                run_time_s: 1.0,
+                cpu_s: Some(3.2),
+                peak_mem_bytes: Some(41 << 20)
+            })
+        }
+    );
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(102), t(3));
+    m.exec(cg(102), 60, "sh", t(4));
+    m.exit(cg(102), 60, "sh", ExitStatus::Exited(0), t(5));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
 }
 
@@ -177,11 +273,11 @@ fn signals_inside_the_container_are_not_external() {
     boot(&mut m, 100, 0, 50);
     m.take_log();
     let own = ExternalSignal {
-        signal: 11,
+        signal: Signal::from_raw(11),
         sender_pid: 50,
         sender_comm: "sh".to_owned(),
     };
-    m.signal(100, own, 100, 50, t(2));
+    m.signal(cg(100), own, cg(100), 50, t(2));
     assert!(m.take_log().is_empty());
 }
 
@@ -189,8 +285,8 @@ fn signals_inside_the_container_are_not_external() {
 fn forgotten_after_removal_and_ttl() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.exit(100, 50, "sh", Some(0), None, false, t(2));
-    m.cgroup_removed(100, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(0), t(2));
+    m.cgroup_removed(cg(100), t(2));
     m.housekeep(t(60));
     assert_eq!(m.len(), 1);
     m.housekeep(t(2 + 3601));
@@ -203,7 +299,7 @@ fn names_prefixes_and_paths_resolve() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     let other = "07c5ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-    m.cgroup_created(docker(other), &format!("/docker/{other}"), 200, t(0));
+    m.cgroup_created(docker(other), &format!("/docker/{other}"), cg(200), t(0));
     m.set_meta(
         ID,
         Some(RuntimeMeta {
@@ -240,15 +336,137 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
     let sender = ExternalSignal {
-        signal: 15,
+        signal: Signal::from_raw(15),
         sender_pid: 9,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(1, sender, 100, 50, t(2));
-    m.exit(100, 50, "sh", Some(143), None, false, t(2));
+    m.signal(cg(1), sender.clone(), cg(100), 50, t(2));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(143), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
     assert_eq!(
         changes(&mut m).last().unwrap().2,
-        "exit code 143 after receive signal SIGTERM from pid 9 (runc)"
+        Message::Exit {
+            cause: ExitCause::ExitAfterSignal {
+                code: 143,
+                by: sender
+            },
+            child: false,
+            usage: ran(1.0)
+        }
+    );
+}
+
+fn named(name: &str) -> Option<RuntimeMeta> {
+    Some(RuntimeMeta {
+        name: name.to_owned(),
+        ..Default::default()
+    })
+}
+
+/// `docker rm -f web && docker run --name web ...`: the name means the new
+/// container; the old one is an earlier incarnation, reachable by id.
+#[test]
+fn a_reused_name_resolves_to_the_current_container() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.set_meta(ID, named("web"));
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(0), t(2));
+    m.cgroup_removed(cg(100), t(2));
+    m.set_meta(ID, None);
+    let new = "4f7a000000000000000000000000000000000000000000000000000000000000";
+    m.cgroup_created(docker(new), &format!("/docker/{new}"), cg(300), t(5));
+    m.set_meta(new, named("web"));
+    assert_eq!(m.resolve("web").unwrap(), new);
+    assert_eq!(m.earlier_incarnations("web", new), vec![ID.to_owned()]);
+    assert_eq!(m.resolve("07c5").unwrap(), ID);
+    // Both gone: the most recent.
+    m.cgroup_removed(cg(300), t(9));
+    m.set_meta(new, None);
+    assert_eq!(m.resolve("web").unwrap(), new);
+    // The runtime unreachable: the live one is current.
+    m.cgroup_created(docker(new), &format!("/docker/{new}"), cg(301), t(10));
+    m.clear_meta();
+    assert_eq!(m.resolve("web").unwrap(), new);
+}
+
+#[test]
+fn plain_cgroups_resolve_with_or_without_the_slash() {
+    let mut m = model();
+    let ident = Identity {
+        runtime: Runtime::Cgroup,
+        runtime_id: "/batch".to_owned(),
+        pod_uid: None,
+        cgroup: "/batch".to_owned(),
+    };
+    m.cgroup_created(ident, "/batch", cg(7), t(0));
+    assert_eq!(m.resolve("batch").unwrap(), "/batch");
+    assert_eq!(m.resolve("/batch").unwrap(), "/batch");
+}
+
+/// A removed container's name is saved with it, and shown after a restart
+/// (no runtime metadata then: the container is gone).
+#[test]
+fn removed_containers_keep_their_name_across_restarts() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.set_meta(ID, named("web"));
+    m.cgroup_removed(cg(100), t(2));
+    m.take_changes();
+    m.set_meta(ID, None);
+    let saved = m.take_changes().updated;
+    assert_eq!(saved.len(), 1, "removal from the runtime is saved");
+    let json = serde_json::to_vec(&saved[0]).unwrap();
+    let mut restarted = model();
+    restarted.restore(vec![serde_json::from_slice(&json).unwrap()]);
+    assert_eq!(restarted.get(ID).unwrap().display_id(), "web");
+    assert_eq!(restarted.resolve("web").unwrap(), ID);
+}
+
+#[test]
+fn syscall_rates_follow_the_accounting_mode() {
+    use super::{
+        container::Counters,
+        syscalls::{SyscallAccounting, SyscallWindow},
+    };
+    let counters = |syscalls| Counters {
+        syscalls,
+        ..Default::default()
+    };
+    let rate = |m: &Model| m.get(ID).unwrap().sample.syscalls_per_s;
+    // Exact: rates from the cumulative counters, sample to sample.
+    let mut m = model();
+    m.syscall_accounting = SyscallAccounting::Exact;
+    boot(&mut m, 100, 0, 50);
+    m.record_sample(ID, CgroupStats::default(), counters(1_000), t(1));
+    m.record_sample(ID, CgroupStats::default(), counters(21_000), t(2));
+    assert_eq!(rate(&m), 20_000.0);
+    // Sampled: the counters do not move between windows; the rate is the
+    // last window's, and totals grow by the window scaled to its period.
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(1));
+    m.record_syscall_window(
+        ID,
+        SyscallWindow {
+            calls: 5_000,
+            errors: 10,
+            attached: std::time::Duration::from_millis(500),
+            period: std::time::Duration::from_secs(10),
+        },
+    );
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(2));
+    assert_eq!(rate(&m), 10_000.0);
+    assert_eq!(m.get(ID).unwrap().sample.syscall_errors_per_s, 20.0);
+    let prev = m.get(ID).unwrap().sample.prev.unwrap();
+    assert_eq!((prev.syscalls, prev.syscall_errors), (100_000, 200));
+    let row = &m.rows(false, t(2))[0];
+    assert!(row.syscalls_sampled, "{row:?}");
+    // Off: no rate.
+    m.syscall_accounting = SyscallAccounting::Off;
+    m.record_sample(ID, CgroupStats::default(), counters(0), t(3));
+    assert_eq!(rate(&m), 0.0);
+    assert_eq!(
+        m.rows(false, t(3))[0].syscall_accounting,
+        SyscallAccounting::Off
     );
 }

@@ -10,34 +10,36 @@ pub enum ProbeError {
          CONFIG_DEBUG_INFO_BTF=y (5.8 or newer)"
     )]
     NoBtf,
-    #[error("reading /proc/self/mounts: {0}")]
+    #[error("reading /proc/self/mounts")]
     Mounts(#[source] std::io::Error),
     #[error(
         "no cgroup hierarchy to attribute tasks to (neither cgroup2 nor a v1 memory hierarchy is mounted)"
     )]
     NoCgroupHierarchy,
-    #[error("resolving kernel struct layouts from BTF: {0}")]
+    #[error("resolving kernel struct layouts from BTF")]
     Btf(#[from] super::btf::BtfError),
-    #[error("loading the eBPF object: {0}")]
-    Load(#[source] anyhow::Error),
+    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")]
+    KernelBtf(#[source] aya::BtfError),
+    #[error("loading the eBPF object")]
+    Load(#[source] aya::EbpfError),
     #[error("the eBPF object has no program {0}")]
     MissingProgram(String),
     #[error("the eBPF object has no map {0}")]
     MissingMap(&'static str),
-    #[error("eBPF program {program}: {source}")]
+    #[error("eBPF program {program}")]
     Program {
         program: String,
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("eBPF map {0}: {1}")]
+    #[error("eBPF map {0}")]
     Map(&'static str, #[source] aya::maps::MapError),
-    #[error("cgroup {path}: {source}")]
+    #[error("opening cgroup {path}")]
     Cgroup {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("event stream: {0}")]
+    #[error("reading the event stream")]
     Stream(#[source] std::io::Error),
 }

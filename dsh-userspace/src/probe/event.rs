@@ -6,13 +6,18 @@ use dsh_ebpf::{
 };
 use serde::Serialize;
 
+use crate::{
+    cgroup::CgroupId,
+    signal::{ExitStatus, Signal},
+};
+
 /// What every event says about the task the kernel was running.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Task {
     pub pid: u32,
     pub tgid: u32,
     pub comm: String,
-    pub cgroup_id: u64,
+    pub cgroup_id: CgroupId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,43 +30,40 @@ pub enum EventKind {
     /// A process (the last thread of a thread group) ended.
     Exit {
         ppid: u32,
-        /// The exit status when it exited normally.
-        exit_code: Option<u8>,
-        /// The signal that killed it.
-        signal: Option<u8>,
-        core_dumped: bool,
+        /// Its exit code, or the signal that killed it.
+        status: ExitStatus,
         start_ns: u64,
     },
     Oom {
         victim_pid: u32,
         victim_tgid: u32,
         victim_comm: String,
-        victim_cgroup_id: u64,
+        victim_cgroup_id: CgroupId,
         total_vm_pages: u64,
         anon_rss_pages: u64,
         file_rss_pages: u64,
         shmem_rss_pages: u64,
     },
     SignalGenerate {
-        signal: u32,
+        signal: Signal,
         result: i32,
         group: bool,
         target_pid: u32,
         target_tgid: u32,
         target_comm: String,
-        target_cgroup_id: u64,
+        target_cgroup_id: CgroupId,
     },
     SignalDeliver {
-        signal: u32,
+        signal: Signal,
     },
     CgroupMkdir {
-        id: u64,
+        id: CgroupId,
         level: u32,
         hierarchy_id: u32,
         path: String,
     },
     CgroupRmdir {
-        id: u64,
+        id: CgroupId,
         level: u32,
         hierarchy_id: u32,
         path: String,
@@ -93,10 +95,12 @@ pub enum DecodeError {
 }
 
 /// A NUL-terminated kernel string; anything after the NUL is ignored and
-/// invalid UTF-8 is replaced, never trusted.
+/// invalid UTF-8 becomes `\xNN` escapes (comm and cgroup names are the
+/// container's choice). Control characters stay: the terminal gate is
+/// `untrusted::name`.
 pub fn c_str(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    crate::untrusted::from_utf8_escaped(&bytes[..end]).into_owned()
 }
 
 fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
@@ -125,12 +129,9 @@ impl Event {
             }
             kind::EXIT => {
                 let e: ExitEvent = read(bytes, k)?;
-                let (exit_code, signal, core_dumped) = split_wait_status(e.exit_code);
                 EventKind::Exit {
                     ppid: e.ppid,
-                    exit_code,
-                    signal,
-                    core_dumped,
+                    status: ExitStatus::from_wait(e.exit_code),
                     start_ns: e.start_ns,
                 }
             }
@@ -140,7 +141,7 @@ impl Event {
                     victim_pid: e.victim_pid,
                     victim_tgid: e.victim_tgid,
                     victim_comm: c_str(&e.victim_comm),
-                    victim_cgroup_id: e.victim_cgroup_id,
+                    victim_cgroup_id: CgroupId::new(e.victim_cgroup_id),
                     total_vm_pages: e.total_vm_pages,
                     anon_rss_pages: e.anon_rss_pages,
                     file_rss_pages: e.file_rss_pages,
@@ -150,23 +151,25 @@ impl Event {
             kind::SIGNAL_GENERATE => {
                 let e: SignalEvent = read(bytes, k)?;
                 EventKind::SignalGenerate {
-                    signal: e.signal,
+                    signal: Signal::from_raw(e.signal),
                     result: e.result,
                     group: e.group != 0,
                     target_pid: e.target_pid,
                     target_tgid: e.target_tgid,
                     target_comm: c_str(&e.target_comm),
-                    target_cgroup_id: e.target_cgroup_id,
+                    target_cgroup_id: CgroupId::new(e.target_cgroup_id),
                 }
             }
             kind::SIGNAL_DELIVER => {
                 let e: SignalEvent = read(bytes, k)?;
-                EventKind::SignalDeliver { signal: e.signal }
+                EventKind::SignalDeliver {
+                    signal: Signal::from_raw(e.signal),
+                }
             }
             kind::CGROUP_MKDIR | kind::CGROUP_RMDIR => {
                 let e: CgroupEvent = read(bytes, k)?;
                 let (id, level, hierarchy_id, path) =
-                    (e.id, e.level, e.hierarchy_id, c_str(&e.path));
+                    (CgroupId::new(e.id), e.level, e.hierarchy_id, c_str(&e.path));
                 if k == kind::CGROUP_MKDIR {
                     EventKind::CgroupMkdir {
                         id,
@@ -205,20 +208,10 @@ impl Event {
                 pid: hdr.pid,
                 tgid: hdr.tgid,
                 comm: c_str(&hdr.comm),
-                cgroup_id: hdr.cgroup_id,
+                cgroup_id: CgroupId::new(hdr.cgroup_id),
             },
             kind,
         })
-    }
-}
-
-/// Splits a `wait(2)` status: (exit code, killing signal, core dumped).
-pub fn split_wait_status(status: u32) -> (Option<u8>, Option<u8>, bool) {
-    let sig = (status & 0x7f) as u8;
-    if sig == 0 {
-        (Some(((status >> 8) & 0xff) as u8), None, false)
-    } else {
-        (None, Some(sig), status & 0x80 != 0)
     }
 }
 
@@ -246,14 +239,6 @@ mod tests {
     }
 
     #[test]
-    fn wait_status() {
-        assert_eq!(split_wait_status(3 << 8), (Some(3), None, false));
-        assert_eq!(split_wait_status(11 | 0x80), (None, Some(11), true));
-        assert_eq!(split_wait_status(9), (None, Some(9), false));
-        assert_eq!(split_wait_status(0), (Some(0), None, false));
-    }
-
-    #[test]
     fn decodes_exit_with_core() {
         let e = ExitEvent {
             hdr: header(kind::EXIT),
@@ -263,14 +248,15 @@ mod tests {
         };
         let ev = Event::decode(&bytes(&e)).unwrap();
         assert_eq!(ev.task.comm, "sh");
-        assert_eq!(ev.task.cgroup_id, 7);
+        assert_eq!(ev.task.cgroup_id, CgroupId::new(7));
         assert_eq!(
             ev.kind,
             EventKind::Exit {
                 ppid: 1,
-                exit_code: None,
-                signal: Some(11),
-                core_dumped: true,
+                status: ExitStatus::Killed {
+                    signal: Signal::from_raw(11),
+                    core_dumped: true
+                },
                 start_ns: 5
             }
         );
@@ -297,9 +283,127 @@ mod tests {
         assert_eq!(Event::decode(&unknown), Err(DecodeError::UnknownKind(99)));
     }
 
+    fn fixed<const N: usize>(s: &[u8]) -> [u8; N] {
+        let mut out = [0u8; N];
+        out[..s.len()].copy_from_slice(s);
+        out
+    }
+
+    /// One record of every kind, hostile strings included: the seeds of the
+    /// `ring_record` fuzz target.
     #[test]
-    fn comm_with_invalid_utf8_is_replaced() {
-        assert_eq!(c_str(b"a\xffb\0zz"), "a\u{fffd}b");
+    fn every_kind_decodes_and_seeds_the_fuzzer() {
+        let mut hostile = header(kind::EXEC);
+        hostile.comm = fixed(b"\x1b]0;x\x07\xff\xfe");
+        let records: [(&str, Vec<u8>); 8] = [
+            (
+                "exec",
+                bytes(&ExecEvent {
+                    hdr: hostile,
+                    ppid: 1,
+                    old_pid: 10,
+                    filename: fixed(b"/bin/\x1b[31msh"),
+                }),
+            ),
+            (
+                "exit",
+                bytes(&ExitEvent {
+                    hdr: header(kind::EXIT),
+                    exit_code: 3 << 8,
+                    ppid: 1,
+                    start_ns: 5,
+                }),
+            ),
+            (
+                "oom",
+                bytes(&OomEvent {
+                    hdr: header(kind::OOM),
+                    victim_pid: 11,
+                    victim_tgid: 11,
+                    victim_cgroup_id: 7,
+                    victim_comm: fixed(b"dd"),
+                    total_vm_pages: 100,
+                    anon_rss_pages: 50,
+                    file_rss_pages: 2,
+                    shmem_rss_pages: 0,
+                }),
+            ),
+            (
+                "signal-generate",
+                bytes(&SignalEvent {
+                    hdr: header(kind::SIGNAL_GENERATE),
+                    signal: 15,
+                    result: 0,
+                    group: 1,
+                    target_pid: 11,
+                    target_tgid: 11,
+                    _pad: 0,
+                    target_cgroup_id: 7,
+                    target_comm: fixed(b"sleep"),
+                }),
+            ),
+            (
+                "signal-deliver",
+                bytes(&SignalEvent {
+                    hdr: header(kind::SIGNAL_DELIVER),
+                    signal: 9,
+                    result: 0,
+                    group: 0,
+                    target_pid: 0,
+                    target_tgid: 0,
+                    _pad: 0,
+                    target_cgroup_id: 0,
+                    target_comm: [0; 16],
+                }),
+            ),
+            (
+                "cgroup-mkdir",
+                bytes(&CgroupEvent {
+                    hdr: header(kind::CGROUP_MKDIR),
+                    id: 4242,
+                    level: 1,
+                    hierarchy_id: 0,
+                    path: fixed(b"/evil\x1b[31mRED\x1b]0;title\x07\xff"),
+                }),
+            ),
+            (
+                "listen-v4",
+                bytes(&ListenEvent {
+                    hdr: header(kind::LISTEN),
+                    family: libc::AF_INET as u16,
+                    port: 6379,
+                    old_state: 7,
+                    new_state: dsh_ebpf::TCP_LISTEN,
+                    addr: fixed(&[172, 17, 0, 2]),
+                }),
+            ),
+            (
+                "listen-v6",
+                bytes(&ListenEvent {
+                    hdr: header(kind::LISTEN),
+                    family: libc::AF_INET6 as u16,
+                    port: 80,
+                    old_state: dsh_ebpf::TCP_LISTEN,
+                    new_state: 7,
+                    addr: fixed(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                }),
+            ),
+        ];
+        for (name, record) in &records {
+            let ev = Event::decode(record).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(ev.task.cgroup_id, CgroupId::new(7), "{name}");
+            crate::fuzz_seeds::seed("ring_record", name, record);
+        }
+        let exec = Event::decode(&records[0].1).unwrap();
+        assert_eq!(exec.task.comm, "\x1b]0;x\x07\\xff\\xfe");
+        assert!(
+            matches!(exec.kind, EventKind::Exec { filename, .. } if filename == "/bin/\x1b[31msh")
+        );
+    }
+
+    #[test]
+    fn comm_with_invalid_utf8_is_escaped() {
+        assert_eq!(c_str(b"a\xffb\0zz"), "a\\xffb");
         assert_eq!(c_str(b"full"), "full");
     }
 }

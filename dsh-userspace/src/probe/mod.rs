@@ -3,15 +3,20 @@
 //!
 //! Nothing here knows about containers: ids in, counters and events out.
 pub mod btf;
+mod churn;
 mod error;
 pub mod event;
-pub mod layout;
+pub mod offsets;
 mod stream;
 
 use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
 
+use crate::cgroup::{
+    CgroupId,
+    layout::{self, CgroupLayout, CgroupLayoutKind},
+};
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
@@ -20,15 +25,13 @@ use dsh_ebpf::{
     channel,
 };
 pub use error::ProbeError;
-pub use layout::{CgroupLayout, CgroupLayoutKind};
-pub use stream::{EventRings, EventStream};
+pub use stream::{DRAIN_EVERY, EventRings, EventStream};
 
 /// The compiled kernel programs, embedded in the binary.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh"));
 
 /// (program, tracepoint) pairs attached whenever the probe is loaded.
 const ALWAYS: &[(&str, &str)] = &[
-    ("dsh_sys_exit", "sys_exit"),
     ("dsh_block_rq_issue", "block_rq_issue"),
     ("dsh_block_rq_complete", "block_rq_complete"),
     ("dsh_sched_process_exec", "sched_process_exec"),
@@ -41,8 +44,11 @@ const ALWAYS: &[(&str, &str)] = &[
     ("dsh_inet_sock_set_state", "inet_sock_set_state"),
 ];
 
-/// Latency tracking replaces `dsh_sys_exit` with these two.
-const LATENCY: &[(&str, &str)] = &[
+/// Every program that counts syscalls per cgroup, with its tracepoint:
+/// `dsh_sys_exit` alone, or the latency pair instead of it. Attached per
+/// the agent's `--syscalls` mode, not with the rest.
+const SYSCALL_COUNTERS: [(&str, &str); 3] = [
+    ("dsh_sys_exit", "sys_exit"),
     ("dsh_sys_enter_latency", "sys_enter"),
     ("dsh_sys_exit_latency", "sys_exit"),
 ];
@@ -60,6 +66,9 @@ const BENCH: &[(&str, &str)] = &[("dsh_bench_empty", "sys_exit")];
 pub struct ProbeOptions {
     /// Attach the `sys_enter` hook for per-cgroup syscall latency histograms.
     pub syscall_latency: bool,
+    /// Load the syscall counters without attaching them (the agent's
+    /// sampled and off modes attach them itself, or never).
+    pub syscalls_detached: bool,
 }
 
 /// Average cost of one program, from the kernel's BPF statistics.
@@ -71,12 +80,22 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
 }
 
+/// What the kernel collected during a trace, summed over CPUs.
+#[derive(Clone, Debug, Default)]
+pub struct RawTrace {
+    pub syscalls: HashMap<u32, TraceSyscall>,
+    /// (syscall nr, errno) → count.
+    pub errnos: HashMap<(u32, u32), u64>,
+}
+
 pub struct Probe {
     ebpf: Ebpf,
     layout: CgroupLayout,
     /// Attached programs by name; dropping a link detaches the program.
     links: HashMap<&'static str, FdLink>,
     syscall_latency: bool,
+    /// Whether the per-syscall counting programs are attached.
+    syscall_counting: bool,
     /// Keeps `kernel.bpf_stats_enabled` on while held, when we could enable it.
     _stats: Option<OwnedFd>,
 }
@@ -88,7 +107,8 @@ impl Probe {
         for &(prog, _) in ALWAYS {
             probe.attach(prog)?;
         }
-        probe.set_syscall_latency(opts.syscall_latency)?;
+        probe.syscall_latency = opts.syscall_latency;
+        probe.set_syscall_counting(!opts.syscalls_detached)?;
         Ok(probe)
     }
 
@@ -98,22 +118,26 @@ impl Probe {
         if !nix::unistd::geteuid().is_root() {
             return Err(ProbeError::NotRoot);
         }
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        if !Path::new(btf::VMLINUX).exists() {
             return Err(ProbeError::NoBtf);
         }
         let layout = CgroupLayout::detect().map_err(ProbeError::Mounts)?;
         if layout.attribution_root().is_none() {
             return Err(ProbeError::NoCgroupHierarchy);
         }
-        let raw_btf = btf::Btf::vmlinux()?;
+        // One read of the kernel's BTF (several MiB) for both parsers: ours
+        // for the offsets, aya's for loading the programs.
+        let vmlinux = btf::read(Path::new(btf::VMLINUX))?;
+        let raw_btf = btf::Btf::parse(&vmlinux)?;
         let v1_subsys = match layout.kind {
-            CgroupLayoutKind::V1 => Some(btf::v1_subsys_id(
+            CgroupLayoutKind::V1 => Some(offsets::v1_subsys_id(
                 &raw_btf,
                 layout::V1_ATTRIBUTION_CONTROLLER,
             )?),
             _ => None,
         };
-        let offsets: KernelOffsets = btf::resolve_offsets(&raw_btf, v1_subsys)?;
+        let kernel_offsets: KernelOffsets = offsets::resolve_offsets(&raw_btf, v1_subsys)?;
+        drop(raw_btf);
         let config = ProbeConfig {
             cgroup_mode: match layout.kind {
                 CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
@@ -121,13 +145,14 @@ impl Probe {
             },
             has_blkcg: 1,
         };
-        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(e.into()))?;
+        let btf = Btf::parse(&vmlinux, Endianness::default()).map_err(ProbeError::KernelBtf)?;
+        drop(vmlinux);
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
-            .override_global("OFFSETS", &offsets, true)
+            .override_global("OFFSETS", &kernel_offsets, true)
             .override_global("CONFIG", &config, true)
             .load(OBJECT)
-            .map_err(|e| ProbeError::Load(e.into()))?;
+            .map_err(ProbeError::Load)?;
         // Best effort: without it, `dsh status` shows zero run times.
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut probe = Self {
@@ -135,12 +160,13 @@ impl Probe {
             layout,
             links: HashMap::new(),
             syscall_latency: false,
+            syscall_counting: false,
             _stats: stats,
         };
         for &(prog, tp) in ALWAYS {
             probe.prepare(prog, tp, &btf)?;
         }
-        for &(prog, tp) in LATENCY.iter().chain(BENCH).chain(TRACE) {
+        for &(prog, tp) in SYSCALL_COUNTERS.iter().chain(BENCH).chain(TRACE) {
             probe.prepare(prog, tp, &btf)?;
         }
         Ok(probe)
@@ -191,11 +217,20 @@ impl Probe {
         self.links.clear();
     }
 
-    /// Switches syscall latency histograms on or off. Counting never stops:
-    /// the latency pair is attached before the plain counter is detached
-    /// (for an instant both count; that costs a few double counts, not a gap).
+    /// Switches syscall latency histograms on or off. While counting is
+    /// attached it never stops: the latency pair is attached before the
+    /// plain counter is detached (for an instant both count; that costs a
+    /// few double counts, not a gap).
     pub fn set_syscall_latency(&mut self, on: bool) -> Result<(), ProbeError> {
-        if on {
+        self.syscall_latency = on;
+        if self.syscall_counting {
+            self.attach_syscall_counters()?;
+        }
+        Ok(())
+    }
+
+    fn attach_syscall_counters(&mut self) -> Result<(), ProbeError> {
+        if self.syscall_latency {
             self.attach("dsh_sys_enter_latency")?;
             self.attach("dsh_sys_exit_latency")?;
             self.detach("dsh_sys_exit");
@@ -204,8 +239,26 @@ impl Probe {
             self.detach("dsh_sys_exit_latency");
             self.detach("dsh_sys_enter_latency");
         }
-        self.syscall_latency = on;
         Ok(())
+    }
+
+    /// Attaches (`on`) or detaches every per-syscall counting program. While
+    /// detached, syscalls take the kernel's fast path: no hook runs at all.
+    /// The counters keep their values in between.
+    pub fn set_syscall_counting(&mut self, on: bool) -> Result<(), ProbeError> {
+        if on {
+            self.attach_syscall_counters()?;
+        } else {
+            for (name, _) in SYSCALL_COUNTERS {
+                self.detach(name);
+            }
+        }
+        self.syscall_counting = on;
+        Ok(())
+    }
+
+    pub fn syscall_counting(&self) -> bool {
+        self.syscall_counting
     }
 
     pub fn syscall_latency(&self) -> bool {
@@ -245,7 +298,7 @@ impl Probe {
 
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
     /// cgroup id (blkcg ids and task cgroup ids alike).
-    pub fn block_stats(&self) -> Result<HashMap<u64, BlockStats>, ProbeError> {
+    pub fn block_stats(&self) -> Result<HashMap<CgroupId, BlockStats>, ProbeError> {
         let map: PerCpuHashMap<&MapData, u64, BlockStats> =
             PerCpuHashMap::try_from(self.map("BLOCK_STATS")?)
                 .map_err(|e| ProbeError::Map("BLOCK_STATS", e))?;
@@ -261,7 +314,7 @@ impl Probe {
             for s in per_cpu.iter() {
                 sum.add(s);
             }
-            out.insert(id, sum);
+            out.insert(CgroupId::new(id), sum);
         }
         Ok(out)
     }
@@ -305,9 +358,9 @@ impl Probe {
 
     /// Starts a per-syscall trace of one cgroup (attribution hierarchy id):
     /// clears what an earlier trace left, sets the target, attaches.
-    pub fn start_trace(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+    pub fn start_trace(&mut self, cgroup_id: CgroupId) -> Result<(), ProbeError> {
         self.clear_trace()?;
-        self.set_trace_target(cgroup_id)?;
+        self.set_trace_target(cgroup_id.get())?;
         for &(prog, _) in TRACE {
             self.attach(prog)?;
         }
@@ -315,12 +368,12 @@ impl Probe {
     }
 
     /// Ends the trace and returns what it collected, summed over CPUs.
-    pub fn stop_trace(&mut self) -> Result<crate::trace::RawTrace, ProbeError> {
+    pub fn stop_trace(&mut self) -> Result<RawTrace, ProbeError> {
         for &(prog, _) in TRACE {
             self.detach(prog);
         }
         self.set_trace_target(0)?;
-        let mut raw = crate::trace::RawTrace::default();
+        let mut raw = RawTrace::default();
         let calls: PerCpuHashMap<&MapData, u32, TraceSyscall> =
             PerCpuHashMap::try_from(self.map("TRACE_SYSCALLS")?)
                 .map_err(|e| ProbeError::Map("TRACE_SYSCALLS", e))?;

@@ -11,6 +11,14 @@ use crate::clock::BootClock;
 
 type Ring = RingBuf<MapData>;
 
+/// How often the rings are read when no wake-up came (the programs submit
+/// without waking the reader). Each read moves the rings' read marks,
+/// which release the agent's re-ordered events (`agent::reorder`): an event
+/// waits at most about this long plus the ordering margin. 20 looks a
+/// second at two rings cost the idle agent next to nothing (the read is a
+/// load from shared memory, no syscall).
+pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn ring(map: Map) -> Result<Ring, ProbeError> {
     RingBuf::try_from(map).map_err(|e| ProbeError::Map("ring buffer", e))
 }
@@ -48,9 +56,12 @@ impl EventRings {
             // the same number, until the AsyncFd drops it.
             unsafe { AsyncFd::register(r) }.map_err(|e| ProbeError::Stream(e.into_parts().1))
         };
+        let mut drain = tokio::time::interval(DRAIN_EVERY);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(EventStream {
             critical: register(self.critical)?,
             chatty: register(self.chatty)?,
+            drain_timer: drain,
             undecodable: self.undecodable,
             critical_mark: 0,
             chatty_mark: 0,
@@ -61,6 +72,10 @@ impl EventRings {
 pub struct EventStream {
     critical: AsyncFd<Ring>,
     chatty: AsyncFd<Ring>,
+    /// Kept here, not a sleep made in `next`: callers drop `next`'s future
+    /// whenever something else happens first (every 25 ms in the agent),
+    /// and a fresh sleep would never run out.
+    drain_timer: tokio::time::Interval,
     pub undecodable: u64,
     /// How far each ring has been read (see `read_up_to`).
     critical_mark: u64,
@@ -120,31 +135,36 @@ impl EventStream {
         out
     }
 
-    /// The next records (up to `max` from each ring), waiting for some
-    /// without polling: the ring buffers' fds wake the task.
+    /// The next records (up to `max` from each ring): those already there,
+    /// else those found at the next wake-up or drain tick, which may be
+    /// none. Either way both read marks have moved, so the caller can
+    /// release what it holds every `DRAIN_EVERY` even while no event comes.
+    /// Cancel-safe: records are taken only in the synchronous reads.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, ProbeError> {
-        loop {
-            let batch = self.poll(max);
-            if !batch.is_empty() {
-                return Ok(batch);
-            }
-            self.wait_readable().await?;
+        let batch = self.poll(max);
+        if !batch.is_empty() {
+            return Ok(batch);
         }
+        self.wait().await?;
+        Ok(self.poll(max))
     }
 
-    /// Edge-triggered readiness: clear it, then look again (the caller
-    /// loops), so a record that arrived meanwhile is not missed.
-    async fn wait_readable(&mut self) -> Result<(), ProbeError> {
+    /// Until a ring's fd wakes the task (the programs wake the reader only
+    /// when a ring is filling up) or the drain timer ticks. Readiness is
+    /// edge-triggered: it is cleared here and the caller looks again, so a
+    /// record that arrived meanwhile is not missed.
+    async fn wait(&mut self) -> Result<(), ProbeError> {
         tokio::select! {
             biased;
             g = self.critical.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
             g = self.chatty.readable_mut() => g.map_err(ProbeError::Stream)?.clear_ready(),
+            _ = self.drain_timer.tick() => {}
         }
         Ok(())
     }
 
-    /// The next event. Waits without polling: the ring buffers' fds wake
-    /// the task when the kernel submits records.
+    /// The next event, in ring order (critical first), for a reader that
+    /// does not put events in time order (`dsh agent --print-events`).
     pub async fn next(&mut self) -> Result<Event, ProbeError> {
         loop {
             while let Some(r) = pop(self.critical.get_mut()).or_else(|| pop(self.chatty.get_mut()))
@@ -157,7 +177,7 @@ impl EventStream {
                     }
                 }
             }
-            self.wait_readable().await?;
+            self.wait().await?;
         }
     }
 }

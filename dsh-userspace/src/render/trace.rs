@@ -1,8 +1,21 @@
 //! `dsh trace` output: what `strace -c` would show, plus histograms.
+//!
+//! The syscall table is a `tabled` table: its columns size themselves to
+//! the longest name and count, and the header and rows share one column
+//! definition instead of repeating a format string. (`dsh ps` stays
+//! hand-written: the contract fixes its header byte for byte.)
 use std::fmt::Write as _;
 
-use super::{bytes, sanitize};
-use crate::trace::{Bucket, TraceReport};
+use tabled::{
+    builder::Builder,
+    settings::{Alignment, Padding, Style, object::Columns},
+};
+
+use crate::untrusted;
+use crate::{
+    trace::{Bucket, SyscallRow, TraceReport},
+    units::bytes,
+};
 
 /// "850ns", "12.3us", "4.1ms", "1.20s".
 pub fn ns(v: u64) -> String {
@@ -32,39 +45,59 @@ pub fn histogram(buckets: &[Bucket], width: usize) -> String {
     out
 }
 
+/// One row per syscall under its header; names and errnos left, numbers right.
+pub fn syscall_table(rows: &[SyscallRow]) -> String {
+    let mut b = Builder::default();
+    b.push_record([
+        "syscall",
+        "calls",
+        "errors",
+        "commonest errno",
+        "p50",
+        "p99",
+        "max",
+    ]);
+    for s in rows {
+        let errno = match &s.top_errno {
+            Some(e) => format!("{} ({})", untrusted::name(e), s.top_errno_count),
+            None => "-".to_owned(),
+        };
+        b.push_record([
+            untrusted::name(&s.name).into_owned(),
+            s.count.to_string(),
+            s.errors.to_string(),
+            errno,
+            ns(s.p50_ns),
+            ns(s.p99_ns),
+            ns(s.max_ns),
+        ]);
+    }
+    let mut table = b.build();
+    table
+        .with(Style::empty())
+        // Two spaces between columns, none before the first or after the last.
+        .with(Padding::new(0, 2, 0, 0))
+        .modify(Columns::last(), Padding::zero())
+        .modify(Columns::new(1..3), Alignment::right())
+        .modify(Columns::new(4..), Alignment::right());
+    let mut out = table.to_string();
+    out.push('\n');
+    out
+}
+
 pub fn report(r: &TraceReport) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
         "trace of {} ({}) for {:.1}s: {} syscalls, {} errors",
-        sanitize(&r.id),
-        sanitize(&r.cgroup),
+        untrusted::name(&r.id),
+        untrusted::name(&r.cgroup),
         r.duration_s,
         r.total_calls,
         r.total_errors
     );
-    let _ = writeln!(
-        o,
-        "\n{:<20} {:>10} {:>9} {:<18} {:>9} {:>9} {:>9}",
-        "syscall", "calls", "errors", "commonest errno", "p50", "p99", "max"
-    );
-    for s in &r.syscalls {
-        let errno = match &s.top_errno {
-            Some(e) => format!("{e} ({})", s.top_errno_count),
-            None => "-".to_owned(),
-        };
-        let _ = writeln!(
-            o,
-            "{:<20} {:>10} {:>9} {:<18} {:>9} {:>9} {:>9}",
-            s.name,
-            s.count,
-            s.errors,
-            errno,
-            ns(s.p50_ns),
-            ns(s.p99_ns),
-            ns(s.max_ns)
-        );
-    }
+    o.push('\n');
+    o.push_str(&syscall_table(&r.syscalls));
     if !r.latency_histogram.is_empty() {
         let _ = writeln!(o, "\nsyscall latency (all syscalls):");
         o.push_str(&histogram(&r.latency_histogram, 40));
@@ -87,6 +120,43 @@ pub fn report(r: &TraceReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn syscall(name: &str, count: u64, errno: Option<&str>, p50_ns: u64) -> SyscallRow {
+        SyscallRow {
+            name: name.into(),
+            nr: 0,
+            count,
+            errors: errno.map_or(0, |_| 3),
+            top_errno: errno.map(str::to_owned),
+            top_errno_count: 3,
+            p50_ns,
+            p99_ns: p50_ns * 4,
+            max_ns: p50_ns * 90,
+        }
+    }
+
+    #[test]
+    fn syscall_table_columns_fit_their_widest_cell() {
+        let t = syscall_table(&[
+            syscall("read", 1_234_567, None, 850),
+            syscall("set_mempolicy_home_node", 2, Some("EINVAL"), 12_300),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("syscall  "), "{t}");
+        // Every line is as wide as the header: numbers right-aligned under
+        // their titles, no trailing blanks past the last column.
+        let width = lines[0].len();
+        assert!(lines.iter().all(|l| l.len() == width), "{t}");
+        for l in &lines {
+            assert!(!l.ends_with(' ') && !l.starts_with(' '), "{l:?}");
+        }
+        let calls_end = lines[0].find("calls").unwrap() + "calls".len();
+        assert_eq!(&lines[1][calls_end - 7..calls_end], "1234567", "{t}");
+        assert_eq!(&lines[2][calls_end - 1..calls_end], "2", "{t}");
+        assert!(lines[2].contains("EINVAL (3)"), "{t}");
+        assert!(lines[1].ends_with("76.5us"), "{t}");
+    }
 
     #[test]
     fn durations_and_bars() {

@@ -10,8 +10,7 @@ use bollard::{
 use futures_util::StreamExt as _;
 use tokio::{sync::mpsc, time::timeout};
 
-use super::RuntimeUpdate;
-use crate::model::container::RuntimeMeta;
+use super::{RuntimeMeta, RuntimeUpdate};
 
 const RUNTIME: &str = "docker";
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -134,6 +133,12 @@ async fn send_inspect(docker: &Docker, id: &str, tx: &mpsc::Sender<RuntimeUpdate
     .is_ok()
 }
 
+/// What dsh takes from a `GET /containers/{id}/json` answer (the body as
+/// dockerd sent it); for tests and fuzzing, the agent decodes via bollard.
+pub fn decode_inspect(body: &[u8]) -> Result<RuntimeMeta, serde_json::Error> {
+    serde_json::from_slice(body).map(meta_of)
+}
+
 fn meta_of(info: bollard::models::ContainerInspectResponse) -> RuntimeMeta {
     let net = info.network_settings.unwrap_or_default();
     let ip = net
@@ -189,12 +194,18 @@ mod tests {
             "Config":{"Image":"dsh-test/busybox:latest"},
             "NetworkSettings":{"Ports":{"6379/tcp":[{"HostIp":"0.0.0.0","HostPort":"16379"}],"53/udp":null,"80/tcp":null},
               "Networks":{"bridge":{"IPAddress":"172.17.0.2"}}}}"#;
-        let info: bollard::models::ContainerInspectResponse = serde_json::from_str(json).unwrap();
-        let m = meta_of(info);
+        let m = decode_inspect(json.as_bytes()).unwrap();
         assert_eq!(m.name, "web");
         assert_eq!(m.image, "dsh-test/busybox:latest");
         assert_eq!(m.ip.as_deref(), Some("172.17.0.2"));
         assert_eq!(m.ports, vec![6379]);
         assert_eq!(m.restart_count, 2);
+        crate::fuzz_seeds::seed("docker_inspect", "web", json.as_bytes());
+        let bare = r#"{"Id":"abc","Name":"/x\u001b]0;t\u0007","RestartCount":-1,"Config":null,
+            "NetworkSettings":{"Ports":{"80":[{}],"80/tcp":[{}]},"Networks":{"none":{"IPAddress":""}}}}"#;
+        let m = decode_inspect(bare.as_bytes()).unwrap();
+        assert_eq!((m.name.as_str(), m.restart_count), ("x\x1b]0;t\x07", 0));
+        assert_eq!((m.ip, m.ports), (None, vec![80]));
+        crate::fuzz_seeds::seed("docker_inspect", "bare", bare.as_bytes());
     }
 }

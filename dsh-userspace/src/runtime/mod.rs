@@ -3,7 +3,20 @@
 //! agent `RuntimeUpdate`s; the model does not care which runtime spoke.
 pub mod docker;
 
-use crate::model::container::RuntimeMeta;
+use serde::{Deserialize, Serialize};
+
+/// What the container runtime says about a container (names, ports, ...).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeMeta {
+    pub name: String,
+    pub image: String,
+    /// The container's address on its network, if it has its own.
+    pub ip: Option<String>,
+    /// Container-side TCP ports the runtime publishes.
+    pub ports: Vec<u16>,
+    /// The runtime's own restart count.
+    pub restart_count: u64,
+}
 
 #[derive(Debug)]
 pub enum RuntimeUpdate {

@@ -2,19 +2,11 @@
 //! into a report (counts, commonest errno, p50/p99/max, histograms).
 pub mod syscall_names;
 
-use std::collections::HashMap;
-
-use dsh_ebpf::{BlockStats, LATENCY_BUCKETS, TRACE_BUCKETS, TraceSyscall, trace_bucket_low};
+use dsh_ebpf::{BlockStats, LATENCY_BUCKETS, TRACE_BUCKETS, trace_bucket_low};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-/// What the kernel collected during a trace, summed over CPUs.
-#[derive(Clone, Debug, Default)]
-pub struct RawTrace {
-    pub syscalls: HashMap<u32, TraceSyscall>,
-    /// (syscall nr, errno) → count.
-    pub errnos: HashMap<(u32, u32), u64>,
-}
+use crate::probe::RawTrace;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TraceReport {
@@ -172,7 +164,7 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dsh_ebpf::trace_bucket;
+    use dsh_ebpf::{TraceSyscall, trace_bucket};
 
     #[test]
     fn buckets_round_trip() {

@@ -30,6 +30,7 @@ use crate::{
     workspace_root,
 };
 use console::Outcome;
+pub use matrix::{GROUPS, MATRIX};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Layout {
@@ -61,78 +62,6 @@ pub enum KernelChoice {
     V6_12,
     All,
 }
-
-/// The cells `cargo xtask test` runs: the layouts each kernel's
-/// distribution (and its users) actually have.
-pub const MATRIX: &[(Kernel, Layout)] = &[
-    (Kernel::V5_10, Layout::V1),
-    (Kernel::V5_10, Layout::V2),
-    (Kernel::V6_1, Layout::V2),
-    (Kernel::V6_1, Layout::Hybrid),
-    (Kernel::V6_12, Layout::V2),
-];
-
-/// The integration tests every VM runs, by what they prove: those that
-/// need no Docker and whose outcome can depend on the kernel or the cgroup
-/// layout. Left to the host: `burst::*` (20,000 forks: minutes in an
-/// emulated guest), `agent_runtime::churn_of_200_cgroups_for_a_minute` (a
-/// minute and a half by design), and the agent's user-space-only tests
-/// (`agent_journal::*`: the journal under kill -9 and the CLI's errors;
-/// `agent_top::*`: rendering), each of which starts agents that take
-/// seconds to load in a guest.
-pub const GROUPS: &[(&str, &[&str])] = &[
-    (
-        "syscall counts",
-        &[
-            "syscalls::getppid_calls_are_counted_for_their_cgroup",
-            "syscalls::failing_calls_are_counted_as_errors",
-            "syscalls::latency_histogram_fills_only_when_switched_on",
-        ],
-    ),
-    (
-        "exec, exit codes, SIGSEGV",
-        &[
-            "process::exec_is_seen_with_filename_and_cgroup",
-            "process::exit_3_has_exit_code_3",
-            "process::sigsegv_death_has_signal_11",
-        ],
-    ),
-    ("OOM kill", &["oom::oom_kill_names_victim_pid_and_cgroup"]),
-    (
-        "signal from another cgroup",
-        &["signals::kill_from_another_cgroup_names_sender_and_target_cgroup"],
-    ),
-    (
-        "cgroup mkdir/rmdir",
-        &[
-            "cgroups::mkdir_and_rmdir_are_seen_with_path",
-            "cgroups::cgroup_ids_resolve_to_their_paths",
-        ],
-    ),
-    (
-        "TCP listen",
-        &["cgroups::tcp_listen_is_seen_with_port_and_cgroup"],
-    ),
-    (
-        "block I/O (virtio disk)",
-        &["block::direct_write_is_attributed_to_its_cgroup"],
-    ),
-    (
-        "agent: ps, log",
-        &[
-            "agent_plain::plain_cgroups_exit_oom_and_crash_in_ps_and_log",
-            "agent_plain::cgroups_execd_into_at_once_all_start_and_end",
-        ],
-    ),
-    (
-        "trace",
-        &["agent_trace::trace_reports_the_workloads_syscall_errno_and_histogram"],
-    ),
-    (
-        "no tracefs needed",
-        &["cgroups::programs_were_loaded_without_tracefs"],
-    ),
-];
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct VmArgs {

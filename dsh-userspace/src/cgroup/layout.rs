@@ -6,6 +6,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use procfs::{FromBufRead as _, MountEntry};
+
+use super::CgroupId;
+
 /// The v1 controller whose hierarchy names a task's cgroup on v1-only hosts.
 /// memory: it is the one that OOM kills and limits are about, and every
 /// container runtime creates a cgroup in it.
@@ -32,38 +36,43 @@ pub struct CgroupLayout {
 }
 
 impl CgroupLayout {
+    /// This host's layout, from the mount table (`/proc/self/mounts`).
     pub fn detect() -> std::io::Result<Self> {
-        Ok(Self::from_mounts(&fs::read_to_string("/proc/self/mounts")?))
+        procfs::mounts()
+            .map(|m| Self::from_entries(&m))
+            .map_err(super::io_error)
     }
 
-    /// Parses `/proc/self/mounts` text.
-    pub fn from_mounts(mounts: &str) -> Self {
+    /// Parses mount-table text (as `/proc/self/mounts` has it).
+    pub fn from_mounts(text: &str) -> procfs::ProcResult<Self> {
+        Vec::<MountEntry>::from_buf_read(text.as_bytes()).map(|m| Self::from_entries(&m))
+    }
+
+    fn from_entries(mounts: &[MountEntry]) -> Self {
         let mut unified = None;
         let mut v1 = BTreeMap::new();
-        for line in mounts.lines() {
-            let mut f = line.split_whitespace();
-            let (Some(_dev), Some(dir), Some(fstype), Some(opts)) =
-                (f.next(), f.next(), f.next(), f.next())
-            else {
-                continue;
-            };
-            let dir = PathBuf::from(unescape_mount_path(dir));
-            match fstype {
+        for m in mounts {
+            // procfs unescapes tab, newline, backslash and '#' but not the
+            // space (\040) the kernel also escapes (fs/proc_namespace.c).
+            let dir = PathBuf::from(m.fs_file.replace(r"\040", " "));
+            match m.fs_vfstype.as_str() {
                 "cgroup2" => {
                     unified.get_or_insert(dir);
                 }
                 "cgroup" => {
-                    for opt in opts.split(',') {
-                        let controller = match opt {
-                            "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev"
-                            | "noexec" | "xattr" | "clone_children" | "nsdelegate" | "noprefix" => {
-                                continue;
-                            }
-                            o if o.starts_with("release_agent=") => continue,
-                            o => o,
+                    for (opt, value) in &m.fs_mntops {
+                        let controller = match (opt.as_str(), value) {
+                            // A named hierarchy (`name=systemd`) is keyed as such.
+                            ("name", Some(name)) => format!("name={name}"),
+                            (_, Some(_)) => continue, // release_agent=...
+                            (
+                                "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev"
+                                | "noexec" | "xattr" | "clone_children" | "nsdelegate" | "noprefix",
+                                None,
+                            ) => continue,
+                            (controller, None) => controller.to_owned(),
                         };
-                        v1.entry(controller.to_owned())
-                            .or_insert_with(|| dir.clone());
+                        v1.entry(controller).or_insert_with(|| dir.clone());
                     }
                 }
                 _ => {}
@@ -97,29 +106,8 @@ impl CgroupLayout {
 }
 
 /// A cgroup's id as the kernel reports it: its directory's inode number.
-pub fn cgroup_id(dir: &Path) -> std::io::Result<u64> {
-    Ok(fs::metadata(dir)?.ino())
-}
-
-/// /proc/mounts escapes space, tab, newline and backslash as octal.
-fn unescape_mount_path(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+pub fn cgroup_id(dir: &Path) -> std::io::Result<CgroupId> {
+    Ok(CgroupId::new(fs::metadata(dir)?.ino()))
 }
 
 #[cfg(test)]
@@ -137,7 +125,7 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 
     #[test]
     fn hybrid_attributes_to_cgroup2_and_blkio() {
-        let l = CgroupLayout::from_mounts(HYBRID);
+        let l = CgroupLayout::from_mounts(HYBRID).unwrap();
         assert_eq!(l.kind, CgroupLayoutKind::Hybrid);
         assert_eq!(
             l.attribution_root(),
@@ -151,7 +139,8 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
     fn pure_v2() {
         let l = CgroupLayout::from_mounts(
             "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n",
-        );
+        )
+        .unwrap();
         assert_eq!(l.kind, CgroupLayoutKind::V2);
         assert_eq!(l.attribution_root(), Some(Path::new("/sys/fs/cgroup")));
         assert_eq!(l.blkcg_root(), Some(Path::new("/sys/fs/cgroup")));
@@ -162,7 +151,8 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         let l = CgroupLayout::from_mounts(
             "cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,memory 0 0\n\
              cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n",
-        );
+        )
+        .unwrap();
         assert_eq!(l.kind, CgroupLayoutKind::V1);
         assert_eq!(
             l.attribution_root(),
@@ -176,7 +166,12 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 
     #[test]
     fn escaped_mount_paths() {
-        assert_eq!(unescape_mount_path(r"/a\040b"), "/a b");
-        assert_eq!(unescape_mount_path(r"/a\04"), r"/a\04");
+        let l = CgroupLayout::from_mounts(
+            "cgroup2 /sys/fs/cgroup\\040x cgroup2 rw 0 0\n\
+             cgroup /a\\134b\\011c cgroup rw,memory 0 0\n",
+        )
+        .unwrap();
+        assert_eq!(l.unified, Some(PathBuf::from("/sys/fs/cgroup x")));
+        assert_eq!(l.v1.get("memory"), Some(&PathBuf::from("/a\\b\tc")));
     }
 }

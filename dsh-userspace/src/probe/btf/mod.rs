@@ -1,13 +1,19 @@
-//! A small reader for the kernel's raw BTF (`/sys/kernel/btf/vmlinux`):
-//! enough to find struct member offsets, enum values and tracepoint
-//! prototypes. The eBPF side has no CO-RE, so user space resolves layouts.
-use std::path::Path;
+//! A small reader for raw BTF (the kernel's `/sys/kernel/btf/vmlinux`):
+//! struct member offsets, struct sizes, enum values and tracepoint
+//! prototypes. It knows nothing of dsh; `offsets.rs` asks it for what the
+//! programs read.
+//!
+//! Hand-written on purpose: btf-rs (the crate that reads these) is LGPL,
+//! and aya-obj, which parses the same bytes for the loader, keeps its type
+//! and string accessors crate-private.
+#[cfg(any(test, fuzzing))]
+pub mod writer;
 
-use dsh_ebpf::KernelOffsets;
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: String,
         #[source]
@@ -24,6 +30,11 @@ pub enum BtfError {
     #[error("BTF has no enum value {enum_name}::{variant}")]
     NoEnumValue { enum_name: String, variant: String },
 }
+
+/// Real kernels nest anonymous structs and unions three or four deep.
+const MAX_ANONYMOUS_DEPTH: usize = 16;
+/// Members looked at in one search; `task_struct` has a few hundred.
+const MAX_MEMBER_VISITS: usize = 1 << 16;
 
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
@@ -74,19 +85,19 @@ fn u32_at(b: &[u8], off: usize) -> Result<u32, BtfError> {
         .ok_or(BtfError::Malformed("truncated"))
 }
 
+/// Where the running kernel publishes its own BTF.
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// The raw bytes of a BTF file, for this reader and aya's loader alike
+/// (the file is several MiB: read it once).
+pub fn read(path: &Path) -> Result<Vec<u8>, BtfError> {
+    std::fs::read(path).map_err(|source| BtfError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 impl Btf {
-    pub fn vmlinux() -> Result<Self, BtfError> {
-        Self::from_file(Path::new("/sys/kernel/btf/vmlinux"))
-    }
-
-    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&data)
-    }
-
     pub fn parse(b: &[u8]) -> Result<Self, BtfError> {
         if b.len() < 24 || b[0..2] != [0x9f, 0xeb] {
             return Err(BtfError::Malformed("bad magic (not little-endian raw BTF)"));
@@ -219,15 +230,35 @@ impl Btf {
 
     /// Bit offset of `member` in `t`, searching anonymous members too.
     fn find_member<'a>(&'a self, t: &'a Type, member: &str) -> Option<(u32, &'a Member)> {
+        let mut budget = MAX_MEMBER_VISITS;
+        self.find_member_within(t, member, 0, &mut budget)
+    }
+
+    /// `find_member` to a bounded depth and number of members looked at: a
+    /// damaged BTF can make anonymous members a cycle (a struct inside
+    /// itself) or a wide tree whose walk would never end.
+    fn find_member_within<'a>(
+        &'a self,
+        t: &'a Type,
+        member: &str,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Option<(u32, &'a Member)> {
         for m in &t.members {
+            *budget = budget.checked_sub(1)?;
             if self.name(m.name) == member {
                 return Some((m.bit_offset, m));
             }
         }
+        if depth == MAX_ANONYMOUS_DEPTH {
+            return None;
+        }
         for m in t.members.iter().filter(|m| m.name == 0) {
-            let inner = self.resolve(m.ty)?;
-            if let Some((off, found)) = self.find_member(inner, member) {
-                return Some((m.bit_offset + off, found));
+            let Some(inner) = self.resolve(m.ty) else {
+                continue;
+            };
+            if let Some((off, found)) = self.find_member_within(inner, member, depth + 1, budget) {
+                return Some((m.bit_offset.checked_add(off)?, found));
             }
         }
         None
@@ -249,7 +280,9 @@ impl Btf {
                     member: path.join("."),
                 });
             }
-            bits += off;
+            bits = off
+                .checked_add(bits)
+                .ok_or(BtfError::Malformed("member offset overflows"))?;
             if i + 1 < path.len() {
                 t = self.resolve(m.ty).ok_or_else(err)?;
             }
@@ -293,153 +326,5 @@ impl Btf {
     }
 }
 
-/// `enum cgroup_subsys_id` value of a v1 controller (`memory` → `memory_cgrp_id`).
-pub fn v1_subsys_id(btf: &Btf, controller: &str) -> Result<u32, BtfError> {
-    Ok(btf.enum_value("cgroup_subsys_id", &format!("{controller}_cgrp_id"))? as u32)
-}
-
-/// Every offset the programs read, from this kernel's BTF.
-pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOffsets, BtfError> {
-    let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
-    Ok(KernelOffsets {
-        task_pid: o("task_struct", "pid")?,
-        task_tgid: o("task_struct", "tgid")?,
-        task_comm: o("task_struct", "comm")?,
-        task_cgroups: o("task_struct", "cgroups")?,
-        task_exit_code: o("task_struct", "exit_code")?,
-        task_signal: o("task_struct", "signal")?,
-        task_real_parent: o("task_struct", "real_parent")?,
-        task_mm: o("task_struct", "mm")?,
-        task_start_time: o("task_struct", "start_time")?,
-        css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
-        css_set_subsys_v1: match v1_subsys_id {
-            Some(id) => o("css_set", "subsys")? + 8 * id,
-            None => 0,
-        },
-        css_cgroup: o("cgroup_subsys_state", "cgroup")?,
-        cgroup_kn: o("cgroup", "kn")?,
-        cgroup_level: o("cgroup", "level")?,
-        cgroup_root: o("cgroup", "root")?,
-        cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
-        kernfs_node_id: o("kernfs_node", "id")?,
-        signal_live: o("signal_struct", "live")?,
-        mm_total_vm: o("mm_struct", "total_vm")?,
-        mm_rss_stat: o("mm_struct", "rss_stat")?,
-        percpu_counter_size: btf.struct_size("percpu_counter")?,
-        percpu_counter_count: o("percpu_counter", "count")?,
-        request_cmd_flags: o("request", "cmd_flags")?,
-        request_data_len: o("request", "__data_len")?,
-        request_bio: o("request", "bio")?,
-        bio_blkg: o("bio", "bi_blkg")?,
-        blkg_blkcg: o("blkcg_gq", "blkcg")?,
-        blkcg_css: o("blkcg", "css")?,
-        binprm_filename: o("linux_binprm", "filename")?,
-        skc_family: o("sock_common", "skc_family")?,
-        skc_num: o("sock_common", "skc_num")?,
-        skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
-        skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
-        _pad: 0,
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vmlinux() -> Btf {
-        Btf::vmlinux().expect("this machine kind has /sys/kernel/btf/vmlinux")
-    }
-
-    #[test]
-    fn resolves_every_offset_on_this_kernel() {
-        let btf = vmlinux();
-        let memory = v1_subsys_id(&btf, "memory").unwrap();
-        let o = resolve_offsets(&btf, Some(memory)).unwrap();
-        let task = btf.struct_size("task_struct").unwrap();
-        assert_ne!(o.task_pid, o.task_tgid);
-        assert_eq!(
-            o.task_tgid,
-            o.task_pid + 4,
-            "pid and tgid are adjacent pid_t"
-        );
-        for off in [
-            o.task_comm,
-            o.task_cgroups,
-            o.task_exit_code,
-            o.task_signal,
-            o.task_mm,
-        ] {
-            assert!(off > 0 && off < task);
-        }
-        // skc_num follows skc_dport inside an anonymous struct in a union.
-        assert_eq!(
-            o.skc_num,
-            btf.member_offset("sock_common", &["skc_dport"]).unwrap() + 2
-        );
-        assert!(o.kernfs_node_id < btf.struct_size("kernfs_node").unwrap());
-        assert!(o.css_set_subsys_v1 >= btf.member_offset("css_set", &["subsys"]).unwrap());
-        assert!(o.percpu_counter_size >= 8);
-    }
-
-    #[test]
-    fn tracepoint_prototypes_match_what_the_programs_read() {
-        let btf = vmlinux();
-        // The programs read these argument positions.
-        for (tp, min_args) in [
-            ("sys_exit", 2),
-            ("sys_enter", 2),
-            ("block_rq_issue", 1),
-            ("block_rq_complete", 3),
-            ("sched_process_exec", 3),
-            ("sched_process_exit", 1),
-            ("mark_victim", 1),
-            ("signal_generate", 5),
-            ("signal_deliver", 3),
-            ("cgroup_mkdir", 2),
-            ("cgroup_rmdir", 2),
-            ("inet_sock_set_state", 3),
-        ] {
-            let n = btf
-                .tracepoint_arity(tp)
-                .unwrap_or_else(|| panic!("no tracepoint {tp}"));
-            assert!(
-                n >= min_args,
-                "{tp} has {n} args, the program reads {min_args}"
-            );
-        }
-    }
-
-    #[test]
-    fn nested_paths_and_errors() {
-        let btf = vmlinux();
-        let sk = btf
-            .member_offset("sock", &["__sk_common", "skc_num"])
-            .unwrap();
-        assert_eq!(sk, btf.member_offset("sock_common", &["skc_num"]).unwrap());
-        assert!(matches!(
-            btf.member_offset("no_such_struct", &["x"]),
-            Err(BtfError::NoStruct(_))
-        ));
-        assert!(matches!(
-            btf.member_offset("task_struct", &["no_such_field"]),
-            Err(BtfError::NoMember { .. })
-        ));
-        assert!(
-            btf.enum_value("cgroup_subsys_id", "no_such_cgrp_id")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn malformed_input_is_an_error_not_a_panic() {
-        assert!(Btf::parse(b"").is_err());
-        assert!(Btf::parse(&[0u8; 64]).is_err(), "bad magic");
-        let real = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
-        for len in [24, 100, 4096, real.len() / 2] {
-            let _ = Btf::parse(&real[..len]); // must return, whatever it returns
-        }
-        let mut header_lies = real[..24].to_vec();
-        header_lies[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Btf::parse(&header_lies).is_err());
-    }
-}
+mod tests;

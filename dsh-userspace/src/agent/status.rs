@@ -1,0 +1,64 @@
+//! `dsh status`: what the agent costs and how it is doing, in one report.
+use super::Agent;
+use crate::api::{MapFill, StatusReport};
+
+impl Agent {
+    pub(super) fn status(&self) -> StatusReport {
+        let journal = self.journal.status();
+        let block_entries = self.probe.block_stats().map_or(0, |m| m.len()) as u64;
+        let (churn_entries, main_entries) = self.probe.churn_fill().unwrap_or_default();
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: self.started.elapsed().as_secs(),
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            cgroup_layout: format!("{:?}", self.layout.kind).to_lowercase(),
+            interval_ms: self.cfg.interval.as_millis() as u64,
+            containers: self.model.len(),
+            agent_cpu_percent: self.meter.cpu_percent,
+            agent_rss_bytes: self.meter.rss_bytes,
+            sample_lag_ms: self.sample_lag_ms,
+            sample_duration_ms: self.sample_duration_ms,
+            syscall_accounting: self.cfg.syscalls.accounting,
+            syscall_window_ms: self
+                .syscalls
+                .as_ref()
+                .map(|_| self.cfg.syscalls.window.as_millis() as u64),
+            syscall_period_ms: self
+                .syscalls
+                .as_ref()
+                .map(|_| self.cfg.syscalls.period.as_millis() as u64),
+            syscall_windows: self.syscalls.as_ref().map_or(0, |s| s.windows),
+            programs: self.meter.programs.clone(),
+            channels: self.meter.channels.clone(),
+            maps: vec![
+                MapFill {
+                    name: "BLOCK_STATS".to_owned(),
+                    entries: block_entries,
+                    capacity: dsh_ebpf::MAX_BLOCK_CGROUPS as u64,
+                },
+                MapFill {
+                    name: "CHURN".to_owned(),
+                    entries: churn_entries as u64,
+                    capacity: dsh_ebpf::MAX_CHURN_KEYS as u64,
+                },
+                MapFill {
+                    name: "MAIN_PROCESSES".to_owned(),
+                    entries: main_entries as u64,
+                    capacity: dsh_ebpf::MAX_MAIN_PROCESSES as u64,
+                },
+            ],
+            undecodable_events: self.undecodable,
+            late_events: self.late_events,
+            ordering_margin_ms: self.ordering_margin_ns / 1_000_000,
+            cgroups_found_by_id: self.on_demand.found,
+            journal_path: self.journal.path().display().to_string(),
+            journal_bytes: self.journal.size_bytes(),
+            journal_entries: self.journal.entry_count(),
+            journal_errors: journal.write_errors,
+            journal,
+            runtimes: vec![self.docker.clone()],
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! What a log line says, as typed data: why a process ended, who sent a
+//! signal, how a start was noticed. `render::log` turns these into the
+//! contract's text; the journal stores them as they are.
+use serde::{Deserialize, Serialize};
+
+use crate::signal::Signal;
+
+/// Memory use and limit of the victim's container at an OOM kill, kept
+/// until the victim's exit arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomAtDeath {
+    pub mem_used: Option<u64>,
+    pub mem_limit: Option<u64>,
+}
+
+/// A signal sent to one of the container's processes from outside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSignal {
+    pub signal: Signal,
+    pub sender_pid: u32,
+    pub sender_comm: String,
+}
+
+/// Why a process of the container ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitCause {
+    /// The OOM killer chose it.
+    Oom(OomAtDeath),
+    /// A signal whose default action dumps core killed it; the kernel says
+    /// whether a core file was written.
+    Coredump { signal: Signal, core_written: bool },
+    /// A signal sent from outside the container killed it.
+    SignalFromOutside(ExternalSignal),
+    /// A signal killed it (sent from inside, or by a sender not seen).
+    Signal { signal: Signal },
+    /// It handled a stop signal sent from outside, then exited.
+    ExitAfterSignal { code: u8, by: ExternalSignal },
+    /// It exited by itself.
+    Exited { code: u8 },
+}
+
+/// A container's use of the host over one incarnation, reported when its
+/// main process exits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExitUsage {
+    /// From the main process's start to its exit.
+    pub run_time_s: f64,
+    /// CPU time the container's cgroup used; None if never read.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cpu_s: Option<f64>,
+    /// The cgroup's memory high-water mark (v2 `memory.peak`, v1
+    /// `memory.max_usage_in_bytes`); None where the kernel keeps none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peak_mem_bytes: Option<u64>,
+}
+
+/// How a user process start was noticed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    /// The kernel reported its exec.
+    Exec,
+    /// It was running when the agent started.
+    FoundRunning,
+    /// It started again while the agent was down.
+    RestartedWhileDown,
+}
+
+/// What one churn line says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChurnSummary {
+    pub execs: u64,
+    /// The commands run most, with their exec counts.
+    pub commands: Vec<(String, u64)>,
+    /// The other commands: how many, and their execs together.
+    pub other_commands: u64,
+    pub other_execs: u64,
+    pub exits_ok: u64,
+    pub exits_failed: u64,
+    pub exits_killed: u64,
+}
+
+/// What one log line says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Message {
+    CgroupCreated {
+        cgroup: String,
+    },
+    CgroupRemoved {
+        cgroup: String,
+    },
+    /// The container's cgroup went away while it was running.
+    CgroupGone,
+    Exec {
+        filename: String,
+    },
+    Started(Start),
+    SignalFromOutside(ExternalSignal),
+    /// A process ended: the main one (a state change), or a child whose end
+    /// is worth a line (an OOM kill, a core dump). The main one's line also
+    /// says what the incarnation used.
+    Exit {
+        cause: ExitCause,
+        child: bool,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        usage: Option<ExitUsage>,
+    },
+    /// Processes started and ended since the last summary (not one line each).
+    Churn(ChurnSummary),
+    /// A line journaled before messages were typed: its text as written.
+    #[serde(untagged)]
+    Text(String),
+}

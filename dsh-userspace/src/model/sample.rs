@@ -1,0 +1,91 @@
+//! Sampled figures into the model: cumulative counters in, rates out.
+use jiff::{SignedDuration, Timestamp};
+
+use super::{
+    Model,
+    container::Counters,
+    syscalls::{SyscallAccounting, SyscallWindow},
+};
+use crate::cgroup::stats::CgroupStats;
+
+impl Model {
+    /// One sampling interval's figures for a container: cumulative counters
+    /// in, rates out. Syscall rates come from these counters only when every
+    /// syscall is counted; sampled ones come from `record_syscall_window`.
+    pub fn record_sample(
+        &mut self,
+        key: &str,
+        stats: CgroupStats,
+        mut counters: Counters,
+        now: Timestamp,
+    ) {
+        let window = self.rules.throttle_window;
+        let accounting = self.syscall_accounting;
+        let Some(c) = self.containers.get_mut(key) else {
+            return;
+        };
+        let s = &mut c.sample;
+        match accounting {
+            SyscallAccounting::Exact => {}
+            SyscallAccounting::Sampled => {
+                counters.syscalls = s.syscalls_estimated.0;
+                counters.syscall_errors = s.syscalls_estimated.1;
+            }
+            SyscallAccounting::Off => {
+                s.syscalls_per_s = 0.0;
+                s.syscall_errors_per_s = 0.0;
+            }
+        }
+        if let Some(prev) = s.prev
+            && let Some(at) = prev.at
+        {
+            let dt = now.duration_since(at).as_secs_f64();
+            if dt > 0.0 {
+                let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / dt;
+                s.cpu_used_cores = rate(stats.cpu_usage_ns, prev.cpu_ns) / 1e9;
+                if accounting == SyscallAccounting::Exact {
+                    s.syscalls_per_s = rate(counters.syscalls, prev.syscalls);
+                    s.syscall_errors_per_s = rate(counters.syscall_errors, prev.syscall_errors);
+                }
+                s.block_read_bytes_per_s = rate(counters.block_read, prev.block_read);
+                s.block_write_bytes_per_s = rate(counters.block_write, prev.block_write);
+            }
+        }
+        s.throttle_window
+            .push_back((now, stats.cpu_periods, stats.cpu_throttled_periods));
+        while s
+            .throttle_window
+            .front()
+            .is_some_and(|(t, ..)| now.duration_since(*t) > window + SignedDuration::from_secs(5))
+        {
+            s.throttle_window.pop_front();
+        }
+        s.prev = Some(Counters {
+            at: Some(now),
+            cpu_ns: stats.cpu_usage_ns,
+            ..counters
+        });
+        s.stats = Some(stats);
+    }
+
+    /// A sampling window ended: the container's syscall rates until the next
+    /// one are what the window counted, and its estimated totals grow by the
+    /// window's counts scaled to the period.
+    pub fn record_syscall_window(&mut self, key: &str, w: SyscallWindow) {
+        let Some(c) = self.containers.get_mut(key) else {
+            return;
+        };
+        let s = &mut c.sample;
+        (s.syscalls_per_s, s.syscall_errors_per_s) = w.rates();
+        let (calls, errors) = w.scaled();
+        s.syscalls_estimated.0 += calls;
+        s.syscalls_estimated.1 += errors;
+    }
+
+    /// The cgroup vanished between the index and the read: a normal race.
+    pub fn sample_vanished(&mut self, key: &str) {
+        if let Some(c) = self.containers.get_mut(key) {
+            c.sample.cpu_used_cores = 0.0;
+        }
+    }
+}

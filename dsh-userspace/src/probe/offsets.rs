@@ -1,0 +1,172 @@
+//! dsh's table of kernel struct offsets, resolved from this kernel's BTF at
+//! load time and handed to the programs as a read-only global: the Rust
+//! eBPF toolchain emits no CO-RE relocations.
+use dsh_ebpf::KernelOffsets;
+
+use super::btf::{Btf, BtfError};
+
+/// `enum cgroup_subsys_id` value of a v1 controller (`memory` → `memory_cgrp_id`).
+pub fn v1_subsys_id(btf: &Btf, controller: &str) -> Result<u32, BtfError> {
+    Ok(btf.enum_value("cgroup_subsys_id", &format!("{controller}_cgrp_id"))? as u32)
+}
+
+/// Every offset the programs read, from this kernel's BTF.
+pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOffsets, BtfError> {
+    let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
+    Ok(KernelOffsets {
+        task_pid: o("task_struct", "pid")?,
+        task_tgid: o("task_struct", "tgid")?,
+        task_comm: o("task_struct", "comm")?,
+        task_cgroups: o("task_struct", "cgroups")?,
+        task_exit_code: o("task_struct", "exit_code")?,
+        task_signal: o("task_struct", "signal")?,
+        task_real_parent: o("task_struct", "real_parent")?,
+        task_mm: o("task_struct", "mm")?,
+        task_start_time: o("task_struct", "start_time")?,
+        css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
+        css_set_subsys_v1: match v1_subsys_id {
+            // A damaged enum can give any id: refused, not wrapped.
+            Some(id) => id
+                .checked_mul(8)
+                .and_then(|off| off.checked_add(o("css_set", "subsys").ok()?))
+                .ok_or(BtfError::Malformed("css_set.subsys[id] out of range"))?,
+            None => 0,
+        },
+        css_cgroup: o("cgroup_subsys_state", "cgroup")?,
+        cgroup_kn: o("cgroup", "kn")?,
+        cgroup_level: o("cgroup", "level")?,
+        cgroup_root: o("cgroup", "root")?,
+        cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
+        kernfs_node_id: o("kernfs_node", "id")?,
+        signal_live: o("signal_struct", "live")?,
+        mm_total_vm: o("mm_struct", "total_vm")?,
+        mm_rss_stat: o("mm_struct", "rss_stat")?,
+        percpu_counter_size: btf.struct_size("percpu_counter")?,
+        percpu_counter_count: o("percpu_counter", "count")?,
+        request_cmd_flags: o("request", "cmd_flags")?,
+        request_data_len: o("request", "__data_len")?,
+        request_bio: o("request", "bio")?,
+        bio_blkg: o("bio", "bi_blkg")?,
+        blkg_blkcg: o("blkcg_gq", "blkcg")?,
+        blkcg_css: o("blkcg", "css")?,
+        binprm_filename: o("linux_binprm", "filename")?,
+        skc_family: o("sock_common", "skc_family")?,
+        skc_num: o("sock_common", "skc_num")?,
+        skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
+        skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
+        _pad: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::probe::btf::{VMLINUX, read};
+
+    fn vmlinux() -> Btf {
+        let data = read(Path::new(VMLINUX)).expect("this machine kind has kernel BTF");
+        Btf::parse(&data).expect("the kernel's BTF parses")
+    }
+
+    #[test]
+    fn resolves_every_offset_on_this_kernel() {
+        let btf = vmlinux();
+        let memory = v1_subsys_id(&btf, "memory").unwrap();
+        let o = resolve_offsets(&btf, Some(memory)).unwrap();
+        let task = btf.struct_size("task_struct").unwrap();
+        assert_ne!(o.task_pid, o.task_tgid);
+        assert_eq!(
+            o.task_tgid,
+            o.task_pid + 4,
+            "pid and tgid are adjacent pid_t"
+        );
+        for off in [
+            o.task_comm,
+            o.task_cgroups,
+            o.task_exit_code,
+            o.task_signal,
+            o.task_mm,
+        ] {
+            assert!(off > 0 && off < task);
+        }
+        // skc_num follows skc_dport inside an anonymous struct in a union.
+        assert_eq!(
+            o.skc_num,
+            btf.member_offset("sock_common", &["skc_dport"]).unwrap() + 2
+        );
+        assert!(o.kernfs_node_id < btf.struct_size("kernfs_node").unwrap());
+        assert!(o.css_set_subsys_v1 >= btf.member_offset("css_set", &["subsys"]).unwrap());
+        assert!(o.percpu_counter_size >= 8);
+    }
+
+    #[test]
+    fn tracepoint_prototypes_match_what_the_programs_read() {
+        let btf = vmlinux();
+        // The programs read these argument positions.
+        for (tp, min_args) in [
+            ("sys_exit", 2),
+            ("sys_enter", 2),
+            ("block_rq_issue", 1),
+            ("block_rq_complete", 3),
+            ("sched_process_exec", 3),
+            ("sched_process_exit", 1),
+            ("mark_victim", 1),
+            ("signal_generate", 5),
+            ("signal_deliver", 3),
+            ("cgroup_mkdir", 2),
+            ("cgroup_rmdir", 2),
+            ("inet_sock_set_state", 3),
+        ] {
+            let n = btf
+                .tracepoint_arity(tp)
+                .unwrap_or_else(|| panic!("no tracepoint {tp}"));
+            assert!(
+                n >= min_args,
+                "{tp} has {n} args, the program reads {min_args}"
+            );
+        }
+    }
+
+    /// Another kernel's BTF (written, not read from this machine): every
+    /// offset lands where that kernel put it, anonymous members included.
+    /// The blob is also the `btf` fuzz target's seed.
+    #[test]
+    fn a_synthetic_kernel_resolves_where_it_says() {
+        use crate::probe::btf::writer::{KERNEL_STRUCTS, MEMORY_CGRP_ID, synthetic_kernel};
+        let blob = synthetic_kernel();
+        let btf = Btf::parse(&blob).unwrap();
+        for (strukt, members) in KERNEL_STRUCTS {
+            for (i, m) in members.iter().enumerate() {
+                assert_eq!(btf.member_offset(strukt, &[m]).unwrap(), 8 * i as u32);
+            }
+        }
+        let memory = v1_subsys_id(&btf, "memory").unwrap();
+        assert_eq!(memory, MEMORY_CGRP_ID as u32);
+        let o = resolve_offsets(&btf, Some(memory)).unwrap();
+        assert_eq!((o.task_tgid, o.css_set_subsys_v1), (8, 8 + 8 * 4));
+        assert_eq!(
+            (o.skc_num, o.skc_v6_rcv_saddr, o.percpu_counter_size),
+            (10, 24, 16)
+        );
+        assert_eq!(
+            btf.member_offset("sock", &["__sk_common", "skc_num"])
+                .unwrap(),
+            10
+        );
+        assert_eq!(btf.tracepoint_arity("sys_exit"), Some(2));
+        crate::fuzz_seeds::seed("btf", "synthetic-kernel", &blob);
+    }
+
+    /// A controller id no kernel has (from a damaged enum) is refused.
+    #[test]
+    fn a_controller_id_out_of_range_is_an_error() {
+        let kernel = Btf::parse(&crate::probe::btf::writer::synthetic_kernel()).unwrap();
+        assert!(resolve_offsets(&kernel, Some(4)).is_ok());
+        assert!(matches!(
+            resolve_offsets(&kernel, Some(u32::MAX)),
+            Err(BtfError::Malformed(_))
+        ));
+    }
+}

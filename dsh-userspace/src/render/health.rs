@@ -1,0 +1,107 @@
+//! Health reasons as text, and the health table as `dsh ps --json` prints
+//! it (the contract has `health_reasons` as an array of strings).
+use crate::{
+    model::{health::HealthReason, row::ContainerRow},
+    units::duration,
+};
+
+pub fn reason(r: &HealthReason) -> String {
+    match r {
+        HealthReason::State(s) => format!("state {s}"),
+        HealthReason::OomKills { count, window } => {
+            format!("{count} oom kill(s) in the last {}", duration(*window))
+        }
+        HealthReason::CoreDumps { count, window } => {
+            format!("{count} core dump(s) in the last {}", duration(*window))
+        }
+        HealthReason::CrashLoop { restarts, window } => {
+            format!(
+                "crash loop: {restarts} restarts in the last {}",
+                duration(*window)
+            )
+        }
+        HealthReason::Memory { ratio } => {
+            format!("memory at {:.0}% of its limit", ratio * 100.0)
+        }
+        HealthReason::Throttled { ratio, window } => format!(
+            "cpu throttled in {:.0}% of periods over the last {}",
+            ratio * 100.0,
+            duration(*window)
+        ),
+        HealthReason::Restarts { count, window } => {
+            format!("{count} restart(s) in the last {}", duration(*window))
+        }
+    }
+}
+
+/// The rows for `--json`, each reason as its text.
+pub fn rows_json(rows: &[ContainerRow]) -> serde_json::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(rows)?;
+    if let Some(list) = v.as_array_mut() {
+        for (obj, row) in list.iter_mut().zip(rows) {
+            if let Some(obj) = obj.as_object_mut() {
+                let reasons: Vec<String> = row.health_reasons.iter().map(reason).collect();
+                obj.insert("health_reasons".into(), reasons.into());
+            }
+        }
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::model::state::State;
+
+    #[test]
+    fn reasons_read_as_before() {
+        let mins = SignedDuration::from_mins;
+        let cases = [
+            (HealthReason::State(State::Error), "state kContainerError"),
+            (
+                HealthReason::OomKills {
+                    count: 2,
+                    window: mins(10),
+                },
+                "2 oom kill(s) in the last 10m",
+            ),
+            (
+                HealthReason::CoreDumps {
+                    count: 1,
+                    window: mins(10),
+                },
+                "1 core dump(s) in the last 10m",
+            ),
+            (
+                HealthReason::CrashLoop {
+                    restarts: 3,
+                    window: mins(10),
+                },
+                "crash loop: 3 restarts in the last 10m",
+            ),
+            (
+                HealthReason::Memory { ratio: 0.95 },
+                "memory at 95% of its limit",
+            ),
+            (
+                HealthReason::Throttled {
+                    ratio: 0.5,
+                    window: mins(1),
+                },
+                "cpu throttled in 50% of periods over the last 1m",
+            ),
+            (
+                HealthReason::Restarts {
+                    count: 1,
+                    window: mins(60),
+                },
+                "1 restart(s) in the last 1h",
+            ),
+        ];
+        for (r, text) in cases {
+            assert_eq!(reason(&r), text);
+        }
+    }
+}

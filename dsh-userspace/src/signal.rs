@@ -1,0 +1,183 @@
+//! Signals and how a process ended, as the kernel reports them: the one
+//! signal type of dsh's user space (a leaf every layer may use).
+//!
+//! Names and classes come from nix's `Signal`. The number is kept, not a
+//! `nix::sys::signal::Signal`, because the kernel also reports realtime
+//! signals (34..=64), which that enum cannot hold: they show as `SIG34`...
+use std::fmt;
+
+use nix::sys::signal::Signal as Named;
+use serde::{Deserialize, Serialize};
+
+/// A signal number as the kernel reports it (`signal_generate`, a wait status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Signal(u8);
+
+impl Signal {
+    /// The kernel's number; anything above 255 (no such signal) saturates.
+    pub fn from_raw(n: u32) -> Self {
+        Self(u8::try_from(n).unwrap_or(u8::MAX))
+    }
+
+    pub fn number(self) -> u8 {
+        self.0
+    }
+
+    /// The classic signal it is, if it is one (not a realtime signal).
+    pub fn named(self) -> Option<Named> {
+        Named::try_from(i32::from(self.0)).ok()
+    }
+
+    /// "SIGSEGV" for 11; "SIG42" for signals without a classic name.
+    pub fn name(self) -> String {
+        self.named()
+            .map_or_else(|| format!("SIG{}", self.0), |s| s.as_str().to_owned())
+    }
+
+    /// Signals whose default action dumps core (signal(7)): a process killed
+    /// by one of these "seems" to have dumped core; whether a core file was
+    /// written depends on RLIMIT_CORE and core_pattern, which the exit status
+    /// tells.
+    pub fn dumps_core(self) -> bool {
+        use Named::*;
+        matches!(
+            self.named(),
+            Some(
+                SIGQUIT
+                    | SIGILL
+                    | SIGTRAP
+                    | SIGABRT
+                    | SIGBUS
+                    | SIGFPE
+                    | SIGSEGV
+                    | SIGXCPU
+                    | SIGXFSZ
+                    | SIGSYS
+            )
+        )
+    }
+
+    /// Signals an operator or runtime sends to stop a container: a death by
+    /// one of these, sent from outside the container, is a stop, not a failure.
+    pub fn is_stop(self) -> bool {
+        use Named::*;
+        matches!(self.named(), Some(SIGHUP | SIGINT | SIGKILL | SIGTERM))
+    }
+
+    /// Housekeeping, not intent: a child ended, a process continued, urgent
+    /// socket data, a terminal resized.
+    pub fn is_housekeeping(self) -> bool {
+        use Named::*;
+        matches!(self.named(), Some(SIGCHLD | SIGCONT | SIGURG | SIGWINCH))
+    }
+}
+
+impl From<Named> for Signal {
+    fn from(s: Named) -> Self {
+        Self::from_raw(s as u32)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// How a process ended: the kernel's `wait(2)` status, split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Exited(u8),
+    /// A signal killed it; the kernel says whether a core file was written.
+    Killed { signal: Signal, core_dumped: bool },
+}
+
+impl ExitStatus {
+    /// Splits a `wait(2)` status.
+    pub fn from_wait(status: u32) -> Self {
+        let sig = status & 0x7f;
+        if sig == 0 {
+            Self::Exited(((status >> 8) & 0xff) as u8)
+        } else {
+            Self::Killed {
+                signal: Signal::from_raw(sig),
+                core_dumped: status & 0x80 != 0,
+            }
+        }
+    }
+
+    pub fn code(self) -> Option<u8> {
+        match self {
+            Self::Exited(c) => Some(c),
+            Self::Killed { .. } => None,
+        }
+    }
+
+    pub fn signal(self) -> Option<Signal> {
+        match self {
+            Self::Exited(_) => None,
+            Self::Killed { signal, .. } => Some(signal),
+        }
+    }
+
+    pub fn core_dumped(self) -> bool {
+        matches!(
+            self,
+            Self::Killed {
+                core_dumped: true,
+                ..
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let s = Signal::from_raw;
+        assert_eq!(s(11).name(), "SIGSEGV");
+        assert_eq!(s(15).name(), "SIGTERM");
+        assert_eq!(s(31).name(), "SIGSYS");
+        assert_eq!(s(0).name(), "SIG0");
+        assert_eq!(s(40).name(), "SIG40");
+        assert_eq!(Signal::from(Named::SIGKILL).number(), 9);
+    }
+
+    #[test]
+    fn classes() {
+        let s = Signal::from_raw;
+        assert!(s(11).dumps_core() && s(6).dumps_core() && !s(15).dumps_core());
+        assert!(!s(9).dumps_core() && !s(40).dumps_core());
+        assert!(s(15).is_stop() && s(9).is_stop() && !s(11).is_stop());
+        assert!(s(17).is_housekeeping() && s(28).is_housekeeping() && !s(15).is_housekeeping());
+    }
+
+    #[test]
+    fn wait_status() {
+        let sig = Signal::from_raw;
+        assert_eq!(ExitStatus::from_wait(3 << 8), ExitStatus::Exited(3));
+        assert_eq!(
+            ExitStatus::from_wait(11 | 0x80),
+            ExitStatus::Killed {
+                signal: sig(11),
+                core_dumped: true
+            }
+        );
+        assert_eq!(
+            ExitStatus::from_wait(9),
+            ExitStatus::Killed {
+                signal: sig(9),
+                core_dumped: false
+            }
+        );
+        assert_eq!(ExitStatus::from_wait(0), ExitStatus::Exited(0));
+        assert!(ExitStatus::from_wait(11 | 0x80).core_dumped());
+        assert_eq!(ExitStatus::from_wait(3 << 8).code(), Some(3));
+    }
+}

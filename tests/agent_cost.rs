@@ -1,0 +1,233 @@
+//! What keeps the agent unnoticed, checked for behaviour (the benchmark
+//! measures the cost): churn summed up while critical events still arrive
+//! one by one, and the three syscall accounting modes.
+use std::{
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    agentkit::{Agent, Container, wait_until, workload_mounts},
+    common::{TestCgroup, wait_ready},
+};
+
+/// The fork-heavy container: about a thousand processes a second.
+fn fork_heavy(tag: &str) -> Container {
+    Container::run(
+        tag,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "while true; do /bin/cat /proc/self/status >/dev/null; done",
+        ],
+    )
+}
+
+/// The `dsh log` text of one container once it contains `needle`.
+fn log_with(agent: &Agent, args: &[&str], needle: &str) -> String {
+    wait_until(Duration::from_secs(20), needle, || {
+        let text = agent.ok(args);
+        text.contains(needle).then_some(text)
+    })
+}
+
+#[test]
+fn churn_is_summed_up_while_crashes_and_oom_kills_arrive() {
+    let agent = Agent::fresh("forky", &[]);
+    let forky = fork_heavy("forky");
+    // Let the churn run for a few samples before the crashes.
+    let row = wait_until(
+        Duration::from_secs(20),
+        "the fork-heavy container's churn",
+        || {
+            agent
+                .row(&forky.name)
+                .filter(|r| r["process_exits"].as_u64() >= Some(500))
+        },
+    );
+    assert_eq!(row["state"], "kContainerRunning", "{row}");
+
+    let mounts = workload_mounts();
+    let mounts: Vec<&str> = mounts.iter().map(String::as_str).collect();
+    let crasher = Container::run("forky-segv", &mounts, &["/dsh-workload", "segv"]);
+    let oom = Container::run(
+        "forky-oom",
+        &["--memory", "32m", "--memory-swap", "32m"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    log_with(
+        &agent,
+        &["log", &crasher.name],
+        "change state from kContainerRunning to kContainerError with msg receive signal SIGSEGV, seems coredump",
+    );
+    log_with(
+        &agent,
+        &["log", &oom.name],
+        "change state from kContainerRunning to kContainerError with msg oom",
+    );
+
+    // The fork-heavy container: summary lines, never one line per process.
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let log = agent.log_json(Some(&forky.name));
+    let churn: Vec<&Value> = log.iter().filter(|e| e["kind"] == "churn").collect();
+    assert!(!churn.is_empty(), "no churn summary: {log:?}");
+    let msg = churn[churn.len() - 1]["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("exec ") && msg.contains("(cat ") && msg.contains(" exited ("),
+        "{msg}"
+    );
+    assert!(
+        !log.iter().any(|e| e["kind"] == "exec"),
+        "one line per process: {log:?}"
+    );
+    let text = agent.ok(&["log", "-a", &forky.name]);
+    assert!(text.contains(" churn with msg exec "), "{text}");
+    // One line per sample (500 ms here) at most.
+    let seconds = started.elapsed().as_secs_f64() + 20.0;
+    assert!(
+        (churn.len() as f64) <= seconds * 2.0 + 2.0,
+        "{} churn lines",
+        churn.len()
+    );
+    let status = agent.status();
+    assert_eq!(status["channels"][0]["name"], "critical");
+    assert_eq!(status["channels"][0]["lost"], 0, "{status}");
+    assert_eq!(status["channels"][1]["lost"], 0, "{status}");
+    drop(forky);
+}
+
+/// getppid at a known rate in its own cgroup, which is a running container.
+fn syscall_rate(cg: &TestCgroup, rate: u64, secs: u64) -> Child {
+    let mut child = cg
+        .command(&["syscall-rate", &rate.to_string(), &secs.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("syscall-rate");
+    wait_ready(&mut child);
+    child
+}
+
+fn program<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["programs"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no program {name}: {status}"))
+}
+
+/// Every program that runs on a syscall hook.
+const PER_SYSCALL: [&str; 6] = [
+    "dsh_sys_exit",
+    "dsh_sys_enter_latency",
+    "dsh_sys_exit_latency",
+    "dsh_trace_enter",
+    "dsh_trace_exit",
+    "dsh_bench_empty",
+];
+
+#[test]
+fn sampled_syscall_rates_are_estimates_within_a_fifth_of_the_truth() {
+    const RATE: u64 = 20_000;
+    let agent = Agent::fresh("sampled", &["--syscall-period", "3s"]);
+    let cg = TestCgroup::new("sampled");
+    let name = format!("/{}", cg.name);
+    let mut child = syscall_rate(&cg, RATE, 12);
+    // Two windows closed while the rate runs.
+    let windows = agent.status()["syscall_windows"].as_u64().unwrap_or(0);
+    let row = wait_until(Duration::from_secs(20), "two sampling windows", || {
+        let s = agent.status();
+        (s["syscall_windows"].as_u64() >= Some(windows + 2))
+            .then(|| agent.row(&name))
+            .flatten()
+    });
+    assert_eq!(row["syscalls_sampled"], true, "{row}");
+    assert_eq!(row["syscall_accounting"], "sampled", "{row}");
+    let rate = row["syscalls_per_s"].as_f64().unwrap_or(0.0);
+    let error = (rate - RATE as f64).abs() / RATE as f64;
+    assert!(
+        error <= 0.2,
+        "estimated {rate:.0}/s for {RATE}/s ({:.0}% off)",
+        error * 100.0
+    );
+    let wide = agent.ok(&["ps", "--wide"]);
+    let line = wide
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .expect("the row");
+    assert!(line.contains(" ~"), "estimates are marked: {line}");
+    let status = agent.status();
+    assert_eq!(status["syscall_accounting"], "sampled");
+    assert_eq!(status["syscall_window_ms"], 1000);
+    assert_eq!(status["syscall_period_ms"], 3000);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn exact_syscall_counting_stays_attached() {
+    const RATE: u64 = 20_000;
+    let agent = Agent::fresh("exact", &["--syscalls", "exact"]);
+    let cg = TestCgroup::new("exact");
+    let name = format!("/{}", cg.name);
+    let mut child = syscall_rate(&cg, RATE, 6);
+    let row = wait_until(Duration::from_secs(10), "the rate in ps", || {
+        agent
+            .row(&name)
+            .filter(|r| r["syscalls_per_s"].as_f64() > Some(RATE as f64 / 2.0))
+    });
+    assert_eq!(row["syscalls_sampled"], false, "{row}");
+    assert_eq!(row["syscall_accounting"], "exact", "{row}");
+    let rate = row["syscalls_per_s"].as_f64().unwrap_or(0.0);
+    assert!(
+        (rate - RATE as f64).abs() / (RATE as f64) <= 0.2,
+        "{rate:.0}/s for {RATE}/s"
+    );
+    for _ in 0..3 {
+        let status = agent.status();
+        assert_eq!(status["syscall_accounting"], "exact");
+        assert_eq!(program(&status, "dsh_sys_exit")["attached"], true);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn syscalls_off_attaches_no_per_syscall_program() {
+    let agent = Agent::fresh("sysoff", &["--syscalls", "off"]);
+    let cg = TestCgroup::new("sysoff");
+    let name = format!("/{}", cg.name);
+    let mut child = syscall_rate(&cg, 20_000, 3);
+    let row = wait_until(Duration::from_secs(10), "the cgroup in ps", || {
+        agent
+            .row(&name)
+            .filter(|r| r["state"] == "kContainerRunning")
+    });
+    let _ = child.wait();
+    assert_eq!(row["syscall_accounting"], "off", "{row}");
+    let status = agent.status();
+    assert_eq!(status["syscall_accounting"], "off");
+    assert!(status["syscall_window_ms"].is_null(), "{status}");
+    for p in PER_SYSCALL {
+        let prog = program(&status, p);
+        assert_eq!(prog["attached"], false, "{prog}");
+        assert_eq!(prog["runs_total"], 0, "{prog}");
+    }
+    // The table shows no rate rather than a zero.
+    let wide = agent.ok(&["ps", "--wide"]);
+    let line = wide
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .expect("the row");
+    assert!(!line.contains('~'), "{line}");
+    // --syscall-latency needs counting: a usage error, exit 2.
+    let out = agent.dsh(&["agent", "--syscalls", "off", "--syscall-latency"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--syscall-latency"),
+        "{out:?}"
+    );
+}
