@@ -403,3 +403,196 @@ impl Drop for Tmux {
         let _ = self.cmd(&["kill-server"]);
     }
 }
+
+/// The tests' own containerd and podman API sockets (`cargo xtask
+/// runtimes-up` starts both; xtask/src/runtimes.rs names the same paths).
+pub const CONTAINERD_SOCKET: &str = "/run/dsh-test/containerd.sock";
+pub const PODMAN_SOCKET: &str = "/run/dsh-test/podman.sock";
+pub const CONTAINERD_IMAGE: &str = "docker.io/dsh-test/busybox:latest";
+pub const PODMAN_IMAGE: &str = "localhost/dsh-test/busybox:latest";
+
+/// The tests' containerd and podman, started once per test run.
+pub fn runtimes_up() {
+    static UP: OnceLock<()> = OnceLock::new();
+    UP.get_or_init(|| {
+        let ok = Command::new(xtask_bin())
+            .arg("runtimes-up")
+            .status()
+            .expect("xtask runtimes-up");
+        assert!(ok.success(), "starting the tests' containerd and podman");
+    });
+}
+
+/// Runs a command; its stdout, or a panic with its stderr.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    run_ok_in(".", program, args)
+}
+
+/// [`run_ok`] in another working directory.
+pub fn run_ok_in(dir: &str, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `ctr` on the tests' containerd, in the kubelet's namespace.
+pub fn ctr(args: &[&str]) -> String {
+    let mut all = vec!["--address", CONTAINERD_SOCKET, "-n", "k8s.io"];
+    all.extend(args);
+    run_ok("ctr", &all)
+}
+
+/// A 64-hex id unique to this test run and `n`.
+pub fn hex_id(n: u32) -> String {
+    format!("{:056x}{:08x}", std::process::id(), n)
+}
+
+/// A containerd container made the way the kubelet makes them (labels,
+/// cgroup parent), removed on drop.
+pub struct KubeContainer {
+    pub id: String,
+}
+
+impl KubeContainer {
+    /// `ctr run -d --cgroup CGROUP --label ... IMAGE ID CMD...`; `container`
+    /// None makes a pod sandbox.
+    pub fn run(
+        id: String,
+        cgroup: &str,
+        pod: (&str, &str, &str),
+        container: Option<&str>,
+        opts: &[&str],
+        cmd: &[&str],
+    ) -> KubeContainer {
+        let (ns, name, uid) = pod;
+        let labels = [
+            format!("io.kubernetes.pod.namespace={ns}"),
+            format!("io.kubernetes.pod.name={name}"),
+            format!("io.kubernetes.pod.uid={uid}"),
+            match container {
+                Some(c) => format!("io.kubernetes.container.name={c}"),
+                None => "io.cri-containerd.kind=sandbox".to_owned(),
+            },
+        ];
+        let mut args = vec!["run", "-d", "--cgroup", cgroup];
+        for l in &labels {
+            args.extend(["--label", l.as_str()]);
+        }
+        args.extend(opts);
+        args.extend([CONTAINERD_IMAGE, id.as_str()]);
+        args.extend(cmd);
+        ctr(&args);
+        KubeContainer { id }
+    }
+
+    /// Kills the task and removes the container (what the kubelet does
+    /// before it starts the container again under a new id).
+    pub fn remove(&self) {
+        let _ = Command::new("ctr")
+            .args(["--address", CONTAINERD_SOCKET, "-n", "k8s.io"])
+            .args(["task", "rm", "-f", &self.id])
+            .output();
+        let _ = Command::new("ctr")
+            .args(["--address", CONTAINERD_SOCKET, "-n", "k8s.io"])
+            .args(["container", "rm", &self.id])
+            .output();
+    }
+}
+
+impl Drop for KubeContainer {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A podman container (`podman run -d --name <unique>`), removed on drop.
+pub struct PodmanContainer {
+    pub name: String,
+}
+
+impl PodmanContainer {
+    pub fn run(tag: &str, opts: &[&str], cmd: &[&str]) -> PodmanContainer {
+        let name = format!("dsh-it-{tag}-{}", std::process::id());
+        let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+        // No systemd here; and podman's default limits exceed this
+        // machine's hard ones (`error setting rlimit`).
+        let mut args = vec![
+            "--cgroup-manager=cgroupfs",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        args.extend(opts);
+        args.push(PODMAN_IMAGE);
+        args.extend(cmd);
+        // podman's conmon (2.1.6 in Debian 12) writes an `oom` file into the
+        // working directory it inherits (containers/conmon#504): not the
+        // checkout's.
+        run_ok_in("/run/dsh-test", "podman", &args);
+        PodmanContainer { name }
+    }
+}
+
+impl Drop for PodmanContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.name])
+            .output();
+    }
+}
+
+/// The messages of `dsh log -a NAME --json`, once one contains `needle`.
+pub fn log_msgs_with(agent: &Agent, name: &str, needle: &str) -> Vec<String> {
+    wait_until(Duration::from_secs(10), needle, || {
+        let msgs: Vec<String> = agent
+            .try_log_json(Some(name))
+            .ok()?
+            .iter()
+            .map(|e| e["msg"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        msgs.iter().any(|m| m.contains(needle)).then_some(msgs)
+    })
+}
+
+/// Pod-level cgroups (`/kubepods/...`) runc made for test containers,
+/// removed on drop from every hierarchy, deepest first (runc removes only
+/// the containers' own).
+pub struct PodCgroups(pub Vec<String>);
+
+impl Drop for PodCgroups {
+    fn drop(&mut self) {
+        let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let roots: Vec<PathBuf> = mounts.flatten().map(|e| e.path()).collect();
+        // Their parents too, when empty (never on a host with real pods).
+        let mut rels = self.0.clone();
+        for r in &self.0 {
+            let mut p = std::path::Path::new(r);
+            while let Some(parent) = p.parent().filter(|p| p.as_os_str().len() > 1) {
+                rels.push(parent.to_string_lossy().into_owned());
+                p = parent;
+            }
+        }
+        rels.sort_by_key(|r| std::cmp::Reverse(r.len()));
+        rels.dedup();
+        for rel in rels {
+            for root in roots.iter().chain([&PathBuf::from("/sys/fs/cgroup")]) {
+                let _ = std::fs::remove_dir(root.join(rel.trim_start_matches('/')));
+            }
+        }
+    }
+}

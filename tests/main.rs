@@ -5,14 +5,18 @@
 mod agentkit;
 mod common;
 
+mod agent_containerd;
 mod agent_cost;
 mod agent_docker;
 mod agent_exec;
 mod agent_hostile;
 mod agent_journal;
 mod agent_keeps;
+mod agent_net_mem;
 mod agent_plain;
+mod agent_podman;
 mod agent_runtime;
+mod agent_runtime_faults;
 mod agent_socket;
 mod agent_top;
 mod agent_trace;

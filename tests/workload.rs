@@ -208,9 +208,92 @@ fn main() {
             }
             while unsafe { libc::wait(std::ptr::null_mut()) } > 0 {}
         }
+        // N unix socket pairs, held open (kernel memory: socket inodes,
+        // files); print "ready", then sleep until killed.
+        "sockets" => {
+            for _ in 0..num(2) {
+                let mut fds = [0i32; 2];
+                // SAFETY: fds has room for the two descriptors.
+                if unsafe {
+                    libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr())
+                } != 0
+                {
+                    eprintln!(
+                        "dsh-workload: socketpair: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    exit(1);
+                }
+            }
+            ready_then_sleep();
+        }
+        // Fill pipe buffers (kernel memory the memory cgroup charges) until
+        // the container's working set reaches PERCENT of its limit, as read
+        // from its own cgroup files; print "ready", then sleep until killed.
+        "pipes-to" => {
+            let target = num(2);
+            let chunk = vec![7u8; 65536];
+            loop {
+                let (ws, limit) = own_working_set();
+                if ws.saturating_mul(100) >= limit.saturating_mul(target) {
+                    break;
+                }
+                let mut fds = [0i32; 2];
+                // SAFETY: fds has room for the two descriptors.
+                if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) } != 0 {
+                    eprintln!("dsh-workload: pipe2: {}", std::io::Error::last_os_error());
+                    exit(1);
+                }
+                // SAFETY: chunk is valid for its length; a full pipe says EAGAIN.
+                unsafe { libc::write(fds[1], chunk.as_ptr().cast(), chunk.len()) };
+            }
+            ready_then_sleep();
+        }
         other => {
             eprintln!("dsh-workload: unknown command {other}");
             exit(64)
         }
     }
+}
+
+fn ready_then_sleep() -> ! {
+    println!("ready");
+    std::io::stdout().flush().ok();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// The container's working set and limit from its own cgroup (v1 memory
+/// controller as Docker mounts it, else cgroup2).
+fn own_working_set() -> (u64, u64) {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let stat_key = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0u64)
+    };
+    let num = |t: Option<String>| t.and_then(|t| t.trim().parse::<u64>().ok());
+    if let (Some(usage), Some(limit)) = (
+        num(read("/sys/fs/cgroup/memory/memory.usage_in_bytes")),
+        num(read("/sys/fs/cgroup/memory/memory.limit_in_bytes")),
+    ) {
+        let stat = read("/sys/fs/cgroup/memory/memory.stat").unwrap_or_default();
+        return (
+            usage.saturating_sub(stat_key(&stat, "total_inactive_file")),
+            limit,
+        );
+    }
+    let (Some(usage), Some(limit)) = (
+        num(read("/sys/fs/cgroup/memory.current")),
+        num(read("/sys/fs/cgroup/memory.max")),
+    ) else {
+        eprintln!("dsh-workload: no memory limit readable in /sys/fs/cgroup");
+        exit(1)
+    };
+    let stat = read("/sys/fs/cgroup/memory.stat").unwrap_or_default();
+    (
+        usage.saturating_sub(stat_key(&stat, "inactive_file")),
+        limit,
+    )
 }

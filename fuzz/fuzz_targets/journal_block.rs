@@ -15,7 +15,9 @@ fn key(cno: u32) -> Option<String> {
 
 /// Every line of a block as (container, entry), errors as text.
 fn lines(b: &Block) -> Vec<Result<(u32, dsh::model::entry::LogEntry), String>> {
-    b.entries(key).map(|l| l.map_err(|e| e.to_string())).collect()
+    b.entries(key)
+        .map(|l| l.map_err(|e| e.to_string()))
+        .collect()
 }
 
 fuzz_target!(|data: &[u8]| {

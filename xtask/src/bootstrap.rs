@@ -213,6 +213,11 @@ fn tools_dir() -> anyhow::Result<PathBuf> {
 /// Makes sure the build can run; cheap (well under a second) when
 /// everything is in place.
 pub fn run() -> anyhow::Result<Toolchain> {
+    // containerd-client generates its gRPC code with protoc at build time.
+    if !crate::cmd::on_path("protoc") {
+        require_root()?;
+        crate::docker::ensure_packages(&["protobuf-compiler"])?;
+    }
     let sysroot = sysroot()?;
     ensure_rust_src(&sysroot)?;
     let tools = tools_dir()?;

@@ -9,6 +9,7 @@ mod docker;
 mod fuzz;
 mod host;
 mod run;
+mod runtimes;
 mod test;
 mod vm;
 
@@ -67,6 +68,9 @@ enum Command {
     /// Start dockerd and import the test image, if needed.
     #[command(hide = true)]
     DockerUp,
+    /// Start the tests' containerd and podman service, if needed.
+    #[command(hide = true)]
+    RuntimesUp,
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -102,6 +106,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::DockerUp => {
             bootstrap::require_root()?;
             docker::ensure_engine()
+        }
+        Command::RuntimesUp => {
+            bootstrap::require_root()?;
+            runtimes::ensure()
         }
     }
 }

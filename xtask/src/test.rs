@@ -8,7 +8,7 @@ use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker, fuzz, host, vm,
+    docker, fuzz, host, runtimes, vm,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -49,7 +49,15 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
     let tc = phases.run("bootstrap", bootstrap::run)?;
     phases.run("fmt", || {
         say("cargo fmt --all --check");
-        check(tc.cargo().args(["fmt", "--all", "--check"]))
+        check(tc.cargo().args(["fmt", "--all", "--check"]))?;
+        // The fuzz targets are a workspace of their own.
+        check(tc.cargo().args([
+            "fmt",
+            "--all",
+            "--check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+        ]))
     })?;
     phases.run("clippy", || {
         say("cargo clippy (host crates, warnings are errors)");
@@ -60,7 +68,23 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
             "--",
             "-D",
             "warnings",
-        ]))
+        ]))?;
+        say("cargo clippy (fuzz targets, built as cargo-fuzz builds them)");
+        check(
+            tc.cargo()
+                .args([
+                    "clippy",
+                    "--all-targets",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                ])
+                .args(["--", "-D", "warnings"])
+                .env("RUSTFLAGS", "--cfg fuzzing")
+                .env(
+                    "CARGO_TARGET_DIR",
+                    crate::workspace_root().join("target/fuzz-clippy"),
+                ),
+        )
     })?;
     phases.run("unit tests", || {
         say("unit tests (cargo test --workspace --exclude dsh-tests)");
@@ -77,6 +101,7 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
         fuzz::run(fuzz::TEST_SECS, &[])
     })?;
     phases.run("docker", docker::ensure_engine)?;
+    phases.run("containerd, podman", runtimes::ensure)?;
     phases.run("integration tests", || {
         host::unmount_tracefs()?;
         // The tests drive the real `dsh` binary (agent and CLI) and, to bring

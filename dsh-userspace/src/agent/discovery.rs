@@ -160,13 +160,16 @@ pub fn startup_scan(model: &mut Model, layout: &CgroupLayout, now: Timestamp) {
         let Some(identity) = identify(&f.path) else {
             continue;
         };
-        let key = identity.runtime_id.clone();
+        let key = model.key_for(&identity.runtime_id).to_owned();
         if f.path != identity.cgroup {
             model.cgroup_created(identity, &f.path, f.id, now);
             continue;
         }
         seen.insert(key.clone());
-        let known = model.get(&key).map(|c| (c.cgroup_id, c.ever_started));
+        let known = model
+            .get(&key)
+            .filter(|c| c.identity.runtime_id == identity.runtime_id)
+            .map(|c| (c.cgroup_id, c.ever_started));
         if matches!(known, Some((Some(id), _)) if id == f.id) {
             continue; // the same incarnation the journal knows
         }
@@ -195,7 +198,8 @@ pub fn startup_scan(model: &mut Model, layout: &CgroupLayout, now: Timestamp) {
     };
     for f in blk_found {
         if let Some(identity) = identify(&f.path) {
-            model.blkcg_created(&identity.runtime_id, f.id);
+            let key = model.key_for(&identity.runtime_id).to_owned();
+            model.blkcg_created(&key, f.id);
         }
     }
 }
@@ -237,7 +241,8 @@ pub fn on_mkdir(
         return;
     };
     if hierarchy == h.blkcg {
-        model.blkcg_created(&identity.runtime_id, id);
+        let key = model.key_for(&identity.runtime_id).to_owned();
+        model.blkcg_created(&key, id);
     }
     if hierarchy == h.attribution {
         log::debug!(

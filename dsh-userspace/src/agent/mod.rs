@@ -3,6 +3,7 @@
 mod churn;
 mod discovery;
 mod reorder;
+mod runtimes;
 mod sample;
 mod server;
 mod status;
@@ -26,7 +27,7 @@ use tokio::{
 };
 
 use crate::{
-    api::{self, Reply, RuntimeStatus},
+    api::{self, Reply},
     cgroup::{self, CgroupId, layout::CgroupLayout},
     clock::BootClock,
     journal::{Journal, Retention},
@@ -43,9 +44,12 @@ use crate::{
         event::{Event, EventKind},
     },
     report::chain,
-    runtime::{RuntimeUpdate, docker},
+    runtime::RuntimeUpdate,
 };
 use discovery::Hierarchies;
+pub use runtimes::{
+    RuntimeSockets, default_crio_socket, default_podman_socket, probe_containerd_socket,
+};
 use server::Ask;
 pub use syscalls::{DEFAULT_PERIOD, DEFAULT_WINDOW, SyscallSchedule};
 
@@ -53,7 +57,8 @@ pub use syscalls::{DEFAULT_PERIOD, DEFAULT_WINDOW, SyscallSchedule};
 pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub interval: Duration,
-    pub docker_socket: String,
+    /// The runtimes to follow, by socket.
+    pub sockets: RuntimeSockets,
     pub rules: HealthRules,
     pub forget_after: SignedDuration,
     pub retention: Retention,
@@ -85,10 +90,9 @@ struct Agent {
     sample_lag_ms: f64,
     sample_duration_ms: f64,
     undecodable: u64,
-    /// The re-ordering's late events and margin, as of the last tick.
-    late_events: u64,
-    ordering_margin_ns: u64,
-    docker: RuntimeStatus,
+    /// Events waiting to be applied in kernel time order.
+    held: reorder::Reorder,
+    runtimes: runtimes::Runtimes,
 }
 
 pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -118,6 +122,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     model.syscall_accounting = cfg.syscalls.accounting;
     let (lines, _) = broadcast::channel(4096);
     let meter = sample::SelfMeter::new(&probe);
+    let (rt_tx, mut rt_rx) = mpsc::channel(256);
     let mut agent = Agent {
         trace: None,
         churn: churn::ChurnReader::default(),
@@ -136,13 +141,8 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         sample_lag_ms: 0.0,
         sample_duration_ms: 0.0,
         undecodable: 0,
-        late_events: 0,
-        ordering_margin_ns: reorder::MIN_MARGIN_NS,
-        docker: RuntimeStatus {
-            name: "docker".to_owned(),
-            connected: false,
-            detail: "connecting".to_owned(),
-        },
+        held: reorder::Reorder::default(),
+        runtimes: runtimes::Runtimes::start(&cfg.sockets, &rt_tx),
         cfg,
     };
     discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
@@ -155,15 +155,12 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
 
     let (ask_tx, mut ask_rx) = mpsc::channel(64);
     let server = tokio::spawn(server::serve(listener, ask_tx, journal, lines));
-    let (rt_tx, mut rt_rx) = mpsc::channel(256);
-    let docker_task = tokio::spawn(docker::watch(agent.cfg.docker_socket.clone(), rt_tx));
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(agent.cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(Duration::from_millis(200));
-    let mut held = reorder::Reorder::default();
     let mut ticks: u64 = 0;
     log::info!(
         "dsh agent: programs attached; {} containers; socket {}",
@@ -176,13 +173,13 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = sigterm.recv() => break,
             // Every drain tick or wake-up: the rings' new records wait in
             // `held` until both rings have been read past them.
-            batch = events.next_batch(EVENT_BATCH) => match batch {
+            batch = events.next_batch() => match batch {
                 Ok(batch) => {
                     for ev in batch {
                         agent.on_arrival(&ev);
-                        held.push(ev);
+                        agent.held.push(ev);
                     }
-                    for ev in held.ready(events.read_up_to(), false) {
+                    for ev in agent.held.ready(events.read_up_to(), false) {
                         agent.on_event(ev);
                     }
                 }
@@ -192,8 +189,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                 agent.sample_lag_ms = scheduled.elapsed().as_secs_f64() * 1e3;
                 let t0 = Instant::now();
                 agent.undecodable = events.undecodable;
-                agent.late_events = held.late;
-                agent.ordering_margin_ns = held.margin_ns();
                 agent.stop_abandoned_trace();
                 agent.tick();
                 agent.sample_duration_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -233,20 +228,20 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         agent.finish_trace();
     }
     log::info!("dsh agent: stopping");
-    docker_task.abort();
+    agent.runtimes.stop();
     server.abort();
     for ev in events.drain() {
-        held.push(ev);
+        agent.held.push(ev);
     }
-    for ev in held.ready(0, true) {
+    for ev in agent.held.ready(0, true) {
         agent.on_event(ev);
     }
     agent.flush();
     log::info!(
         "dsh agent: {} events arrived behind later ones (ordering margin {} ms); \
          {} cgroups found from events ahead of their mkdir",
-        held.late,
-        held.margin_ns() / 1_000_000,
+        agent.held.late,
+        agent.held.margin_ns() / 1_000_000,
         agent.on_demand.found
     );
     agent.journal.close();
@@ -255,10 +250,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let _ = std::fs::remove_file(socket);
     Ok(())
 }
-
-/// Records taken from each ring per read: enough to keep up with a flood,
-/// few enough that the other ring is looked at often.
-const EVENT_BATCH: usize = 1024;
 
 impl Agent {
     fn on_event(&mut self, ev: Event) {
@@ -273,7 +264,18 @@ impl Agent {
                 hierarchy_id,
                 path,
                 ..
-            } => discovery::on_mkdir(m, self.hierarchies, id, hierarchy_id, &path, ts),
+            } => {
+                discovery::on_mkdir(m, self.hierarchies, id, hierarchy_id, &path, ts);
+                if let Some(identity) = cgroup::identity::identify(&path)
+                    && identity.cgroup == path
+                    && hierarchy_id == self.hierarchies.attribution
+                {
+                    let key = self.model.key_for(&identity.runtime_id);
+                    if self.model.get(key).is_some_and(|c| c.meta.is_none()) {
+                        self.runtimes.lookup(&identity);
+                    }
+                }
+            }
             EventKind::CgroupRmdir {
                 id, hierarchy_id, ..
             } => discovery::on_rmdir(m, self.hierarchies, id, hierarchy_id, ts),
@@ -388,25 +390,29 @@ impl Agent {
     }
 
     fn on_runtime(&mut self, update: RuntimeUpdate) {
+        let was_connected = |rt: &runtimes::Runtimes, name| rt.is_connected(name);
         match update {
-            RuntimeUpdate::Connected { runtime, version } => {
-                self.docker = RuntimeStatus {
-                    name: runtime.to_owned(),
-                    connected: true,
-                    detail: format!("version {version}"),
-                };
-            }
-            RuntimeUpdate::Disconnected { runtime, error } => {
-                if self.docker.connected {
-                    self.model.clear_meta();
+            RuntimeUpdate::Connected { runtime, .. } => {
+                self.runtimes.on_update(&update);
+                // Ask about what it may own (CRI-O cannot list).
+                for c in self.model.containers() {
+                    if c.cgroup_id.is_some()
+                        && c.meta.is_none()
+                        && runtimes::owned_by(&c.identity, runtime)
+                    {
+                        self.runtimes.lookup(&c.identity);
+                    }
                 }
-                self.docker = RuntimeStatus {
-                    name: runtime.to_owned(),
-                    connected: false,
-                    detail: error,
-                };
             }
-            RuntimeUpdate::Container { id, meta } => self.model.set_meta(&id, meta),
+            RuntimeUpdate::Disconnected { runtime, .. } => {
+                if was_connected(&self.runtimes, runtime) {
+                    self.model.clear_meta(runtime);
+                }
+                self.runtimes.on_update(&update);
+            }
+            RuntimeUpdate::Container { id, meta } => {
+                self.model.set_meta(&id, meta.map(|m| *m), Timestamp::now())
+            }
         }
     }
 

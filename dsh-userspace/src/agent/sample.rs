@@ -15,9 +15,15 @@ use crate::{
     cgroup::{
         self, CgroupId,
         layout::CgroupLayout,
+        netns::{NetnsReader, NetnsView, netns_of},
         stats::{StatsError, StatsReader},
     },
-    model::{Model, container::Counters, syscalls::SyscallAccounting},
+    model::{
+        Model,
+        container::{Counters, NetSample},
+        state::State,
+        syscalls::SyscallAccounting,
+    },
     probe::{Probe, ProgramStats},
     report::chain,
 };
@@ -30,6 +36,7 @@ pub struct Sampler {
     stats: StatsReader,
     /// Container key → its attribution cgroup directory, for syscall counters.
     dirs: HashMap<String, (CgroupId, File)>,
+    net: NetnsReader,
 }
 
 impl Sampler {
@@ -55,6 +62,7 @@ impl Sampler {
             Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
         let live = model.live_keys();
+        let mut nets = self.net_samples(model, &live);
         let mut live_dirs = HashSet::new();
         for key in &live {
             let Some(c) = model.get(key) else { continue };
@@ -91,8 +99,10 @@ impl Sampler {
                 syscall_errors,
                 block_read,
                 block_write,
+                net: None,
             };
-            model.record_sample(key, stats, counters, now);
+            let net = nets.remove(key).unwrap_or_default();
+            model.record_sample(key, stats, counters, net, now);
         }
         // Let go of cgroups no longer live: an open file pins a removed cgroup.
         self.stats.retain(|dir| live_dirs.contains(dir));
@@ -133,6 +143,72 @@ impl Sampler {
         self.dir(key, cgroup_id, layout, path)
             .and_then(|dir| probe.syscall_stats_of(dir).ok().flatten())
             .map_or((0, 0), |s| (s.count, s.errors))
+    }
+
+    /// Every running container's network namespace, through its main
+    /// process. A namespace several containers share (a pod, `--network
+    /// container:X`) is reported under one of them, the earliest created
+    /// (sandboxes aside); the host's namespace under none.
+    fn net_samples(&mut self, model: &Model, live: &[String]) -> HashMap<String, NetSample> {
+        let host = netns_of(1).ok();
+        let mut views: Vec<(&String, NetnsView)> = Vec::new();
+        for key in live {
+            let Some(c) = model.get(key) else { continue };
+            let Some(pid) = c.main_tgid.filter(|_| c.state == State::Running) else {
+                continue;
+            };
+            match self.net.read(key, pid) {
+                Ok(v) => views.push((key, v)),
+                Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
+            }
+        }
+        self.net.retain(|k| views.iter().any(|(key, _)| *key == k));
+        // Namespace → the container that reports it.
+        let mut owner: HashMap<u64, &String> = HashMap::new();
+        for (key, v) in &views {
+            let rank = |k: &str| {
+                model
+                    .get(k)
+                    .map(|c| (c.sandbox, c.created_at, k.to_owned()))
+            };
+            let e = owner.entry(v.netns).or_insert(key);
+            if rank(key) < rank(e) {
+                *e = key;
+            }
+        }
+        let shares = |ns: u64| views.iter().filter(|(_, v)| v.netns == ns).count();
+        views
+            .iter()
+            .map(|(key, v)| {
+                let shared_with = if Some(v.netns) == host {
+                    Some("host".to_owned())
+                } else {
+                    owner
+                        .get(&v.netns)
+                        .filter(|o| **o != *key)
+                        .and_then(|o| model.get(o))
+                        .map(|o| o.display_id().to_owned())
+                };
+                let own = shared_with.is_none();
+                let sample = NetSample {
+                    counters: own.then_some(v.counters),
+                    shared_with,
+                    addrs: if Some(v.netns) == host {
+                        Vec::new()
+                    } else {
+                        v.addrs.clone()
+                    },
+                    // Listening sockets are the namespace's: one container's
+                    // only when no other container shares it.
+                    listen_ports: if own && shares(v.netns) == 1 {
+                        v.listen_ports.clone()
+                    } else {
+                        Vec::new()
+                    },
+                };
+                ((*key).clone(), sample)
+            })
+            .collect()
     }
 
     /// The container's cgroup directory, opened once per incarnation.

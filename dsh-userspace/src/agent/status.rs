@@ -50,15 +50,15 @@ impl Agent {
                 },
             ],
             undecodable_events: self.undecodable,
-            late_events: self.late_events,
-            ordering_margin_ms: self.ordering_margin_ns / 1_000_000,
+            late_events: self.held.late,
+            ordering_margin_ms: self.held.margin_ns() / 1_000_000,
             cgroups_found_by_id: self.on_demand.found,
             journal_path: self.journal.path().display().to_string(),
             journal_bytes: self.journal.size_bytes(),
             journal_entries: self.journal.entry_count(),
             journal_errors: journal.write_errors,
             journal,
-            runtimes: vec![self.docker.clone()],
+            runtimes: self.runtimes.statuses(),
         }
     }
 }

@@ -78,7 +78,8 @@ pub enum Reply {
     /// written before the runtime had named the container).
     Names(std::collections::HashMap<String, String>),
     /// Before a log's lines: the container the name resolves to now and the
-    /// earlier ones that bore it (oldest first), all by runtime id.
+    /// earlier ones that bore it (oldest first), all by row key (the
+    /// first incarnation's runtime id).
     Incarnations {
         current: String,
         earlier: Vec<String>,

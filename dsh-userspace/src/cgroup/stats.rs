@@ -46,10 +46,21 @@ impl StatsSource {
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CgroupStats {
+    /// What the kernel charges against the limit (and OOM-kills on): rss,
+    /// page cache and kernel memory (v2 `memory.current`; v1
+    /// `memory.usage_in_bytes`). 0 when the file is absent.
+    pub mem_usage_bytes: u64,
     /// anon (v2 memory.stat `anon`; v1 memory.stat `total_rss`)
     pub mem_anon_bytes: u64,
     /// page cache (v2 `file`; v1 `total_cache`)
     pub mem_file_bytes: u64,
+    /// page cache the kernel would reclaim first (v2 `inactive_file`; v1
+    /// `total_inactive_file`): usage minus this is the working set.
+    pub mem_inactive_file_bytes: u64,
+    /// kernel memory: stacks, page tables, slab, socket buffers, pipes (v2
+    /// memory.stat `kernel`, or the sum of its parts on kernels before 5.18;
+    /// v1 `memory.kmem.usage_in_bytes`, else usage minus rss and cache)
+    pub mem_kernel_bytes: u64,
     /// None when unlimited (v2 "max"; v1 a value >= 2^62 or larger than host RAM, the kernel's "no limit" is PAGE_COUNTER_MAX*page size)
     pub mem_limit_bytes: Option<u64>,
     /// The memory high-water mark (v2 `memory.peak`, 5.19+; v1
@@ -72,9 +83,23 @@ pub struct CgroupStats {
 }
 
 impl CgroupStats {
-    /// rss plus page cache: what `dsh ps` shows as memory in use.
+    /// The working set: charged usage minus inactive page cache, as the
+    /// kubelet (eviction, `kubectl top`) and `docker stats` compute it. This
+    /// is what `dsh ps` shows as memory in use and what the 90%-of-limit
+    /// Warning is based on: it holds kernel memory (a fork loop's stacks, a
+    /// socket flood's buffers), which rss plus cache misses, and leaves out
+    /// the cold cache the kernel reclaims before it would OOM-kill.
     pub fn mem_used_bytes(&self) -> u64 {
-        self.mem_anon_bytes.saturating_add(self.mem_file_bytes)
+        self.mem_working_set_bytes()
+    }
+
+    pub fn mem_working_set_bytes(&self) -> u64 {
+        if self.mem_usage_bytes == 0 {
+            // No usage file (a v2 root, a v1 host without the controller).
+            return self.mem_anon_bytes.saturating_add(self.mem_file_bytes);
+        }
+        self.mem_usage_bytes
+            .saturating_sub(self.mem_inactive_file_bytes)
     }
 }
 
@@ -180,9 +205,29 @@ fn read_all(r: &mut impl Files, src: &StatsSource, ram: u64) -> Result<CgroupSta
 }
 
 fn read_v2(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
-    [s.mem_anon_bytes, s.mem_file_bytes] = r
-        .parse(dir, "memory.stat", flat(["anon", "file"]))?
-        .unwrap_or_default();
+    // `kernel` appeared in 5.18; before it, its parts.
+    let keys = flat([
+        "anon",
+        "file",
+        "inactive_file",
+        "kernel",
+        "kernel_stack",
+        "pagetables",
+        "percpu",
+        "sock",
+        "slab",
+        "vmalloc",
+    ]);
+    let [anon, file, inactive_file, kernel, parts @ ..] =
+        r.parse(dir, "memory.stat", keys)?.unwrap_or_default();
+    [s.mem_anon_bytes, s.mem_file_bytes] = [anon, file];
+    s.mem_inactive_file_bytes = inactive_file;
+    s.mem_kernel_bytes = if kernel > 0 {
+        kernel
+    } else {
+        parts.iter().sum()
+    };
+    s.mem_usage_bytes = r.parse(dir, "memory.current", single_u64)?.unwrap_or(0);
     s.mem_limit_bytes = r.parse(dir, "memory.max", max_or_u64)?.flatten();
     s.mem_peak_bytes = r.parse(dir, "memory.peak", single_u64)?;
     [s.oom_kills] = r
@@ -208,8 +253,23 @@ fn read_v1_memory(
     ram: u64,
     s: &mut CgroupStats,
 ) -> Result<(), StatsError> {
-    let keys = flat(["total_rss", "total_cache"]);
-    [s.mem_anon_bytes, s.mem_file_bytes] = r.parse(dir, "memory.stat", keys)?.unwrap_or_default();
+    let keys = flat(["total_rss", "total_cache", "total_inactive_file"]);
+    [
+        s.mem_anon_bytes,
+        s.mem_file_bytes,
+        s.mem_inactive_file_bytes,
+    ] = r.parse(dir, "memory.stat", keys)?.unwrap_or_default();
+    s.mem_usage_bytes = r
+        .parse(dir, "memory.usage_in_bytes", single_u64)?
+        .unwrap_or(0);
+    // v1 charges kernel memory to the usage counter too, and also tracks it
+    // alone in memory.kmem.usage_in_bytes (absent with cgroup.memory=nokmem).
+    s.mem_kernel_bytes = match r.parse(dir, "memory.kmem.usage_in_bytes", single_u64)? {
+        Some(k) => k,
+        None => s
+            .mem_usage_bytes
+            .saturating_sub(s.mem_anon_bytes.saturating_add(s.mem_file_bytes)),
+    };
     s.mem_peak_bytes = r.parse(dir, "memory.max_usage_in_bytes", single_u64)?;
     s.mem_limit_bytes = r
         .parse(dir, "memory.limit_in_bytes", single_u64)?
@@ -573,7 +633,7 @@ mod tests {
 
     // Formats as in Documentation/admin-guide/cgroup-v2.rst (plus an unknown key).
     const V2_MEMORY_STAT: &str =
-        "anon 1048576\nfile 2097152\nkernel 65536\nshmem 0\nfuture_key x\n";
+        "anon 1048576\nfile 2097152\nkernel 65536\nshmem 0\ninactive_file 1048576\nfuture_key x\n";
     const V2_EVENTS: &str = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
     const V2_CPU_STAT: &str = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n\
         nr_periods 40\nnr_throttled 7\nthrottled_usec 9000\nnr_bursts 0\nburst_usec 0\n";
@@ -587,6 +647,7 @@ mod tests {
             "cg",
             &[
                 ("memory.stat", V2_MEMORY_STAT),
+                ("memory.current", "3211264\n"),
                 ("memory.max", "67108864\n"),
                 ("memory.peak", "5242880\n"),
                 ("memory.events", V2_EVENTS),
@@ -601,8 +662,11 @@ mod tests {
         assert_eq!(
             s,
             CgroupStats {
+                mem_usage_bytes: 3211264,
                 mem_anon_bytes: 1048576,
                 mem_file_bytes: 2097152,
+                mem_inactive_file_bytes: 1048576,
+                mem_kernel_bytes: 65536,
                 mem_limit_bytes: Some(64 << 20),
                 mem_peak_bytes: Some(5 << 20),
                 oom_kills: 2,
@@ -615,7 +679,19 @@ mod tests {
                 io_write_bytes: 314773504 + 299008000,
             }
         );
-        assert_eq!(s.mem_used_bytes(), 3 << 20);
+        // The working set: usage less the inactive cache.
+        assert_eq!(s.mem_used_bytes(), 3211264 - 1048576);
+        // Before 5.18 memory.stat has no `kernel`, only its parts.
+        put(
+            &d,
+            "memory.stat",
+            "anon 1\nfile 2\nkernel_stack 16384\npagetables 8192\nsock 4096\nslab 100\n",
+        );
+        assert_eq!(read(&src).expect("read v2").mem_kernel_bytes, 28772);
+        put(&d, "memory.stat", V2_MEMORY_STAT);
+        // No memory.current (a v2 root): rss plus cache.
+        fs::remove_file(d.join("memory.current")).expect("rm");
+        assert_eq!(read(&src).expect("read v2").mem_used_bytes(), 3 << 20);
 
         // Unlimited; cpu, pids and io controllers not enabled (cpu.stat then has usage only).
         put(&d, "memory.max", "max\n");
@@ -717,7 +793,7 @@ mod tests {
 
     // Formats as in Documentation/admin-guide/cgroup-v1/memory.rst and blkio-controller.rst.
     const V1_MEMORY_STAT: &str = "cache 100\nrss 200\nhierarchical_memory_limit 9223372036854771712\n\
-        total_cache 4096\ntotal_rss 8192\ntotal_unevictable 0\n";
+        total_cache 4096\ntotal_rss 8192\ntotal_inactive_file 1024\ntotal_unevictable 0\n";
     const V1_BLKIO: &str = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 8192\n8:0 Async 4096\n\
         8:0 Discard 0\n8:0 Total 12288\n8:16 Read 1\n8:16 Write 2\n8:16 Total 3\nTotal 12291\n";
 
@@ -728,6 +804,8 @@ mod tests {
             "memory",
             &[
                 ("memory.stat", V1_MEMORY_STAT),
+                ("memory.usage_in_bytes", "20480\n"),
+                ("memory.kmem.usage_in_bytes", "6144\n"),
                 ("memory.limit_in_bytes", "67108864\n"),
                 ("memory.max_usage_in_bytes", "1048576\n"),
                 (
@@ -764,8 +842,11 @@ mod tests {
         assert_eq!(
             read(&src).expect("read v1"),
             CgroupStats {
+                mem_usage_bytes: 20480,
                 mem_anon_bytes: 8192,
                 mem_file_bytes: 4096,
+                mem_inactive_file_bytes: 1024,
+                mem_kernel_bytes: 6144,
                 mem_limit_bytes: Some(64 << 20),
                 mem_peak_bytes: Some(1 << 20),
                 oom_kills: 5,
@@ -778,6 +859,11 @@ mod tests {
                 io_write_bytes: 8194,
             }
         );
+
+        assert_eq!(read(&src).expect("read v1").mem_used_bytes(), 20480 - 1024);
+        // Without kmem accounting: kernel memory is what rss and cache leave.
+        fs::remove_file(mem.join("memory.kmem.usage_in_bytes")).expect("rm");
+        assert_eq!(read(&src).expect("read v1").mem_kernel_bytes, 20480 - 12288);
 
         // Unlimited: the kernel's PAGE_COUNTER_MAX value, and -1 quota.
         put(&mem, "memory.limit_in_bytes", "9223372036854771712\n");

@@ -3,7 +3,10 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use dsh::{
-    agent::{AgentConfig, SyscallSchedule},
+    agent::{
+        AgentConfig, RuntimeSockets, SyscallSchedule, default_crio_socket, default_podman_socket,
+        probe_containerd_socket,
+    },
     clock::BootClock,
     journal::Retention,
     model::{health::HealthRules, syscalls::SyscallAccounting},
@@ -38,9 +41,19 @@ pub struct AgentArgs {
     /// Sampling interval (e.g. 1s, 500ms; at least 100ms).
     #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
     pub interval: Duration,
-    /// The Docker Engine API socket.
+    /// The Docker Engine API socket ("none": do not follow Docker).
     #[arg(long, default_value = "/var/run/docker.sock")]
     pub docker_socket: String,
+    /// containerd's gRPC socket ("none": do not follow containerd). Default:
+    /// the first of containerd's, k3s's, k0s's and microk8s's that exists.
+    #[arg(long)]
+    pub containerd_socket: Option<String>,
+    /// podman's Docker-compatible API socket (`podman system service`).
+    #[arg(long, default_value = default_podman_socket())]
+    pub podman_socket: String,
+    /// CRI-O's socket.
+    #[arg(long, default_value = default_crio_socket())]
+    pub crio_socket: String,
     /// Forget containers this long after their cgroup is gone (and no
     /// runtime knows them); their journal lines stay (e.g. 1h, 90s).
     #[arg(long, default_value = "1h", value_parser = super::duration::parse)]
@@ -67,6 +80,11 @@ pub struct AgentArgs {
     pub crash_loop_restarts: usize,
 }
 
+/// A socket flag: "none" (or empty) turns that runtime off.
+fn followed(socket: &str) -> Option<String> {
+    (!socket.is_empty() && socket != "none").then(|| socket.to_owned())
+}
+
 impl AgentArgs {
     pub fn config(&self, state_dir: PathBuf) -> AgentConfig {
         let rules = HealthRules {
@@ -78,7 +96,17 @@ impl AgentArgs {
         AgentConfig {
             state_dir,
             interval: self.interval,
-            docker_socket: self.docker_socket.clone(),
+            sockets: RuntimeSockets {
+                docker: followed(&self.docker_socket),
+                containerd: followed(
+                    &self
+                        .containerd_socket
+                        .clone()
+                        .unwrap_or_else(probe_containerd_socket),
+                ),
+                podman: followed(&self.podman_socket),
+                crio: followed(&self.crio_socket),
+            },
             rules,
             forget_after: signed(self.forget_after),
             retention: Retention {

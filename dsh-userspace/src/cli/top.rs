@@ -31,11 +31,13 @@ pub enum SortKey {
     Restarts,
     Syscalls,
     Io,
+    /// Network receive plus transmit bytes/s.
+    Net,
 }
 
 #[derive(clap::Args)]
 pub struct TopArgs {
-    /// Sort by (descending; the keys c m r s i change it live).
+    /// Sort by (descending; the keys c m r s i n change it live).
     #[arg(long, value_enum, default_value = "cpu")]
     sort: SortKey,
     /// Refresh interval (e.g. 1s, 500ms; at least 100ms).
@@ -54,6 +56,7 @@ pub fn sort_rows(rows: &mut [ContainerRow], key: SortKey) {
         SortKey::Restarts => r.restart as f64,
         SortKey::Syscalls => r.syscalls_per_s,
         SortKey::Io => r.block_read_bytes_per_s + r.block_write_bytes_per_s,
+        SortKey::Net => r.net_rx_bytes_per_s.unwrap_or(0.0) + r.net_tx_bytes_per_s.unwrap_or(0.0),
     };
     rows.sort_by(|a, b| value(b).total_cmp(&value(a)).then_with(|| a.id.cmp(&b.id)));
 }
@@ -177,6 +180,7 @@ fn action(k: KeyEvent) -> Action {
         (KeyCode::Char('r'), _) => Action::Sort(SortKey::Restarts),
         (KeyCode::Char('s'), _) => Action::Sort(SortKey::Syscalls),
         (KeyCode::Char('i'), _) => Action::Sort(SortKey::Io),
+        (KeyCode::Char('n'), _) => Action::Sort(SortKey::Net),
         _ => Action::None,
     }
 }
@@ -191,7 +195,7 @@ pub fn lines(
     let count = |h: &str| rows.iter().filter(|r| r.health == h).count();
     let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
     let mut out = vec![format!(
-        "dsh top  {now}  {} containers, {} UnHealthy, {} Warning  sort: {sort:?}  keys: c m r s i sort, q quit",
+        "dsh top  {now}  {} containers, {} UnHealthy, {} Warning  sort: {sort:?}  keys: c m r s i n sort, q quit",
         rows.len(),
         count("UnHealthy"),
         count("Warning"),
@@ -263,6 +267,11 @@ mod tests {
         sort_rows(&mut rows, SortKey::Restarts);
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["a", "c", "b"]);
+        rows[2].net_rx_bytes_per_s = Some(10.0);
+        rows[1].net_tx_bytes_per_s = Some(5.0);
+        sort_rows(&mut rows, SortKey::Net);
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c", "a"]);
     }
 
     #[test]

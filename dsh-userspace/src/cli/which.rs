@@ -80,6 +80,9 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             "runtime_id": id.runtime_id,
             "cgroup": id.cgroup,
             "pod_uid": id.pod_uid,
+            "namespace": row.as_ref().and_then(|r| r.namespace.clone()),
+            "pod": row.as_ref().and_then(|r| r.pod.clone()),
+            "container": row.as_ref().and_then(|r| r.container.clone()),
             "process_cgroup": path,
         });
         println!("{}", json::to_string(&v)?);
@@ -98,6 +101,16 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         );
         if let Some(uid) = &id.pod_uid {
             line.push_str(&format!(" pod {uid}"));
+        }
+        if let Some(r) = &row
+            && let (Some(ns), Some(pod), Some(c)) = (&r.namespace, &r.pod, &r.container)
+        {
+            line.push_str(&format!(
+                " namespace {} pod-name {} container {}",
+                untrusted::name(ns),
+                untrusted::name(pod),
+                untrusted::name(c)
+            ));
         }
         println!("{line}");
     }

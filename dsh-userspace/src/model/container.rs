@@ -11,7 +11,7 @@ use super::{
     state::State,
 };
 use crate::{
-    cgroup::{CgroupId, identity::Identity, stats::CgroupStats},
+    cgroup::{CgroupId, identity::Identity, netns::NetCounters, stats::CgroupStats},
     runtime::RuntimeMeta,
     signal::{ExitStatus, Signal},
 };
@@ -27,10 +27,30 @@ pub struct Sample {
     pub syscall_errors_per_s: f64,
     pub block_read_bytes_per_s: f64,
     pub block_write_bytes_per_s: f64,
+    /// Network receive/transmit rates; None when the namespace's figures
+    /// are reported under another container (or are the host's).
+    pub net_rx_bytes_per_s: Option<f64>,
+    pub net_tx_bytes_per_s: Option<f64>,
+    pub net: NetSample,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
     /// Sampled mode: estimated cumulative (calls, errors).
     pub syscalls_estimated: (u64, u64),
+}
+
+/// The container's network namespace as last sampled.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetSample {
+    /// Cumulative interface counters, for the one container of a shared
+    /// namespace that reports them (so a pod's traffic is counted once).
+    pub counters: Option<NetCounters>,
+    /// Whose figures this namespace's are when not this container's: the
+    /// display id of the container reporting them, or `host`.
+    pub shared_with: Option<String>,
+    /// The namespace's own addresses (not loopback).
+    pub addrs: Vec<String>,
+    /// TCP ports listening in the namespace.
+    pub listen_ports: Vec<u16>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -41,11 +61,21 @@ pub struct Counters {
     pub syscall_errors: u64,
     pub block_read: u64,
     pub block_write: u64,
+    pub net: Option<NetCounters>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Container {
+    /// The row's stable key: the first incarnation's runtime id. A runtime's
+    /// restart under a new id (the kubelet's) keeps the key.
+    #[serde(default)]
+    pub key: String,
+    /// The current incarnation: runtime, runtime id, cgroup path.
     pub identity: Identity,
+    /// What stays the same across a runtime's restarts under new ids
+    /// (`k8s/<pod uid>/<container>`), when the runtime said.
+    #[serde(default)]
+    pub workload: Option<String>,
     /// Live metadata from the runtime; None while the runtime is unreachable.
     #[serde(skip)]
     pub meta: Option<RuntimeMeta>,
@@ -54,6 +84,9 @@ pub struct Container {
     /// The runtime said this container no longer exists (`docker rm`).
     #[serde(default)]
     pub removed_from_runtime: bool,
+    /// A pod's sandbox (pause) container: runtime plumbing, not listed.
+    #[serde(default)]
+    pub sandbox: bool,
     pub state: State,
     /// The current incarnation's cgroup id (attribution hierarchy); None once removed.
     pub cgroup_id: Option<CgroupId>,
@@ -90,10 +123,13 @@ pub struct Container {
 impl Container {
     pub fn new(identity: Identity, now: Timestamp) -> Self {
         Self {
+            key: identity.runtime_id.clone(),
             identity,
+            workload: None,
             meta: None,
             last_name: None,
             removed_from_runtime: false,
+            sandbox: false,
             state: State::Booting,
             cgroup_id: None,
             created_at: None,
@@ -118,7 +154,7 @@ impl Container {
     }
 
     pub fn key(&self) -> &str {
-        &self.identity.runtime_id
+        &self.key
     }
 
     /// The name shown in `id`: the runtime's name; the last one it gave if

@@ -6,6 +6,7 @@ pub mod churn;
 pub mod container;
 pub mod entry;
 pub mod health;
+mod incarnation;
 mod resolve;
 pub mod row;
 mod sample;
@@ -42,6 +43,14 @@ pub struct Model {
     log: Vec<LogEntry>,
     dirty: BTreeSet<String>,
     forgotten: BTreeSet<String>,
+    /// Runtime id → row key, for incarnations whose row has another key
+    /// (a Kubernetes container restarted by the kubelet under a new id).
+    aliases: HashMap<String, String>,
+    /// Workload (`k8s/<pod uid>/<container>`) → the key of its row.
+    workloads: HashMap<String, String>,
+    /// Metadata that came before its incarnation's cgroup (the usual order
+    /// for containerd: the container exists before its task).
+    early_meta: HashMap<String, RuntimeMeta>,
 }
 
 /// Which of the journal's containers changed since the last call.
@@ -63,12 +72,25 @@ impl Model {
             log: Vec::new(),
             dirty: BTreeSet::new(),
             forgotten: BTreeSet::new(),
+            aliases: HashMap::new(),
+            workloads: HashMap::new(),
+            early_meta: HashMap::new(),
         }
     }
 
     /// Containers as the journal last saw them (before the start-up scan).
     pub fn restore(&mut self, saved: Vec<Container>) {
-        for c in saved {
+        for mut c in saved {
+            if c.key.is_empty() {
+                c.key = c.identity.runtime_id.clone(); // saved before rows had keys
+            }
+            if c.identity.runtime_id != c.key {
+                self.aliases
+                    .insert(c.identity.runtime_id.clone(), c.key.clone());
+            }
+            if let Some(w) = &c.workload {
+                self.workloads.insert(w.clone(), c.key.clone());
+            }
             if let Some(id) = c.cgroup_id {
                 self.by_cgroup.insert(id, c.key().to_owned());
             }
@@ -97,6 +119,10 @@ impl Model {
     }
 
     fn emit(&mut self, key: &str, entries: Vec<LogEntry>) {
+        // A pod's sandbox is plumbing: its lines would only be noise.
+        if self.containers.get(key).is_some_and(|c| c.sandbox) {
+            return;
+        }
         if !entries.is_empty() {
             self.dirty.insert(key.to_owned());
         }
@@ -119,20 +145,34 @@ impl Model {
     /// A cgroup appeared in the attribution hierarchy (from the start-up scan
     /// with `ts` its discovery time, or from the kernel's mkdir event).
     pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: CgroupId, ts: Timestamp) {
-        let key = identity.runtime_id.clone();
+        let key = self.key_for(&identity.runtime_id).to_owned();
         self.by_cgroup.insert(id, key.clone());
         if path != identity.cgroup {
             return; // a sub-cgroup inside the container
         }
-        let c = self
-            .containers
-            .entry(key.clone())
-            .or_insert_with(|| Container::new(identity, ts));
+        let runtime_id = identity.runtime_id.clone();
+        let c = self.containers.entry(key.clone()).or_insert_with(|| {
+            let mut c = Container::new(identity.clone(), ts);
+            c.key = key.clone();
+            c
+        });
+        if c.identity.runtime_id != runtime_id {
+            // The runtime restarted this row's container under a new id.
+            c.identity = identity;
+            c.meta = None;
+            self.dirty.insert(key.clone());
+        }
         if c.cgroup_id == Some(id) {
             return;
         }
-        let entries = c.cgroup_created(id, ts);
-        self.emit(&key, entries);
+        // Named before its first line, so a sandbox writes none.
+        if let Some(meta) = self.early_meta.remove(&runtime_id) {
+            self.set_meta(&runtime_id, Some(meta), ts);
+        }
+        if let Some(c) = self.containers.get_mut(&key) {
+            let entries = c.cgroup_created(id, ts);
+            self.emit(&key, entries);
+        }
     }
 
     /// Start-up scan: a container's cgroup exists and has processes.
@@ -267,49 +307,6 @@ impl Model {
         }
     }
 
-    /// Runtime metadata for one container (None: the runtime no longer knows it).
-    pub fn set_meta(&mut self, key: &str, meta: Option<RuntimeMeta>) {
-        if let Some(c) = self.containers.get_mut(key) {
-            if c.keep_runtime_restarts() {
-                self.dirty.insert(key.to_owned());
-            }
-            if c.removed_from_runtime != meta.is_none() {
-                c.removed_from_runtime = meta.is_none();
-                self.dirty.insert(key.to_owned());
-            }
-            if let Some(m) = &meta
-                && c.last_name.as_deref() != Some(m.name.as_str())
-            {
-                c.last_name = Some(m.name.clone());
-                self.dirty.insert(key.to_owned());
-            }
-            c.meta = meta;
-        }
-    }
-
-    /// The runtime went away: its names are no longer known to be true.
-    pub fn clear_meta(&mut self) {
-        for (k, c) in &mut self.containers {
-            if c.keep_runtime_restarts() {
-                self.dirty.insert(k.clone());
-            }
-            c.meta = None;
-            c.removed_from_runtime = false;
-        }
-    }
-
-    /// Key → the best name known (current runtime name, else the last one),
-    /// for containers that have one.
-    pub fn names(&self) -> HashMap<String, String> {
-        self.containers
-            .iter()
-            .filter_map(|(k, c)| {
-                let name = c.meta.as_ref().map(|m| &m.name).or(c.last_name.as_ref())?;
-                (!name.is_empty()).then(|| (k.clone(), name.clone()))
-            })
-            .collect()
-    }
-
     pub fn live_keys(&self) -> Vec<String> {
         self.containers
             .iter()
@@ -325,7 +322,7 @@ impl Model {
     pub fn rows(&self, all: bool, now: Timestamp) -> Vec<ContainerRow> {
         self.containers
             .values()
-            .filter(|c| all || c.state.is_live())
+            .filter(|c| (all || c.state.is_live()) && !c.sandbox)
             .map(|c| ContainerRow::of(c, &self.rules, self.syscall_accounting, now))
             .collect()
     }
@@ -369,6 +366,7 @@ impl Model {
         for c in self.containers.values_mut() {
             c.prune_times(now, lookback);
         }
+        self.prune_incarnations();
         self.by_cgroup.shrink_to_fit();
         self.by_blkcg.shrink_to_fit();
     }
@@ -378,3 +376,5 @@ impl Model {
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_kube;

@@ -248,13 +248,14 @@ fn apply(m: &mut Model, op: &Op, now: Timestamp) {
         }
         Op::Meta { c, restarts } => {
             let meta = restarts.map(|restart_count| RuntimeMeta {
+                runtime: "docker".to_owned(),
                 name: format!("c{c}"),
                 restart_count,
                 ..Default::default()
             });
-            m.set_meta(&key(c), meta);
+            m.set_meta(&key(c), meta, now);
         }
-        Op::RuntimeLost => m.clear_meta(),
+        Op::RuntimeLost => m.clear_meta("docker"),
         Op::FoundRunning { c, main } => {
             m.found_running(&key(c), now, None, main, Start::FoundRunning)
         }

@@ -34,7 +34,7 @@ impl Model {
             if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
                 self.containers
                     .values()
-                    .filter(|c| c.identity.runtime_id.starts_with(name))
+                    .filter(|c| !c.sandbox && c.identity.runtime_id.starts_with(name))
                     .collect()
             } else {
                 Vec::new()
@@ -53,11 +53,12 @@ impl Model {
     }
 
     /// Containers that bear `name` (or bore it last), or whose cgroup path
-    /// or runtime id it is.
+    /// or runtime id it is; pod sandboxes are not containers to operators.
     fn bearing(&self, name: &str) -> Vec<&Container> {
         let bare = name.trim_start_matches('/');
         self.containers
             .values()
+            .filter(|c| !c.sandbox)
             .filter(|c| {
                 c.display_id() == name
                     || c.last_name.as_deref() == Some(name)

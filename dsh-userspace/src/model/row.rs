@@ -8,14 +8,26 @@ use super::{
     state::State,
     syscalls::SyscallAccounting,
 };
+use crate::cgroup::netns::NetCounters;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRow {
     pub id: String,
+    /// The row's stable key (its journal key): the first incarnation's
+    /// runtime id, which `runtime_id` (the current one's) may no longer be.
+    #[serde(default)]
+    pub key: String,
     pub runtime: String,
     pub runtime_id: String,
     pub cgroup: String,
     pub pod_uid: Option<String>,
+    /// Kubernetes namespace, pod and container names (None outside it).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub pod: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
     pub image: Option<String>,
     pub endpoint: String,
     pub state: State,
@@ -25,8 +37,20 @@ pub struct ContainerRow {
     pub btime_s: Option<f64>,
     pub cpu_used_cores: f64,
     pub cpu_limit_cores: Option<f64>,
+    /// The working set (charged usage less inactive page cache): `mem(u)`.
     pub mem_used_bytes: u64,
     pub mem_limit_bytes: Option<u64>,
+    /// What the kernel charges against the limit, and its parts.
+    #[serde(default)]
+    pub mem_usage_bytes: u64,
+    #[serde(default)]
+    pub mem_working_set_bytes: u64,
+    #[serde(default)]
+    pub mem_anon_bytes: u64,
+    #[serde(default)]
+    pub mem_file_bytes: u64,
+    #[serde(default)]
+    pub mem_kernel_bytes: u64,
     pub restart: u64,
     pub health: String,
     pub health_reasons: Vec<HealthReason>,
@@ -47,6 +71,18 @@ pub struct ContainerRow {
     pub block_write_bytes_per_s: f64,
     /// Fraction of CFS periods throttled over the last minute.
     pub cpu_throttled_ratio: Option<f64>,
+    /// Network namespace receive/transmit rates (None when shared, below).
+    #[serde(default)]
+    pub net_rx_bytes_per_s: Option<f64>,
+    #[serde(default)]
+    pub net_tx_bytes_per_s: Option<f64>,
+    /// Cumulative counters of the container's network namespace.
+    #[serde(default)]
+    pub net: Option<NetCounters>,
+    /// The namespace's figures are reported under this container (or are
+    /// the `host`'s), so they are not counted twice.
+    #[serde(default)]
+    pub net_shared_with: Option<String>,
 }
 
 impl ContainerRow {
@@ -60,12 +96,17 @@ impl ContainerRow {
         let (health, health_reasons) = rules.evaluate(c, now);
         let stats = c.sample.stats.as_ref();
         let live = c.state == State::Running;
+        let kube = c.meta.as_ref().and_then(|m| m.kube.as_ref());
         Self {
             id: c.display_id().to_owned(),
+            key: c.key().to_owned(),
             runtime: c.identity.runtime.as_str().to_owned(),
             runtime_id: c.identity.runtime_id.clone(),
             cgroup: c.identity.cgroup.clone(),
             pod_uid: c.identity.pod_uid.clone(),
+            namespace: kube.map(|k| k.namespace.clone()),
+            pod: kube.map(|k| k.pod.clone()),
+            container: kube.map(|k| k.container.clone()),
             image: c.meta.as_ref().map(|m| m.image.clone()),
             endpoint: endpoint(c),
             state: c.state,
@@ -83,6 +124,11 @@ impl ContainerRow {
                 0
             },
             mem_limit_bytes: stats.and_then(|s| s.mem_limit_bytes),
+            mem_usage_bytes: stats.map_or(0, |s| s.mem_usage_bytes),
+            mem_working_set_bytes: stats.map_or(0, |s| s.mem_working_set_bytes()),
+            mem_anon_bytes: stats.map_or(0, |s| s.mem_anon_bytes),
+            mem_file_bytes: stats.map_or(0, |s| s.mem_file_bytes),
+            mem_kernel_bytes: stats.map_or(0, |s| s.mem_kernel_bytes),
             restart: c.restart_count(),
             health: health.as_str().to_owned(),
             health_reasons,
@@ -97,18 +143,25 @@ impl ContainerRow {
             block_read_bytes_per_s: c.sample.block_read_bytes_per_s,
             block_write_bytes_per_s: c.sample.block_write_bytes_per_s,
             cpu_throttled_ratio: super::health::throttled_ratio(c, now, rules.throttle_window),
+            net_rx_bytes_per_s: c.sample.net_rx_bytes_per_s.filter(|_| live),
+            net_tx_bytes_per_s: c.sample.net_tx_bytes_per_s.filter(|_| live),
+            net: c.sample.net.counters.filter(|_| live),
+            net_shared_with: c.sample.net.shared_with.clone().filter(|_| live),
         }
     }
 }
 
 /// `172.17.0.2:{80,443}`: the container's address and its listening TCP
-/// ports (kernel listen events and the runtime's published ports); `-` when
-/// it listens on nothing.
+/// ports (kernel listen events, sockets listening in a namespace of its
+/// own, and the runtime's published ports); `-` when it listens on nothing.
+/// The address is the runtime's, else the one its own network namespace
+/// holds, else the one it listens on.
 pub fn endpoint(c: &Container) -> String {
     let mut ports: Vec<u16> = c.listening.keys().copied().collect();
     if let Some(m) = &c.meta {
         ports.extend(&m.ports);
     }
+    ports.extend(&c.sample.net.listen_ports);
     ports.sort_unstable();
     ports.dedup();
     if ports.is_empty() {
@@ -118,6 +171,7 @@ pub fn endpoint(c: &Container) -> String {
         .meta
         .as_ref()
         .and_then(|m| m.ip.clone())
+        .or_else(|| c.sample.net.addrs.first().cloned())
         .or_else(|| c.listening.values().next().cloned())
         .unwrap_or_else(|| "*".to_owned());
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();

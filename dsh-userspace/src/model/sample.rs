@@ -3,7 +3,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model,
-    container::Counters,
+    container::{Counters, NetSample},
     syscalls::{SyscallAccounting, SyscallWindow},
 };
 use crate::cgroup::stats::CgroupStats;
@@ -16,7 +16,8 @@ impl Model {
         &mut self,
         key: &str,
         stats: CgroupStats,
-        mut counters: Counters,
+        counters: Counters,
+        net: NetSample,
         now: Timestamp,
     ) {
         let window = self.rules.throttle_window;
@@ -25,6 +26,13 @@ impl Model {
             return;
         };
         let s = &mut c.sample;
+        let mut counters = Counters {
+            net: net.counters,
+            ..counters
+        };
+        s.net = net;
+        s.net_rx_bytes_per_s = None;
+        s.net_tx_bytes_per_s = None;
         match accounting {
             SyscallAccounting::Exact => {}
             SyscallAccounting::Sampled => {
@@ -49,6 +57,14 @@ impl Model {
                 }
                 s.block_read_bytes_per_s = rate(counters.block_read, prev.block_read);
                 s.block_write_bytes_per_s = rate(counters.block_write, prev.block_write);
+                // A new namespace (restart) starts its counters again: no rate.
+                if let (Some(n), Some(p)) = (counters.net, prev.net)
+                    && n.rx_bytes >= p.rx_bytes
+                    && n.tx_bytes >= p.tx_bytes
+                {
+                    s.net_rx_bytes_per_s = Some(rate(n.rx_bytes, p.rx_bytes));
+                    s.net_tx_bytes_per_s = Some(rate(n.tx_bytes, p.tx_bytes));
+                }
             }
         }
         s.throttle_window

@@ -4,6 +4,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{
     Model, ResolveError,
     cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+    container::NetSample,
     entry::LogKind,
     health::HealthRules,
     state::State,
@@ -303,9 +304,11 @@ fn names_prefixes_and_paths_resolve() {
     m.set_meta(
         ID,
         Some(RuntimeMeta {
+            runtime: "docker".to_owned(),
             name: "web".to_owned(),
             ..Default::default()
         }),
+        t(0),
     );
     assert_eq!(m.resolve("web").unwrap(), ID);
     assert_eq!(m.resolve("07c56").unwrap(), ID);
@@ -323,11 +326,17 @@ fn names_prefixes_and_paths_resolve() {
         "{e}"
     );
     // The runtime gone: the name is no longer shown but still resolves.
-    m.clear_meta();
+    m.clear_meta("podman");
+    assert_eq!(
+        m.get(ID).unwrap().display_id(),
+        "web",
+        "another runtime's names stay"
+    );
+    m.clear_meta("docker");
     assert_eq!(m.get(ID).unwrap().display_id(), format!("/docker/{ID}"));
     assert_eq!(m.resolve("web").unwrap(), ID);
     // Removed from the runtime (`docker rm`): the last name stays on show.
-    m.set_meta(ID, None);
+    m.set_meta(ID, None, t(0));
     assert_eq!(m.get(ID).unwrap().display_id(), "web");
 }
 
@@ -358,6 +367,7 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
 
 fn named(name: &str) -> Option<RuntimeMeta> {
     Some(RuntimeMeta {
+        runtime: "docker".to_owned(),
         name: name.to_owned(),
         ..Default::default()
     })
@@ -369,23 +379,23 @@ fn named(name: &str) -> Option<RuntimeMeta> {
 fn a_reused_name_resolves_to_the_current_container() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.set_meta(ID, named("web"));
+    m.set_meta(ID, named("web"), t(1));
     m.exit(cg(100), 50, "sh", ExitStatus::Exited(0), t(2));
     m.cgroup_removed(cg(100), t(2));
-    m.set_meta(ID, None);
+    m.set_meta(ID, None, t(3));
     let new = "4f7a000000000000000000000000000000000000000000000000000000000000";
     m.cgroup_created(docker(new), &format!("/docker/{new}"), cg(300), t(5));
-    m.set_meta(new, named("web"));
+    m.set_meta(new, named("web"), t(5));
     assert_eq!(m.resolve("web").unwrap(), new);
     assert_eq!(m.earlier_incarnations("web", new), vec![ID.to_owned()]);
     assert_eq!(m.resolve("07c5").unwrap(), ID);
     // Both gone: the most recent.
     m.cgroup_removed(cg(300), t(9));
-    m.set_meta(new, None);
+    m.set_meta(new, None, t(9));
     assert_eq!(m.resolve("web").unwrap(), new);
     // The runtime unreachable: the live one is current.
     m.cgroup_created(docker(new), &format!("/docker/{new}"), cg(301), t(10));
-    m.clear_meta();
+    m.clear_meta("docker");
     assert_eq!(m.resolve("web").unwrap(), new);
 }
 
@@ -409,10 +419,10 @@ fn plain_cgroups_resolve_with_or_without_the_slash() {
 fn removed_containers_keep_their_name_across_restarts() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.set_meta(ID, named("web"));
+    m.set_meta(ID, named("web"), t(1));
     m.cgroup_removed(cg(100), t(2));
     m.take_changes();
-    m.set_meta(ID, None);
+    m.set_meta(ID, None, t(3));
     let saved = m.take_changes().updated;
     assert_eq!(saved.len(), 1, "removal from the runtime is saved");
     let json = serde_json::to_vec(&saved[0]).unwrap();
@@ -437,14 +447,32 @@ fn syscall_rates_follow_the_accounting_mode() {
     let mut m = model();
     m.syscall_accounting = SyscallAccounting::Exact;
     boot(&mut m, 100, 0, 50);
-    m.record_sample(ID, CgroupStats::default(), counters(1_000), t(1));
-    m.record_sample(ID, CgroupStats::default(), counters(21_000), t(2));
+    m.record_sample(
+        ID,
+        CgroupStats::default(),
+        counters(1_000),
+        NetSample::default(),
+        t(1),
+    );
+    m.record_sample(
+        ID,
+        CgroupStats::default(),
+        counters(21_000),
+        NetSample::default(),
+        t(2),
+    );
     assert_eq!(rate(&m), 20_000.0);
     // Sampled: the counters do not move between windows; the rate is the
     // last window's, and totals grow by the window scaled to its period.
     let mut m = model();
     boot(&mut m, 100, 0, 50);
-    m.record_sample(ID, CgroupStats::default(), counters(0), t(1));
+    m.record_sample(
+        ID,
+        CgroupStats::default(),
+        counters(0),
+        NetSample::default(),
+        t(1),
+    );
     m.record_syscall_window(
         ID,
         SyscallWindow {
@@ -454,7 +482,13 @@ fn syscall_rates_follow_the_accounting_mode() {
             period: std::time::Duration::from_secs(10),
         },
     );
-    m.record_sample(ID, CgroupStats::default(), counters(0), t(2));
+    m.record_sample(
+        ID,
+        CgroupStats::default(),
+        counters(0),
+        NetSample::default(),
+        t(2),
+    );
     assert_eq!(rate(&m), 10_000.0);
     assert_eq!(m.get(ID).unwrap().sample.syscall_errors_per_s, 20.0);
     let prev = m.get(ID).unwrap().sample.prev.unwrap();
@@ -463,7 +497,13 @@ fn syscall_rates_follow_the_accounting_mode() {
     assert!(row.syscalls_sampled, "{row:?}");
     // Off: no rate.
     m.syscall_accounting = SyscallAccounting::Off;
-    m.record_sample(ID, CgroupStats::default(), counters(0), t(3));
+    m.record_sample(
+        ID,
+        CgroupStats::default(),
+        counters(0),
+        NetSample::default(),
+        t(3),
+    );
     assert_eq!(rate(&m), 0.0);
     assert_eq!(
         m.rows(false, t(3))[0].syscall_accounting,

@@ -19,6 +19,10 @@ type Ring = RingBuf<MapData>;
 /// load from shared memory, no syscall).
 pub const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Records taken from each ring per read: enough to keep up with a flood,
+/// few enough that the other ring is looked at often.
+const READ_BATCH: usize = 1024;
+
 fn ring(map: Map) -> Result<Ring, ProbeError> {
     RingBuf::try_from(map).map_err(|e| ProbeError::Map("ring buffer", e))
 }
@@ -115,7 +119,7 @@ impl EventStream {
     /// Up to `max` records from each ring, critical first, without
     /// waiting; both rings are looked at every time, so both read marks
     /// move even while one ring is flooded.
-    pub fn poll(&mut self, max: usize) -> Vec<Event> {
+    fn poll(&mut self, max: usize) -> Vec<Event> {
         let mut out = Vec::new();
         for (ring, mark) in [
             (self.critical.get_mut(), &mut self.critical_mark),
@@ -135,18 +139,18 @@ impl EventStream {
         out
     }
 
-    /// The next records (up to `max` from each ring): those already there,
+    /// The next records (up to `READ_BATCH` from each ring): those already there,
     /// else those found at the next wake-up or drain tick, which may be
     /// none. Either way both read marks have moved, so the caller can
     /// release what it holds every `DRAIN_EVERY` even while no event comes.
     /// Cancel-safe: records are taken only in the synchronous reads.
-    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, ProbeError> {
-        let batch = self.poll(max);
+    pub async fn next_batch(&mut self) -> Result<Vec<Event>, ProbeError> {
+        let batch = self.poll(READ_BATCH);
         if !batch.is_empty() {
             return Ok(batch);
         }
         self.wait().await?;
-        Ok(self.poll(max))
+        Ok(self.poll(READ_BATCH))
     }
 
     /// Until a ring's fd wakes the task (the programs wake the reader only

@@ -39,7 +39,7 @@ const COLUMNS: [(&str, usize, Fit); 9] = [
     ("health", 0, Fit::Push),
 ];
 
-const WIDE: [(&str, usize, Fit); 10] = [
+const WIDE: [(&str, usize, Fit); 12] = [
     ("runtime_id", 14, Fit::Cut),
     ("image", 24, Fit::Cut),
     ("pids", 6, Fit::Push),
@@ -49,6 +49,8 @@ const WIDE: [(&str, usize, Fit); 10] = [
     ("err/s", 8, Fit::Push),
     ("rd/s", 10, Fit::Push),
     ("wr/s", 10, Fit::Push),
+    ("net rx/s", 10, Fit::Push),
+    ("net tx/s", 10, Fit::Push),
     ("throttled", 0, Fit::Push),
 ];
 
@@ -150,6 +152,16 @@ fn syscall_rate(r: &ContainerRow, rate: f64) -> String {
     }
 }
 
+/// A network rate; `shared` when the namespace is reported under another
+/// container (or is the host's), so that a pod's traffic is counted once.
+fn net_rate(r: &ContainerRow, rate: Option<f64>) -> String {
+    match (rate, &r.net_shared_with) {
+        (Some(v), _) => bytes_short(v as u64),
+        (None, Some(_)) => "shared".to_owned(),
+        (None, None) => "-".to_owned(),
+    }
+}
+
 pub fn row(r: &ContainerRow, wide: bool) -> String {
     let cells = [
         short_ids(&untrusted::name(&r.id), COLUMNS[0].1 - 1).into_owned(),
@@ -186,6 +198,8 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
             syscall_rate(r, r.syscall_errors_per_s),
             bytes_short(r.block_read_bytes_per_s as u64),
             bytes_short(r.block_write_bytes_per_s as u64),
+            net_rate(r, r.net_rx_bytes_per_s),
+            net_rate(r, r.net_tx_bytes_per_s),
             r.cpu_throttled_ratio
                 .map_or("-".to_owned(), |t| format!("{:.0}%", t * 100.0)),
         ];
@@ -221,10 +235,14 @@ mod tests {
     fn sample() -> ContainerRow {
         ContainerRow {
             id: "web".into(),
+            key: "07c561cc06f3bd45".into(),
             runtime: "docker".into(),
             runtime_id: "07c561cc06f3bd45".into(),
             cgroup: "/docker/07c5".into(),
             pod_uid: None,
+            namespace: None,
+            pod: None,
+            container: None,
             image: Some("busybox".into()),
             endpoint: "172.17.0.2:{6379}".into(),
             state: State::Running,
@@ -235,6 +253,11 @@ mod tests {
             cpu_limit_cores: None,
             mem_used_bytes: 12 << 20,
             mem_limit_bytes: Some(32 << 20),
+            mem_usage_bytes: 14 << 20,
+            mem_working_set_bytes: 12 << 20,
+            mem_anon_bytes: 10 << 20,
+            mem_file_bytes: 3 << 20,
+            mem_kernel_bytes: 1 << 20,
             restart: 2,
             health: "Warning".into(),
             health_reasons: vec![crate::model::health::HealthReason::Restarts {
@@ -252,6 +275,10 @@ mod tests {
             block_read_bytes_per_s: 0.0,
             block_write_bytes_per_s: 4096.0,
             cpu_throttled_ratio: None,
+            net_rx_bytes_per_s: Some(2048.0),
+            net_tx_bytes_per_s: Some(0.0),
+            net: None,
+            net_shared_with: None,
         }
     }
 
@@ -283,9 +310,13 @@ mod tests {
     fn wide_rows_carry_reasons_and_rates() {
         let line = row(&sample(), true);
         assert!(
-            line.contains("12.3k") && line.contains("# 2 restart(s)"),
+            line.contains("12.3k") && line.contains("2.0Ki") && line.contains("# 2 restart(s)"),
             "{line}"
         );
+        let mut r = sample();
+        (r.net_rx_bytes_per_s, r.net_tx_bytes_per_s) = (None, None);
+        r.net_shared_with = Some("web".into());
+        assert_eq!(row(&r, true).matches(" shared ").count(), 2);
     }
 
     #[test]

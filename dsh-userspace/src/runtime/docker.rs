@@ -1,145 +1,116 @@
-//! Docker Engine API over its Unix socket (bollard). Every call has a
-//! timeout and runs in its own task, so an absent, restarting or hung
-//! dockerd never holds up sampling: the agent just keeps cgroup names.
-use std::{collections::HashMap, time::Duration};
+//! Docker Engine API over its Unix socket (bollard); podman's
+//! Docker-compatible API is the same client on another socket.
+use std::collections::HashMap;
 
+use anyhow::Context as _;
 use bollard::{
     API_DEFAULT_VERSION, Docker,
     query_parameters::{EventsOptions, ListContainersOptionsBuilder},
 };
 use futures_util::StreamExt as _;
-use tokio::{sync::mpsc, time::timeout};
 
-use super::{RuntimeMeta, RuntimeUpdate};
+use super::{Change, Connection, Runtime, RuntimeMeta};
 
-const RUNTIME: &str = "docker";
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
-const RETRY: Duration = Duration::from_secs(2);
+/// An Engine API client: Docker's, or podman's compatible one.
+pub struct DockerApi {
+    name: &'static str,
+    socket: String,
+    docker: Option<Docker>,
+}
 
-/// Follows dockerd until the receiver is dropped, reconnecting as needed.
-pub async fn watch(socket: String, tx: mpsc::Sender<RuntimeUpdate>) {
-    let mut last_error = String::new();
-    loop {
-        match session(&socket, &tx).await {
-            Ok(()) => return, // the agent is shutting down
-            Err(e) => {
-                let error = format!("{e:#}");
-                if error != last_error {
-                    log::warn!("docker: {error}");
-                }
-                last_error = error.clone();
-                if tx
-                    .send(RuntimeUpdate::Disconnected {
-                        runtime: RUNTIME,
-                        error,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
+impl DockerApi {
+    pub fn new(name: &'static str, socket: String) -> Self {
+        Self {
+            name,
+            socket,
+            docker: None,
         }
-        tokio::time::sleep(RETRY).await;
+    }
+
+    fn client(&self) -> anyhow::Result<&Docker> {
+        self.docker.as_ref().context("not connected")
     }
 }
 
-/// One connection: list what exists, then follow container events. Returns
-/// Ok only when the agent has gone.
-async fn session(socket: &str, tx: &mpsc::Sender<RuntimeUpdate>) -> anyhow::Result<()> {
-    if !std::path::Path::new(socket).exists() {
-        anyhow::bail!("no socket at {socket}");
+impl Runtime for DockerApi {
+    fn name(&self) -> &'static str {
+        self.name
     }
-    let docker = Docker::connect_with_unix(socket, CALL_TIMEOUT.as_secs(), API_DEFAULT_VERSION)?;
-    let version = timeout(CALL_TIMEOUT, docker.version())
-        .await
-        .map_err(|_| anyhow::anyhow!("dockerd did not answer within {CALL_TIMEOUT:?}"))??;
-    // Subscribe before listing, so nothing between the two is missed.
-    let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
-    let mut events = docker.events(Some(EventsOptions {
-        filters: Some(filters),
-        ..Default::default()
-    }));
-    if tx
-        .send(RuntimeUpdate::Connected {
-            runtime: RUNTIME,
-            version: version.version.unwrap_or_default(),
-        })
-        .await
-        .is_err()
-    {
-        return Ok(());
-    }
-    let list = timeout(
-        CALL_TIMEOUT,
-        docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).build())),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("listing containers timed out"))??;
-    for c in list {
-        if let Some(id) = c.id
-            && !send_inspect(&docker, &id, tx).await
-        {
-            return Ok(());
-        }
-    }
-    while let Some(ev) = events.next().await {
-        let ev = ev?;
-        let (Some(action), Some(id)) = (ev.action, ev.actor.and_then(|a| a.id)) else {
-            continue;
-        };
-        let alive = match action.as_str() {
-            "destroy" => {
-                let gone = RuntimeUpdate::Container { id, meta: None };
-                if tx.send(gone).await.is_err() {
-                    return Ok(());
-                }
-                continue;
-            }
-            "create" | "start" | "restart" | "die" | "rename" | "update" => {
-                send_inspect(&docker, &id, tx).await
-            }
-            _ => true,
-        };
-        if !alive {
-            return Ok(());
-        }
-    }
-    anyhow::bail!("dockerd closed the event stream")
-}
 
-/// Inspects one container and forwards its metadata; false once the agent
-/// is gone. A failed inspect (removed meanwhile, timeout) is not fatal.
-async fn send_inspect(docker: &Docker, id: &str, tx: &mpsc::Sender<RuntimeUpdate>) -> bool {
-    let meta = match timeout(CALL_TIMEOUT, docker.inspect_container(id, None)).await {
-        Ok(Ok(info)) => Some(meta_of(info)),
-        Ok(Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        })) => None,
-        Ok(Err(e)) => {
-            log::debug!("docker: inspect {id}: {e}");
-            return true;
+    async fn connect(&mut self) -> anyhow::Result<Connection> {
+        self.docker = None;
+        if !std::path::Path::new(&self.socket).exists() {
+            anyhow::bail!("no socket at {}", self.socket);
         }
-        Err(_) => {
-            log::debug!("docker: inspect {id} timed out");
-            return true;
+        let docker = Docker::connect_with_unix(&self.socket, 3, API_DEFAULT_VERSION)?
+            // Speak the engine's API version (Debian's docker.io and podman
+            // 4 stop at 1.41; bollard defaults to a newer one).
+            .negotiate_version()
+            .await?;
+        let version = docker.version().await?.version.unwrap_or_default();
+        // Subscribe before listing, so nothing between the two is missed.
+        let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+        let changes = docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .filter_map(|ev| async move {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let id = ev.actor.and_then(|a| a.id)?;
+                match ev.action.as_deref()? {
+                    "destroy" | "remove" => Some(Ok(Change::Gone(id))),
+                    "create" | "start" | "restart" | "die" | "rename" | "update" => {
+                        Some(Ok(Change::Changed(id)))
+                    }
+                    _ => None,
+                }
+            })
+            .boxed();
+        self.docker = Some(docker);
+        Ok(Connection { version, changes })
+    }
+
+    async fn list(&mut self) -> anyhow::Result<Vec<(String, RuntimeMeta)>> {
+        let docker = self.client()?.clone();
+        let list = docker
+            .list_containers(Some(ListContainersOptionsBuilder::new().all(true).build()))
+            .await?;
+        let mut out = Vec::new();
+        for id in list.into_iter().filter_map(|c| c.id) {
+            if let Some(meta) = self.inspect(&id).await? {
+                out.push((id, meta));
+            }
         }
-    };
-    tx.send(RuntimeUpdate::Container {
-        id: id.to_owned(),
-        meta,
-    })
-    .await
-    .is_ok()
+        Ok(out)
+    }
+
+    async fn inspect(&mut self, id: &str) -> anyhow::Result<Option<RuntimeMeta>> {
+        match self.client()?.inspect_container(id, None).await {
+            Ok(info) => Ok(Some(meta_of(self.name, info))),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn ping(&mut self) -> anyhow::Result<()> {
+        self.client()?.ping().await?;
+        Ok(())
+    }
 }
 
 /// What dsh takes from a `GET /containers/{id}/json` answer (the body as
 /// dockerd sent it); for tests and fuzzing, the agent decodes via bollard.
 pub fn decode_inspect(body: &[u8]) -> Result<RuntimeMeta, serde_json::Error> {
-    serde_json::from_slice(body).map(meta_of)
+    serde_json::from_slice(body).map(|info| meta_of("docker", info))
 }
 
-fn meta_of(info: bollard::models::ContainerInspectResponse) -> RuntimeMeta {
+fn meta_of(runtime: &str, info: bollard::models::ContainerInspectResponse) -> RuntimeMeta {
     let net = info.network_settings.unwrap_or_default();
     let ip = net
         .networks
@@ -157,6 +128,7 @@ fn meta_of(info: bollard::models::ContainerInspectResponse) -> RuntimeMeta {
     ports.sort_unstable();
     ports.dedup();
     RuntimeMeta {
+        runtime: runtime.to_owned(),
         name: info
             .name
             .unwrap_or_default()
@@ -166,6 +138,7 @@ fn meta_of(info: bollard::models::ContainerInspectResponse) -> RuntimeMeta {
         ip,
         ports,
         restart_count: info.restart_count.unwrap_or(0).max(0) as u64,
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,304 @@
+//! A container's network namespace, read from procfs through one of its
+//! processes: interface counters (`/proc/PID/net/dev`, kept open and
+//! re-read), addresses (`/proc/PID/net/fib_trie`) and listening TCP ports
+//! (`/proc/PID/net/tcp{,6}`). No process is forked and no namespace entered:
+//! procfs shows each process's own namespace.
+use std::{
+    collections::{BTreeSet, HashMap},
+    fs::File,
+    io,
+    os::unix::fs::{FileExt as _, MetadataExt as _},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Interface counters of one network namespace, summed over its interfaces
+/// except loopback (what `docker stats` shows as NET I/O).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetCounters {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_drops: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_drops: u64,
+}
+
+/// Sums `/proc/net/dev` (two header lines, then `iface: 16 numbers`).
+pub fn parse_net_dev(text: &str) -> Result<NetCounters, String> {
+    let mut c = NetCounters::default();
+    for line in text.lines().skip(2) {
+        let Some((iface, nums)) = line.split_once(':') else {
+            return Err(line.to_owned());
+        };
+        if iface.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = nums
+            .split_whitespace()
+            .map(|n| n.parse().map_err(|_| line.to_owned()))
+            .collect::<Result<_, _>>()?;
+        if f.len() < 16 {
+            return Err(line.to_owned());
+        }
+        // rx: bytes packets errs drop fifo frame compressed multicast;
+        // tx: bytes packets errs drop fifo colls carrier compressed.
+        c.rx_bytes += f[0];
+        c.rx_packets += f[1];
+        c.rx_errors += f[2];
+        c.rx_drops += f[3];
+        c.tx_bytes += f[8];
+        c.tx_packets += f[9];
+        c.tx_errors += f[10];
+        c.tx_drops += f[11];
+    }
+    Ok(c)
+}
+
+/// The namespace's own IPv4 addresses (not loopback) from `fib_trie`: a leaf
+/// line `|-- A.B.C.D` followed by `/32 host LOCAL`.
+pub fn parse_fib_trie(text: &str) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    let mut leaf: Option<&str> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(addr) = t.strip_prefix("|-- ") {
+            leaf = Some(addr.trim());
+        } else if t.starts_with("/32 host LOCAL")
+            && let Some(a) = leaf
+            && !a.starts_with("127.")
+        {
+            out.insert(a.to_owned());
+        } else if !t.starts_with('/') {
+            leaf = None;
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Ports in state LISTEN (0A) in `/proc/net/tcp` or `tcp6`.
+pub fn parse_tcp_listen(text: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (local, state) = (f.get(1)?, f.get(3)?);
+            if *state != "0A" {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The inode of a process's network namespace (equal inodes: one namespace).
+pub fn netns_of(pid: u32) -> io::Result<u64> {
+    Ok(std::fs::metadata(format!("/proc/{pid}/ns/net"))?.ino())
+}
+
+/// What the agent knows of one process's namespace this tick.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetnsView {
+    pub netns: u64,
+    pub counters: NetCounters,
+    pub addrs: Vec<String>,
+    pub listen_ports: Vec<u16>,
+}
+
+/// How often addresses and listening sockets are read again (they change
+/// rarely; counters are read every tick).
+const REFRESH: Duration = Duration::from_secs(10);
+
+struct Open {
+    pid: u32,
+    netns: u64,
+    dev: File,
+    refreshed: Instant,
+    addrs: Vec<String>,
+    listen_ports: Vec<u16>,
+}
+
+/// Keeps each container's `/proc/PID/net/dev` open between ticks, keyed by
+/// container; an open file pins its namespace, so containers that stopped
+/// are let go with `retain`.
+#[derive(Default)]
+pub struct NetnsReader {
+    open: HashMap<String, Open>,
+    buf: Vec<u8>,
+}
+
+impl NetnsReader {
+    /// The namespace of `pid` (the container `key`'s main process).
+    pub fn read(&mut self, key: &str, pid: u32) -> io::Result<NetnsView> {
+        if self.open.get(key).is_none_or(|o| o.pid != pid) {
+            self.open.remove(key);
+            let netns = netns_of(pid)?;
+            let dev = File::open(format!("/proc/{pid}/net/dev"))?;
+            let mut o = Open {
+                pid,
+                netns,
+                dev,
+                refreshed: Instant::now(),
+                addrs: Vec::new(),
+                listen_ports: Vec::new(),
+            };
+            refresh(&mut o);
+            self.open.insert(key.to_owned(), o);
+        }
+        let Some(o) = self.open.get_mut(key) else {
+            return Err(io::Error::other("netns reader lost its entry"));
+        };
+        if o.refreshed.elapsed() >= REFRESH {
+            refresh(o);
+        }
+        let read = read_all(&o.dev, &mut self.buf);
+        if let Err(e) = read {
+            self.open.remove(key);
+            return Err(e);
+        }
+        let counters = parse_net_dev(&String::from_utf8_lossy(&self.buf))
+            .map_err(|line| io::Error::other(format!("/proc/{pid}/net/dev: {line:?}")))?;
+        Ok(NetnsView {
+            netns: o.netns,
+            counters,
+            addrs: o.addrs.clone(),
+            listen_ports: o.listen_ports.clone(),
+        })
+    }
+
+    /// Closes the files of containers `keep` says no to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.open.retain(|k, _| keep(k));
+    }
+}
+
+/// Addresses and listening ports, read again (a process gone: kept as was).
+fn refresh(o: &mut Open) {
+    o.refreshed = Instant::now();
+    let dir = format!("/proc/{}/net", o.pid);
+    if let Ok(t) = std::fs::read_to_string(Path::new(&dir).join("fib_trie")) {
+        o.addrs = parse_fib_trie(&t);
+    }
+    let mut ports = Vec::new();
+    for f in ["tcp", "tcp6"] {
+        if let Ok(t) = std::fs::read_to_string(Path::new(&dir).join(f)) {
+            ports.extend(parse_tcp_listen(&t));
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    o.listen_ports = ports;
+}
+
+/// The whole file from offset 0 (procfs regenerates it on every read).
+fn read_all(f: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = f.read_at(&mut chunk, buf.len() as u64)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // /proc/net/dev of a Docker container on this project's test host.
+    const NET_DEV: &str = "\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     720       8    0    0    0     0          0         0      720       8    0    0    0     0       0          0
+  eth0: 1048726     757    1    2    0     0          0         0    53170     731    3    4    0     0       0          0
+veth_very_long_name0:10 1 0 0 0 0 0 0 20 2 0 0 0 0 0 0
+";
+
+    #[test]
+    fn net_dev_sums_all_but_loopback() {
+        let c = parse_net_dev(NET_DEV).unwrap();
+        assert_eq!(
+            c,
+            NetCounters {
+                rx_bytes: 1048736,
+                rx_packets: 758,
+                rx_errors: 1,
+                rx_drops: 2,
+                tx_bytes: 53190,
+                tx_packets: 733,
+                tx_errors: 3,
+                tx_drops: 4,
+            }
+        );
+        assert!(parse_net_dev("h\nh\n  eth0: 1 2 x\n").is_err());
+        assert!(parse_net_dev("h\nh\n  eth0: 1 2 3\n").is_err());
+        assert_eq!(parse_net_dev("h\nh\n").unwrap(), NetCounters::default());
+    }
+
+    // /proc/net/fib_trie of a Docker container (Main and Local tables).
+    const FIB_TRIE: &str = "\
+Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     +-- 172.17.0.0/16 2 0 2
+        +-- 172.17.0.0/30 2 0 2
+           |-- 172.17.0.0
+              /16 link UNICAST
+           |-- 172.17.0.2
+              /32 host LOCAL
+        |-- 172.17.255.255
+           /32 link BROADCAST
+Local:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 172.17.0.2
+        /32 host LOCAL
+";
+
+    #[test]
+    fn fib_trie_gives_local_addresses() {
+        assert_eq!(parse_fib_trie(FIB_TRIE), ["172.17.0.2"]);
+        assert!(parse_fib_trie("").is_empty());
+    }
+
+    #[test]
+    fn tcp_listeners() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1E61 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+   2: 020011AC:1E61 010011AC:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0
+";
+        assert_eq!(parse_tcp_listen(tcp), [80, 7777]);
+    }
+
+    #[test]
+    fn own_namespace_is_read_and_kept_open() {
+        let me = std::process::id();
+        let mut r = NetnsReader::default();
+        let v = r.read("self", me).expect("own netns");
+        assert_eq!(v.netns, netns_of(me).unwrap());
+        let again = r.read("self", me).expect("again, through the open file");
+        assert!(again.counters.rx_bytes >= v.counters.rx_bytes);
+        r.retain(|_| false);
+        assert!(r.open.is_empty());
+        assert!(r.read("gone", u32::MAX).is_err());
+    }
+}
