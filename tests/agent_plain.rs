@@ -182,4 +182,8 @@ fn cgroups_execd_into_at_once_all_start_and_end() {
     let status = agent.status();
     assert_eq!(status["channels"][0]["lost"], 0, "{status}");
     assert_eq!(status["channels"][1]["lost"], 0, "{status}");
+    // What the re-ordering saw is shown, whatever it was.
+    for counter in ["late_events", "ordering_margin_ms", "cgroups_found_by_id"] {
+        assert!(status[counter].is_u64(), "{counter}: {status}");
+    }
 }
