@@ -159,13 +159,14 @@ fn followers_that_stop_reading_do_not_grow_the_agent() {
         .collect();
     std::thread::sleep(Duration::from_secs(1));
     let rss_before = rss_bytes(pid);
-    // Thousands of exec lines: far more than the followers' socket buffers.
+    // Thousands of lines, one per child crash (plain exits are churn, summed
+    // up once per sample): far more than the followers' socket buffers.
     let status = cg
         .command_of(
             Path::new("/bin/sh"),
             &[
                 "-c",
-                "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done",
+                "i=0; while [ $i -lt 4000 ]; do /bin/sh -c 'kill -SEGV $$'; i=$((i+1)); done",
             ],
         )
         .status()

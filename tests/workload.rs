@@ -72,6 +72,8 @@ fn main() {
                 // SAFETY: the child only calls execv and _exit, both
                 // async-signal-safe, on data made before the fork.
                 match unsafe { libc::fork() } {
+                    // SAFETY: in the child: execv with the NUL-terminated
+                    // argv above (alive until the exec), else _exit.
                     0 => unsafe {
                         libc::execv(path.as_ptr(), argv.as_ptr());
                         libc::_exit(127)
@@ -196,16 +198,20 @@ fn main() {
             for _ in 0..n {
                 // SAFETY: the child only calls _exit.
                 match unsafe { libc::fork() } {
+                    // SAFETY: _exit is async-signal-safe and touches no memory.
                     0 => unsafe { libc::_exit(0) },
                     -1 => {
                         // Out of pids for the moment: reap and go on.
+                        // SAFETY: a null status pointer is allowed (status not stored).
                         unsafe { libc::wait(std::ptr::null_mut()) };
                     }
                     _ => {}
                 }
                 // Reap whatever has finished, without blocking.
+                // SAFETY: a null status pointer is allowed (status not stored).
                 while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
             }
+            // SAFETY: as above; wait returns -1 (ECHILD) once all are reaped.
             while unsafe { libc::wait(std::ptr::null_mut()) } > 0 {}
         }
         // N unix socket pairs, held open (kernel memory: socket inodes,

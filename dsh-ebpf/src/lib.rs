@@ -404,15 +404,24 @@ assert_size!(ListenEvent, 72);
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
-    // SAFETY: all of these are repr(C), Copy, contain only integers and arrays
-    // of integers, and have no padding (sizes asserted above).
-    unsafe impl aya::Pod for KernelOffsets {}
-    unsafe impl aya::Pod for ProbeConfig {}
-    unsafe impl aya::Pod for SyscallStats {}
-    unsafe impl aya::Pod for BlockStats {}
-    unsafe impl aya::Pod for InflightRequest {}
-    unsafe impl aya::Pod for ChannelStats {}
-    unsafe impl aya::Pod for SyscallStart {}
-    unsafe impl aya::Pod for TraceStart {}
-    unsafe impl aya::Pod for TraceSyscall {}
+    /// Every ABI type is `repr(C)`, `Copy`, holds only integers and arrays
+    /// of integers, and has no padding (sizes asserted above): any bytes the
+    /// kernel wrote are a valid value.
+    macro_rules! pod {
+        ($($t:ty),* $(,)?) => {$(
+            // SAFETY: see above.
+            unsafe impl aya::Pod for $t {}
+        )*};
+    }
+    pod!(
+        KernelOffsets,
+        ProbeConfig,
+        SyscallStats,
+        BlockStats,
+        InflightRequest,
+        ChannelStats,
+        SyscallStart,
+        TraceStart,
+        TraceSyscall,
+    );
 }

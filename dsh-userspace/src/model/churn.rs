@@ -98,6 +98,9 @@ impl Model {
                 continue;
             }
             let summary = c.churn.take_summary();
+            if c.sandbox {
+                continue; // a pod's sandbox is plumbing: its lines are noise
+            }
             lines.push(LogEntry::new(
                 ts,
                 c.key(),
