@@ -216,8 +216,9 @@ fn syscalls_off_attaches_no_per_syscall_program() {
         assert_eq!(prog["attached"], false, "{prog}");
         assert_eq!(prog["runs_total"], 0, "{prog}");
     }
-    // The table shows no rate rather than a zero.
-    let wide = agent.ok(&["ps", "--wide"]);
+    // The table shows no rate rather than a zero. `-a`: the workload has
+    // ended, and its exit may already be applied.
+    let wide = agent.ok(&["ps", "-a", "--wide"]);
     let line = wide
         .lines()
         .find(|l| l.starts_with(&name))
