@@ -45,8 +45,54 @@ impl Outcome {
     }
 }
 
+/// A test's line as libtest prints it: `test NAME ... ok`, or, when the
+/// test wrote to the console itself, `test NAME ... ` then its output and
+/// the verdict alone on a later line.
+enum TestLine {
+    Started(String),
+    Verdict(String, Verdict),
+}
+
+/// Follows libtest's lines, remembering which test awaits its verdict.
+#[derive(Default)]
+struct Progress {
+    pending: Option<String>,
+}
+
+fn verdict(word: &str) -> Option<Verdict> {
+    match word {
+        "ok" => Some(Verdict::Ok),
+        "FAILED" => Some(Verdict::Failed),
+        v if v.starts_with("ignored") => Some(Verdict::Ignored),
+        _ => None,
+    }
+}
+
+impl Progress {
+    fn read(&mut self, line: &str) -> Option<TestLine> {
+        if let Some(rest) = line.strip_prefix("test ")
+            && let Some((name, after)) = rest.split_once(" ...")
+        {
+            return Some(match verdict(after.trim()) {
+                Some(v) => {
+                    self.pending = None;
+                    TestLine::Verdict(name.to_owned(), v)
+                }
+                None => {
+                    self.pending = Some(name.to_owned());
+                    TestLine::Started(name.to_owned())
+                }
+            });
+        }
+        let v = verdict(line)?;
+        let name = self.pending.take()?;
+        Some(TestLine::Verdict(name, v))
+    }
+}
+
 pub fn parse(text: &str) -> Console {
     let mut c = Console::default();
+    let mut progress = Progress::default();
     let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches('\r')).collect();
     for (i, raw) in lines.iter().enumerate() {
         // The guest's first line shares the console with the firmware's
@@ -67,22 +113,16 @@ pub fn parse(text: &str) -> Console {
             continue;
         }
         let line = raw.trim();
-        if let Some(rest) = line.strip_prefix("test ")
-            && let Some((name, verdict)) = rest.split_once(" ...")
-        {
-            let verdict = match verdict.trim() {
-                "ok" => Some(Verdict::Ok),
-                "FAILED" => Some(Verdict::Failed),
-                v if v.starts_with("ignored") => Some(Verdict::Ignored),
-                _ => None,
-            };
-            match verdict {
-                Some(v) => {
-                    c.verdicts.insert(name.to_owned(), v);
-                }
-                None => c.unfinished = Some(name.to_owned()),
+        match progress.read(line) {
+            Some(TestLine::Verdict(name, v)) => {
+                c.verdicts.insert(name, v);
+                continue;
             }
-            continue;
+            Some(TestLine::Started(name)) => {
+                c.unfinished = Some(name);
+                continue;
+            }
+            None => {}
         }
         if let Some(rest) = line.strip_prefix("thread '")
             && let Some((name, after)) = rest.split_once('\'')
@@ -118,15 +158,14 @@ pub fn parse(text: &str) -> Console {
 pub fn test_times(lines: &[(Duration, String)]) -> BTreeMap<String, Duration> {
     let mut out = BTreeMap::new();
     let mut since = None;
+    let mut progress = Progress::default();
     for (at, line) in lines {
         if line.contains("DSHVM:tests-start") {
             since = Some(*at);
-        } else if let Some(rest) = line.trim().strip_prefix("test ")
-            && let Some((name, verdict)) = rest.split_once(" ...")
-            && !verdict.trim().is_empty()
+        } else if let Some(TestLine::Verdict(name, _)) = progress.read(line.trim())
             && let Some(t0) = since
         {
-            out.insert(name.to_owned(), at.saturating_sub(t0));
+            out.insert(name, at.saturating_sub(t0));
             since = Some(*at);
         }
     }
@@ -261,6 +300,37 @@ test c::hangs ... ";
         ];
         let t = test_times(&lines);
         assert_eq!((t["a"], t["b"]), (at(7), at(20)));
+    }
+
+    /// A test that writes to the console itself gets its verdict on a
+    /// line of its own, after its output.
+    #[test]
+    fn a_verdict_after_the_tests_own_output() {
+        let text = "DSHVM:tests-start
+test s::speaks ... hash: 100000 syscalls for 100000 calls
+ok
+test s::fails ... no cgroup local storage here
+FAILED
+test s::next ... ok
+ok
+";
+        let c = parse(text);
+        let out = c.outcomes(&["s::speaks", "s::fails", "s::next"], false);
+        assert_eq!(out[0].1, Outcome::Passed);
+        assert!(matches!(&out[1].1, Outcome::Failed(w) if w.contains("no panic message")));
+        assert_eq!(out[2].1, Outcome::Passed);
+        let at = |s| Duration::from_secs(s);
+        let lines: Vec<(Duration, String)> = text
+            .lines()
+            .zip([1, 2, 4, 5, 7, 8, 9])
+            .map(|(l, t)| (at(t), l.to_owned()))
+            .collect();
+        let t = test_times(&lines);
+        assert_eq!(
+            (t["s::speaks"], t["s::fails"], t["s::next"]),
+            (at(3), at(3), at(1))
+        );
+        assert_eq!(t.len(), 3);
     }
 
     #[test]
