@@ -154,4 +154,12 @@ fn cli_errors_are_clear_and_fail() {
     assert_eq!(mode.ok(), Some(0o600));
     let status: Value = agent.status();
     assert_eq!(status["runtimes"][0]["name"], "docker");
+    // What the kernel programs could not do is reported, kind by kind.
+    let failures: Vec<&str> = status["kernel_failures"]
+        .as_array()
+        .expect("kernel_failures in the status")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(failures, dsh_ebpf::failure::NAMES, "{status}");
 }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use dsh::probe::{
-    EventRings, Probe, ProbeOptions,
+    EventRings, Probe, ProbeOptions, SyscallCounterLayout, SyscallCounters,
     event::{Event, EventKind},
 };
 pub use dsh_testkit::{TestCgroup, tracefs_mounted};
@@ -31,7 +31,16 @@ pub fn probe() -> MutexGuard<'static, Loaded> {
     LOADED
         .get_or_init(|| {
             let tracefs_mounted_at_load = tracefs_mounted();
-            let mut probe = Probe::load(ProbeOptions::default())
+            // `DSH_SYSCALL_COUNTERS=hash` runs the whole suite (agents
+            // included) on the hash layout.
+            let syscall_counters = std::env::var("DSH_SYSCALL_COUNTERS")
+                .map(|v| v.parse().expect("DSH_SYSCALL_COUNTERS"))
+                .unwrap_or_default();
+            let opts = ProbeOptions {
+                syscall_counters,
+                ..ProbeOptions::default()
+            };
+            let mut probe = Probe::load(opts)
                 .unwrap_or_else(|e| panic!("loading dsh's programs failed: {e:#}"));
             let stream = probe.event_rings().expect("event rings");
             Mutex::new(Loaded {
@@ -102,3 +111,47 @@ pub fn note(msg: &str) {
 pub fn ensure_loaded() {
     drop(probe());
 }
+
+/// A probe with only one syscall counter layout's counting program
+/// attached, loaded once per layout. `None` (with a note) when this kernel
+/// lacks the layout: the cgroup-storage one needs 6.2.
+pub fn counter_probe(layout: SyscallCounterLayout) -> Option<MutexGuard<'static, Probe>> {
+    static STORAGE: OnceLock<Option<Mutex<Probe>>> = OnceLock::new();
+    static HASH: OnceLock<Option<Mutex<Probe>>> = OnceLock::new();
+    let (cell, counters) = match layout {
+        SyscallCounterLayout::CgroupStorage => (&STORAGE, SyscallCounters::CgroupStorage),
+        SyscallCounterLayout::Hash => (&HASH, SyscallCounters::Hash),
+    };
+    let loaded = cell.get_or_init(|| {
+        let opts = ProbeOptions {
+            syscall_counters: counters,
+            ..ProbeOptions::default()
+        };
+        match Probe::load_unattached(opts) {
+            Ok(mut probe) => {
+                assert_eq!(probe.syscall_counters(), layout);
+                probe
+                    .set_syscall_counting(true)
+                    .expect("attach the counting program");
+                Some(Mutex::new(probe))
+            }
+            Err(dsh::probe::ProbeError::NoCgroupStorage) => None,
+            Err(e) => panic!("loading dsh's programs ({layout} layout) failed: {e:#}"),
+        }
+    });
+    match loaded {
+        Some(m) => Some(m.lock().unwrap_or_else(|p| p.into_inner())),
+        None => {
+            note(&format!(
+                "this kernel has no cgroup local storage: the {layout} layout is not tested"
+            ));
+            None
+        }
+    }
+}
+
+/// The syscall counter layouts every test of counting runs against.
+pub const COUNTER_LAYOUTS: [SyscallCounterLayout; 2] = [
+    SyscallCounterLayout::CgroupStorage,
+    SyscallCounterLayout::Hash,
+];

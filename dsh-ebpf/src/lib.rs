@@ -32,6 +32,47 @@ pub mod kind {
     pub const LISTEN: u32 = 8;
 }
 
+/// What the programs could not do, one counter per kind in the per-CPU
+/// `FAILURES` array: a failure is counted, never silently dropped, and
+/// `dsh status` shows the totals.
+pub mod failure {
+    /// A read of a kernel struct failed (`bpf_probe_read_kernel` returned
+    /// -EFAULT): the event or counter that needed it is incomplete or missing.
+    pub const KERNEL_READ: u32 = 0;
+    /// No room for a cgroup's syscall counters.
+    pub const SYSCALL_COUNTERS_FULL: u32 = 1;
+    /// `BLOCK_INFLIGHT` full: a request's I/O is not counted.
+    pub const BLOCK_INFLIGHT_FULL: u32 = 2;
+    /// `BLOCK_STATS` full: a completed request is not counted.
+    pub const BLOCK_STATS_FULL: u32 = 3;
+    /// `dsh trace` maps full: a syscall or errno is missing from the trace.
+    pub const TRACE_SYSCALLS_FULL: u32 = 4;
+    pub const TRACE_ERRNOS_FULL: u32 = 5;
+    /// An OOM kill whose victim could not be found (kernels whose
+    /// `mark_victim` names only a pid): its event carries the pid alone.
+    pub const OOM_VICTIM_UNKNOWN: u32 = 6;
+    pub const COUNT: u32 = 7;
+    /// Names for `dsh status`, indexed by kind.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "kernel_read",
+        "syscall_counters_full",
+        "block_inflight_full",
+        "block_stats_full",
+        "trace_syscalls_full",
+        "trace_errnos_full",
+        "oom_victim_unknown",
+    ];
+}
+
+/// What `mark_victim`'s first argument is (`ProbeConfig::oom_victim_arg`).
+pub mod victim_arg {
+    /// `mark_victim(struct task_struct *task, uid_t uid)` (6.1 and later).
+    pub const TASK: u32 = 0;
+    /// `mark_victim(int pid)` (5.x): the victim task is found through the
+    /// SIGKILL the OOM killer sent it just before.
+    pub const PID: u32 = 1;
+}
+
 /// How a task is mapped to the cgroup id dsh attributes it to.
 pub mod cgroup_mode {
     /// cgroup2 is mounted (pure v2 or hybrid): the task's default-hierarchy
@@ -88,13 +129,15 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     // struct mm_struct
     pub mm_total_vm: u32,
-    /// `mm_struct.rss_stat`: an array of `struct percpu_counter`
-    /// (MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES).
+    /// `mm_struct.rss_stat`: four counters (MM_FILEPAGES, MM_ANONPAGES,
+    /// MM_SWAPENTS, MM_SHMEMPAGES), `struct percpu_counter` from 6.2,
+    /// `atomic_long_t` in a `struct mm_rss_stat` before.
     pub mm_rss_stat: u32,
-    /// `sizeof(struct percpu_counter)`, the stride of `rss_stat`.
-    pub percpu_counter_size: u32,
-    /// `percpu_counter.count`, the approximate (global) value.
-    pub percpu_counter_count: u32,
+    /// Bytes from one counter to the next.
+    pub rss_counter_stride: u32,
+    /// Where a counter's value is inside it (`percpu_counter.count`, the
+    /// approximate global value; 0 for an `atomic_long_t`).
+    pub rss_counter_value: u32,
     // struct request
     pub request_cmd_flags: u32,
     pub request_data_len: u32,
@@ -124,11 +167,18 @@ pub struct ProbeConfig {
     pub cgroup_mode: u32,
     /// 1 when block I/O may be attributed to the request's blkcg.
     pub has_blkcg: u32,
+    /// One of [`victim_arg`].
+    pub oom_victim_arg: u32,
+    /// Which argument of `block_rq_issue` is the `struct request *`: 0, or
+    /// 1 where the request queue comes first (before 5.10).
+    pub block_rq_issue_arg: u32,
 }
 
-/// Per-cgroup syscall counters, in cgroup local storage (one value per
-/// cgroup, freed by the kernel with the cgroup). Shared by all CPUs, so the
-/// programs update it with atomic adds.
+/// Per-cgroup syscall counters. Two layouts, chosen at load time:
+/// - cgroup local storage (kernels >= 6.2): one value per cgroup, freed by
+///   the kernel with the cgroup, shared by all CPUs (atomic adds);
+/// - a per-CPU hash keyed by cgroup id behind a per-CPU one-slot cache
+///   (`SyscallCacheSlot`), from 5.8: see the `syscalls` programs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyscallStats {
@@ -146,6 +196,43 @@ impl SyscallStats {
         errors: 0,
         latency: [0; LATENCY_BUCKETS],
     };
+
+    /// Adds another set of counters (another CPU's).
+    pub fn add(&mut self, other: &Self) {
+        self.count += other.count;
+        self.errors += other.errors;
+        for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
+            *a += b;
+        }
+    }
+
+    /// Field by field, the larger of two snapshots of the same counters:
+    /// every field only grows, so that is the newer reading of each.
+    pub fn newest(&mut self, other: &Self) {
+        self.count = self.count.max(other.count);
+        self.errors = self.errors.max(other.errors);
+        for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
+            *a = (*a).max(*b);
+        }
+    }
+}
+
+/// Cgroups with syscall counters at once in the hash layout (user space
+/// reports the fill; a cgroup that finds no room is counted as
+/// `failure::SYSCALL_COUNTERS_FULL`).
+pub const MAX_SYSCALL_CGROUPS: usize = 16384;
+
+/// The hash layout's per-CPU one-slot cache: the cgroup whose syscalls this
+/// CPU counted last, and that cgroup's counters on this CPU, complete (the
+/// hash holds an older copy, written back when the CPU moves on to another
+/// cgroup). User space reads the slots first, then the hash, and keeps the
+/// newer of the two per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallCacheSlot {
+    /// 0: empty.
+    pub cgroup_id: u64,
+    pub stats: SyscallStats,
 }
 
 /// Per-cgroup block I/O counters, in a per-CPU hash keyed by cgroup id.
@@ -385,8 +472,9 @@ macro_rules! assert_size {
     };
 }
 assert_size!(KernelOffsets, 34 * 4);
-assert_size!(ProbeConfig, 8);
+assert_size!(ProbeConfig, 16);
 assert_size!(SyscallStats, 16 + 8 * LATENCY_BUCKETS);
+assert_size!(SyscallCacheSlot, 8 + 16 + 8 * LATENCY_BUCKETS);
 assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
 assert_size!(InflightRequest, 24);
 assert_size!(ChannelStats, 16);
@@ -417,11 +505,19 @@ mod pod {
         KernelOffsets,
         ProbeConfig,
         SyscallStats,
+        SyscallCacheSlot,
         BlockStats,
         InflightRequest,
         ChannelStats,
         SyscallStart,
         TraceStart,
         TraceSyscall,
+        EventHeader,
+        ExecEvent,
+        ExitEvent,
+        OomEvent,
+        SignalEvent,
+        CgroupEvent,
+        ListenEvent,
     );
 }

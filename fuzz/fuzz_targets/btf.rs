@@ -21,7 +21,7 @@ fn answers(btf: &Btf) -> String {
         btf.member_offset("sock", &["__sk_common", "skc_num"])
             .map_err(|e| e.to_string()),
         btf.struct_size("task_struct").map_err(|e| e.to_string()),
-        btf.tracepoint_arity("sys_exit"),
+        btf.tracepoint_params("sys_exit"),
         btf.enum_value("cgroup_subsys_id", "cpuset_cgrp_id")
             .map_err(|e| e.to_string()),
     )

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dsh::probe::{Probe, ProgramStats};
+use dsh::probe::{Probe, ProbeOptions, ProgramStats, SyscallCounterLayout};
 use dsh_testkit::{TestCgroup, tracefs_mounted};
 use serde::Serialize;
 
@@ -26,8 +26,11 @@ enum Mode {
     Bare,
     /// `dsh_bench_empty` on `sys_exit`.
     Floor,
-    /// dsh's counting program (count + errors).
+    /// dsh's counting program (count + errors), cgroup local storage.
     Count,
+    /// The same counting in the hash layout (kernels without cgroup local
+    /// storage, or `--syscall-counters hash`).
+    CountHash,
     /// dsh's counting with latency histograms (sys_enter + sys_exit).
     Latency,
     /// `bpftrace -e 'tracepoint:raw_syscalls:sys_enter { @[cgroup] = count(); }'`.
@@ -40,6 +43,7 @@ impl Mode {
             Mode::Bare | Mode::Bpftrace => &[],
             Mode::Floor => &["dsh_bench_empty"],
             Mode::Count => &["dsh_sys_exit"],
+            Mode::CountHash => &["dsh_sys_exit_hash"],
             Mode::Latency => &["dsh_sys_enter_latency", "dsh_sys_exit_latency"],
         }
     }
@@ -141,13 +145,14 @@ fn run_count(probe: &Probe, name: &str) -> u64 {
 /// of the reading itself are the only slack.
 fn syscall_accuracy(probe: &mut Probe, cg: &TestCgroup) -> Accuracy {
     const CALLS: u64 = 10_000_000;
-    probe.attach("dsh_sys_exit").expect("attach");
+    let count = probe.syscall_counters().count_program();
+    probe.attach(count).expect("attach");
     let dirs = open_all_cgroups(probe);
-    let r0 = run_count(probe, "dsh_sys_exit");
+    let r0 = run_count(probe, count);
     let s0 = sum_counts(probe, &dirs);
     run_loop(cg, CALLS);
     let s1 = sum_counts(probe, &dirs);
-    let r1 = run_count(probe, "dsh_sys_exit");
+    let r1 = run_count(probe, count);
     probe.detach_all();
     let (summed, global) = (s1 - s0, r1 - r0);
     Accuracy {
@@ -192,12 +197,17 @@ pub(crate) fn stop_bpftrace(mut child: Child) {
 pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
     let (calls, rounds) = if quick { (300_000, 3) } else { (2_000_000, 7) };
 
-    let mut probe = Probe::load_unattached().unwrap_or_else(|e| {
+    let mut probe = Probe::load_unattached(ProbeOptions::default()).unwrap_or_else(|e| {
         eprintln!("dsh-bench: {e:#}");
         std::process::exit(1)
     });
     let cg = TestCgroup::new("bench");
-    let mut modes = vec![Mode::Bare, Mode::Floor, Mode::Count, Mode::Latency];
+    let mut modes = vec![Mode::Bare, Mode::Floor, Mode::CountHash];
+    if probe.syscall_counters() == SyscallCounterLayout::CgroupStorage {
+        modes.extend([Mode::Count, Mode::Latency]);
+    } else {
+        println!("(this kernel has no cgroup local storage: the hash layout alone is measured)");
+    }
     let mounted_tracefs = with_bpftrace && !tracefs_mounted();
     if with_bpftrace {
         if mounted_tracefs {
@@ -281,6 +291,13 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
             met: false,
         },
     ];
+    if let (Some(hash), Some(storage)) = (added(Mode::CountHash), added(Mode::Count)) {
+        budgets.push(Budget::at_most(
+            "hash layout added cost / cgroup-storage added cost (ns per call)",
+            hash / storage,
+            1.25,
+        ));
+    }
     if let Some(bt) = added(Mode::Bpftrace) {
         budgets.push(Budget {
             what: "counting added cost / bpftrace added cost".into(),
@@ -305,6 +322,25 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
             },
         })
         .collect();
+    // The same comparison from the kernel's own run times, steadier than
+    // the loop's wall clock on a noisy VM: ns per run above the empty program.
+    let ns_per_run = |mode: Mode| {
+        programs
+            .iter()
+            .find(|p| p.mode == mode)
+            .map(|p| p.avg_ns_per_run)
+    };
+    if let (Some(hash), Some(storage), Some(empty)) = (
+        ns_per_run(Mode::CountHash),
+        ns_per_run(Mode::Count),
+        ns_per_run(Mode::Floor),
+    ) {
+        budgets.push(Budget::at_most(
+            "hash layout added cost / cgroup-storage added cost (kernel ns per run)",
+            (hash - empty) / (storage - empty),
+            1.25,
+        ));
+    }
     budgets.push(Budget::at_most(
         "|1 - syscalls summed over all cgroups / global count|",
         (1.0 - accuracy.ratio).abs(),

@@ -86,6 +86,25 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
                 ),
         )
     })?;
+    phases.run("clippy (bpf)", || {
+        say("cargo clippy for bpfel-unknown-none (the kernel programs, warnings are errors)");
+        // As aya's xtask does: the programs only build for the BPF target,
+        // so the host run above never lints their code.
+        check(tc.cargo().args([
+            "clippy",
+            "--package",
+            "dsh-ebpf",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--lib",
+            "--bins",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     phases.run("unit tests", || {
         say("unit tests (cargo test --workspace --exclude dsh-tests)");
         check(

@@ -1,32 +1,38 @@
 //! Cgroup lifecycle: how dsh discovers containers without walking cgroupfs.
-use aya_ebpf::{
-    helpers::bpf_probe_read_kernel_str_bytes, macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use dsh_ebpf::{CgroupEvent, channel, kind};
 
 use super::{
     churn,
     events::{emit, header},
-    kernel::{cgroup_id, off, read},
-    maps::BLOCK_STATS,
+    failures::count,
+    kernel::{cgroup_id, off, read, read_str},
+    maps::{BLOCK_STATS, SYSCALL_COUNTS},
 };
 
 #[inline(always)]
 fn emit_cgroup(ctx: &BtfTracePointContext, event_kind: u32) -> u64 {
     let cgrp: *const u8 = ctx.arg(0);
     let path: *const u8 = ctx.arg(1);
-    let id = unsafe { cgroup_id(cgrp) }.unwrap_or(0);
-    emit::<CgroupEvent>(channel::CRITICAL, |e| unsafe {
-        (*e).hdr = header(event_kind);
-        (*e).id = id;
-        (*e).level = read(cgrp, off!(cgroup_level)).unwrap_or(0);
-        (*e).hierarchy_id = match read::<*const u8>(cgrp, off!(cgroup_root)) {
-            Ok(root) => read(root, off!(cgroup_root_hierarchy_id)).unwrap_or(0),
-            Err(_) => 0,
-        };
-        (*e).path[0] = 0;
-        let _ = bpf_probe_read_kernel_str_bytes(path, &mut (*e).path);
+    let id = cgroup_id(cgrp).unwrap_or_else(|f| {
+        count(f);
+        0
+    });
+    emit::<CgroupEvent>(channel::CRITICAL, |e| {
+        e.hdr = header(event_kind);
+        e.id = id;
+        let root = read::<*const u8>(cgrp, off!(cgroup_root));
+        match (
+            read::<u32>(cgrp, off!(cgroup_level)),
+            root.and_then(|r| read::<u32>(r, off!(cgroup_root_hierarchy_id))),
+        ) {
+            (Ok(level), Ok(hierarchy_id)) => {
+                e.level = level;
+                e.hierarchy_id = hierarchy_id;
+            }
+            (Err(f), _) | (_, Err(f)) => count(f),
+        }
+        read_str(path, &mut e.path);
     });
     id
 }
@@ -39,13 +45,15 @@ pub fn dsh_cgroup_mkdir(ctx: BtfTracePointContext) -> u32 {
 }
 
 /// `cgroup_rmdir(struct cgroup *cgrp, const char *path)`. Also frees the
-/// cgroup's block counters; syscall counters live in cgroup local storage,
-/// which the kernel frees itself.
+/// cgroup's block and (hash layout) syscall counters; cgroup local storage
+/// is freed by the kernel itself.
 #[btf_tracepoint(function = "cgroup_rmdir")]
 pub fn dsh_cgroup_rmdir(ctx: BtfTracePointContext) -> u32 {
     let id = emit_cgroup(&ctx, kind::CGROUP_RMDIR);
     if id != 0 {
+        // Absent when the cgroup did no block I/O, or made no syscall.
         let _ = BLOCK_STATS.remove(id);
+        let _ = SYSCALL_COUNTS.remove(id);
         churn::forget_cgroup(id);
     }
     0

@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use dsh_ebpf::{ChurnCounts, ChurnKey, MAX_CHURN_KEYS, MAX_MAIN_PROCESSES, MainProcess};
 
-use super::kernel::atomic_add;
+use super::{kernel::atomic_add, maps::get_or_insert_zeroed};
 
 /// Cgroup id → its main process.
 #[btf_map]
@@ -93,13 +93,7 @@ pub fn exit_is_notable(cgroup_id: u64, tgid: u32, exit_code: i32) -> bool {
 /// None when the map has no room.
 #[inline(always)]
 fn counts(cgroup_id: u64, comm: [u8; 16]) -> Option<*mut ChurnCounts> {
-    let key = ChurnKey { cgroup_id, comm };
-    if let Some(c) = CHURN.get_ptr_mut(&key) {
-        return Some(c);
-    }
-    // Another CPU may create it meanwhile (-EEXIST): look again either way.
-    let _ = CHURN.insert(&key, &ZERO, BPF_NOEXIST.into());
-    CHURN.get_ptr_mut(&key)
+    get_or_insert_zeroed(&CHURN, &ChurnKey { cgroup_id, comm }, &ZERO)
 }
 
 /// Counts an exec; false when it could not (no room), and then the caller

@@ -1,11 +1,22 @@
-//! Reading kernel structs at offsets user space resolved from BTF.
-use aya_ebpf::helpers::{
-    bpf_get_current_cgroup_id, bpf_get_current_task_btf, bpf_probe_read_kernel,
+//! Reading kernel memory and the loader's read-only globals.
+//!
+//! Kernel structs are read at offsets user space resolved from BTF (the Rust
+//! eBPF compiler emits no CO-RE relocations). Every read goes through
+//! `bpf_probe_read_kernel`, which copies on the kernel's no-fault path: a bad
+//! address makes it return -EFAULT, it cannot fault. That is what makes
+//! `read` safe to call with any pointer.
+use aya_ebpf::{
+    Global,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_smp_processor_id,
+        bpf_ktime_get_boot_ns, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes,
+    },
 };
-use dsh_ebpf::{KernelOffsets, ProbeConfig, cgroup_mode};
+use dsh_ebpf::{KernelOffsets, ProbeConfig, cgroup_mode, failure};
 
-/// Filled in by the loader (`EbpfLoader::set_global`). Read-only, so the
-/// verifier knows every offset as a constant.
+/// Filled in by the loader (`EbpfLoader::override_global`). Read-only, so
+/// the verifier knows every offset as a constant.
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_pid: 0,
@@ -28,8 +39,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     signal_live: 0,
     mm_total_vm: 0,
     mm_rss_stat: 0,
-    percpu_counter_size: 0,
-    percpu_counter_count: 0,
+    rss_counter_stride: 0,
+    rss_counter_value: 0,
     request_cmd_flags: 0,
     request_data_len: 0,
     request_bio: 0,
@@ -44,82 +55,172 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     _pad: 0,
 };
 
+/// Loader choices; read-only, so the verifier prunes the branches not taken.
 #[unsafe(no_mangle)]
-static CONFIG: ProbeConfig = ProbeConfig {
+static CONFIG: Global<ProbeConfig> = Global::new(ProbeConfig {
     cgroup_mode: 0,
     has_blkcg: 0,
-};
+    oom_victim_arg: 0,
+    block_rq_issue_arg: 0,
+});
 
-/// Reads one offset. `read_volatile` keeps the compiler from folding the
-/// zero initialiser above into the code: the value must come from the map.
+/// One offset from `OFFSETS`, as a `usize`.
 macro_rules! off {
     ($field:ident) => {
-        $crate::programs::kernel::read_offset(&raw const $crate::programs::kernel::OFFSETS.$field)
+        $crate::programs::kernel::read_offset(&$crate::programs::kernel::OFFSETS.$field)
     };
 }
 pub(crate) use off;
 
+/// Reads one field of `OFFSETS`. Volatile, so the compiler cannot fold the
+/// zero initialiser above into the code: the value must come from the map.
 #[inline(always)]
-pub fn read_offset(field: *const u32) -> usize {
+pub fn read_offset(field: &u32) -> usize {
+    // SAFETY: a reference is valid and aligned for a read.
     unsafe { core::ptr::read_volatile(field) as usize }
 }
 
 #[inline(always)]
 pub fn config() -> ProbeConfig {
-    unsafe { core::ptr::read_volatile(&raw const CONFIG) }
+    CONFIG.load()
 }
 
-/// `*(T *)(base + off)`, through `bpf_probe_read_kernel` so any pointer works.
+/// Why a program could not finish its work: one of `dsh_ebpf::failure`,
+/// counted by `failures::count`.
+#[derive(Clone, Copy)]
+pub struct Failure(pub u32);
+
+/// Types a kernel read may produce.
+///
+/// # Safety
+///
+/// Implement only for types for which every bit pattern is a valid value.
+pub unsafe trait Plain: Copy {}
+// SAFETY: integers and raw pointers are valid for every bit pattern.
+unsafe impl Plain for u16 {}
+// SAFETY: as above.
+unsafe impl Plain for i32 {}
+// SAFETY: as above.
+unsafe impl Plain for u32 {}
+// SAFETY: as above.
+unsafe impl Plain for i64 {}
+// SAFETY: as above.
+unsafe impl Plain for u64 {}
+// SAFETY: as above.
+unsafe impl Plain for *const u8 {}
+// SAFETY: an array of bytes is valid for every bit pattern.
+unsafe impl<const N: usize> Plain for [u8; N] {}
+
+/// `*(T *)(base + off)`, for any `base`: a bad address is an error, never a
+/// fault.
 #[inline(always)]
-pub unsafe fn read<T: Copy>(base: *const u8, off: usize) -> Result<T, i64> {
-    unsafe { bpf_probe_read_kernel(base.wrapping_add(off) as *const T) }.map_err(|e| e as i64)
+pub fn read<T: Plain>(base: *const u8, off: usize) -> Result<T, Failure> {
+    // SAFETY: bpf_probe_read_kernel copies with copy_from_kernel_nofault and
+    // returns -EFAULT for an address it cannot read; whatever bytes it copies
+    // are a valid T (`Plain`).
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(off).cast::<T>()) }
+        .map_err(|_| Failure(failure::KERNEL_READ))
+}
+
+/// Copies the NUL-terminated kernel string at `src` into `dst`; `dst` holds
+/// an empty string when `src` cannot be read.
+#[inline(always)]
+// `allow`, not `expect`: the cgroup-storage object compiles this file
+// without calling `read_str`, and the lint is not raised there.
+#[allow(
+    clippy::not_unsafe_ptr_arg_deref,
+    reason = "the pointer only reaches the helper, which reads without faulting"
+)]
+pub fn read_str(src: *const u8, dst: &mut [u8]) {
+    // SAFETY: like `read`, the helper reads on the no-fault path and writes
+    // at most `dst.len()` bytes into `dst`.
+    if unsafe { bpf_probe_read_kernel_str_bytes(src, dst) }.is_err()
+        && let Some(first) = dst.first_mut()
+    {
+        *first = 0;
+    }
 }
 
 /// The `struct cgroup *` dsh attributes a task to (see `cgroup_mode`).
 #[inline(always)]
-pub unsafe fn task_cgroup(task: *const u8) -> Result<*const u8, i64> {
-    let css_set: *const u8 = unsafe { read(task, off!(task_cgroups)) }?;
+pub fn task_cgroup(task: *const u8) -> Result<*const u8, Failure> {
+    let css_set: *const u8 = read(task, off!(task_cgroups))?;
     if config().cgroup_mode == cgroup_mode::V1_SUBSYS {
-        let css: *const u8 = unsafe { read(css_set, off!(css_set_subsys_v1)) }?;
-        unsafe { read(css, off!(css_cgroup)) }
+        let css: *const u8 = read(css_set, off!(css_set_subsys_v1))?;
+        read(css, off!(css_cgroup))
     } else {
-        unsafe { read(css_set, off!(css_set_dfl_cgrp)) }
+        read(css_set, off!(css_set_dfl_cgrp))
     }
 }
 
 /// A cgroup's id: its kernfs node id, the inode number of its directory.
 #[inline(always)]
-pub unsafe fn cgroup_id(cgrp: *const u8) -> Result<u64, i64> {
-    let kn: *const u8 = unsafe { read(cgrp, off!(cgroup_kn)) }?;
-    unsafe { read(kn, off!(kernfs_node_id)) }
+pub fn cgroup_id(cgrp: *const u8) -> Result<u64, Failure> {
+    let kn: *const u8 = read(cgrp, off!(cgroup_kn))?;
+    read(kn, off!(kernfs_node_id))
 }
 
+/// A task's attribution cgroup id; 0 (and a counted failure) when its
+/// structs cannot be read.
 #[inline(always)]
-pub unsafe fn task_cgroup_id(task: *const u8) -> u64 {
-    match unsafe { task_cgroup(task) } {
-        Ok(cgrp) => unsafe { cgroup_id(cgrp) }.unwrap_or(0),
-        Err(_) => 0,
+pub fn task_cgroup_id(task: *const u8) -> u64 {
+    match task_cgroup(task).and_then(cgroup_id) {
+        Ok(id) => id,
+        Err(f) => {
+            super::failures::count(f);
+            0
+        }
     }
 }
 
+/// The current task, as an address to `read` from. `bpf_get_current_task`
+/// (4.8), not the BTF-typed `bpf_get_current_task_btf` (5.11): every use
+/// here reads through `bpf_probe_read_kernel` anyway.
 #[inline(always)]
 pub fn current_task() -> *const u8 {
-    unsafe { bpf_get_current_task_btf() as *const u8 }
+    // SAFETY: the helper takes no arguments.
+    unsafe { bpf_get_current_task() as *const u8 }
 }
 
 /// The current task's cgroup id; the helper is cheapest where it applies.
 #[inline(always)]
 pub fn current_cgroup_id() -> u64 {
     if config().cgroup_mode == cgroup_mode::V1_SUBSYS {
-        unsafe { task_cgroup_id(current_task()) }
+        task_cgroup_id(current_task())
     } else {
+        // SAFETY: the helper takes no arguments.
         unsafe { bpf_get_current_cgroup_id() }
     }
 }
 
-/// Atomic `*dst += v`, shared between CPUs.
+/// `bpf_ktime_get_ns()`: monotonic ns, for durations.
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    // SAFETY: the helper takes no arguments.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// `bpf_ktime_get_boot_ns()`: ns since boot, suspend included.
+#[inline(always)]
+pub fn boot_ns() -> u64 {
+    // SAFETY: the helper takes no arguments.
+    unsafe { bpf_ktime_get_boot_ns() }
+}
+
+#[inline(always)]
+pub fn cpu() -> u32 {
+    // SAFETY: the helper takes no arguments.
+    unsafe { bpf_get_smp_processor_id() }
+}
+
+/// Atomic `*dst += v`, for values several CPUs update.
+///
+/// # Safety
+///
+/// `dst` must point to a `u64` in map memory (valid, 8-byte aligned).
 #[inline(always)]
 pub unsafe fn atomic_add(dst: *mut u64, v: u64) {
+    // SAFETY: the caller passes a valid, aligned map value.
     unsafe {
         core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
             dst, v,

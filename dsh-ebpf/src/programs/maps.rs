@@ -1,33 +1,34 @@
-//! Every map the programs share. Sizes are bounded; per-cgroup state either
-//! lives in cgroup local storage (freed by the kernel with the cgroup) or is
+//! The main object's shared maps. Sizes are bounded; per-cgroup entries are
 //! deleted by the `cgroup_rmdir` program.
 use aya_ebpf::{
-    btf_maps::{Array, CgrpStorage, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    btf_maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
 use dsh_ebpf::{
-    BlockStats, ChannelStats, InflightRequest, MAX_BLOCK_CGROUPS, MAX_INFLIGHT, MAX_TRACE_ERRNOS,
-    MAX_TRACE_SYSCALLS, SyscallStart, SyscallStats, TRACE_START_SLOTS, TraceStart, TraceSyscall,
-    channel,
+    BlockStats, ChannelStats, InflightRequest, MAX_BLOCK_CGROUPS, MAX_INFLIGHT,
+    MAX_SYSCALL_CGROUPS, MAX_TRACE_ERRNOS, MAX_TRACE_SYSCALLS, SyscallCacheSlot, SyscallStats,
+    TRACE_START_SLOTS, TraceStart, TraceSyscall, channel,
 };
-/// Slots of the syscall start table (a power of two).
-pub const SYSCALL_START_SLOTS: u32 = 65536;
 
 /// 4 MiB: about 60,000 exit records, several seconds of a fork storm.
-const CRITICAL_RING_BYTES: usize = 4 << 20;
-const CHATTY_RING_BYTES: usize = 4 << 20;
+pub const CRITICAL_RING_BYTES: usize = 4 << 20;
+pub const CHATTY_RING_BYTES: usize = 4 << 20;
 
+/// Syscall counters without cgroup local storage: cgroup id → this CPU's
+/// counters (see `syscalls`). Allocated per entry, not up front: a value is
+/// 272 bytes on every CPU.
 #[btf_map]
-pub static SYSCALL_STATS: CgrpStorage<SyscallStats> = CgrpStorage::new();
+pub static SYSCALL_COUNTS: PerCpuHashMap<
+    u64,
+    SyscallStats,
+    MAX_SYSCALL_CGROUPS,
+    { BPF_F_NO_PREALLOC as usize },
+> = PerCpuHashMap::new();
 
-/// `sys_enter` time per thread, for latency: slot `tid % SLOTS`, tagged with
-/// the tid. An array, not a hash: the verifier inlines array lookups into
-/// an address computation, while a hash insert and delete per syscall cost
-/// more than everything else on the path. Two threads whose ids collide in
-/// the same slot while both are inside a syscall lose one sample (the tag
-/// no longer matches); counting is unaffected.
+/// The one-slot cache in front of `SYSCALL_COUNTS`, per CPU.
 #[btf_map]
-pub static SYSCALL_START: Array<SyscallStart, { SYSCALL_START_SLOTS as usize }> = Array::new();
+pub static SYSCALL_CACHE: PerCpuArray<SyscallCacheSlot, 1> = PerCpuArray::new();
 
 /// `dsh trace`: the traced cgroup's id in slot 0 (0: none). A map, not a
 /// global: user space changes it while the programs run.
@@ -66,3 +67,48 @@ pub static CHATTY_EVENTS: RingBuf<u8, CHATTY_RING_BYTES> = RingBuf::new();
 #[btf_map]
 pub static CHANNEL_STATS: PerCpuArray<ChannelStats, { channel::COUNT as usize }> =
     PerCpuArray::new();
+
+/// The hash maps `get_or_insert_zeroed` works on: shared (`HashMap`) or
+/// per CPU (`PerCpuHashMap`, whose pointers are this CPU's value).
+pub trait Keyed<K, V> {
+    fn value_ptr(&self, key: &K) -> Option<*mut V>;
+    /// Inserts `value` unless `key` is present (`BPF_NOEXIST`).
+    fn insert_new(&self, key: &K, value: &V);
+}
+
+impl<K, V, const N: usize, const F: usize> Keyed<K, V> for PerCpuHashMap<K, V, N, F> {
+    #[inline(always)]
+    fn value_ptr(&self, key: &K) -> Option<*mut V> {
+        self.get_ptr_mut(key)
+    }
+
+    #[inline(always)]
+    fn insert_new(&self, key: &K, value: &V) {
+        let _ = self.insert(key, value, BPF_NOEXIST.into());
+    }
+}
+
+impl<K, V, const N: usize, const F: usize> Keyed<K, V> for HashMap<K, V, N, F> {
+    #[inline(always)]
+    fn value_ptr(&self, key: &K) -> Option<*mut V> {
+        self.get_ptr_mut(key)
+    }
+
+    #[inline(always)]
+    fn insert_new(&self, key: &K, value: &V) {
+        let _ = self.insert(key, value, BPF_NOEXIST.into());
+    }
+}
+
+/// The value for `key`, inserted from `zero` when missing; `None` when the
+/// map has no room (the caller counts that as its `failure::*_FULL`, or
+/// falls back). `zero` is a static for big values: the stack has 512 bytes.
+#[inline(always)]
+pub fn get_or_insert_zeroed<K, V>(map: &impl Keyed<K, V>, key: &K, zero: &V) -> Option<*mut V> {
+    if let Some(v) = map.value_ptr(key) {
+        return Some(v);
+    }
+    // Another CPU may insert the same key meanwhile (-EEXIST): look again.
+    map.insert_new(key, zero);
+    map.value_ptr(key)
+}

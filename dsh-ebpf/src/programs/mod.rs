@@ -1,25 +1,19 @@
-//! One module per concern; all share `maps` and `kernel`.
+//! The main object: every program that loads from 5.8. One module per
+//! concern; all share `maps`, `kernel` and `failures`. The cgroup-storage
+//! syscall counters are a second object (`src/cgrp_storage.rs`).
 mod block;
 mod cgroup;
 mod churn;
 mod events;
+mod failures;
 pub mod kernel;
 mod maps;
 mod net;
 mod oom;
+mod runtime;
 mod sched;
 mod signal;
+mod syscall_start;
 mod syscalls;
 mod trace;
 mod wakeup;
-
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // The verifier rejects any path that could reach here; there is no
-    // unwinding in the kernel.
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";

@@ -4,7 +4,8 @@ use dsh_ebpf::{ListenEvent, TCP_LISTEN, channel, kind};
 
 use super::{
     events::{emit, header},
-    kernel::{off, read},
+    failures::count,
+    kernel::{Failure, off, read},
 };
 
 const AF_INET: u16 = 2;
@@ -20,20 +21,27 @@ pub fn dsh_inet_sock_set_state(ctx: BtfTracePointContext) -> u32 {
     if old_state != TCP_LISTEN as i32 && new_state != TCP_LISTEN as i32 {
         return 0;
     }
-    emit::<ListenEvent>(channel::CHATTY, |e| unsafe {
-        (*e).hdr = header(kind::LISTEN);
-        let family: u16 = read(sk, off!(skc_family)).unwrap_or(0);
-        (*e).family = family;
-        (*e).port = read(sk, off!(skc_num)).unwrap_or(0);
-        (*e).old_state = old_state as u16;
-        (*e).new_state = new_state as u16;
-        (*e).addr = [0; 16];
-        if family == AF_INET {
-            let a: [u8; 4] = read(sk, off!(skc_rcv_saddr)).unwrap_or([0; 4]);
-            (*e).addr = [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        } else if family == AF_INET6 {
-            (*e).addr = read(sk, off!(skc_v6_rcv_saddr)).unwrap_or([0; 16]);
+    emit::<ListenEvent>(channel::CHATTY, |e| {
+        e.hdr = header(kind::LISTEN);
+        e.old_state = old_state as u16;
+        e.new_state = new_state as u16;
+        if let Err(f) = fill_socket(e, sk) {
+            count(f);
         }
     });
     0
+}
+
+#[inline(always)]
+fn fill_socket(e: &mut ListenEvent, sk: *const u8) -> Result<(), Failure> {
+    let family: u16 = read(sk, off!(skc_family))?;
+    e.family = family;
+    e.port = read(sk, off!(skc_num))?;
+    if family == AF_INET {
+        let a: [u8; 4] = read(sk, off!(skc_rcv_saddr))?;
+        e.addr[..4].copy_from_slice(&a);
+    } else if family == AF_INET6 {
+        e.addr = read(sk, off!(skc_v6_rcv_saddr))?;
+    }
+    Ok(())
 }

@@ -1,22 +1,18 @@
 //! Process exec and exit.
-use aya_ebpf::{
-    helpers::bpf_probe_read_kernel_str_bytes, macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use dsh_ebpf::{ExecEvent, ExitEvent, channel, kind};
 
 use super::{
     churn::{count_exec, count_exit, exec_starts_main, exit_is_notable},
     events::{emit, header},
-    kernel::{off, read},
+    failures::{count, counted},
+    kernel::{Failure, off, read, read_str},
 };
 
 #[inline(always)]
-unsafe fn parent_tgid(task: *const u8) -> u32 {
-    match unsafe { read::<*const u8>(task, off!(task_real_parent)) } {
-        Ok(parent) => unsafe { read::<u32>(parent, off!(task_tgid)) }.unwrap_or(0),
-        Err(_) => 0,
-    }
+fn parent_tgid(task: *const u8) -> Result<u32, Failure> {
+    let parent: *const u8 = read(task, off!(task_real_parent))?;
+    read(parent, off!(task_tgid))
 }
 
 /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`
@@ -30,13 +26,16 @@ pub fn dsh_sched_process_exec(ctx: BtfTracePointContext) -> u32 {
     if !exec_starts_main(hdr.cgroup_id, hdr.tgid) && count_exec(hdr.cgroup_id, hdr.comm) {
         return 0;
     }
-    emit::<ExecEvent>(channel::CHATTY, |e| unsafe {
-        (*e).hdr = hdr;
-        (*e).ppid = parent_tgid(task);
-        (*e).old_pid = old_pid as u32;
-        (*e).filename[0] = 0;
-        if let Ok(name) = read::<*const u8>(bprm, off!(binprm_filename)) {
-            let _ = bpf_probe_read_kernel_str_bytes(name, &mut (*e).filename);
+    emit::<ExecEvent>(channel::CHATTY, |e| {
+        e.hdr = hdr;
+        e.ppid = parent_tgid(task).unwrap_or_else(|f| {
+            count(f);
+            0
+        });
+        e.old_pid = old_pid as u32;
+        match read::<*const u8>(bprm, off!(binprm_filename)) {
+            Ok(name) => read_str(name, &mut e.filename),
+            Err(f) => count(f),
         }
     });
     0
@@ -47,18 +46,16 @@ pub fn dsh_sched_process_exec(ctx: BtfTracePointContext) -> u32 {
 /// already been decremented by `do_exit` when the tracepoint fires.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn dsh_sched_process_exit(ctx: BtfTracePointContext) -> u32 {
-    let task: *const u8 = ctx.arg(0);
-    let _ = try_exit(task);
-    0
+    counted(try_exit(ctx.arg(0)))
 }
 
-fn try_exit(task: *const u8) -> Result<(), i64> {
-    let signal: *const u8 = unsafe { read(task, off!(task_signal)) }?;
-    let live: i32 = unsafe { read(signal, off!(signal_live)) }?;
+fn try_exit(task: *const u8) -> Result<(), Failure> {
+    let signal: *const u8 = read(task, off!(task_signal))?;
+    let live: i32 = read(signal, off!(signal_live))?;
     if live != 0 {
         return Ok(());
     }
-    let exit_code: i32 = unsafe { read(task, off!(task_exit_code)) }?;
+    let exit_code: i32 = read(task, off!(task_exit_code))?;
     let hdr = header(kind::EXIT);
     // Churn is counted, not sent (see `churn`).
     if !exit_is_notable(hdr.cgroup_id, hdr.tgid, exit_code)
@@ -66,13 +63,13 @@ fn try_exit(task: *const u8) -> Result<(), i64> {
     {
         return Ok(());
     }
-    let start_ns: u64 = unsafe { read(task, off!(task_start_time)) }?;
-    let ppid = unsafe { parent_tgid(task) };
-    emit::<ExitEvent>(channel::CRITICAL, |e| unsafe {
-        (*e).hdr = hdr;
-        (*e).exit_code = exit_code as u32;
-        (*e).ppid = ppid;
-        (*e).start_ns = start_ns;
+    let start_ns: u64 = read(task, off!(task_start_time))?;
+    let ppid = parent_tgid(task)?;
+    emit::<ExitEvent>(channel::CRITICAL, |e| {
+        e.hdr = hdr;
+        e.exit_code = exit_code as u32;
+        e.ppid = ppid;
+        e.start_ns = start_ns;
     });
     Ok(())
 }

@@ -2,12 +2,14 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
-use dsh_ebpf::{SignalEvent, channel, kind};
+use dsh_ebpf::{COMM_LEN, SignalEvent, channel, kind};
 
 use super::{
     churn::is_main_process,
     events::{emit, header},
+    failures::count,
     kernel::{current_cgroup_id, off, read, task_cgroup_id},
+    oom::note_signal_target,
 };
 
 /// Signals whose default action ends the process. These go on the critical
@@ -37,32 +39,45 @@ pub fn dsh_signal_generate(ctx: BtfTracePointContext) -> u32 {
     let target: *const u8 = ctx.arg(2);
     let group: i32 = ctx.arg(3);
     let result: i32 = ctx.arg(4);
+    // Before any filter: the OOM killer's SIGKILL is often sent from
+    // within the victim's own cgroup.
+    note_signal_target(sig, target);
     if is_housekeeping(sig) {
         return 0;
     }
-    // SAFETY: `target` is the tracepoint's task argument; the reads are
-    // probe reads, which fail rather than fault.
-    let target_cgroup_id = unsafe { task_cgroup_id(target) };
+    let target_cgroup_id = task_cgroup_id(target);
     if target_cgroup_id == current_cgroup_id() {
         // Within one cgroup: whatever it kills shows in the exit's status.
         return 0;
     }
-    let fill = |e: *mut SignalEvent| unsafe {
-        (*e).hdr = header(kind::SIGNAL_GENERATE);
-        (*e).signal = sig as u32;
-        (*e).result = result;
-        (*e).group = group as u32;
-        (*e).target_pid = read(target, off!(task_pid)).unwrap_or(0);
-        (*e).target_tgid = read(target, off!(task_tgid)).unwrap_or(0);
-        (*e)._pad = 0;
-        (*e).target_cgroup_id = target_cgroup_id;
-        (*e).target_comm = read(target, off!(task_comm)).unwrap_or([0; 16]);
+    // Read before `emit`, so the record is filled by plain stores: a
+    // closure with the reads in it was outlined into a BPF subprogram that
+    // the verifier rejected (a stack pointer left in R0 on return).
+    let ids = read::<u32>(target, off!(task_pid)).and_then(|pid| {
+        let tgid = read::<u32>(target, off!(task_tgid))?;
+        let comm = read::<[u8; COMM_LEN]>(target, off!(task_comm))?;
+        Ok((pid, tgid, comm))
+    });
+    let (target_pid, target_tgid, target_comm) = ids.unwrap_or_else(|f| {
+        count(f);
+        (0, 0, [0; COMM_LEN])
+    });
+    let fill = |e: &mut SignalEvent| {
+        e.hdr = header(kind::SIGNAL_GENERATE);
+        e.signal = sig as u32;
+        e.result = result;
+        e.group = group as u32;
+        e.target_pid = target_pid;
+        e.target_tgid = target_tgid;
+        e.target_comm = target_comm;
+        e.target_cgroup_id = target_cgroup_id;
     };
-    if is_fatal(sig) {
-        emit::<SignalEvent>(channel::CRITICAL, fill);
+    let chan = if is_fatal(sig) {
+        channel::CRITICAL
     } else {
-        emit::<SignalEvent>(channel::CHATTY, fill);
-    }
+        channel::CHATTY
+    };
+    emit(chan, fill);
     0
 }
 
@@ -80,17 +95,14 @@ pub fn dsh_signal_deliver(ctx: BtfTracePointContext) -> u32 {
     if !is_main_process(current_cgroup_id(), tgid) {
         return 0;
     }
-    emit::<SignalEvent>(channel::CHATTY, |e| unsafe {
+    emit::<SignalEvent>(channel::CHATTY, |e| {
         let hdr = header(kind::SIGNAL_DELIVER);
-        (*e).hdr = hdr;
-        (*e).signal = sig as u32;
-        (*e).result = 0;
-        (*e).group = 0;
-        (*e).target_pid = hdr.pid;
-        (*e).target_tgid = hdr.tgid;
-        (*e)._pad = 0;
-        (*e).target_cgroup_id = hdr.cgroup_id;
-        (*e).target_comm = hdr.comm;
+        e.hdr = hdr;
+        e.signal = sig as u32;
+        e.target_pid = hdr.pid;
+        e.target_tgid = hdr.tgid;
+        e.target_cgroup_id = hdr.cgroup_id;
+        e.target_comm = hdr.comm;
     });
     0
 }

@@ -1,107 +1,103 @@
-//! Per-cgroup syscall counts, errors and (optionally) latency.
+//! Per-cgroup syscall counts, errors and (optionally) latency, for kernels
+//! without cgroup local storage (from 5.8), or when asked for.
 //!
-//! The hot path is one hook, `sys_exit`: it sees the return value, so count
-//! and errors need no `sys_enter` program. It reaches the per-cgroup counters
-//! without a hash lookup: task → css_set → cgroup by direct BTF loads, then
-//! the cgroup's local storage. Latency needs a second hook (`sys_enter`) and
-//! a per-thread start time; user space attaches that pair only on request.
-use aya_ebpf::{
-    bindings::cgroup,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
-use dsh_ebpf::{SyscallStats, cgroup_mode};
+//! Counters live in a per-CPU hash keyed by cgroup id. A hash lookup per
+//! syscall would cost about twice what the cgroup-storage path adds, so a
+//! per-CPU one-slot cache sits in front: the cgroup this CPU counted last,
+//! with that cgroup's complete counters on this CPU. Consecutive syscalls of
+//! one cgroup on a CPU (the common case: a CPU switches cgroups only when it
+//! switches tasks) cost an array lookup and two adds; on a switch, the slot
+//! is written back to the hash and reloaded for the new cgroup.
+//!
+//! Everything is per CPU: no atomics, and programs do not nest on a CPU.
+//! The write-back is a copy, never an add, so the hash only ever holds an
+//! older snapshot of the slot's counters; user space keeps the newer of the
+//! two per CPU (see `SyscallCacheSlot`).
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use dsh_ebpf::{SyscallCacheSlot, SyscallStats, failure};
 
 use super::{
-    kernel::{atomic_add, config, current_task, log2_bucket, off},
-    maps::{SYSCALL_START, SYSCALL_START_SLOTS, SYSCALL_STATS},
+    failures::count,
+    kernel::{Failure, current_cgroup_id, log2_bucket},
+    maps::{SYSCALL_CACHE, SYSCALL_COUNTS, get_or_insert_zeroed},
+    syscall_start::{record_enter, take_elapsed},
 };
 
-/// The current task's attribution cgroup, by direct loads. `tp_btf` programs
-/// may dereference BTF-typed pointers at constant offsets (the offsets are
-/// read-only globals, so constants to the verifier); a fault reads as zero.
+/// A zeroed value to insert from (kept off the 512-byte stack).
+static ZERO: SyscallStats = SyscallStats::ZERO;
+
+/// The current cgroup's counters on this CPU, through the cache slot.
 #[inline(always)]
-unsafe fn current_cgroup_ptr() -> *mut cgroup {
-    let task = current_task();
-    unsafe {
-        let css_set = *(task.add(off!(task_cgroups)) as *const *const u8);
-        if config().cgroup_mode == cgroup_mode::V1_SUBSYS {
-            let css = *(css_set.add(off!(css_set_subsys_v1)) as *const *const u8);
-            *(css.add(off!(css_cgroup)) as *const *mut cgroup)
-        } else {
-            *(css_set.add(off!(css_set_dfl_cgrp)) as *const *mut cgroup)
+fn current_stats() -> Option<&'static mut SyscallStats> {
+    let id = current_cgroup_id();
+    let slot = SYSCALL_CACHE.get_ptr_mut(0)?;
+    // SAFETY: this CPU's slot of a per-CPU array; programs do not nest on a
+    // CPU (tracepoints run them with preemption off), so nothing else
+    // touches it while this program runs.
+    let slot = unsafe { &mut *slot };
+    if slot.cgroup_id != id {
+        switch(slot, id);
+    }
+    Some(&mut slot.stats)
+}
+
+/// Writes the slot back to the hash and loads `id`'s counters into it.
+#[inline(always)]
+fn switch(slot: &mut SyscallCacheSlot, id: u64) {
+    if slot.cgroup_id != 0 {
+        // Absent when the cgroup was removed meanwhile (cgroup_rmdir
+        // deletes its entry): its counters go with it.
+        if let Some(stored) = SYSCALL_COUNTS.get_ptr_mut(slot.cgroup_id) {
+            // SAFETY: this CPU's value in a per-CPU hash (see above).
+            unsafe { *stored = slot.stats };
+        }
+    }
+    slot.cgroup_id = id;
+    match get_or_insert_zeroed(&SYSCALL_COUNTS, &id, &ZERO) {
+        // SAFETY: as above.
+        Some(stored) => slot.stats = unsafe { *stored },
+        None => {
+            // No room: the slot still counts (and user space reads it),
+            // but the counts are lost when the CPU moves on.
+            count(Failure(failure::SYSCALL_COUNTERS_FULL));
+            slot.stats = SyscallStats::ZERO;
         }
     }
 }
 
+/// Counts one syscall of the current cgroup; `elapsed` adds a latency
+/// sample.
 #[inline(always)]
-unsafe fn stats() -> *mut SyscallStats {
-    unsafe { SYSCALL_STATS.get_or_insert_ptr_mut(current_cgroup_ptr(), None) }
+fn record(ret: i64, elapsed: Option<u64>) {
+    let Some(s) = current_stats() else { return };
+    s.count += 1;
+    if ret < 0 {
+        s.errors += 1;
+    }
+    if let Some(ns) = elapsed {
+        s.latency[log2_bucket(ns)] += 1;
+    }
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`: count and errors.
 #[btf_tracepoint(function = "sys_exit")]
-pub fn dsh_sys_exit(ctx: BtfTracePointContext) -> u32 {
-    let ret: i64 = ctx.arg(1);
-    unsafe {
-        let s = stats();
-        if s.is_null() {
-            return 0;
-        }
-        atomic_add(&raw mut (*s).count, 1);
-        if ret < 0 {
-            atomic_add(&raw mut (*s).errors, 1);
-        }
-    }
+pub fn dsh_sys_exit_hash(ctx: BtfTracePointContext) -> u32 {
+    record(ctx.arg(1), None);
     0
 }
 
 /// `sys_enter(struct pt_regs *regs, long id)`: remember when the thread
-/// entered, for `dsh_sys_exit_latency`.
+/// entered, for `dsh_sys_exit_latency_hash`.
 #[btf_tracepoint(function = "sys_enter")]
-pub fn dsh_sys_enter_latency(_ctx: BtfTracePointContext) -> u32 {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    if let Some(slot) = SYSCALL_START.get_ptr_mut(tid & (SYSCALL_START_SLOTS - 1)) {
-        // Only this thread writes this slot (barring a collision, see the map).
-        unsafe {
-            (*slot).tid = tid;
-            (*slot).entered_ns = bpf_ktime_get_ns();
-        }
-    }
+pub fn dsh_sys_enter_latency_hash(_ctx: BtfTracePointContext) -> u32 {
+    record_enter();
     0
 }
 
-/// `dsh_sys_exit` plus the latency histogram; attached instead of it.
+/// `dsh_sys_exit_hash` plus the latency histogram; attached instead of it.
 #[btf_tracepoint(function = "sys_exit")]
-pub fn dsh_sys_exit_latency(ctx: BtfTracePointContext) -> u32 {
-    let ret: i64 = ctx.arg(1);
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let mut start = None;
-    if let Some(slot) = SYSCALL_START.get_ptr_mut(tid & (SYSCALL_START_SLOTS - 1)) {
-        unsafe {
-            if (*slot).tid == tid && (*slot).entered_ns != 0 {
-                start = Some((*slot).entered_ns);
-                // Consumed: a later exit without an enter (the programs were
-                // attached mid-syscall) must not reuse it.
-                (*slot).entered_ns = 0;
-            }
-        }
-    }
-    unsafe {
-        let s = stats();
-        if s.is_null() {
-            return 0;
-        }
-        atomic_add(&raw mut (*s).count, 1);
-        if ret < 0 {
-            atomic_add(&raw mut (*s).errors, 1);
-        }
-        if let Some(start) = start {
-            let b = log2_bucket(bpf_ktime_get_ns().wrapping_sub(start));
-            atomic_add(&raw mut (*s).latency[b], 1);
-        }
-    }
+pub fn dsh_sys_exit_latency_hash(ctx: BtfTracePointContext) -> u32 {
+    record(ctx.arg(1), take_elapsed());
     0
 }
 

@@ -4,19 +4,19 @@
 //! traced cgroup, so tracing costs nothing otherwise and little to others.
 //! Per-CPU maps: no atomics on this path.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
-use dsh_ebpf::{TRACE_BUCKETS, TRACE_START_SLOTS, TraceSyscall, trace_bucket};
+use dsh_ebpf::{TRACE_BUCKETS, TRACE_START_SLOTS, TraceSyscall, failure, trace_bucket};
 
 use super::{
-    kernel::current_cgroup_id,
-    maps::{TRACE_ERRNOS, TRACE_START, TRACE_SYSCALLS, TRACE_TARGET},
+    failures::counted,
+    kernel::{Failure, current_cgroup_id, now_ns},
+    maps::{TRACE_ERRNOS, TRACE_START, TRACE_SYSCALLS, TRACE_TARGET, get_or_insert_zeroed},
 };
 
 /// A zeroed value to insert from: it is too big for the 512-byte stack.
 static ZERO: TraceSyscall = TraceSyscall::ZERO;
+static ZERO_COUNT: u64 = 0;
 
 #[inline(always)]
 fn traced() -> bool {
@@ -35,11 +35,13 @@ pub fn dsh_trace_enter(ctx: BtfTracePointContext) -> u32 {
     let nr: i64 = ctx.arg(1);
     let tid = bpf_get_current_pid_tgid() as u32;
     if let Some(slot) = TRACE_START.get_ptr_mut(tid & (TRACE_START_SLOTS - 1)) {
-        unsafe {
-            (*slot).tid = tid;
-            (*slot).nr = nr as u32;
-            (*slot).entered_ns = bpf_ktime_get_ns();
-        }
+        // SAFETY: a valid, aligned array slot. Only this thread writes it,
+        // barring a collision of thread ids in one slot, which the tid tag
+        // makes the exit side ignore.
+        let slot = unsafe { &mut *slot };
+        slot.tid = tid;
+        slot.nr = nr as u32;
+        slot.entered_ns = now_ns();
     }
     0
 }
@@ -50,54 +52,43 @@ pub fn dsh_trace_exit(ctx: BtfTracePointContext) -> u32 {
     if !traced() {
         return 0;
     }
-    let ret: i64 = ctx.arg(1);
+    counted(try_exit(ctx.arg(1)))
+}
+
+fn try_exit(ret: i64) -> Result<(), Failure> {
     let tid = bpf_get_current_pid_tgid() as u32;
     let Some(slot) = TRACE_START.get_ptr_mut(tid & (TRACE_START_SLOTS - 1)) else {
-        return 0;
+        return Ok(());
     };
-    let (nr, entered) = unsafe {
-        if (*slot).tid != tid || (*slot).entered_ns == 0 {
-            return 0; // entered before the trace began
-        }
-        let v = ((*slot).nr, (*slot).entered_ns);
-        (*slot).entered_ns = 0;
-        v
-    };
-    let ns = unsafe { bpf_ktime_get_ns() }.wrapping_sub(entered);
-    let s = match TRACE_SYSCALLS.get_ptr_mut(&nr) {
-        Some(s) => s,
-        None => {
-            if TRACE_SYSCALLS.insert(&nr, &ZERO, 0).is_err() {
-                return 0;
-            }
-            match TRACE_SYSCALLS.get_ptr_mut(&nr) {
-                Some(s) => s,
-                None => return 0,
-            }
-        }
-    };
+    // SAFETY: as in `dsh_trace_enter`.
+    let slot = unsafe { &mut *slot };
+    if slot.tid != tid || slot.entered_ns == 0 {
+        return Ok(()); // entered before the trace began
+    }
+    let (nr, entered) = (slot.nr, slot.entered_ns);
+    slot.entered_ns = 0;
+    let ns = now_ns().wrapping_sub(entered);
+    let s = get_or_insert_zeroed(&TRACE_SYSCALLS, &nr, &ZERO)
+        .ok_or(Failure(failure::TRACE_SYSCALLS_FULL))?;
+    // SAFETY: this CPU's value in a per-CPU hash; programs do not nest on a
+    // CPU, so nothing else writes it meanwhile.
+    let s = unsafe { &mut *s };
+    s.count += 1;
+    if ns > s.max_ns {
+        s.max_ns = ns;
+    }
     let b = trace_bucket(ns);
-    unsafe {
-        (*s).count += 1;
-        if ns > (*s).max_ns {
-            (*s).max_ns = ns;
-        }
-        // Re-checked for the verifier, which cannot see trace_bucket's clamp.
-        if b < TRACE_BUCKETS {
-            (*s).latency[b] += 1;
-        }
-        if ret < 0 {
-            (*s).errors += 1;
-        }
+    // Re-checked for the verifier, which cannot see trace_bucket's clamp.
+    if b < TRACE_BUCKETS {
+        s.latency[b] += 1;
     }
     if ret < 0 {
+        s.errors += 1;
         let key = ((nr as u64) << 32) | ((-ret) as u64 & 0xffff_ffff);
-        match TRACE_ERRNOS.get_ptr_mut(&key) {
-            Some(c) => unsafe { *c += 1 },
-            None => {
-                let _ = TRACE_ERRNOS.insert(&key, &1, 0);
-            }
-        }
+        let c = get_or_insert_zeroed(&TRACE_ERRNOS, &key, &ZERO_COUNT)
+            .ok_or(Failure(failure::TRACE_ERRNOS_FULL))?;
+        // SAFETY: as above.
+        unsafe { *c += 1 };
     }
-    0
+    Ok(())
 }

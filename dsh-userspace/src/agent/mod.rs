@@ -40,7 +40,7 @@ use crate::{
         syscalls::SyscallAccounting,
     },
     probe::{
-        Probe, ProbeOptions,
+        Probe, ProbeOptions, SyscallCounters,
         event::{Event, EventKind},
     },
     report::chain,
@@ -64,6 +64,7 @@ pub struct AgentConfig {
     pub retention: Retention,
     pub syscall_latency: bool,
     pub syscalls: SyscallSchedule,
+    pub syscall_counters: SyscallCounters,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -107,6 +108,8 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let probe = Probe::load(ProbeOptions {
         syscall_latency: cfg.syscall_latency,
         syscalls_detached: cfg.syscalls.accounting != SyscallAccounting::Exact,
+        syscall_counters: cfg.syscall_counters,
+        ..ProbeOptions::default()
     })?;
     prepare_state_dir(&cfg.state_dir)?;
     let journal = Arc::new(Journal::open(

@@ -1,6 +1,9 @@
 //! `dsh status`: what the agent costs and how it is doing, in one report.
 use super::Agent;
-use crate::api::{MapFill, StatusReport};
+use crate::{
+    api::{FailureCount, MapFill, StatusReport},
+    report::chain,
+};
 
 impl Agent {
     pub(super) fn status(&self) -> StatusReport {
@@ -32,6 +35,7 @@ impl Agent {
             syscall_windows: self.syscalls.as_ref().map_or(0, |s| s.windows),
             programs: self.meter.programs.clone(),
             channels: self.meter.channels.clone(),
+            syscall_counters: self.probe.syscall_counters().as_str().to_owned(),
             maps: vec![
                 MapFill {
                     name: "BLOCK_STATS".to_owned(),
@@ -48,7 +52,19 @@ impl Agent {
                     entries: main_entries as u64,
                     capacity: dsh_ebpf::MAX_MAIN_PROCESSES as u64,
                 },
-            ],
+            ]
+            .into_iter()
+            .chain(
+                self.probe
+                    .syscall_counter_fill()
+                    .map(|(entries, capacity)| MapFill {
+                        name: "SYSCALL_COUNTS".to_owned(),
+                        entries,
+                        capacity,
+                    }),
+            )
+            .collect(),
+            kernel_failures: self.kernel_failures(),
             undecodable_events: self.undecodable,
             late_events: self.held.late,
             ordering_margin_ms: self.held.margin_ns() / 1_000_000,
@@ -59,6 +75,25 @@ impl Agent {
             journal_errors: journal.write_errors,
             journal,
             runtimes: self.runtimes.statuses(),
+        }
+    }
+
+    /// What the programs could not do, by kind; empty when the counters
+    /// cannot be read (logged).
+    fn kernel_failures(&self) -> Vec<FailureCount> {
+        match self.probe.failure_counts() {
+            Ok(counts) => dsh_ebpf::failure::NAMES
+                .iter()
+                .zip(counts)
+                .map(|(name, count)| FailureCount {
+                    name: (*name).to_owned(),
+                    count,
+                })
+                .collect(),
+            Err(e) => {
+                log::warn!("reading the kernel failure counters: {}", chain(&e));
+                Vec::new()
+            }
         }
     }
 }

@@ -116,7 +116,13 @@ pub struct StatusReport {
     pub syscall_windows: u64,
     pub programs: Vec<ProgramStatus>,
     pub channels: Vec<ChannelStatus>,
+    /// Where per-cgroup syscall counters live: `cgroup-storage` or `hash`.
+    #[serde(default)]
+    pub syscall_counters: String,
     pub maps: Vec<MapFill>,
+    /// What the kernel programs could not do, by kind (`dsh_ebpf::failure`).
+    #[serde(default)]
+    pub kernel_failures: Vec<FailureCount>,
     pub undecodable_events: u64,
     /// Events read behind later ones already applied (applied anyway), and
     /// the re-ordering margin now (`agent::reorder`).
@@ -155,6 +161,12 @@ pub struct ChannelStatus {
     pub events: u64,
     pub lost: u64,
     pub events_per_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailureCount {
+    pub name: String,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use dsh::{
     clock::BootClock,
     journal::Retention,
     model::{health::HealthRules, syscalls::SyscallAccounting},
-    probe::{Probe, ProbeOptions},
+    probe::{Probe, ProbeOptions, SyscallCounters},
     untrusted::json,
 };
 use dsh_ebpf::channel;
@@ -38,6 +38,11 @@ pub struct AgentArgs {
     /// Sampled syscalls: one window opens every this long.
     #[arg(long, default_value = "10s", value_parser = super::duration::interval)]
     pub syscall_period: Duration,
+    /// Where per-cgroup syscall counters live: `cgroup-storage` (Linux
+    /// 6.2+), `hash` (a per-CPU hash keyed by cgroup id, from 5.8), or
+    /// `auto` (cgroup-storage where the kernel has it).
+    #[arg(long, default_value = "auto", env = "DSH_SYSCALL_COUNTERS")]
+    pub syscall_counters: SyscallCounters,
     /// Sampling interval (e.g. 1s, 500ms; at least 100ms).
     #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
     pub interval: Duration,
@@ -120,6 +125,7 @@ impl AgentArgs {
                 window: self.syscall_window,
                 period: self.syscall_period,
             },
+            syscall_counters: self.syscall_counters,
         }
     }
 
@@ -183,6 +189,8 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut probe = Probe::load(ProbeOptions {
         syscall_latency: args.syscall_latency,
         syscalls_detached: args.syscalls == SyscallAccounting::Off,
+        syscall_counters: args.syscall_counters,
+        ..ProbeOptions::default()
     })?;
     let mut events = probe.event_rings()?.into_stream()?;
     let clock = BootClock::now();

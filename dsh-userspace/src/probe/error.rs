@@ -16,6 +16,13 @@ pub enum ProbeError {
         "no cgroup hierarchy to attribute tasks to (neither cgroup2 nor a v1 memory hierarchy is mounted)"
     )]
     NoCgroupHierarchy,
+    #[error(
+        "this kernel has no cgroup local storage (BPF_MAP_TYPE_CGRP_STORAGE, Linux 6.2+); \
+         count syscalls with --syscall-counters hash (or auto)"
+    )]
+    NoCgroupStorage,
+    #[error("this kernel ({release}) lacks what dsh needs (Linux 5.8+ with BTF): {missing}")]
+    KernelLacks { release: String, missing: String },
     #[error("resolving kernel struct layouts from BTF")]
     Btf(#[from] super::btf::BtfError),
     #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")]

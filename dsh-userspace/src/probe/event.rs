@@ -103,15 +103,15 @@ pub fn c_str(bytes: &[u8]) -> String {
     crate::untrusted::from_utf8_escaped(&bytes[..end]).into_owned()
 }
 
-fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+fn read<T: aya::Pod>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     if bytes.len() < size_of::<T>() {
         return Err(DecodeError::Short {
             kind,
             len: bytes.len(),
         });
     }
-    // SAFETY: length checked; T is a repr(C) integer-only ABI type, valid for
-    // any bit pattern; read_unaligned needs no alignment.
+    // SAFETY: length checked; T is Pod (valid for any bit pattern);
+    // read_unaligned needs no alignment.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
@@ -233,8 +233,8 @@ mod tests {
         }
     }
 
-    fn bytes<T>(v: &T) -> Vec<u8> {
-        // SAFETY: ABI types have no padding; reading their bytes is defined.
+    fn bytes<T: aya::Pod>(v: &T) -> Vec<u8> {
+        // SAFETY: Pod types have no padding; reading their bytes is defined.
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 

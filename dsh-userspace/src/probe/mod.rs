@@ -6,10 +6,12 @@ pub mod btf;
 mod churn;
 mod error;
 pub mod event;
+mod features;
 pub mod offsets;
 mod stream;
+mod syscalls;
 
-use std::{collections::HashMap, fs::File, os::fd::OwnedFd, path::Path};
+use std::{collections::HashMap, os::fd::OwnedFd, path::Path};
 
 use crate::cgroup::{
     CgroupId,
@@ -17,20 +19,27 @@ use crate::cgroup::{
 };
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
-    maps::{Array, CgrpStorage, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
 use dsh_ebpf::{
-    BlockStats, ChannelStats, KernelOffsets, ProbeConfig, SyscallStats, TraceSyscall, cgroup_mode,
-    channel,
+    BlockStats, ChannelStats, KernelOffsets, MAX_SYSCALL_CGROUPS, ProbeConfig, SyscallStats,
+    TraceSyscall, cgroup_mode, channel, failure,
 };
 pub use error::ProbeError;
 pub use stream::{DRAIN_EVERY, EventRings, EventStream};
+pub use syscalls::{SyscallCounterLayout, SyscallCounters, merge_cached};
 
-/// The compiled kernel programs, embedded in the binary.
+/// The compiled kernel programs, embedded in the binary: the main object
+/// (everything that loads from 5.8) and the cgroup-storage syscall counters
+/// (6.2+), loaded only where the kernel has cgroup local storage.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh"));
+static CGRP_STORAGE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dsh-cgrp-storage"));
 
-/// (program, tracepoint) pairs attached whenever the probe is loaded.
+/// (program, tracepoint) pairs attached whenever the probe is loaded. The
+/// syscall counters of the layout in use (`syscalls.rs`) are attached per
+/// the agent's `--syscalls` mode, not with these.
 const ALWAYS: &[(&str, &str)] = &[
     ("dsh_block_rq_issue", "block_rq_issue"),
     ("dsh_block_rq_complete", "block_rq_complete"),
@@ -42,15 +51,6 @@ const ALWAYS: &[(&str, &str)] = &[
     ("dsh_cgroup_mkdir", "cgroup_mkdir"),
     ("dsh_cgroup_rmdir", "cgroup_rmdir"),
     ("dsh_inet_sock_set_state", "inet_sock_set_state"),
-];
-
-/// Every program that counts syscalls per cgroup, with its tracepoint:
-/// `dsh_sys_exit` alone, or the latency pair instead of it. Attached per
-/// the agent's `--syscalls` mode, not with the rest.
-const SYSCALL_COUNTERS: [(&str, &str); 3] = [
-    ("dsh_sys_exit", "sys_exit"),
-    ("dsh_sys_enter_latency", "sys_enter"),
-    ("dsh_sys_exit_latency", "sys_exit"),
 ];
 
 /// `dsh trace` attaches these for the duration of a trace.
@@ -69,6 +69,11 @@ pub struct ProbeOptions {
     /// Load the syscall counters without attaching them (the agent's
     /// sampled and off modes attach them itself, or never).
     pub syscalls_detached: bool,
+    /// Where per-cgroup syscall counters live.
+    pub syscall_counters: SyscallCounters,
+    /// Cgroups the hash layout holds (default `MAX_SYSCALL_CGROUPS`); the
+    /// tests shrink it to see overflow counted.
+    pub syscall_counter_capacity: Option<u32>,
 }
 
 /// Average cost of one program, from the kernel's BPF statistics.
@@ -90,6 +95,10 @@ pub struct RawTrace {
 
 pub struct Probe {
     ebpf: Ebpf,
+    /// The cgroup-storage object, when that layout counts syscalls.
+    cgrp_storage: Option<Ebpf>,
+    syscall_counters: SyscallCounterLayout,
+    syscall_counter_capacity: u32,
     layout: CgroupLayout,
     /// Attached programs by name; dropping a link detaches the program.
     links: HashMap<&'static str, FdLink>,
@@ -103,7 +112,7 @@ pub struct Probe {
 impl Probe {
     /// Loads the programs into the kernel and attaches them.
     pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
-        let mut probe = Self::load_unattached()?;
+        let mut probe = Self::open(opts, false)?;
         for &(prog, _) in ALWAYS {
             probe.attach(prog)?;
         }
@@ -113,8 +122,18 @@ impl Probe {
     }
 
     /// Loads (and verifies) every program without attaching any: for the
-    /// benchmarks, which attach one configuration at a time.
-    pub fn load_unattached() -> Result<Self, ProbeError> {
+    /// benchmarks and tests, which attach one configuration at a time. The
+    /// hash layout's programs are always loaded, the cgroup-storage ones
+    /// when `opts` chooses that layout; `syscall_stats_of` reads the layout
+    /// `opts` chooses. `opts.syscall_latency` and `opts.syscalls_detached`
+    /// are ignored.
+    pub fn load_unattached(opts: ProbeOptions) -> Result<Self, ProbeError> {
+        Self::open(opts, true)
+    }
+
+    /// Loads the objects and verifies the programs `load` may attach, or
+    /// with `everything`, every program of both layouts.
+    fn open(opts: ProbeOptions, everything: bool) -> Result<Self, ProbeError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(ProbeError::NotRoot);
         }
@@ -126,7 +145,7 @@ impl Probe {
             return Err(ProbeError::NoCgroupHierarchy);
         }
         // One read of the kernel's BTF (several MiB) for both parsers: ours
-        // for the offsets, aya's for loading the programs.
+        // for the checks and offsets, aya's for loading the programs.
         let vmlinux = btf::read(Path::new(btf::VMLINUX))?;
         let raw_btf = btf::Btf::parse(&vmlinux)?;
         let v1_subsys = match layout.kind {
@@ -136,45 +155,105 @@ impl Probe {
             )?),
             _ => None,
         };
+        let prototypes = features::check(&raw_btf).map_err(|missing| ProbeError::KernelLacks {
+            release: features::kernel_release(),
+            missing: missing.join(", "),
+        })?;
         let kernel_offsets: KernelOffsets = offsets::resolve_offsets(&raw_btf, v1_subsys)?;
-        drop(raw_btf);
         let config = ProbeConfig {
             cgroup_mode: match layout.kind {
                 CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
                 _ => cgroup_mode::DEFAULT_HIERARCHY,
             },
             has_blkcg: 1,
+            oom_victim_arg: prototypes.oom_victim_arg,
+            block_rq_issue_arg: prototypes.block_rq_issue_arg,
         };
+        if !features::bpf_memory_in_memcg(&raw_btf) {
+            features::raise_memlock_limit();
+        }
+        drop(raw_btf);
+        let has_cgroup_storage = syscalls::kernel_has_cgroup_storage();
+        let syscall_counters = match opts.syscall_counters {
+            SyscallCounters::Auto if has_cgroup_storage => SyscallCounterLayout::CgroupStorage,
+            SyscallCounters::Auto | SyscallCounters::Hash => SyscallCounterLayout::Hash,
+            SyscallCounters::CgroupStorage if has_cgroup_storage => {
+                SyscallCounterLayout::CgroupStorage
+            }
+            SyscallCounters::CgroupStorage => return Err(ProbeError::NoCgroupStorage),
+        };
+        let syscall_counter_capacity = opts
+            .syscall_counter_capacity
+            .unwrap_or(MAX_SYSCALL_CGROUPS as u32);
         let btf = Btf::parse(&vmlinux, Endianness::default()).map_err(ProbeError::KernelBtf)?;
         drop(vmlinux);
-        let ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(Some(&btf))
             .override_global("OFFSETS", &kernel_offsets, true)
             .override_global("CONFIG", &config, true)
-            .load(OBJECT)
-            .map_err(ProbeError::Load)?;
+            .map_max_entries("SYSCALL_COUNTS", syscall_counter_capacity);
+        if syscall_counters == SyscallCounterLayout::CgroupStorage && !everything {
+            // The main object's latency table serves only the hash layout.
+            loader.map_max_entries("SYSCALL_START", 1);
+        }
+        let ebpf = loader.load(OBJECT).map_err(ProbeError::Load)?;
+        let cgrp_storage = if syscall_counters == SyscallCounterLayout::CgroupStorage {
+            Some(
+                EbpfLoader::new()
+                    .btf(Some(&btf))
+                    .override_global("OFFSETS", &kernel_offsets, true)
+                    .override_global("CONFIG", &config, true)
+                    .load(CGRP_STORAGE_OBJECT)
+                    .map_err(ProbeError::Load)?,
+            )
+        } else {
+            None
+        };
         // Best effort: without it, `dsh status` shows zero run times.
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         let mut probe = Self {
             ebpf,
+            cgrp_storage,
+            syscall_counters,
+            syscall_counter_capacity,
             layout,
             links: HashMap::new(),
             syscall_latency: false,
             syscall_counting: false,
             _stats: stats,
         };
-        for &(prog, tp) in ALWAYS {
-            probe.prepare(prog, tp, &btf)?;
+        let mut programs: Vec<(&str, &str)> = ALWAYS.iter().chain(TRACE).copied().collect();
+        if everything {
+            programs.extend(BENCH);
+            programs.extend(SyscallCounterLayout::Hash.programs().all());
+            if probe.cgrp_storage.is_some() {
+                programs.extend(SyscallCounterLayout::CgroupStorage.programs().all());
+            }
+        } else {
+            programs.extend(syscall_counters.programs().all());
         }
-        for &(prog, tp) in SYSCALL_COUNTERS.iter().chain(BENCH).chain(TRACE) {
+        for (prog, tp) in programs {
             probe.prepare(prog, tp, &btf)?;
         }
         Ok(probe)
     }
 
+    /// Which layout holds the syscall counters.
+    pub fn syscall_counters(&self) -> SyscallCounterLayout {
+        self.syscall_counters
+    }
+
     fn program(&mut self, name: &str) -> Result<&mut BtfTracePoint, ProbeError> {
-        let prog = self
-            .ebpf
+        let in_storage = self
+            .cgrp_storage
+            .as_ref()
+            .is_some_and(|o| o.program(name).is_some());
+        let object = match &mut self.cgrp_storage {
+            Some(o) if in_storage => o,
+            _ => &mut self.ebpf,
+        };
+        let prog = object
             .program_mut(name)
             .ok_or_else(|| ProbeError::MissingProgram(name.to_owned()))?;
         prog.try_into().map_err(|e| ProbeError::Program {
@@ -229,15 +308,18 @@ impl Probe {
         Ok(())
     }
 
+    /// Attaches the layout's counting programs: the plain counter, or the
+    /// latency pair instead of it.
     fn attach_syscall_counters(&mut self) -> Result<(), ProbeError> {
+        let p = self.syscall_counters.programs();
         if self.syscall_latency {
-            self.attach("dsh_sys_enter_latency")?;
-            self.attach("dsh_sys_exit_latency")?;
-            self.detach("dsh_sys_exit");
+            self.attach(p.enter_latency)?;
+            self.attach(p.exit_latency)?;
+            self.detach(p.count);
         } else {
-            self.attach("dsh_sys_exit")?;
-            self.detach("dsh_sys_exit_latency");
-            self.detach("dsh_sys_enter_latency");
+            self.attach(p.count)?;
+            self.detach(p.exit_latency);
+            self.detach(p.enter_latency);
         }
         Ok(())
     }
@@ -249,7 +331,7 @@ impl Probe {
         if on {
             self.attach_syscall_counters()?;
         } else {
-            for (name, _) in SYSCALL_COUNTERS {
+            for (name, _) in self.syscall_counters.programs().all() {
                 self.detach(name);
             }
         }
@@ -269,31 +351,23 @@ impl Probe {
         &self.layout
     }
 
+    /// A map of the main object, or of the cgroup-storage object.
     fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
-        self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
+        self.ebpf
+            .map(name)
+            .or_else(|| self.cgrp_storage.as_ref()?.map(name))
+            .ok_or(ProbeError::MissingMap(name))
     }
 
     /// Syscall counters of the cgroup at `dir` (a directory in the
     /// attribution hierarchy). `None` when it has made no syscall since the
     /// programs were attached.
     pub fn syscall_stats(&self, dir: &Path) -> Result<Option<SyscallStats>, ProbeError> {
-        let cgroup = File::open(dir).map_err(|source| ProbeError::Cgroup {
+        let cgroup = std::fs::File::open(dir).map_err(|source| ProbeError::Cgroup {
             path: dir.to_owned(),
             source,
         })?;
         self.syscall_stats_of(&cgroup)
-    }
-
-    /// The same, for an already open cgroup directory (one syscall).
-    pub fn syscall_stats_of(&self, cgroup: &File) -> Result<Option<SyscallStats>, ProbeError> {
-        let map: CgrpStorage<&MapData, SyscallStats> =
-            CgrpStorage::try_from(self.map("SYSCALL_STATS")?)
-                .map_err(|e| ProbeError::Map("SYSCALL_STATS", e))?;
-        match map.get(cgroup, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(ProbeError::Map("SYSCALL_STATS", e)),
-        }
     }
 
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
@@ -337,11 +411,32 @@ impl Probe {
         Ok(out)
     }
 
-    /// Run counts and run times of every program (attached or not).
+    /// What the programs could not do, by `dsh_ebpf::failure` kind, summed
+    /// over CPUs (see `failure::NAMES`).
+    pub fn failure_counts(&self) -> Result<[u64; failure::COUNT as usize], ProbeError> {
+        let mut out = [0; failure::COUNT as usize];
+        for object in std::iter::once(&self.ebpf).chain(&self.cgrp_storage) {
+            let map = object
+                .map("FAILURES")
+                .ok_or(ProbeError::MissingMap("FAILURES"))?;
+            let map: PerCpuArray<&MapData, u64> =
+                PerCpuArray::try_from(map).map_err(|e| ProbeError::Map("FAILURES", e))?;
+            for (kind, total) in out.iter_mut().enumerate() {
+                let per_cpu = map
+                    .get(&(kind as u32), 0)
+                    .map_err(|e| ProbeError::Map("FAILURES", e))?;
+                *total += per_cpu.iter().sum::<u64>();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run counts and run times of every program (attached or not), of
+    /// both objects.
     pub fn program_stats(&self) -> Vec<ProgramStats> {
-        let mut out: Vec<ProgramStats> = self
-            .ebpf
-            .programs()
+        let objects = std::iter::once(&self.ebpf).chain(&self.cgrp_storage);
+        let mut out: Vec<ProgramStats> = objects
+            .flat_map(|o| o.programs())
             .filter_map(|(name, prog)| {
                 let info: ProgramInfo = prog.info().ok()?;
                 Some(ProgramStats {

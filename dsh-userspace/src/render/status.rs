@@ -58,6 +58,7 @@ pub fn screen(s: &StatusReport) -> String {
         ),
         _ => writeln!(o, "syscalls: {}", s.syscall_accounting),
     };
+    let _ = writeln!(o, "syscall counters: {}", s.syscall_counters);
     let programs = s.programs.iter().map(|p| {
         [
             p.name.clone(),
@@ -83,6 +84,21 @@ pub fn screen(s: &StatusReport) -> String {
         o,
         "\n{}",
         table(["channel", "events", "events/s", "lost"], channels)
+    );
+    let failed: Vec<String> = s
+        .kernel_failures
+        .iter()
+        .filter(|f| f.count > 0)
+        .map(|f| format!("{} {}", f.name, f.count))
+        .collect();
+    let _ = writeln!(
+        o,
+        "kernel failures: {}",
+        if failed.is_empty() {
+            "none".to_owned()
+        } else {
+            failed.join(", ")
+        }
     );
     if s.undecodable_events > 0 {
         let _ = writeln!(o, "undecodable events: {}", s.undecodable_events);

@@ -310,9 +310,9 @@ impl Btf {
             })
     }
 
-    /// Number of arguments of tracepoint `tp` (from `btf_trace_<tp>`), not
-    /// counting the leading context pointer.
-    pub fn tracepoint_arity(&self, tp: &str) -> Option<usize> {
+    /// The arguments of tracepoint `tp` (from `btf_trace_<tp>`), not
+    /// counting the leading context pointer; `None` when it does not exist.
+    pub fn tracepoint_params(&self, tp: &str) -> Option<Vec<Param>> {
         let name = format!("btf_trace_{tp}");
         let td = self
             .types
@@ -322,8 +322,48 @@ impl Btf {
         let proto = self
             .ty(ptr.size_or_type)
             .filter(|t| t.kind == KIND_FUNC_PROTO)?;
-        Some(proto.values.len().saturating_sub(1))
+        Some(
+            proto
+                .values
+                .iter()
+                .skip(1)
+                .map(|&(_, ty)| self.param(ty as u32))
+                .collect(),
+        )
     }
+
+    fn param(&self, ty: u32) -> Param {
+        match self.resolve(ty) {
+            Some(t) if t.kind == KIND_INT || t.kind == KIND_ENUM => Param::Int,
+            Some(t) if t.kind == KIND_PTR => match self.resolve(t.size_or_type) {
+                Some(s) if s.kind == KIND_STRUCT => Param::StructPtr(self.name(s.name).to_owned()),
+                _ => Param::Other,
+            },
+            _ => Param::Other,
+        }
+    }
+
+    /// Whether `strukt.member` is an array (rather than a struct or scalar).
+    pub fn member_is_array(&self, strukt: &str, member: &str) -> Result<bool, BtfError> {
+        let t = self.find_composite(strukt)?;
+        let (_, m) = self
+            .find_member(t, member)
+            .ok_or_else(|| BtfError::NoMember {
+                strukt: strukt.to_owned(),
+                member: member.to_owned(),
+            })?;
+        Ok(self.resolve(m.ty).is_some_and(|t| t.kind == KIND_ARRAY))
+    }
+}
+
+/// A tracepoint argument's type, as far as the loader tells them apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// An integer or enum (typedefs resolved).
+    Int,
+    /// A pointer to `struct <name>`.
+    StructPtr(String),
+    Other,
 }
 
 #[cfg(test)]

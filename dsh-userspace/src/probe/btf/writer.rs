@@ -1,10 +1,16 @@
 //! Writes small raw BTF blobs (the format of `/sys/kernel/btf/vmlinux`), for
 //! tests that need a kernel other than the running one and for the fuzz
 //! target's seed: a damaged vmlinux starts from a well-formed one.
-//! Layout per the kernel's Documentation/bpf/btf.rst.
+//! Layout per the kernel's Documentation/bpf/btf.rst. `Fixture` builds on
+//! it for tests that describe a kernel by name (older prototypes and
+//! structs this machine's kernel does not have).
+use std::collections::BTreeMap;
+
+use super::{Btf, Param};
 
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
 const KIND_ENUM: u32 = 6;
@@ -64,6 +70,13 @@ impl BtfWriter {
         self.head("", KIND_PTR, 0, to)
     }
 
+    /// `elem[n]`, indexed by the integer type `index`.
+    pub fn array(&mut self, elem: u32, index: u32, n: u32) -> u32 {
+        let id = self.head("", KIND_ARRAY, 0, 0);
+        self.put(&[elem, index, n]);
+        id
+    }
+
     /// A struct (or, with `union`, a union) with (name, type, byte offset)
     /// members; an empty name is an anonymous member.
     pub fn composite(
@@ -118,7 +131,8 @@ impl BtfWriter {
 }
 
 /// Every struct member `resolve_offsets` reads, each member `i` of a struct
-/// at byte offset `8 * i`. (`sock_common`'s are laid out by hand below.)
+/// at byte offset `8 * i`. (`sock_common`'s are laid out by hand below;
+/// `mm_struct.rss_stat` is an array of `percpu_counter`, as from 6.2.)
 pub const KERNEL_STRUCTS: &[(&str, &[&str])] = &[
     (
         "task_struct",
@@ -140,8 +154,8 @@ pub const KERNEL_STRUCTS: &[(&str, &[&str])] = &[
     ("cgroup_root", &["hierarchy_id"]),
     ("kernfs_node", &["id"]),
     ("signal_struct", &["live"]),
-    ("mm_struct", &["total_vm", "rss_stat"]),
     ("percpu_counter", &["lock", "count"]),
+    ("mm_struct", &["total_vm", "rss_stat"]),
     ("request", &["cmd_flags", "__data_len", "bio"]),
     ("bio", &["bi_blkg"]),
     ("blkcg_gq", &["blkcg"]),
@@ -159,13 +173,21 @@ pub fn synthetic_kernel() -> Vec<u8> {
     let mut w = BtfWriter::default();
     let long = w.int("long", 8);
     let short = w.int("short unsigned int", 2);
+    let mut percpu_counter = 0;
     for (name, members) in KERNEL_STRUCTS {
-        let m: Vec<(&str, u32, u32)> = members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (*m, long, 8 * i as u32))
-            .collect();
-        w.composite(name, false, 8 * members.len() as u32, &m);
+        let mut m: Vec<(&str, u32, u32)> = Vec::new();
+        for (i, member) in members.iter().enumerate() {
+            let ty = if (*name, *member) == ("mm_struct", "rss_stat") {
+                w.array(percpu_counter, long, 4)
+            } else {
+                long
+            };
+            m.push((member, ty, 8 * i as u32));
+        }
+        let id = w.composite(name, false, 8 * members.len() as u32, &m);
+        if *name == "percpu_counter" {
+            percpu_counter = id;
+        }
     }
     // sock_common { skc_family @0; union { struct { skc_dport @8; skc_num
     // @10 } } @8; skc_rcv_saddr @16; skc_v6_rcv_saddr @24 }
@@ -197,4 +219,114 @@ pub fn synthetic_kernel() -> Vec<u8> {
     let ptr = w.ptr(proto);
     w.typedef("btf_trace_sys_exit", ptr);
     w.finish()
+}
+
+/// A member of a `Fixture` struct.
+pub enum Field {
+    Int,
+    Struct(&'static str),
+    /// `n` elements of a struct.
+    Array(&'static str, u32),
+}
+
+/// A struct: name, size, and (member, type, byte offset)s.
+type StructDef = (String, u32, Vec<(String, Field, u32)>);
+
+/// A kernel described by name, types added in any order; `build` writes it
+/// out and parses it.
+#[derive(Default)]
+pub struct Fixture {
+    enums: BTreeMap<String, Vec<String>>,
+    tracepoints: Vec<(String, Vec<Param>)>,
+    structs: Vec<StructDef>,
+}
+
+impl Fixture {
+    pub fn enum_value(&mut self, enum_name: &str, variant: &str) {
+        self.enums
+            .entry(enum_name.to_owned())
+            .or_default()
+            .push(variant.to_owned());
+    }
+
+    /// `typedef void (*btf_trace_<tp>)(void *, params...)`.
+    pub fn tracepoint(&mut self, tp: &str, params: &[Param]) {
+        self.tracepoints.retain(|(t, _)| t != tp);
+        self.tracepoints.push((tp.to_owned(), params.to_vec()));
+    }
+
+    /// `struct name` of `size` bytes with `(member, type, byte offset)`s.
+    /// Define a struct before one that embeds it.
+    pub fn strukt(&mut self, name: &str, size: u32, members: Vec<(&str, Field, u32)>) {
+        let members = members
+            .into_iter()
+            .map(|(n, f, o)| (n.to_owned(), f, o))
+            .collect();
+        self.structs.push((name.to_owned(), size, members));
+    }
+
+    pub fn build(&self) -> Btf {
+        let mut w = BtfWriter::default();
+        let int = w.int("int", 4);
+        // A struct not defined (yet) is an empty, sizeless one: a
+        // declaration, which struct lookups skip.
+        let mut structs: BTreeMap<String, u32> = BTreeMap::new();
+        let mut struct_id = |w: &mut BtfWriter, name: &str| {
+            *structs
+                .entry(name.to_owned())
+                .or_insert_with(|| w.composite(name, false, 0, &[]))
+        };
+        for (name, variants) in &self.enums {
+            let values: Vec<(&str, i32)> = variants
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.as_str(), i as i32))
+                .collect();
+            w.enumeration(name, &values);
+        }
+        let mut defined = BTreeMap::new();
+        for (name, size, members) in &self.structs {
+            let mut m = Vec::new();
+            for (member, field, off) in members {
+                let ty = match field {
+                    Field::Int => int,
+                    Field::Struct(s) => defined
+                        .get(*s)
+                        .copied()
+                        .unwrap_or_else(|| struct_id(&mut w, s)),
+                    Field::Array(s, n) => {
+                        let elem = defined
+                            .get(*s)
+                            .copied()
+                            .unwrap_or_else(|| struct_id(&mut w, s));
+                        w.array(elem, int, *n)
+                    }
+                };
+                m.push((member.as_str(), ty, *off));
+            }
+            let id = w.composite(name, false, *size, &m);
+            defined.insert(name.as_str(), id);
+        }
+        for (tp, params) in &self.tracepoints {
+            let mut types = vec![w.ptr(0)];
+            for p in params {
+                let ty = match p {
+                    Param::Int => int,
+                    Param::StructPtr(s) => {
+                        let s = defined
+                            .get(s.as_str())
+                            .copied()
+                            .unwrap_or_else(|| struct_id(&mut w, s));
+                        w.ptr(s)
+                    }
+                    Param::Other => w.ptr(int),
+                };
+                types.push(ty);
+            }
+            let proto = w.func_proto(0, &types);
+            let ptr = w.ptr(proto);
+            w.typedef(&format!("btf_trace_{tp}"), ptr);
+        }
+        Btf::parse(&w.finish()).expect("fixture BTF parses")
+    }
 }
