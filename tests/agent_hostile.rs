@@ -16,7 +16,10 @@ use dsh::untrusted::{from_utf8_escaped, is_unsafe};
 use dsh_testkit::{TestCgroup, workload};
 use serde_json::Value;
 
-use crate::agentkit::{Agent, dsh_bin, wait_until};
+use crate::{
+    agentkit::{Agent, dsh_bin, wait_until},
+    promkit::{curl, metrics_url, promtool_check},
+};
 
 /// ESC [31m, OSC 0 (window title) ... BEL, DEL, C1 CSI (U+009B), RLO
 /// (U+202E), and a byte that is not UTF-8.
@@ -82,7 +85,7 @@ fn evil_program() -> PathBuf {
 
 #[test]
 fn hostile_names_never_reach_the_terminal_raw() {
-    let agent = Agent::fresh_logging("hostile", &[], "debug");
+    let agent = Agent::fresh_logging("hostile", &["--metrics-addr", "127.0.0.1:0"], "debug");
     let mut name = format!("dsh-evil-{}-", std::process::id()).into_bytes();
     name.extend_from_slice(EVIL);
     let cg = TestCgroup::named(OsStr::from_bytes(&name));
@@ -234,5 +237,16 @@ fn hostile_names_never_reach_the_terminal_raw() {
         agent_log.contains(r"\x1b[31mRED\x1b]0;title\x07"),
         "the agent's log never named the hostile cgroup:\n{agent_log}"
     );
+    // The metrics (last, so the steps above keep their timing): a strict
+    // parser reads the exposition, and the label is the exact name of the
+    // exited container, escaped as the format asks (the `\` of `\xff` too).
+    let exposition = wait_until(Duration::from_secs(10), "the hostile series", || {
+        let got = curl(&metrics_url(&agent), &[]);
+        assert_eq!(got.status, 200);
+        let label = format!("cgroup=\"{}\"", cgroup.replace('\\', "\\\\"));
+        got.body.contains(&label).then_some(got.body)
+    });
+    promtool_check(&exposition);
+
     let _ = std::fs::remove_dir_all(program.parent().expect("dir"));
 }

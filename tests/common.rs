@@ -107,9 +107,11 @@ pub fn note(msg: &str) {
     let _ = o.flush();
 }
 
-/// Loads the programs (once) before a test starts its processes.
+/// Loads the programs (once) before a test starts its processes, and
+/// drains what earlier tests left in the rings: a ring left full would
+/// lose this test's events.
 pub fn ensure_loaded() {
-    drop(probe());
+    probe().collect();
 }
 
 /// A probe with only one syscall counter layout's counting program

@@ -4,14 +4,18 @@
 //! `cargo xtask test` (one test thread: they share the loaded programs).
 mod agentkit;
 mod common;
+mod promkit;
 
 mod agent_containerd;
 mod agent_cost;
+mod agent_deploy;
 mod agent_docker;
 mod agent_exec;
 mod agent_hostile;
 mod agent_journal;
 mod agent_keeps;
+mod agent_metrics;
+mod agent_metrics_load;
 mod agent_net_mem;
 mod agent_plain;
 mod agent_podman;
@@ -24,6 +28,7 @@ mod agent_trace;
 mod block;
 mod burst;
 mod cgroups;
+mod cli_docs;
 mod oom;
 mod process;
 mod signals;

@@ -26,7 +26,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 /// | 2     | probe, enter     | the kernel side (programs, maps, events); entering a container |
 /// | 3     | model, trace     | the containers' state machine; the trace report  |
 /// | 4     | journal          | the durable log of the model's lines             |
-/// | 5     | api              | the socket protocol between agent and CLI        |
+/// | 5     | api, metrics     | the socket protocol between agent and CLI; the Prometheus view of the model |
 /// | 6     | agent, render    | the loop that drives 1–5; all human text         |
 /// | (7)   | cli              | the binary: parses, calls api or agent, renders  |
 const LAYERS: &[(&str, u8)] = &[
@@ -43,6 +43,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("trace", 3),
     ("journal", 4),
     ("api", 5),
+    ("metrics", 5),
     ("agent", 6),
     ("render", 6),
     // This test itself (it imports nothing from dsh).

@@ -2,6 +2,7 @@
 //!
 //! Events flow one way: kernel → `probe` → `agent` (joining `cgroup` files
 //! and `runtime` metadata) → `model` → `journal` → `api` → `render`;
+//! `metrics` is a read-only view of `model` (Prometheus exposition);
 //! `untrusted` is a leaf every layer may use: the gate between strings
 //! containers control and the terminal.
 pub mod agent;
@@ -12,6 +13,7 @@ pub mod enter;
 pub mod journal;
 #[cfg(test)]
 mod layering;
+pub mod metrics;
 pub mod model;
 pub mod probe;
 pub mod render;

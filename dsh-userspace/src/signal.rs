@@ -116,6 +116,15 @@ impl ExitStatus {
         }
     }
 
+    /// The code shells and runtimes report: the exit code, or 128 + the
+    /// signal that killed it.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Self::Exited(c) => i32::from(c),
+            Self::Killed { signal, .. } => 128 + i32::from(signal.number()),
+        }
+    }
+
     pub fn signal(self) -> Option<Signal> {
         match self {
             Self::Exited(_) => None,

@@ -30,7 +30,7 @@ fn engine_up() -> bool {
     quiet(Command::new("docker").arg("info"))
 }
 
-fn installed(package: &str) -> bool {
+pub fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
         .output()

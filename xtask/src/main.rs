@@ -8,6 +8,8 @@ mod cmd;
 mod docker;
 mod fuzz;
 mod host;
+mod man;
+mod peers;
 mod run;
 mod runtimes;
 mod test;
@@ -65,6 +67,8 @@ enum Command {
     /// The privileged tests that need no Docker, in VMs booting Debian's
     /// 5.10, 6.1 and 6.12 kernels under each cgroup layout (qemu).
     VmTest(vm::VmArgs),
+    /// Man pages and shell completions into target/man, target/completions.
+    Man,
     /// Start dockerd and import the test image, if needed.
     #[command(hide = true)]
     DockerUp,
@@ -103,6 +107,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Fuzz { secs, targets } => fuzz::run(secs, &targets),
         Command::Bench { quick } => bench::run(quick),
         Command::VmTest(args) => vm::run(&args),
+        Command::Man => man::run(),
         Command::DockerUp => {
             bootstrap::require_root()?;
             docker::ensure_engine()

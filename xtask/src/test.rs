@@ -8,7 +8,7 @@ use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker, fuzz, host, runtimes, vm,
+    docker, fuzz, host, peers, runtimes, vm,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -121,6 +121,7 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
     })?;
     phases.run("docker", docker::ensure_engine)?;
     phases.run("containerd, podman", runtimes::ensure)?;
+    phases.run("test packages", peers::ensure)?;
     phases.run("integration tests", || {
         host::unmount_tracefs()?;
         // The tests drive the real `dsh` binary (agent and CLI) and, to bring

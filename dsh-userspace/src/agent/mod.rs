@@ -2,6 +2,7 @@
 //! and runtime metadata into the model, writes the journal, serves the CLI.
 mod churn;
 mod discovery;
+mod publish;
 mod reorder;
 mod runtimes;
 mod sample;
@@ -65,6 +66,10 @@ pub struct AgentConfig {
     pub syscall_latency: bool,
     pub syscalls: SyscallSchedule,
     pub syscall_counters: SyscallCounters,
+    /// Serve Prometheus metrics here (`--metrics-addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The `node` label and the fleet view's name for this host.
+    pub node_name: String,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -94,6 +99,8 @@ struct Agent {
     /// Events waiting to be applied in kernel time order.
     held: reorder::Reorder,
     runtimes: runtimes::Runtimes,
+    /// Where each tick's metrics snapshot goes, when metrics are served.
+    metrics: Option<publish::Publisher>,
 }
 
 pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -111,6 +118,11 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         syscall_counters: cfg.syscall_counters,
         ..ProbeOptions::default()
     })?;
+    // Before the socket: a port in use stops the start with nothing left behind.
+    let metrics_listener = match cfg.metrics_addr {
+        Some(addr) => Some(publish::bind(addr).await?),
+        None => None,
+    };
     prepare_state_dir(&cfg.state_dir)?;
     let journal = Arc::new(Journal::open(
         &api::journal_path(&cfg.state_dir),
@@ -146,6 +158,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         undecodable: 0,
         held: reorder::Reorder::default(),
         runtimes: runtimes::Runtimes::start(&cfg.sockets, &rt_tx),
+        metrics: None,
         cfg,
     };
     discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
@@ -158,6 +171,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
 
     let (ask_tx, mut ask_rx) = mpsc::channel(64);
     let server = tokio::spawn(server::serve(listener, ask_tx, journal, lines));
+    let metrics_task = metrics_listener.map(|l| agent.serve_metrics(l));
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -195,6 +209,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
                 agent.stop_abandoned_trace();
                 agent.tick();
                 agent.sample_duration_ms = t0.elapsed().as_secs_f64() * 1e3;
+                agent.publish_metrics();
                 ticks += 1;
                 // Every ~10 s: forget stale containers; every ~10 min: retention.
                 let per_10s = (10_000 / agent.cfg.interval.as_millis().max(1) as u64).max(1);
@@ -233,6 +248,9 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     log::info!("dsh agent: stopping");
     agent.runtimes.stop();
     server.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     for ev in events.drain() {
         agent.held.push(ev);
     }

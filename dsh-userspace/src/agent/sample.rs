@@ -266,6 +266,11 @@ impl SelfMeter {
         }
     }
 
+    /// Cumulative runs and run time per program, as of the last update.
+    pub fn program_totals(&self) -> &[ProgramStats] {
+        &self.prev_programs
+    }
+
     /// Call once per tick; rates cover the time since the last call.
     pub fn update(&mut self, probe: &Probe) {
         let dt = self.prev_at.elapsed().as_secs_f64().max(1e-3);

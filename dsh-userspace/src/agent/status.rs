@@ -75,6 +75,8 @@ impl Agent {
             journal_errors: journal.write_errors,
             journal,
             runtimes: self.runtimes.statuses(),
+            node: self.cfg.node_name.clone(),
+            metrics_addr: self.metrics.as_ref().map(|m| m.addr.to_string()),
         }
     }
 

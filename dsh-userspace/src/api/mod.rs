@@ -2,6 +2,8 @@
 //! `MAX_REQUEST_BYTES`), JSON reply lines back. Shared by the agent (server)
 //! and the CLI (client).
 pub mod client;
+pub mod filter;
+pub mod fleet;
 
 use std::path::{Path, PathBuf};
 
@@ -141,6 +143,12 @@ pub struct StatusReport {
     /// last error, since when).
     pub journal: crate::journal::JournalStatus,
     pub runtimes: Vec<RuntimeStatus>,
+    /// The agent's `--node-name`.
+    #[serde(default)]
+    pub node: String,
+    /// Where it serves Prometheus metrics (the bound address), if it does.
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

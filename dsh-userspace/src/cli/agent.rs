@@ -1,5 +1,5 @@
 //! `dsh agent`: the collector (or, with `--events`, the raw kernel events).
-use std::{io::Write as _, path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use dsh::{
@@ -83,6 +83,26 @@ pub struct AgentArgs {
     /// Health: this many restarts in 10 minutes is a crash loop (UnHealthy).
     #[arg(long, default_value_t = 3)]
     pub crash_loop_restarts: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics; 127.0.0.1:9688
+    /// without ADDR. Off unless given; 0.0.0.0:9688 serves the network.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = dsh::metrics::server::DEFAULT_ADDR
+    )]
+    pub metrics_addr: Option<SocketAddr>,
+    /// This host's name in metrics (`node` label) and fleet views
+    /// [default: the hostname].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+}
+
+/// The kernel's hostname: the default `--node-name`.
+fn hostname() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
 }
 
 /// A socket flag: "none" (or empty) turns that runtime off.
@@ -126,6 +146,12 @@ impl AgentArgs {
                 period: self.syscall_period,
             },
             syscall_counters: self.syscall_counters,
+            metrics_addr: self.metrics_addr,
+            node_name: self
+                .node_name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(hostname),
         }
     }
 
@@ -232,4 +258,43 @@ async fn print_events(args: AgentArgs) -> anyhow::Result<ExitCode> {
     drop(events);
     drop(probe);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    fn parse(args: &[&str]) -> AgentArgs {
+        Wrap::try_parse_from(std::iter::once("dsh").chain(args.iter().copied()))
+            .map(|w| w.agent)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn metrics_are_off_loopback_by_default_and_anywhere_when_asked() {
+        assert_eq!(parse(&[]).metrics_addr, None);
+        let bare = parse(&["--metrics-addr", "--interval", "2s"]);
+        assert_eq!(bare.metrics_addr, Some("127.0.0.1:9688".parse().unwrap()));
+        assert_eq!(bare.interval, Duration::from_secs(2));
+        let all = parse(&["--metrics-addr=0.0.0.0:9100"]);
+        assert_eq!(all.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        assert!(Wrap::try_parse_from(["dsh", "--metrics-addr", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn node_name_defaults_to_the_hostname() {
+        let cfg = parse(&[]).config(PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.node_name, hostname());
+        assert!(!cfg.node_name.is_empty());
+        let cfg = parse(&["--node-name", "edge-1"]).config(PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.node_name, "edge-1");
+    }
 }

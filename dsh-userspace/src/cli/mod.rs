@@ -1,9 +1,11 @@
 //! Command-line parsing and dispatch; one file per subcommand.
 mod agent;
+mod completions;
 mod duration;
 mod exec;
 mod live;
 mod log;
+mod man;
 mod ps;
 mod ssh;
 mod status;
@@ -49,6 +51,11 @@ enum Command {
     Ssh(ssh::SshArgs),
     /// The container (and pod) a host pid belongs to.
     Which(which::WhichArgs),
+    /// Shell completions on stdout, e.g. `dsh completions bash > /etc/bash_completion.d/dsh`.
+    Completions(completions::CompletionsArgs),
+    /// The man pages (roff): dsh.1 on stdout, or every page into --dir.
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -63,6 +70,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Exec(args)) => exec::run(args, &cli.state_dir),
         Some(Command::Ssh(args)) => ssh::run(args, &cli.state_dir),
         Some(Command::Which(args)) => which::run(args, &cli.state_dir),
+        Some(Command::Completions(args)) => completions::run(args),
+        Some(Command::Man(args)) => man::run(args),
         // No arguments: start the agent and show the live health table.
         None => live::run(cli.state_dir),
     }

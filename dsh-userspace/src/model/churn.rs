@@ -87,6 +87,7 @@ impl Model {
         if let Some(container) = self.containers.get_mut(key) {
             container.churn.add(comm, c);
             container.process_exits += c.exits();
+            container.process_execs += c.execs;
         }
     }
 

@@ -105,6 +105,14 @@ pub struct Container {
     /// Processes of this container that ended, as the kernel reported them.
     #[serde(default)]
     pub process_exits: u64,
+    /// Processes started (exec) in this container, short-lived churn and
+    /// main processes alike.
+    #[serde(default)]
+    pub process_execs: u64,
+    /// The main process's last exit: its code, or 128 + the signal that
+    /// killed it (as shells and runtimes report it).
+    #[serde(default)]
+    pub last_exit_code: Option<i32>,
     /// Listening TCP ports seen from the kernel → the address they listen on.
     pub listening: BTreeMap<u16, String>,
     /// When the container was last seen changing (for forgetting old ones).
@@ -144,6 +152,8 @@ impl Container {
             core_dumps: 0,
             core_times: Vec::new(),
             process_exits: 0,
+            process_execs: 0,
+            last_exit_code: None,
             listening: BTreeMap::new(),
             last_change: now,
             sample: Sample::default(),
@@ -244,6 +254,7 @@ impl Container {
     /// An exec the kernel sent one by one: the start of the user process,
     /// or (when the kernel could not count it) churn.
     pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str) -> Vec<LogEntry> {
+        self.process_execs += 1;
         if self.main_tgid.is_none() && self.cgroup_id.is_some() && self.state != State::Running {
             return self.start(ts, tgid, comm);
         }
@@ -356,6 +367,7 @@ impl Container {
         let (to, kind) = outcome(&cause);
         let mut e = if is_main {
             self.main_tgid = None;
+            self.last_exit_code = Some(status.shell_code());
             let usage = self.usage_at(ts);
             self.change(
                 ts,

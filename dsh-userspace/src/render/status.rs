@@ -50,6 +50,11 @@ pub fn screen(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
+    let metrics = s
+        .metrics_addr
+        .as_ref()
+        .map_or("off".to_owned(), |a| format!("http://{a}/metrics"));
+    let _ = writeln!(o, "node {}  metrics {metrics}", untrusted::name(&s.node));
     let _ = match (s.syscall_window_ms, s.syscall_period_ms) {
         (Some(w), Some(p)) => writeln!(
             o,

@@ -180,7 +180,8 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
             r.mem_limit_bytes.map_or("-".to_owned(), bytes_short)
         ),
         r.restart.to_string(),
-        r.health.clone(),
+        // The fleet view reads it from a Prometheus label.
+        untrusted::name(&r.health).into_owned(),
     ];
     let mut line = String::new();
     for (cell, (_, width, fit)) in cells.iter().zip(COLUMNS) {
@@ -217,6 +218,13 @@ pub fn row(r: &ContainerRow, wide: bool) -> String {
 pub fn table(rows: &[ContainerRow], wide: bool) -> String {
     let mut out = header(wide);
     out.push('\n');
+    out.push_str(&body(rows, wide));
+    out
+}
+
+/// The rows without the header (`--no-headers`).
+pub fn body(rows: &[ContainerRow], wide: bool) -> String {
+    let mut out = String::new();
     for r in rows {
         out.push_str(&row(r, wide));
         out.push('\n');

@@ -1,0 +1,94 @@
+//! dsh's Prometheus exposition: the plain figures one scrape shows, the
+//! sample names (shared with the fleet view that reads them back), and
+//! the OpenMetrics text encoder (the Prometheus project's
+//! `prometheus-client`).
+//!
+//! A crate of its own so that it is optimized in dev builds too (see the
+//! workspace `Cargo.toml`): generic encoder code is compiled where it is
+//! used, and the agent the tests drive must scrape as fast as users see.
+//! It knows nothing of how the figures are collected.
+pub mod exposition;
+pub mod names;
+
+/// Everything a scrape encodes.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The `node` label of every container series (`--node-name`).
+    pub node: String,
+    pub containers: Vec<ContainerFigures>,
+    pub agent: AgentFigures,
+}
+
+/// One container's series. `None` leaves a series out (not sampled yet,
+/// no limit, cgroup gone).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerFigures {
+    /// The display id (`dsh ps`'s `id`).
+    pub id: String,
+    /// The row's stable key (`dsh ps --json`'s `key`): the first
+    /// incarnation's runtime id, kept across a kubelet's restarts.
+    pub key: String,
+    /// Kubernetes names, empty elsewhere.
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub runtime: String,
+    pub runtime_id: String,
+    pub image: String,
+    pub cgroup: String,
+    pub endpoint: String,
+    pub state: &'static str,
+    /// `Good`, `Warning`, `UnHealthy`, and the gauge's 0, 1, 2.
+    pub health: &'static str,
+    pub health_level: u8,
+    pub restarts: u64,
+    pub oom_kills: u64,
+    pub core_dumps: u64,
+    pub last_exit_code: Option<i32>,
+    pub start_time_seconds: Option<f64>,
+    pub boot_seconds: Option<f64>,
+    pub cpu_usage_seconds: Option<f64>,
+    pub cpu_limit_cores: Option<f64>,
+    pub cpu_periods: Option<u64>,
+    pub cpu_throttled_periods: Option<u64>,
+    /// What the kernel charges (v2 `memory.current`, v1 `usage_in_bytes`).
+    pub memory_usage_bytes: Option<u64>,
+    /// The charge less inactive page cache: `dsh ps`'s `mem(u)`.
+    pub memory_working_set_bytes: Option<u64>,
+    pub memory_rss_bytes: Option<u64>,
+    pub memory_cache_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    /// Processes started (exec) and ended in the container, short-lived
+    /// churn included.
+    pub process_execs: u64,
+    pub process_exits: u64,
+    /// Absent when the agent does not count syscalls (`--syscalls off`);
+    /// estimates when it samples them (see [`AgentFigures::syscall_accounting`]).
+    pub syscalls: Option<u64>,
+    pub syscall_errors: Option<u64>,
+    pub block_read_bytes: Option<u64>,
+    pub block_write_bytes: Option<u64>,
+    /// The container's network namespace, all interfaces but `lo`; absent
+    /// when another container reports the namespace (a pod) or it is the
+    /// host's.
+    pub network_receive_bytes: Option<u64>,
+    pub network_transmit_bytes: Option<u64>,
+}
+
+/// The agent's own series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentFigures {
+    /// (channel, events, lost)
+    pub channels: Vec<(String, u64, u64)>,
+    /// (program, runs, run time in ns)
+    pub programs: Vec<(String, u64, u64)>,
+    pub journal_write_errors: u64,
+    /// How the agent counts syscalls: `exact`, `sampled` or `off`
+    /// (`dsh_agent_syscall_accounting{mode}`).
+    pub syscall_accounting: &'static str,
+    pub cpu_seconds: f64,
+    pub resident_memory_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests;

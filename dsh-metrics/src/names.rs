@@ -1,0 +1,40 @@
+//! Sample names as they appear in the exposition and in PromQL: base units,
+//! `_total` on counters (the product contract's list).
+
+pub const CONTAINER_INFO: &str = "dsh_container_info";
+pub const CONTAINER_HEALTH: &str = "dsh_container_health";
+pub const CONTAINER_RESTARTS: &str = "dsh_container_restarts_total";
+pub const CONTAINER_OOM_KILLS: &str = "dsh_container_oom_kills_total";
+pub const CONTAINER_CORE_DUMPS: &str = "dsh_container_core_dumps_total";
+pub const CONTAINER_LAST_EXIT_CODE: &str = "dsh_container_last_exit_code";
+pub const CONTAINER_START_TIME: &str = "dsh_container_start_time_seconds";
+pub const CONTAINER_BOOT: &str = "dsh_container_boot_seconds";
+pub const CONTAINER_CPU_USAGE: &str = "dsh_container_cpu_usage_seconds_total";
+pub const CONTAINER_CPU_LIMIT: &str = "dsh_container_cpu_limit_cores";
+pub const CONTAINER_CPU_THROTTLED_PERIODS: &str = "dsh_container_cpu_throttled_periods_total";
+pub const CONTAINER_CPU_PERIODS: &str = "dsh_container_cpu_periods_total";
+pub const CONTAINER_MEMORY_USAGE: &str = "dsh_container_memory_usage_bytes";
+pub const CONTAINER_MEMORY_WORKING_SET: &str = "dsh_container_memory_working_set_bytes";
+pub const CONTAINER_MEMORY_RSS: &str = "dsh_container_memory_rss_bytes";
+pub const CONTAINER_MEMORY_CACHE: &str = "dsh_container_memory_cache_bytes";
+pub const CONTAINER_MEMORY_LIMIT: &str = "dsh_container_memory_limit_bytes";
+pub const CONTAINER_PROCESS_EXECS: &str = "dsh_container_process_execs_total";
+pub const CONTAINER_PROCESS_EXITS: &str = "dsh_container_process_exits_total";
+pub const CONTAINER_SYSCALLS: &str = "dsh_container_syscalls_total";
+pub const CONTAINER_SYSCALL_ERRORS: &str = "dsh_container_syscall_errors_total";
+pub const CONTAINER_BLOCK_READ: &str = "dsh_container_block_read_bytes_total";
+pub const CONTAINER_BLOCK_WRITE: &str = "dsh_container_block_write_bytes_total";
+pub const CONTAINER_NETWORK_RECEIVE: &str = "dsh_container_network_receive_bytes_total";
+pub const CONTAINER_NETWORK_TRANSMIT: &str = "dsh_container_network_transmit_bytes_total";
+
+pub const AGENT_EVENTS: &str = "dsh_agent_events_total";
+pub const AGENT_EVENTS_LOST: &str = "dsh_agent_events_lost_total";
+pub const BPF_PROGRAM_RUNS: &str = "dsh_bpf_program_runs_total";
+pub const BPF_PROGRAM_RUN_TIME: &str = "dsh_bpf_program_run_seconds_total";
+pub const AGENT_SYSCALL_ACCOUNTING: &str = "dsh_agent_syscall_accounting";
+pub const JOURNAL_WRITE_ERRORS: &str = "dsh_journal_write_errors_total";
+pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+
+/// The labels every container series carries, in this order.
+pub const CONTAINER_LABELS: [&str; 5] = ["node", "id", "namespace", "pod", "container"];

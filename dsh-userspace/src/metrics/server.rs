@@ -1,0 +1,121 @@
+//! `GET /metrics` over HTTP/1.1 (hyper), on the agent's runtime.
+//!
+//! Each scrape takes the latest published snapshot (an `Arc` clone) and
+//! encodes it on tokio's blocking pool: the agent's own thread only moves
+//! bytes, so a slow or large scrape cannot delay a sampling tick.
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header,
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
+
+use super::{Snapshot, exposition};
+
+/// Where `--metrics-addr` listens when given without an address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9688";
+
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 16;
+
+/// A client that sends no request head within this is dropped.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {addr}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Serves scrapes until the task is dropped.
+pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Snapshot>>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("metrics: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let snapshots = snapshots.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| answer(req, snapshots.clone()));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                log::debug!("metrics: connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let reply = |status: StatusCode, content_type: &str, body: Bytes| {
+        let mut r = Response::new(Full::new(body));
+        *r.status_mut() = status;
+        if let Ok(v) = header::HeaderValue::from_str(content_type) {
+            r.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        Ok(r)
+    };
+    let text = "text/plain; charset=utf-8";
+    if req.method() != Method::GET {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            text,
+            Bytes::from_static(b"only GET\n"),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let snapshot = snapshots.borrow().clone();
+            match tokio::task::spawn_blocking(move || exposition::encode(snapshot)).await {
+                Ok(body) => reply(StatusCode::OK, exposition::CONTENT_TYPE, body.into()),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    text,
+                    format!("encoding failed: {e}\n").into(),
+                ),
+            }
+        }
+        "/" => reply(
+            StatusCode::OK,
+            text,
+            Bytes::from_static(b"dsh agent: Prometheus metrics at /metrics\n"),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            text,
+            Bytes::from_static(b"not found; metrics are at /metrics\n"),
+        ),
+    }
+}
