@@ -23,16 +23,24 @@ fn trace_reports_the_workloads_syscall_errno_and_histogram() {
             .row(&name)
             .filter(|r| r["state"] == "kContainerRunning")
     });
-    // Trace for 4 s; 100,000 stats of a missing file run inside the window.
+    // Trace for 5 s; 20,000 stats of a missing file run inside the window,
+    // started once the trace programs are attached (status shows them a
+    // tick later): a slow host (an emulated VM) takes a while to attach.
     let tracer = std::process::Command::new(dsh_bin())
         .arg("--state-dir")
         .arg(&agent.state_dir)
-        .args(["trace", &name, "--duration", "4s", "--json"])
+        .args(["trace", &name, "--duration", "5s", "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("dsh trace");
-    std::thread::sleep(Duration::from_millis(700));
-    const CALLS: u64 = 100_000;
+    crate::agentkit::wait_until(Duration::from_secs(10), "trace programs attached", || {
+        agent.status()["programs"]
+            .as_array()?
+            .iter()
+            .any(|p| p["name"] == "dsh_trace_exit" && p["attached"] == true)
+            .then_some(())
+    });
+    const CALLS: u64 = 20_000;
     assert!(cg.run(&["stat-missing", &CALLS.to_string()]).success());
     let out = tracer.wait_with_output().expect("trace output");
     assert!(out.status.success(), "dsh trace failed");

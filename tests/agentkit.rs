@@ -152,6 +152,7 @@ impl Agent {
             .append(true)
             .open(&self.log_path)
             .expect("agent log");
+        let log_start = log.metadata().map_or(0, |m| m.len());
         // Tests sample every 500 ms unless they ask for another interval.
         let interval: &[&str] = if self.args.iter().any(|a| a == "--interval") {
             &[]
@@ -175,7 +176,11 @@ impl Agent {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                panic!("dsh agent exited at start-up: {status}");
+                // Its own words, not only a status: in a VM the log file
+                // is out of reach once the test has failed.
+                let text = std::fs::read(&self.log_path).unwrap_or_default();
+                let said = String::from_utf8_lossy(text.get(log_start as usize..).unwrap_or(&[]));
+                panic!("dsh agent exited at start-up ({status}): {}", said.trim());
             }
             self.dsh(&["status", "--json"])
                 .status

@@ -5,8 +5,10 @@ use crate::common::{TestCgroup, ensure_loaded, probe};
 fn direct_write_is_attributed_to_its_cgroup() {
     const MIB: u64 = 4;
     let cg = TestCgroup::new("blk");
-    // /var/tmp is on the root file system, a real block device (not tmpfs).
-    let file = format!("/var/tmp/dsh-test-direct-{}", std::process::id());
+    // /var/tmp is on the root file system, a real block device (not tmpfs);
+    // `DSH_TEST_BLOCK_DIR` names another (the VMs' virtio disk).
+    let dir = std::env::var("DSH_TEST_BLOCK_DIR").unwrap_or_else(|_| "/var/tmp".into());
+    let file = format!("{dir}/dsh-test-direct-{}", std::process::id());
     ensure_loaded();
     let status = cg.run(&["direct-write", &file, &MIB.to_string()]);
     let _ = std::fs::remove_file(&file);

@@ -88,3 +88,40 @@ fn programs_were_loaded_without_tracefs() {
         "something mounted tracefs during the tests"
     );
 }
+
+/// The agent finds a cgroup an event names before its mkdir was read: by
+/// file handle on cgroup2, by walking a v1 hierarchy.
+#[test]
+fn cgroup_ids_resolve_to_their_paths() {
+    use dsh::{
+        cgroup::by_id::path_of,
+        cgroup::layout::{CgroupLayout, CgroupLayoutKind, cgroup_id},
+    };
+    let cg = TestCgroup::new("by-id");
+    let layout = CgroupLayout::detect().expect("mounts");
+    let want = Some(format!("/{}", cg.name));
+    let root = layout.attribution_root().expect("a hierarchy");
+    let cgroup2 = layout.kind != CgroupLayoutKind::V1;
+    assert_eq!(path_of(root, cgroup2, cg.id()).expect("look-up"), want);
+    // Every hierarchy the test cgroup is in, walked as v1 would be.
+    for (controller, mount) in &layout.v1 {
+        let dir = mount.join(&cg.name);
+        if controller.starts_with("name=") || !dir.exists() {
+            continue;
+        }
+        let id = cgroup_id(&dir).expect("stat");
+        assert_eq!(
+            path_of(mount, false, id).expect("walk"),
+            want,
+            "{controller}"
+        );
+    }
+    if let Some(unified) = &layout.unified {
+        let id = cgroup_id(&unified.join(&cg.name)).expect("stat");
+        assert_eq!(path_of(unified, true, id).expect("handle"), want);
+        assert_eq!(path_of(unified, false, id).expect("walk"), want);
+    }
+    let gone = cg.id();
+    drop(cg);
+    assert_eq!(path_of(root, cgroup2, gone).expect("look-up"), None);
+}

@@ -17,6 +17,7 @@ mod agent_keeps;
 mod agent_metrics;
 mod agent_metrics_load;
 mod agent_net_mem;
+mod agent_plain;
 mod agent_podman;
 mod agent_runtime;
 mod agent_runtime_faults;

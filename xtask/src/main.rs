@@ -13,6 +13,7 @@ mod peers;
 mod run;
 mod runtimes;
 mod test;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,9 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// The privileged tests that need no Docker, in VMs booting Debian's
+    /// 5.10, 6.1 and 6.12 kernels under each cgroup layout (qemu).
+    VmTest(vm::VmArgs),
     /// Man pages and shell completions into target/man, target/completions.
     Man,
     /// Start dockerd and import the test image, if needed.
@@ -102,6 +106,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Test { filter } => test::test(&filter),
         Command::Fuzz { secs, targets } => fuzz::run(secs, &targets),
         Command::Bench { quick } => bench::run(quick),
+        Command::VmTest(args) => vm::run(&args),
         Command::Man => man::run(),
         Command::DockerUp => {
             bootstrap::require_root()?;

@@ -1,13 +1,14 @@
 //! `cargo xtask test`: fmt, clippy, unit tests, a short run of every fuzz
-//! target, the test engine, the privileged integration tests and the quick
-//! benchmark, timed phase by phase.
+//! target, the test engine, the privileged integration tests, the quick
+//! benchmark and the VM matrix (Debian's 5.10, 6.1 and 6.12 kernels), timed
+//! phase by phase.
 use std::time::Instant;
 
 use crate::{
     bench,
     bootstrap::{self, require_root},
     cmd::{check, say},
-    docker, fuzz, host, peers, runtimes,
+    docker, fuzz, host, peers, runtimes, vm,
 };
 
 /// Phases run so far and how long each took; printed whether or not the
@@ -138,8 +139,10 @@ fn all_phases(phases: &mut Phases, filter: &[String]) -> anyhow::Result<()> {
                 .args(filter),
         )
     })?;
+    // A filtered run is a partial one: no benchmark, no VMs.
     if filter.is_empty() {
         phases.run("bench --quick", || bench::quick(&tc))?;
+        phases.run("vm matrix", || vm::run_with(&tc, &vm::VmArgs::default()))?;
     }
     Ok(())
 }

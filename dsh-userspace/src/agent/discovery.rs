@@ -1,5 +1,7 @@
 //! Containers from cgroup paths: one scan at start-up, then the kernel's
-//! mkdir/rmdir events. No periodic directory walks.
+//! mkdir/rmdir events, and a look-up by id for an event whose cgroup
+//! neither has shown (its mkdir lost, or not yet read). No periodic
+//! directory walks.
 use std::{collections::HashSet, path::PathBuf};
 
 use jiff::Timestamp;
@@ -12,7 +14,105 @@ use crate::{
     },
     clock::BootClock,
     model::{Model, cause::Start},
+    probe::event::{Event, EventKind},
 };
+
+/// Ids found to be no container's, kept so each is looked up once; past
+/// this many the set starts over (ids are never reused: a look-up again
+/// costs time, never correctness).
+const MAX_NOT_CONTAINERS: usize = 65_536;
+
+/// Cgroups found from an event's cgroup id, on demand.
+#[derive(Default)]
+pub struct OnDemand {
+    not_containers: HashSet<CgroupId>,
+    /// Containers (or sub-cgroups of one) found this way.
+    pub found: u64,
+}
+
+impl OnDemand {
+    /// The cgroups `ev` names, found now if the agent has not seen their
+    /// creation (its mkdir lost, or read later), rather than the event
+    /// dropped.
+    pub fn ensure_for(
+        &mut self,
+        ev: &Event,
+        model: &mut Model,
+        layout: &CgroupLayout,
+        ts: Timestamp,
+    ) {
+        let none = CgroupId::new(0);
+        let ids = match &ev.kind {
+            EventKind::Exec { .. } | EventKind::Exit { .. } | EventKind::Listen { .. } => {
+                [ev.task.cgroup_id, none]
+            }
+            EventKind::Oom {
+                victim_cgroup_id, ..
+            } => [*victim_cgroup_id, none],
+            EventKind::SignalGenerate {
+                target_cgroup_id, ..
+            } => [*target_cgroup_id, ev.task.cgroup_id],
+            _ => return,
+        };
+        for id in ids {
+            self.ensure(model, layout, id, ts);
+        }
+    }
+
+    /// Makes the cgroup `id` known to the model before an event about it
+    /// is applied, if it belongs to a container: its mkdir event was lost,
+    /// or is still behind in the other ring. `ts` (the event's time) stands
+    /// in for the cgroup's creation.
+    fn ensure(&mut self, model: &mut Model, layout: &CgroupLayout, id: CgroupId, ts: Timestamp) {
+        if id.get() == 0 || model.key_of_cgroup(id).is_some() || self.not_containers.contains(&id) {
+            return;
+        }
+        let found = self.lookup(model, layout, id, ts);
+        if !found {
+            if self.not_containers.len() >= MAX_NOT_CONTAINERS {
+                self.not_containers.clear();
+            }
+            self.not_containers.insert(id);
+        }
+    }
+
+    fn lookup(
+        &mut self,
+        model: &mut Model,
+        layout: &CgroupLayout,
+        id: CgroupId,
+        ts: Timestamp,
+    ) -> bool {
+        let Some(root) = layout.attribution_root() else {
+            return false;
+        };
+        let cgroup2 = layout.kind != CgroupLayoutKind::V1;
+        let path = match cgroup::by_id::path_of(root, cgroup2, id) {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err(e) => {
+                log::debug!("looking up cgroup id {id}: {e}");
+                return false;
+            }
+        };
+        let Some(identity) = identify(&path) else {
+            return false;
+        };
+        if path != identity.cgroup {
+            // A sub-cgroup: its container first, which may be unknown too.
+            let own = root.join(identity.cgroup.trim_start_matches('/'));
+            if let Ok(own_id) = cgroup::layout::cgroup_id(&own)
+                && model.key_of_cgroup(own_id).is_none()
+            {
+                model.cgroup_created(identity.clone(), &identity.cgroup, own_id, ts);
+            }
+        }
+        log::debug!("cgroup {path} (id {id}) found from an event, ahead of its mkdir");
+        model.cgroup_created(identity, &path, id, ts);
+        self.found += 1;
+        true
+    }
+}
 
 /// Which hierarchy ids the kernel's cgroup events carry for the two
 /// hierarchies the agent maps (cgroup2 is always hierarchy 0).

@@ -86,6 +86,7 @@ struct Agent {
     probe: Probe,
     layout: CgroupLayout,
     hierarchies: Hierarchies,
+    on_demand: discovery::OnDemand,
     clock: BootClock,
     journal: Arc<Journal>,
     lines: broadcast::Sender<LogEntry>,
@@ -95,6 +96,8 @@ struct Agent {
     sample_lag_ms: f64,
     sample_duration_ms: f64,
     undecodable: u64,
+    /// Events waiting to be applied in kernel time order.
+    held: reorder::Reorder,
     runtimes: runtimes::Runtimes,
     /// Where each tick's metrics snapshot goes, when metrics are served.
     metrics: Option<publish::Publisher>,
@@ -140,6 +143,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         churn: churn::ChurnReader::default(),
         syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
         hierarchies: Hierarchies::of(&layout),
+        on_demand: discovery::OnDemand::default(),
         clock: BootClock::now(),
         model,
         probe,
@@ -152,6 +156,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         sample_lag_ms: 0.0,
         sample_duration_ms: 0.0,
         undecodable: 0,
+        held: reorder::Reorder::default(),
         runtimes: runtimes::Runtimes::start(&cfg.sockets, &rt_tx),
         metrics: None,
         cfg,
@@ -173,8 +178,6 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let mut tick = tokio::time::interval(agent.cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(Duration::from_millis(200));
-    let mut held = reorder::Reorder::default();
-    let mut release = tokio::time::interval(Duration::from_millis(25));
     let mut ticks: u64 = 0;
     log::info!(
         "dsh agent: programs attached; {} containers; socket {}",
@@ -185,18 +188,20 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            ev = events.next() => match ev {
-                Ok(ev) => {
-                    agent.on_arrival(&ev);
-                    held.push(ev);
+            // Every drain tick or wake-up: the rings' new records wait in
+            // `held` until both rings have been read past them.
+            batch = events.next_batch() => match batch {
+                Ok(batch) => {
+                    for ev in batch {
+                        agent.on_arrival(&ev);
+                        agent.held.push(ev);
+                    }
+                    for ev in agent.held.ready(events.read_up_to(), false) {
+                        agent.on_event(ev);
+                    }
                 }
                 Err(e) => log::warn!("{}", chain(&e)),
             },
-            _ = release.tick(), if !held.is_empty() => {
-                for ev in held.ready(BootClock::boot_ns_now(), false) {
-                    agent.on_event(ev);
-                }
-            }
             scheduled = tick.tick() => {
                 agent.sample_lag_ms = scheduled.elapsed().as_secs_f64() * 1e3;
                 let t0 = Instant::now();
@@ -247,12 +252,19 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         t.abort();
     }
     for ev in events.drain() {
-        held.push(ev);
+        agent.held.push(ev);
     }
-    for ev in held.ready(0, true) {
+    for ev in agent.held.ready(0, true) {
         agent.on_event(ev);
     }
     agent.flush();
+    log::info!(
+        "dsh agent: {} events arrived behind later ones (ordering margin {} ms); \
+         {} cgroups found from events ahead of their mkdir",
+        agent.held.late,
+        agent.held.margin_ns() / 1_000_000,
+        agent.on_demand.found
+    );
     agent.journal.close();
     let socket = api::socket_path(&agent.cfg.state_dir);
     agent.probe.detach_all();
@@ -263,6 +275,8 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
 impl Agent {
     fn on_event(&mut self, ev: Event) {
         let ts = self.clock.to_timestamp(ev.boot_ns);
+        self.on_demand
+            .ensure_for(&ev, &mut self.model, &self.layout, ts);
         let task = ev.task;
         let m = &mut self.model;
         match ev.kind {

@@ -126,6 +126,15 @@ pub struct StatusReport {
     #[serde(default)]
     pub kernel_failures: Vec<FailureCount>,
     pub undecodable_events: u64,
+    /// Events read behind later ones already applied (applied anyway), and
+    /// the re-ordering margin now (`agent::reorder`).
+    #[serde(default)]
+    pub late_events: u64,
+    #[serde(default)]
+    pub ordering_margin_ms: u64,
+    /// Cgroups an event named before their mkdir was read, found by id.
+    #[serde(default)]
+    pub cgroups_found_by_id: u64,
     pub journal_path: String,
     pub journal_bytes: u64,
     pub journal_entries: u64,

@@ -108,6 +108,12 @@ pub fn screen(s: &StatusReport) -> String {
     if s.undecodable_events > 0 {
         let _ = writeln!(o, "undecodable events: {}", s.undecodable_events);
     }
+    let _ = writeln!(
+        o,
+        "event order: {} ms margin, {} events read late (applied out of order), \
+         {} cgroups found by id ahead of their mkdir",
+        s.ordering_margin_ms, s.late_events, s.cgroups_found_by_id
+    );
     let _ = writeln!(o);
     for m in &s.maps {
         let _ = writeln!(
@@ -289,6 +295,24 @@ mod tests {
         s.journal.recovered_at = Some("2026-01-01T00:01:00Z".parse().unwrap());
         assert!(
             screen(&s).contains("journal: writable again since 2026-01-01T00:01:00Z"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn events_read_late_are_shown() {
+        let s = StatusReport {
+            late_events: 3,
+            ordering_margin_ms: 80,
+            cgroups_found_by_id: 2,
+            ..Default::default()
+        };
+        let out = screen(&s);
+        assert!(
+            out.contains(
+                "event order: 80 ms margin, 3 events read late (applied out of order), \
+                 2 cgroups found by id ahead of their mkdir\n"
+            ),
             "{out}"
         );
     }
