@@ -147,66 +147,80 @@ impl Sampler {
 
     /// Every running container's network namespace, through its main
     /// process. A namespace several containers share (a pod, `--network
-    /// container:X`) is reported under one of them, the earliest created
-    /// (sandboxes aside); the host's namespace under none.
+    /// container:X`) is read once and reported under one of them, the
+    /// earliest created (sandboxes aside); the host's namespace is never read
+    /// (it is no container's: hundreds of plain cgroups live in it).
     fn net_samples(&mut self, model: &Model, live: &[String]) -> HashMap<String, NetSample> {
         let host = netns_of(1).ok();
-        let mut views: Vec<(&String, NetnsView)> = Vec::new();
+        // Each running container's namespace: a stat, not a read.
+        let mut members: Vec<(&String, u32, u64)> = Vec::new();
         for key in live {
             let Some(c) = model.get(key) else { continue };
             let Some(pid) = c.main_tgid.filter(|_| c.state == State::Running) else {
                 continue;
             };
-            match self.net.read(key, pid) {
-                Ok(v) => views.push((key, v)),
+            match netns_of(pid) {
+                Ok(ns) => members.push((key, pid, ns)),
                 Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
             }
         }
-        self.net.retain(|k| views.iter().any(|(key, _)| *key == k));
-        // Namespace → the container that reports it.
-        let mut owner: HashMap<u64, &String> = HashMap::new();
-        for (key, v) in &views {
-            let rank = |k: &str| {
-                model
-                    .get(k)
-                    .map(|c| (c.sandbox, c.created_at, k.to_owned()))
-            };
-            let e = owner.entry(v.netns).or_insert(key);
-            if rank(key) < rank(e) {
-                *e = key;
+        let rank = |k: &str| {
+            model
+                .get(k)
+                .map(|c| (c.sandbox, c.created_at, k.to_owned()))
+        };
+        // Namespace → the container that reports it, and how many share it.
+        let mut owner: HashMap<u64, (&String, u32)> = HashMap::new();
+        let mut sharers: HashMap<u64, usize> = HashMap::new();
+        for &(key, pid, ns) in &members {
+            if Some(ns) == host {
+                continue;
+            }
+            *sharers.entry(ns).or_default() += 1;
+            let e = owner.entry(ns).or_insert((key, pid));
+            if rank(key) < rank(e.0) {
+                *e = (key, pid);
             }
         }
-        let shares = |ns: u64| views.iter().filter(|(_, v)| v.netns == ns).count();
-        views
+        let mut views: HashMap<u64, NetnsView> = HashMap::new();
+        for (&ns, &(key, pid)) in &owner {
+            match self.net.read(key, pid) {
+                Ok(v) => {
+                    views.insert(ns, v);
+                }
+                Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
+            }
+        }
+        let readers: HashSet<&str> = owner.values().map(|(k, _)| k.as_str()).collect();
+        self.net.retain(|k| readers.contains(k));
+        members
             .iter()
-            .map(|(key, v)| {
-                let shared_with = if Some(v.netns) == host {
-                    Some("host".to_owned())
-                } else {
-                    owner
-                        .get(&v.netns)
-                        .filter(|o| **o != *key)
-                        .and_then(|o| model.get(o))
-                        .map(|o| o.display_id().to_owned())
-                };
-                let own = shared_with.is_none();
+            .filter_map(|&(key, _, ns)| {
+                if Some(ns) == host {
+                    let sample = NetSample {
+                        shared_with: Some("host".to_owned()),
+                        ..NetSample::default()
+                    };
+                    return Some((key.clone(), sample));
+                }
+                let v = views.get(&ns)?;
+                let (o, _) = owner.get(&ns)?;
+                let own = *o == key;
                 let sample = NetSample {
                     counters: own.then_some(v.counters),
-                    shared_with,
-                    addrs: if Some(v.netns) == host {
-                        Vec::new()
-                    } else {
-                        v.addrs.clone()
-                    },
+                    shared_with: (!own)
+                        .then(|| model.get(o).map(|c| c.display_id().to_owned()))
+                        .flatten(),
+                    addrs: v.addrs.clone(),
                     // Listening sockets are the namespace's: one container's
                     // only when no other container shares it.
-                    listen_ports: if own && shares(v.netns) == 1 {
+                    listen_ports: if own && sharers.get(&ns) == Some(&1) {
                         v.listen_ports.clone()
                     } else {
                         Vec::new()
                     },
                 };
-                ((*key).clone(), sample)
+                Some((key.clone(), sample))
             })
             .collect()
     }

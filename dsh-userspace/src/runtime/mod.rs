@@ -137,7 +137,13 @@ pub async fn supervise<R: Runtime>(
             Err(e) => format!("{e:#}"),
         };
         if error != last_error {
-            log::warn!("{runtime}: {error}");
+            // A runtime this host does not run is normal: said once, quietly
+            // (`dsh status` shows it); a runtime that was there and fails warns.
+            if last_error.is_empty() && error.starts_with("no socket at") {
+                log::info!("{runtime}: {error}; followed once it appears");
+            } else {
+                log::warn!("{runtime}: {error}");
+            }
         }
         last_error = error.clone();
         if tx
