@@ -23,6 +23,39 @@ pub fn tracefs_mounted() -> bool {
         .any(|m| m.fs_vfstype == "tracefs")
 }
 
+/// tracefs mounted for bpftrace (it attaches classic tracepoints through
+/// tracefs, which dsh itself never needs) while this lives: unmounted on
+/// drop when it was mounted here.
+pub struct TracefsForBpftrace {
+    mounted_here: bool,
+}
+
+impl TracefsForBpftrace {
+    pub fn mount(with_bpftrace: bool) -> Self {
+        let mounted_here = with_bpftrace && !tracefs_mounted();
+        if mounted_here {
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+                .status();
+            assert!(
+                ok.is_ok_and(|s| s.success()),
+                "mounting tracefs for bpftrace failed"
+            );
+        }
+        Self { mounted_here }
+    }
+}
+
+impl Drop for TracefsForBpftrace {
+    fn drop(&mut self) {
+        if self.mounted_here {
+            let _ = std::process::Command::new("umount")
+                .arg("/sys/kernel/tracing")
+                .status();
+        }
+    }
+}
+
 /// The `dsh-workload` binary: next to the running executable (or one
 /// directory up, for test binaries in `deps/`), or `$DSH_WORKLOAD`.
 pub fn workload() -> &'static str {

@@ -17,11 +17,11 @@
 use std::{
     collections::BTreeMap,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
-use dsh_testkit::{TestCgroup, tracefs_mounted};
+use dsh_testkit::{TestCgroup, TracefsForBpftrace};
 use serde::Serialize;
 
 use crate::{
@@ -188,27 +188,15 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
     if !quick {
         modes.push(Mode::AgentExact);
     }
-    let mounted_tracefs = with_bpftrace && !tracefs_mounted();
+    let tracefs = TracefsForBpftrace::mount(with_bpftrace);
     if with_bpftrace {
-        if mounted_tracefs {
-            // bpftrace attaches classic tracepoints through tracefs.
-            let ok = Command::new("mount")
-                .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
-                .status();
-            assert!(
-                ok.is_ok_and(|s| s.success()),
-                "mounting tracefs for bpftrace failed"
-            );
-        }
         modes.push(Mode::Bpftrace);
     }
     let redis = Redis::start();
     redis.benchmark(requests / 4); // warm-up
     let redis_samples = rounds(&modes, redis_rounds, || redis.benchmark(requests));
     drop(redis);
-    if mounted_tracefs {
-        let _ = Command::new("umount").arg("/sys/kernel/tracing").status();
-    }
+    drop(tracefs);
     let cg = TestCgroup::new("spawn");
     spawn_loop(&cg, spawns / 4); // warm-up
     let spawn_samples = rounds(&[Mode::Bare, Mode::Agent], spawn_rounds, || {

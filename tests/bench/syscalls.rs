@@ -14,7 +14,7 @@ use std::{
 };
 
 use dsh::probe::{Probe, ProbeOptions, ProgramStats, SyscallCounterLayout};
-use dsh_testkit::{TestCgroup, tracefs_mounted};
+use dsh_testkit::{TestCgroup, TracefsForBpftrace};
 use serde::Serialize;
 
 use crate::{Budget, median};
@@ -208,18 +208,8 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
     } else {
         println!("(this kernel has no cgroup local storage: the hash layout alone is measured)");
     }
-    let mounted_tracefs = with_bpftrace && !tracefs_mounted();
+    let tracefs = TracefsForBpftrace::mount(with_bpftrace);
     if with_bpftrace {
-        if mounted_tracefs {
-            // bpftrace attaches classic tracepoints through tracefs.
-            let ok = Command::new("mount")
-                .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
-                .status();
-            assert!(
-                ok.is_ok_and(|s| s.success()),
-                "mounting tracefs for bpftrace failed"
-            );
-        }
         modes.push(Mode::Bpftrace);
     }
 
@@ -255,9 +245,7 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
     }
     probe.detach_all();
     let accuracy = syscall_accuracy(&mut probe, &cg);
-    if mounted_tracefs {
-        let _ = Command::new("umount").arg("/sys/kernel/tracing").status();
-    }
+    drop(tracefs);
 
     let bare = median(&samples[&Mode::Bare]);
     let results: Vec<ModeResult> = samples
