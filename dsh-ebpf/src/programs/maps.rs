@@ -76,29 +76,25 @@ pub trait Keyed<K, V> {
     fn insert_new(&self, key: &K, value: &V);
 }
 
-impl<K, V, const N: usize, const F: usize> Keyed<K, V> for PerCpuHashMap<K, V, N, F> {
-    #[inline(always)]
-    fn value_ptr(&self, key: &K) -> Option<*mut V> {
-        self.get_ptr_mut(key)
-    }
+/// One impl for both map types: aya gives them the same methods but no
+/// common trait to be generic over.
+macro_rules! impl_keyed {
+    ($($map:ident),+) => {$(
+        impl<K, V, const N: usize, const F: usize> Keyed<K, V> for $map<K, V, N, F> {
+            #[inline(always)]
+            fn value_ptr(&self, key: &K) -> Option<*mut V> {
+                self.get_ptr_mut(key)
+            }
 
-    #[inline(always)]
-    fn insert_new(&self, key: &K, value: &V) {
-        let _ = self.insert(key, value, BPF_NOEXIST.into());
-    }
+            #[inline(always)]
+            fn insert_new(&self, key: &K, value: &V) {
+                let _ = self.insert(key, value, BPF_NOEXIST.into());
+            }
+        }
+    )+};
 }
 
-impl<K, V, const N: usize, const F: usize> Keyed<K, V> for HashMap<K, V, N, F> {
-    #[inline(always)]
-    fn value_ptr(&self, key: &K) -> Option<*mut V> {
-        self.get_ptr_mut(key)
-    }
-
-    #[inline(always)]
-    fn insert_new(&self, key: &K, value: &V) {
-        let _ = self.insert(key, value, BPF_NOEXIST.into());
-    }
-}
+impl_keyed!(PerCpuHashMap, HashMap);
 
 /// The value for `key`, inserted from `zero` when missing; `None` when the
 /// map has no room (the caller counts that as its `failure::*_FULL`, or
