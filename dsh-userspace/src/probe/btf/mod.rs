@@ -85,6 +85,55 @@ fn u32_at(b: &[u8], off: usize) -> Result<u32, BtfError> {
         .ok_or(BtfError::Malformed("truncated"))
 }
 
+/// `struct btf_header`, the first bytes of a raw BTF blob: the magic
+/// 0xeb9f, version, flags, then five u32s. The section offsets count from
+/// the end of the header (`hdr_len` bytes). The reader and `writer` share
+/// this one layout.
+struct Header {
+    hdr_len: u32,
+    type_off: u32,
+    type_len: u32,
+    str_off: u32,
+    str_len: u32,
+}
+
+impl Header {
+    /// The header as the kernel writes it (a longer one is allowed).
+    const LEN: usize = 24;
+    /// 0xeb9f, little-endian (the only byte order this reader takes).
+    const MAGIC: [u8; 2] = 0xeb9f_u16.to_le_bytes();
+
+    fn read(b: &[u8]) -> Result<Self, BtfError> {
+        if b.len() < Self::LEN || b[0..2] != Self::MAGIC {
+            return Err(BtfError::Malformed("bad magic (not little-endian raw BTF)"));
+        }
+        let word = |i: usize| u32_at(b, 4 + 4 * i);
+        Ok(Self {
+            hdr_len: word(0)?,
+            type_off: word(1)?,
+            type_len: word(2)?,
+            str_off: word(3)?,
+            str_len: word(4)?,
+        })
+    }
+
+    #[cfg(any(test, fuzzing))]
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&Self::MAGIC);
+        out.extend_from_slice(&[1, 0]); // version 1, no flags
+        let words = [
+            self.hdr_len,
+            self.type_off,
+            self.type_len,
+            self.str_off,
+            self.str_len,
+        ];
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+}
+
 /// Where the running kernel publishes its own BTF.
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -99,26 +148,21 @@ pub fn read(path: &Path) -> Result<Vec<u8>, BtfError> {
 
 impl Btf {
     pub fn parse(b: &[u8]) -> Result<Self, BtfError> {
-        if b.len() < 24 || b[0..2] != [0x9f, 0xeb] {
-            return Err(BtfError::Malformed("bad magic (not little-endian raw BTF)"));
-        }
-        let hdr_len = u32_at(b, 4)? as usize;
-        let (type_off, type_len) = (u32_at(b, 8)? as usize, u32_at(b, 12)? as usize);
-        let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
-        let section = |off: usize, len: usize| {
-            let start = hdr_len
-                .checked_add(off)
+        let h = Header::read(b)?;
+        let section = |off: u32, len: u32| {
+            let start = (h.hdr_len as usize)
+                .checked_add(off as usize)
                 .ok_or(BtfError::Malformed("offset"))?;
             b.get(
                 start
                     ..start
-                        .checked_add(len)
+                        .checked_add(len as usize)
                         .ok_or(BtfError::Malformed("length"))?,
             )
             .ok_or(BtfError::Malformed("section outside the data"))
         };
-        let tsec = section(type_off, type_len)?;
-        let strings = section(str_off, str_len)?.to_vec();
+        let tsec = section(h.type_off, h.type_len)?;
+        let strings = section(h.str_off, h.str_len)?.to_vec();
         let mut types = vec![Type {
             name: 0,
             kind: 0,

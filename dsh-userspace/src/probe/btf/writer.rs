@@ -6,16 +6,10 @@
 //! structs this machine's kernel does not have).
 use std::collections::BTreeMap;
 
-use super::{Btf, Param};
-
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_FUNC_PROTO: u32 = 13;
+use super::{
+    Btf, Header, KIND_ARRAY, KIND_ENUM, KIND_FUNC_PROTO, KIND_INT, KIND_PTR, KIND_STRUCT,
+    KIND_TYPEDEF, KIND_UNION, Param,
+};
 
 /// Builds one BTF blob; type ids are given out in order, from 1.
 pub struct BtfWriter {
@@ -118,12 +112,16 @@ impl BtfWriter {
 
     /// The blob: header, types, strings.
     pub fn finish(self) -> Vec<u8> {
-        let hdr_len = 24u32;
         let type_len = self.types.len() as u32;
-        let mut out = vec![0x9f, 0xeb, 1, 0];
-        for w in [hdr_len, 0, type_len, type_len, self.strings.len() as u32] {
-            out.extend_from_slice(&w.to_le_bytes());
+        let mut out = Vec::new();
+        Header {
+            hdr_len: Header::LEN as u32,
+            type_off: 0,
+            type_len,
+            str_off: type_len,
+            str_len: self.strings.len() as u32,
         }
+        .write(&mut out);
         out.extend_from_slice(&self.types);
         out.extend_from_slice(&self.strings);
         out
