@@ -60,7 +60,7 @@ impl Agent {
                 .iter()
                 .map(|p| (p.name.clone(), p.run_count, p.run_time_ns))
                 .collect(),
-            journal_write_errors: self.journal.status().write_errors,
+            journal_write_errors: self.journal.status().health.write_errors,
             syscall_accounting: self.cfg.syscalls.accounting.as_str(),
             cpu_seconds: cpu_ns as f64 / 1e9,
             resident_memory_bytes: rss,

@@ -72,7 +72,7 @@ impl Agent {
             journal_path: self.journal.path().display().to_string(),
             journal_bytes: self.journal.size_bytes(),
             journal_entries: self.journal.entry_count(),
-            journal_errors: journal.write_errors,
+            journal_errors: journal.health.write_errors,
             journal,
             runtimes: self.runtimes.statuses(),
             node: self.cfg.node_name.clone(),

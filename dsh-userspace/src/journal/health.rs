@@ -15,6 +15,29 @@ pub struct MovedAside {
     pub at: Timestamp,
 }
 
+/// The journal's write condition and what it lost or let go since start:
+/// kept by `Health` as things happen, and reported as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JournalHealth {
+    /// Set while writes fail (then lines wait in memory).
+    pub failing_since: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+    /// When writes last succeeded again after failing.
+    pub recovered_at: Option<Timestamp>,
+    pub write_errors: u64,
+    pub reopened: u64,
+    /// Lines lost: critical ones when the memory queue was full, chatty ones
+    /// that could not be written.
+    pub dropped_critical: u64,
+    pub dropped_chatty: u64,
+    /// Chatty lines evicted for the budget or to make room.
+    pub chatty_evicted: u64,
+    /// Lines dropped for age.
+    pub expired: u64,
+    pub moved_aside: Option<MovedAside>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JournalStatus {
     /// Lines on disk, by class.
@@ -26,40 +49,17 @@ pub struct JournalStatus {
     pub max_chatty_entries: u64,
     pub max_bytes: u64,
     pub retention_days: f64,
-    /// Chatty lines evicted for the budget or to make room (since start).
-    pub chatty_evicted: u64,
-    /// Lines dropped for age (since start).
-    pub expired: u64,
     /// False while writes fail; then `pending` critical lines wait in memory.
     pub writable: bool,
-    pub failing_since: Option<Timestamp>,
     pub pending: usize,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<Timestamp>,
-    /// When writes last succeeded again after failing.
-    pub recovered_at: Option<Timestamp>,
-    pub write_errors: u64,
-    pub reopened: u64,
-    /// Lines lost: critical ones when the memory queue was full, chatty ones
-    /// that could not be written.
-    pub dropped_critical: u64,
-    pub dropped_chatty: u64,
-    pub moved_aside: Option<MovedAside>,
+    /// Flattened: the JSON keeps one flat object.
+    #[serde(flatten)]
+    pub health: JournalHealth,
 }
 
 #[derive(Debug, Default)]
 pub struct Health {
-    pub failing_since: Option<Timestamp>,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<Timestamp>,
-    pub recovered_at: Option<Timestamp>,
-    pub write_errors: u64,
-    pub reopened: u64,
-    pub dropped_critical: u64,
-    pub dropped_chatty: u64,
-    pub chatty_evicted: u64,
-    pub expired: u64,
-    pub moved_aside: Option<MovedAside>,
+    pub current: JournalHealth,
     queue_full_said: bool,
 }
 
@@ -74,20 +74,21 @@ pub struct Figures {
 impl Health {
     pub fn failed(&mut self, e: &JournalError) {
         let now = Timestamp::now();
-        self.write_errors += 1;
-        self.last_error = Some(chain(e));
-        self.last_error_at = Some(now);
-        self.failing_since.get_or_insert(now);
+        let h = &mut self.current;
+        h.write_errors += 1;
+        h.last_error = Some(chain(e));
+        h.last_error_at = Some(now);
+        h.failing_since.get_or_insert(now);
     }
 
     pub fn recovered(&mut self, _written: usize) {
-        self.failing_since = None;
-        self.recovered_at = Some(Timestamp::now());
+        self.current.failing_since = None;
+        self.current.recovered_at = Some(Timestamp::now());
         self.queue_full_said = false;
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped_critical + self.dropped_chatty
+        self.current.dropped_critical + self.current.dropped_chatty
     }
 
     /// Said once per episode: from now on critical lines are dropped.
@@ -115,19 +116,40 @@ impl Health {
             max_chatty_entries: f.limits.max_chatty_entries,
             max_bytes: f.limits.max_bytes,
             retention_days: f.limits.max_age.as_secs_f64() / 86_400.0,
-            chatty_evicted: self.chatty_evicted,
-            expired: self.expired,
-            writable: self.failing_since.is_none(),
-            failing_since: self.failing_since,
+            writable: self.current.failing_since.is_none(),
             pending: f.pending,
-            last_error: self.last_error.clone(),
-            last_error_at: self.last_error_at,
-            recovered_at: self.recovered_at,
-            write_errors: self.write_errors,
-            reopened: self.reopened,
-            dropped_critical: self.dropped_critical,
-            dropped_chatty: self.dropped_chatty,
-            moved_aside: self.moved_aside.clone(),
+            health: self.current.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JournalHealth, JournalStatus};
+
+    /// `dsh status --json` keeps one flat journal object, as before the
+    /// health fields had a type of their own, and reads back the same.
+    #[test]
+    fn status_json_is_flat_and_round_trips() {
+        let s = JournalStatus {
+            critical_entries: 2,
+            writable: false,
+            pending: 3,
+            health: JournalHealth {
+                failing_since: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+                write_errors: 4,
+                dropped_chatty: 5,
+                ..JournalHealth::default()
+            },
+            ..JournalStatus::default()
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["failing_since"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["write_errors"], 4);
+        assert_eq!(v["dropped_chatty"], 5);
+        assert_eq!(v["pending"], 3);
+        assert!(v["last_error"].is_null(), "{v}");
+        assert!(v.get("health").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<JournalStatus>(v).unwrap(), s);
     }
 }

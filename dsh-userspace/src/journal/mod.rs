@@ -37,7 +37,7 @@ use crate::{
 };
 pub use error::JournalError;
 use error::db;
-pub use health::{JournalStatus, MovedAside};
+pub use health::{JournalHealth, JournalStatus, MovedAside};
 
 /// How much history is kept.
 #[derive(Clone, Copy, Debug)]
@@ -194,7 +194,7 @@ impl Journal {
             self.path.display(),
             aside.display()
         );
-        side.health.moved_aside = Some(MovedAside {
+        side.health.current.moved_aside = Some(MovedAside {
             path: aside.display().to_string(),
             reason,
             at: now,
@@ -298,7 +298,7 @@ impl Journal {
     fn write_pending(&self, side: &mut Side, new: &[LogEntry]) -> Result<(), JournalError> {
         if side.writer.is_none() {
             match self.reopen(side) {
-                Ok(()) => side.health.reopened += 1,
+                Ok(()) => side.health.current.reopened += 1,
                 // Damaged since it was last opened: start a new one.
                 Err(e) if e.is_damage() => {
                     self.move_aside(side, &e);
@@ -398,7 +398,7 @@ impl Journal {
             .checked_sub(self.limits.max_age)
             .unwrap_or(Timestamp::MIN);
         let n = store::expire(&database, writer, cutoff)?;
-        side.health.expired += n;
+        side.health.current.expired += n;
         Ok(n)
     }
 
@@ -427,7 +427,7 @@ fn write_all(
     if side.no_space {
         let room = ROOM.max(side.pending.len() as u64 * 200);
         let n = store::make_room(database, writer, limits, room)?;
-        side.health.chatty_evicted += n;
+        side.health.current.chatty_evicted += n;
         if n > 0 {
             log::warn!("journal: {n} chatty lines evicted to make room");
         }
@@ -439,7 +439,7 @@ fn write_all(
         forgotten: side.pending_forgotten.iter().cloned().collect(),
     };
     let written = store::write(database, writer, &lines, &changes, limits)?;
-    side.health.chatty_evicted += written.evicted_chatty;
+    side.health.current.chatty_evicted += written.evicted_chatty;
     let was_pending = side.pending.len();
     side.pending.clear();
     side.pending_updated.clear();
@@ -468,8 +468,8 @@ fn hold(side: &mut Side, entries: &mut [LogEntry]) {
             LogClass::Critical if side.pending.len() < MAX_PENDING => {
                 side.pending.push_back(e.clone());
             }
-            LogClass::Critical => side.health.dropped_critical += 1,
-            LogClass::Chatty => side.health.dropped_chatty += 1,
+            LogClass::Critical => side.health.current.dropped_critical += 1,
+            LogClass::Chatty => side.health.current.dropped_chatty += 1,
         }
     }
     if side.pending.len() >= MAX_PENDING {

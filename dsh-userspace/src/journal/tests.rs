@@ -135,7 +135,7 @@ fn chatty_lines_are_evicted_first_and_critical_ones_stay() {
         (1000 - super::block::MAX_LINES as u64..=1000).contains(&s.chatty_entries),
         "chatty lines within the budget: {s:?}"
     );
-    assert_eq!(s.chatty_evicted + s.chatty_entries, 10_000);
+    assert_eq!(s.health.chatty_evicted + s.chatty_entries, 10_000);
     let kept = all(&j, Some("crasher"));
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].msg, exited(3, None));
@@ -162,7 +162,7 @@ fn the_byte_budget_evicts_chatty_lines() {
     }
     let s = j.status();
     assert!(s.stored_bytes <= 64 << 10, "{s:?}");
-    assert!(s.chatty_evicted > 0);
+    assert!(s.health.chatty_evicted > 0);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn age_retention_drops_old_lines_of_both_classes() {
         left.iter().filter(|e| e.ts == at(200)).count() as i64,
         4 * max
     );
-    assert_eq!(j.status().expired, removed);
+    assert_eq!(j.status().health.expired, removed);
 }
 
 /// A journal of typical lines (process churn from a few containers, with
@@ -242,7 +242,10 @@ fn damage(tag: &str, how: impl FnOnce(&std::path::Path)) {
     how(&path);
     let j = Journal::open(&path, Retention::default());
     let s = j.status();
-    let moved = s.moved_aside.expect("the damaged file is moved aside");
+    let moved = s
+        .health
+        .moved_aside
+        .expect("the damaged file is moved aside");
     assert!(moved.path.contains("journal.redb.corrupt-"), "{moved:?}");
     assert!(std::path::Path::new(&moved.path).exists());
     assert!(s.writable);
@@ -252,7 +255,7 @@ fn damage(tag: &str, how: impl FnOnce(&std::path::Path)) {
     drop(j);
     // A healthy journal is kept as it is.
     let j = Journal::open(&path, Retention::default());
-    assert_eq!(j.status().moved_aside, None);
+    assert_eq!(j.status().health.moved_aside, None);
     assert_eq!(all(&j, Some("k")).len(), 1);
 }
 

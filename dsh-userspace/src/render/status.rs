@@ -158,29 +158,32 @@ fn journal(o: &mut String, s: &StatusReport) {
         j.bytes_per_line,
         s.journal_errors
     );
-    if let Some(since) = j.failing_since {
+    if let Some(since) = j.health.failing_since {
         let _ = writeln!(
             o,
             "journal: NOT WRITABLE since {since}: {}; {} critical lines held in memory",
-            untrusted::text(j.last_error.as_deref().unwrap_or("unknown error")),
+            untrusted::text(j.health.last_error.as_deref().unwrap_or("unknown error")),
             j.pending
         );
-    } else if let Some(at) = j.recovered_at {
+    } else if let Some(at) = j.health.recovered_at {
         let _ = writeln!(
             o,
             "journal: writable again since {at} (last error at {}: {})",
-            j.last_error_at.map(|t| t.to_string()).unwrap_or_default(),
-            untrusted::text(j.last_error.as_deref().unwrap_or("-"))
+            j.health
+                .last_error_at
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            untrusted::text(j.health.last_error.as_deref().unwrap_or("-"))
         );
     }
-    if j.dropped_critical + j.dropped_chatty > 0 {
+    if j.health.dropped_critical + j.health.dropped_chatty > 0 {
         let _ = writeln!(
             o,
             "journal: {} critical and {} chatty lines dropped (could not be written)",
-            j.dropped_critical, j.dropped_chatty
+            j.health.dropped_critical, j.health.dropped_chatty
         );
     }
-    if let Some(m) = &j.moved_aside {
+    if let Some(m) = &j.health.moved_aside {
         let _ = writeln!(
             o,
             "journal: a damaged journal was moved aside to {} at {} ({})",
@@ -268,10 +271,10 @@ mod tests {
         s.journal.chatty_entries = 1000;
         s.journal.max_chatty_entries = 1_000_000;
         s.journal.bytes_per_line = 55.4;
-        s.journal.failing_since = Some("2026-01-01T00:00:00Z".parse().unwrap());
-        s.journal.last_error = Some("journal commit: No space left on device\x1b".into());
+        s.journal.health.failing_since = Some("2026-01-01T00:00:00Z".parse().unwrap());
+        s.journal.health.last_error = Some("journal commit: No space left on device\x1b".into());
         s.journal.pending = 3;
-        s.journal.dropped_chatty = 9;
+        s.journal.health.dropped_chatty = 9;
         let out = screen(&s);
         assert!(
             out.contains(
@@ -291,8 +294,8 @@ mod tests {
             out.contains("0 critical and 9 chatty lines dropped"),
             "{out}"
         );
-        s.journal.failing_since = None;
-        s.journal.recovered_at = Some("2026-01-01T00:01:00Z".parse().unwrap());
+        s.journal.health.failing_since = None;
+        s.journal.health.recovered_at = Some("2026-01-01T00:01:00Z".parse().unwrap());
         assert!(
             screen(&s).contains("journal: writable again since 2026-01-01T00:01:00Z"),
             "{out}"
