@@ -2,10 +2,11 @@
 //! churn, a full disk loses no critical line, a damaged file is moved aside,
 //! and names mean what operators mean by them.
 use std::{
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
+use dsh_testkit::Tmpfs;
 use serde_json::Value;
 
 use crate::{
@@ -103,53 +104,10 @@ fn a_crash_outlives_a_flood_of_process_churn() {
     assert!(churn.iter().any(|e| e["kind"] == "start"), "and its start");
 }
 
-/// Mounts a tmpfs of `size` on a fresh directory; unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn new(tag: &str, size: &str) -> Tmpfs {
-        let dir = std::env::temp_dir().join(format!("dsh-it-{tag}-{}", std::process::id()));
-        let _ = Command::new("umount").arg(&dir).status();
-        std::fs::create_dir_all(&dir).expect("mount point");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount");
-        assert!(ok.success(), "mounting a tmpfs on {}", dir.display());
-        Tmpfs(dir)
-    }
-
-    fn resize(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .expect("remount");
-        assert!(ok.success());
-    }
-
-    /// Takes every free byte with a file.
-    fn fill(&self) {
-        let _ = Command::new("dd")
-            .args(["if=/dev/zero", "bs=4k"])
-            .arg(format!("of={}", self.0.join("filler").display()))
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[test]
 fn a_full_disk_loses_no_critical_line() {
     let fs = Tmpfs::new("full", "4m");
-    let mut agent = Agent::start(&fs.0.join("state"), &FAST);
+    let mut agent = Agent::start(&fs.path().join("state"), &FAST);
     let pid = agent.pid();
     let noisy = Flood::new("full-noisy", 5);
     wait_until(Duration::from_secs(20), "churn in the journal", || {

@@ -23,6 +23,67 @@ pub fn tracefs_mounted() -> bool {
         .any(|m| m.fs_vfstype == "tracefs")
 }
 
+/// Whether a file system is mounted on `path` itself.
+pub fn mounted_at(path: &Path) -> bool {
+    procfs::mounts()
+        .unwrap_or_default()
+        .iter()
+        .any(|m| Path::new(&m.fs_file) == path)
+}
+
+/// A tmpfs of a given size on a fresh directory (a small disk to fill);
+/// unmounted and removed on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn new(tag: &str, size: &str) -> Tmpfs {
+        let dir = std::env::temp_dir().join(format!("dsh-it-{tag}-{}", std::process::id()));
+        // Left mounted by an earlier run that died (pids are reused). Only
+        // then: umount of a plain path prints an error for nothing.
+        if mounted_at(&dir) {
+            let _ = Command::new("umount").arg("-l").arg(&dir).status();
+        }
+        fs::create_dir_all(&dir).expect("mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mounting a tmpfs on {}", dir.display());
+        Tmpfs(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("remount");
+        assert!(ok.success(), "resizing the tmpfs on {}", self.0.display());
+    }
+
+    /// Takes every free byte with a file.
+    pub fn fill(&self) {
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: the agent under test may still hold its journal open.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
 /// tracefs mounted for bpftrace (it attaches classic tracepoints through
 /// tracefs, which dsh itself never needs) while this lives: unmounted on
 /// drop when it was mounted here.
