@@ -6,7 +6,7 @@ use std::{
     process::ExitCode,
 };
 
-use dsh::untrusted;
+use dsh::{report::chain, untrusted};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
@@ -27,8 +27,9 @@ fn main() -> ExitCode {
         // A closed pipe (`dsh log --json | head -1`) is not an error.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            // Errors quote names, paths and the agent's answers.
-            eprintln!("dsh: {}", untrusted::text(&format!("{err:#}")));
+            // Errors quote names, paths and the agent's answers; `chain`
+            // says a cause once where a message already includes it.
+            eprintln!("dsh: {}", untrusted::text(&chain(err.as_ref())));
             ExitCode::FAILURE
         }
     }

@@ -50,3 +50,24 @@ pub enum ProbeError {
     #[error("reading the event stream")]
     Stream(#[source] std::io::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ProbeError;
+    use crate::report::chain;
+
+    /// aya's load error prints its cause and returns it as its source too:
+    /// the line `dsh agent` ends with says each part once.
+    #[test]
+    fn a_load_error_names_its_cause_once() {
+        let e = ProbeError::Load(aya::EbpfError::MapError(aya::maps::MapError::CreateError {
+            name: "CRITICAL_EVENTS".into(),
+            io_error: std::io::Error::from_raw_os_error(1),
+        }));
+        assert_eq!(
+            chain(&e),
+            "loading the eBPF object: map error: failed to create map `CRITICAL_EVENTS`: \
+             Operation not permitted (os error 1)"
+        );
+    }
+}

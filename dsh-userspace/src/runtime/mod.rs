@@ -134,7 +134,7 @@ pub async fn supervise<R: Runtime>(
     loop {
         let error = match session(&mut rt, &tx, &mut lookups, pacing).await {
             Ok(()) => return, // the agent is shutting down
-            Err(e) => format!("{e:#}"),
+            Err(e) => crate::report::chain(e.as_ref()),
         };
         if error != last_error {
             // A runtime this host does not run is normal: said once, quietly
