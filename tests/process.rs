@@ -8,6 +8,18 @@ use dsh::{
 
 use crate::common::{TestCgroup, WAIT, ensure_loaded, is_exit_of, probe};
 
+/// The exit event of `pid`, which must be charged to `cg`: its status.
+fn exit_status_in(cg: &TestCgroup, pid: u32) -> ExitStatus {
+    let ev = probe()
+        .wait_for(WAIT, |e| is_exit_of(e, pid))
+        .expect("no exit event");
+    assert_eq!(ev.task.cgroup_id, cg.id());
+    let EventKind::Exit { status, .. } = ev.kind else {
+        unreachable!("is_exit_of matched {:?}", ev.kind)
+    };
+    status
+}
+
 #[test]
 fn sigsegv_death_has_signal_11() {
     let cg = TestCgroup::new("segv");
@@ -19,13 +31,7 @@ fn sigsegv_death_has_signal_11() {
         .expect("spawn");
     let pid = child.id();
     child.wait_with_output().expect("wait");
-    let ev = probe()
-        .wait_for(WAIT, |e| is_exit_of(e, pid))
-        .expect("no exit event");
-    assert_eq!(ev.task.cgroup_id, cg.id());
-    let EventKind::Exit { status, .. } = ev.kind else {
-        unreachable!()
-    };
+    let status = exit_status_in(&cg, pid);
     assert_eq!(status.signal().map(Signal::number), Some(11));
     assert_eq!(status.code(), None);
 }
@@ -38,14 +44,7 @@ fn exit_3_has_exit_code_3() {
     let pid = child.id();
     let status = child.wait_with_output().expect("wait").status;
     assert_eq!(status.code(), Some(3));
-    let ev = probe()
-        .wait_for(WAIT, |e| is_exit_of(e, pid))
-        .expect("no exit event");
-    assert_eq!(ev.task.cgroup_id, cg.id());
-    let EventKind::Exit { status, .. } = ev.kind else {
-        unreachable!()
-    };
-    assert_eq!(status, ExitStatus::Exited(3));
+    assert_eq!(exit_status_in(&cg, pid), ExitStatus::Exited(3));
     // One process, one exit event: thread exits are not process exits.
     let n = probe().matching(|e| is_exit_of(e, pid)).len();
     assert_eq!(n, 1);
