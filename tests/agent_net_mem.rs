@@ -69,6 +69,40 @@ fn network_rx_per_namespace_counted_once() {
     );
 }
 
+/// Sockets that were listening before the agent started (no listen event
+/// for them) are read from the container's namespace, and a socket closed
+/// since is dropped from the endpoint at the next re-read.
+#[test]
+fn listening_sockets_found_in_the_namespace() {
+    // One connection ends nc; the container then listens on nothing. No
+    // published port: the runtime's ports are part of the endpoint too.
+    let c = Container::run(
+        "listen-before",
+        &[],
+        &["sh", "-c", "nc -l -p 9000 > /dev/null; sleep 600"],
+    );
+    let ip = docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &c.name]);
+    let port = format!("{}:9000", ip.trim());
+    // Give nc a moment to listen before the agent looks.
+    std::thread::sleep(Duration::from_secs(1));
+    let agent = Agent::fresh("listen", &[]);
+    let endpoint = |agent: &Agent| {
+        agent
+            .row(&c.name)
+            .and_then(|r| r["endpoint"].as_str().map(str::to_owned))
+    };
+    wait_until(Duration::from_secs(20), "the port listened on", || {
+        endpoint(&agent).filter(|e| e.ends_with(":{9000}"))
+    });
+    let s = TcpStream::connect(&port).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+    drop(s);
+    // Addresses and sockets are read again every 10 s.
+    let e = wait_until(Duration::from_secs(30), "the closed port to go", || {
+        endpoint(&agent).filter(|e| !e.contains("9000"))
+    });
+    assert_eq!(e, "-", "it listens on nothing now");
+}
+
 /// The kernel's working set of a Docker container (cgroup v1 memory
 /// controller on this host, else cgroup2).
 fn kernel_working_set(id: &str) -> u64 {

@@ -3,8 +3,8 @@
 //! cost for `dsh status`.
 use std::{
     collections::{HashMap, HashSet},
+    ffi::OsString,
     fs::File,
-    path::PathBuf,
     time::Instant,
 };
 
@@ -15,7 +15,7 @@ use crate::{
     cgroup::{
         self, CgroupId,
         layout::CgroupLayout,
-        netns::{NetnsReader, NetnsView, netns_of},
+        netns::{NetnsIds, NetnsReader, NetnsView, host_netns},
         stats::{StatsError, StatsReader},
     },
     model::{
@@ -37,6 +37,7 @@ pub struct Sampler {
     /// Container key → its attribution cgroup directory, for syscall counters.
     dirs: HashMap<String, (CgroupId, File)>,
     net: NetnsReader,
+    net_ids: NetnsIds,
 }
 
 impl Sampler {
@@ -63,7 +64,7 @@ impl Sampler {
         }
         let live = model.live_keys();
         let mut nets = self.net_samples(model, &live);
-        let mut live_dirs = HashSet::new();
+        let mut live_dirs: HashSet<OsString> = HashSet::new();
         for key in &live {
             let Some(c) = model.get(key) else { continue };
             let (path, cgroup_id) = (
@@ -71,7 +72,7 @@ impl Sampler {
                 c.cgroup_id.unwrap_or(CgroupId::new(0)),
             );
             let src = cgroup::stats_source(layout, &path);
-            live_dirs.extend(src.dirs().into_iter().map(PathBuf::from));
+            live_dirs.extend(src.dirs().into_iter().map(|d| d.as_os_str().to_owned()));
             let stats = match self.stats.read(&src) {
                 Ok(s) => s,
                 Err(StatsError::Vanished(_)) => {
@@ -105,7 +106,7 @@ impl Sampler {
             model.record_sample(key, stats, counters, net, now);
         }
         // Let go of cgroups no longer live: an open file pins a removed cgroup.
-        self.stats.retain(|dir| live_dirs.contains(dir));
+        self.stats.retain(|dir| live_dirs.contains(dir.as_os_str()));
         let live: HashSet<&String> = live.iter().collect();
         self.dirs.retain(|k, _| live.contains(k));
     }
@@ -151,7 +152,7 @@ impl Sampler {
     /// earliest created (sandboxes aside); the host's namespace is never read
     /// (it is no container's: hundreds of plain cgroups live in it).
     fn net_samples(&mut self, model: &Model, live: &[String]) -> HashMap<String, NetSample> {
-        let host = netns_of(1).ok();
+        let host = host_netns();
         // Each running container's namespace: a stat, not a read.
         let mut members: Vec<(&String, u32, u64)> = Vec::new();
         for key in live {
@@ -159,7 +160,7 @@ impl Sampler {
             let Some(pid) = c.main_tgid.filter(|_| c.state == State::Running) else {
                 continue;
             };
-            match netns_of(pid) {
+            match self.net_ids.of(key, pid) {
                 Ok(ns) => members.push((key, pid, ns)),
                 Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
             }
@@ -191,6 +192,8 @@ impl Sampler {
                 Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
             }
         }
+        let running: HashSet<&str> = members.iter().map(|(k, _, _)| k.as_str()).collect();
+        self.net_ids.retain(|k| running.contains(k));
         let readers: HashSet<&str> = owner.values().map(|(k, _)| k.as_str()).collect();
         self.net.retain(|k| readers.contains(k));
         members

@@ -3,6 +3,7 @@
 pub mod by_id;
 pub mod identity;
 pub mod layout;
+pub mod listen;
 pub mod netns;
 pub mod stats;
 

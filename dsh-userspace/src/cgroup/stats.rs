@@ -4,10 +4,13 @@
 //! exactly once into one reused buffer, and nothing else (no directory walks) is
 //! touched except on the error path, where one `stat` of the directory tells a
 //! controller that is not enabled apart from a cgroup that was removed.
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Where one cgroup's files are. On v2 one directory; on v1 (and hybrid hosts,
 /// whose cgroup2 tree has no controllers) one directory per controller, any of
@@ -144,21 +147,19 @@ impl StatsReader {
     pub fn read(&mut self, src: &StatsSource) -> Result<CgroupStats, StatsError> {
         let result = read_all(&mut self.r, src, host_ram());
         if let Err(StatsError::Vanished(dir)) = &result {
-            self.r.open.retain(|path, _| !path.starts_with(dir));
+            self.r.open.remove(dir.as_os_str());
         }
         result
     }
 
     /// Closes the files of every cgroup directory `keep` says no to.
     pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
-        self.r
-            .open
-            .retain(|path, _| path.parent().is_some_and(&mut keep));
+        self.r.open.retain(|dir, _| keep(Path::new(dir)));
     }
 
     /// Files held open.
     pub fn open_files(&self) -> usize {
-        self.r.open.len()
+        self.r.open.values().map(Vec::len).sum()
     }
 }
 
@@ -333,8 +334,23 @@ fn host_ram() -> u64 {
 struct Reader {
     buf: String,
     bytes: Vec<u8>,
-    open: std::collections::HashMap<PathBuf, File>,
+    /// Cgroup directory → its files held open, by name. Keyed by the
+    /// directory's bytes: `Path`'s component-wise hash and equality were a
+    /// tenth of the agent's time with 500 cgroups.
+    open: HashMap<OsString, Vec<(&'static str, Slot)>>,
 }
+
+/// One file of a cgroup directory: held open, or found absent (its
+/// controller not enabled there) and not looked for again until `RECHECK`
+/// has passed (a failed open and a stat of the directory per tick each).
+enum Slot {
+    Open(File),
+    Absent(Instant),
+}
+
+/// How long an absent file is taken to stay absent (a cgroup v2 controller
+/// can be enabled after the cgroup was made).
+const RECHECK: Duration = Duration::from_secs(10);
 
 /// Where the readers get a file's text from: cgroupfs (`Reader`), or given
 /// contents (`Texts`).
@@ -344,7 +360,7 @@ trait Files {
     fn parse<T>(
         &mut self,
         dir: &Path,
-        name: &str,
+        name: &'static str,
         f: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, StatsError>;
 }
@@ -355,7 +371,7 @@ impl<F: FnMut(&Path) -> Option<String>> Files for Texts<F> {
     fn parse<T>(
         &mut self,
         dir: &Path,
-        name: &str,
+        name: &'static str,
         f: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, StatsError> {
         let path = dir.join(name);
@@ -369,31 +385,58 @@ impl<F: FnMut(&Path) -> Option<String>> Files for Texts<F> {
 }
 
 impl Reader {
-    /// The whole file from offset 0 into `buf`, through a kept-open fd.
-    fn fill(&mut self, path: &Path) -> io::Result<()> {
+    /// The whole file `dir/name` from offset 0 into `buf`, through a
+    /// kept-open fd. Ok(false): the file was found absent lately.
+    fn fill(&mut self, dir: &Path, name: &'static str) -> io::Result<bool> {
         use std::os::unix::fs::FileExt as _;
-        if !self.open.contains_key(path) {
-            self.open.insert(path.to_owned(), File::open(path)?);
-        }
-        let file = &self.open[path];
+        let files = match self.open.get_mut(dir.as_os_str()) {
+            Some(files) => files,
+            None => self.open.entry(dir.as_os_str().to_owned()).or_default(),
+        };
+        let at = match files.iter().position(|(n, _)| *n == name) {
+            Some(at) => match &files[at].1 {
+                Slot::Open(_) => at,
+                Slot::Absent(since) if since.elapsed() < RECHECK => return Ok(false),
+                Slot::Absent(_) => {
+                    files[at].1 = Slot::Open(File::open(dir.join(name))?);
+                    at
+                }
+            },
+            None => {
+                files.push((name, Slot::Open(File::open(dir.join(name))?)));
+                files.len() - 1
+            }
+        };
+        let Slot::Open(file) = &files[at].1 else {
+            return Ok(false);
+        };
         self.bytes.clear();
         let mut chunk = [0u8; 4096];
         loop {
             let n = match file.read_at(&mut chunk, self.bytes.len() as u64) {
                 Ok(n) => n,
                 Err(e) => {
-                    self.open.remove(path);
+                    files.swap_remove(at);
                     return Err(e);
                 }
             };
-            if n == 0 {
+            self.bytes.extend_from_slice(&chunk[..n]);
+            // cgroupfs files are seq files: one read returns everything
+            // that fits, so a short read is the end (no second read for 0).
+            if n < chunk.len() {
                 break;
             }
-            self.bytes.extend_from_slice(&chunk[..n]);
         }
         self.buf.clear();
         self.buf.push_str(&String::from_utf8_lossy(&self.bytes));
-        Ok(())
+        Ok(true)
+    }
+
+    /// Remembers that `dir/name` is absent while `dir` exists.
+    fn absent(&mut self, dir: &Path, name: &'static str) {
+        let files = self.open.entry(dir.as_os_str().to_owned()).or_default();
+        files.retain(|(n, _)| *n != name);
+        files.push((name, Slot::Absent(Instant::now())));
     }
 }
 
@@ -401,22 +444,32 @@ impl Files for Reader {
     fn parse<T>(
         &mut self,
         dir: &Path,
-        name: &str,
+        name: &'static str,
         f: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, StatsError> {
-        let path = dir.join(name);
-        match self.fill(&path) {
-            Ok(()) => f(&self.buf)
+        match self.fill(dir, name) {
+            Ok(true) => f(&self.buf)
                 .map(Some)
-                .map_err(|line| StatsError::Malformed { path, line }),
+                .map_err(|line| StatsError::Malformed {
+                    path: dir.join(name),
+                    line,
+                }),
+            Ok(false) => Ok(None),
             Err(e) if e.raw_os_error() == Some(ENODEV) => Err(StatsError::Vanished(dir.to_owned())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::metadata(dir) {
                 Err(d) if d.kind() == io::ErrorKind::NotFound => {
+                    self.open.remove(dir.as_os_str());
                     Err(StatsError::Vanished(dir.to_owned()))
                 }
-                _ => Ok(None),
+                _ => {
+                    self.absent(dir, name);
+                    Ok(None)
+                }
             },
-            Err(source) => Err(StatsError::Io { path, source }),
+            Err(source) => Err(StatsError::Io {
+                path: dir.join(name),
+                source,
+            }),
         }
     }
 }
