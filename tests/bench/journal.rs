@@ -1,7 +1,8 @@
 //! What the journal costs: an agent records the churn of a shell loop
 //! (summed up in one line per sample, not one per process) and a loop of
-//! crashing children (one critical line each); the journal file's size is
-//! divided by the lines it keeps, and churn lines are counted per second.
+//! crashing children (one critical line each); the bytes its lines take in
+//! the store (and the file's size, for reference) are divided by the lines
+//! it keeps, and churn lines are counted per second.
 use std::{
     path::Path,
     process::Stdio,
@@ -106,9 +107,14 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
     );
     crate::write_json(out_dir, "journal.json", &report);
     vec![
+        // Churn is summed up, so this journal keeps a few thousand lines
+        // and the database file's fixed size dominates its bytes per line;
+        // the budget is on what each line costs in the store (the journal's
+        // unit tests hold the file to 200 bytes per line over 20,200 lines).
         Budget::at_most(
-            "journal: bytes per line on disk",
-            report.bytes_per_line,
+            "journal: stored bytes per line",
+            report.stored_bytes as f64
+                / (report.critical_lines + report.chatty_lines).max(1) as f64,
             200.0,
         ),
         Budget::at_most(

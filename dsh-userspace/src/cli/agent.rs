@@ -33,7 +33,7 @@ pub struct AgentArgs {
     #[arg(long, default_value = "sampled", value_parser = accounting)]
     pub syscalls: SyscallAccounting,
     /// Sampled syscalls: how long each counting window lasts.
-    #[arg(long, default_value = "1s", value_parser = super::duration::interval)]
+    #[arg(long, default_value = "500ms", value_parser = super::duration::interval)]
     pub syscall_window: Duration,
     /// Sampled syscalls: one window opens every this long.
     #[arg(long, default_value = "10s", value_parser = super::duration::interval)]
