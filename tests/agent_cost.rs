@@ -248,3 +248,57 @@ fn syscalls_off_attaches_no_per_syscall_program() {
         "{out:?}"
     );
 }
+
+/// Entries of the kernel's maps keyed by cgroup id (`dsh status --json`).
+fn map_entries(agent: &Agent, name: &str) -> u64 {
+    agent.status()["maps"]
+        .as_array()
+        .and_then(|maps| maps.iter().find(|m| m["name"] == name))
+        .and_then(|m| m["entries"].as_u64())
+        .unwrap_or_else(|| panic!("no {name} in dsh status --json"))
+}
+
+/// A removed cgroup's entries leave the kernel's maps (block counters, its
+/// main process, its hash-layout syscall counters): containers come and go
+/// by the thousand, and full maps would stop the counting. Counted as
+/// fills, since the agent does not list the keys: each map loses at least
+/// the test's cgroups once they are removed.
+#[test]
+fn removed_cgroups_leave_the_kernel_maps() {
+    const N: u64 = 10;
+    const MAPS: [&str; 3] = ["BLOCK_STATS", "MAIN_PROCESSES", "SYSCALL_COUNTS"];
+    let agent = Agent::fresh(
+        "forget",
+        &["--syscalls", "exact", "--syscall-counters", "hash"],
+    );
+    let fills = |agent: &Agent| MAPS.map(|m| map_entries(agent, m));
+    let before = fills(&agent);
+    let cgroups: Vec<TestCgroup> = (0..N)
+        .map(|i| TestCgroup::new(&format!("forget{i}")))
+        .collect();
+    // An exec (a main process), syscalls, and a direct write (block I/O)
+    // in each; /var/tmp is on a block device, as in block.rs.
+    let dir = std::env::var("DSH_TEST_BLOCK_DIR").unwrap_or_else(|_| "/var/tmp".into());
+    for (i, cg) in cgroups.iter().enumerate() {
+        let file = format!("{dir}/dsh-test-forget-{}-{i}", std::process::id());
+        let status = cg.run(&["direct-write", &file, "1"]);
+        let _ = std::fs::remove_file(&file);
+        assert!(status.success(), "direct write in {}", cg.name);
+    }
+    let during = wait_until(Duration::from_secs(10), "their entries", || {
+        let now = fills(&agent);
+        now.iter()
+            .zip(before)
+            .all(|(n, b)| *n >= b + N)
+            .then_some(now)
+    });
+    drop(cgroups);
+    let after = wait_until(Duration::from_secs(10), "the entries to go", || {
+        let now = fills(&agent);
+        now.iter()
+            .zip(during)
+            .all(|(n, d)| *n + N <= d)
+            .then_some(now)
+    });
+    eprintln!("{MAPS:?}: {before:?} -> {during:?} -> {after:?}");
+}

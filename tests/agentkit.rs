@@ -281,6 +281,11 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
         let _ = std::fs::remove_dir_all(&self.state_dir);
+        // A failing test keeps the agent's log for whoever reads its
+        // report; a passing one leaves nothing behind in the temp dir.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
     }
 }
 

@@ -37,13 +37,6 @@ fn direct_write_is_attributed_to_its_cgroup() {
     let hist: u64 = mine.latency.iter().sum();
     assert_eq!(hist, ops + mine.read_ops);
 
-    // A cgroup that goes away stops costing memory: rmdir frees its entry.
-    drop(cg);
-    let stats = probe().probe.block_stats().expect("block stats");
-    for id in ids {
-        assert!(
-            !stats.contains_key(&id),
-            "block counters of removed cgroup {id} remain"
-        );
-    }
+    // A removed cgroup's entry is deleted by the agent on the rmdir event:
+    // agent_cost::removed_cgroups_leave_the_kernel_maps.
 }

@@ -137,9 +137,3 @@ pub fn is_main_process(cgroup_id: u64, tgid: u32) -> bool {
         None => false,
     }
 }
-
-/// The cgroup is gone: so is its main process.
-#[inline(always)]
-pub fn forget_cgroup(cgroup_id: u64) {
-    let _ = MAIN_PROCESSES.remove(cgroup_id);
-}

@@ -299,7 +299,15 @@ impl Agent {
             }
             EventKind::CgroupRmdir {
                 id, hierarchy_id, ..
-            } => discovery::on_rmdir(m, self.hierarchies, id, hierarchy_id, ts),
+            } => {
+                discovery::on_rmdir(m, self.hierarchies, id, hierarchy_id, ts);
+                // Only these two hierarchies' ids key the kernel's maps.
+                if hierarchy_id == self.hierarchies.attribution
+                    || hierarchy_id == self.hierarchies.blkcg
+                {
+                    self.probe.forget_cgroup(id);
+                }
+            }
             EventKind::Exec { .. } => m.exec(task.cgroup_id, task.tgid, &task.comm, ts),
             EventKind::Exit { status, .. } => {
                 // The exit line's summary: CPU and memory peak now if the

@@ -370,6 +370,43 @@ impl Probe {
         self.syscall_stats_of(&cgroup)
     }
 
+    /// Deletes a removed cgroup's entries from the maps keyed by cgroup id:
+    /// block counters, hash-layout syscall counters, its main process. Done
+    /// here rather than in the rmdir program, where three hash deletes per
+    /// cgroup of every hierarchy doubled its time; ids are never reused.
+    pub fn forget_cgroup(&mut self, id: CgroupId) {
+        use aya::maps::HashMap as BpfHashMap;
+        let key = id.get();
+        let ebpf = &mut self.ebpf;
+        let results = [
+            (
+                "BLOCK_STATS",
+                remove(ebpf, "BLOCK_STATS", |m| {
+                    PerCpuHashMap::<_, u64, BlockStats>::try_from(m)?.remove(&key)
+                }),
+            ),
+            (
+                "SYSCALL_COUNTS",
+                remove(ebpf, "SYSCALL_COUNTS", |m| {
+                    PerCpuHashMap::<_, u64, SyscallStats>::try_from(m)?.remove(&key)
+                }),
+            ),
+            (
+                "MAIN_PROCESSES",
+                remove(ebpf, "MAIN_PROCESSES", |m| {
+                    BpfHashMap::<_, u64, dsh_ebpf::MainProcess>::try_from(m)?.remove(&key)
+                }),
+            ),
+        ];
+        for (name, result) in results {
+            match result {
+                // Absent: the cgroup did no I/O, made no counted syscall.
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => log::debug!("forgetting cgroup {id} in {name}: {e}"),
+            }
+        }
+    }
+
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
     /// cgroup id (blkcg ids and task cgroup ids alike).
     pub fn block_stats(&self) -> Result<HashMap<CgroupId, BlockStats>, ProbeError> {
@@ -548,4 +585,13 @@ impl Probe {
             .ok_or(ProbeError::MissingMap("CHATTY_EVENTS"))?;
         EventRings::new(critical, chatty)
     }
+}
+
+/// Runs `op` on the main object's map `name` (absent: nothing to remove).
+fn remove(
+    ebpf: &mut Ebpf,
+    name: &str,
+    op: impl FnOnce(&mut aya::maps::Map) -> Result<(), aya::maps::MapError>,
+) -> Result<(), aya::maps::MapError> {
+    ebpf.map_mut(name).map_or(Ok(()), op)
 }
