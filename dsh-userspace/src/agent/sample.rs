@@ -185,7 +185,7 @@ impl Sampler {
         }
         let mut views: HashMap<u64, NetnsView> = HashMap::new();
         for (&ns, &(key, pid)) in &owner {
-            match self.net.read(key, pid) {
+            match self.net.read(key, pid, ns) {
                 Ok(v) => {
                     views.insert(ns, v);
                 }

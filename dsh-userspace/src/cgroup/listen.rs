@@ -109,16 +109,15 @@ mod tests {
 
     use super::*;
 
-    /// Needs no privilege in the agent's own namespace: a port this test
-    /// listens on is reported, one it closed is not.
+    /// In the test's own namespace (entering it still takes CAP_SYS_ADMIN,
+    /// as the unit tests run: as root): a port this test listens on is
+    /// reported, one it closed is not.
     #[test]
     fn own_namespace_listeners() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let q = match ListenQuery::open(std::process::id()) {
-            Ok(q) => q,
-            Err(e) => panic!("sock_diag socket in our own namespace: {e}"),
-        };
+        let q = ListenQuery::open(std::process::id())
+            .unwrap_or_else(|e| panic!("sock_diag socket in our own namespace: {e}"));
         assert!(q.ports().expect("dump").contains(&port));
         drop(listener);
         assert!(!q.ports().expect("dump").contains(&port));

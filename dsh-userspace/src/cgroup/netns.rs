@@ -184,11 +184,15 @@ pub struct NetnsReader {
 }
 
 impl NetnsReader {
-    /// The namespace of `pid` (the container `key`'s main process).
-    pub fn read(&mut self, key: &str, pid: u32) -> io::Result<NetnsView> {
-        if self.open.get(key).is_none_or(|o| o.pid != pid) {
+    /// The namespace `netns` (as `NetnsIds` found it) of `pid`, the
+    /// container `key`'s main process.
+    pub fn read(&mut self, key: &str, pid: u32, netns: u64) -> io::Result<NetnsView> {
+        if self
+            .open
+            .get(key)
+            .is_none_or(|o| o.pid != pid || o.netns != netns)
+        {
             self.open.remove(key);
-            let netns = netns_of(pid)?;
             let dev = File::open(format!("/proc/{pid}/net/dev"))?;
             let listen = ListenQuery::open(pid)
                 .inspect_err(|e| {
@@ -353,12 +357,16 @@ Local:
     fn own_namespace_is_read_and_kept_open() {
         let me = std::process::id();
         let mut r = NetnsReader::default();
-        let v = r.read("self", me).expect("own netns");
+        let v = r
+            .read("self", me, netns_of(me).unwrap())
+            .expect("own netns");
         assert_eq!(v.netns, netns_of(me).unwrap());
-        let again = r.read("self", me).expect("again, through the open file");
+        let again = r
+            .read("self", me, netns_of(me).unwrap())
+            .expect("again, through the open file");
         assert!(again.counters.rx_bytes >= v.counters.rx_bytes);
         r.retain(|_| false);
         assert!(r.open.is_empty());
-        assert!(r.read("gone", u32::MAX).is_err());
+        assert!(r.read("gone", u32::MAX, 1).is_err());
     }
 }
