@@ -1,5 +1,6 @@
 //! OOM kills name the victim and its cgroup.
 use dsh::probe::event::EventKind;
+use dsh_ebpf::{OOM_SLOTS, channel};
 
 use crate::common::{TestCgroup, WAIT, ensure_loaded, probe};
 
@@ -26,19 +27,67 @@ fn oom_kill_names_victim_pid_and_cgroup() {
         )
         .expect("no OOM event for the victim");
     let EventKind::Oom {
+        victim_pid,
         victim_cgroup_id,
-        victim_comm,
-        anon_rss_pages,
         ..
     } = ev.kind
     else {
         unreachable!()
     };
     assert_eq!(victim_cgroup_id, id, "OOM attributed to the wrong cgroup");
-    assert_eq!(victim_comm, "dsh-workload");
-    assert!(anon_rss_pages > 0, "victim's anonymous memory not reported");
+    assert_eq!(
+        victim_pid, pid,
+        "a single-threaded victim's pid is its tgid"
+    );
     let ooms = p.matching(
         |e| matches!(e.kind, EventKind::Oom { victim_cgroup_id, .. } if victim_cgroup_id == id),
     );
     assert_eq!(ooms.len(), 1, "one OOM kill, {} events", ooms.len());
+}
+
+/// More OOM kills than the mailbox has slots between two reads: the
+/// newest `OOM_SLOTS - 1` arrive, in order, and every other one is counted
+/// lost on the critical channel, none dropped silently.
+#[test]
+fn oom_kills_beyond_the_slots_are_counted_lost() {
+    let cg = TestCgroup::new("oom-many");
+    cg.set_memory_limit(32 << 20);
+    ensure_loaded();
+    // Held, so nothing reads the slots while the kills happen.
+    let mut p = probe();
+    p.collect();
+    let lost0 = p.probe.channel_stats().expect("channel stats")[channel::CRITICAL as usize].lost;
+    let kills = OOM_SLOTS as usize + 9;
+    let mut victims = Vec::new();
+    for _ in 0..kills {
+        let child = cg.command(&["hog", "256"]).spawn().expect("spawn hog");
+        victims.push(child.id());
+        let out = child.wait_with_output().expect("wait hog");
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(out.status.signal(), Some(9), "hog should be OOM-killed");
+    }
+    let id = cg.id();
+    let got: Vec<u32> = p
+        .matching(
+            |e| matches!(e.kind, EventKind::Oom { victim_cgroup_id, .. } if victim_cgroup_id == id),
+        )
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::Oom { victim_tgid, .. } => victim_tgid,
+            _ => unreachable!(),
+        })
+        .collect();
+    let lost =
+        p.probe.channel_stats().expect("channel stats")[channel::CRITICAL as usize].lost - lost0;
+    let kept = OOM_SLOTS as usize - 1;
+    assert_eq!(
+        got,
+        victims[kills - kept..],
+        "the newest {kept} kills, in order"
+    );
+    assert_eq!(
+        lost,
+        (kills - kept) as u64,
+        "every overwritten kill counted lost"
+    );
 }

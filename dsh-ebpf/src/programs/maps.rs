@@ -7,8 +7,8 @@ use aya_ebpf::{
 };
 use dsh_ebpf::{
     BlockStats, ChannelStats, InflightRequest, MAX_BLOCK_CGROUPS, MAX_INFLIGHT,
-    MAX_SYSCALL_CGROUPS, MAX_TRACE_ERRNOS, MAX_TRACE_SYSCALLS, SyscallCacheSlot, SyscallStats,
-    TRACE_START_SLOTS, TraceStart, TraceSyscall, channel,
+    MAX_SYSCALL_CGROUPS, MAX_TRACE_ERRNOS, MAX_TRACE_SYSCALLS, OOM_SLOTS, OomEvent,
+    SyscallCacheSlot, SyscallStats, TRACE_START_SLOTS, TraceStart, TraceSyscall, channel,
 };
 
 /// 4 MiB: about 60,000 exit records, several seconds of a fork storm.
@@ -62,6 +62,14 @@ pub static CRITICAL_EVENTS: RingBuf<u8, CRITICAL_RING_BYTES> = RingBuf::new();
 
 #[btf_map]
 pub static CHATTY_EVENTS: RingBuf<u8, CHATTY_RING_BYTES> = RingBuf::new();
+
+/// OOM kills, record `n` in slot `n % OOM_SLOTS` (see `dsh_ebpf::OOM_SLOTS`).
+#[btf_map]
+pub static OOM_EVENTS: Array<OomEvent, { OOM_SLOTS as usize }> = Array::new();
+
+/// Slot 0: OOM records written so far.
+#[btf_map]
+pub static OOM_WRITTEN: Array<u64, 1> = Array::new();
 
 /// Indexed by `channel::*`.
 #[btf_map]

@@ -11,18 +11,14 @@ use aya_ebpf::{
     macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
-use dsh_ebpf::{COMM_LEN, OomEvent, channel, failure, kind, victim_arg};
+use dsh_ebpf::{OOM_SLOTS, OomEvent, failure, kind, victim_arg};
 
 use super::{
-    events::{emit, header},
+    events::header,
     failures::count,
     kernel::{Failure, config, off, read, task_cgroup_id},
+    maps::{OOM_EVENTS, OOM_WRITTEN},
 };
-
-/// `mm_struct.rss_stat` indices (include/linux/mm_types_task.h).
-const MM_FILEPAGES: usize = 0;
-const MM_ANONPAGES: usize = 1;
-const MM_SHMEMPAGES: usize = 3;
 
 const SIGKILL: i32 = 9;
 
@@ -47,12 +43,6 @@ pub fn note_signal_target(sig: i32, target: *const u8) {
     }
 }
 
-#[inline(always)]
-fn rss(mm: *const u8, index: usize) -> Result<u64, Failure> {
-    let counter = off!(mm_rss_stat) + index * off!(rss_counter_stride) + off!(rss_counter_value);
-    Ok(read::<i64>(mm, counter)?.max(0) as u64)
-}
-
 /// `mark_victim(struct task_struct *task, uid_t uid)`, or `mark_victim(int
 /// pid)` before 6.1 (see the module comment).
 #[btf_tracepoint(function = "mark_victim")]
@@ -68,7 +58,7 @@ pub fn dsh_mark_victim(ctx: BtfTracePointContext) -> u32 {
             Some(task) => task as *const u8,
             None => {
                 count(Failure(failure::OOM_VICTIM_UNKNOWN));
-                emit::<OomEvent>(channel::CRITICAL, |e| {
+                record(|e| {
                     e.hdr = header(kind::OOM);
                     // The best guess left: a memcg OOM kill picks its
                     // victim from the cgroup of the task that ran into it.
@@ -82,27 +72,43 @@ pub fn dsh_mark_victim(ctx: BtfTracePointContext) -> u32 {
     } else {
         arg as *const u8
     };
-    emit::<OomEvent>(channel::CRITICAL, |e| {
+    record(|e| {
         e.hdr = header(kind::OOM);
         e.victim_cgroup_id = task_cgroup_id(victim);
-        if let Err(f) = fill_victim(e, victim) {
-            count(f);
+        // pid and tgid are adjacent pid_t (user space's tests check it):
+        // one read for both.
+        match read::<u64>(victim, off!(task_pid)) {
+            Ok(both) => (e.victim_pid, e.victim_tgid) = (both as u32, (both >> 32) as u32),
+            Err(f) => count(f),
         }
     });
     0
 }
 
+/// Writes the next OOM record in place in `OOM_EVENTS` (see
+/// `dsh_ebpf::OOM_SLOTS` for why not a ring), then counts it written.
 #[inline(always)]
-fn fill_victim(e: &mut OomEvent, victim: *const u8) -> Result<(), Failure> {
-    e.victim_pid = read(victim, off!(task_pid))?;
-    e.victim_tgid = read(victim, off!(task_tgid))?;
-    e.victim_comm = read::<[u8; COMM_LEN]>(victim, off!(task_comm))?;
-    let mm: *const u8 = read(victim, off!(task_mm))?;
-    if !mm.is_null() {
-        e.total_vm_pages = read(mm, off!(mm_total_vm))?;
-        e.anon_rss_pages = rss(mm, MM_ANONPAGES)?;
-        e.file_rss_pages = rss(mm, MM_FILEPAGES)?;
-        e.shmem_rss_pages = rss(mm, MM_SHMEMPAGES)?;
-    }
-    Ok(())
+fn record(fill: impl FnOnce(&mut OomEvent)) {
+    let Some(written) = OOM_WRITTEN.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: a map value pointer from a successful lookup; OOM kills run
+    // one at a time, so nothing else writes the count meanwhile.
+    let n = unsafe { *written };
+    let Some(slot) = OOM_EVENTS.get_ptr_mut((n % OOM_SLOTS as u64) as u32) else {
+        return;
+    };
+    // SAFETY: the slot is a valid, aligned OomEvent-sized value; zeroed
+    // first so no field keeps an older record, and a zeroed OomEvent is
+    // valid (plain integers).
+    let e = unsafe {
+        core::ptr::write_bytes(slot, 0, 1);
+        &mut *slot
+    };
+    fill(e);
+    // A plain store: there is one writer at a time, and an aligned u64
+    // store is never torn. The agent checks each record it reads, in case
+    // it sees the count before the record (see `OomSlots::take`).
+    // SAFETY: as above.
+    unsafe { *written = n + 1 };
 }

@@ -37,12 +37,7 @@ pub enum EventKind {
     Oom {
         victim_pid: u32,
         victim_tgid: u32,
-        victim_comm: String,
         victim_cgroup_id: CgroupId,
-        total_vm_pages: u64,
-        anon_rss_pages: u64,
-        file_rss_pages: u64,
-        shmem_rss_pages: u64,
     },
     SignalGenerate {
         signal: Signal,
@@ -140,12 +135,7 @@ impl Event {
                 EventKind::Oom {
                     victim_pid: e.victim_pid,
                     victim_tgid: e.victim_tgid,
-                    victim_comm: c_str(&e.victim_comm),
                     victim_cgroup_id: CgroupId::new(e.victim_cgroup_id),
-                    total_vm_pages: e.total_vm_pages,
-                    anon_rss_pages: e.anon_rss_pages,
-                    file_rss_pages: e.file_rss_pages,
-                    shmem_rss_pages: e.shmem_rss_pages,
                 }
             }
             kind::SIGNAL_GENERATE => {
@@ -321,11 +311,6 @@ mod tests {
                     victim_pid: 11,
                     victim_tgid: 11,
                     victim_cgroup_id: 7,
-                    victim_comm: fixed(b"dd"),
-                    total_vm_pages: 100,
-                    anon_rss_pages: 50,
-                    file_rss_pages: 2,
-                    shmem_rss_pages: 0,
                 }),
             ),
             (

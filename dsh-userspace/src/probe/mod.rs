@@ -11,7 +11,12 @@ pub mod offsets;
 mod stream;
 mod syscalls;
 
-use std::{collections::HashMap, os::fd::OwnedFd, path::Path};
+use std::{
+    collections::HashMap,
+    os::fd::OwnedFd,
+    path::Path,
+    sync::{Arc, atomic::Ordering},
+};
 
 use crate::cgroup::{
     CgroupId,
@@ -28,6 +33,7 @@ use dsh_ebpf::{
 };
 pub use error::ProbeError;
 pub use stream::{DRAIN_EVERY, EventRings, EventStream};
+use stream::{OomCounts, OomSlots};
 pub use syscalls::{SyscallCounterLayout, SyscallCounters, merge_cached};
 
 /// The compiled kernel programs, embedded in the binary: the main object
@@ -105,6 +111,8 @@ pub struct Probe {
     syscall_latency: bool,
     /// Whether the per-syscall counting programs are attached.
     syscall_counting: bool,
+    /// The OOM-kill slots' figures, as the event stream last read them.
+    oom_counts: Arc<OomCounts>,
     /// Keeps `kernel.bpf_stats_enabled` on while held, when we could enable it.
     _stats: Option<OwnedFd>,
 }
@@ -221,6 +229,7 @@ impl Probe {
             links: HashMap::new(),
             syscall_latency: false,
             syscall_counting: false,
+            oom_counts: Arc::default(),
             _stats: stats,
         };
         let mut programs: Vec<(&str, &str)> = ALWAYS.iter().chain(TRACE).copied().collect();
@@ -445,6 +454,10 @@ impl Probe {
                 slot.lost += s.lost;
             }
         }
+        // OOM kills are critical events written to their own slots.
+        let critical = &mut out[channel::CRITICAL as usize];
+        critical.events += self.oom_counts.written.load(Ordering::Relaxed);
+        critical.lost += self.oom_counts.lost.load(Ordering::Relaxed);
         Ok(out)
     }
 
@@ -573,8 +586,15 @@ impl Probe {
         clear::<u64, u64>(errnos, "TRACE_ERRNOS")
     }
 
-    /// Takes the two ring buffers; call once.
+    /// Takes the two ring buffers and the OOM-kill slots; call once.
     pub fn event_rings(&mut self) -> Result<EventRings, ProbeError> {
+        let mut take =
+            |name: &'static str| self.ebpf.take_map(name).ok_or(ProbeError::MissingMap(name));
+        let oom = OomSlots::new(
+            take("OOM_EVENTS")?,
+            take("OOM_WRITTEN")?,
+            self.oom_counts.clone(),
+        )?;
         let critical = self
             .ebpf
             .take_map("CRITICAL_EVENTS")
@@ -583,7 +603,7 @@ impl Probe {
             .ebpf
             .take_map("CHATTY_EVENTS")
             .ok_or(ProbeError::MissingMap("CHATTY_EVENTS"))?;
-        EventRings::new(critical, chatty)
+        EventRings::new(oom, critical, chatty)
     }
 }
 
