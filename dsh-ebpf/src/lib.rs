@@ -109,7 +109,6 @@ pub struct KernelOffsets {
     pub task_exit_code: u32,
     pub task_signal: u32,
     pub task_real_parent: u32,
-    pub task_mm: u32,
     pub task_start_time: u32,
     // struct css_set
     pub css_set_dfl_cgrp: u32,
@@ -127,17 +126,6 @@ pub struct KernelOffsets {
     pub kernfs_node_id: u32,
     // struct signal_struct: `live` is an atomic_t whose counter is at offset 0
     pub signal_live: u32,
-    // struct mm_struct
-    pub mm_total_vm: u32,
-    /// `mm_struct.rss_stat`: four counters (MM_FILEPAGES, MM_ANONPAGES,
-    /// MM_SWAPENTS, MM_SHMEMPAGES), `struct percpu_counter` from 6.2,
-    /// `atomic_long_t` in a `struct mm_rss_stat` before.
-    pub mm_rss_stat: u32,
-    /// Bytes from one counter to the next.
-    pub rss_counter_stride: u32,
-    /// Where a counter's value is inside it (`percpu_counter.count`, the
-    /// approximate global value; 0 for an `atomic_long_t`).
-    pub rss_counter_value: u32,
     // struct request
     pub request_cmd_flags: u32,
     pub request_data_len: u32,
@@ -155,7 +143,6 @@ pub struct KernelOffsets {
     pub skc_num: u32,
     pub skc_rcv_saddr: u32,
     pub skc_v6_rcv_saddr: u32,
-    pub _pad: u32,
 }
 
 /// Loader choices the programs branch on; read-only, so the verifier prunes
@@ -475,7 +462,7 @@ macro_rules! assert_size {
         const _: () = assert!(core::mem::size_of::<$t>() == $n);
     };
 }
-assert_size!(KernelOffsets, 34 * 4);
+assert_size!(KernelOffsets, 28 * 4);
 assert_size!(ProbeConfig, 16);
 assert_size!(SyscallStats, 16 + 8 * LATENCY_BUCKETS);
 assert_size!(SyscallCacheSlot, 8 + 16 + 8 * LATENCY_BUCKETS);

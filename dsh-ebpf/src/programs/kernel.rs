@@ -26,7 +26,6 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_exit_code: 0,
     task_signal: 0,
     task_real_parent: 0,
-    task_mm: 0,
     task_start_time: 0,
     css_set_dfl_cgrp: 0,
     css_set_subsys_v1: 0,
@@ -37,10 +36,6 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     cgroup_root_hierarchy_id: 0,
     kernfs_node_id: 0,
     signal_live: 0,
-    mm_total_vm: 0,
-    mm_rss_stat: 0,
-    rss_counter_stride: 0,
-    rss_counter_value: 0,
     request_cmd_flags: 0,
     request_data_len: 0,
     request_bio: 0,
@@ -52,7 +47,6 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     skc_num: 0,
     skc_rcv_saddr: 0,
     skc_v6_rcv_saddr: 0,
-    _pad: 0,
 };
 
 /// Loader choices; read-only, so the verifier prunes the branches not taken.

@@ -10,30 +10,9 @@ pub fn v1_subsys_id(btf: &Btf, controller: &str) -> Result<u32, BtfError> {
     Ok(btf.enum_value("cgroup_subsys_id", &format!("{controller}_cgrp_id"))? as u32)
 }
 
-/// `mm_struct.rss_stat`'s layout: (offset of the first counter's value,
-/// stride, offset of the value inside a counter). 6.2 made it an array of
-/// `struct percpu_counter`; before, a `struct mm_rss_stat` of `atomic_long_t`.
-fn rss_counters(btf: &Btf) -> Result<(u32, u32, u32), BtfError> {
-    let base = btf.member_offset("mm_struct", &["rss_stat"])?;
-    if btf.member_is_array("mm_struct", "rss_stat")? {
-        Ok((
-            base,
-            btf.struct_size("percpu_counter")?,
-            btf.member_offset("percpu_counter", &["count"])?,
-        ))
-    } else {
-        let count = btf.member_offset("mm_rss_stat", &["count"])?;
-        let first = base
-            .checked_add(count)
-            .ok_or(BtfError::Malformed("mm_struct.rss_stat.count out of range"))?;
-        Ok((first, 8, 0))
-    }
-}
-
 /// Every offset the programs read, from this kernel's BTF.
 pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOffsets, BtfError> {
     let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
-    let (mm_rss_stat, rss_counter_stride, rss_counter_value) = rss_counters(btf)?;
     Ok(KernelOffsets {
         task_pid: o("task_struct", "pid")?,
         task_tgid: o("task_struct", "tgid")?,
@@ -42,7 +21,6 @@ pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOff
         task_exit_code: o("task_struct", "exit_code")?,
         task_signal: o("task_struct", "signal")?,
         task_real_parent: o("task_struct", "real_parent")?,
-        task_mm: o("task_struct", "mm")?,
         task_start_time: o("task_struct", "start_time")?,
         css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
         css_set_subsys_v1: match v1_subsys_id {
@@ -60,10 +38,6 @@ pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOff
         cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
         kernfs_node_id: o("kernfs_node", "id")?,
         signal_live: o("signal_struct", "live")?,
-        mm_total_vm: o("mm_struct", "total_vm")?,
-        mm_rss_stat,
-        rss_counter_stride,
-        rss_counter_value,
         request_cmd_flags: o("request", "cmd_flags")?,
         request_data_len: o("request", "__data_len")?,
         request_bio: o("request", "bio")?,
@@ -75,7 +49,6 @@ pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOff
         skc_num: o("sock_common", "skc_num")?,
         skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
         skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
-        _pad: 0,
     })
 }
 
@@ -103,13 +76,7 @@ mod tests {
             o.task_pid + 4,
             "pid and tgid are adjacent pid_t"
         );
-        for off in [
-            o.task_comm,
-            o.task_cgroups,
-            o.task_exit_code,
-            o.task_signal,
-            o.task_mm,
-        ] {
+        for off in [o.task_comm, o.task_cgroups, o.task_exit_code, o.task_signal] {
             assert!(off > 0 && off < task);
         }
         // skc_num follows skc_dport inside an anonymous struct in a union.
@@ -119,43 +86,6 @@ mod tests {
         );
         assert!(o.kernfs_node_id < btf.struct_size("kernfs_node").unwrap());
         assert!(o.css_set_subsys_v1 >= btf.member_offset("css_set", &["subsys"]).unwrap());
-        // 6.2+: an array of percpu_counter.
-        assert_eq!(
-            o.rss_counter_stride,
-            btf.struct_size("percpu_counter").unwrap()
-        );
-    }
-
-    #[test]
-    fn rss_counters_before_and_after_6_2() {
-        use crate::probe::btf::writer::{Field, Fixture};
-        // 6.2+: struct percpu_counter rss_stat[4].
-        let mut f = Fixture::default();
-        f.strukt(
-            "percpu_counter",
-            40,
-            vec![("lock", Field::Int, 0), ("count", Field::Int, 8)],
-        );
-        f.strukt(
-            "mm_struct",
-            1024,
-            vec![("rss_stat", Field::Array("percpu_counter", 4), 0x300)],
-        );
-        assert_eq!(rss_counters(&f.build()).unwrap(), (0x300, 40, 8));
-        // Before: struct mm_rss_stat { atomic_long_t count[4]; } rss_stat.
-        let mut f = Fixture::default();
-        f.strukt("atomic64_t", 8, vec![("counter", Field::Int, 0)]);
-        f.strukt(
-            "mm_rss_stat",
-            32,
-            vec![("count", Field::Array("atomic64_t", 4), 0)],
-        );
-        f.strukt(
-            "mm_struct",
-            1024,
-            vec![("rss_stat", Field::Struct("mm_rss_stat"), 0x2c0)],
-        );
-        assert_eq!(rss_counters(&f.build()).unwrap(), (0x2c0, 8, 0));
     }
 
     /// Another kernel's BTF (written, not read from this machine): every
@@ -175,15 +105,7 @@ mod tests {
         assert_eq!(memory, MEMORY_CGRP_ID as u32);
         let o = resolve_offsets(&btf, Some(memory)).unwrap();
         assert_eq!((o.task_tgid, o.css_set_subsys_v1), (8, 8 + 8 * 4));
-        assert_eq!(
-            (
-                o.skc_num,
-                o.skc_v6_rcv_saddr,
-                o.rss_counter_stride,
-                o.rss_counter_value
-            ),
-            (10, 24, 16, 8)
-        );
+        assert_eq!((o.skc_num, o.skc_v6_rcv_saddr), (10, 24));
         assert_eq!(
             btf.member_offset("sock", &["__sk_common", "skc_num"])
                 .unwrap(),

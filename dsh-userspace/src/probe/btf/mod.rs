@@ -386,18 +386,6 @@ impl Btf {
             _ => Param::Other,
         }
     }
-
-    /// Whether `strukt.member` is an array (rather than a struct or scalar).
-    pub fn member_is_array(&self, strukt: &str, member: &str) -> Result<bool, BtfError> {
-        let t = self.find_composite(strukt)?;
-        let (_, m) = self
-            .find_member(t, member)
-            .ok_or_else(|| BtfError::NoMember {
-                strukt: strukt.to_owned(),
-                member: member.to_owned(),
-            })?;
-        Ok(self.resolve(m.ty).is_some_and(|t| t.kind == KIND_ARRAY))
-    }
 }
 
 /// A tracepoint argument's type, as far as the loader tells them apart.

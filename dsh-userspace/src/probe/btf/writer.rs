@@ -129,8 +129,7 @@ impl BtfWriter {
 }
 
 /// Every struct member `resolve_offsets` reads, each member `i` of a struct
-/// at byte offset `8 * i`. (`sock_common`'s are laid out by hand below;
-/// `mm_struct.rss_stat` is an array of `percpu_counter`, as from 6.2.)
+/// at byte offset `8 * i`. (`sock_common`'s are laid out by hand below.)
 pub const KERNEL_STRUCTS: &[(&str, &[&str])] = &[
     (
         "task_struct",
@@ -142,7 +141,6 @@ pub const KERNEL_STRUCTS: &[(&str, &[&str])] = &[
             "exit_code",
             "signal",
             "real_parent",
-            "mm",
             "start_time",
         ],
     ),
@@ -152,8 +150,6 @@ pub const KERNEL_STRUCTS: &[(&str, &[&str])] = &[
     ("cgroup_root", &["hierarchy_id"]),
     ("kernfs_node", &["id"]),
     ("signal_struct", &["live"]),
-    ("percpu_counter", &["lock", "count"]),
-    ("mm_struct", &["total_vm", "rss_stat"]),
     ("request", &["cmd_flags", "__data_len", "bio"]),
     ("bio", &["bi_blkg"]),
     ("blkcg_gq", &["blkcg"]),
@@ -171,21 +167,13 @@ pub fn synthetic_kernel() -> Vec<u8> {
     let mut w = BtfWriter::default();
     let long = w.int("long", 8);
     let short = w.int("short unsigned int", 2);
-    let mut percpu_counter = 0;
     for (name, members) in KERNEL_STRUCTS {
-        let mut m: Vec<(&str, u32, u32)> = Vec::new();
-        for (i, member) in members.iter().enumerate() {
-            let ty = if (*name, *member) == ("mm_struct", "rss_stat") {
-                w.array(percpu_counter, long, 4)
-            } else {
-                long
-            };
-            m.push((member, ty, 8 * i as u32));
-        }
-        let id = w.composite(name, false, 8 * members.len() as u32, &m);
-        if *name == "percpu_counter" {
-            percpu_counter = id;
-        }
+        let m: Vec<(&str, u32, u32)> = members
+            .iter()
+            .enumerate()
+            .map(|(i, member)| (*member, long, 8 * i as u32))
+            .collect();
+        w.composite(name, false, 8 * members.len() as u32, &m);
     }
     // sock_common { skc_family @0; union { struct { skc_dport @8; skc_num
     // @10 } } @8; skc_rcv_saddr @16; skc_v6_rcv_saddr @24 }
