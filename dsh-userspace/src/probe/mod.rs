@@ -595,15 +595,7 @@ impl Probe {
             take("OOM_WRITTEN")?,
             self.oom_counts.clone(),
         )?;
-        let critical = self
-            .ebpf
-            .take_map("CRITICAL_EVENTS")
-            .ok_or(ProbeError::MissingMap("CRITICAL_EVENTS"))?;
-        let chatty = self
-            .ebpf
-            .take_map("CHATTY_EVENTS")
-            .ok_or(ProbeError::MissingMap("CHATTY_EVENTS"))?;
-        EventRings::new(oom, critical, chatty)
+        EventRings::new(oom, take("CRITICAL_EVENTS")?, take("CHATTY_EVENTS")?)
     }
 }
 

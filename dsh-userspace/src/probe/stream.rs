@@ -78,7 +78,7 @@ impl OomSlots {
     /// visible whole (not an OOM record, or older than the one before it:
     /// the count's store may be seen before the record's on a weakly
     /// ordered CPU) is left, with those after it, for the next call.
-    fn take(&mut self) -> Result<Vec<Vec<u8>>, MapError> {
+    fn take(&mut self) -> Result<Vec<Event>, MapError> {
         let written = self.written()?;
         if written == self.read {
             return Ok(Vec::new());
@@ -89,14 +89,14 @@ impl OomSlots {
         let mut upto = first;
         for seq in first..written {
             let record = self.slots.get(&((seq % n) as u32), 0)?;
-            let Ok(ts) = Event::decode(&record).map(|e| e.boot_ns) else {
+            let Ok(event) = Event::decode(&record) else {
                 break;
             };
-            if ts < self.last_ns {
+            if event.boot_ns < self.last_ns {
                 break;
             }
-            self.last_ns = ts;
-            records.push((seq, record));
+            self.last_ns = event.boot_ns;
+            records.push((seq, event));
             upto = seq + 1;
         }
         let readable_from = self.written()?.saturating_sub(n - 1);
@@ -106,17 +106,14 @@ impl OomSlots {
         self.read = upto;
         self.counts.written.store(upto, Ordering::Relaxed);
         self.counts.lost.fetch_add(lost, Ordering::Relaxed);
-        Ok(records.into_iter().map(|(_, r)| r.to_vec()).collect())
+        Ok(records.into_iter().map(|(_, e)| e).collect())
     }
 
-    /// Decoded records since the last call; `None` if a map read failed
+    /// The events since the last call; `None` if a map read failed
     /// (logged; the records stay for the next call).
-    fn poll(&mut self, undecodable: &mut u64) -> Option<Vec<Event>> {
+    fn poll(&mut self) -> Option<Vec<Event>> {
         match self.take() {
-            Ok(records) => Some(decoded(
-                records.iter().map(|r| Event::decode(r)),
-                undecodable,
-            )),
+            Ok(events) => Some(events),
             Err(e) => {
                 log::warn!("reading the OOM-kill slots: {e}");
                 None
@@ -259,7 +256,7 @@ impl EventStream {
         // was stamped after it.
         let before = BootClock::boot_ns_now();
         let mut out = Vec::new();
-        if let Some(ooms) = self.oom.poll(&mut self.undecodable) {
+        if let Some(ooms) = self.oom.poll() {
             out = ooms;
             self.oom_mark = self.oom_mark.max(before);
         }
@@ -314,7 +311,7 @@ impl EventStream {
     pub async fn next(&mut self) -> Result<Event, ProbeError> {
         loop {
             if self.oom_queue.is_empty() {
-                let ooms = self.oom.poll(&mut self.undecodable).unwrap_or_default();
+                let ooms = self.oom.poll().unwrap_or_default();
                 self.oom_queue.extend(ooms);
             }
             if let Some(e) = self.oom_queue.pop_front() {
@@ -343,7 +340,7 @@ fn drain(
     chatty: &mut Ring,
     undecodable: &mut u64,
 ) -> Vec<Event> {
-    let mut out = oom.poll(undecodable).unwrap_or_default();
+    let mut out = oom.poll().unwrap_or_default();
     out.extend(decoded(
         std::iter::from_fn(|| pop(critical).or_else(|| pop(chatty))),
         undecodable,
