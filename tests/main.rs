@@ -14,6 +14,7 @@ mod agent_exec;
 mod agent_hostile;
 mod agent_journal;
 mod agent_keeps;
+mod agent_listed;
 mod agent_metrics;
 mod agent_metrics_load;
 mod agent_net_mem;

@@ -128,6 +128,7 @@ mod tests {
             mem_file_bytes: 0,
             mem_kernel_bytes: 0,
             restart: 0,
+            listed: true,
             health: health.into(),
             health_reasons: Vec::new(),
             oom_kills: 0,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use dsh_metrics::names;
 
-use crate::model::{row::ContainerRow, state::State, syscalls::SyscallAccounting};
+use crate::model::{health::Health, row::ContainerRow, state::State, syscalls::SyscallAccounting};
 
 /// A row of the fleet table: the node it came from, then `dsh ps`'s row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -242,7 +242,7 @@ pub fn rows(base: &str, nodes: &[&str], all: bool) -> Result<Vec<FleetRow>, Flee
     let answers = FIGURES.iter().copied().zip(figures).collect();
     let mut rows = assemble(&info, &accounting_by_node(&accounting), &answers);
     if !all {
-        rows.retain(|r| r.row.state.is_live());
+        rows.retain(|r| r.row.listed);
     }
     Ok(rows)
 }
@@ -428,6 +428,9 @@ fn assemble(
                 // Not exported: the charge's parts beyond anon and file.
                 mem_kernel_bytes: 0,
                 restart: count(Figure::Restarts),
+                // As plain `dsh ps` lists: the live ones and the UnHealthy
+                // dead (each agent exports those only while it keeps them).
+                listed: state.is_live() || label("health") == Health::UnHealthy.as_str(),
                 health: label("health"),
                 // The reasons stay on the node (`dsh ps --wide` there).
                 health_reasons: Vec::new(),

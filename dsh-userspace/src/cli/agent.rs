@@ -80,9 +80,13 @@ pub struct AgentArgs {
     /// Health: CPU throttled in more than this % of periods over a minute is a Warning.
     #[arg(long, default_value_t = 25.0)]
     pub throttle_warn_percent: f64,
-    /// Health: this many restarts in 10 minutes is a crash loop (UnHealthy).
+    /// Health: this many restarts in the unhealthy window is a crash loop (UnHealthy).
     #[arg(long, default_value_t = 3)]
     pub crash_loop_restarts: usize,
+    /// Health: an OOM kill, core dump or crash loop this recent is UnHealthy,
+    /// and a container that died UnHealthy stays in plain `dsh ps` this long.
+    #[arg(long, default_value = "10m", value_parser = super::duration::parse)]
+    pub unhealthy_window: Duration,
     /// Serve Prometheus metrics at http://ADDR/metrics; 127.0.0.1:9688
     /// without ADDR. Off unless given; 0.0.0.0:9688 serves the network.
     #[arg(
@@ -116,6 +120,7 @@ impl AgentArgs {
             mem_warn_ratio: self.mem_warn_percent / 100.0,
             throttle_warn_ratio: self.throttle_warn_percent / 100.0,
             crash_loop_restarts: self.crash_loop_restarts,
+            unhealthy_window: signed(self.unhealthy_window),
             ..HealthRules::default()
         };
         AgentConfig {

@@ -319,11 +319,14 @@ impl Model {
         self.by_blkcg.get(&id).map(String::as_str)
     }
 
+    /// The table: with `all`, every container; without, those plain `dsh ps`
+    /// lists (see [`ContainerRow::listed`]).
     pub fn rows(&self, all: bool, now: Timestamp) -> Vec<ContainerRow> {
         self.containers
             .values()
-            .filter(|c| (all || c.state.is_live()) && !c.sandbox)
+            .filter(|c| !c.sandbox)
             .map(|c| ContainerRow::of(c, &self.rules, self.syscall_accounting, now))
+            .filter(|r| all || r.listed)
             .collect()
     }
 

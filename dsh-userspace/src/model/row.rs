@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     container::Container,
-    health::{HealthReason, HealthRules},
+    health::{Health, HealthReason, HealthRules},
     state::State,
     syscalls::SyscallAccounting,
 };
@@ -52,6 +52,11 @@ pub struct ContainerRow {
     #[serde(default)]
     pub mem_kernel_bytes: u64,
     pub restart: u64,
+    /// Shown by plain `dsh ps`: live, about to be started again by its
+    /// runtime, or dead UnHealthy within the unhealthy window (a crash loop
+    /// between two starts, a fresh OOM kill).
+    #[serde(default)]
+    pub listed: bool,
     pub health: String,
     pub health_reasons: Vec<HealthReason>,
     pub oom_kills: u64,
@@ -94,6 +99,7 @@ impl ContainerRow {
         now: Timestamp,
     ) -> Self {
         let (health, health_reasons) = rules.evaluate(c, now);
+        let listed = listed(c, health, rules, now);
         let stats = c.sample.stats.as_ref();
         let live = c.state == State::Running;
         let kube = c.meta.as_ref().and_then(|m| m.kube.as_ref());
@@ -130,6 +136,7 @@ impl ContainerRow {
             mem_file_bytes: stats.map_or(0, |s| s.mem_file_bytes),
             mem_kernel_bytes: stats.map_or(0, |s| s.mem_kernel_bytes),
             restart: c.restart_count(),
+            listed,
             health: health.as_str().to_owned(),
             health_reasons,
             oom_kills: c.oom_kills,
@@ -149,6 +156,18 @@ impl ContainerRow {
             net_shared_with: c.sample.net.shared_with.clone().filter(|_| live),
         }
     }
+}
+
+/// Whether plain `dsh ps` lists a container: `dsh ps | grep UnHealthy` must
+/// find a crash loop between two of its starts (Docker's back-off leaves it
+/// dead for seconds at a time) and a container OOM-killed a minute ago, so
+/// a dead container stays listed while its runtime is about to start it
+/// again, or while it is UnHealthy and died within the unhealthy window.
+fn listed(c: &Container, health: Health, rules: &HealthRules, now: Timestamp) -> bool {
+    c.state.is_live()
+        || c.meta.as_ref().is_some_and(|m| m.restarting)
+        || (health == Health::UnHealthy
+            && now.duration_since(c.last_change) <= rules.unhealthy_window)
 }
 
 /// `172.17.0.2:{80,443}`: the container's address and its listening TCP

@@ -510,3 +510,61 @@ fn syscall_rates_follow_the_accounting_mode() {
         SyscallAccounting::Off
     );
 }
+
+/// The ids plain `dsh ps` lists at `now`.
+fn listed(m: &Model, now: Timestamp) -> Vec<String> {
+    m.rows(false, now)
+        .into_iter()
+        .map(|r| r.runtime_id)
+        .collect()
+}
+
+#[test]
+fn a_crash_loop_between_two_starts_stays_listed() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    // Docker's restart policy: the cgroup goes with the process, a new one
+    // comes seconds later. Between the two the container is dead.
+    m.exit(cg(100), 50, "sh", killed(11, true), t(2));
+    m.cgroup_removed(cg(100), t(2));
+    assert_eq!(m.get(ID).unwrap().state, State::Error);
+    assert_eq!(listed(&m, t(3)), vec![ID.to_owned()]);
+    let row = &m.rows(false, t(3))[0];
+    assert_eq!(row.health, "UnHealthy");
+    // Still there after the window only while the runtime says it will
+    // start it again.
+    let after = t(2 + 601);
+    assert!(listed(&m, after).is_empty());
+    assert_eq!(m.rows(true, after).len(), 1);
+    let mut meta = named("web").unwrap();
+    meta.restarting = true;
+    m.set_meta(ID, Some(meta), after);
+    assert_eq!(listed(&m, t(2 + 602)), vec![ID.to_owned()]);
+}
+
+#[test]
+fn an_oom_kill_is_listed_for_the_unhealthy_window_then_not() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    let at_death = OomAtDeath {
+        mem_used: Some(32 << 20),
+        mem_limit: Some(32 << 20),
+    };
+    m.oom_kill(cg(100), 50, at_death, t(5));
+    m.exit(cg(100), 50, "dd", killed(9, false), t(5));
+    m.cgroup_removed(cg(100), t(5));
+    assert_eq!(listed(&m, t(6)), vec![ID.to_owned()]);
+    assert_eq!(listed(&m, t(5 + 599)), vec![ID.to_owned()]);
+    assert!(listed(&m, t(5 + 601)).is_empty());
+}
+
+#[test]
+fn a_clean_exit_is_not_listed() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(0), t(2));
+    m.cgroup_removed(cg(100), t(2));
+    assert_eq!(m.get(ID).unwrap().state, State::Exited);
+    assert!(listed(&m, t(3)).is_empty());
+    assert_eq!(m.rows(true, t(3)).len(), 1);
+}

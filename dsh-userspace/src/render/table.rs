@@ -267,6 +267,7 @@ mod tests {
             mem_file_bytes: 3 << 20,
             mem_kernel_bytes: 1 << 20,
             restart: 2,
+            listed: true,
             health: "Warning".into(),
             health_reasons: vec![crate::model::health::HealthReason::Restarts {
                 count: 2,

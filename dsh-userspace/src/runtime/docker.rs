@@ -138,6 +138,7 @@ fn meta_of(runtime: &str, info: bollard::models::ContainerInspectResponse) -> Ru
         ip,
         ports,
         restart_count: info.restart_count.unwrap_or(0).max(0) as u64,
+        restarting: info.state.and_then(|s| s.restarting).unwrap_or(false),
         ..Default::default()
     }
 }
@@ -163,7 +164,7 @@ mod tests {
     #[test]
     fn metadata_from_a_real_inspect_document() {
         // Trimmed from `docker inspect` on this project's test engine.
-        let json = r#"{"Id":"07c5","Name":"/web","RestartCount":2,
+        let json = r#"{"Id":"07c5","Name":"/web","RestartCount":2,"State":{"Restarting":true},
             "Config":{"Image":"dsh-test/busybox:latest"},
             "NetworkSettings":{"Ports":{"6379/tcp":[{"HostIp":"0.0.0.0","HostPort":"16379"}],"53/udp":null,"80/tcp":null},
               "Networks":{"bridge":{"IPAddress":"172.17.0.2"}}}}"#;
@@ -173,11 +174,13 @@ mod tests {
         assert_eq!(m.ip.as_deref(), Some("172.17.0.2"));
         assert_eq!(m.ports, vec![6379]);
         assert_eq!(m.restart_count, 2);
+        assert!(m.restarting);
         crate::fuzz_seeds::seed("docker_inspect", "web", json.as_bytes());
         let bare = r#"{"Id":"abc","Name":"/x\u001b]0;t\u0007","RestartCount":-1,"Config":null,
             "NetworkSettings":{"Ports":{"80":[{}],"80/tcp":[{}]},"Networks":{"none":{"IPAddress":""}}}}"#;
         let m = decode_inspect(bare.as_bytes()).unwrap();
         assert_eq!((m.name.as_str(), m.restart_count), ("x\x1b]0;t\x07", 0));
+        assert!(!m.restarting);
         assert_eq!((m.ip, m.ports), (None, vec![80]));
         crate::fuzz_seeds::seed("docker_inspect", "bare", bare.as_bytes());
     }

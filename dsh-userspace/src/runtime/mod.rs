@@ -32,6 +32,10 @@ pub struct RuntimeMeta {
     pub ports: Vec<u16>,
     /// The runtime's own restart count.
     pub restart_count: u64,
+    /// The runtime is about to start it again (Docker's `Restarting`, its
+    /// restart policy's back-off between two starts).
+    #[serde(default)]
+    pub restarting: bool,
     /// Kubernetes identity, for containers the kubelet made.
     #[serde(default)]
     pub kube: Option<kube::KubeName>,
