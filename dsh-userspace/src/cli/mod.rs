@@ -34,7 +34,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the collector in the foreground (root).
-    Agent(agent::AgentArgs),
+    // Boxed: its flags make it far larger than every other command's.
+    Agent(Box<agent::AgentArgs>),
     /// Every container, one line each, with a health level.
     Ps(ps::PsArgs),
     /// A container's history of state changes, with the kernel's reasons.
@@ -61,7 +62,7 @@ enum Command {
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Agent(args)) => agent::run(args, cli.state_dir),
+        Some(Command::Agent(args)) => agent::run(*args, cli.state_dir),
         Some(Command::Ps(args)) => ps::run(args, &cli.state_dir),
         Some(Command::Log(args)) => log::run(args, &cli.state_dir),
         Some(Command::Status(args)) => status::run(args, &cli.state_dir),
