@@ -80,6 +80,23 @@ fn an_oom_kill_is_in_plain_ps_until_the_window_passes() {
         .find(|r| r["id"] == oom.name.as_str())
         .expect("an OOM-killed container is in plain dsh ps right after its death");
     assert_eq!(row["health"], "UnHealthy", "{row}");
+    // The oom line names what the container used, read as the kill arrived
+    // (the runtime removes the cgroup within milliseconds of the death).
+    let line = wait_until(Duration::from_secs(5), "the oom line", || {
+        agent
+            .log_json(Some(&oom.name))
+            .into_iter()
+            .filter_map(|e| e["msg"].as_str().map(str::to_owned))
+            .find(|m| m.starts_with("oom"))
+    });
+    let used: f64 = line
+        .strip_prefix("oom (memory ")
+        .and_then(|r| r.split_once("MiB of limit 32.0MiB)"))
+        .map(|(used, _)| used)
+        .map(|r| r.trim_start_matches("at least "))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no memory of limit 32 MiB in: {line}"));
+    assert!(used >= 30.0, "{line}");
     // Gone from plain ps once the window (20 s here) has passed, still in -a.
     wait_until(Duration::from_secs(40), "the window to pass", || {
         (!listed(&agent).iter().any(|r| r["id"] == oom.name.as_str())).then_some(())

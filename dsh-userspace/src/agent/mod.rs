@@ -14,6 +14,7 @@ mod trace;
 pub use server::{MAX_CONNECTIONS, REQUEST_TIMEOUT, WRITE_TIMEOUT};
 
 use std::{
+    collections::HashMap,
     os::unix::fs::PermissionsExt as _,
     path::PathBuf,
     sync::Arc,
@@ -96,6 +97,9 @@ struct Agent {
     sample_lag_ms: f64,
     sample_duration_ms: f64,
     undecodable: u64,
+    /// OOM victims' memory as read when their event arrived, until the
+    /// event's turn comes (by victim cgroup and tgid).
+    oom_at_arrival: HashMap<(CgroupId, u32), OomAtDeath>,
     /// Events waiting to be applied in kernel time order.
     held: reorder::Reorder,
     runtimes: runtimes::Runtimes,
@@ -156,6 +160,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         sample_lag_ms: 0.0,
         sample_duration_ms: 0.0,
         undecodable: 0,
+        oom_at_arrival: HashMap::new(),
         held: reorder::Reorder::default(),
         runtimes: runtimes::Runtimes::start(&cfg.sockets, &rt_tx),
         metrics: None,
@@ -325,7 +330,10 @@ impl Agent {
                 victim_cgroup_id,
                 ..
             } => {
-                let at_death = self.memory_now(victim_cgroup_id);
+                let at_death = self
+                    .oom_at_arrival
+                    .remove(&(victim_cgroup_id, victim_tgid))
+                    .unwrap_or_else(|| self.memory_now(victim_cgroup_id));
                 self.model
                     .oom_kill(victim_cgroup_id, victim_tgid, at_death, ts);
             }
@@ -356,21 +364,43 @@ impl Agent {
     /// process's exit has its container's CPU and memory peak read now, as
     /// the runtime removes the cgroup within milliseconds.
     fn on_arrival(&mut self, ev: &Event) {
-        if matches!(ev.kind, EventKind::Exit { .. })
-            && self.model.is_main(ev.task.cgroup_id, ev.task.tgid)
-            && let Some(stats) = self.stats_now(ev.task.cgroup_id)
-        {
-            self.model.final_stats(ev.task.cgroup_id, stats);
+        match ev.kind {
+            EventKind::Exit { .. } if self.model.is_main(ev.task.cgroup_id, ev.task.tgid) => {
+                if let Some(stats) = self.stats_now(ev.task.cgroup_id) {
+                    self.model.final_stats(ev.task.cgroup_id, stats);
+                }
+            }
+            // The victim's memory is read now, not when the event's turn
+            // comes: by then the runtime has often removed the cgroup.
+            EventKind::Oom {
+                victim_tgid,
+                victim_cgroup_id,
+                ..
+            } => {
+                let at_death = self.memory_now(victim_cgroup_id);
+                self.oom_at_arrival
+                    .insert((victim_cgroup_id, victim_tgid), at_death);
+            }
+            _ => {}
         }
     }
 
     /// Memory use and limit of a container right now (at an OOM kill the
-    /// cgroup still exists: the victim has not exited yet).
+    /// cgroup still exists: the victim has not exited yet). A cgroup already
+    /// gone gives its last sample, which is a lower bound of the use.
     fn memory_now(&self, cgroup_id: CgroupId) -> OomAtDeath {
-        let stats = self.stats_now(cgroup_id);
+        if let Some(s) = self.stats_now(cgroup_id) {
+            return OomAtDeath::read_after_kill(&s);
+        }
+        let last = self
+            .model
+            .key_of_cgroup(cgroup_id)
+            .and_then(|k| self.model.get(k))
+            .and_then(|c| c.sample.stats.as_ref());
         OomAtDeath {
-            mem_used: stats.as_ref().map(|s| s.mem_used_bytes()),
-            mem_limit: stats.and_then(|s| s.mem_limit_bytes),
+            mem_used: last.map(|s| s.mem_used_bytes()),
+            mem_limit: last.and_then(|s| s.mem_limit_bytes),
+            sampled: last.is_some(),
         }
     }
 

@@ -318,8 +318,18 @@ mod tests {
                 ExitCause::Oom(OomAtDeath {
                     mem_used: Some(32 << 20),
                     mem_limit: None,
+                    sampled: false,
                 }),
                 true,
+                None,
+            ),
+            exit(
+                ExitCause::Oom(OomAtDeath {
+                    mem_used: Some(20 << 20),
+                    mem_limit: Some(32 << 20),
+                    sampled: true,
+                }),
+                false,
                 None,
             ),
             exit(

@@ -72,6 +72,12 @@ pub(super) enum Cause {
         by: Sender,
     },
     Exited(u8),
+    /// An OOM kill whose figures are the container's last sample (added
+    /// last: the disk format keeps its variants' numbers).
+    OomSampled {
+        mem_used: Option<u64>,
+        mem_limit: Option<u64>,
+    },
 }
 
 /// Run time and CPU time in milliseconds, memory peak in bytes.
@@ -120,6 +126,10 @@ impl Msg {
                 usage,
             } => Msg::Exit {
                 cause: match cause {
+                    ExitCause::Oom(at) if at.sampled => Cause::OomSampled {
+                        mem_used: at.mem_used,
+                        mem_limit: at.mem_limit,
+                    },
                     ExitCause::Oom(at) => Cause::Oom {
                         mem_used: at.mem_used,
                         mem_limit: at.mem_limit,
@@ -198,6 +208,15 @@ impl Msg {
                     } => ExitCause::Oom(OomAtDeath {
                         mem_used: *mem_used,
                         mem_limit: *mem_limit,
+                        sampled: false,
+                    }),
+                    Cause::OomSampled {
+                        mem_used,
+                        mem_limit,
+                    } => ExitCause::Oom(OomAtDeath {
+                        mem_used: *mem_used,
+                        mem_limit: *mem_limit,
+                        sampled: true,
                     }),
                     Cause::Coredump {
                         signal,

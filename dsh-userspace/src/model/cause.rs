@@ -3,7 +3,7 @@
 //! contract's text; the journal stores them as they are.
 use serde::{Deserialize, Serialize};
 
-use crate::signal::Signal;
+use crate::{cgroup::stats::CgroupStats, signal::Signal};
 
 /// Memory use and limit of the victim's container at an OOM kill, kept
 /// until the victim's exit arrives.
@@ -11,6 +11,33 @@ use crate::signal::Signal;
 pub struct OomAtDeath {
     pub mem_used: Option<u64>,
     pub mem_limit: Option<u64>,
+    /// The figures are the container's last sample (its cgroup was gone
+    /// when the kill was seen): the use is a lower bound.
+    #[serde(default)]
+    pub sampled: bool,
+}
+
+/// Pages a limit may be off by (limits are rounded to pages, and the peak
+/// stops at the last charge that fit).
+const AT_LIMIT_SLACK: u64 = 64 * 4096;
+
+impl OomAtDeath {
+    /// The figures of a cgroup read just after one of its processes was
+    /// chosen to die: the reaper may already have freed the victim's
+    /// memory, so a peak that reached the limit (an OOM kill at the limit)
+    /// is the use at the kill; otherwise (the host ran out) the use now.
+    pub fn read_after_kill(s: &CgroupStats) -> Self {
+        let now = s.mem_used_bytes();
+        let at_limit = match (s.mem_peak_bytes, s.mem_limit_bytes) {
+            (Some(peak), Some(limit)) if peak.saturating_add(AT_LIMIT_SLACK) >= limit => Some(peak),
+            _ => None,
+        };
+        Self {
+            mem_used: Some(at_limit.map_or(now, |p| p.max(now))),
+            mem_limit: s.mem_limit_bytes,
+            sampled: false,
+        }
+    }
 }
 
 /// A signal sent to one of the container's processes from outside it.
@@ -112,4 +139,39 @@ pub enum Message {
     /// A line journaled before messages were typed: its text as written.
     #[serde(untagged)]
     Text(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oom_kill_at_the_limit_reports_the_peak() {
+        // Read after the reaper freed the victim: 328 KiB in use, the peak
+        // at the 32 MiB limit.
+        let s = CgroupStats {
+            mem_usage_bytes: 328 << 10,
+            mem_peak_bytes: Some((32 << 20) - 4096),
+            mem_limit_bytes: Some(32 << 20),
+            ..Default::default()
+        };
+        let at = OomAtDeath::read_after_kill(&s);
+        assert_eq!(at.mem_used, Some((32 << 20) - 4096));
+        assert_eq!(at.mem_limit, Some(32 << 20));
+        // The host ran out, the container was far from its limit: its use now.
+        let s = CgroupStats {
+            mem_usage_bytes: 100 << 20,
+            mem_peak_bytes: Some(200 << 20),
+            mem_limit_bytes: Some(1 << 30),
+            ..Default::default()
+        };
+        assert_eq!(OomAtDeath::read_after_kill(&s).mem_used, Some(100 << 20));
+        // No limit: the use now.
+        let s = CgroupStats {
+            mem_usage_bytes: 5 << 20,
+            mem_peak_bytes: Some(9 << 20),
+            ..Default::default()
+        };
+        assert_eq!(OomAtDeath::read_after_kill(&s).mem_used, Some(5 << 20));
+    }
 }

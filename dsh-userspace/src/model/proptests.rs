@@ -230,6 +230,7 @@ fn apply(m: &mut Model, op: &Op, now: Timestamp) {
             let at_death = OomAtDeath {
                 mem_used: Some(1 << 20),
                 mem_limit: None,
+                sampled: false,
             };
             m.oom_kill(id(cg), tgid, at_death, now);
         }

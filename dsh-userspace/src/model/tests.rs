@@ -116,6 +116,7 @@ fn boot_then_oom_then_restart() {
     let at_death = OomAtDeath {
         mem_used: Some(32 << 20),
         mem_limit: Some(32 << 20),
+        sampled: false,
     };
     m.oom_kill(cg(100), 50, at_death, t(5));
     m.exit(cg(100), 50, "dd", killed(9, false), t(5));
@@ -549,6 +550,7 @@ fn an_oom_kill_is_listed_for_the_unhealthy_window_then_not() {
     let at_death = OomAtDeath {
         mem_used: Some(32 << 20),
         mem_limit: Some(32 << 20),
+        sampled: false,
     };
     m.oom_kill(cg(100), 50, at_death, t(5));
     m.exit(cg(100), 50, "dd", killed(9, false), t(5));

@@ -78,6 +78,7 @@ fn kubelet_restart_continues_the_row_when_named_first() {
         OomAtDeath {
             mem_used: None,
             mem_limit: None,
+            sampled: false,
         },
         t(3),
     );

@@ -131,13 +131,14 @@ pub fn exit_usage(u: &ExitUsage) -> String {
 }
 
 fn oom_msg(oom: OomAtDeath) -> String {
+    let at_least = if oom.sampled { "at least " } else { "" };
     match (oom.mem_used, oom.mem_limit) {
         (Some(u), Some(l)) => format!(
-            "oom (memory {} of limit {})",
+            "oom (memory {at_least}{} of limit {})",
             units::bytes(u),
             units::bytes(l)
         ),
-        (Some(u), None) => format!("oom (memory {}, no limit)", units::bytes(u)),
+        (Some(u), None) => format!("oom (memory {at_least}{}, no limit)", units::bytes(u)),
         _ => "oom".to_owned(),
     }
 }
@@ -234,6 +235,7 @@ mod tests {
             ExitCause::Oom(OomAtDeath {
                 mem_used,
                 mem_limit,
+                sampled: false,
             })
         };
         let cases = [
@@ -243,6 +245,14 @@ mod tests {
             ),
             (oom(Some(3 << 30), None), "oom (memory 3.0GiB, no limit)"),
             (oom(None, None), "oom"),
+            (
+                ExitCause::Oom(OomAtDeath {
+                    mem_used: Some(20 << 20),
+                    mem_limit: Some(32 << 20),
+                    sampled: true,
+                }),
+                "oom (memory at least 20.0MiB of limit 32.0MiB)",
+            ),
             (
                 ExitCause::Coredump {
                     signal: sig(11),
