@@ -11,7 +11,12 @@ use super::{
     state::State,
 };
 use crate::{
-    cgroup::{CgroupId, identity::Identity, netns::NetCounters, stats::CgroupStats},
+    cgroup::{
+        CgroupId,
+        identity::{Identity, Runtime},
+        netns::NetCounters,
+        stats::CgroupStats,
+    },
     runtime::RuntimeMeta,
     signal::{ExitStatus, Signal},
 };
@@ -96,6 +101,11 @@ pub struct Container {
     pub main_tgid: Option<u32>,
     /// A user process has run at least once (so the next start is a restart).
     pub ever_started: bool,
+    /// This cgroup's main process has exited. A runtime starts a container
+    /// again in a new cgroup, so what still runs or execs in this one (the
+    /// orphans the kernel is killing) is no new main process.
+    #[serde(default)]
+    pub main_exited: bool,
     pub restarts: u64,
     pub restart_times: Vec<Timestamp>,
     pub oom_kills: u64,
@@ -145,6 +155,7 @@ impl Container {
             btime: None,
             main_tgid: None,
             ever_started: false,
+            main_exited: false,
             restarts: 0,
             restart_times: Vec::new(),
             oom_kills: 0,
@@ -216,6 +227,7 @@ impl Container {
         self.cgroup_id = Some(id);
         self.created_at = Some(ts);
         self.main_tgid = None;
+        self.main_exited = false;
         self.pending_oom.clear();
         self.external_signals.clear();
         self.last_change = ts;
@@ -255,11 +267,22 @@ impl Container {
     /// or (when the kernel could not count it) churn.
     pub fn exec(&mut self, ts: Timestamp, tgid: u32, comm: &str) -> Vec<LogEntry> {
         self.process_execs += 1;
-        if self.main_tgid.is_none() && self.cgroup_id.is_some() && self.state != State::Running {
+        if self.main_tgid.is_none()
+            && self.cgroup_id.is_some()
+            && self.state != State::Running
+            && !(self.main_exited && self.restarts_in_new_cgroup())
+        {
             return self.start(ts, tgid, comm);
         }
         self.churn.exec(comm);
         Vec::new()
+    }
+
+    /// Whether this container's runtime starts it again only in a new cgroup
+    /// (every container runtime does: runc creates the cgroup). A plain
+    /// cgroup or a systemd unit may run a new main process in the same one.
+    fn restarts_in_new_cgroup(&self) -> bool {
+        !matches!(self.identity.runtime, Runtime::Cgroup | Runtime::Systemd)
     }
 
     /// The first user process of an incarnation started.
@@ -293,6 +316,7 @@ impl Container {
         how: Start,
     ) -> Vec<LogEntry> {
         self.main_tgid = main;
+        self.main_exited = false;
         self.started_at = started_at.or(Some(ts));
         if self.ever_started {
             self.restarts += 1;
@@ -367,6 +391,7 @@ impl Container {
         let (to, kind) = outcome(&cause);
         let mut e = if is_main {
             self.main_tgid = None;
+            self.main_exited = true;
             self.last_exit_code = Some(status.shell_code());
             let usage = self.usage_at(ts);
             self.change(

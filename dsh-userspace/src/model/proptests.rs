@@ -5,7 +5,11 @@
 //! - nothing panics (the rows and the resolver included);
 //! - a container's restart count never decreases;
 //! - every exit of a container's main process gives exactly one state-change
-//!   line, and any other exit none.
+//!   line, and any other exit none;
+//! - once a main process has exited in its cgroup, an exec there (an orphan
+//!   of the pid namespace) starts nothing;
+//! - an event of a cgroup the model does not hold (removed, never created)
+//!   writes nothing and counts no restart.
 //!
 //! The seed is fixed (a failure is the same on every run, and shrinks to a
 //! short sequence); `DSH_PROPTEST_CASES` sets how many sequences (256).
@@ -165,8 +169,38 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             ),
             _ => None,
         };
+        // An exec in a container's cgroup whose main process already exited
+        // there: the orphans of a pid namespace whose init is gone.
+        let orphan_exec = match op {
+            Op::Exec { cg, .. } => m
+                .key_of_cgroup(CgroupId::new(*cg))
+                .and_then(|k| m.get(k))
+                .is_some_and(|c| c.cgroup_id == Some(CgroupId::new(*cg)) && c.main_exited),
+            _ => false,
+        };
+        // A kernel event of a cgroup the model does not hold (removed, or
+        // never created).
+        let unknown_cgroup = match op {
+            Op::Exec { cg, .. } | Op::Exit { cg, .. } | Op::Oom { cg, .. } => {
+                m.key_of_cgroup(CgroupId::new(*cg)).is_none()
+            }
+            _ => false,
+        };
         apply(&mut m, op, now);
         let log = m.take_log();
+        if orphan_exec || unknown_cgroup {
+            prop_assert!(
+                log.is_empty(),
+                "step {}: {:?} (orphan exec {}, unknown cgroup {}) gave {:?}",
+                i,
+                op,
+                orphan_exec,
+                unknown_cgroup,
+                log
+            );
+            let after = restart_counts(&m);
+            prop_assert_eq!(&after, &before, "step {}: {:?} changed restarts", i, op);
+        }
         let changes = log.iter().filter(|e| e.is_state_change()).count();
         match main_exit {
             Some(true) => {

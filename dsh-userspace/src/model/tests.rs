@@ -570,3 +570,58 @@ fn a_clean_exit_is_not_listed() {
     assert!(listed(&m, t(3)).is_empty());
     assert_eq!(m.rows(true, t(3)).len(), 1);
 }
+
+#[test]
+fn orphans_after_the_main_exit_are_no_restart() {
+    // `--pids-limit 12`: the shell exits 2 (can't fork) while its children
+    // run; one of them execs, then the kernel kills the rest (the pid
+    // namespace lost its init).
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.take_log();
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(2), t(2));
+    m.exec(cg(100), 57, "sleep", t(2));
+    m.exit(cg(100), 57, "sleep", killed(9, false), t(2));
+    m.exit(cg(100), 58, "sleep", killed(9, false), t(2));
+    let c = m.get(ID).unwrap();
+    assert_eq!(
+        (c.state, c.restarts, c.last_exit_code),
+        (State::Error, 0, Some(2))
+    );
+    let ch = changes(&mut m);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    assert_eq!(
+        ch[0].2,
+        Message::Exit {
+            cause: ExitCause::Exited { code: 2 },
+            child: false,
+            usage: ran(1.0)
+        }
+    );
+    // The runtime's restart is a new cgroup: that one is a start.
+    m.cgroup_removed(cg(100), t(3));
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(101), t(4));
+    m.exec(cg(101), 70, "sh", t(4));
+    let c = m.get(ID).unwrap();
+    assert_eq!((c.state, c.restarts), (State::Running, 1));
+}
+
+#[test]
+fn a_plain_cgroup_may_start_again_in_the_same_cgroup() {
+    let mut m = model();
+    let ident = Identity {
+        runtime: Runtime::Cgroup,
+        runtime_id: "/batch".to_owned(),
+        pod_uid: None,
+        cgroup: "/batch".to_owned(),
+    };
+    m.cgroup_created(ident, "/batch", cg(100), t(0));
+    m.exec(cg(100), 50, "job", t(1));
+    m.exit(cg(100), 50, "job", ExitStatus::Exited(0), t(2));
+    m.exec(cg(100), 60, "job", t(3));
+    let c = m.get("/batch").unwrap();
+    assert_eq!(
+        (c.state, c.restarts, c.main_tgid),
+        (State::Running, 1, Some(60))
+    );
+}
