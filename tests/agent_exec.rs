@@ -481,3 +481,47 @@ fn ssh_has_a_terminal_of_its_own() {
     keys("echo cooked-$((2+2))");
     wait_for("cooked-4");
 }
+
+#[test]
+fn exec_never_hands_over_the_operators_terminal() {
+    let agent = Agent::fresh("exec-tty", &[]);
+    let c = Container::run("exec-tty", &[], &["sleep", "1000"]);
+    running_row(&agent, &c.name);
+    let tmux = Tmux::new("exec-tty");
+    tmux.start("sh");
+    let keys = |line: &str| {
+        tmux.cmd(&["send-keys", "-t", "it", line, "Enter"]);
+    };
+    let wait_for = |what: &str| {
+        wait_until(Duration::from_secs(15), what, || {
+            tmux.pane().contains(what).then_some(())
+        })
+    };
+    let dsh = format!("{} --state-dir {}", dsh_bin(), agent.state_dir.display());
+    // stdin not a terminal, stdout and stderr the operator's: they reach the
+    // command as pipes, and it has no controlling terminal to open.
+    keys(&format!(
+        "{dsh} exec {} -- sh -c 'ls -l /proc/self/fd/1 /proc/self/fd/2; \
+         echo x >/dev/tty || echo no-tty-$((1+1))' </dev/null",
+        c.name
+    ));
+    wait_for("no-tty-2");
+    let pane = tmux.pane();
+    assert!(
+        pane.contains("/proc/self/fd/1 -> pipe:") && pane.contains("/proc/self/fd/2 -> pipe:"),
+        "{pane}"
+    );
+    assert!(!pane.contains("-> /dev/pts"), "{pane}");
+    // The command runs in a session of its own; Ctrl-C still reaches it.
+    keys(&format!(
+        "{dsh} exec {} -- sleep 100 </dev/null; echo rc=$?",
+        c.name
+    ));
+    wait_until(Duration::from_secs(15), "sleep to run", || {
+        docker(&["exec", &c.name, "ps"])
+            .contains("sleep 100")
+            .then_some(())
+    });
+    tmux.cmd(&["send-keys", "-t", "it", "C-c"]);
+    wait_for("rc=130");
+}
