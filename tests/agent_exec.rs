@@ -398,11 +398,13 @@ fn exec_has_only_the_containers_powers() {
         "{}",
         stderr(&out)
     );
-    let help = agent.ok(&["exec", "--help"]);
-    assert!(
-        help.contains("--privileged") && help.contains("host root"),
-        "{help}"
-    );
+    for command in ["exec", "ssh"] {
+        let help = agent.ok(&[command, "--help"]);
+        assert!(
+            help.contains("--privileged") && help.contains("host root"),
+            "{help}"
+        );
+    }
 }
 
 #[test]

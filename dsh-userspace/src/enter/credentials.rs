@@ -45,7 +45,11 @@ impl Credentials {
     pub fn of(pid: u32) -> io::Result<Self> {
         let status = procfs::process::Process::new(pid as i32)
             .and_then(|p| p.status())
-            .map_err(io::Error::other)?;
+            .map_err(|e| match e {
+                // The process is gone: the caller says so.
+                procfs::ProcError::NotFound(_) => io::Error::from(io::ErrorKind::NotFound),
+                e => io::Error::other(e),
+            })?;
         let apparmor = if apparmor_enabled() {
             match std::fs::read_to_string(format!("/proc/{pid}/attr/current")) {
                 Ok(label) => apparmor_profile(&label),
@@ -266,5 +270,7 @@ mod tests {
         assert_eq!(sets.effective, me.effective);
         assert_eq!(sets.permitted, me.permitted);
         assert_eq!(me.euid(), nix::unistd::geteuid().as_raw());
+        let gone = Credentials::of(u32::MAX).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
     }
 }

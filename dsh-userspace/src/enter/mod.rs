@@ -183,8 +183,8 @@ impl Target {
             path: "/proc/self/mounts".into(),
             source: e,
         })?;
-        let lines =
-            cgroup::proc_cgroups(pid).map_err(|e| gone(e, format!("/proc/{pid}/cgroup")))?;
+        // Before the cgroup: `dsh exec` checks that one, so a reused pid
+        // cannot hand over another process's credentials either.
         let credentials = match powers {
             Powers::Container => Some(
                 credentials::Credentials::of(pid)
@@ -192,6 +192,8 @@ impl Target {
             ),
             Powers::HostRoot => None,
         };
+        let lines =
+            cgroup::proc_cgroups(pid).map_err(|e| gone(e, format!("/proc/{pid}/cgroup")))?;
         Ok(Self {
             pid,
             mode,
