@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::agentkit::{Agent, Container, Tmux, docker, dsh_bin, wait_until};
+use crate::agentkit::{Agent, Container, Tmux, docker, dsh_bin, wait_until, workload_mounts};
 
 /// The container's row once the agent knows its main process.
 fn running_row(agent: &Agent, name: &str) -> Value {
@@ -269,4 +269,261 @@ fn which_names_the_container_of_a_pid() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The lines of a /proc/PID/status that say what a process may do.
+const POWERS: &[&str] = &[
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+];
+
+fn powers(status: &str) -> Vec<(String, String)> {
+    let lines: Vec<(String, String)> = status
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            POWERS.contains(&k).then(|| {
+                (
+                    k.to_owned(),
+                    v.split_whitespace().collect::<Vec<_>>().join(" "),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(lines.len(), POWERS.len(), "{status}");
+    lines
+}
+
+fn field(powers: &[(String, String)], key: &str) -> String {
+    powers
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn exec_has_only_the_containers_powers() {
+    let agent = Agent::fresh("powers", &[]);
+    let plain = Container::run("powers-root", &[], &["sleep", "1000"]);
+    let user = Container::run(
+        "powers-user",
+        &[
+            "--user",
+            "1000:1000",
+            "--cap-drop",
+            "ALL",
+            "--group-add",
+            "44",
+            "--security-opt",
+            "no-new-privileges",
+        ],
+        &["sleep", "1000"],
+    );
+    let host = powers(&std::fs::read_to_string("/proc/self/status").expect("own status"));
+    for c in [&plain, &user] {
+        let row = running_row(&agent, &c.name);
+        let main_pid = row["main_pid"].as_u64().expect("main pid");
+        let main =
+            powers(&std::fs::read_to_string(format!("/proc/{main_pid}/status")).expect("status"));
+        let entered = powers(&agent.ok(&["exec", &c.name, "--", "cat", "/proc/self/status"]));
+        assert_eq!(
+            entered, main,
+            "{}: exec has the main process's powers",
+            c.name
+        );
+        // What the runtime's own exec gives, too.
+        let docker_exec = powers(&docker(&["exec", &c.name, "cat", "/proc/self/status"]));
+        assert_eq!(field(&entered, "Uid"), field(&docker_exec, "Uid"));
+        assert_eq!(field(&entered, "CapEff"), field(&docker_exec, "CapEff"));
+        assert_ne!(field(&entered, "CapEff"), field(&host, "CapEff"));
+        // --host-tools: the host's binaries, still the container's powers.
+        let tools = powers(&agent.ok(&[
+            "exec",
+            "--host-tools",
+            &c.name,
+            "--",
+            "cat",
+            "/proc/self/status",
+        ]));
+        assert_eq!(tools, main, "{}: --host-tools keeps the powers", c.name);
+    }
+    let user_powers = powers(&agent.ok(&["exec", &user.name, "--", "cat", "/proc/self/status"]));
+    assert_eq!(field(&user_powers, "Uid"), "1000 1000 1000 1000");
+    assert_eq!(field(&user_powers, "Gid"), "1000 1000 1000 1000");
+    assert!(field(&user_powers, "Groups").split(' ').any(|g| g == "44"));
+    assert_eq!(field(&user_powers, "CapEff"), "0000000000000000");
+    assert_eq!(field(&user_powers, "NoNewPrivs"), "1");
+    let env = agent.ok(&["exec", &user.name, "--", "env"]);
+    assert!(env.contains("HOME=/\n"), "{env}");
+
+    // No descriptor of dsh's (nor one dsh was handed) reaches the command:
+    // 0, 1, 2 and ls's own directory.
+    let line = format!(
+        "exec {} --state-dir {} exec {} -- ls /proc/self/fd 7</etc/hostname 9>/dev/null",
+        dsh_bin(),
+        agent.state_dir.display(),
+        user.name
+    );
+    let out = Command::new("sh").args(["-c", &line]).output().expect("sh");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "open descriptors");
+
+    // --privileged: host root, said on stderr.
+    let out = agent.dsh(&[
+        "exec",
+        "--privileged",
+        &user.name,
+        "--",
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let root = powers(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(field(&root, "Uid"), "0 0 0 0");
+    assert_eq!(field(&root, "CapEff"), field(&host, "CapEff"));
+    assert!(
+        stderr(&out).contains("--privileged: running as host root with every capability"),
+        "{}",
+        stderr(&out)
+    );
+    for command in ["exec", "ssh"] {
+        let help = agent.ok(&[command, "--help"]);
+        assert!(
+            help.contains("--privileged") && help.contains("host root"),
+            "{help}"
+        );
+    }
+}
+
+#[test]
+fn ssh_has_a_terminal_of_its_own() {
+    let agent = Agent::fresh("ssh-pty", &[]);
+    let mut opts: Vec<String> = workload_mounts();
+    opts.extend(["--hostname".into(), "dsh-pty-box".into()]);
+    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+    let c = Container::run("ssh-pty", &opts, &["sleep", "1000"]);
+    running_row(&agent, &c.name);
+    let marker = PathBuf::from(format!("/tmp/dsh-it-tiocsti-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let tmux = Tmux::new("ssh-pty");
+    // An interactive shell on the host: whatever reaches its terminal's
+    // input after `dsh ssh` ends, it runs.
+    tmux.start("sh");
+    let keys = |line: &str| {
+        tmux.cmd(&["send-keys", "-t", "it", line, "Enter"]);
+    };
+    let wait_for = |what: &str| {
+        wait_until(Duration::from_secs(15), what, || {
+            tmux.pane().contains(what).then_some(())
+        })
+    };
+    keys(&format!(
+        "{} --state-dir {} ssh {}",
+        dsh_bin(),
+        agent.state_dir.display(),
+        c.name
+    ));
+    keys("echo $((6*7))-$(hostname)");
+    wait_for("42-dsh-pty-box");
+    // A pty of its own, sized like the operator's pane, and resized with it.
+    let pane_size = || {
+        let out = tmux.cmd(&[
+            "display",
+            "-p",
+            "-t",
+            "it",
+            "size=#{pane_height}x#{pane_width}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    keys("echo size=$(stty size | tr ' ' x)");
+    wait_for(&pane_size());
+    tmux.cmd(&["resize-window", "-t", "it", "-x", "120", "-y", "30"]);
+    let resized = pane_size();
+    assert!(resized.ends_with("x120"), "{resized}");
+    keys("echo size=$(stty size | tr ' ' x)");
+    wait_for(&resized);
+    // TIOCSTI lands in the shell's own terminal...
+    keys("/dsh-workload tiocsti 'echo pushed-$((5+5))'");
+    wait_for("pushed-10");
+    // ...and what is pushed just before the shell exits is lost with it,
+    // never read by the operator's shell.
+    keys(&format!(
+        "/dsh-workload tiocsti 'touch {}'; exit 3",
+        marker.display()
+    ));
+    // Keys typed while dsh still runs are the container's: wait for the
+    // host's shell to be in the foreground again.
+    wait_until(Duration::from_secs(15), "dsh ssh to exit", || {
+        let out = tmux.cmd(&["display", "-p", "-t", "it", "#{pane_current_command}"]);
+        (String::from_utf8_lossy(&out.stdout).trim() != "dsh").then_some(())
+    });
+    keys("echo back-$((1+1))");
+    wait_for("back-2");
+    let pane = tmux.pane();
+    assert!(pane.contains("tiocsti: pushed"), "{pane}");
+    assert!(
+        !marker.exists(),
+        "a TIOCSTI from the container reached the operator's terminal: {pane}"
+    );
+    // The operator's terminal is back in cooked mode: the shell echoes and
+    // runs lines as before.
+    keys("echo cooked-$((2+2))");
+    wait_for("cooked-4");
+}
+
+#[test]
+fn exec_never_hands_over_the_operators_terminal() {
+    let agent = Agent::fresh("exec-tty", &[]);
+    let c = Container::run("exec-tty", &[], &["sleep", "1000"]);
+    running_row(&agent, &c.name);
+    let tmux = Tmux::new("exec-tty");
+    tmux.start("sh");
+    let keys = |line: &str| {
+        tmux.cmd(&["send-keys", "-t", "it", line, "Enter"]);
+    };
+    let wait_for = |what: &str| {
+        wait_until(Duration::from_secs(15), what, || {
+            tmux.pane().contains(what).then_some(())
+        })
+    };
+    let dsh = format!("{} --state-dir {}", dsh_bin(), agent.state_dir.display());
+    // stdin not a terminal, stdout and stderr the operator's: they reach the
+    // command as pipes, and it has no controlling terminal to open.
+    keys(&format!(
+        "{dsh} exec {} -- sh -c 'ls -l /proc/self/fd/1 /proc/self/fd/2; \
+         echo x >/dev/tty || echo no-tty-$((1+1))' </dev/null",
+        c.name
+    ));
+    wait_for("no-tty-2");
+    let pane = tmux.pane();
+    assert!(
+        pane.contains("/proc/self/fd/1 -> pipe:") && pane.contains("/proc/self/fd/2 -> pipe:"),
+        "{pane}"
+    );
+    assert!(!pane.contains("-> /dev/pts"), "{pane}");
+    // The command runs in a session of its own; Ctrl-C still reaches it.
+    keys(&format!(
+        "{dsh} exec {} -- sleep 100 </dev/null; echo rc=$?",
+        c.name
+    ));
+    wait_until(Duration::from_secs(15), "sleep to run", || {
+        docker(&["exec", &c.name, "ps"])
+            .contains("sleep 100")
+            .then_some(())
+    });
+    tmux.cmd(&["send-keys", "-t", "it", "C-c"]);
+    wait_for("rc=130");
 }

@@ -184,6 +184,19 @@ fn main() {
             let r = unsafe { libc::kill(num(2) as i32, num(3) as i32) };
             exit(if r == 0 { 0 } else { 1 });
         }
+        // Pushes TEXT and a newline into the input of the terminal on fd 0
+        // (TIOCSTI, as a hostile program would); says whether it could.
+        "tiocsti" => {
+            let text = format!("{}\n", arg(2));
+            for b in text.bytes() {
+                // SAFETY: TIOCSTI reads one byte, which lives for the call.
+                if unsafe { libc::ioctl(0, libc::TIOCSTI, &b) } < 0 {
+                    println!("tiocsti: {}", std::io::Error::last_os_error());
+                    exit(1);
+                }
+            }
+            println!("tiocsti: pushed {} bytes", text.len());
+        }
         // Exec PATH (for exec events with a known filename).
         "exec" => {
             let path = CString::new(arg(2)).unwrap_or_else(|_| exit(64));

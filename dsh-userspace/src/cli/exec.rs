@@ -4,7 +4,7 @@ use std::{ffi::OsString, io::Write as _, path::Path, process::ExitCode};
 use dsh::{
     api::{Reply, Request, client},
     cgroup::identity::identify,
-    enter::{self, EnterError, Mode, Program, Target},
+    enter::{self, EnterError, Mode, Powers, Program, Target},
     model::state::State,
     untrusted,
 };
@@ -19,8 +19,16 @@ pub struct EnterOpts {
     /// stays the host's: files, /proc and /sys are the host's (so `ps` lists
     /// host processes), while the network, hostname and the pids that
     /// signals and sockets reach are the container's.
+    /// The command keeps the container's own powers here too.
     #[arg(long)]
     pub host_tools: bool,
+    /// Run as host root with every capability inside the container. Without
+    /// it the command has the container's own powers: its main process's
+    /// uid, gids, capability sets, no_new_privs and AppArmor profile (not
+    /// its seccomp filter). With it, whatever the image put in its binaries
+    /// runs with power over the host.
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 #[derive(clap::Args)]
@@ -63,7 +71,12 @@ pub fn enter_and_run(
     } else {
         Mode::Container
     };
-    let target = Target::open(pid, mode).map_err(|e| match e {
+    let powers = if opts.privileged {
+        Powers::HostRoot
+    } else {
+        Powers::Container
+    };
+    let target = Target::open(pid, mode, powers).map_err(|e| match e {
         EnterError::Gone { .. } => {
             anyhow::anyhow!("container {name} is not running: its main process {pid} has exited")
         }
@@ -77,14 +90,25 @@ pub fn enter_and_run(
             row.cgroup
         );
     }
+    let home = match target.credentials() {
+        Some(creds) if creds.euid() != 0 => "/",
+        _ => "/root",
+    };
     let mut env = vec![
         ("PATH", enter::DEFAULT_PATH.to_owned()),
-        ("HOME", "/root".to_owned()),
+        ("HOME", home.to_owned()),
     ];
     if let Ok(term) = std::env::var("TERM") {
         env.push(("TERM", term));
     }
     let program = Program::new(alternatives, &env)?;
+    if opts.privileged {
+        let msg = format!(
+            "dsh: --privileged: running as host root with every capability in container {}",
+            untrusted::name(name)
+        );
+        eprintln!("{}", untrusted::text(&msg));
+    }
     std::io::stdout().flush()?;
     match enter::run(&target, &program) {
         Ok(code) => Ok(ExitCode::from(code)),

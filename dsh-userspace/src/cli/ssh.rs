@@ -10,7 +10,7 @@ pub struct SshArgs {
 }
 
 pub fn run(args: SshArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
-    // bash where the root has it, else sh; the terminal is inherited.
+    // bash where the root has it, else sh, on a pty of its own (`enter::run`).
     let shells: Vec<Vec<OsString>> = vec![vec!["/bin/bash".into()], vec!["/bin/sh".into()]];
     enter_and_run(&args.opts, state_dir, &shells)
 }

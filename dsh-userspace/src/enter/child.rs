@@ -1,10 +1,15 @@
 //! What runs in the forked children: join the cgroups and namespaces, fork
-//! once more (for the pid namespace), exec. Nothing here returns: each
-//! process ends in `_exit` or `execve`, so no Rust buffers or destructors of
-//! the parent's state run twice.
+//! once more (for the pid namespace), take on the container's credentials,
+//! exec. Nothing here returns: each process ends in `_exit` or `execve`, so
+//! no Rust buffers or destructors of the parent's state run twice.
+//!
+//! The first child (the waiter) stays outside the container's pid namespace,
+//! invisible to its processes, and non-dumpable; it passes the operator's
+//! Ctrl-C and the like on to the command, which runs in a session of its own.
 use std::{
     ffi::CStr,
     os::fd::{AsRawFd as _, OwnedFd},
+    sync::atomic::{AtomicI32, Ordering},
 };
 
 use nix::{
@@ -17,7 +22,7 @@ use nix::{
     unistd::{ForkResult, chdir, chroot, execve, fchdir, fork, getpid},
 };
 
-use super::{Mode, Program, Target};
+use super::{Mode, Program, Target, credentials, terminal::Streams};
 
 /// The first byte of a report: which error the parent turns it into.
 pub const SETUP: u8 = b'S';
@@ -38,8 +43,8 @@ fn exit(code: i32) -> ! {
 
 /// The first child: joins everything, forks the command, waits for it and
 /// exits with its status.
-pub fn join_and_run(target: &Target, program: &Program, report_w: OwnedFd) -> ! {
-    if let Err(msg) = join(target) {
+pub fn join_and_run(target: &Target, program: &Program, streams: Streams, report_w: OwnedFd) -> ! {
+    if let Err(msg) = prepare(target).and_then(|()| join(target)) {
         report(&report_w, SETUP, &msg);
         exit(1);
     }
@@ -58,9 +63,26 @@ pub fn join_and_run(target: &Target, program: &Program, report_w: OwnedFd) -> ! 
             );
             exit(1)
         }
-        Ok(ForkResult::Child) => exec(target.mode, program, &report_w),
+        Ok(ForkResult::Child) => {
+            let owner = target.credentials.as_ref().map(|c| c.euid());
+            let ready = streams
+                .attach(owner)
+                .and_then(|()| match &target.credentials {
+                    Some(creds) => credentials::apply(creds)
+                        .map_err(|e| format!("taking on the container's credentials: {e}")),
+                    None => Ok(()),
+                });
+            if let Err(msg) = ready {
+                report(&report_w, SETUP, &msg);
+                exit(1);
+            }
+            exec(target.mode, program, &report_w)
+        }
         Ok(ForkResult::Parent { child }) => {
+            // The command's ends and dsh's: EOF on them must not wait for this process.
+            drop(streams);
             drop(report_w);
+            forward_signals_to(child.as_raw());
             let code = loop {
                 match waitpid(child, None) {
                     Err(Errno::EINTR) => continue,
@@ -72,6 +94,84 @@ pub fn join_and_run(target: &Target, program: &Program, report_w: OwnedFd) -> ! 
             };
             exit(code)
         }
+    }
+}
+
+/// Before anything of the container is reachable: non-dumpable, every
+/// descriptor above 2 closed at exec, the AppArmor profile set for the exec
+/// (through the host's /proc/self, this process).
+fn prepare(target: &Target) -> Result<(), String> {
+    credentials::non_dumpable()?;
+    close_above_2_on_exec()?;
+    if let Some(profile) = target
+        .credentials
+        .as_ref()
+        .and_then(|c| c.apparmor.as_deref())
+    {
+        credentials::set_apparmor_on_exec(profile)?;
+    }
+    Ok(())
+}
+
+/// close_range(3, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11); before that, each
+/// descriptor /proc/self/fd lists (the host's /proc: called before setns).
+/// Close-on-exec rather than closed: the namespace fds and the report pipe
+/// are still needed until exec.
+fn close_above_2_on_exec() -> Result<(), String> {
+    // SAFETY: close_range takes integers; CLOEXEC only sets flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("listing /proc/self/fd: {e}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a number that may already be closed (the
+        // listing's own fd) fails with EBADF and changes nothing.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// The command's pid, for the forwarding handler.
+static COMMAND: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = COMMAND.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// The command has a session of its own, so the terminal's Ctrl-C (SIGINT),
+/// Ctrl-\ (SIGQUIT) and hangup reach dsh's process group, this process
+/// included: pass them on, and SIGTERM too.
+fn forward_signals_to(command: i32) {
+    COMMAND.store(command, Ordering::Relaxed);
+    let action = nix::sys::signal::SigAction::new(
+        SigHandler::Handler(forward),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+    ] {
+        // SAFETY: the handler only loads an atomic and calls kill.
+        let _ = unsafe { nix::sys::signal::sigaction(sig, &action) };
     }
 }
 

@@ -24,7 +24,13 @@
 //! - After setns(mnt) the root is the mount namespace's root; the
 //!   container's own root (pivot_root or chroot) is /proc/PID/root, hence
 //!   fchdir(root) + chroot(".") + chdir("/").
+//! - Then the command takes on the main process's credentials
+//!   (`credentials`), unless the operator asked for host root, and gets
+//!   stdin, stdout and stderr that are not the operator's terminal
+//!   (`terminal`).
 mod child;
+pub mod credentials;
+mod terminal;
 
 use std::{
     ffi::{CString, OsString},
@@ -56,6 +62,16 @@ pub enum Mode {
     /// net, pid, uts and ipc only: the host's files and binaries, for
     /// images without a shell or tools.
     HostTools,
+}
+
+/// Whose powers the command has inside the container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Powers {
+    /// The main process's uid, gids, capability sets, no_new_privs and
+    /// AppArmor profile.
+    Container,
+    /// dsh's own: host root with every capability (`--privileged`).
+    HostRoot,
 }
 
 /// In the order they are joined; `true` where `--host-tools` joins it too.
@@ -124,10 +140,12 @@ pub struct Target {
     root: Option<OwnedFd>,
     cgroup_dirs: Vec<PathBuf>,
     cgroup: Option<String>,
+    /// `None` with `Powers::HostRoot`.
+    credentials: Option<credentials::Credentials>,
 }
 
 impl Target {
-    pub fn open(pid: u32, mode: Mode) -> Result<Self, EnterError> {
+    pub fn open(pid: u32, mode: Mode, powers: Powers) -> Result<Self, EnterError> {
         let gone = |e: io::Error, path: String| match e.kind() {
             io::ErrorKind::NotFound => EnterError::Gone { pid },
             _ => EnterError::Open { path, source: e },
@@ -165,6 +183,15 @@ impl Target {
             path: "/proc/self/mounts".into(),
             source: e,
         })?;
+        // Before the cgroup: `dsh exec` checks that one, so a reused pid
+        // cannot hand over another process's credentials either.
+        let credentials = match powers {
+            Powers::Container => Some(
+                credentials::Credentials::of(pid)
+                    .map_err(|e| gone(e, format!("/proc/{pid}/status")))?,
+            ),
+            Powers::HostRoot => None,
+        };
         let lines =
             cgroup::proc_cgroups(pid).map_err(|e| gone(e, format!("/proc/{pid}/cgroup")))?;
         Ok(Self {
@@ -174,7 +201,13 @@ impl Target {
             root,
             cgroup_dirs: cgroup::hierarchy_dirs(&lines, &layout),
             cgroup: cgroup::attribution_path(&lines, &layout).map(str::to_owned),
+            credentials,
         })
+    }
+
+    /// The credentials the command will take on (`None`: host root).
+    pub fn credentials(&self) -> Option<&credentials::Credentials> {
+        self.credentials.as_ref()
     }
 
     /// The process's cgroup in the attribution hierarchy, read once its
@@ -231,13 +264,18 @@ impl Program {
 }
 
 /// Runs `program` in `target`'s namespaces, with stdin, stdout and stderr
-/// inherited, and returns its exit code (128 + signal if it was killed).
+/// passed on (a pty or pipes where they are terminals, see `terminal`), and
+/// returns its exit code (128 + signal if it was killed).
 pub fn run(target: &Target, program: &Program) -> Result<u8, EnterError> {
     let threads = thread_count();
     if threads > 1 {
         return Err(EnterError::Threaded(threads));
     }
     let sys = |op| move |source| EnterError::Sys { op, source };
+    let streams = terminal::Streams::new().map_err(|e| EnterError::Open {
+        path: "a pty or pipes for the command".into(),
+        source: e,
+    })?;
     // The child reports why it could not start the command here; a
     // successful exec closes it (O_CLOEXEC) without a word.
     let (report_r, report_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
@@ -260,16 +298,22 @@ pub fn run(target: &Target, program: &Program) -> Result<u8, EnterError> {
         }),
         Ok(ForkResult::Child) => {
             drop(report_r);
-            child::join_and_run(target, program, report_w)
+            child::join_and_run(target, program, streams, report_w)
         }
         Ok(ForkResult::Parent { child }) => {
             drop(report_w);
             let mut report = Vec::new();
             let read = File::from(report_r).read_to_end(&mut report);
-            let status = loop {
-                match waitpid(child, None) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other,
+            let status = if report.is_empty() && read.is_ok() {
+                // The command runs: copy its terminal or pipes until it ends.
+                streams.relay(child)
+            } else {
+                drop(streams);
+                loop {
+                    match waitpid(child, None) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        other => break other,
+                    }
                 }
             };
             match (report.split_first(), status) {
