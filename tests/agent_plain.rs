@@ -187,3 +187,34 @@ fn cgroups_execd_into_at_once_all_start_and_end() {
         assert!(status[counter].is_u64(), "{counter}: {status}");
     }
 }
+
+/// A cgroup in the attribution hierarchy and the v1 memory hierarchy only:
+/// its memory is shown, and the figures of the controllers it lacks are
+/// empty, not every figure.
+#[test]
+fn a_cgroup_in_some_v1_hierarchies_shows_what_they_have() {
+    let layout = dsh::cgroup::layout::CgroupLayout::detect().expect("mounts");
+    assert!(
+        layout.v1.contains_key("memory") && layout.v1.contains_key("pids"),
+        "this test needs v1 memory and pids hierarchies (a hybrid or v1 host): {:?}",
+        layout.v1.keys().collect::<Vec<_>>()
+    );
+    let agent = Agent::fresh("plain-memonly", &[]);
+    let mut cg = TestCgroup::new("plain-memonly");
+    assert!(cg.only_in_v1(&["memory"]));
+    let mut sleeper = cg
+        .command(&["sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawning a sleeper");
+    let id = format!("/{}", cg.name);
+    let row = wait_until(SETTLE, "its memory", || {
+        agent
+            .row(&id)
+            .filter(|r| r["mem_usage_bytes"].as_u64().is_some_and(|m| m > 0))
+    });
+    assert_eq!(row["state"], "kContainerRunning", "{row}");
+    assert!(row["pids"].is_null(), "no pids hierarchy, no pids: {row}");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}

@@ -200,6 +200,28 @@ impl TestCgroup {
         }
     }
 
+    /// Removes (while still empty) its directories in every v1 hierarchy
+    /// but those of `keep`: a cgroup present in some hierarchies only, as
+    /// a systemd unit with memory accounting and no CPU accounting has it.
+    /// Returns whether any was removed (none on a v2-only host).
+    pub fn only_in_v1(&mut self, keep: &[&str]) -> bool {
+        let kept: Vec<PathBuf> = keep
+            .iter()
+            .filter_map(|c| self.layout.v1.get(*c))
+            .map(|m| m.join(&self.os_name))
+            .collect();
+        let before = self.dirs.len();
+        let dir = self.dir.clone();
+        self.dirs.retain(|d| {
+            if *d == dir || kept.contains(d) {
+                return true;
+            }
+            fs::remove_dir(d).unwrap_or_else(|e| panic!("rmdir {}: {e}", d.display()));
+            false
+        });
+        self.dirs.len() < before
+    }
+
     /// The id events carry for tasks in this cgroup.
     pub fn id(&self) -> CgroupId {
         cgroup_id(&self.dir).expect("stat test cgroup")

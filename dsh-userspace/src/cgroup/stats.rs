@@ -185,24 +185,63 @@ fn read_all(r: &mut impl Files, src: &StatsSource, ram: u64) -> Result<CgroupSta
             pids,
             blkio,
         } => {
+            // Each controller on its own: a cgroup may exist in some
+            // hierarchies only (a systemd unit with memory accounting and
+            // no CPU accounting), and a missing one empties only its own
+            // figures. Only a cgroup gone from every hierarchy has vanished.
+            let mut v1 = V1Reads::default();
             if let Some(d) = memory {
-                read_v1_memory(r, d, ram, &mut s)?;
+                v1.note(read_v1_memory(r, d, ram, &mut s))?;
             }
             if let Some(d) = cpu {
-                read_v1_cpu(r, d, &mut s)?;
+                v1.note(read_v1_cpu(r, d, &mut s))?;
             }
             if let Some(d) = cpuacct {
-                s.cpu_usage_ns = r.parse(d, "cpuacct.usage", single_u64)?.unwrap_or(0);
+                let usage = r.parse(d, "cpuacct.usage", single_u64);
+                v1.note(usage.map(|u| s.cpu_usage_ns = u.unwrap_or(0)))?;
             }
             if let Some(d) = pids {
-                s.pids = r.parse(d, "pids.current", single_u64)?;
+                let current = r.parse(d, "pids.current", single_u64);
+                v1.note(current.map(|p| s.pids = p))?;
             }
             if let Some(d) = blkio {
-                read_v1_blkio(r, d, &mut s)?;
+                v1.note(read_v1_blkio(r, d, &mut s))?;
             }
+            v1.result()?;
         }
     }
     Ok(s)
+}
+
+/// The v1 controllers read so far: how many were there, and the first
+/// directory found gone.
+#[derive(Default)]
+struct V1Reads {
+    present: usize,
+    vanished: Option<PathBuf>,
+}
+
+impl V1Reads {
+    /// A controller's read: a directory gone is remembered, not an error
+    /// yet; any other failure is.
+    fn note(&mut self, read: Result<(), StatsError>) -> Result<(), StatsError> {
+        match read {
+            Ok(()) => self.present += 1,
+            Err(StatsError::Vanished(dir)) => {
+                self.vanished.get_or_insert(dir);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Vanished when no hierarchy had the cgroup any more.
+    fn result(self) -> Result<(), StatsError> {
+        match self.vanished {
+            Some(dir) if self.present == 0 => Err(StatsError::Vanished(dir)),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn read_v2(r: &mut impl Files, dir: &Path, s: &mut CgroupStats) -> Result<(), StatsError> {
@@ -881,6 +920,7 @@ mod tests {
             ],
         );
         let pids = fx.sub("pids", &[("pids.current", "9\n")]);
+        let pids_dir = pids.clone();
         let blk = fx.sub(
             "blkio",
             &[("blkio.throttle.io_service_bytes_recursive", V1_BLKIO)],
@@ -965,8 +1005,18 @@ mod tests {
         put(&mem, "memory.limit_in_bytes", "lots\n");
         assert_eq!(malformed(read(&src)), "lots");
         put(&mem, "memory.limit_in_bytes", "1\n");
+        // A cgroup in some hierarchies only: the others' figures stay.
         fs::remove_dir_all(&cpu).expect("rm");
-        assert!(matches!(read(&src), Err(StatsError::Vanished(p)) if p == cpu));
+        let s = read(&src).expect("a cgroup gone from one hierarchy only");
+        assert_eq!((s.mem_limit_bytes, s.cpu_limit_cores), (Some(1), None));
+        for d in [&mem, &blk, &pids_dir] {
+            fs::remove_dir_all(d).expect("rm");
+        }
+        let gone = read(&src);
+        assert!(
+            matches!(&gone, Err(StatsError::Vanished(p)) if *p == mem),
+            "{gone:?}"
+        );
     }
 
     /// Mount point of a v1 hierarchy carrying `ctrl`, from the mount table.
