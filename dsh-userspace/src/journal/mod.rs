@@ -217,17 +217,26 @@ impl Journal {
     }
 
     /// Container state saved by the last run (none if the file is not open).
+    /// A record that does not decode is skipped, counted and said in
+    /// `dsh status`: one bad row must not keep the agent from starting.
+    /// It stays on disk (for a look at it) until its container is written
+    /// again.
     pub fn load_containers(&self) -> Result<Vec<Container>, JournalError> {
         let Some(database) = self.database() else {
             return Ok(Vec::new());
         };
-        read::load_containers(&database)?
-            .into_iter()
-            .map(|(k, v)| {
-                serde_json::from_slice(&v)
-                    .map_err(|source| JournalError::Decode { what: k, source })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (key, record) in read::load_containers(&database)? {
+            match serde_json::from_slice(&record) {
+                Ok(c) => out.push(c),
+                Err(source) => {
+                    let e = JournalError::Decode { what: key, source };
+                    log::error!("{}; skipped", chain(&e));
+                    lock(&self.side).health.skipped_record(&e);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every container with lines in the journal: (key, last name).
