@@ -29,6 +29,7 @@ mod block;
 mod burst;
 mod cgroups;
 mod cli_docs;
+mod fleet_hostile;
 mod oom;
 mod process;
 mod signals;
