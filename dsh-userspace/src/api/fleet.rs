@@ -529,6 +529,7 @@ fn assemble(
                 // stay on the node (`dsh ps --json` there).
                 net: None,
                 net_shared_with: None,
+                addrs_not_kept: 0,
             };
             Some(FleetRow {
                 node: k.0,
