@@ -22,6 +22,7 @@ mod agent_podman;
 mod agent_runtime;
 mod agent_runtime_faults;
 mod agent_socket;
+mod agent_state_dir;
 mod agent_syscalls;
 mod agent_top;
 mod agent_trace;
