@@ -547,3 +547,126 @@ fn the_readmes_network_policy_fits_the_daemonset() {
         "only selected clients: {policy}"
     );
 }
+
+/// The DaemonSet asks for the runtime's default seccomp profile: the agent
+/// loads and serves under it. Docker's default profile (what
+/// `RuntimeDefault` is on a Docker or containerd node; both come from
+/// moby's) with the DaemonSet's capabilities, the host's root mounted
+/// read-only and the agent run from it with chroot (the filter stays).
+/// Docker 20.10 knows no CAP_BPF or CAP_PERFMON: CAP_SYS_ADMIN, which the
+/// DaemonSet also grants, covers bpf(2) and perf_event_open(2) in the
+/// profile as in the kernel.
+#[test]
+fn the_agent_runs_under_the_runtimes_default_seccomp_profile() {
+    let docs = yaml_docs(
+        &std::fs::read_to_string(repo().join("deploy/kubernetes/dsh.yaml")).expect("dsh.yaml"),
+    );
+    let ds = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("a DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let caps = strings(&pod["containers"][0]["securityContext"]["capabilities"]["add"]);
+    // The host's own bounding set lacks CAP_SYS_RESOURCE (platform notes):
+    // Docker cannot grant it here, and the agent runs without it.
+    let granted: Vec<&str> = caps
+        .iter()
+        .map(String::as_str)
+        .filter(|c| ["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"].contains(c))
+        .collect();
+    assert!(granted.contains(&"SYS_ADMIN"), "{caps:?}");
+    let dir = scratch("seccomp");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    /// Removes the container however the test ends.
+    struct Removed(String);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        }
+    }
+    let name = format!("dsh-it-seccomp-{}", std::process::id());
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    let _removed = Removed(name.clone());
+    let mut run = Command::new("docker");
+    // The host's network only so that this test reaches the metrics port
+    // on loopback; the filter does not depend on it.
+    run.args([
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--pid=host",
+        "--network=host",
+    ])
+    .args(["--security-opt", "no-new-privileges", "--cap-drop", "ALL"])
+    .args(["--cap-add", "SYS_CHROOT"]);
+    for c in &granted {
+        run.args(["--cap-add", c]);
+    }
+    let log = dir.join("agent.log");
+    let mut child = run
+        .arg("-v")
+        .arg("/:/host:ro")
+        .arg("-v")
+        .arg(format!("{}:/host{}", dir.display(), dir.display()))
+        .args([
+            "dsh-test/busybox",
+            "/bin/busybox",
+            "chroot",
+            "/host",
+            dsh_bin(),
+        ])
+        .arg("--state-dir")
+        .arg(&dir)
+        .args(["agent", "--metrics-addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("docker run");
+    let status = wait_until(Duration::from_secs(60), "the agent under seccomp", || {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!(
+                "docker run exited ({s}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let out = Command::new(dsh_bin())
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(["status", "--json"])
+            .output()
+            .ok()?;
+        out.status.success().then_some(())?;
+        serde_json::from_slice::<Value>(&out.stdout).ok()
+    });
+    let seccomp = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Pid}}", &name])
+        .output()
+        .expect("docker inspect");
+    let pid = String::from_utf8_lossy(&seccomp.stdout).trim().to_owned();
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(
+        proc_status.contains("Seccomp:\t2"),
+        "the agent runs under a seccomp filter: {proc_status}"
+    );
+    let node = status["node"].as_str().unwrap_or_default().to_owned();
+    assert_working(&status, &node);
+    let stop = Command::new("docker")
+        .args(["stop", "-t", "30", &name])
+        .output()
+        .expect("docker stop");
+    assert!(stop.status.success());
+    let exited = child.wait().expect("docker run");
+    assert!(
+        exited.success(),
+        "the agent exited with {exited} on SIGTERM: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
