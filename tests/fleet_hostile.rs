@@ -69,6 +69,10 @@ fn a_prometheus_that_answers_a_gib_gets_a_clear_error_and_bounded_memory() {
         });
     }
     let started = Instant::now();
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which also gives its peak RSS"
+    )]
     let mut child = Command::new(dsh_bin())
         .args(["ps", "--prometheus", &url])
         .stdout(Stdio::null())
