@@ -189,6 +189,18 @@ fn systemd_unit_runs_the_agent_it_describes() {
         "a start limit"
     );
     assert_eq!(one("StateDirectory"), "dsh");
+    assert_eq!(one("StateDirectoryMode"), "0700");
+    // Hardening the agent's work allows (README: systemd).
+    for (key, want) in [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("RestrictNamespaces", "net"),
+        ("PrivateIPC", "yes"),
+        ("UMask", "0077"),
+    ] {
+        assert_eq!(one(key), want, "{key}=");
+    }
+    assert!(one("SystemCallFilter").starts_with('~'), "a deny list");
     let exec: Vec<String> = one("ExecStart")
         .split_whitespace()
         .map(str::to_owned)
@@ -296,8 +308,18 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Where the tests' containerd and podman listen (`agentkit`).
+const RUNTIME_DIR: &str = "/run/dsh-test";
+
 #[test]
 fn kubernetes_daemonset_runs_the_agent_it_describes() {
+    crate::agentkit::runtimes_up();
+    for socket in [
+        crate::agentkit::CONTAINERD_SOCKET,
+        crate::agentkit::PODMAN_SOCKET,
+    ] {
+        assert!(socket.starts_with(RUNTIME_DIR), "{socket}");
+    }
     let path = repo().join("deploy/kubernetes/dsh.yaml");
     let docs = yaml_docs(&std::fs::read_to_string(&path).expect("deploy/kubernetes/dsh.yaml"));
     let ds = docs
@@ -307,6 +329,14 @@ fn kubernetes_daemonset_runs_the_agent_it_describes() {
     let pod = &ds["spec"]["template"]["spec"];
     let meta = &ds["spec"]["template"]["metadata"];
     assert_eq!(pod["hostPID"], true);
+    assert_eq!(
+        pod["automountServiceAccountToken"], false,
+        "no service-account token in the pod"
+    );
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+        "the runtime's syscall filter"
+    );
     assert!(
         pod["tolerations"].as_array().is_some_and(|t| !t.is_empty()),
         "tolerations"
@@ -331,9 +361,10 @@ fn kubernetes_daemonset_runs_the_agent_it_describes() {
         "{args:?}"
     );
 
-    // Mounts: each names a volume; each volume's host path exists here;
-    // only the state dir is writable.
-    let volumes: HashMap<&str, &str> = pod["volumes"]
+    // Mounts: each names a volume; each volume's host path exists here
+    // unless the kubelet makes it; only the state dir is writable; no
+    // volume is a directory that holds more than one runtime's sockets.
+    let volumes: HashMap<&str, (&str, &str)> = pod["volumes"]
         .as_array()
         .expect("volumes")
         .iter()
@@ -341,16 +372,23 @@ fn kubernetes_daemonset_runs_the_agent_it_describes() {
             let host = v["hostPath"]["path"]
                 .as_str()
                 .expect("hostPath volumes only");
-            (v["name"].as_str().expect("volume name"), host)
+            let kind = v["hostPath"]["type"].as_str().unwrap_or("");
+            (v["name"].as_str().expect("volume name"), (host, kind))
         })
         .collect();
+    for (name, (host, _)) in &volumes {
+        assert!(
+            !["/", "/run", "/var/run", "/var", "/var/lib"].contains(host),
+            "volume {name} mounts all of {host}"
+        );
+    }
     let mut mounts: Vec<(String, String)> = Vec::new();
     for m in c["volumeMounts"].as_array().expect("volumeMounts") {
         let (name, at) = (
             m["name"].as_str().unwrap(),
             m["mountPath"].as_str().unwrap(),
         );
-        let host = volumes
+        let (host, kind) = volumes
             .get(name)
             .unwrap_or_else(|| panic!("mount {name} has no volume"));
         let writable = m["readOnly"] != true;
@@ -359,9 +397,16 @@ fn kubernetes_daemonset_runs_the_agent_it_describes() {
             at == "/var/lib/dsh",
             "{at}: only the state dir is writable"
         );
-        if !writable {
+        if !writable && *kind != "DirectoryOrCreate" {
             assert!(Path::new(host).exists(), "host path {host} missing");
         }
+        // This host's runtimes for the tests listen in their own directory:
+        // the containerd and podman volumes are moved there, as the state
+        // dir is moved to the test's own.
+        let host = match *host {
+            "/run/containerd" | "/run/podman" => RUNTIME_DIR,
+            h => h,
+        };
         mounts.push((at.to_owned(), host.to_string()));
     }
     for fixed in ["/sys/fs/cgroup", "/sys/kernel/btf"] {
@@ -433,25 +478,195 @@ fn kubernetes_daemonset_runs_the_agent_it_describes() {
     let mut agent = Confined::start(&caps, &host_args, &[], &log);
     let status = agent.status(&state, &log);
     assert_working(&status, "k8s-node-1");
-    // The runtime socket the args name answers through the mount.
-    wait_until(Duration::from_secs(20), "Docker through /host/run", || {
-        let out = Command::new(dsh_bin())
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["status", "--json"])
-            .output()
-            .ok()?;
-        let s: Value = serde_json::from_slice(&out.stdout).ok()?;
-        let docker = s["runtimes"]
-            .as_array()?
-            .iter()
-            .find(|r| r["name"] == "docker")?
-            .clone();
-        (docker["connected"] == true).then_some(())
-    });
+    // The runtime sockets the args name answer through their mounts.
+    wait_until(
+        Duration::from_secs(20),
+        "containerd and podman through their mounts",
+        || {
+            let out = Command::new(dsh_bin())
+                .arg("--state-dir")
+                .arg(&state)
+                .args(["status", "--json"])
+                .output()
+                .ok()?;
+            let s: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let connected = |name: &str| {
+                s["runtimes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["name"] == name && r["connected"] == true)
+            };
+            (connected("containerd") && connected("podman")).then_some(())
+        },
+    );
     let grace = pod["terminationGracePeriodSeconds"]
         .as_u64()
         .expect("grace period");
     agent.stop(Duration::from_secs(grace));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's NetworkPolicy for the metrics port selects the
+/// DaemonSet's pods in its namespace and opens the port they serve on,
+/// to a selected client only.
+#[test]
+fn the_readmes_network_policy_fits_the_daemonset() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let policy = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split_once("```").map(|(yaml, _)| yaml))
+        .find(|yaml| yaml.contains("kind: NetworkPolicy"))
+        .expect("a NetworkPolicy example in the README");
+    let policy = &yaml_docs(policy)[0];
+    let docs = yaml_docs(
+        &std::fs::read_to_string(repo().join("deploy/kubernetes/dsh.yaml")).expect("dsh.yaml"),
+    );
+    let ds = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("a DaemonSet");
+    assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(policy["metadata"]["namespace"], ds["metadata"]["namespace"]);
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"], ds["spec"]["template"]["metadata"]["labels"],
+        "selects the agent's pods"
+    );
+    assert_eq!(strings(&policy["spec"]["policyTypes"]), ["Ingress"]);
+    let rules = policy["spec"]["ingress"].as_array().expect("ingress rules");
+    assert_eq!(rules.len(), 1, "{policy}");
+    let port = &ds["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"];
+    assert_eq!(rules[0]["ports"][0]["port"], *port, "the metrics port");
+    let from = rules[0]["from"].as_array().expect("from");
+    assert!(
+        !from.is_empty()
+            && from
+                .iter()
+                .all(|f| f["podSelector"].is_object() || f["ipBlock"].is_object()),
+        "only selected clients: {policy}"
+    );
+}
+
+/// The DaemonSet asks for the runtime's default seccomp profile: the agent
+/// loads and serves under it. Docker's default profile (what
+/// `RuntimeDefault` is on a Docker or containerd node; both come from
+/// moby's) with the DaemonSet's capabilities, the host's root mounted
+/// read-only and the agent run from it with chroot (the filter stays).
+/// Docker 20.10 knows no CAP_BPF or CAP_PERFMON: CAP_SYS_ADMIN, which the
+/// DaemonSet also grants, covers bpf(2) and perf_event_open(2) in the
+/// profile as in the kernel.
+#[test]
+fn the_agent_runs_under_the_runtimes_default_seccomp_profile() {
+    let docs = yaml_docs(
+        &std::fs::read_to_string(repo().join("deploy/kubernetes/dsh.yaml")).expect("dsh.yaml"),
+    );
+    let ds = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("a DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let caps = strings(&pod["containers"][0]["securityContext"]["capabilities"]["add"]);
+    // The host's own bounding set lacks CAP_SYS_RESOURCE (platform notes):
+    // Docker cannot grant it here, and the agent runs without it.
+    let granted: Vec<&str> = caps
+        .iter()
+        .map(String::as_str)
+        .filter(|c| ["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"].contains(c))
+        .collect();
+    assert!(granted.contains(&"SYS_ADMIN"), "{caps:?}");
+    let dir = scratch("seccomp");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    /// Removes the container however the test ends.
+    struct Removed(String);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        }
+    }
+    let name = format!("dsh-it-seccomp-{}", std::process::id());
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    let _removed = Removed(name.clone());
+    let mut run = Command::new("docker");
+    // The host's network only so that this test reaches the metrics port
+    // on loopback; the filter does not depend on it.
+    run.args([
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--pid=host",
+        "--network=host",
+    ])
+    .args(["--security-opt", "no-new-privileges", "--cap-drop", "ALL"])
+    .args(["--cap-add", "SYS_CHROOT"]);
+    for c in &granted {
+        run.args(["--cap-add", c]);
+    }
+    let log = dir.join("agent.log");
+    let mut child = run
+        .arg("-v")
+        .arg("/:/host:ro")
+        .arg("-v")
+        .arg(format!("{}:/host{}", dir.display(), dir.display()))
+        .args([
+            "dsh-test/busybox",
+            "/bin/busybox",
+            "chroot",
+            "/host",
+            dsh_bin(),
+        ])
+        .arg("--state-dir")
+        .arg(&dir)
+        .args(["agent", "--metrics-addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("docker run");
+    let status = wait_until(Duration::from_secs(60), "the agent under seccomp", || {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!(
+                "docker run exited ({s}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let out = Command::new(dsh_bin())
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(["status", "--json"])
+            .output()
+            .ok()?;
+        out.status.success().then_some(())?;
+        serde_json::from_slice::<Value>(&out.stdout).ok()
+    });
+    let seccomp = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Pid}}", &name])
+        .output()
+        .expect("docker inspect");
+    let pid = String::from_utf8_lossy(&seccomp.stdout).trim().to_owned();
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(
+        proc_status.contains("Seccomp:\t2"),
+        "the agent runs under a seccomp filter: {proc_status}"
+    );
+    let node = status["node"].as_str().unwrap_or_default().to_owned();
+    assert_working(&status, &node);
+    let stop = Command::new("docker")
+        .args(["stop", "-t", "30", &name])
+        .output()
+        .expect("docker stop");
+    assert!(stop.status.success());
+    let exited = child.wait().expect("docker run");
+    assert!(
+        exited.success(),
+        "the agent exited with {exited} on SIGTERM: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -163,3 +163,67 @@ fn cli_errors_are_clear_and_fail() {
         .collect();
     assert_eq!(failures, dsh_ebpf::failure::NAMES, "{status}");
 }
+
+/// A container record the agent cannot decode (written by a newer dsh, a
+/// bad sector): the agent starts, keeps the other containers, and says so.
+#[test]
+fn an_undecodable_container_record_is_skipped_and_said() {
+    let mut agent = Agent::fresh("badrecord", &[]);
+    let (kept, damaged) = (TestCgroup::new("kept"), TestCgroup::new("damaged"));
+    let mut sleepers: Vec<_> = [&kept, &damaged]
+        .iter()
+        .map(|cg| {
+            cg.command_of(std::path::Path::new("/bin/sleep"), &["600"])
+                .spawn()
+                .expect("sleep in a test cgroup")
+        })
+        .collect();
+    let (kept_path, damaged_path) = (format!("/{}", kept.name), format!("/{}", damaged.name));
+    wait_until(Duration::from_secs(20), "both cgroups saved", || {
+        (agent.row(&kept_path).is_some() && agent.row(&damaged_path).is_some()).then_some(())
+    });
+    agent.stop();
+
+    // The record as the agent stored it, cut in half: no longer JSON.
+    let file = agent.state_dir.join("journal.redb");
+    {
+        let containers: redb::TableDefinition<&str, &[u8]> =
+            redb::TableDefinition::new("containers");
+        let db = redb::Database::open(&file).expect("opening the journal");
+        let tx = db.begin_write().expect("write transaction");
+        {
+            use redb::ReadableTable as _;
+            let mut table = tx.open_table(containers).expect("containers table");
+            let record = table
+                .get(damaged_path.as_str())
+                .expect("reading the record")
+                .expect("the record was saved")
+                .value()
+                .to_vec();
+            table
+                .insert(damaged_path.as_str(), &record[..record.len() / 2])
+                .expect("writing half of it");
+        }
+        tx.commit().expect("commit");
+    }
+
+    agent.start_again();
+    let status = agent.status();
+    assert_eq!(status["journal"]["skipped_records"], 1, "{status}");
+    let said = agent.ok(&["status"]);
+    assert!(
+        said.contains(&format!(
+            "journal: 1 undecodable container records skipped at start-up (last: journal: \
+             container record {damaged_path} is damaged"
+        )),
+        "{said}"
+    );
+    // The other container's history was restored and both are tracked.
+    wait_until(Duration::from_secs(20), "both cgroups seen again", || {
+        (agent.row(&kept_path).is_some() && agent.row(&damaged_path).is_some()).then_some(())
+    });
+    for s in &mut sleepers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+}

@@ -15,13 +15,11 @@ pub use server::{MAX_CONNECTIONS, REQUEST_TIMEOUT, WRITE_TIMEOUT};
 
 use std::{
     collections::HashMap,
-    os::unix::fs::PermissionsExt as _,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -107,12 +105,9 @@ struct Agent {
     metrics: Option<publish::Publisher>,
 }
 
+/// The socket and journal are root's: nobody else may even look.
 pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // The socket and journal are root's: nobody else may even look.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("restricting {}", dir.display()))?;
-    Ok(())
+    Ok(api::state_dir::prepare(dir)?)
 }
 
 pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Result<()> {

@@ -6,10 +6,14 @@ use jiff::Timestamp;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use super::{Agent, sample::self_usage};
-use crate::metrics::{AgentFigures, Snapshot, server, snapshot};
+use crate::metrics::{
+    AgentFigures, Snapshot,
+    server::{self, Published},
+    snapshot,
+};
 
 pub struct Publisher {
-    tx: watch::Sender<Arc<Snapshot>>,
+    tx: watch::Sender<Arc<Published>>,
     /// The bound address (the port is the kernel's choice for port 0).
     pub addr: SocketAddr,
 }
@@ -32,7 +36,7 @@ impl Agent {
             .ok()
             .or(self.cfg.metrics_addr)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let (tx, rx) = watch::channel(Arc::new(self.metrics_snapshot()));
+        let (tx, rx) = watch::channel(Published::new(self.metrics_snapshot()));
         self.metrics = Some(Publisher { tx, addr });
         log::info!("dsh agent: metrics at http://{addr}/metrics");
         tokio::spawn(server::serve(listener, rx))
@@ -41,7 +45,7 @@ impl Agent {
     /// Replaces the snapshot scrapes read (they may still hold the old one).
     pub(super) fn publish_metrics(&self) {
         if let Some(p) = &self.metrics {
-            p.tx.send_replace(Arc::new(self.metrics_snapshot()));
+            p.tx.send_replace(Published::new(self.metrics_snapshot()));
         }
     }
 

@@ -214,7 +214,8 @@ impl Sampler {
                     shared_with: (!own)
                         .then(|| model.get(o).map(|c| c.display_id().to_owned()))
                         .flatten(),
-                    addrs: v.addrs.clone(),
+                    addrs: v.addrs.kept.clone(),
+                    addrs_not_kept: v.addrs.not_kept,
                     // Listening sockets are the namespace's: one container's
                     // only when no other container shares it.
                     listen_ports: if own && sharers.get(&ns) == Some(&1) {

@@ -12,9 +12,7 @@
 //! `WRITE_TIMEOUT` ends the connection. What the agent holds per client is
 //! then bounded: a request buffer, one page of log lines, and its place in
 //! the broadcast ring (shared by all followers, of fixed size).
-use std::{
-    collections::HashMap, os::unix::fs::PermissionsExt as _, path::Path, sync::Arc, time::Duration,
-};
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
@@ -66,7 +64,8 @@ pub type AskSender = mpsc::Sender<(Ask, oneshot::Sender<Reply>)>;
 
 /// Binds the socket, readable and writable by root only.
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
-    if path.exists() {
+    // Not `exists()`: a link is looked at, not followed (and removed).
+    if path.symlink_metadata().is_ok() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!(
                 "another dsh agent is already serving {}; stop it first",
@@ -76,7 +75,14 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         std::fs::remove_file(path)?; // stale, from an agent that died
     }
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // bind(2) made it (it refuses an existing path, a link included); no
+    // link is followed to change its mode.
+    nix::sys::stat::fchmodat(
+        None,
+        path,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )?;
     Ok(listener)
 }
 

@@ -5,7 +5,7 @@ use std::{
     path::Path,
 };
 
-use super::{Reply, Request, socket_path};
+use super::{Reply, Request, socket_path, state_dir::StateDirError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -19,6 +19,8 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
     #[error("talking to the dsh agent")]
     Io(#[from] std::io::Error),
     #[error("the dsh agent sent something unreadable")]
@@ -41,6 +43,7 @@ impl Connection {
             return Err(ClientError::NotRoot);
         }
         let path = socket_path(state_dir);
+        super::state_dir::check_socket(state_dir, &path)?;
         let shown = path.display().to_string();
         let mut stream = UnixStream::connect(&path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {

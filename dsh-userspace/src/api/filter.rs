@@ -146,6 +146,7 @@ mod tests {
             net_tx_bytes_per_s: None,
             net: None,
             net_shared_with: None,
+            addrs_not_kept: 0,
         }
     }
 

@@ -2,9 +2,13 @@
 //! server scrapes, read back through its HTTP API (`/api/v1/query`). The
 //! fleet needs no dsh-to-dsh protocol: each agent exposes its own node and
 //! Prometheus, which the fleet runs anyway, joins them.
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    time::Duration,
+};
 
-use http_body_util::{BodyExt as _, Empty};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use http_body_util::{BodyExt as _, Empty, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde::{Deserialize, Serialize};
@@ -19,10 +23,24 @@ pub struct FleetRow {
     pub node: String,
     #[serde(flatten)]
     pub row: ContainerRow,
+    /// Set when several different series claim this node and id (two
+    /// agents with one node name, say): this row is one of them and its
+    /// figures may mix them. Says which scrape targets disagree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<String>,
 }
 
 /// How long the whole set of queries may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The largest answer read for one query. An info series takes about
+/// 500 bytes of JSON: this is room for some 60,000 containers, and what a
+/// broken or hostile server can make dsh hold per query.
+pub const MAX_ANSWER_BYTES: usize = 32 << 20;
+
+/// Queries in flight at once: with [`MAX_ANSWER_BYTES`], what bounds the
+/// memory a fleet query takes (answers are held whole to be decoded).
+const MAX_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -38,8 +56,14 @@ pub enum FleetError {
     Read {
         url: String,
         #[source]
-        source: hyper::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error(
+        "Prometheus at {url} answered {query:?} with more than {} MiB; \
+         narrow the query with --filter node=NAME",
+        MAX_ANSWER_BYTES >> 20
+    )]
+    TooLarge { url: String, query: String },
     #[error("Prometheus at {url} answered HTTP {status}: {body}")]
     Http {
         url: String,
@@ -223,22 +247,28 @@ pub fn rows(base: &str, nodes: &[&str], all: bool) -> Result<Vec<FleetRow>, Flee
         .enable_all()
         .build()
         .map_err(FleetError::Runtime)?;
-    let (info, accounting, figures) = rt.block_on(async {
+    let mut promql = vec![
+        format!("{}{sel}", names::CONTAINER_INFO),
+        format!("{}{sel}", names::AGENT_SYSCALL_ACCOUNTING),
+    ];
+    promql.extend(FIGURES.iter().map(|f| f.promql(&sel)));
+    let mut answers: Vec<Vec<Series>> = rt.block_on(async {
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let ask = |promql: String| query(&client, &endpoint, promql);
-        let work = async {
-            let info = ask(format!("{}{sel}", names::CONTAINER_INFO));
-            let accounting = ask(format!("{}{sel}", names::AGENT_SYSCALL_ACCOUNTING));
-            let figures =
-                futures_util::future::try_join_all(FIGURES.iter().map(|f| ask(f.promql(&sel))));
-            futures_util::future::try_join3(info, accounting, figures).await
-        };
+        let work = futures_util::stream::iter(promql)
+            .map(|q| query(&client, &endpoint, q))
+            .buffered(MAX_IN_FLIGHT)
+            .try_collect::<Vec<_>>();
         tokio::time::timeout(TIMEOUT, work)
             .await
             .map_err(|_| FleetError::Timeout {
                 url: base.to_owned(),
             })?
     })?;
+    // In the order asked: info, accounting, then one per figure.
+    let figures = answers.split_off(2.min(answers.len()));
+    let mut firsts = answers.into_iter();
+    let info = firsts.next().unwrap_or_default();
+    let accounting = firsts.next().unwrap_or_default();
     let answers = FIGURES.iter().copied().zip(figures).collect();
     let mut rows = assemble(&info, &accounting_by_node(&accounting), &answers);
     if !all {
@@ -288,13 +318,21 @@ async fn query(
             source,
         })?;
     let status = answer.status();
-    let body = answer
-        .into_body()
+    let body = Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
         .collect()
         .await
-        .map_err(|source| FleetError::Read {
-            url: shown.clone(),
-            source,
+        .map_err(|source| {
+            if source.is::<LengthLimitError>() {
+                FleetError::TooLarge {
+                    url: shown.clone(),
+                    query: promql.clone(),
+                }
+            } else {
+                FleetError::Read {
+                    url: shown.clone(),
+                    source,
+                }
+            }
         })?
         .to_bytes();
     decode(&shown, &promql, status.as_u16(), &body)
@@ -351,6 +389,49 @@ fn key(s: &Series) -> Key {
     (label("node"), label("id"))
 }
 
+/// The labels that say which container a series is: all but the scrape
+/// job's name (one agent scraped by two jobs is the same container twice).
+fn identity(s: &Series) -> Vec<(&str, &str)> {
+    let mut labels: Vec<(&str, &str)> = s
+        .metric
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .filter(|(k, _)| !matches!(*k, "job" | "__name__"))
+        .collect();
+    labels.sort_unstable();
+    labels
+}
+
+/// One info series per (node, id), and what is wrong when several
+/// different ones claim it: rows are joined with their figures by node
+/// and id alone, so neither may silently win.
+fn claims(info: &[Series]) -> Vec<(&Series, Option<String>)> {
+    let mut groups: BTreeMap<Key, Vec<&Series>> = BTreeMap::new();
+    for s in info {
+        groups.entry(key(s)).or_default().push(s);
+    }
+    groups
+        .into_values()
+        .filter_map(|mut group| {
+            group.sort_by_cached_key(|s| identity(s));
+            let distinct: BTreeSet<Vec<(&str, &str)>> = group.iter().map(|s| identity(s)).collect();
+            let duplicate = (distinct.len() > 1).then(|| {
+                let instances: BTreeSet<&str> = group
+                    .iter()
+                    .filter_map(|s| s.metric.get("instance").map(String::as_str))
+                    .collect();
+                format!(
+                    "{} different series claim this node and id (instances: {}); \
+                     one is shown, its figures may mix them",
+                    distinct.len(),
+                    instances.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            });
+            Some((*group.first()?, duplicate))
+        })
+        .collect()
+}
+
 /// Joins the info series (one per container) with each figure's values by
 /// (node, id); a figure a container lacks keeps the table's default. A node
 /// that does not say how it counts syscalls (an agent older than the
@@ -373,9 +454,9 @@ fn assemble(
             (*f, values)
         })
         .collect();
-    let mut rows: Vec<FleetRow> = info
-        .iter()
-        .filter_map(|s| {
+    let mut rows: Vec<FleetRow> = claims(info)
+        .into_iter()
+        .filter_map(|(s, duplicate)| {
             let k = key(s);
             let get = |f: Figure| by_key.get(&f).and_then(|m| m.get(&k)).copied();
             let label = |l: &str| s.metric.get(l).cloned().unwrap_or_default();
@@ -451,13 +532,16 @@ fn assemble(
                 // stay on the node (`dsh ps --json` there).
                 net: None,
                 net_shared_with: None,
+                addrs_not_kept: 0,
             };
-            Some(FleetRow { node: k.0, row })
+            Some(FleetRow {
+                node: k.0,
+                row,
+                duplicate,
+            })
         })
         .collect();
     rows.sort_by(|a, b| (&a.node, &a.row.id).cmp(&(&b.node, &b.row.id)));
-    // The same node scraped by two jobs gives the same row twice.
-    rows.dedup_by(|a, b| a.node == b.node && a.row.id == b.row.id);
     rows
 }
 

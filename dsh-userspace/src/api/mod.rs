@@ -4,6 +4,7 @@
 pub mod client;
 pub mod filter;
 pub mod fleet;
+pub mod state_dir;
 
 use std::path::{Path, PathBuf};
 

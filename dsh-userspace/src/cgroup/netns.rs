@@ -62,25 +62,55 @@ pub fn parse_net_dev(text: &str) -> Result<NetCounters, String> {
     Ok(c)
 }
 
+/// Addresses kept per namespace: the endpoint shows one; a container that
+/// adds 100,000 must not make the agent hold (and copy every tick) them all.
+pub const MAX_ADDRS: usize = 8;
+
+/// A namespace's own IPv4 addresses: the lowest [`MAX_ADDRS`], and how many
+/// more it has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Addrs {
+    pub kept: Vec<String>,
+    pub not_kept: u64,
+}
+
 /// The namespace's own IPv4 addresses (not loopback) from `fib_trie`: a leaf
-/// line `|-- A.B.C.D` followed by `/32 host LOCAL`.
-pub fn parse_fib_trie(text: &str) -> Vec<String> {
-    let mut out = BTreeSet::new();
+/// line `|-- A.B.C.D` followed by `/32 host LOCAL`. The file prints each
+/// table (`Main:`, `Local:`) and, while the kernel keeps them merged, the
+/// same addresses under both: the count is the largest table's, so nothing
+/// per address is held beyond the kept few.
+pub fn parse_fib_trie(text: &str) -> Addrs {
+    let mut kept = BTreeSet::new();
+    let (mut in_table, mut most) = (0u64, 0u64);
     let mut leaf: Option<&str> = None;
     for line in text.lines() {
         let t = line.trim_start();
-        if let Some(addr) = t.strip_prefix("|-- ") {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            most = most.max(in_table);
+            in_table = 0;
+            leaf = None;
+        } else if let Some(addr) = t.strip_prefix("|-- ") {
             leaf = Some(addr.trim());
         } else if t.starts_with("/32 host LOCAL")
-            && let Some(a) = leaf
+            && let Some(a) = leaf.take()
             && !a.starts_with("127.")
+            && let Ok(ip) = a.parse::<std::net::Ipv4Addr>()
         {
-            out.insert(a.to_owned());
+            in_table += 1;
+            kept.insert(ip);
+            // The lowest stay kept whatever order the file lists them in.
+            if kept.len() > MAX_ADDRS {
+                kept.pop_last();
+            }
         } else if !t.starts_with('/') {
             leaf = None;
         }
     }
-    out.into_iter().collect()
+    let total = most.max(in_table);
+    Addrs {
+        not_kept: total.saturating_sub(kept.len() as u64),
+        kept: kept.iter().map(ToString::to_string).collect(),
+    }
 }
 
 /// Ports in state LISTEN (0A) in `/proc/net/tcp` or `tcp6`.
@@ -154,7 +184,7 @@ impl NetnsIds {
 pub struct NetnsView {
     pub netns: u64,
     pub counters: NetCounters,
-    pub addrs: Vec<String>,
+    pub addrs: Addrs,
     pub listen_ports: Vec<u16>,
 }
 
@@ -170,7 +200,7 @@ struct Open {
     /// the procfs files are read instead.
     listen: Option<ListenQuery>,
     refreshed: Instant,
-    addrs: Vec<String>,
+    addrs: Addrs,
     listen_ports: Vec<u16>,
 }
 
@@ -207,7 +237,7 @@ impl NetnsReader {
                 dev,
                 listen,
                 refreshed: Instant::now(),
-                addrs: Vec::new(),
+                addrs: Addrs::default(),
                 listen_ports: Vec::new(),
             };
             refresh(&mut o);
@@ -339,8 +369,33 @@ Local:
 
     #[test]
     fn fib_trie_gives_local_addresses() {
-        assert_eq!(parse_fib_trie(FIB_TRIE), ["172.17.0.2"]);
-        assert!(parse_fib_trie("").is_empty());
+        let a = parse_fib_trie(FIB_TRIE);
+        assert_eq!(a.kept, ["172.17.0.2"]);
+        assert_eq!(a.not_kept, 0, "listed under both tables, counted once");
+        assert_eq!(parse_fib_trie(""), Addrs::default());
+    }
+
+    /// A container that adds 100,000 /32s to its own namespace: the agent
+    /// keeps the lowest few and counts the rest.
+    #[test]
+    fn addresses_beyond_a_handful_are_counted_not_kept() {
+        const N: u32 = 100_000;
+        let leaf = |i: u32| {
+            let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 9, 0, 0)) + i);
+            format!("     |-- {ip}\n        /32 host LOCAL\n")
+        };
+        // Highest first: what is kept does not depend on the file's order.
+        let table: String = (0..N).rev().map(leaf).collect();
+        let text =
+            format!("Main:\n  +-- 0.0.0.0/0 3 0 5\n{table}Local:\n  +-- 0.0.0.0/0 3 0 5\n{table}");
+        let a = parse_fib_trie(&text);
+        assert_eq!(a.kept.len(), MAX_ADDRS);
+        assert_eq!(a.kept[0], "10.9.0.0");
+        assert_eq!(a.kept[MAX_ADDRS - 1], "10.9.0.7");
+        assert_eq!(a.not_kept, u64::from(N) - MAX_ADDRS as u64);
+        // Only in the local table (tables not merged): the same count.
+        let local_only = format!("Main:\n  +-- 0.0.0.0/0 3 0 5\nLocal:\n{table}");
+        assert_eq!(parse_fib_trie(&local_only), a);
     }
 
     #[test]

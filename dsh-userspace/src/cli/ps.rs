@@ -87,6 +87,7 @@ fn fleet_view(args: &PsArgs, url: &str) -> anyhow::Result<ExitCode> {
     } else {
         let text = render::fleet::table(&rows, args.wide, !args.no_headers);
         out.write_all(text.as_bytes())?;
+        eprint!("{}", render::fleet::duplicates(&rows));
     }
     Ok(ExitCode::SUCCESS)
 }

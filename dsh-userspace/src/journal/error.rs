@@ -73,7 +73,10 @@ impl JournalError {
                         | redb::Error::TypeDefinitionChanged { .. }
                         | redb::Error::TableIsMultimap(_)
                 ) || matches!(source, redb::Error::Io(e)
-                    if matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof))
+                    if matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof)
+                        // A symbolic link where the journal goes (opened
+                        // with O_NOFOLLOW): moved aside, never written through.
+                        || e.raw_os_error() == Some(libc::ELOOP))
             }
         }
     }

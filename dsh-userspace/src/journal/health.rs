@@ -36,6 +36,12 @@ pub struct JournalHealth {
     /// Lines dropped for age.
     pub expired: u64,
     pub moved_aside: Option<MovedAside>,
+    /// Container records that did not decode at start-up, skipped; the
+    /// last one's error.
+    #[serde(default)]
+    pub skipped_records: u64,
+    #[serde(default)]
+    pub last_skipped: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -79,6 +85,11 @@ impl Health {
         h.last_error = Some(chain(e));
         h.last_error_at = Some(now);
         h.failing_since.get_or_insert(now);
+    }
+
+    pub fn skipped_record(&mut self, e: &JournalError) {
+        self.current.skipped_records += 1;
+        self.current.last_skipped = Some(chain(e));
     }
 
     pub fn recovered(&mut self, _written: usize) {

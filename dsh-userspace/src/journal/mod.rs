@@ -25,7 +25,7 @@ use std::{
 };
 
 use jiff::{SignedDuration, Timestamp};
-use redb::Database;
+use redb::{Database, backends::FileBackend};
 
 use crate::{
     model::{
@@ -150,7 +150,7 @@ impl Journal {
         let database = Database::builder()
             .set_cache_size(8 << 20)
             .set_check_integrity_on_open(true)
-            .create(&self.path)
+            .create_with_backend(FileBackend::new(self.open_file()?).map_err(db("open"))?)
             .map_err(db("open"))?;
         match store::init(&database)? {
             Ok(w) => Ok((database, w)),
@@ -159,6 +159,26 @@ impl Journal {
                 source: redb::Error::Corrupted(foreign.0),
             }),
         }
+    }
+
+    /// The file, root's alone (0600, also when an older dsh made it with
+    /// the umask's mode), through no symbolic link: a link there is not
+    /// the journal (ELOOP, moved aside as damage).
+    fn open_file(&self) -> Result<std::fs::File, JournalError> {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let io = |e: std::io::Error| db::<redb::Error>("open")(e.into());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)
+            .map_err(io)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+        Ok(file)
     }
 
     /// (Re)opens the database, dropping the handle of a failed one first.
@@ -217,17 +237,26 @@ impl Journal {
     }
 
     /// Container state saved by the last run (none if the file is not open).
+    /// A record that does not decode is skipped, counted and said in
+    /// `dsh status`: one bad row must not keep the agent from starting.
+    /// It stays on disk (for a look at it) until its container is written
+    /// again.
     pub fn load_containers(&self) -> Result<Vec<Container>, JournalError> {
         let Some(database) = self.database() else {
             return Ok(Vec::new());
         };
-        read::load_containers(&database)?
-            .into_iter()
-            .map(|(k, v)| {
-                serde_json::from_slice(&v)
-                    .map_err(|source| JournalError::Decode { what: k, source })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (key, record) in read::load_containers(&database)? {
+            match serde_json::from_slice(&record) {
+                Ok(c) => out.push(c),
+                Err(source) => {
+                    let e = JournalError::Decode { what: key, source };
+                    log::error!("{}; skipped", chain(&e));
+                    lock(&self.side).health.skipped_record(&e);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every container with lines in the journal: (key, last name).

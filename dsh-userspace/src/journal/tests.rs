@@ -360,3 +360,37 @@ fn blocks_round_trip_and_seed_the_fuzzer() {
     assert_eq!(back, lines);
     crate::fuzz_seeds::seed("journal_block", "three-lines", &bytes);
 }
+
+/// One container record that does not decode (a bug, a downgrade, a bad
+/// sector): the others load, it is skipped, counted and its error kept for
+/// `dsh status`.
+#[test]
+fn an_undecodable_container_record_is_skipped_and_counted() {
+    use crate::{cgroup::identity::identify, model::container::Container};
+    let path = temp_db("badrecord");
+    {
+        let j = Journal::open(&path, Retention::default());
+        let good = Container::new(identify("/good").expect("a plain cgroup"), at(0));
+        let changes = Changes {
+            updated: vec![good],
+            forgotten: Vec::new(),
+        };
+        j.append(&mut [entry(1, "/good", true)], changes);
+        let database = j.database().expect("open");
+        let tx = database.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(super::store::CONTAINERS).unwrap();
+            t.insert("/bad", &b"{\"key\": 7, \"cut off"[..]).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let j = Journal::open(&path, Retention::default());
+    let loaded = j.load_containers().expect("the good records load");
+    let keys: Vec<&str> = loaded.iter().map(|c| c.key()).collect();
+    assert_eq!(keys, ["/good"]);
+    let s = j.status();
+    assert_eq!(s.health.skipped_records, 1);
+    let said = s.health.last_skipped.expect("the error is kept");
+    assert!(said.contains("container record /bad is damaged"), "{said}");
+    assert_eq!(s.health.moved_aside, None, "the file itself is fine");
+}

@@ -1,8 +1,11 @@
 //! `GET /metrics` over HTTP/1.1 (hyper), on the agent's runtime.
 //!
-//! Each scrape takes the latest published snapshot (an `Arc` clone) and
-//! encodes it on tokio's blocking pool: the agent's own thread only moves
-//! bytes, so a slow or large scrape cannot delay a sampling tick.
+//! Each tick publishes a snapshot; the first scrape after it encodes the
+//! exposition on tokio's blocking pool and every other scrape of that tick
+//! shares the same bytes. So a scrape costs at most one encoding per tick
+//! whatever the number of clients, the agent's own thread only moves
+//! bytes, and a slow or large scrape cannot delay a sampling tick.
+//! A client that stops reading is let go after [`WRITE_TIMEOUT`].
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use http_body_util::Full;
@@ -16,19 +19,56 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::TcpListener,
-    sync::{Semaphore, watch},
+    sync::{OnceCell, Semaphore, watch},
 };
 
-use super::{Snapshot, exposition};
+use super::{Snapshot, exposition, write_deadline::WriteDeadline};
 
 /// Where `--metrics-addr` listens when given without an address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9688";
 
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 16;
+/// Connections served at once; more wait in the listen backlog. Each costs
+/// a descriptor and its socket buffers, not a copy of the exposition.
+/// Set well above the handful of scrapers a node has, so a few stalled
+/// clients leave room for the real ones.
+const MAX_CONNECTIONS: usize = 64;
 
 /// A client that sends no request head within this is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client that reads nothing of its answer for this long is dropped.
+/// Prometheus reads as fast as it can; its default scrape timeout is 10 s.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One tick's snapshot and, once a scrape asked for it, its exposition.
+pub struct Published {
+    snapshot: Arc<Snapshot>,
+    exposition: OnceCell<Bytes>,
+}
+
+impl Published {
+    pub fn new(snapshot: Snapshot) -> Arc<Published> {
+        Arc::new(Published {
+            snapshot: Arc::new(snapshot),
+            exposition: OnceCell::new(),
+        })
+    }
+
+    /// The exposition, encoded by the first scrape that asks; scrapes of the
+    /// same tick that arrive meanwhile wait for that one encoding.
+    async fn exposition(&self) -> Result<Bytes, tokio::task::JoinError> {
+        self.exposition
+            .get_or_try_init(|| {
+                let snapshot = self.snapshot.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || Bytes::from(exposition::encode(snapshot)))
+                        .await
+                }
+            })
+            .await
+            .cloned()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve metrics on {addr}")]
@@ -45,7 +85,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 }
 
 /// Serves scrapes until the task is dropped.
-pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Snapshot>>) {
+pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Published>>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -66,7 +106,10 @@ pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Snapsho
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(
+                    TokioIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)),
+                    service,
+                );
             if let Err(e) = conn.await {
                 log::debug!("metrics: connection: {e}");
             }
@@ -77,7 +120,7 @@ pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Snapsho
 
 async fn answer(
     req: Request<Incoming>,
-    snapshots: watch::Receiver<Arc<Snapshot>>,
+    snapshots: watch::Receiver<Arc<Published>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, content_type: &str, body: Bytes| {
         let mut r = Response::new(Full::new(body));
@@ -97,9 +140,9 @@ async fn answer(
     }
     match req.uri().path() {
         "/metrics" => {
-            let snapshot = snapshots.borrow().clone();
-            match tokio::task::spawn_blocking(move || exposition::encode(snapshot)).await {
-                Ok(body) => reply(StatusCode::OK, exposition::CONTENT_TYPE, body.into()),
+            let published = snapshots.borrow().clone();
+            match published.exposition().await {
+                Ok(body) => reply(StatusCode::OK, exposition::CONTENT_TYPE, body),
                 Err(e) => reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     text,

@@ -52,8 +52,10 @@ pub struct NetSample {
     /// Whose figures this namespace's are when not this container's: the
     /// display id of the container reporting them, or `host`.
     pub shared_with: Option<String>,
-    /// The namespace's own addresses (not loopback).
+    /// The namespace's own addresses (not loopback), the lowest few.
     pub addrs: Vec<String>,
+    /// Addresses beyond those: counted, not kept.
+    pub addrs_not_kept: u64,
     /// TCP ports listening in the namespace.
     pub listen_ports: Vec<u16>,
 }

@@ -88,6 +88,13 @@ pub struct ContainerRow {
     /// the `host`'s), so they are not counted twice.
     #[serde(default)]
     pub net_shared_with: Option<String>,
+    /// Addresses of its network namespace beyond the few the agent keeps.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub addrs_not_kept: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ContainerRow {
@@ -154,6 +161,7 @@ impl ContainerRow {
             net_tx_bytes_per_s: c.sample.net_tx_bytes_per_s.filter(|_| live),
             net: c.sample.net.counters.filter(|_| live),
             net_shared_with: c.sample.net.shared_with.clone().filter(|_| live),
+            addrs_not_kept: c.sample.net.addrs_not_kept,
         }
     }
 }

@@ -30,6 +30,23 @@ pub fn table(rows: &[FleetRow], wide: bool, headers: bool) -> String {
     out
 }
 
+/// One line per row that several series claim (for stderr, after the
+/// table): the table shows one of them and cannot say so in its columns.
+pub fn duplicates(rows: &[FleetRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        if let Some(said) = &r.duplicate {
+            out.push_str(&format!(
+                "warning: node {} id {}: {}\n",
+                untrusted::name(&r.node),
+                untrusted::name(&r.row.id),
+                untrusted::text(said)
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +102,17 @@ mod tests {
         let at = lines[1].find("web").unwrap();
         let pad = lines[2].find("db").unwrap() - "好好".len();
         assert_eq!(at, pad + "好好".chars().count() * 2, "{text}");
+    }
+
+    #[test]
+    fn rows_claimed_twice_are_said_after_the_table() {
+        let mut twice = row("a", "web");
+        twice.duplicate =
+            Some("2 different series claim this node and id (instances: h\x1b)".into());
+        let said = duplicates(&[row("a", "db"), twice]);
+        assert_eq!(
+            said,
+            "warning: node a id web: 2 different series claim this node and id (instances: h\\x1b)\n"
+        );
     }
 }

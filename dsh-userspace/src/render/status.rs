@@ -183,6 +183,14 @@ fn journal(o: &mut String, s: &StatusReport) {
             j.health.dropped_critical, j.health.dropped_chatty
         );
     }
+    if j.health.skipped_records > 0 {
+        let _ = writeln!(
+            o,
+            "journal: {} undecodable container records skipped at start-up (last: {})",
+            j.health.skipped_records,
+            untrusted::text(j.health.last_skipped.as_deref().unwrap_or("-"))
+        );
+    }
     if let Some(m) = &j.health.moved_aside {
         let _ = writeln!(
             o,
@@ -292,6 +300,15 @@ mod tests {
         );
         assert!(
             out.contains("0 critical and 9 chatty lines dropped"),
+            "{out}"
+        );
+        s.journal.health.skipped_records = 2;
+        s.journal.health.last_skipped = Some("container record /x\x1b is damaged".into());
+        assert!(
+            screen(&s).contains(
+                "journal: 2 undecodable container records skipped at start-up \
+                 (last: container record /x\\x1b is damaged)\n"
+            ),
             "{out}"
         );
         s.journal.health.failing_since = None;

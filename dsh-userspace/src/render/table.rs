@@ -288,6 +288,7 @@ mod tests {
             net_tx_bytes_per_s: Some(0.0),
             net: None,
             net_shared_with: None,
+            addrs_not_kept: 0,
         }
     }
 

@@ -173,3 +173,61 @@ fn syscall_rates_follow_each_nodes_accounting() {
         r#"irate(dsh_container_syscalls_total{node="a"}[5m]) and on(node) dsh_agent_syscall_accounting{mode="exact"} or rate(dsh_container_syscalls_total{node="a"}[5m]) and on(node) dsh_agent_syscall_accounting{mode="sampled"}"#
     );
 }
+
+fn info_of(items: &[(&str, &str, &str, &str)]) -> Vec<Series> {
+    let one = |(node, id, rid, instance): &(&str, &str, &str, &str)| {
+        format!(
+            r#"{{"metric":{{"node":"{node}","id":"{id}","runtime_id":"{rid}","instance":"{instance}",
+            "job":"j-{instance}","state":"kContainerRunning","health":"Good"}},"value":[1800000100.5,"1"]}}"#
+        )
+    };
+    let items: Vec<String> = items.iter().map(one).collect();
+    series(&format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+        items.join(",")
+    ))
+}
+
+/// One agent scraped by two jobs is one row; two agents that give one node
+/// name are flagged on the row, whichever of them is shown.
+#[test]
+fn rows_claimed_twice_are_flagged_not_silently_merged() {
+    let figures = HashMap::new();
+    let same_agent = info_of(&[
+        ("a", "web", "07c5", "h1:9688"),
+        ("a", "web", "07c5", "h1:9688"),
+    ]);
+    let rows = assemble(&same_agent, &HashMap::new(), &figures);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].duplicate, None);
+
+    let two_agents = info_of(&[
+        ("a", "web", "99aa", "h2:9688"),
+        ("a", "db", "1234", "h1:9688"),
+        ("a", "web", "07c5", "h1:9688"),
+    ]);
+    let rows = assemble(&two_agents, &HashMap::new(), &figures);
+    let ids: Vec<&str> = rows.iter().map(|r| r.row.id.as_str()).collect();
+    assert_eq!(ids, ["db", "web"]);
+    assert_eq!(rows[0].duplicate, None);
+    let said = rows[1]
+        .duplicate
+        .as_deref()
+        .expect("the web row is flagged");
+    assert!(
+        said.starts_with("2 different series claim this node and id (instances: h1:9688, h2:9688)"),
+        "{said}"
+    );
+    // The same one is shown whatever order Prometheus answered in.
+    let mut reversed = two_agents.clone();
+    reversed.reverse();
+    assert_eq!(assemble(&reversed, &HashMap::new(), &figures), rows);
+    let json = serde_json::to_value(&rows[1]).unwrap();
+    assert_eq!(json["duplicate"], said);
+    assert!(
+        serde_json::to_value(&rows[0])
+            .unwrap()
+            .get("duplicate")
+            .is_none()
+    );
+}
