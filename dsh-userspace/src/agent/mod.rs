@@ -87,6 +87,8 @@ struct Agent {
     layout: CgroupLayout,
     hierarchies: Hierarchies,
     on_demand: discovery::OnDemand,
+    /// Who made each new cgroup, judged as its mkdir arrives.
+    vetting: discovery::Vetting,
     clock: BootClock,
     journal: Arc<Journal>,
     lines: broadcast::Sender<LogEntry>,
@@ -144,6 +146,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
         hierarchies: Hierarchies::of(&layout),
         on_demand: discovery::OnDemand::default(),
+        vetting: discovery::Vetting::default(),
         clock: BootClock::now(),
         model,
         probe,
@@ -260,10 +263,12 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     agent.flush();
     log::info!(
         "dsh agent: {} events arrived behind later ones (ordering margin {} ms); \
-         {} cgroups found from events ahead of their mkdir",
+         {} cgroups found from events ahead of their mkdir; \
+         {} cgroups shaped like a container or unit but not made by root, listed as themselves",
         agent.held.late,
         agent.held.margin_ns() / 1_000_000,
-        agent.on_demand.found
+        agent.on_demand.found,
+        agent.vetting.not_root_made
     );
     agent.journal.close();
     let socket = api::socket_path(&agent.cfg.state_dir);
@@ -286,11 +291,10 @@ impl Agent {
                 path,
                 ..
             } => {
-                discovery::on_mkdir(m, self.hierarchies, id, hierarchy_id, &path, ts);
-                if let Some(identity) = cgroup::identity::identify(&path)
-                    && identity.cgroup == path
-                    && hierarchy_id == self.hierarchies.attribution
-                {
+                let h = self.hierarchies;
+                let (vetting, layout) = (&mut self.vetting, &self.layout);
+                let added = discovery::on_mkdir(m, vetting, layout, h, id, hierarchy_id, &path, ts);
+                if let Some(identity) = added.filter(|i| i.claims_an_id()) {
                     let key = self.model.key_for(&identity.runtime_id);
                     if self.model.get(key).is_some_and(|c| c.meta.is_none()) {
                         self.runtimes.lookup(&identity);
@@ -356,6 +360,7 @@ impl Agent {
     /// process's exit has its container's CPU and memory peak read now, as
     /// the runtime removes the cgroup within milliseconds.
     fn on_arrival(&mut self, ev: &Event) {
+        self.vetting.on_arrival(ev, &self.layout, self.hierarchies);
         if matches!(ev.kind, EventKind::Exit { .. })
             && self.model.is_main(ev.task.cgroup_id, ev.task.tgid)
             && let Some(stats) = self.stats_now(ev.task.cgroup_id)
