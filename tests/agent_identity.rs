@@ -130,15 +130,8 @@ fn row_of(agent: &Agent, name: &str) -> Option<Value> {
 #[test]
 fn a_delegated_user_cannot_take_a_containers_identity() {
     let agent = Agent::fresh("identity", &[]);
-    let real = Container::run(
-        "identity",
-        &[],
-        &[
-            "sh",
-            "-c",
-            "trap 'exit 143' TERM; while :; do sleep 0.2; done",
-        ],
-    );
+    // One process that never forks: any line its log gains is not its own.
+    let real = Container::run("identity", &[], &["sleep", "3600"]);
     let running = |r: &Value| {
         r["state"] == "kContainerRunning" && r["mem_used_bytes"].as_u64().is_some_and(|m| m > 0)
     };
@@ -147,8 +140,13 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
     });
     let cgroup = row["cgroup"].as_str().expect("cgroup").to_owned();
     assert!(cgroup.ends_with(&real.id), "{row}");
-    let log_before = agent.log_json(Some(&real.name));
-    assert!(!log_before.is_empty());
+    // Its start line committed, and no churn summary still to come.
+    let log_before = wait_until(Duration::from_secs(10), "the log settled", || {
+        let log = agent.log_json(Some(&real.name));
+        let started = log.iter().any(|e| e["kind"] == "start");
+        std::thread::sleep(Duration::from_millis(1000));
+        (started && agent.log_json(Some(&real.name)) == log).then_some(log)
+    });
 
     let delegated = Delegated::new();
     let shapes = look_alikes(&real.id);
@@ -167,6 +165,18 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
     ));
     // Then they stay, so they are seen listed.
     delegated.as_user(&format!("for d; do {make}; done"));
+    // A sampling tick or two later, the container is as it was.
+    std::thread::sleep(Duration::from_millis(1500));
+    let row = row_of(&agent, &real.name).expect("the container's row");
+    assert!(running(&row), "{row}");
+    assert_eq!(row["cgroup"], cgroup.as_str(), "{row}");
+    assert_eq!(row["runtime_id"], real.id.as_str(), "{row}");
+    assert_eq!(row["restart"], 0, "{row}");
+    let log_after = agent.log_json(Some(&real.name));
+    assert_eq!(
+        log_after, log_before,
+        "the container's log gained lines from look-alikes"
+    );
     let own_paths: Vec<String> = shapes[..3]
         .iter()
         .map(|s| format!("{}/{s}", delegated.rel))
@@ -187,18 +197,6 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
     let named: Vec<&Value> = rows.iter().filter(|r| r["id"] == real.name).collect();
     assert_eq!(named.len(), 1, "{named:?}");
 
-    // A sampling tick or two later, the container is as it was.
-    std::thread::sleep(Duration::from_millis(1500));
-    let row = row_of(&agent, &real.name).expect("the container's row");
-    assert!(running(&row), "{row}");
-    assert_eq!(row["cgroup"], cgroup.as_str(), "{row}");
-    assert_eq!(row["runtime_id"], real.id.as_str(), "{row}");
-    assert_eq!(row["restart"], 0, "{row}");
-    let log_after = agent.log_json(Some(&real.name));
-    assert_eq!(
-        log_after, log_before,
-        "the container's log gained lines from look-alikes"
-    );
     // Its id prefix still names the container alone.
     let log = agent.ok(&["log", &real.id[..12]]);
     assert!(log.contains(&real.name), "{log}");
