@@ -11,12 +11,12 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::agentkit::{Agent, Container, wait_until};
 
 /// The user that makes the look-alikes (nobody).
-const UID: &str = "65534";
+const UID: u32 = 65534;
 
 /// Every cgroup hierarchy's mount (cgroup2 and each v1 one).
 fn hierarchy_mounts() -> Vec<PathBuf> {
@@ -55,10 +55,9 @@ impl Delegated {
         for m in &d.mounts {
             let dir = d.dir(m);
             std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            let uid: u32 = UID.parse().unwrap();
-            std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).expect("chown");
+            std::os::unix::fs::chown(&dir, Some(UID), Some(UID)).expect("chown");
             for f in ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
-                let _ = std::os::unix::fs::chown(dir.join(f), Some(uid), Some(uid));
+                let _ = std::os::unix::fs::chown(dir.join(f), Some(UID), Some(UID));
             }
         }
         d
@@ -71,8 +70,9 @@ impl Delegated {
     /// Runs `script` as the user (no groups, no capabilities), with the
     /// delegated directory of every hierarchy as its arguments.
     fn as_user(&self, script: &str) {
+        let uid = UID.to_string();
         let out = Command::new("setpriv")
-            .args(["--reuid", UID, "--regid", UID, "--clear-groups", "--"])
+            .args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "--"])
             .args(["sh", "-ec", script, "sh"])
             .args(self.mounts.iter().map(|m| self.dir(m)))
             .output()
@@ -147,7 +147,7 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
         std::thread::sleep(Duration::from_millis(1000));
         (started && agent.log_json(Some(&real.name)) == log).then_some(log)
     });
-
+    let restarts = row_of(&agent, &real.name).expect("the row")["restart"].clone();
     let delegated = Delegated::new();
     let shapes = look_alikes(&real.id);
     // 20 rounds of mkdir and rmdir of every shape in every hierarchy.
@@ -171,7 +171,7 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
     assert!(running(&row), "{row}");
     assert_eq!(row["cgroup"], cgroup.as_str(), "{row}");
     assert_eq!(row["runtime_id"], real.id.as_str(), "{row}");
-    assert_eq!(row["restart"], 0, "{row}");
+    assert_eq!(row["restart"], restarts, "{row}\n{log_before:?}");
     let log_after = agent.log_json(Some(&real.name));
     assert_eq!(
         log_after, log_before,
@@ -200,4 +200,59 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
     // Its id prefix still names the container alone.
     let log = agent.ok(&["log", &real.id[..12]]);
     assert!(log.contains(&real.name), "{log}");
+}
+
+/// The start-up scan judges the same way, and a container restarted while
+/// the agent was down (same path, a new cgroup id) still continues its row.
+#[test]
+fn the_start_up_scan_keeps_identity_and_a_restart_while_down() {
+    let mut agent = Agent::fresh("identity-scan", &[]);
+    let real = Container::run("identity-scan", &[], &["sleep", "3600"]);
+    let row = wait_until(Duration::from_secs(20), "the container running", || {
+        row_of(&agent, &real.name).filter(|r| r["state"] == "kContainerRunning")
+    });
+    let cgroup = row["cgroup"].as_str().expect("cgroup").to_owned();
+    let log_before = wait_until(Duration::from_secs(10), "the log settled", || {
+        let log = agent.log_json(Some(&real.name));
+        let started = log.iter().any(|e| e["kind"] == "start");
+        std::thread::sleep(Duration::from_millis(1000));
+        (started && agent.log_json(Some(&real.name)) == log).then_some(log)
+    });
+    agent.stop();
+    crate::agentkit::docker(&["restart", "-t", "0", &real.name]);
+    let delegated = Delegated::new();
+    let shapes = look_alikes(&real.id);
+    let make = shapes
+        .iter()
+        .map(|s| format!("mkdir -p \"$d/{s}\""))
+        .collect::<Vec<_>>()
+        .join("; ");
+    delegated.as_user(&format!("for d; do {make}; done"));
+    agent.start_again();
+
+    let row = row_of(&agent, &real.name).expect("the container's row");
+    assert_eq!(row["state"], "kContainerRunning", "{row}");
+    assert_eq!(row["cgroup"], cgroup.as_str(), "{row}");
+    assert_eq!(row["restart"], 1, "{row}");
+    let log = agent.log_json(Some(&real.name));
+    assert_eq!(log[..log_before.len()], log_before[..]);
+    let new: Vec<&str> = log[log_before.len()..]
+        .iter()
+        .map(|e| e["msg"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        new,
+        [
+            format!("create cgroup {cgroup}").as_str(),
+            "start user process ok (restarted while the agent was down)"
+        ],
+        "{log:?}"
+    );
+    let rows = agent.rows();
+    for s in &shapes[..3] {
+        let p = format!("{}/{s}", delegated.rel);
+        let r = rows.iter().find(|r| r["cgroup"] == p.as_str());
+        let r = r.unwrap_or_else(|| panic!("{p} not listed: {rows:?}"));
+        assert_eq!((&r["id"], &r["runtime_id"]), (&json!(p), &json!(p)), "{r}");
+    }
 }

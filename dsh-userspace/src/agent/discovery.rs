@@ -202,8 +202,8 @@ fn holder_lives(model: &Model, layout: &CgroupLayout, holder: CgroupId) -> bool 
 /// Verdicts on new cgroups taken as their mkdir events arrive, ahead of
 /// the wait that puts events in order: a short-lived cgroup is still there
 /// to be checked.
-#[derive(Default)]
 pub struct Vetting {
+    hierarchies: Hierarchies,
     /// (hierarchy, cgroup id) → root made it.
     early: HashMap<(u32, CgroupId), bool>,
     /// Cgroups shaped like a runtime's container, or a systemd unit, that
@@ -216,8 +216,16 @@ pub struct Vetting {
 const MAX_EARLY_VERDICTS: usize = 65_536;
 
 impl Vetting {
+    pub fn new(hierarchies: Hierarchies) -> Self {
+        Self {
+            hierarchies,
+            early: HashMap::new(),
+            not_root_made: 0,
+        }
+    }
+
     /// As a mkdir event arrives: who made the cgroup, while it exists.
-    pub fn on_arrival(&mut self, ev: &Event, layout: &CgroupLayout, h: Hierarchies) {
+    pub fn on_arrival(&mut self, ev: &Event, layout: &CgroupLayout) {
         let EventKind::CgroupMkdir {
             id,
             hierarchy_id,
@@ -227,7 +235,7 @@ impl Vetting {
         else {
             return;
         };
-        let Some(root) = h.root(layout, *hierarchy_id) else {
+        let Some(root) = self.hierarchies.root(layout, *hierarchy_id) else {
             return;
         };
         let Some(identity) = identify(path).filter(Identity::claims_an_id) else {
@@ -407,32 +415,34 @@ fn main_process(procs: &[u32]) -> Option<(u32, Option<Timestamp>)> {
     Some((pid, (start > 0).then(|| clock.to_timestamp(start))))
 }
 
-/// The kernel created a cgroup. Returns the container it was added as,
-/// when it is one's own cgroup in the attribution hierarchy.
-pub fn on_mkdir(
-    model: &mut Model,
-    vetting: &mut Vetting,
-    layout: &CgroupLayout,
-    h: Hierarchies,
-    id: CgroupId,
-    hierarchy: u32,
-    path: &str,
-    ts: Timestamp,
-) -> Option<Identity> {
-    let root = h.root(layout, hierarchy)?;
-    let identity = vetting.vet(root, hierarchy, id, identify(path)?);
-    if hierarchy == h.blkcg {
-        model.blkcg_created(&identity, id);
+impl Vetting {
+    /// The kernel created a cgroup. Returns the container it was added
+    /// as, when it is one's own cgroup in the attribution hierarchy.
+    pub fn on_mkdir(
+        &mut self,
+        model: &mut Model,
+        layout: &CgroupLayout,
+        id: CgroupId,
+        hierarchy: u32,
+        path: &str,
+        ts: Timestamp,
+    ) -> Option<Identity> {
+        let h = self.hierarchies;
+        let root = h.root(layout, hierarchy)?;
+        let identity = self.vet(root, hierarchy, id, identify(path)?);
+        if hierarchy == h.blkcg {
+            model.blkcg_created(&identity, id);
+        }
+        if hierarchy != h.attribution {
+            return None;
+        }
+        log::debug!(
+            "cgroup {path} (id {id}) created: {:?} container {}",
+            identity.runtime,
+            identity.runtime_id
+        );
+        admit(model, layout, identity, path, id, ts).filter(|i| i.cgroup == path)
     }
-    if hierarchy != h.attribution {
-        return None;
-    }
-    log::debug!(
-        "cgroup {path} (id {id}) created: {:?} container {}",
-        identity.runtime,
-        identity.runtime_id
-    );
-    admit(model, layout, identity, path, id, ts).filter(|i| i.cgroup == path)
 }
 
 pub fn on_rmdir(model: &mut Model, h: Hierarchies, id: CgroupId, hierarchy: u32, ts: Timestamp) {

@@ -140,13 +140,14 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let (lines, _) = broadcast::channel(4096);
     let meter = sample::SelfMeter::new(&probe);
     let (rt_tx, mut rt_rx) = mpsc::channel(256);
+    let hierarchies = Hierarchies::of(&layout);
     let mut agent = Agent {
         trace: None,
         churn: churn::ChurnReader::default(),
         syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
-        hierarchies: Hierarchies::of(&layout),
+        hierarchies,
         on_demand: discovery::OnDemand::default(),
-        vetting: discovery::Vetting::default(),
+        vetting: discovery::Vetting::new(hierarchies),
         clock: BootClock::now(),
         model,
         probe,
@@ -291,9 +292,9 @@ impl Agent {
                 path,
                 ..
             } => {
-                let h = self.hierarchies;
-                let (vetting, layout) = (&mut self.vetting, &self.layout);
-                let added = discovery::on_mkdir(m, vetting, layout, h, id, hierarchy_id, &path, ts);
+                let added = self
+                    .vetting
+                    .on_mkdir(m, &self.layout, id, hierarchy_id, &path, ts);
                 if let Some(identity) = added.filter(|i| i.claims_an_id()) {
                     let key = self.model.key_for(&identity.runtime_id);
                     if self.model.get(key).is_some_and(|c| c.meta.is_none()) {
@@ -360,7 +361,7 @@ impl Agent {
     /// process's exit has its container's CPU and memory peak read now, as
     /// the runtime removes the cgroup within milliseconds.
     fn on_arrival(&mut self, ev: &Event) {
-        self.vetting.on_arrival(ev, &self.layout, self.hierarchies);
+        self.vetting.on_arrival(ev, &self.layout);
         if matches!(ev.kind, EventKind::Exit { .. })
             && self.model.is_main(ev.task.cgroup_id, ev.task.tgid)
             && let Some(stats) = self.stats_now(ev.task.cgroup_id)
