@@ -230,7 +230,10 @@ fn the_start_up_scan_keeps_identity_and_a_restart_while_down() {
     delegated.as_user(&format!("for d; do {make}; done"));
     agent.start_again();
 
-    let row = row_of(&agent, &real.name).expect("the container's row");
+    // Named once Docker has answered the restarted agent.
+    let row = wait_until(Duration::from_secs(10), "the row named again", || {
+        row_of(&agent, &real.name)
+    });
     assert_eq!(row["state"], "kContainerRunning", "{row}");
     assert_eq!(row["cgroup"], cgroup.as_str(), "{row}");
     assert_eq!(row["restart"], 1, "{row}");
