@@ -186,11 +186,14 @@ impl Model {
                 },
             };
         }
-        if let Some(holder) = row.and_then(|c| c.cgroup_id) {
-            if key != identity.runtime_id {
+        if let Some(c) = row
+            && let Some(holder) = c.cgroup_id
+        {
+            if c.identity.runtime_id != identity.runtime_id && key != identity.runtime_id {
                 // A runtime's next incarnation of a row (the kubelet's new
                 // id) while the row's cgroup lingers: a row of its own,
                 // which the runtime's word may then let continue the other.
+                // (A second cgroup with the row's current id is refused.)
                 self.aliases.remove(&identity.runtime_id);
                 return self.cgroup_created(identity, path, id, ts);
             }

@@ -196,3 +196,47 @@ fn journal_ids_that_name_no_live_cgroup_are_let_go_at_start_up() {
     let log = m.take_log();
     assert!(log.iter().all(|e| e.to != Some(State::Exited)), "{log:?}");
 }
+
+/// The kubelet's next incarnation (a new id aliased to the row) whose
+/// cgroup comes while the row's lingers gets a row of its own; a second
+/// cgroup with the row's current id is refused like any look-alike.
+#[test]
+fn an_aliased_incarnation_never_takes_a_live_row() {
+    let mut m = running();
+    let next = "1".repeat(64);
+    m.aliases.insert(next.clone(), ID.to_owned());
+    let i = Identity {
+        runtime_id: next.clone(),
+        ..docker_at(format!("/docker/{next}"))
+    };
+    let path = i.cgroup.clone();
+    assert_eq!(m.cgroup_created(i, &path, cg(200), t(2)), Attach::Attached);
+    assert_eq!(m.key_of_cgroup(cg(200)), Some(next.as_str()));
+    assert_eq!(m.get(ID).unwrap().cgroup_id, Some(cg(100)));
+    // The row continued by an aliased id (the old cgroup gone first): a
+    // look-alike of that current id is refused like any other.
+    m.cgroup_removed(cg(100), t(3));
+    let third = "2".repeat(64);
+    m.aliases.insert(third.clone(), ID.to_owned());
+    let i = Identity {
+        runtime_id: third.clone(),
+        ..docker_at(format!("/docker/{third}"))
+    };
+    let path = i.cgroup.clone();
+    assert_eq!(m.cgroup_created(i, &path, cg(300), t(4)), Attach::Attached);
+    assert_eq!(m.key_of_cgroup(cg(300)), Some(ID));
+    let spoof = Identity {
+        runtime_id: third.clone(),
+        ..docker_at(format!("{DELEGATED}/docker/{third}"))
+    };
+    let path = spoof.cgroup.clone();
+    assert_eq!(
+        m.cgroup_created(spoof, &path, cg(301), t(5)),
+        Attach::Refused {
+            holder: Some(cg(300))
+        }
+    );
+    assert_eq!(m.key_of_cgroup(cg(301)), None);
+    assert_eq!(m.key_for(&third), ID);
+    assert!(m.get(&third).is_none());
+}
