@@ -12,6 +12,7 @@ mod agent_deploy;
 mod agent_docker;
 mod agent_exec;
 mod agent_hostile;
+mod agent_identity;
 mod agent_journal;
 mod agent_keeps;
 mod agent_listed;

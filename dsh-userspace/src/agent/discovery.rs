@@ -2,18 +2,22 @@
 //! mkdir/rmdir events, and a look-up by id for an event whose cgroup
 //! neither has shown (its mkdir lost, or not yet read). No periodic
 //! directory walks.
-use std::{collections::HashSet, path::PathBuf};
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+};
 
 use jiff::Timestamp;
 
 use crate::{
     cgroup::{
         self, CgroupId,
-        identity::identify,
+        delegation::{Maker, maker},
+        identity::{Identity, identify},
         layout::{CgroupLayout, CgroupLayoutKind},
     },
     clock::BootClock,
-    model::{Model, cause::Start},
+    model::{Attach, Model, cause::Start},
     probe::event::{Event, EventKind},
 };
 
@@ -98,19 +102,166 @@ impl OnDemand {
         let Some(identity) = identify(&path) else {
             return false;
         };
+        let identity = vetted(identity, root);
         if path != identity.cgroup {
             // A sub-cgroup: its container first, which may be unknown too.
             let own = root.join(identity.cgroup.trim_start_matches('/'));
             if let Ok(own_id) = cgroup::layout::cgroup_id(&own)
                 && model.key_of_cgroup(own_id).is_none()
             {
-                model.cgroup_created(identity.clone(), &identity.cgroup, own_id, ts);
+                admit(
+                    model,
+                    layout,
+                    identity.clone(),
+                    &identity.cgroup,
+                    own_id,
+                    ts,
+                );
             }
         }
         log::debug!("cgroup {path} (id {id}) found from an event, ahead of its mkdir");
-        model.cgroup_created(identity, &path, id, ts);
+        admit(model, layout, identity, &path, id, ts);
         self.found += 1;
         true
+    }
+}
+
+/// What a cgroup counts as: the container its path names only if root
+/// made it (`cgroup::delegation`), else the plain cgroup it is, listed
+/// under its own path. `root` is the hierarchy's mount.
+pub fn vetted(identity: Identity, root: &Path) -> Identity {
+    if !identity.claims_an_id() {
+        return identity;
+    }
+    match maker(root, &identity.cgroup) {
+        Maker::Root => identity,
+        why => {
+            log::debug!(
+                "cgroup {} looks like {:?} container {} but is not root's ({why:?}): \
+                 listed as a plain cgroup",
+                identity.cgroup,
+                identity.runtime,
+                identity.runtime_id
+            );
+            identity.plain()
+        }
+    }
+}
+
+/// Adds a cgroup of the attribution hierarchy to the model. A second
+/// cgroup claiming a row's id takes it only once the row's cgroup is gone
+/// (its rmdir lost or not read yet); while that one lives, the newcomer is
+/// listed as itself, under its own path.
+fn admit(
+    model: &mut Model,
+    layout: &CgroupLayout,
+    identity: Identity,
+    path: &str,
+    id: CgroupId,
+    ts: Timestamp,
+) -> Option<Identity> {
+    let holder = match model.cgroup_created(identity.clone(), path, id, ts) {
+        Attach::Attached => return Some(identity),
+        Attach::Known => return None,
+        Attach::Refused { holder } => holder,
+    };
+    if let Some(holder) = holder
+        && !holder_lives(model, layout, holder)
+    {
+        model.cgroup_removed(holder, ts);
+        if model.cgroup_created(identity.clone(), path, id, ts) == Attach::Attached {
+            return Some(identity);
+        }
+    }
+    if !identity.claims_an_id() {
+        log::debug!("cgroup {path} (id {id}) has no live container to belong to");
+        return None;
+    }
+    log::debug!(
+        "cgroup {path} (id {id}) claims {:?} container {}, which another cgroup holds: \
+         listed as a plain cgroup",
+        identity.runtime,
+        identity.runtime_id
+    );
+    let plain = identity.plain();
+    (model.cgroup_created(plain.clone(), path, id, ts) == Attach::Attached).then_some(plain)
+}
+
+/// Whether the cgroup a row holds still exists: its directory is there
+/// and is that cgroup (a path is one live cgroup's at a time; its id is
+/// the directory's inode).
+fn holder_lives(model: &Model, layout: &CgroupLayout, holder: CgroupId) -> bool {
+    let Some(path) = model.holder_path(holder) else {
+        return false;
+    };
+    attribution_dir(layout, path)
+        .and_then(|dir| cgroup::layout::cgroup_id(&dir).ok())
+        .is_some_and(|id| id == holder)
+}
+
+/// Verdicts on new cgroups taken as their mkdir events arrive, ahead of
+/// the wait that puts events in order: a short-lived cgroup is still there
+/// to be checked.
+pub struct Vetting {
+    hierarchies: Hierarchies,
+    /// (hierarchy, cgroup id) → root made it.
+    early: HashMap<(u32, CgroupId), bool>,
+    /// Cgroups shaped like a runtime's container, or a systemd unit, that
+    /// root did not make: listed under their own paths.
+    pub not_root_made: u64,
+}
+
+/// Past this many unconsumed verdicts the map starts over (a verdict
+/// missing is taken again when its event is applied).
+const MAX_EARLY_VERDICTS: usize = 65_536;
+
+impl Vetting {
+    pub fn new(hierarchies: Hierarchies) -> Self {
+        Self {
+            hierarchies,
+            early: HashMap::new(),
+            not_root_made: 0,
+        }
+    }
+
+    /// As a mkdir event arrives: who made the cgroup, while it exists.
+    pub fn on_arrival(&mut self, ev: &Event, layout: &CgroupLayout) {
+        let EventKind::CgroupMkdir {
+            id,
+            hierarchy_id,
+            path,
+            ..
+        } = &ev.kind
+        else {
+            return;
+        };
+        let Some(root) = self.hierarchies.root(layout, *hierarchy_id) else {
+            return;
+        };
+        let Some(identity) = identify(path).filter(Identity::claims_an_id) else {
+            return;
+        };
+        if self.early.len() >= MAX_EARLY_VERDICTS {
+            self.early.clear();
+        }
+        let root_made = maker(root, &identity.cgroup).is_root();
+        self.early.insert((*hierarchy_id, *id), root_made);
+    }
+
+    /// `identity` as it counts for the cgroup `id` of `hierarchy`.
+    fn vet(&mut self, root: &Path, hierarchy: u32, id: CgroupId, identity: Identity) -> Identity {
+        if !identity.claims_an_id() {
+            return identity;
+        }
+        let identity = match self.early.remove(&(hierarchy, id)) {
+            Some(true) => identity,
+            Some(false) => identity.plain(),
+            None => vetted(identity, root),
+        };
+        if !identity.claims_an_id() {
+            self.not_root_made += 1;
+        }
+        identity
     }
 }
 
@@ -123,6 +274,17 @@ pub struct Hierarchies {
 }
 
 impl Hierarchies {
+    /// The mount of the hierarchy with this id, if the agent maps it.
+    fn root(self, layout: &CgroupLayout, hierarchy: u32) -> Option<&Path> {
+        if hierarchy == self.attribution {
+            layout.attribution_root()
+        } else if hierarchy == self.blkcg {
+            layout.blkcg_root()
+        } else {
+            None
+        }
+    }
+
     pub fn of(layout: &CgroupLayout) -> Self {
         let v1 = |c| cgroup::v1_hierarchy_id(c).unwrap_or(u32::MAX);
         match layout.kind {
@@ -155,28 +317,51 @@ pub fn startup_scan(model: &mut Model, layout: &CgroupLayout, now: Timestamp) {
     let mut found = cgroup::scan(root);
     // Parents before children, so a container exists before its sub-cgroups.
     found.sort_by(|a, b| a.path.cmp(&b.path));
+    let live: HashMap<CgroupId, &str> = found.iter().map(|f| (f.id, f.path.as_str())).collect();
+    let stale: HashSet<CgroupId> = model
+        .unmap_stale(|id, path| live.get(&id) == Some(&path))
+        .into_iter()
+        .collect();
     let mut seen = HashSet::new();
+    let mut verdicts: HashMap<String, Identity> = HashMap::new();
     for f in &found {
         let Some(identity) = identify(&f.path) else {
             continue;
         };
+        // Once per container: its sub-cgroups share the verdict.
+        let identity = verdicts
+            .entry(identity.cgroup.clone())
+            .or_insert_with(|| vetted(identity, root))
+            .clone();
         let key = model.key_for(&identity.runtime_id).to_owned();
         if f.path != identity.cgroup {
-            model.cgroup_created(identity, &f.path, f.id, now);
+            admit(model, layout, identity, &f.path, f.id, now);
             continue;
         }
-        seen.insert(key.clone());
         let known = model
             .get(&key)
             .filter(|c| c.identity.runtime_id == identity.runtime_id)
             .map(|c| (c.cgroup_id, c.ever_started));
         if matches!(known, Some((Some(id), _)) if id == f.id) {
+            seen.insert(key);
             continue; // the same incarnation the journal knows
         }
-        model.cgroup_created(identity, &f.path, f.id, now);
+        if let Some((Some(old), _)) = known
+            && stale.contains(&old)
+        {
+            model.release_stale(old);
+        }
+        let claimed = identity.runtime_id.clone();
+        let Some(attached) = admit(model, layout, identity, &f.path, f.id, now) else {
+            continue;
+        };
+        let key = model.key_for(&attached.runtime_id).to_owned();
+        seen.insert(key.clone());
         let procs = cgroup::procs(&root.join(f.path.trim_start_matches('/')));
         if let Some((main, started)) = main_process(&procs) {
-            let how = if matches!(known, Some((_, true))) {
+            // Listed as itself, it is not the journal's container restarted.
+            let same_row = attached.runtime_id == claimed;
+            let how = if same_row && matches!(known, Some((_, true))) {
                 Start::RestartedWhileDown
             } else {
                 Start::FoundRunning
@@ -192,14 +377,19 @@ pub fn startup_scan(model: &mut Model, layout: &CgroupLayout, now: Timestamp) {
     for key in gone {
         model.mark_gone(&key, now);
     }
-    let blk_found = match layout.blkcg_root() {
-        Some(blk_root) if Some(blk_root) != layout.attribution_root() => cgroup::scan(blk_root),
-        _ => found,
+    let (blk_root, blk_found) = match layout.blkcg_root() {
+        Some(blk_root) if Some(blk_root) != layout.attribution_root() => {
+            (blk_root, cgroup::scan(blk_root))
+        }
+        _ => (root, found),
     };
+    let mut verdicts: HashMap<String, Identity> = HashMap::new();
     for f in blk_found {
         if let Some(identity) = identify(&f.path) {
-            let key = model.key_for(&identity.runtime_id).to_owned();
-            model.blkcg_created(&key, f.id);
+            let identity = verdicts
+                .entry(identity.cgroup.clone())
+                .or_insert_with(|| vetted(identity, blk_root));
+            model.blkcg_created(identity, f.id);
         }
     }
 }
@@ -225,32 +415,33 @@ fn main_process(procs: &[u32]) -> Option<(u32, Option<Timestamp>)> {
     Some((pid, (start > 0).then(|| clock.to_timestamp(start))))
 }
 
-/// The kernel created a cgroup.
-pub fn on_mkdir(
-    model: &mut Model,
-    h: Hierarchies,
-    id: CgroupId,
-    hierarchy: u32,
-    path: &str,
-    ts: Timestamp,
-) {
-    if hierarchy != h.attribution && hierarchy != h.blkcg {
-        return;
-    }
-    let Some(identity) = identify(path) else {
-        return;
-    };
-    if hierarchy == h.blkcg {
-        let key = model.key_for(&identity.runtime_id).to_owned();
-        model.blkcg_created(&key, id);
-    }
-    if hierarchy == h.attribution {
+impl Vetting {
+    /// The kernel created a cgroup. Returns the container it was added
+    /// as, when it is one's own cgroup in the attribution hierarchy.
+    pub fn on_mkdir(
+        &mut self,
+        model: &mut Model,
+        layout: &CgroupLayout,
+        id: CgroupId,
+        hierarchy: u32,
+        path: &str,
+        ts: Timestamp,
+    ) -> Option<Identity> {
+        let h = self.hierarchies;
+        let root = h.root(layout, hierarchy)?;
+        let identity = self.vet(root, hierarchy, id, identify(path)?);
+        if hierarchy == h.blkcg {
+            model.blkcg_created(&identity, id);
+        }
+        if hierarchy != h.attribution {
+            return None;
+        }
         log::debug!(
             "cgroup {path} (id {id}) created: {:?} container {}",
             identity.runtime,
             identity.runtime_id
         );
-        model.cgroup_created(identity, path, id, ts);
+        admit(model, layout, identity, path, id, ts).filter(|i| i.cgroup == path)
     }
 }
 

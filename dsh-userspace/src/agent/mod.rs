@@ -86,6 +86,8 @@ struct Agent {
     layout: CgroupLayout,
     hierarchies: Hierarchies,
     on_demand: discovery::OnDemand,
+    /// Who made each new cgroup, judged as its mkdir arrives.
+    vetting: discovery::Vetting,
     clock: BootClock,
     journal: Arc<Journal>,
     lines: broadcast::Sender<LogEntry>,
@@ -137,12 +139,14 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let (lines, _) = broadcast::channel(4096);
     let meter = sample::SelfMeter::new(&probe);
     let (rt_tx, mut rt_rx) = mpsc::channel(256);
+    let hierarchies = Hierarchies::of(&layout);
     let mut agent = Agent {
         trace: None,
         churn: churn::ChurnReader::default(),
         syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
-        hierarchies: Hierarchies::of(&layout),
+        hierarchies,
         on_demand: discovery::OnDemand::default(),
+        vetting: discovery::Vetting::new(hierarchies),
         clock: BootClock::now(),
         model,
         probe,
@@ -260,10 +264,12 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     agent.flush();
     log::info!(
         "dsh agent: {} events arrived behind later ones (ordering margin {} ms); \
-         {} cgroups found from events ahead of their mkdir",
+         {} cgroups found from events ahead of their mkdir; \
+         {} cgroups shaped like a container or unit but not made by root, listed as themselves",
         agent.held.late,
         agent.held.margin_ns() / 1_000_000,
-        agent.on_demand.found
+        agent.on_demand.found,
+        agent.vetting.not_root_made
     );
     agent.journal.close();
     let socket = api::socket_path(&agent.cfg.state_dir);
@@ -286,11 +292,10 @@ impl Agent {
                 path,
                 ..
             } => {
-                discovery::on_mkdir(m, self.hierarchies, id, hierarchy_id, &path, ts);
-                if let Some(identity) = cgroup::identity::identify(&path)
-                    && identity.cgroup == path
-                    && hierarchy_id == self.hierarchies.attribution
-                {
+                let added = self
+                    .vetting
+                    .on_mkdir(m, &self.layout, id, hierarchy_id, &path, ts);
+                if let Some(identity) = added.filter(|i| i.claims_an_id()) {
                     let key = self.model.key_for(&identity.runtime_id);
                     if self.model.get(key).is_some_and(|c| c.meta.is_none()) {
                         self.runtimes.lookup(&identity);
@@ -359,6 +364,7 @@ impl Agent {
     /// process's exit has its container's CPU and memory peak read now, as
     /// the runtime removes the cgroup within milliseconds.
     fn on_arrival(&mut self, ev: &Event) {
+        self.vetting.on_arrival(ev, &self.layout);
         match ev.kind {
             EventKind::Exit { .. } if self.model.is_main(ev.task.cgroup_id, ev.task.tgid) => {
                 if let Some(stats) = self.stats_now(ev.task.cgroup_id) {

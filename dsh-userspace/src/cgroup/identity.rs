@@ -72,6 +72,27 @@ pub struct Identity {
     pub cgroup: String,
 }
 
+impl Identity {
+    /// Whether the path's shape names someone's id (a runtime's container
+    /// id, a systemd unit) rather than the cgroup itself: such a claim
+    /// counts only from a cgroup root made (`cgroup::delegation`), as
+    /// anyone may name a cgroup in a subtree of their own after any id.
+    pub fn claims_an_id(&self) -> bool {
+        self.runtime != Runtime::Cgroup
+    }
+
+    /// The container's cgroup as a plain cgroup under its own path: what
+    /// a cgroup is listed as whose claim to an id does not count.
+    pub fn plain(self) -> Identity {
+        Identity {
+            runtime: Runtime::Cgroup,
+            runtime_id: self.cgroup.clone(),
+            pod_uid: None,
+            cgroup: self.cgroup,
+        }
+    }
+}
+
 /// Name prefixes (of `<prefix><id>` or `<prefix><id>.scope`) and the engine
 /// that uses them. Longer prefixes sharing a start come first.
 const ENGINE_PREFIXES: &[(&str, Runtime)] = &[

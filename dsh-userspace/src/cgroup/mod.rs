@@ -1,6 +1,7 @@
 //! Cgroup paths and files: which container a cgroup is, where its
 //! statistics live, and the one start-up scan of the hierarchy.
 pub mod by_id;
+pub mod delegation;
 pub mod identity;
 pub mod layout;
 pub mod listen;

@@ -53,6 +53,18 @@ pub struct Model {
     early_meta: HashMap<String, RuntimeMeta>,
 }
 
+/// What became of a new cgroup (`Model::cgroup_created`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// It is a row's cgroup now (its own or a sub-cgroup).
+    Attached,
+    /// Already known (the same cgroup seen twice).
+    Known,
+    /// Its claim would re-point a row that `holder` holds (or a sub-cgroup
+    /// with no live row under its path): nothing changed.
+    Refused { holder: Option<CgroupId> },
+}
+
 /// Which of the journal's containers changed since the last call.
 #[derive(Default)]
 pub struct Changes {
@@ -144,26 +156,66 @@ impl Model {
 
     /// A cgroup appeared in the attribution hierarchy (from the start-up scan
     /// with `ts` its discovery time, or from the kernel's mkdir event).
-    pub fn cgroup_created(&mut self, identity: Identity, path: &str, id: CgroupId, ts: Timestamp) {
-        let key = self.key_for(&identity.runtime_id).to_owned();
-        self.by_cgroup.insert(id, key.clone());
-        if path != identity.cgroup {
-            return; // a sub-cgroup inside the container
+    ///
+    /// A row's cgroup id is its identity: a cgroup joins a row only as its
+    /// first or next incarnation (the row has no cgroup) or as a sub-cgroup
+    /// under the row's own path. Any other cgroup claiming the row's id is
+    /// refused and changes nothing: the caller finds out whether the
+    /// holder is gone (its rmdir lost) or lists the newcomer as itself.
+    pub fn cgroup_created(
+        &mut self,
+        identity: Identity,
+        path: &str,
+        id: CgroupId,
+        ts: Timestamp,
+    ) -> Attach {
+        if self.by_cgroup.contains_key(&id) {
+            return Attach::Known;
         }
+        let key = self.key_for(&identity.runtime_id).to_owned();
+        let row = self.containers.get(&key);
+        if path != identity.cgroup {
+            // A sub-cgroup: of the row's live cgroup, under its path.
+            return match row {
+                Some(c) if c.cgroup_id.is_some() && c.identity.cgroup == identity.cgroup => {
+                    self.by_cgroup.insert(id, key);
+                    Attach::Attached
+                }
+                _ => Attach::Refused {
+                    holder: row.and_then(|c| c.cgroup_id),
+                },
+            };
+        }
+        if let Some(c) = row
+            && let Some(holder) = c.cgroup_id
+        {
+            if c.identity.runtime_id != identity.runtime_id && key != identity.runtime_id {
+                // A runtime's next incarnation of a row (the kubelet's new
+                // id) while the row's cgroup lingers: a row of its own,
+                // which the runtime's word may then let continue the other.
+                // (A second cgroup with the row's current id is refused.)
+                self.aliases.remove(&identity.runtime_id);
+                return self.cgroup_created(identity, path, id, ts);
+            }
+            return Attach::Refused {
+                holder: Some(holder),
+            };
+        }
+        self.by_cgroup.insert(id, key.clone());
         let runtime_id = identity.runtime_id.clone();
         let c = self.containers.entry(key.clone()).or_insert_with(|| {
             let mut c = Container::new(identity.clone(), ts);
             c.key = key.clone();
             c
         });
-        if c.identity.runtime_id != runtime_id {
-            // The runtime restarted this row's container under a new id.
+        if c.identity != identity {
+            // The runtime restarted this row's container under a new id
+            // (or the same one under another path).
+            if c.identity.runtime_id != runtime_id {
+                c.meta = None;
+            }
             c.identity = identity;
-            c.meta = None;
             self.dirty.insert(key.clone());
-        }
-        if c.cgroup_id == Some(id) {
-            return;
         }
         // Named before its first line, so a sandbox writes none.
         if let Some(meta) = self.early_meta.remove(&runtime_id) {
@@ -172,6 +224,39 @@ impl Model {
         if let Some(c) = self.containers.get_mut(&key) {
             let entries = c.cgroup_created(id, ts);
             self.emit(&key, entries);
+        }
+        Attach::Attached
+    }
+
+    /// The path of the row that holds cgroup `holder` as its own.
+    pub fn holder_path(&self, holder: CgroupId) -> Option<&str> {
+        let c = self.containers.get(self.by_cgroup.get(&holder)?)?;
+        (c.cgroup_id == Some(holder)).then_some(c.identity.cgroup.as_str())
+    }
+
+    /// Start-up: the journal's cgroup ids that name no cgroup now, or
+    /// another one (ids repeat across boots), no longer key events; the
+    /// rows keep them until the scan says what became of them.
+    pub fn unmap_stale(&mut self, live: impl Fn(CgroupId, &str) -> bool) -> Vec<CgroupId> {
+        let stale: Vec<CgroupId> = self
+            .containers
+            .values()
+            .filter_map(|c| c.cgroup_id.filter(|&id| !live(id, &c.identity.cgroup)))
+            .collect();
+        for id in &stale {
+            self.by_cgroup.remove(id);
+        }
+        stale
+    }
+
+    /// Start-up: a row whose journal cgroup id is stale gets a new cgroup
+    /// (restarted while the agent was down): it lets the old one go
+    /// quietly, as `found_running` says what happened.
+    pub fn release_stale(&mut self, holder: CgroupId) {
+        for c in self.containers.values_mut() {
+            if c.cgroup_id == Some(holder) {
+                c.cgroup_id = None;
+            }
         }
     }
 
@@ -193,8 +278,11 @@ impl Model {
     /// Start-up: a container the journal had as running whose cgroup is gone.
     pub fn mark_gone(&mut self, key: &str, ts: Timestamp) {
         if let Some(c) = self.containers.get_mut(key)
-            && c.cgroup_id.is_some()
+            && let Some(id) = c.cgroup_id
         {
+            if self.by_cgroup.get(&id).is_some_and(|k| k == key) {
+                self.by_cgroup.remove(&id);
+            }
             let entries = c.cgroup_removed(ts);
             self.emit(key, entries);
         }
@@ -212,8 +300,22 @@ impl Model {
         }
     }
 
-    pub fn blkcg_created(&mut self, key: &str, id: CgroupId) {
-        self.by_blkcg.insert(id, key.to_owned());
+    /// A cgroup appeared in the block-I/O hierarchy (where that is not the
+    /// attribution one). Its I/O counts for the row of its id unless that
+    /// row lives under another path: then for a row of its own path, as
+    /// in `cgroup_created`.
+    pub fn blkcg_created(&mut self, identity: &Identity, id: CgroupId) {
+        let key = self.key_for(&identity.runtime_id);
+        let elsewhere = self
+            .containers
+            .get(key)
+            .is_some_and(|c| c.cgroup_id.is_some() && c.identity.cgroup != identity.cgroup);
+        let key = if elsewhere {
+            identity.cgroup.clone()
+        } else {
+            key.to_owned()
+        };
+        self.by_blkcg.entry(id).or_insert(key);
     }
 
     pub fn blkcg_removed(&mut self, id: CgroupId) {
@@ -379,5 +481,7 @@ impl Model {
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;
 #[cfg(test)]
 mod tests_kube;

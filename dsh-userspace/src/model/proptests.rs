@@ -9,7 +9,9 @@
 //! - once a main process has exited in its cgroup, an exec there (an orphan
 //!   of the pid namespace) starts nothing;
 //! - an event of a cgroup the model does not hold (removed, never created)
-//!   writes nothing and counts no restart.
+//!   writes nothing and counts no restart;
+//! - a row's cgroup id is its identity: it keys events to that row, and a
+//!   look-alike cgroup claiming a live row's id changes nothing in the row.
 //!
 //! The seed is fixed (a failure is the same on every run, and shrinks to a
 //! short sequence); `DSH_PROPTEST_CASES` sets how many sequences (256).
@@ -50,6 +52,13 @@ enum Op {
     SubCreated {
         c: usize,
         cg: u64,
+    },
+    /// A cgroup elsewhere claiming container `c`'s id (or a sub-cgroup of
+    /// it), as a delegated user can make one.
+    LookAlike {
+        c: usize,
+        cg: u64,
+        sub: bool,
     },
     Removed {
         cg: u64,
@@ -97,13 +106,15 @@ type Step = (Op, i64);
 
 fn op() -> impl Strategy<Value = Op> {
     // Few ids, so that the same cgroup and process come up again and again;
-    // ids 9..12 are never created (unknown cgroups).
-    let cg = 1..12u64;
+    // ids 9..12 are never created (unknown cgroups), 12..15 are look-alikes'.
+    let cg = 1..15u64;
     let tgid = 1..6u32;
     let c = 0..CONTAINERS;
     prop_oneof![
         3 => (c.clone(), cg.clone()).prop_map(|(c, cg)| Op::Created { c, cg: cg % 9 }),
         1 => (c.clone(), cg.clone()).prop_map(|(c, cg)| Op::SubCreated { c, cg: cg % 9 }),
+        2 => (c.clone(), 12..15u64, any::<bool>())
+            .prop_map(|(c, cg, sub)| Op::LookAlike { c, cg, sub }),
         2 => cg.clone().prop_map(|cg| Op::Removed { cg }),
         4 => (cg.clone(), tgid.clone()).prop_map(|(cg, tgid)| Op::Exec { cg, tgid }),
         4 => (
@@ -186,6 +197,14 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             }
             _ => false,
         };
+        // A look-alike of a row holding a live cgroup: the row as it was.
+        let held = match op {
+            Op::LookAlike { c, .. } => m
+                .get(&key(*c))
+                .filter(|row| row.cgroup_id.is_some())
+                .map(|row| (row.cgroup_id, row.identity.clone(), row.state)),
+            _ => None,
+        };
         apply(&mut m, op, now);
         let log = m.take_log();
         if orphan_exec || unknown_cgroup {
@@ -200,6 +219,31 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             );
             let after = restart_counts(&m);
             prop_assert_eq!(&after, &before, "step {}: {:?} changed restarts", i, op);
+        }
+        if let (Some(was), Op::LookAlike { c, .. }) = (&held, op) {
+            let row = m
+                .get(&key(*c))
+                .map(|r| (r.cgroup_id, r.identity.clone(), r.state));
+            prop_assert_eq!(
+                row.as_ref(),
+                Some(was),
+                "step {}: {:?} re-pointed the row",
+                i,
+                op
+            );
+            prop_assert!(log.is_empty(), "step {}: {:?} wrote {:?}", i, op, log);
+        }
+        for row in m.containers() {
+            if let Some(id) = row.cgroup_id {
+                prop_assert_eq!(
+                    m.key_of_cgroup(id),
+                    Some(row.key()),
+                    "step {}: the cgroup {} of {} keys another row",
+                    i,
+                    id,
+                    row.key()
+                );
+            }
         }
         let changes = log.iter().filter(|e| e.is_state_change()).count();
         match main_exit {
@@ -240,6 +284,21 @@ fn apply(m: &mut Model, op: &Op, now: Timestamp) {
         Op::SubCreated { c, cg } => {
             let ident = identity(c);
             let path = format!("{}/sub", ident.cgroup);
+            m.cgroup_created(ident, &path, id(cg), now);
+        }
+        Op::LookAlike { c, cg, sub } => {
+            let ident = Identity {
+                cgroup: format!(
+                    "/user.slice/user-1000.slice/user@1000.service/docker/{}",
+                    key(c)
+                ),
+                ..identity(c)
+            };
+            let path = if sub {
+                format!("{}/x", ident.cgroup)
+            } else {
+                ident.cgroup.clone()
+            };
             m.cgroup_created(ident, &path, id(cg), now);
         }
         Op::Removed { cg } => m.cgroup_removed(id(cg), now),

@@ -263,6 +263,7 @@ fn exit_code_three_is_an_error_and_zero_is_not() {
             })
         }
     );
+    m.cgroup_removed(cg(100), t(3));
     m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(102), t(3));
     m.exec(cg(102), 60, "sh", t(4));
     m.exit(cg(102), 60, "sh", ExitStatus::Exited(0), t(5));
