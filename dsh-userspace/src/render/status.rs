@@ -183,6 +183,13 @@ fn journal(o: &mut String, s: &StatusReport) {
             j.health.dropped_critical, j.health.dropped_chatty
         );
     }
+    if j.health.critical_evicted > 0 {
+        let _ = writeln!(
+            o,
+            "journal: {} critical lines evicted (a container past {} critical lines loses its oldest)",
+            j.health.critical_evicted, j.max_critical_per_container
+        );
+    }
     if let Some(m) = &j.health.moved_aside {
         let _ = writeln!(
             o,
