@@ -106,7 +106,7 @@ fn count_signal(key: &SignalKey) -> Result<(), Failure> {
                 sender_comm: bpf_get_current_comm().unwrap_or([0; 16]),
             };
             // Another CPU may insert the same key meanwhile (-EEXIST): look again.
-            let _ = SIGNAL_COUNTS.insert(key, &first, BPF_NOEXIST.into());
+            let _ = SIGNAL_COUNTS.insert(key, first, BPF_NOEXIST.into());
             SIGNAL_COUNTS
                 .get_ptr_mut(key)
                 .ok_or(Failure(failure::SIGNAL_COUNTERS_FULL))?
