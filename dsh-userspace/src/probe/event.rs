@@ -253,13 +253,15 @@ mod tests {
 
     #[test]
     fn exit_names_the_outside_senders_of_its_filled_slots() {
-        let mut outside = OutsideSignals::default();
-        outside.other = OutsideSignal {
-            signal: 10,
-            sender_tgid: 812,
-            target_tgid: 10,
-            _pad: 0,
-            sender_comm: fixed(b"bash"),
+        let outside = OutsideSignals {
+            stop: OutsideSignal::default(),
+            other: OutsideSignal {
+                signal: 10,
+                sender_tgid: 812,
+                target_tgid: 10,
+                _pad: 0,
+                sender_comm: fixed(b"bash"),
+            },
         };
         let e = ExitEvent {
             hdr: header(kind::EXIT),
