@@ -35,6 +35,9 @@ pub struct Model {
     by_cgroup: HashMap<CgroupId, String>,
     /// Block-I/O cgroup id (v1 blkio on hybrid hosts) → key.
     by_blkcg: HashMap<CgroupId, String>,
+    /// Cgroups removed since the last signal summary → key: signals counted
+    /// before a container's removal still reach its summary.
+    removed_this_interval: HashMap<CgroupId, String>,
     pub rules: HealthRules,
     /// Containers gone from cgroupfs (and unknown to any runtime) are dropped
     /// from the table this long after their last change.
@@ -67,6 +70,7 @@ impl Model {
             containers: BTreeMap::new(),
             by_cgroup: HashMap::new(),
             by_blkcg: HashMap::new(),
+            removed_this_interval: HashMap::new(),
             rules,
             forget_after,
             syscall_accounting: SyscallAccounting::default(),
@@ -205,6 +209,7 @@ impl Model {
         let Some(key) = self.by_cgroup.remove(&id) else {
             return;
         };
+        self.removed_this_interval.insert(id, key.clone());
         if let Some(c) = self.containers.get_mut(&key)
             && c.cgroup_id == Some(id)
         {

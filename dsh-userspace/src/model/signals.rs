@@ -88,13 +88,22 @@ impl Model {
         sender_comm: &str,
         n: u64,
     ) {
-        let Some(key) = self.by_cgroup.get(&target_cgroup) else {
+        // A cgroup removed since the last summary still counts as its
+        // container's: signals that preceded a container's end are read
+        // after it.
+        let key_of = |id| {
+            self.by_cgroup
+                .get(&id)
+                .or_else(|| self.removed_this_interval.get(&id))
+        };
+        let Some(key) = key_of(target_cgroup) else {
             return;
         };
-        if self.by_cgroup.get(&sender_cgroup) == Some(key) || signal.is_housekeeping() {
+        if key_of(sender_cgroup) == Some(key) || signal.is_housekeeping() {
             return;
         }
-        if let Some(c) = self.containers.get_mut(key) {
+        let key = key.clone();
+        if let Some(c) = self.containers.get_mut(&key) {
             c.signals.add(signal, sender_pid, sender_comm, n);
         }
     }
@@ -135,6 +144,7 @@ impl Model {
         }
         // Not `emit`: a summary changes no container state to save.
         self.log.extend(lines);
+        self.removed_this_interval.clear();
     }
 }
 

@@ -285,6 +285,26 @@ fn signals_inside_the_container_are_not_external() {
     assert!(m.take_log().is_empty());
 }
 
+/// `docker stop`: the TERM is read from the kernel's counters at the next
+/// sample, after the container's cgroup is gone; it still gets its line.
+#[test]
+fn signals_read_after_the_cgroup_is_removed_still_count() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(143), t(2));
+    m.cgroup_removed(cg(100), t(2));
+    m.take_log();
+    m.record_signals(cg(100), cg(1), Signal::from_raw(15), 9, "runc", 1);
+    m.signal_lines(t(3));
+    let log = m.take_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].signal.as_deref(), Some("SIGTERM"));
+    // Only until that summary.
+    m.record_signals(cg(100), cg(1), Signal::from_raw(15), 9, "runc", 1);
+    m.signal_lines(t(4));
+    assert!(m.take_log().is_empty());
+}
+
 #[test]
 fn a_signal_flood_from_outside_is_a_few_chatty_lines_per_interval() {
     let mut m = model();
