@@ -11,6 +11,7 @@ mod agent_cost;
 mod agent_deploy;
 mod agent_docker;
 mod agent_exec;
+mod agent_floods;
 mod agent_hostile;
 mod agent_identity;
 mod agent_journal;

@@ -8,14 +8,17 @@
 #![no_std]
 
 pub mod churn;
+pub mod signals;
 pub use churn::{ChurnCounts, ChurnKey, MAX_CHURN_KEYS, MAX_MAIN_PROCESSES, MainProcess};
+pub use signals::{MAX_SIGNAL_KEYS, OutsideSignal, OutsideSignals, SignalCount, SignalKey};
 
 /// Ring-buffer channels. Critical events must never be crowded out by a flood
 /// of chatty ones, so each channel has its own ring buffer and loss counter.
 pub mod channel {
-    /// OOM kills, process exits, fatal signals, cgroup lifecycle.
+    /// Process exits, cgroup lifecycle (OOM kills have slots of their own,
+    /// signals are counted in maps: see `signals`).
     pub const CRITICAL: u32 = 0;
-    /// Exec, TCP listen, non-fatal signals, signal delivery.
+    /// Exec, TCP listen.
     pub const CHATTY: u32 = 1;
     pub const COUNT: u32 = 2;
 }
@@ -25,8 +28,8 @@ pub mod kind {
     pub const EXEC: u32 = 1;
     pub const EXIT: u32 = 2;
     pub const OOM: u32 = 3;
-    pub const SIGNAL_GENERATE: u32 = 4;
-    pub const SIGNAL_DELIVER: u32 = 5;
+    // 4 and 5 were one record per signal (generated, delivered): signals
+    // are counted in maps now (`signals`), and the numbers are not reused.
     pub const CGROUP_MKDIR: u32 = 6;
     pub const CGROUP_RMDIR: u32 = 7;
     pub const LISTEN: u32 = 8;
@@ -51,7 +54,10 @@ pub mod failure {
     /// An OOM kill whose victim could not be found (kernels whose
     /// `mark_victim` names only a pid): its event carries the pid alone.
     pub const OOM_VICTIM_UNKNOWN: u32 = 6;
-    pub const COUNT: u32 = 7;
+    /// No room for a signal's counter (`SIGNAL_COUNTS`) or for its cgroup's
+    /// record of who signalled the main process (`MAIN_SIGNALS`).
+    pub const SIGNAL_COUNTERS_FULL: u32 = 7;
+    pub const COUNT: u32 = 8;
     /// Names for `dsh status`, indexed by kind.
     pub const NAMES: [&str; COUNT as usize] = [
         "kernel_read",
@@ -61,6 +67,7 @@ pub mod failure {
         "trace_syscalls_full",
         "trace_errnos_full",
         "oom_victim_unknown",
+        "signal_counters_full",
     ];
 }
 
@@ -386,6 +393,9 @@ pub struct ExitEvent {
     pub ppid: u32,
     /// `task->start_time`: ns since boot (monotonic) when the process started.
     pub start_ns: u64,
+    /// For a cgroup's main process: the last signals sent to it from outside
+    /// the cgroup that could have ended it (zeroed otherwise).
+    pub outside: OutsideSignals,
 }
 
 #[repr(C)]
@@ -408,24 +418,6 @@ pub struct OomEvent {
 /// one writer; the agent reads the array at every ring drain and counts a
 /// record overwritten before it was read as lost.
 pub const OOM_SLOTS: u32 = 64;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SignalEvent {
-    /// For `SIGNAL_GENERATE`, the sender; for `SIGNAL_DELIVER`, the receiver.
-    pub hdr: EventHeader,
-    pub signal: u32,
-    /// `signal_generate`'s result: 0 delivered, 1 ignored, 2 already pending,
-    /// 3 overflow, 4 lost; 0 for delivery events.
-    pub result: i32,
-    /// 1 when sent to the whole thread group.
-    pub group: u32,
-    pub target_pid: u32,
-    pub target_tgid: u32,
-    pub _pad: u32,
-    pub target_cgroup_id: u64,
-    pub target_comm: [u8; COMM_LEN],
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,9 +466,8 @@ assert_size!(TraceStart, 16);
 assert_size!(TraceSyscall, 32 + 8 * TRACE_BUCKETS);
 assert_size!(EventHeader, 48);
 assert_size!(ExecEvent, 56 + FILENAME_LEN);
-assert_size!(ExitEvent, 64);
+assert_size!(ExitEvent, 64 + 2 * 32);
 assert_size!(OomEvent, 64);
-assert_size!(SignalEvent, 96);
 assert_size!(CgroupEvent, 64 + CGROUP_PATH_LEN);
 assert_size!(ListenEvent, 72);
 
@@ -507,7 +498,6 @@ mod pod {
         ExecEvent,
         ExitEvent,
         OomEvent,
-        SignalEvent,
         CgroupEvent,
         ListenEvent,
     );

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal as Named;
 use serde::{Deserialize, Serialize};
 
 /// A signal number as the kernel reports it (`signal_generate`, a wait status).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Signal(u8);
 
@@ -63,6 +63,13 @@ impl Signal {
     pub fn is_stop(self) -> bool {
         use Named::*;
         matches!(self.named(), Some(SIGHUP | SIGINT | SIGKILL | SIGTERM))
+    }
+
+    /// Whether its default action ends the process (signal(7)'s Term and
+    /// Core, the real-time signals included): the same list the kernel
+    /// programs use.
+    pub fn is_fatal(self) -> bool {
+        dsh_ebpf::signals::default_action_kills(u32::from(self.0))
     }
 
     /// Housekeeping, not intent: a child ended, a process continued, urgent
@@ -165,6 +172,40 @@ mod tests {
         assert!(!s(9).dumps_core() && !s(40).dumps_core());
         assert!(s(15).is_stop() && s(9).is_stop() && !s(11).is_stop());
         assert!(s(17).is_housekeeping() && s(28).is_housekeeping() && !s(15).is_housekeeping());
+    }
+
+    /// Every signal whose default action is Term or Core (signal(7)) is
+    /// fatal, by name where it has one; none that stops, continues or is
+    /// ignored by default is; the housekeeping ones never are.
+    #[test]
+    fn fatal_is_every_default_fatal_signal() {
+        use Named::*;
+        let fatal = [
+            SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL, SIGUSR1,
+            SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM,
+            SIGPROF, SIGIO, SIGPWR, SIGSYS,
+        ];
+        for s in fatal {
+            assert!(Signal::from(s).is_fatal(), "{s}");
+        }
+        for s in [
+            SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
+        ] {
+            assert!(!Signal::from(s).is_fatal(), "{s}");
+        }
+        // SIGPOLL is SIGIO on Linux (29); real-time signals, as the kernel
+        // numbers them: SIGRTMIN (32) to 64.
+        assert!(Signal::from_raw(libc::SIGPOLL as u32).is_fatal());
+        for n in 32..=64 {
+            assert!(Signal::from_raw(n).is_fatal(), "SIG{n}");
+        }
+        for n in [0, 65, 255] {
+            assert!(!Signal::from_raw(n).is_fatal(), "{n}");
+        }
+        for n in 0..=255u32 {
+            let s = Signal::from_raw(n);
+            assert!(!(s.is_fatal() && s.is_housekeeping()), "{n}");
+        }
     }
 
     #[test]

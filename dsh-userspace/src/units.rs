@@ -45,6 +45,19 @@ fn scaled(n: u64) -> Option<(f64, usize)> {
 }
 
 /// Binary units with one decimal: `512B`, `1.5KiB`, `32.0MiB`, `2.0GiB`.
+/// `31,002`: a count with thousands separators.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     match scaled(n) {
@@ -88,6 +101,15 @@ pub fn per_s(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(31_002), "31,002");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn durations_are_compact() {

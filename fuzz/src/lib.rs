@@ -3,7 +3,10 @@ use arbitrary::{Result, Unstructured};
 use dsh::{
     cgroup::stats::{CgroupStats, StatsError},
     model::{
-        cause::{ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+        cause::{
+            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
+            OtherSignalsReceived, SignalsReceived, Start,
+        },
         entry::{LogEntry, LogKind},
         state::State,
     },
@@ -112,7 +115,7 @@ fn usage(u: &mut Unstructured<'_>) -> Result<Option<ExitUsage>> {
 /// A message of any kind, with any strings (`Text` too: lines journaled
 /// before messages were typed are rewritten as such).
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
-    Ok(match u.int_in_range(0..=8)? {
+    Ok(match u.int_in_range(0..=10)? {
         0 => Message::CgroupCreated {
             cgroup: u.arbitrary()?,
         },
@@ -142,6 +145,19 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
             exits_ok: u.arbitrary()?,
             exits_failed: u.arbitrary()?,
             exits_killed: u.arbitrary()?,
+        }),
+        8 => Message::SignalsReceived(SignalsReceived {
+            signal: signal(u)?,
+            count: u.arbitrary()?,
+            sender_pid: u.arbitrary()?,
+            sender_comm: u.arbitrary()?,
+        }),
+        9 => Message::OtherSignalsReceived(OtherSignalsReceived {
+            count: u.arbitrary()?,
+            senders: u.arbitrary()?,
+            signals: (0..u.int_in_range(0..=4)?)
+                .map(|_| signal(u))
+                .collect::<Result<_>>()?,
         }),
         _ => Message::Text(u.arbitrary()?),
     })

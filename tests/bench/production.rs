@@ -306,7 +306,6 @@ pub fn run(quick: bool, with_bpftrace: bool, out_dir: &Path) -> Vec<Budget> {
         "dsh_sched_process_exec",
         "dsh_sched_process_exit",
         "dsh_signal_generate",
-        "dsh_signal_deliver",
         "dsh_mark_victim",
         "dsh_cgroup_mkdir",
         "dsh_cgroup_rmdir",

@@ -4,7 +4,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
     maps::ring_buf::RingBufEntry,
 };
-use dsh_ebpf::{CgroupEvent, EventHeader, ExecEvent, ExitEvent, ListenEvent, SignalEvent, channel};
+use dsh_ebpf::{CgroupEvent, EventHeader, ExecEvent, ExitEvent, ListenEvent, channel};
 
 use super::{
     kernel::{Plain, boot_ns, cpu, current_cgroup_id},
@@ -17,8 +17,6 @@ use super::{
 unsafe impl Plain for ExecEvent {}
 // SAFETY: as above.
 unsafe impl Plain for ExitEvent {}
-// SAFETY: as above.
-unsafe impl Plain for SignalEvent {}
 // SAFETY: as above.
 unsafe impl Plain for CgroupEvent {}
 // SAFETY: as above.

@@ -7,6 +7,7 @@ use super::{
     events::{emit, header},
     failures::{count, counted},
     kernel::{Failure, off, read, read_str},
+    signal::take_main_signals,
 };
 
 #[inline(always)]
@@ -65,11 +66,15 @@ fn try_exit(task: *const u8) -> Result<(), Failure> {
     }
     let start_ns: u64 = read(task, off!(task_start_time))?;
     let ppid = parent_tgid(task)?;
+    // Read before `emit`, so the record is filled by plain stores (see
+    // `events::emit`).
+    let outside = take_main_signals(hdr.cgroup_id, hdr.tgid);
     emit::<ExitEvent>(channel::CRITICAL, |e| {
         e.hdr = hdr;
         e.exit_code = exit_code as u32;
         e.ppid = ppid;
         e.start_ns = start_ns;
+        e.outside = outside;
     });
     Ok(())
 }

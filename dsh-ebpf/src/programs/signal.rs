@@ -1,108 +1,181 @@
-//! Signals: who sent what to whom, and delivery.
+//! Signals sent across a cgroup boundary: counted, never sent one by one.
+//!
+//! A shell on the host can send a container hundreds of thousands of
+//! signals a second. Each delivered one adds to a counter per (target
+//! cgroup, sender cgroup, sender, signal) that the agent reads at every
+//! sample (`SIGNAL_COUNTS`), so a flood costs no ring record and no log line
+//! per signal. Which signal from outside ended a main process is told by
+//! its exit event: `MAIN_SIGNALS` keeps, per cgroup, the last default-fatal
+//! signals sent to its main process, and the exit program copies them in.
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+    bindings::BPF_NOEXIST,
+    btf_maps::HashMap,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::{btf_map, btf_tracepoint},
+    programs::BtfTracePointContext,
 };
-use dsh_ebpf::{COMM_LEN, SignalEvent, channel, kind};
+use dsh_ebpf::{
+    MAX_MAIN_PROCESSES, MAX_SIGNAL_KEYS, OutsideSignal, OutsideSignals, SignalCount, SignalKey,
+    failure,
+    signals::{default_action_kills, is_housekeeping, is_stop, was_delivered},
+};
 
 use super::{
     churn::is_main_process,
-    events::{emit, header},
     failures::count,
-    kernel::{current_cgroup_id, off, read, task_cgroup_id},
+    kernel::{Failure, atomic_add, current_cgroup_id, off, read, task_cgroup_id},
     oom::note_signal_target,
 };
 
-/// Signals whose default action ends the process. These go on the critical
-/// channel: they explain deaths. The rest (SIGCHLD, SIGWINCH, ...) are chatty.
-#[inline(always)]
-fn is_fatal(sig: i32) -> bool {
-    matches!(
-        sig,
-        1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 11 | 13 | 14 | 15 | 24 | 25 | 26 | 27 | 31
-    )
-}
+/// (target cgroup, sender cgroup, sender, signal) → signals delivered.
+#[btf_map]
+pub static SIGNAL_COUNTS: HashMap<SignalKey, SignalCount, MAX_SIGNAL_KEYS> = HashMap::new();
 
-/// SIGCHLD, SIGCONT, SIGURG, SIGWINCH: housekeeping, not intent. A
-/// fork-heavy container sends one SIGCHLD per child.
-#[inline(always)]
-fn is_housekeeping(sig: i32) -> bool {
-    matches!(sig, 17 | 18 | 23 | 28)
-}
+/// Cgroup id → the last signals from outside that could end its main
+/// process; taken by that process's exit (see `take_main_signals`).
+#[btf_map]
+pub static MAIN_SIGNALS: HashMap<u64, OutsideSignals, MAX_MAIN_PROCESSES> = HashMap::new();
+
+const NO_SIGNALS: OutsideSignals = OutsideSignals {
+    stop: NO_SIGNAL,
+    other: NO_SIGNAL,
+};
+const NO_SIGNAL: OutsideSignal = OutsideSignal {
+    signal: 0,
+    sender_tgid: 0,
+    target_tgid: 0,
+    _pad: 0,
+    sender_comm: [0; 16],
+};
 
 /// `signal_generate(int sig, struct kernel_siginfo *info, struct task_struct *task,
-///                  int group, int result)`: current is the sender. Sent only
-/// for signals that cross a cgroup boundary (from outside the container, or
-/// from it to the host), housekeeping ones aside.
+///                  int group, int result)`: current is the sender. Counts
+/// only signals that cross a cgroup boundary and were queued for delivery
+/// (not ignored, not coalesced with one already pending), housekeeping
+/// ones aside.
 #[btf_tracepoint(function = "signal_generate")]
 pub fn dsh_signal_generate(ctx: BtfTracePointContext) -> u32 {
     let sig: i32 = ctx.arg(0);
     let target: *const u8 = ctx.arg(2);
-    let group: i32 = ctx.arg(3);
     let result: i32 = ctx.arg(4);
     // Before any filter: the OOM killer's SIGKILL is often sent from
     // within the victim's own cgroup.
     note_signal_target(sig, target);
-    if is_housekeeping(sig) {
+    let sig = sig as u32;
+    if is_housekeeping(sig) || !was_delivered(result) {
         return 0;
     }
     let target_cgroup_id = task_cgroup_id(target);
-    if target_cgroup_id == current_cgroup_id() {
+    let sender_cgroup_id = current_cgroup_id();
+    if target_cgroup_id == sender_cgroup_id {
         // Within one cgroup: whatever it kills shows in the exit's status.
         return 0;
     }
-    // Read before `emit`, so the record is filled by plain stores: a
-    // closure with the reads in it was outlined into a BPF subprogram that
-    // the verifier rejected (a stack pointer left in R0 on return).
-    let ids = read::<u32>(target, off!(task_pid)).and_then(|pid| {
-        let tgid = read::<u32>(target, off!(task_tgid))?;
-        let comm = read::<[u8; COMM_LEN]>(target, off!(task_comm))?;
-        Ok((pid, tgid, comm))
-    });
-    let (target_pid, target_tgid, target_comm) = ids.unwrap_or_else(|f| {
+    let sender_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let key = SignalKey {
+        target_cgroup_id,
+        sender_cgroup_id,
+        sender_tgid,
+        signal: sig,
+    };
+    if let Err(f) = count_signal(&key) {
         count(f);
-        (0, 0, [0; COMM_LEN])
-    });
-    let fill = |e: &mut SignalEvent| {
-        e.hdr = header(kind::SIGNAL_GENERATE);
-        e.signal = sig as u32;
-        e.result = result;
-        e.group = group as u32;
-        e.target_pid = target_pid;
-        e.target_tgid = target_tgid;
-        e.target_comm = target_comm;
-        e.target_cgroup_id = target_cgroup_id;
-    };
-    let chan = if is_fatal(sig) {
-        channel::CRITICAL
-    } else {
-        channel::CHATTY
-    };
-    emit(chan, fill);
+    }
+    if default_action_kills(sig) {
+        match read::<u32>(target, off!(task_tgid)) {
+            Ok(target_tgid) if is_main_process(target_cgroup_id, target_tgid) => {
+                if let Err(f) = note_main_signal(&key, target_tgid) {
+                    count(f);
+                }
+            }
+            Ok(_) => {}
+            Err(f) => count(f),
+        }
+    }
     0
 }
 
-/// `signal_deliver(int sig, struct kernel_siginfo *info, struct k_sigaction *ka)`:
-/// current is the receiver. Sent only for a signal that can end a cgroup's
-/// main process (the rest are a fork-heavy container's SIGCHLDs, or
-/// children's pipes closing: churn).
-#[btf_tracepoint(function = "signal_deliver")]
-pub fn dsh_signal_deliver(ctx: BtfTracePointContext) -> u32 {
-    let sig: i32 = ctx.arg(0);
-    if !is_fatal(sig) {
-        return 0;
+/// Adds one to `key`'s counter, created with the sender's command.
+#[inline(always)]
+fn count_signal(key: &SignalKey) -> Result<(), Failure> {
+    let c = match SIGNAL_COUNTS.get_ptr_mut(key) {
+        Some(c) => c,
+        None => {
+            let first = SignalCount {
+                count: 0,
+                sender_comm: bpf_get_current_comm().unwrap_or([0; 16]),
+            };
+            // Another CPU may insert the same key meanwhile (-EEXIST): look again.
+            let _ = SIGNAL_COUNTS.insert(key, first, BPF_NOEXIST.into());
+            SIGNAL_COUNTS
+                .get_ptr_mut(key)
+                .ok_or(Failure(failure::SIGNAL_COUNTERS_FULL))?
+        }
+    };
+    // SAFETY: a pointer to a live map value; other CPUs add to it too, so
+    // the add is atomic.
+    unsafe { atomic_add(&raw mut (*c).count, 1) };
+    Ok(())
+}
+
+/// Remembers a default-fatal signal to a cgroup's main process, in the
+/// stop or the other slot.
+#[inline(always)]
+fn note_main_signal(key: &SignalKey, target_tgid: u32) -> Result<(), Failure> {
+    let id = key.target_cgroup_id;
+    let slots = match MAIN_SIGNALS.get_ptr_mut(id) {
+        Some(s) => s,
+        None => {
+            let _ = MAIN_SIGNALS.insert(id, NO_SIGNALS, BPF_NOEXIST.into());
+            MAIN_SIGNALS
+                .get_ptr_mut(id)
+                .ok_or(Failure(failure::SIGNAL_COUNTERS_FULL))?
+        }
+    };
+    let noted = OutsideSignal {
+        signal: key.signal,
+        sender_tgid: key.sender_tgid,
+        target_tgid,
+        _pad: 0,
+        sender_comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    // SAFETY: a pointer to a live map value. Two CPUs signalling the same
+    // main process at once may interleave their stores (a sender's pid
+    // with the other's command): a cosmetic race the verifier leaves no
+    // cheap lock against, and the exit line says the signal either way.
+    unsafe {
+        if is_stop(key.signal) {
+            (*slots).stop = noted;
+        } else {
+            (*slots).other = noted;
+        }
     }
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !is_main_process(current_cgroup_id(), tgid) {
-        return 0;
+    Ok(())
+}
+
+/// At the exit of `tgid` in `cgroup_id`: the signals from outside noted for
+/// it if it is the cgroup's main process (then the entry is deleted: the
+/// next main process starts with none); zeroed otherwise. A child's exit
+/// leaves the main process's entry alone.
+#[inline(always)]
+pub fn take_main_signals(cgroup_id: u64, tgid: u32) -> OutsideSignals {
+    let Some(slots) = MAIN_SIGNALS.get_ptr(cgroup_id) else {
+        return NO_SIGNALS;
+    };
+    // SAFETY: a value pointer from a successful lookup, copied out at once.
+    let mut noted = unsafe { *slots };
+    let stop_is_ours = noted.stop.target_tgid == tgid;
+    let other_is_ours = noted.other.target_tgid == tgid;
+    if !stop_is_ours && !other_is_ours {
+        return NO_SIGNALS;
     }
-    emit::<SignalEvent>(channel::CHATTY, |e| {
-        let hdr = header(kind::SIGNAL_DELIVER);
-        e.hdr = hdr;
-        e.signal = sig as u32;
-        e.target_pid = hdr.pid;
-        e.target_tgid = hdr.tgid;
-        e.target_cgroup_id = hdr.cgroup_id;
-        e.target_comm = hdr.comm;
-    });
-    0
+    let _ = MAIN_SIGNALS.remove(cgroup_id);
+    // A slot left by an earlier main process that ended unseen.
+    if !stop_is_ours {
+        noted.stop = NO_SIGNAL;
+    }
+    if !other_is_ours {
+        noted.other = NO_SIGNAL;
+    }
+    noted
 }

@@ -53,9 +53,6 @@ impl OnDemand {
             EventKind::Oom {
                 victim_cgroup_id, ..
             } => [*victim_cgroup_id, none],
-            EventKind::SignalGenerate {
-                target_cgroup_id, ..
-            } => [*target_cgroup_id, ev.task.cgroup_id],
             _ => return,
         };
         for id in ids {
@@ -67,7 +64,13 @@ impl OnDemand {
     /// is applied, if it belongs to a container: its mkdir event was lost,
     /// or is still behind in the other ring. `ts` (the event's time) stands
     /// in for the cgroup's creation.
-    fn ensure(&mut self, model: &mut Model, layout: &CgroupLayout, id: CgroupId, ts: Timestamp) {
+    pub fn ensure(
+        &mut self,
+        model: &mut Model,
+        layout: &CgroupLayout,
+        id: CgroupId,
+        ts: Timestamp,
+    ) {
         if id.get() == 0 || model.key_of_cgroup(id).is_some() || self.not_containers.contains(&id) {
             return;
         }

@@ -7,6 +7,7 @@ mod reorder;
 mod runtimes;
 mod sample;
 mod server;
+mod signals;
 mod status;
 mod syscalls;
 mod trace;
@@ -79,6 +80,7 @@ struct Agent {
     cfg: AgentConfig,
     trace: Option<trace::PendingTrace>,
     churn: churn::ChurnReader,
+    signals: signals::SignalReader,
     /// Sampled syscall accounting's windows (None: exact or off).
     syscalls: Option<syscalls::SyscallSampling>,
     model: Model,
@@ -143,6 +145,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
     let mut agent = Agent {
         trace: None,
         churn: churn::ChurnReader::default(),
+        signals: signals::SignalReader::default(),
         syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
         hierarchies,
         on_demand: discovery::OnDemand::default(),
@@ -314,7 +317,9 @@ impl Agent {
                 }
             }
             EventKind::Exec { .. } => m.exec(task.cgroup_id, task.tgid, &task.comm, ts),
-            EventKind::Exit { status, .. } => {
+            EventKind::Exit {
+                status, outside, ..
+            } => {
                 // The exit line's summary: CPU and memory peak now if the
                 // cgroup still exists (else as read on arrival, or sampled).
                 if self.model.is_main(task.cgroup_id, task.tgid)
@@ -322,6 +327,16 @@ impl Agent {
                 {
                     self.model.final_stats(task.cgroup_id, stats);
                 }
+                let by = outside
+                    .into_iter()
+                    .map(|s| ExternalSignal {
+                        signal: s.signal,
+                        sender_pid: s.pid,
+                        sender_comm: s.comm,
+                    })
+                    .collect();
+                self.model
+                    .signalled_from_outside(task.cgroup_id, task.tgid, by);
                 self.model
                     .exit(task.cgroup_id, task.tgid, &task.comm, status, ts);
             }
@@ -337,26 +352,11 @@ impl Agent {
                 self.model
                     .oom_kill(victim_cgroup_id, victim_tgid, at_death, ts);
             }
-            EventKind::SignalGenerate {
-                signal,
-                result: 0,
-                target_tgid,
-                target_cgroup_id,
-                ..
-            } => {
-                let sender = ExternalSignal {
-                    signal,
-                    sender_pid: task.tgid,
-                    sender_comm: task.comm,
-                };
-                m.signal(task.cgroup_id, sender, target_cgroup_id, target_tgid, ts);
-            }
             EventKind::Listen {
                 addr,
                 port,
                 listening,
             } => m.listen(task.cgroup_id, port, addr.to_string(), listening),
-            _ => {}
         }
     }
 
@@ -419,6 +419,7 @@ impl Agent {
         self.sampler
             .sample(&mut self.model, &self.probe, &self.layout, now);
         self.read_churn(now);
+        self.read_signals(now);
         self.meter.update(&self.probe);
         if let Ok(chans) = self.probe.channel_stats() {
             for (name, c) in ["critical", "chatty"].iter().zip(chans.iter()) {

@@ -143,7 +143,8 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    fn ev(boot_ns: u64, signal: u32) -> Event {
+    /// An event told apart by `n` (its port).
+    fn ev(boot_ns: u64, n: u16) -> Event {
         Event {
             boot_ns,
             cpu: 0,
@@ -153,8 +154,10 @@ mod tests {
                 comm: "x".into(),
                 cgroup_id: crate::cgroup::CgroupId::new(1),
             },
-            kind: EventKind::SignalDeliver {
-                signal: crate::signal::Signal::from_raw(signal),
+            kind: EventKind::Listen {
+                addr: std::net::Ipv4Addr::LOCALHOST.into(),
+                port: n,
+                listening: true,
             },
         }
     }
@@ -174,10 +177,7 @@ mod tests {
         assert!(r.ready(100 * MS, false).is_empty());
         let first = r.ready(250 * MS, false);
         assert_eq!(times(&first), [100 * MS, 100 * MS]);
-        assert!(matches!(
-            first[0].kind,
-            EventKind::SignalDeliver { signal } if signal == crate::signal::Signal::from_raw(1)
-        ));
+        assert!(matches!(first[0].kind, EventKind::Listen { port: 1, .. }));
         assert_eq!(r.len(), 1);
         assert_eq!(times(&r.ready(0, true)), [300 * MS]);
         assert!(r.is_empty());

@@ -74,6 +74,10 @@ pub struct AgentArgs {
     /// stored lines take more than this many bytes.
     #[arg(long, default_value_t = 256 << 20)]
     pub journal_max_bytes: u64,
+    /// Journal bound on one container's critical lines (state changes,
+    /// crashes): past it its oldest are evicted, counted in `dsh status`.
+    #[arg(long, default_value_t = dsh::journal::DEFAULT_MAX_CRITICAL_PER_CONTAINER)]
+    pub retention_critical_per_container: u64,
     /// Health: memory above this % of the limit is a Warning.
     #[arg(long, default_value_t = 90.0)]
     pub mem_warn_percent: f64,
@@ -143,6 +147,7 @@ impl AgentArgs {
                 max_age: signed(self.retention),
                 max_chatty_entries: self.retention_entries.max(1000),
                 max_bytes: self.journal_max_bytes.max(64 << 10),
+                max_critical_per_container: self.retention_critical_per_container.max(100),
             },
             syscall_latency: self.syscall_latency,
             syscalls: SyscallSchedule {

@@ -173,6 +173,30 @@ impl Block {
         self.lines.push(line);
     }
 
+    /// How many lines container `cno` has here.
+    pub fn lines_of(&self, cno: Cno) -> u64 {
+        self.lines.iter().filter(|l| l.cno == cno).count() as u64
+    }
+
+    /// Removes the oldest `n` lines of container `cno` (all of them if it
+    /// has fewer) and returns how many went. The block keeps its first seq
+    /// (its key in the table; lines store deltas from it); an emptied block
+    /// is for the caller to delete.
+    pub fn remove_oldest_of(&mut self, cno: Cno, n: u64) -> u64 {
+        let mut removed = 0;
+        self.lines.retain(|l| {
+            if l.cno == cno && removed < n {
+                removed += 1;
+                return false;
+            }
+            true
+        });
+        if !self.lines.iter().any(|l| l.cno == cno) {
+            self.who.retain(|&c| c != cno);
+        }
+        removed
+    }
+
     /// The lines, with `key_of` naming each container number.
     pub fn entries<'a>(
         &'a self,
@@ -208,7 +232,8 @@ mod tests {
     use super::*;
     use crate::{
         model::cause::{
-            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start,
+            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
+            OtherSignalsReceived, SignalsReceived, Start,
         },
         signal::Signal,
     };
@@ -371,6 +396,17 @@ mod tests {
                 exits_failed: 9,
                 exits_killed: 1,
             }),
+            Message::SignalsReceived(SignalsReceived {
+                signal: Signal::from_raw(1),
+                count: 31_002,
+                sender_pid: 812,
+                sender_comm: "bash".into(),
+            }),
+            Message::OtherSignalsReceived(OtherSignalsReceived {
+                count: 500,
+                senders: 499,
+                signals: vec![Signal::from_raw(10), Signal::from_raw(64)],
+            }),
         ];
         let mut b = Block::default();
         let mut lines = Vec::new();
@@ -386,6 +422,27 @@ mod tests {
             .map(|r| r.unwrap().1)
             .collect();
         assert_eq!(back, lines);
+    }
+
+    #[test]
+    fn a_containers_oldest_lines_come_out_and_the_rest_stay() {
+        let mut b = Block::default();
+        for seq in 1..=6 {
+            b.push(&exec(seq, 0), (seq % 2) as Cno);
+        }
+        assert_eq!((b.lines_of(0), b.lines_of(1)), (3, 3));
+        assert_eq!(b.remove_oldest_of(1, 2), 2);
+        let back = Block::decode(&b.encode()).unwrap();
+        assert_eq!(back.first_seq(), 1, "the key stays");
+        let seqs: Vec<u64> = back
+            .entries(|_| Some("k".to_owned()))
+            .map(|r| r.unwrap().1.seq)
+            .collect();
+        assert_eq!(seqs, [2, 4, 5, 6]);
+        assert_eq!(b.who, [1, 0]);
+        assert_eq!(b.remove_oldest_of(1, 10), 1);
+        assert_eq!(b.who, [0], "no line left: no longer in the block");
+        assert_eq!(b.remove_oldest_of(7, 10), 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{JournalError, Retention, store::Counts};
+use super::{JournalError, Retention, tables::Counts};
 use crate::report::chain;
 
 /// A damaged journal the agent moved aside at start-up.
@@ -33,6 +33,9 @@ pub struct JournalHealth {
     pub dropped_chatty: u64,
     /// Chatty lines evicted for the budget or to make room.
     pub chatty_evicted: u64,
+    /// Critical lines evicted for the per-container bound.
+    #[serde(default)]
+    pub critical_evicted: u64,
     /// Lines dropped for age.
     pub expired: u64,
     pub moved_aside: Option<MovedAside>,
@@ -54,6 +57,8 @@ pub struct JournalStatus {
     pub bytes_per_line: f64,
     pub max_chatty_entries: u64,
     pub max_bytes: u64,
+    #[serde(default)]
+    pub max_critical_per_container: u64,
     pub retention_days: f64,
     /// False while writes fail; then `pending` critical lines wait in memory.
     pub writable: bool,
@@ -126,6 +131,7 @@ impl Health {
             },
             max_chatty_entries: f.limits.max_chatty_entries,
             max_bytes: f.limits.max_bytes,
+            max_critical_per_container: f.limits.max_critical_per_container,
             retention_days: f.limits.max_age.as_secs_f64() / 86_400.0,
             writable: self.current.failing_since.is_none(),
             pending: f.pending,

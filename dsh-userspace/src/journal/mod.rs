@@ -11,11 +11,13 @@
 //! make room, the database is re-opened and the lines written once it can.
 //! A file that cannot be opened is moved aside and a new one started.
 pub mod block;
+mod bound;
 mod error;
 mod health;
 mod msg;
 mod read;
 mod store;
+mod tables;
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -48,6 +50,9 @@ pub struct Retention {
     pub max_chatty_entries: u64,
     /// Chatty lines are evicted while all stored lines take more than this.
     pub max_bytes: u64,
+    /// A container's critical lines beyond this many are evicted, its
+    /// oldest first (see `bound`).
+    pub max_critical_per_container: u64,
 }
 
 impl Default for Retention {
@@ -56,9 +61,15 @@ impl Default for Retention {
             max_age: SignedDuration::from_hours(24 * 7),
             max_chatty_entries: 1_000_000,
             max_bytes: 256 << 20,
+            max_critical_per_container: DEFAULT_MAX_CRITICAL_PER_CONTAINER,
         }
     }
 }
+
+/// A week of a container restarting every two minutes (four critical lines
+/// a restart): far more than a container's history normally holds, and
+/// about 600 KiB of journal.
+pub const DEFAULT_MAX_CRITICAL_PER_CONTAINER: u64 = 20_000;
 
 /// Critical lines held in memory while the journal cannot take them.
 pub const MAX_PENDING: usize = 10_000;
@@ -469,6 +480,14 @@ fn write_all(
     };
     let written = store::write(database, writer, &lines, &changes, limits)?;
     side.health.current.chatty_evicted += written.evicted_chatty;
+    side.health.current.critical_evicted += written.evicted_critical;
+    if written.evicted_critical > 0 {
+        log::warn!(
+            "journal: {} critical lines evicted: a container reached its bound of {}",
+            written.evicted_critical,
+            limits.max_critical_per_container
+        );
+    }
     let was_pending = side.pending.len();
     side.pending.clear();
     side.pending_updated.clear();

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     model::cause::{
-        ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start,
+        ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
+        OtherSignalsReceived, SignalsReceived, Start,
     },
     signal::Signal,
 };
@@ -38,6 +39,16 @@ pub(super) enum Msg {
         exits_ok: u64,
         exits_failed: u64,
         exits_killed: u64,
+    },
+    /// Added after format 2's first variants: stored positions stay.
+    SignalsReceived {
+        by: Sender,
+        count: u64,
+    },
+    OtherSignalsReceived {
+        count: u64,
+        senders: u64,
+        signals: Vec<u8>,
     },
 }
 
@@ -172,6 +183,19 @@ impl Msg {
                 exits_failed: c.exits_failed,
                 exits_killed: c.exits_killed,
             },
+            Message::SignalsReceived(r) => Msg::SignalsReceived {
+                by: Sender {
+                    signal: r.signal.number(),
+                    pid: r.sender_pid,
+                    comm: intern(&r.sender_comm),
+                },
+                count: r.count,
+            },
+            Message::OtherSignalsReceived(o) => Msg::OtherSignalsReceived {
+                count: o.count,
+                senders: o.senders,
+                signals: o.signals.iter().map(|s| s.number()).collect(),
+            },
         }
     }
 
@@ -262,6 +286,27 @@ impl Msg {
                 exits_ok: *exits_ok,
                 exits_failed: *exits_failed,
                 exits_killed: *exits_killed,
+            }),
+            Msg::SignalsReceived { by, count } => {
+                let by = sender(by)?;
+                Message::SignalsReceived(SignalsReceived {
+                    signal: by.signal,
+                    count: *count,
+                    sender_pid: by.sender_pid,
+                    sender_comm: by.sender_comm,
+                })
+            }
+            Msg::OtherSignalsReceived {
+                count,
+                senders,
+                signals,
+            } => Message::OtherSignalsReceived(OtherSignalsReceived {
+                count: *count,
+                senders: *senders,
+                signals: signals
+                    .iter()
+                    .map(|s| Signal::from_raw((*s).into()))
+                    .collect(),
             }),
         })
     }

@@ -8,7 +8,7 @@ use super::{
     JournalError,
     block::{Block, Cno},
     db,
-    store::{CHATTY, CONTAINERS, CRITICAL, INDEX, WHO, WHO_BY_KEY},
+    tables::{CHATTY, CONTAINERS, CRITICAL, INDEX, WHO, WHO_BY_KEY},
 };
 use crate::model::entry::LogEntry;
 

@@ -9,25 +9,16 @@ use redb::{Database, Durability, ReadableTable as _, Table, TableDefinition, Wri
 use super::{
     JournalError, Retention,
     block::{Block, Cno},
-    db,
+    bound, db,
+    tables::{CHATTY, CONTAINERS, CRITICAL, Counts, INDEX, WHO, WHO_BY_KEY},
 };
 use crate::model::{
     Changes,
     entry::{LogClass, LogEntry},
 };
 
-/// Block's first seq → block, one table per class.
-pub(super) const CRITICAL: TableDefinition<u64, &[u8]> = TableDefinition::new("critical_blocks");
-pub(super) const CHATTY: TableDefinition<u64, &[u8]> = TableDefinition::new("chatty_blocks");
-/// (container, class, block) → (): which blocks hold a container's lines.
-pub(super) const INDEX: TableDefinition<(u32, u8, u64), ()> = TableDefinition::new("block_index");
-/// Container number → (key, last name); and key → number.
-pub(super) const WHO: TableDefinition<u32, &[u8]> = TableDefinition::new("who");
-pub(super) const WHO_BY_KEY: TableDefinition<&str, u32> = TableDefinition::new("who_by_key");
 /// Counters and the format version.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Container key → JSON container state.
-pub(super) const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 /// The table of the journal's first format (one JSON document per line).
 const OLD_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 
@@ -51,23 +42,6 @@ fn class_no(class: LogClass) -> u8 {
 
 const CLASSES: [LogClass; 2] = [LogClass::Critical, LogClass::Chatty];
 
-/// Lines and stored bytes per class (index: `class_no`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub lines: [u64; 2],
-    pub bytes: [u64; 2],
-}
-
-impl Counts {
-    pub fn total_lines(&self) -> u64 {
-        self.lines[0] + self.lines[1]
-    }
-
-    fn total_bytes(&self) -> u64 {
-        self.bytes[0] + self.bytes[1]
-    }
-}
-
 /// The writer's view of the tables, kept in memory between transactions and
 /// changed only once a transaction commits.
 #[derive(Clone, Debug, Default)]
@@ -76,12 +50,16 @@ pub struct Writer {
     next_cno: Cno,
     pub next_seq: u64,
     pub counts: Counts,
+    /// Critical lines stored per container (see `bound`).
+    pub critical_of: HashMap<Cno, u64>,
 }
 
 /// What one write transaction did besides writing.
 #[derive(Debug, Default)]
 pub struct Written {
     pub evicted_chatty: u64,
+    /// Critical lines evicted for the per-container bound.
+    pub evicted_critical: u64,
 }
 
 /// Not this journal's layout: move it aside rather than misread it.
@@ -131,6 +109,7 @@ pub fn init(database: &Database) -> Result<Result<Writer, ForeignLayout>, Journa
         }
         tx.open_table(INDEX).map_err(db("open index"))?;
         tx.open_table(CONTAINERS).map_err(db("open containers"))?;
+        w.critical_of = bound::load(&tx)?;
         tx.open_table(WHO_BY_KEY).map_err(db("open who"))?;
         let who = tx.open_table(WHO).map_err(db("open who"))?;
         for row in who.iter().map_err(db("read who"))? {
@@ -223,6 +202,18 @@ fn remove_block(
     w.counts.bytes[c as usize] = w.counts.bytes[c as usize].saturating_sub(bytes);
     let n = block.len() as u64;
     w.counts.lines[c as usize] = w.counts.lines[c as usize].saturating_sub(n);
+    if class == LogClass::Critical {
+        for &cno in &block.who {
+            let left = w
+                .critical_of
+                .get(&cno)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(block.lines_of(cno));
+            w.critical_of.insert(cno, left);
+            bound::save(tx, cno, left)?;
+        }
+    }
     let mut index = tx.open_table(INDEX).map_err(db("open index"))?;
     for cno in block.who {
         index.remove((cno, c, first_seq)).map_err(db("unindex"))?;
@@ -238,6 +229,8 @@ fn remove_block(
                 .map_err(db("forget who"))?
                 .and_then(|v| postcard::from_bytes::<(String, String)>(v.value()).ok())
                 .map(|(k, _)| k);
+            w.critical_of.remove(&cno);
+            bound::save(tx, cno, 0)?;
             if let Some(key) = key {
                 tx.open_table(WHO_BY_KEY)
                     .map_err(db("open who"))?
@@ -353,6 +346,25 @@ pub fn write(
             &mut w.counts,
         )?;
     }
+    let mut touched: Vec<Cno> = numbered[class_no(LogClass::Critical) as usize]
+        .iter()
+        .map(|&(_, cno)| cno)
+        .collect();
+    for &cno in &touched {
+        *w.critical_of.entry(cno).or_default() += 1;
+    }
+    touched.sort_unstable();
+    touched.dedup();
+    for &cno in &touched {
+        bound::save(&tx, cno, w.critical_of.get(&cno).copied().unwrap_or(0))?;
+    }
+    let evicted_critical = bound::enforce(
+        &tx,
+        &mut w.critical_of,
+        &mut w.counts,
+        touched,
+        limits.max_critical_per_container,
+    )?;
     {
         let mut containers = tx.open_table(CONTAINERS).map_err(db("open containers"))?;
         for c in &changes.updated {
@@ -374,7 +386,10 @@ pub fn write(
     save_meta(&tx, &w)?;
     tx.commit().map_err(db("commit"))?;
     *writer = w;
-    Ok(Written { evicted_chatty })
+    Ok(Written {
+        evicted_chatty,
+        evicted_critical,
+    })
 }
 
 /// Frees at least `bytes` of chatty lines (oldest first), in a transaction

@@ -146,6 +146,58 @@ fn chatty_lines_are_evicted_first_and_critical_ones_stay() {
     assert!(noisy.windows(2).all(|w| w[0].seq < w[1].seq));
 }
 
+/// A container's critical lines are bounded, oldest first; its
+/// neighbours' are untouched, and the count survives a reopen.
+#[test]
+fn one_containers_critical_lines_are_bounded_and_its_neighbours_kept() {
+    let path = temp_db("critical-bound");
+    let limits = Retention {
+        max_critical_per_container: 1000,
+        ..Retention::default()
+    };
+    let j = Journal::open(&path, limits);
+    let mut quiet = entry(0, "quiet", true);
+    quiet.kind = LogKind::Exit;
+    quiet.msg = exited(3, None);
+    j.append(&mut [quiet], Changes::default());
+    // A crash loop, many flushes' worth, mixed with the neighbour's lines.
+    for round in 0..30 {
+        let mut batch: Vec<LogEntry> = (0..100)
+            .map(|i| entry(1 + round * 100 + i, "loop", true))
+            .collect();
+        batch.push(entry(1 + round * 100, "quiet", true));
+        j.append(&mut batch, Changes::default());
+    }
+    let s = j.status();
+    let looped = all(&j, Some("loop"));
+    assert!(
+        (900..=1000).contains(&looped.len()),
+        "within the bound: {} ({s:?})",
+        looped.len()
+    );
+    assert_eq!(s.health.critical_evicted + looped.len() as u64, 3000);
+    // The newest stay, in order.
+    assert_eq!(
+        looped.last().map(|e| e.msg.clone()),
+        Some(entry(3000, "loop", true).msg)
+    );
+    assert!(looped.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        all(&j, Some("quiet")).len(),
+        31,
+        "the neighbour keeps every line"
+    );
+    assert_eq!(s.critical_entries, looped.len() as u64 + 31);
+    assert_eq!(s.max_critical_per_container, 1000);
+    // Reopened: the count is the stored one, so the bound holds on.
+    drop(j);
+    let j = Journal::open(&path, limits);
+    let mut more: Vec<LogEntry> = (0..200).map(|i| entry(4000 + i, "loop", true)).collect();
+    j.append(&mut more, Changes::default());
+    let looped = all(&j, Some("loop"));
+    assert!((900..=1000).contains(&looped.len()), "{}", looped.len());
+}
+
 #[test]
 fn the_byte_budget_evicts_chatty_lines() {
     let path = temp_db("bytes");
@@ -379,7 +431,7 @@ fn an_undecodable_container_record_is_skipped_and_counted() {
         let database = j.database().expect("open");
         let tx = database.begin_write().unwrap();
         {
-            let mut t = tx.open_table(super::store::CONTAINERS).unwrap();
+            let mut t = tx.open_table(super::tables::CONTAINERS).unwrap();
             t.insert("/bad", &b"{\"key\": 7, \"cut off"[..]).unwrap();
         }
         tx.commit().unwrap();

@@ -48,6 +48,27 @@ pub struct ExternalSignal {
     pub sender_comm: String,
 }
 
+/// Signals of one kind from one sender outside the container, summed over
+/// a sample interval (a flood is one line, not one per signal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalsReceived {
+    pub signal: Signal,
+    /// Delivered in the interval (at least 1).
+    pub count: u64,
+    pub sender_pid: u32,
+    pub sender_comm: String,
+}
+
+/// The signals of an interval beyond those named one sender each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherSignalsReceived {
+    pub count: u64,
+    /// How many (signal, sender) pairs they came as.
+    pub senders: u64,
+    /// Which signals, each once, in number order.
+    pub signals: Vec<Signal>,
+}
+
 /// Why a process of the container ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,6 +157,10 @@ pub enum Message {
     },
     /// Processes started and ended since the last summary (not one line each).
     Churn(ChurnSummary),
+    /// Signals from outside, summed per sender over an interval.
+    SignalsReceived(SignalsReceived),
+    /// The rest of an interval's signals from outside, summed.
+    OtherSignalsReceived(OtherSignalsReceived),
     /// A line journaled before messages were typed: its text as written.
     #[serde(untagged)]
     Text(String),

@@ -8,6 +8,7 @@ use super::{
     cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
     churn::ChurnTally,
     entry::{LogEntry, LogKind},
+    signals::SignalTally,
     state::State,
 };
 use crate::{
@@ -134,10 +135,15 @@ pub struct Container {
     /// Short-lived processes since the last churn summary.
     #[serde(skip)]
     pub churn: ChurnTally,
+    /// Signals from outside since the last signal summary.
+    #[serde(skip)]
+    pub signals: SignalTally,
     #[serde(skip)]
     pub pending_oom: HashMap<u32, OomAtDeath>,
+    /// Signals sent from outside to a process that could explain its end,
+    /// by its pid (the kernel hands them over with the main process's exit).
     #[serde(skip)]
-    pub external_signals: HashMap<u32, ExternalSignal>,
+    pub external_signals: HashMap<u32, Vec<ExternalSignal>>,
 }
 
 impl Container {
@@ -171,6 +177,7 @@ impl Container {
             last_change: now,
             sample: Sample::default(),
             churn: ChurnTally::default(),
+            signals: SignalTally::default(),
             pending_oom: HashMap::new(),
             external_signals: HashMap::new(),
         }
@@ -335,18 +342,14 @@ impl Container {
         self.last_change = ts;
     }
 
-    pub fn external_signal(
-        &mut self,
-        ts: Timestamp,
-        target_tgid: u32,
-        sig: ExternalSignal,
-    ) -> Vec<LogEntry> {
-        let mut e = self
-            .entry(ts, LogKind::Signal, Message::SignalFromOutside(sig.clone()))
-            .with_task(sig.sender_pid, &sig.sender_comm);
-        e.signal = Some(sig.signal.name());
-        self.external_signals.insert(target_tgid, sig);
-        vec![e]
+    /// Signals sent from outside to process `tgid` that may explain its
+    /// end (no line of their own: the signal summary counts them).
+    pub fn signalled_from_outside(&mut self, tgid: u32, by: Vec<ExternalSignal>) {
+        if by.is_empty() {
+            self.external_signals.remove(&tgid);
+        } else {
+            self.external_signals.insert(tgid, by);
+        }
     }
 
     /// A process of this container ended; decides the cause and, for the
@@ -361,7 +364,7 @@ impl Container {
         self.process_exits += 1;
         let is_main = self.main_tgid == Some(tgid);
         let oom = self.pending_oom.remove(&tgid);
-        let external = self.external_signals.remove(&tgid);
+        let external = self.external_signals.remove(&tgid).unwrap_or_default();
         let cause = match (oom, status) {
             (Some(oom), _) => ExitCause::Oom(oom),
             (
@@ -379,16 +382,18 @@ impl Container {
                 }
             }
             (None, ExitStatus::Killed { signal, .. }) => {
-                match external.filter(|e| e.signal == signal) {
+                match external.into_iter().find(|e| e.signal == signal) {
                     Some(by) => ExitCause::SignalFromOutside(by),
                     None => ExitCause::Signal { signal },
                 }
             }
             // It handled the stop signal and exited: a stop, with who asked.
-            (None, ExitStatus::Exited(code)) => match external.filter(|e| e.signal.is_stop()) {
-                Some(by) => ExitCause::ExitAfterSignal { code, by },
-                None => ExitCause::Exited { code },
-            },
+            (None, ExitStatus::Exited(code)) => {
+                match external.into_iter().find(|e| e.signal.is_stop()) {
+                    Some(by) => ExitCause::ExitAfterSignal { code, by },
+                    None => ExitCause::Exited { code },
+                }
+            }
         };
         let (to, kind) = outcome(&cause);
         let mut e = if is_main {

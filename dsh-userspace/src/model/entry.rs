@@ -120,6 +120,14 @@ impl LogEntry {
         if self.is_state_change() {
             return LogClass::Critical;
         }
+        // Signals from outside summed over an interval are chatty: one that
+        // ends the main process is told by its exit line, which is critical.
+        if matches!(
+            self.msg,
+            Message::SignalsReceived(_) | Message::OtherSignalsReceived(_)
+        ) {
+            return LogClass::Chatty;
+        }
         match self.kind {
             LogKind::Create
             | LogKind::Start

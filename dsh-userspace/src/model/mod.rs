@@ -10,6 +10,7 @@ mod incarnation;
 mod resolve;
 pub mod row;
 mod sample;
+pub mod signals;
 pub mod state;
 pub mod syscalls;
 
@@ -34,6 +35,9 @@ pub struct Model {
     by_cgroup: HashMap<CgroupId, String>,
     /// Block-I/O cgroup id (v1 blkio on hybrid hosts) → key.
     by_blkcg: HashMap<CgroupId, String>,
+    /// Cgroups removed since the last signal summary → key: signals counted
+    /// before a container's removal still reach its summary.
+    removed_this_interval: HashMap<CgroupId, String>,
     pub rules: HealthRules,
     /// Containers gone from cgroupfs (and unknown to any runtime) are dropped
     /// from the table this long after their last change.
@@ -78,6 +82,7 @@ impl Model {
             containers: BTreeMap::new(),
             by_cgroup: HashMap::new(),
             by_blkcg: HashMap::new(),
+            removed_this_interval: HashMap::new(),
             rules,
             forget_after,
             syscall_accounting: SyscallAccounting::default(),
@@ -292,6 +297,7 @@ impl Model {
         let Some(key) = self.by_cgroup.remove(&id) else {
             return;
         };
+        self.removed_this_interval.insert(id, key.clone());
         if let Some(c) = self.containers.get_mut(&key)
             && c.cgroup_id == Some(id)
         {
@@ -374,26 +380,23 @@ impl Model {
         }
     }
 
-    /// A signal generated for a process in a container; only those sent from
-    /// outside the container are of interest (to name who stopped it).
-    pub fn signal(
+    /// Signals sent from outside a container to its process `tgid` that
+    /// may explain that process's end (the kernel hands them over with the
+    /// main process's exit, just before it).
+    pub fn signalled_from_outside(
         &mut self,
-        sender_cgroup: CgroupId,
-        sender: ExternalSignal,
-        target_cgroup: CgroupId,
-        target_tgid: u32,
-        ts: Timestamp,
+        cgroup_id: CgroupId,
+        tgid: u32,
+        by: Vec<ExternalSignal>,
     ) {
-        let target = self.by_cgroup.get(&target_cgroup);
-        if target.is_none() || target == self.by_cgroup.get(&sender_cgroup) {
+        let Some(c) = self
+            .by_cgroup
+            .get(&cgroup_id)
+            .and_then(|k| self.containers.get_mut(k))
+        else {
             return;
-        }
-        if sender.signal.is_housekeeping() {
-            return;
-        }
-        self.with(target_cgroup, |c| {
-            c.external_signal(ts, target_tgid, sender)
-        });
+        };
+        c.signalled_from_outside(tgid, by);
     }
 
     pub fn listen(&mut self, cgroup_id: CgroupId, port: u16, addr: String, listening: bool) {

@@ -333,12 +333,17 @@ fn apply(m: &mut Model, op: &Op, now: Timestamp) {
             tgid,
             sig,
         } => {
+            // Counted signals and their summary, and the senders the
+            // kernel hands over with an exit.
+            let signal = Signal::from_raw(sig);
+            m.record_signals(id(to), id(from), signal, 99, "kill", u64::from(tgid));
+            m.signal_lines(now);
             let sender = ExternalSignal {
-                signal: Signal::from_raw(sig),
+                signal,
                 sender_pid: 99,
                 sender_comm: "kill".to_owned(),
             };
-            m.signal(id(from), sender, id(to), tgid, now);
+            m.signalled_from_outside(id(to), tgid, vec![sender]);
         }
         Op::Meta { c, restarts } => {
             let meta = restarts.map(|restart_count| RuntimeMeta {

@@ -3,9 +3,9 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Model, ResolveError,
-    cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+    cause::{ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, SignalsReceived, Start},
     container::NetSample,
-    entry::LogKind,
+    entry::{LogClass, LogKind},
     health::HealthRules,
     state::State,
 };
@@ -219,15 +219,15 @@ fn term_from_outside_names_the_sender_and_is_a_stop() {
         sender_pid: 777,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(cg(1), sender.clone(), cg(100), 50, t(3));
+    // The kernel hands the senders over with the main process's exit.
+    m.signalled_from_outside(cg(100), 50, vec![sender.clone()]);
     m.exit(cg(100), 50, "sh", killed(15, false), t(3));
     let log = m.take_log();
-    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log.len(), 1, "the exit line alone: {log:?}");
     assert_eq!(log[0].kind, LogKind::Signal);
-    assert!(!log[0].is_state_change());
-    assert_eq!(log[1].to, Some(State::Exited));
+    assert_eq!(log[0].to, Some(State::Exited));
     assert_eq!(
-        log[1].msg,
+        log[0].msg,
         Message::Exit {
             cause: ExitCause::SignalFromOutside(sender),
             child: false,
@@ -274,14 +274,85 @@ fn exit_code_three_is_an_error_and_zero_is_not() {
 fn signals_inside_the_container_are_not_external() {
     let mut m = model();
     boot(&mut m, 100, 0, 50);
+    // A sub-cgroup of the same container.
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}/sub"), cg(101), t(1));
     m.take_log();
-    let own = ExternalSignal {
-        signal: Signal::from_raw(11),
-        sender_pid: 50,
-        sender_comm: "sh".to_owned(),
-    };
-    m.signal(cg(100), own, cg(100), 50, t(2));
+    let sig = Signal::from_raw(10);
+    m.record_signals(cg(100), cg(100), sig, 50, "sh", 5);
+    m.record_signals(cg(100), cg(101), sig, 51, "sh", 5);
+    // Housekeeping from outside, and a target that is no container's.
+    m.record_signals(cg(100), cg(1), Signal::from_raw(17), 1, "init", 5);
+    m.record_signals(cg(999), cg(1), sig, 1, "bash", 5);
+    m.signal_lines(t(2));
     assert!(m.take_log().is_empty());
+}
+
+/// `docker stop`: the TERM is read from the kernel's counters at the next
+/// sample, after the container's cgroup is gone; it still gets its line.
+#[test]
+fn signals_read_after_the_cgroup_is_removed_still_count() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.exit(cg(100), 50, "sh", ExitStatus::Exited(143), t(2));
+    m.cgroup_removed(cg(100), t(2));
+    m.take_log();
+    m.record_signals(cg(100), cg(1), Signal::from_raw(15), 9, "runc", 1);
+    m.signal_lines(t(3));
+    let log = m.take_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].signal.as_deref(), Some("SIGTERM"));
+    // Only until that summary.
+    m.record_signals(cg(100), cg(1), Signal::from_raw(15), 9, "runc", 1);
+    m.signal_lines(t(4));
+    assert!(m.take_log().is_empty());
+}
+
+#[test]
+fn a_signal_flood_from_outside_is_a_few_chatty_lines_per_interval() {
+    let mut m = model();
+    boot(&mut m, 100, 0, 50);
+    m.take_log();
+    m.take_changes();
+    for interval in 0..10 {
+        // Two senders with a shell loop each, and a `kill` process per signal.
+        m.record_signals(cg(100), cg(1), Signal::from_raw(1), 812, "bash", 31_000);
+        m.record_signals(cg(100), cg(1), Signal::from_raw(10), 812, "bash", 30_000);
+        for pid in 0..1000 {
+            m.record_signals(cg(100), cg(1), Signal::from_raw(1), 2000 + pid, "kill", 1);
+        }
+        m.signal_lines(t(2 + interval));
+    }
+    let log = m.take_log();
+    assert_eq!(
+        log.len(),
+        10 * (super::signals::NAMED.min(3) + 1),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .all(|e| e.class() == LogClass::Chatty && !e.is_state_change())
+    );
+    assert_eq!(log[0].kind, LogKind::Signal);
+    assert_eq!(
+        (log[0].pid, log[0].signal.as_deref()),
+        (Some(812), Some("SIGHUP"))
+    );
+    assert_eq!(
+        log[0].msg,
+        Message::SignalsReceived(SignalsReceived {
+            signal: Signal::from_raw(1),
+            count: 31_000,
+            sender_pid: 812,
+            sender_comm: "bash".into()
+        })
+    );
+    let Message::OtherSignalsReceived(other) = &log[3].msg else {
+        panic!("{:?}", log[3]);
+    };
+    // Three named: bash twice, then the first `kill` (ties go by pid).
+    assert_eq!((other.count, other.senders), (999, 999));
+    // No state changed: nothing to save.
+    assert!(m.take_changes().updated.is_empty());
 }
 
 #[test]
@@ -351,7 +422,7 @@ fn a_handled_term_is_a_stop_that_names_the_sender() {
         sender_pid: 9,
         sender_comm: "runc".to_owned(),
     };
-    m.signal(cg(1), sender.clone(), cg(100), 50, t(2));
+    m.signalled_from_outside(cg(100), 50, vec![sender.clone()]);
     m.exit(cg(100), 50, "sh", ExitStatus::Exited(143), t(2));
     assert_eq!(m.get(ID).unwrap().state, State::Exited);
     assert_eq!(

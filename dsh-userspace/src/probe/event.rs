@@ -2,7 +2,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dsh_ebpf::{
-    CgroupEvent, EventHeader, ExecEvent, ExitEvent, ListenEvent, OomEvent, SignalEvent, kind,
+    CgroupEvent, EventHeader, ExecEvent, ExitEvent, ListenEvent, OomEvent, OutsideSignal, kind,
 };
 use serde::Serialize;
 
@@ -33,23 +33,14 @@ pub enum EventKind {
         /// Its exit code, or the signal that killed it.
         status: ExitStatus,
         start_ns: u64,
+        /// For a cgroup's main process: the last stop signal, then the last
+        /// other default-fatal signal, sent to it from outside its cgroup.
+        outside: Vec<SignalSender>,
     },
     Oom {
         victim_pid: u32,
         victim_tgid: u32,
         victim_cgroup_id: CgroupId,
-    },
-    SignalGenerate {
-        signal: Signal,
-        result: i32,
-        group: bool,
-        target_pid: u32,
-        target_tgid: u32,
-        target_comm: String,
-        target_cgroup_id: CgroupId,
-    },
-    SignalDeliver {
-        signal: Signal,
     },
     CgroupMkdir {
         id: CgroupId,
@@ -69,6 +60,25 @@ pub enum EventKind {
         /// true when the socket started listening, false when it stopped.
         listening: bool,
     },
+}
+
+/// Who sent a signal, as the kernel noted it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SignalSender {
+    pub signal: Signal,
+    pub pid: u32,
+    pub comm: String,
+}
+
+impl SignalSender {
+    /// None for an empty slot.
+    fn of(s: &OutsideSignal) -> Option<Self> {
+        (s.signal != 0).then(|| Self {
+            signal: Signal::from_raw(s.signal),
+            pid: s.sender_tgid,
+            comm: c_str(&s.sender_comm),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -128,6 +138,10 @@ impl Event {
                     ppid: e.ppid,
                     status: ExitStatus::from_wait(e.exit_code),
                     start_ns: e.start_ns,
+                    outside: [e.outside.stop, e.outside.other]
+                        .iter()
+                        .filter_map(SignalSender::of)
+                        .collect(),
                 }
             }
             kind::OOM => {
@@ -136,24 +150,6 @@ impl Event {
                     victim_pid: e.victim_pid,
                     victim_tgid: e.victim_tgid,
                     victim_cgroup_id: CgroupId::new(e.victim_cgroup_id),
-                }
-            }
-            kind::SIGNAL_GENERATE => {
-                let e: SignalEvent = read(bytes, k)?;
-                EventKind::SignalGenerate {
-                    signal: Signal::from_raw(e.signal),
-                    result: e.result,
-                    group: e.group != 0,
-                    target_pid: e.target_pid,
-                    target_tgid: e.target_tgid,
-                    target_comm: c_str(&e.target_comm),
-                    target_cgroup_id: CgroupId::new(e.target_cgroup_id),
-                }
-            }
-            kind::SIGNAL_DELIVER => {
-                let e: SignalEvent = read(bytes, k)?;
-                EventKind::SignalDeliver {
-                    signal: Signal::from_raw(e.signal),
                 }
             }
             kind::CGROUP_MKDIR | kind::CGROUP_RMDIR => {
@@ -208,6 +204,7 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dsh_ebpf::OutsideSignals;
 
     fn header(kind: u32) -> EventHeader {
         let mut comm = [0u8; 16];
@@ -235,6 +232,7 @@ mod tests {
             exit_code: 11 | 0x80,
             ppid: 1,
             start_ns: 5,
+            outside: OutsideSignals::default(),
         };
         let ev = Event::decode(&bytes(&e)).unwrap();
         assert_eq!(ev.task.comm, "sh");
@@ -247,8 +245,42 @@ mod tests {
                     signal: Signal::from_raw(11),
                     core_dumped: true
                 },
-                start_ns: 5
+                start_ns: 5,
+                outside: Vec::new(),
             }
+        );
+    }
+
+    #[test]
+    fn exit_names_the_outside_senders_of_its_filled_slots() {
+        let outside = OutsideSignals {
+            stop: OutsideSignal::default(),
+            other: OutsideSignal {
+                signal: 10,
+                sender_tgid: 812,
+                target_tgid: 10,
+                _pad: 0,
+                sender_comm: fixed(b"bash"),
+            },
+        };
+        let e = ExitEvent {
+            hdr: header(kind::EXIT),
+            exit_code: 10,
+            ppid: 1,
+            start_ns: 5,
+            outside,
+        };
+        let ev = Event::decode(&bytes(&e)).unwrap();
+        let EventKind::Exit { outside, .. } = ev.kind else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(
+            outside,
+            [SignalSender {
+                signal: Signal::from_raw(10),
+                pid: 812,
+                comm: "bash".into()
+            }]
         );
     }
 
@@ -259,6 +291,7 @@ mod tests {
             exit_code: 0,
             ppid: 1,
             start_ns: 5,
+            outside: OutsideSignals::default(),
         };
         let b = bytes(&e);
         assert!(matches!(
@@ -285,7 +318,7 @@ mod tests {
     fn every_kind_decodes_and_seeds_the_fuzzer() {
         let mut hostile = header(kind::EXEC);
         hostile.comm = fixed(b"\x1b]0;x\x07\xff\xfe");
-        let records: [(&str, Vec<u8>); 8] = [
+        let records: [(&str, Vec<u8>); 6] = [
             (
                 "exec",
                 bytes(&ExecEvent {
@@ -299,9 +332,19 @@ mod tests {
                 "exit",
                 bytes(&ExitEvent {
                     hdr: header(kind::EXIT),
-                    exit_code: 3 << 8,
+                    exit_code: 15,
                     ppid: 1,
                     start_ns: 5,
+                    outside: OutsideSignals {
+                        stop: OutsideSignal {
+                            signal: 15,
+                            sender_tgid: 812,
+                            target_tgid: 10,
+                            _pad: 0,
+                            sender_comm: fixed(b"\x1b]2;pwn\x07"),
+                        },
+                        other: OutsideSignal::default(),
+                    },
                 }),
             ),
             (
@@ -311,34 +354,6 @@ mod tests {
                     victim_pid: 11,
                     victim_tgid: 11,
                     victim_cgroup_id: 7,
-                }),
-            ),
-            (
-                "signal-generate",
-                bytes(&SignalEvent {
-                    hdr: header(kind::SIGNAL_GENERATE),
-                    signal: 15,
-                    result: 0,
-                    group: 1,
-                    target_pid: 11,
-                    target_tgid: 11,
-                    _pad: 0,
-                    target_cgroup_id: 7,
-                    target_comm: fixed(b"sleep"),
-                }),
-            ),
-            (
-                "signal-deliver",
-                bytes(&SignalEvent {
-                    hdr: header(kind::SIGNAL_DELIVER),
-                    signal: 9,
-                    result: 0,
-                    group: 0,
-                    target_pid: 0,
-                    target_tgid: 0,
-                    _pad: 0,
-                    target_cgroup_id: 0,
-                    target_comm: [0; 16],
                 }),
             ),
             (

@@ -125,7 +125,6 @@ const TRACEPOINTS: &[(&str, &[Arg])] = &[
             Arg::Int,
         ],
     ),
-    ("signal_deliver", &[Arg::Int]),
     ("cgroup_mkdir", &[Arg::Struct("cgroup"), Arg::Any]),
     ("cgroup_rmdir", &[Arg::Struct("cgroup"), Arg::Any]),
     (

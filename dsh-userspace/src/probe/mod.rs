@@ -8,6 +8,7 @@ mod error;
 pub mod event;
 mod features;
 pub mod offsets;
+mod signals;
 mod stream;
 mod syscalls;
 
@@ -53,7 +54,6 @@ const ALWAYS: &[(&str, &str)] = &[
     ("dsh_sched_process_exit", "sched_process_exit"),
     ("dsh_mark_victim", "mark_victim"),
     ("dsh_signal_generate", "signal_generate"),
-    ("dsh_signal_deliver", "signal_deliver"),
     ("dsh_cgroup_mkdir", "cgroup_mkdir"),
     ("dsh_cgroup_rmdir", "cgroup_rmdir"),
     ("dsh_inet_sock_set_state", "inet_sock_set_state"),
@@ -380,7 +380,8 @@ impl Probe {
     }
 
     /// Deletes a removed cgroup's entries from the maps keyed by cgroup id:
-    /// block counters, hash-layout syscall counters, its main process. Done
+    /// block counters, hash-layout syscall counters, its main process and
+    /// who signalled it. Done
     /// here rather than in the rmdir program, where three hash deletes per
     /// cgroup of every hierarchy doubled its time; ids are never reused.
     pub fn forget_cgroup(&mut self, id: CgroupId) {
@@ -404,6 +405,12 @@ impl Probe {
                 "MAIN_PROCESSES",
                 remove(ebpf, "MAIN_PROCESSES", |m| {
                     BpfHashMap::<_, u64, dsh_ebpf::MainProcess>::try_from(m)?.remove(&key)
+                }),
+            ),
+            (
+                "MAIN_SIGNALS",
+                remove(ebpf, "MAIN_SIGNALS", |m| {
+                    BpfHashMap::<_, u64, dsh_ebpf::OutsideSignals>::try_from(m)?.remove(&key)
                 }),
             ),
         ];

@@ -5,7 +5,10 @@ use jiff::tz::TimeZone;
 use crate::untrusted;
 use crate::{
     model::{
-        cause::{ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath, Start},
+        cause::{
+            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
+            OtherSignalsReceived, SignalsReceived, Start,
+        },
         entry::LogEntry,
     },
     units,
@@ -42,8 +45,37 @@ pub fn msg(m: &Message) -> String {
             text
         }
         Message::Churn(s) => churn(s),
+        Message::SignalsReceived(s) => signals_received(s),
+        Message::OtherSignalsReceived(o) => other_signals_received(o),
         Message::Text(text) => text.clone(),
     }
+}
+
+/// `receive signal SIGHUP x 31,002 from pid 812 (bash)`; one alone has no count.
+fn signals_received(s: &SignalsReceived) -> String {
+    let times = if s.count == 1 {
+        String::new()
+    } else {
+        format!(" x {}", units::thousands(s.count))
+    };
+    format!(
+        "receive signal {}{times} from pid {} ({})",
+        s.signal, s.sender_pid, s.sender_comm
+    )
+}
+
+/// `receive 500 more signals (SIGHUP, SIGTERM) from 499 other senders`
+fn other_signals_received(o: &OtherSignalsReceived) -> String {
+    let names: Vec<String> = o.signals.iter().map(|s| s.name()).collect();
+    let plural = |n: u64, one: &str, many: &str| if n == 1 { one } else { many }.to_owned();
+    format!(
+        "receive {} more {} ({}) from {} other {}",
+        units::thousands(o.count),
+        plural(o.count, "signal", "signals"),
+        names.join(", "),
+        units::thousands(o.senders),
+        plural(o.senders, "sender", "senders"),
+    )
 }
 
 /// `exec 1670 processes (cat 1600, sh 60, 3 others 10); 1670 exited (1669 ok, 1 failed)`
@@ -220,6 +252,39 @@ mod tests {
         assert_eq!(
             line(&e, &TimeZone::UTC),
             "2016-02-24 23:28:47 web signal with msg receive signal SIGTERM from pid 7 (x\\x1b)"
+        );
+    }
+
+    #[test]
+    fn signal_summaries_say_the_count_once_it_repeats() {
+        let sig = Signal::from_raw;
+        let one = |count| {
+            msg(&Message::SignalsReceived(SignalsReceived {
+                signal: sig(1),
+                count,
+                sender_pid: 812,
+                sender_comm: "bash".into(),
+            }))
+        };
+        assert_eq!(
+            one(31_002),
+            "receive signal SIGHUP x 31,002 from pid 812 (bash)"
+        );
+        assert_eq!(one(1), "receive signal SIGHUP from pid 812 (bash)");
+        let other = |count, senders| {
+            msg(&Message::OtherSignalsReceived(OtherSignalsReceived {
+                count,
+                senders,
+                signals: vec![sig(1), sig(40)],
+            }))
+        };
+        assert_eq!(
+            other(1_500, 499),
+            "receive 1,500 more signals (SIGHUP, SIG40) from 499 other senders"
+        );
+        assert_eq!(
+            other(1, 1),
+            "receive 1 more signal (SIGHUP, SIG40) from 1 other sender"
         );
     }
 

@@ -191,6 +191,13 @@ fn journal(o: &mut String, s: &StatusReport) {
             untrusted::text(j.health.last_skipped.as_deref().unwrap_or("-"))
         );
     }
+    if j.health.critical_evicted > 0 {
+        let _ = writeln!(
+            o,
+            "journal: {} critical lines evicted (a container past {} critical lines loses its oldest)",
+            j.health.critical_evicted, j.max_critical_per_container
+        );
+    }
     if let Some(m) = &j.health.moved_aside {
         let _ = writeln!(
             o,

@@ -45,7 +45,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("OOM kill", &["oom::oom_kill_names_victim_pid_and_cgroup"]),
     (
         "signal from another cgroup",
-        &["signals::kill_from_another_cgroup_names_sender_and_target_cgroup"],
+        &[
+            "signals::kill_from_another_cgroup_is_counted_and_named_by_the_exit",
+            "signals::only_delivered_signals_count_and_a_flood_sends_no_record",
+        ],
     ),
     (
         "cgroup mkdir/rmdir",
