@@ -21,6 +21,7 @@ mod agent_plain;
 mod agent_podman;
 mod agent_runtime;
 mod agent_runtime_faults;
+mod agent_scale;
 mod agent_socket;
 mod agent_syscalls;
 mod agent_top;

@@ -18,6 +18,7 @@ use crate::{
         netns::{NetnsIds, NetnsReader, NetnsView, host_netns},
         stats::{StatsError, StatsReader},
     },
+    fds::{self, NofileLimit},
     model::{
         Model,
         container::{Counters, NetSample},
@@ -28,19 +29,44 @@ use crate::{
     report::chain,
 };
 
+use super::budget::{FdBudget, Plan, plan};
+
+/// A source's directories, each once (v1 `cpu` and `cpuacct` are often one).
+fn dedup_dirs(src: &cgroup::stats::StatsSource) -> Vec<&std::path::Path> {
+    let mut dirs = src.dirs();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs
+}
+
 /// Reads every live container's statistics into the model, keeping the
 /// files and cgroup directories it reads open between ticks (an open costs
-/// more than the read itself on cgroupfs).
-#[derive(Default)]
+/// more than the read itself on cgroupfs), as far as the descriptor budget
+/// allows (`budget`).
 pub struct Sampler {
     stats: StatsReader,
     /// Container key → its attribution cgroup directory, for syscall counters.
     dirs: HashMap<String, (CgroupId, File)>,
     net: NetnsReader,
     net_ids: NetnsIds,
+    pub budget: FdBudget,
+    plan: Plan,
+    ticks: u64,
 }
 
 impl Sampler {
+    pub fn new(limit: NofileLimit) -> Self {
+        Self {
+            stats: StatsReader::default(),
+            dirs: HashMap::new(),
+            net: NetnsReader::default(),
+            net_ids: NetnsIds::default(),
+            budget: FdBudget::new(limit),
+            plan: Plan::All,
+            ticks: 0,
+        }
+    }
+
     pub fn sample(
         &mut self,
         model: &mut Model,
@@ -48,6 +74,18 @@ impl Sampler {
         layout: &CgroupLayout,
         now: Timestamp,
     ) {
+        self.ticks += 1;
+        let live = model.live_keys();
+        let busy: Vec<(&str, f64)> = live
+            .iter()
+            .filter_map(|k| Some((k.as_str(), model.get(k)?.sample.cpu_used_cores)))
+            .collect();
+        self.plan = plan(
+            &busy,
+            self.budget.for_containers(),
+            self.budget.per_container(),
+        );
+        drop(busy);
         let mut block: HashMap<String, (u64, u64)> = HashMap::new();
         match probe.block_stats() {
             Ok(stats) => {
@@ -62,24 +100,42 @@ impl Sampler {
             }
             Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
-        let live = model.live_keys();
         let mut nets = self.net_samples(model, &live);
-        let mut live_dirs: HashSet<OsString> = HashSet::new();
+        let mut kept_dirs: HashSet<OsString> = HashSet::new();
+        let (mut held, mut most_held, mut kept) = (0, 0, 0);
         for key in &live {
             let Some(c) = model.get(key) else { continue };
             let (path, cgroup_id) = (
                 c.identity.cgroup.clone(),
                 c.cgroup_id.unwrap_or(CgroupId::new(0)),
             );
+            let keep = self.plan.keeps(key);
+            if !self.plan.due(key, self.ticks) {
+                continue;
+            }
             let src = cgroup::stats_source(layout, &path);
-            live_dirs.extend(src.dirs().into_iter().map(|d| d.as_os_str().to_owned()));
-            let stats = match self.stats.read(&src) {
+            if keep {
+                kept_dirs.extend(src.dirs().into_iter().map(|d| d.as_os_str().to_owned()));
+            }
+            let read = self.stats.read_keeping(&src, keep);
+            if keep {
+                kept += 1;
+                let mine = self.held_by(key, &src);
+                held += mine;
+                most_held = most_held.max(mine);
+            }
+            let stats = match read {
                 Ok(s) => s,
                 Err(StatsError::Vanished(_)) => {
                     model.sample_vanished(key);
                     continue;
                 }
                 Err(e) => {
+                    if let StatsError::Io { source, .. } = &e
+                        && fds::exhausted(source)
+                    {
+                        self.budget.failed("cgroup files", chain(&e));
+                    }
                     log::debug!("{}", chain(&e));
                     continue;
                 }
@@ -105,10 +161,33 @@ impl Sampler {
             let net = nets.remove(key).unwrap_or_default();
             model.record_sample(key, stats, counters, net, now);
         }
-        // Let go of cgroups no longer live: an open file pins a removed cgroup.
-        self.stats.retain(|dir| live_dirs.contains(dir.as_os_str()));
+        // Let go of cgroups no longer live (an open file pins a removed
+        // cgroup), and of those over the budget.
+        self.stats.retain(|dir| kept_dirs.contains(dir.as_os_str()));
+        let plan = &self.plan;
         let live: HashSet<&String> = live.iter().collect();
-        self.dirs.retain(|k, _| live.contains(k));
+        self.dirs.retain(|k, _| live.contains(k) && plan.keeps(k));
+        self.net.retain(|k| plan.keeps(k));
+        let slow = match plan {
+            Plan::All => 0,
+            Plan::Only(keys) => live.len().saturating_sub(keys.len()),
+        };
+        self.budget.after_tick(held, most_held, kept, slow);
+    }
+
+    /// Descriptors held for one container: its cgroup files, its
+    /// directory, its namespace's files.
+    fn held_by(&self, key: &str, src: &cgroup::stats::StatsSource) -> u64 {
+        let files: usize = dedup_dirs(src)
+            .iter()
+            .map(|d| self.stats.open_files_in(d))
+            .sum();
+        (files + usize::from(self.dirs.contains_key(key)) + self.net.held(key)) as u64
+    }
+
+    /// `dsh ps`'s note while containers are read less often.
+    pub fn note(&self, interval: std::time::Duration) -> Option<String> {
+        self.budget.note(interval)
     }
 
     /// Every live container's syscall counters: (key, cgroup id, calls, errors).
@@ -128,6 +207,8 @@ impl Sampler {
             let (calls, errors) = self.syscalls_of(&key, cgroup_id, layout, &path, probe);
             out.push((key, cgroup_id, calls, errors));
         }
+        let plan = &self.plan;
+        self.dirs.retain(|k, _| plan.keeps(k));
         out
     }
 
@@ -183,8 +264,15 @@ impl Sampler {
                 *e = (key, pid);
             }
         }
+        // Over budget, a namespace is read on the ticks one of its
+        // containers is.
+        let due: HashSet<u64> = members
+            .iter()
+            .filter(|(k, ..)| self.plan.due(k, self.ticks))
+            .map(|&(_, _, ns)| ns)
+            .collect();
         let mut views: HashMap<u64, NetnsView> = HashMap::new();
-        for (&ns, &(key, pid)) in &owner {
+        for (&ns, &(key, pid)) in owner.iter().filter(|(ns, _)| due.contains(ns)) {
             match self.net.read(key, pid, ns) {
                 Ok(v) => {
                     views.insert(ns, v);
