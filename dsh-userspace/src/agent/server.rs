@@ -99,7 +99,8 @@ pub async fn serve(
                 // Take the client off the queue with the spare descriptor
                 // and tell it, rather than leave it waiting for nothing.
                 spare.release();
-                if let Ok((stream, _)) = listener.accept().await {
+                let again = tokio::time::timeout(Duration::from_millis(100), listener.accept());
+                if let Ok(Ok((stream, _))) = again.await {
                     let reply = Reply::Error(
                         "the dsh agent is out of file descriptors and cannot answer now; \
                          raise its open-files limit (LimitNOFILE=) or see its log"

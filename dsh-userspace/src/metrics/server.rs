@@ -63,7 +63,8 @@ pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Snapsho
                 // The spare descriptor takes the scraper off the queue and
                 // tells it why, instead of leaving it to time out.
                 spare.release();
-                if let Ok((stream, _)) = listener.accept().await {
+                let again = tokio::time::timeout(Duration::from_millis(100), listener.accept());
+                if let Ok(Ok((stream, _))) = again.await {
                     let _ = stream.try_write(OUT_OF_FDS);
                     crate::fds::count_refused_client();
                 }
