@@ -201,6 +201,9 @@ fn systemd_unit_runs_the_agent_it_describes() {
         assert_eq!(one(key), want, "{key}=");
     }
     assert!(one("SystemCallFilter").starts_with('~'), "a deny list");
+    // systemd's default soft limit (1,024) runs out at a few dozen containers.
+    let nofile: u64 = one("LimitNOFILE").parse().expect("LimitNOFILE= a number");
+    assert!(nofile >= 16_384, "LimitNOFILE={nofile}");
     let exec: Vec<String> = one("ExecStart")
         .split_whitespace()
         .map(str::to_owned)

@@ -109,6 +109,8 @@ pub struct Agent {
     pub log_path: PathBuf,
     /// RUST_LOG for the agent.
     log_level: String,
+    /// A command the agent runs under (`prlimit --nofile=...`), if any.
+    wrapper: Vec<String>,
 }
 
 impl Agent {
@@ -127,6 +129,26 @@ impl Agent {
         Self::launch(&state_dir, args, log_path, level)
     }
 
+    /// A fresh agent started through `wrapper` (e.g. `prlimit
+    /// --nofile=1024:20000`), which execs it.
+    pub fn fresh_under(tag: &str, wrapper: &[&str], args: &[&str]) -> Agent {
+        let state_dir = std::env::temp_dir().join(format!("dsh-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        let log_path =
+            std::env::temp_dir().join(format!("dsh-it-agent-{tag}-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log_path);
+        let mut agent = Agent {
+            child: None,
+            state_dir,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            log_path,
+            log_level: "info".to_owned(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+        };
+        agent.spawn();
+        agent
+    }
+
     /// An agent on an existing state dir (a restart).
     pub fn start(state_dir: &Path, args: &[&str]) -> Agent {
         let log_path =
@@ -141,6 +163,7 @@ impl Agent {
             args: args.iter().map(|s| s.to_string()).collect(),
             log_path,
             log_level: level.to_owned(),
+            wrapper: Vec::new(),
         };
         agent.spawn();
         agent
@@ -159,7 +182,15 @@ impl Agent {
         } else {
             &["--interval", "500ms"]
         };
-        let child = Command::new(dsh_bin())
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(dsh_bin());
+                c
+            }
+            None => Command::new(dsh_bin()),
+        };
+        let child = cmd
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("agent")

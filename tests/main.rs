@@ -24,6 +24,7 @@ mod agent_plain;
 mod agent_podman;
 mod agent_runtime;
 mod agent_runtime_faults;
+mod agent_scale;
 mod agent_socket;
 mod agent_state_dir;
 mod agent_syscalls;

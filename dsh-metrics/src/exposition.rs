@@ -413,6 +413,46 @@ impl Collector for SnapshotCollector {
                 ),
                 Num::U(a.resident_memory_bytes),
             ),
+            (
+                gauge(
+                    names::PROCESS_OPEN_FDS,
+                    None,
+                    "File descriptors the agent holds.",
+                ),
+                Num::U(a.open_fds),
+            ),
+            (
+                gauge(
+                    names::PROCESS_MAX_FDS,
+                    None,
+                    "The agent's open-files limit (soft).",
+                ),
+                Num::U(a.max_fds),
+            ),
+            (
+                gauge(
+                    names::AGENT_CONTAINER_FDS,
+                    None,
+                    "File descriptors held open for containers' cgroup and namespace files.",
+                ),
+                Num::U(a.container_fds),
+            ),
+            (
+                gauge(
+                    names::AGENT_CONTAINERS_READ_SLOWLY,
+                    None,
+                    "Containers over the descriptor budget, read less often with their files opened on each read.",
+                ),
+                Num::U(a.containers_read_slowly),
+            ),
+            (
+                counter(
+                    names::AGENT_CLIENTS_REFUSED,
+                    None,
+                    "Clients (CLI, scrapes) turned away because the agent was out of file descriptors.",
+                ),
+                Num::U(a.clients_refused),
+            ),
         ];
         for (def, v) in &plain {
             sample(&mut describe(&mut encoder, def)?, def.kind, *v)?;

@@ -88,6 +88,15 @@ pub struct AgentFigures {
     pub syscall_accounting: &'static str,
     pub cpu_seconds: f64,
     pub resident_memory_bytes: u64,
+    /// Descriptors the agent holds, and its open-files (soft) limit.
+    pub open_fds: u64,
+    pub max_fds: u64,
+    /// Descriptors held for containers' files (kept open between reads).
+    pub container_fds: u64,
+    /// Containers over the descriptor budget, read less often.
+    pub containers_read_slowly: u64,
+    /// Clients the agent turned away for want of a descriptor.
+    pub clients_refused: u64,
 }
 
 #[cfg(test)]

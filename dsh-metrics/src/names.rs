@@ -35,6 +35,11 @@ pub const AGENT_SYSCALL_ACCOUNTING: &str = "dsh_agent_syscall_accounting";
 pub const JOURNAL_WRITE_ERRORS: &str = "dsh_journal_write_errors_total";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const AGENT_CONTAINER_FDS: &str = "dsh_agent_container_fds";
+pub const AGENT_CONTAINERS_READ_SLOWLY: &str = "dsh_agent_containers_read_slowly";
+pub const AGENT_CLIENTS_REFUSED: &str = "dsh_agent_clients_refused_total";
 
 /// The labels every container series carries, in this order.
 pub const CONTAINER_LABELS: [&str; 5] = ["node", "id", "namespace", "pod", "container"];

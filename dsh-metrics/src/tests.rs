@@ -55,6 +55,11 @@ fn snapshot(containers: Vec<ContainerFigures>) -> Snapshot {
             syscall_accounting: "exact",
             cpu_seconds: 0.75,
             resident_memory_bytes: 8 << 20,
+            open_fds: 300,
+            max_fds: 1024,
+            container_fds: 250,
+            containers_read_slowly: 7,
+            clients_refused: 2,
         },
     }
 }
@@ -106,6 +111,11 @@ fn every_contract_metric_is_there_with_its_value() {
         (names::JOURNAL_WRITE_ERRORS, "1"),
         (names::PROCESS_CPU, "0.75"),
         (names::PROCESS_RSS, "8388608"),
+        (names::PROCESS_OPEN_FDS, "300"),
+        (names::PROCESS_MAX_FDS, "1024"),
+        (names::AGENT_CONTAINER_FDS, "250"),
+        (names::AGENT_CONTAINERS_READ_SLOWLY, "7"),
+        (names::AGENT_CLIENTS_REFUSED, "2"),
     ];
     for (name, value) in expect {
         assert_eq!(value_of(&text, name), value, "{name}");

@@ -21,7 +21,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 ///
 /// | layer | modules          | what they are                                    |
 /// |-------|------------------|--------------------------------------------------|
-/// | 0     | units, clock, signal, report | leaves: formatting, boot clock, signals and exit statuses, error chains |
+/// | 0     | units, clock, signal, report, fds | leaves: formatting, boot clock, signals and exit statuses, error chains, descriptors |
 /// | 1     | cgroup, runtime  | host facts: mount layout, cgroup files and ids; runtime metadata |
 /// | 2     | probe, enter     | the kernel side (programs, maps, events); entering a container |
 /// | 3     | model, trace     | the containers' state machine; the trace report  |
@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("signal", 0),
     ("report", 0),
     ("untrusted", 0),
+    ("fds", 0),
     ("cgroup", 1),
     ("runtime", 1),
     ("probe", 2),

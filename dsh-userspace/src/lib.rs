@@ -10,6 +10,7 @@ pub mod api;
 pub mod cgroup;
 pub mod clock;
 pub mod enter;
+pub mod fds;
 pub mod journal;
 #[cfg(test)]
 mod layering;

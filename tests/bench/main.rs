@@ -7,6 +7,7 @@ mod forkheavy;
 mod journal;
 mod production;
 mod redis;
+mod scale;
 mod syscalls;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,11 @@ fn main() {
         .unwrap_or_else(|_| PathBuf::from("target/bench"));
     let mut budgets = Vec::new();
     let only_journal = has("--journal-only");
+    if has("--scale-only") {
+        budgets.extend(scale::run(quick, &out_dir));
+        print_budgets(&budgets);
+        return;
+    }
     if has("--production-only") {
         budgets.extend(production::run(quick, !has("--no-bpftrace"), &out_dir));
         print_budgets(&budgets);
@@ -85,6 +91,7 @@ fn main() {
     if !has("--syscalls-only") && !only_journal {
         budgets.extend(agent::run(quick, &out_dir));
         budgets.extend(production::run(quick, !has("--no-bpftrace"), &out_dir));
+        budgets.extend(scale::run(quick, &out_dir));
     }
     print_budgets(&budgets);
 }

@@ -13,7 +13,7 @@ use crate::{
     workspace_root,
 };
 
-fn bench(tc: &Toolchain, quick: bool, release: bool) -> anyhow::Result<()> {
+fn bench(tc: &Toolchain, quick: bool, release: bool, scale_only: bool) -> anyhow::Result<()> {
     // dsh is measured as it runs in production: without tracefs (the
     // benchmark mounts it for bpftrace itself, and only then).
     unmount_tracefs()?;
@@ -35,21 +35,24 @@ fn bench(tc: &Toolchain, quick: bool, release: bool) -> anyhow::Result<()> {
     if quick {
         cmd.args(["--quick", "--no-bpftrace"]);
     }
+    if scale_only {
+        cmd.arg("--scale-only");
+    }
     check(&mut cmd)
 }
 
 /// The quick run `cargo xtask test` ends with (dev build, no bpftrace).
 pub fn quick(tc: &Toolchain) -> anyhow::Result<()> {
-    bench(tc, true, false)
+    bench(tc, true, false, false)
 }
 
 /// `cargo xtask bench [--quick]`; the full run is a release build and
 /// compares against bpftrace, installed if missing.
-pub fn run(quick: bool) -> anyhow::Result<()> {
+pub fn run(quick: bool, scale_only: bool) -> anyhow::Result<()> {
     require_root()?;
     let tc = bootstrap::run()?;
-    if !quick {
+    if !quick && !scale_only {
         docker::ensure_packages(&["bpftrace"])?;
     }
-    bench(&tc, quick, !quick)
+    bench(&tc, quick, !quick, scale_only)
 }

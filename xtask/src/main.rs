@@ -63,6 +63,9 @@ enum Command {
         /// A smaller run, under a minute.
         #[arg(long)]
         quick: bool,
+        /// Only the scale section (idle containers by the hundred).
+        #[arg(long)]
+        scale_only: bool,
     },
     /// The privileged tests that need no Docker, in VMs booting Debian's
     /// 5.10, 6.1 and 6.12 kernels under each cgroup layout (qemu).
@@ -105,7 +108,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run { release, args } => run::run(release, &args),
         Command::Test { filter } => test::test(&filter),
         Command::Fuzz { secs, targets } => fuzz::run(secs, &targets),
-        Command::Bench { quick } => bench::run(quick),
+        Command::Bench { quick, scale_only } => bench::run(quick, scale_only),
         Command::VmTest(args) => vm::run(&args),
         Command::Man => man::run(),
         Command::DockerUp => {

@@ -1,5 +1,6 @@
 //! `dsh agent`: joins kernel events and counters (probe) with cgroup files
 //! and runtime metadata into the model, writes the journal, serves the CLI.
+mod budget;
 mod churn;
 mod discovery;
 mod publish;
@@ -114,7 +115,32 @@ pub fn prepare_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(api::state_dir::prepare(dir)?)
 }
 
+/// Raises the open-files limit before anything is opened, and says so.
+fn raise_nofile() -> crate::fds::NofileLimit {
+    match crate::fds::raise_soft_limit() {
+        Ok(l) => {
+            match l.raised_from {
+                Some(from) => log::info!(
+                    "dsh agent: open-files limit raised from {from} to {} (the hard limit)",
+                    l.soft
+                ),
+                None => log::info!("dsh agent: open-files limit {}", l.soft),
+            }
+            l
+        }
+        Err(e) => {
+            let l = crate::fds::nofile_limit().unwrap_or_default();
+            log::warn!(
+                "dsh agent: cannot raise the open-files limit ({e}); working within {}",
+                l.soft
+            );
+            l
+        }
+    }
+}
+
 pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Result<()> {
+    let nofile = raise_nofile();
     let probe = Probe::load(ProbeOptions {
         syscall_latency: cfg.syscall_latency,
         syscalls_detached: cfg.syscalls.accounting != SyscallAccounting::Exact,
@@ -157,7 +183,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         journal: journal.clone(),
         lines: lines.clone(),
         meter,
-        sampler: sample::Sampler::default(),
+        sampler: sample::Sampler::new(nofile),
         started: Instant::now(),
         sample_lag_ms: 0.0,
         sample_duration_ms: 0.0,
@@ -465,7 +491,12 @@ impl Agent {
                     }
                 }
             }
-            RuntimeUpdate::Disconnected { runtime, .. } => {
+            RuntimeUpdate::Disconnected {
+                runtime, ref error, ..
+            } => {
+                if crate::fds::exhausted_text(error) {
+                    self.sampler.budget.failed(runtime, error.clone());
+                }
                 if was_connected(&self.runtimes, runtime) {
                     self.model.clear_meta(runtime);
                 }
@@ -495,6 +526,10 @@ impl Agent {
                 rows.sort_by(|a, b| a.id.cmp(&b.id));
                 Reply::Rows(rows)
             }
+            Ask::Notes => match self.sampler.note(self.cfg.interval) {
+                Some(note) => Reply::Warning(note),
+                None => Reply::End,
+            },
             Ask::Resolve { name } => match self.model.resolve(&name) {
                 Ok(key) => match self.model.get(&key) {
                     Some(c) => Reply::Resolved(Box::new(ContainerRow::of(

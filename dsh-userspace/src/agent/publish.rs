@@ -51,6 +51,7 @@ impl Agent {
 
     fn metrics_snapshot(&self) -> Snapshot {
         let (cpu_ns, rss) = self_usage();
+        let fds = self.sampler.budget.figures();
         let agent = AgentFigures {
             channels: self
                 .meter
@@ -68,6 +69,11 @@ impl Agent {
             syscall_accounting: self.cfg.syscalls.accounting.as_str(),
             cpu_seconds: cpu_ns as f64 / 1e9,
             resident_memory_bytes: rss,
+            open_fds: fds.open,
+            max_fds: fds.soft_limit,
+            container_fds: fds.held_for_containers,
+            containers_read_slowly: fds.containers_read_slowly as u64,
+            clients_refused: fds.clients_refused,
         };
         snapshot::build(&self.model, &self.cfg.node_name, agent, Timestamp::now())
     }

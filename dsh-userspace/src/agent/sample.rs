@@ -3,7 +3,6 @@
 //! cost for `dsh status`.
 use std::{
     collections::{HashMap, HashSet},
-    ffi::OsString,
     fs::File,
     time::Instant,
 };
@@ -16,8 +15,9 @@ use crate::{
         self, CgroupId,
         layout::CgroupLayout,
         netns::{NetnsIds, NetnsReader, NetnsView, host_netns},
-        stats::{StatsError, StatsReader},
+        stats::{CgroupStats, StatsError, StatsReader, StatsSource},
     },
+    fds::{self, NofileLimit},
     model::{
         Model,
         container::{Counters, NetSample},
@@ -28,19 +28,113 @@ use crate::{
     report::chain,
 };
 
+use super::budget::{FdBudget, Plan, plan};
+
+/// A container's statistics this tick: its CPU time, then every other
+/// file only if that moved (or a full read is due).
+fn read_stats(
+    reader: &mut StatsReader,
+    known: &mut Known,
+    keep: bool,
+    tick: u64,
+) -> Result<CgroupStats, StatsError> {
+    let cpu = reader.read_cpu(&known.src, keep)?;
+    if let Some(last) = &known.stats
+        && cpu.is_some_and(|ns| ns == last.cpu_usage_ns)
+        && tick < known.full_by
+    {
+        return Ok(last.clone());
+    }
+    let stats = reader.read_keeping(&known.src, keep)?;
+    known.stats = Some(stats.clone());
+    known.full_by = tick + FULL_EVERY;
+    Ok(stats)
+}
+
+/// A container's fixed offset in 0..n, so containers' periodic work is
+/// spread over ticks rather than all on one.
+fn spread(key: &str, n: u64) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish() % n.max(1)
+}
+
+/// A source's directories, each once (v1 `cpu` and `cpuacct` are often one).
+fn dedup_dirs(src: &StatsSource) -> Vec<&std::path::Path> {
+    let mut dirs = src.dirs();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs
+}
+
+/// Every file of an idle container is read again at least this often
+/// (ticks): memory can shrink (reclaim) and limits can change without the
+/// container running.
+const FULL_EVERY: u64 = 10;
+
+/// Which containers keep their files open is decided again this often
+/// (ticks), and descriptors are measured as often.
+const REPLAN_EVERY: u64 = 10;
+
+/// Files no longer read are let go at least this often (ticks), besides
+/// whenever the set of live containers changes.
+const RETAIN_EVERY: u64 = 30;
+
+/// What the sampler keeps of a container between ticks.
+struct Known {
+    cgroup_id: CgroupId,
+    /// Where its files are (built once, not per tick).
+    src: StatsSource,
+    /// The statistics of the last full read, and the tick by which every
+    /// file is read again whatever the CPU says.
+    stats: Option<CgroupStats>,
+    full_by: u64,
+}
+
 /// Reads every live container's statistics into the model, keeping the
 /// files and cgroup directories it reads open between ticks (an open costs
-/// more than the read itself on cgroupfs).
-#[derive(Default)]
+/// more than the read itself on cgroupfs), as far as the descriptor budget
+/// allows (`budget`).
+///
+/// A container whose CPU time has not moved since the last tick ran
+/// nothing: its other figures (memory, pids, throttling, limits) are those
+/// of its last full read, made again every `FULL_EVERY` ticks. An idle
+/// container then costs one small read a tick instead of a dozen.
 pub struct Sampler {
     stats: StatsReader,
+    known: HashMap<String, Known>,
+    /// The live set when files were last let go (its size, the sum of its
+    /// cgroup ids), and when.
+    retained: (usize, u64, u64),
+    /// Descriptors container files held when last measured (all, most by
+    /// one, containers measured).
+    held: (u64, u64, usize),
     /// Container key → its attribution cgroup directory, for syscall counters.
     dirs: HashMap<String, (CgroupId, File)>,
     net: NetnsReader,
     net_ids: NetnsIds,
+    pub budget: FdBudget,
+    plan: Plan,
+    ticks: u64,
 }
 
 impl Sampler {
+    pub fn new(limit: NofileLimit) -> Self {
+        Self {
+            stats: StatsReader::default(),
+            known: HashMap::new(),
+            retained: (0, 0, 0),
+            held: (0, 0, 0),
+            dirs: HashMap::new(),
+            net: NetnsReader::default(),
+            net_ids: NetnsIds::default(),
+            budget: FdBudget::new(limit),
+            plan: Plan::All,
+            ticks: 0,
+        }
+    }
+
     pub fn sample(
         &mut self,
         model: &mut Model,
@@ -48,6 +142,21 @@ impl Sampler {
         layout: &CgroupLayout,
         now: Timestamp,
     ) {
+        self.ticks += 1;
+        let live = model.live_keys();
+        // Planned again every few ticks (a sort and a set of every key), or
+        // as soon as the containers no longer fit.
+        let per = self.budget.per_container();
+        let outgrown =
+            self.plan == Plan::All && live.len() as u64 * per > self.budget.for_containers();
+        let replan = self.ticks % REPLAN_EVERY == 1 || outgrown;
+        if replan {
+            let busy: Vec<(&str, f64)> = live
+                .iter()
+                .filter_map(|k| Some((k.as_str(), model.get(k)?.sample.cpu_used_cores)))
+                .collect();
+            self.plan = plan(&busy, self.budget.for_containers(), per);
+        }
         let mut block: HashMap<String, (u64, u64)> = HashMap::new();
         match probe.block_stats() {
             Ok(stats) => {
@@ -62,24 +171,59 @@ impl Sampler {
             }
             Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
-        let live = model.live_keys();
         let mut nets = self.net_samples(model, &live);
-        let mut live_dirs: HashSet<OsString> = HashSet::new();
+        // Descriptors are measured every few ticks (a dozen look-ups each).
+        let measure = self.ticks % REPLAN_EVERY == 1;
+        let (mut held, mut most_held, mut kept) = (0, 0, 0);
+        let mut fingerprint = (0usize, 0u64);
         for key in &live {
             let Some(c) = model.get(key) else { continue };
-            let (path, cgroup_id) = (
-                c.identity.cgroup.clone(),
-                c.cgroup_id.unwrap_or(CgroupId::new(0)),
+            let cgroup_id = c.cgroup_id.unwrap_or(CgroupId::new(0));
+            fingerprint = (
+                fingerprint.0 + 1,
+                fingerprint.1.wrapping_add(cgroup_id.get()),
             );
-            let src = cgroup::stats_source(layout, &path);
-            live_dirs.extend(src.dirs().into_iter().map(|d| d.as_os_str().to_owned()));
-            let stats = match self.stats.read(&src) {
+            let keep = self.plan.keeps(key);
+            if !self.plan.due(key, self.ticks) {
+                continue;
+            }
+            let known = match self.known.get_mut(key) {
+                Some(k) if k.cgroup_id == cgroup_id => k,
+                _ => {
+                    let first_full = self.ticks + 1 + spread(key, FULL_EVERY);
+                    self.known.entry(key.clone()).insert_entry(Known {
+                        cgroup_id,
+                        src: cgroup::stats_source(layout, &c.identity.cgroup),
+                        stats: None,
+                        full_by: first_full,
+                    });
+                    match self.known.get_mut(key) {
+                        Some(k) => k,
+                        None => continue,
+                    }
+                }
+            };
+            let read = read_stats(&mut self.stats, known, keep, self.ticks);
+            if keep && measure {
+                kept += 1;
+                let src = known.src.clone();
+                let mine = self.held_by(key, &src);
+                held += mine;
+                most_held = most_held.max(mine);
+            }
+            let stats = match read {
                 Ok(s) => s,
                 Err(StatsError::Vanished(_)) => {
+                    self.known.remove(key);
                     model.sample_vanished(key);
                     continue;
                 }
                 Err(e) => {
+                    if let StatsError::Io { source, .. } = &e
+                        && fds::exhausted(source)
+                    {
+                        self.budget.failed("cgroup files", chain(&e));
+                    }
                     log::debug!("{}", chain(&e));
                     continue;
                 }
@@ -88,6 +232,7 @@ impl Sampler {
             // ends (`syscall_counts`), and counters that are off never move.
             let (syscalls, syscall_errors) = if model.syscall_accounting == SyscallAccounting::Exact
             {
+                let path = c.identity.cgroup.clone();
                 self.syscalls_of(key, cgroup_id, layout, &path, probe)
             } else {
                 (0, 0)
@@ -105,10 +250,56 @@ impl Sampler {
             let net = nets.remove(key).unwrap_or_default();
             model.record_sample(key, stats, counters, net, now);
         }
-        // Let go of cgroups no longer live: an open file pins a removed cgroup.
-        self.stats.retain(|dir| live_dirs.contains(dir.as_os_str()));
+        // Let go of cgroups no longer live (an open file pins a removed
+        // cgroup) and of those over the budget: when the live set changed,
+        // when over budget (those read slowly open theirs for one read
+        // only) and every `RETAIN_EVERY` ticks.
+        let (n, sum, at) = self.retained;
+        if (n, sum) != fingerprint || replan || self.ticks >= at + RETAIN_EVERY {
+            self.let_go(&live, fingerprint);
+        }
+        let slow = match &self.plan {
+            Plan::All => 0,
+            Plan::Only(keys) => live.len().saturating_sub(keys.len()),
+        };
+        if measure {
+            self.held = (held, most_held, kept);
+        }
+        let (held, most_held, kept) = self.held;
+        self.budget.after_tick(held, most_held, kept, slow);
+    }
+
+    /// Closes the files of containers no longer live or over the budget.
+    fn let_go(&mut self, live: &[String], fingerprint: (usize, u64)) {
+        self.retained = (fingerprint.0, fingerprint.1, self.ticks);
+        let plan = &self.plan;
         let live: HashSet<&String> = live.iter().collect();
-        self.dirs.retain(|k, _| live.contains(k));
+        self.known.retain(|k, _| live.contains(k));
+        let kept_dirs: HashSet<&std::ffi::OsStr> = self
+            .known
+            .iter()
+            .filter(|(k, _)| plan.keeps(k))
+            .flat_map(|(_, known)| known.src.dirs())
+            .map(std::path::Path::as_os_str)
+            .collect();
+        self.stats.retain(|dir| kept_dirs.contains(dir.as_os_str()));
+        self.dirs.retain(|k, _| live.contains(k) && plan.keeps(k));
+        self.net.retain(|k| plan.keeps(k));
+    }
+
+    /// Descriptors held for one container: its cgroup files, its
+    /// directory, its namespace's files.
+    fn held_by(&self, key: &str, src: &StatsSource) -> u64 {
+        let files: usize = dedup_dirs(src)
+            .iter()
+            .map(|d| self.stats.open_files_in(d))
+            .sum();
+        (files + usize::from(self.dirs.contains_key(key)) + self.net.held(key)) as u64
+    }
+
+    /// `dsh ps`'s note while containers are read less often.
+    pub fn note(&self, interval: std::time::Duration) -> Option<String> {
+        self.budget.note(interval)
     }
 
     /// Every live container's syscall counters: (key, cgroup id, calls, errors).
@@ -128,6 +319,8 @@ impl Sampler {
             let (calls, errors) = self.syscalls_of(&key, cgroup_id, layout, &path, probe);
             out.push((key, cgroup_id, calls, errors));
         }
+        let plan = &self.plan;
+        self.dirs.retain(|k, _| plan.keeps(k));
         out
     }
 
@@ -183,8 +376,15 @@ impl Sampler {
                 *e = (key, pid);
             }
         }
+        // Over budget, a namespace is read on the ticks one of its
+        // containers is.
+        let due: HashSet<u64> = members
+            .iter()
+            .filter(|(k, ..)| self.plan.due(k, self.ticks))
+            .map(|&(_, _, ns)| ns)
+            .collect();
         let mut views: HashMap<u64, NetnsView> = HashMap::new();
-        for (&ns, &(key, pid)) in &owner {
+        for (&ns, &(key, pid)) in owner.iter().filter(|(ns, _)| due.contains(ns)) {
             match self.net.read(key, pid, ns) {
                 Ok(v) => {
                     views.insert(ns, v);
@@ -338,5 +538,41 @@ impl SelfMeter {
                 .collect();
             self.prev_events = chans.iter().map(|c| c.events).collect();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_container_costs_one_read_until_its_full_read_is_due() {
+        let dir = std::env::temp_dir().join(format!("dsh-sample-idle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("fixture dir");
+        let put = |f: &str, v: &str| std::fs::write(dir.join(f), v).expect("write");
+        put("cpu.stat", "usage_usec 10\n");
+        put("memory.current", "4096\n");
+        let mut reader = StatsReader::default();
+        let mut known = Known {
+            cgroup_id: CgroupId::new(1),
+            src: StatsSource::V2(dir.clone()),
+            stats: None,
+            full_by: 0,
+        };
+        let first = read_stats(&mut reader, &mut known, true, 1).expect("read");
+        assert_eq!((first.cpu_usage_ns, first.mem_usage_bytes), (10_000, 4096));
+        // Memory moved but the CPU did not: the last full read stands...
+        put("memory.current", "8192\n");
+        let idle = read_stats(&mut reader, &mut known, true, 2).expect("read");
+        assert_eq!(idle.mem_usage_bytes, 4096);
+        // ...until the full read is due,
+        let due = read_stats(&mut reader, &mut known, true, 1 + FULL_EVERY).expect("read");
+        assert_eq!(due.mem_usage_bytes, 8192);
+        // or the container runs.
+        put("memory.current", "12288\n");
+        put("cpu.stat", "usage_usec 11\n");
+        let busy = read_stats(&mut reader, &mut known, false, 2 + FULL_EVERY).expect("read");
+        assert_eq!((busy.cpu_usage_ns, busy.mem_usage_bytes), (11_000, 12288));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -26,6 +26,7 @@ use tokio::{
 
 use crate::{
     api::{self, MAX_REQUEST_BYTES, Reply, Request, RequestError},
+    fds,
     journal::{Journal, Lines, Query},
     model::entry::LogEntry,
 };
@@ -54,6 +55,9 @@ pub enum Ask {
         name: String,
     },
     Names,
+    /// What `dsh ps` should say besides its rows (`Reply::Warning`, or
+    /// `Reply::End` for nothing).
+    Notes,
     Trace {
         name: String,
         duration: Duration,
@@ -93,11 +97,34 @@ pub async fn serve(
     lines: broadcast::Sender<LogEntry>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut spare = fds::Spare::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of file descriptors, most likely: let clients leave.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if fds::exhausted(&e) => {
+                // Take the client off the queue with the spare descriptor
+                // and tell it, rather than leave it waiting for nothing.
+                spare.release();
+                let again = tokio::time::timeout(Duration::from_millis(100), listener.accept());
+                if let Ok(Ok((stream, _))) = again.await {
+                    let reply = Reply::Error(
+                        "the dsh agent is out of file descriptors and cannot answer now; \
+                         raise its open-files limit (LimitNOFILE=) or see its log"
+                            .to_owned(),
+                    );
+                    say_and_close(&stream, &reply);
+                    fds::count_refused_client();
+                }
+                spare.restore();
+                log::warn!("socket: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => {
+                log::warn!("socket: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             turn_away(&stream);
@@ -119,7 +146,11 @@ fn turn_away(stream: &UnixStream) {
     let reply = Reply::Error(format!(
         "the dsh agent is serving {MAX_CONNECTIONS} clients already; try again shortly"
     ));
-    if let Ok(mut bytes) = serde_json::to_vec(&reply) {
+    say_and_close(stream, &reply);
+}
+
+fn say_and_close(stream: &UnixStream, reply: &Reply) {
+    if let Ok(mut bytes) = serde_json::to_vec(reply) {
         bytes.push(b'\n');
         let _ = stream.try_write(&bytes);
     }
@@ -178,7 +209,12 @@ async fn handle(
         }
     };
     match req {
-        Request::Ps { all } => send(&mut w, &ask_main(&ask, Ask::Ps { all }).await).await,
+        Request::Ps { all } => {
+            if let Reply::Warning(note) = ask_main(&ask, Ask::Notes).await {
+                send(&mut w, &Reply::Warning(note)).await?;
+            }
+            send(&mut w, &ask_main(&ask, Ask::Ps { all }).await).await
+        }
         Request::Status => send(&mut w, &ask_main(&ask, Ask::Status).await).await,
         Request::Resolve { name } => {
             send(&mut w, &ask_main(&ask, Ask::Resolve { name }).await).await

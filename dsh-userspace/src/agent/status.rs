@@ -77,6 +77,7 @@ impl Agent {
             runtimes: self.runtimes.statuses(),
             node: self.cfg.node_name.clone(),
             metrics_addr: self.metrics.as_ref().map(|m| m.addr.to_string()),
+            fds: Some(self.sampler.budget.status(self.cfg.interval)),
         }
     }
 

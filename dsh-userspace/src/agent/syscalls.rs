@@ -111,7 +111,15 @@ impl Agent {
                 }
                 match self.probe.set_syscall_counting(true) {
                     Ok(()) => s.opened = Some(std::time::Instant::now()),
-                    Err(e) => log::warn!("syscall sampling window: {}", chain(&e)),
+                    Err(e) => {
+                        let why = chain(&e);
+                        if crate::fds::exhausted_text(&why) {
+                            self.sampler
+                                .budget
+                                .failed("syscall sampling window", why.clone());
+                        }
+                        log::warn!("syscall sampling window: {why}");
+                    }
                 }
             }
             Some(opened) => {

@@ -85,7 +85,20 @@ impl Connection {
     }
 }
 
-/// One request, one reply.
+/// One request, one reply (notes the agent sends before it are dropped).
 pub fn call(state_dir: &Path, req: &Request) -> Result<Reply, ClientError> {
-    Connection::open(state_dir, req)?.recv()
+    call_noting(state_dir, req).map(|(_, reply)| reply)
+}
+
+/// One request: the notes (`Reply::Warning`) the agent sends first, and
+/// its reply.
+pub fn call_noting(state_dir: &Path, req: &Request) -> Result<(Vec<String>, Reply), ClientError> {
+    let mut conn = Connection::open(state_dir, req)?;
+    let mut notes = Vec::new();
+    loop {
+        match conn.recv()? {
+            Reply::Warning(note) => notes.push(note),
+            reply => return Ok((notes, reply)),
+        }
+    }
 }

@@ -150,6 +150,33 @@ pub struct StatusReport {
     /// Where it serves Prometheus metrics (the bound address), if it does.
     #[serde(default)]
     pub metrics_addr: Option<String>,
+    /// Its file descriptors: limit, use, and what it reads less often.
+    #[serde(default)]
+    pub fds: Option<FdStatus>,
+}
+
+/// The agent's file descriptors (`agent::budget`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FdStatus {
+    pub open: u64,
+    pub soft_limit: u64,
+    pub hard_limit: u64,
+    /// The soft limit it was started with, when it raised it.
+    pub raised_from: Option<u64>,
+    /// Kept free for clients and everything but container files.
+    pub reserve: u64,
+    /// What container files may hold, and hold.
+    pub container_budget: u64,
+    pub held_for_containers: u64,
+    pub most_held_by_one: u64,
+    pub containers_kept_open: usize,
+    /// Over budget: read once per `slow_every_ms`, files opened each time.
+    pub containers_read_slowly: usize,
+    pub slow_every_ms: u64,
+    /// Clients told the agent was out of descriptors, and closed.
+    pub clients_refused: u64,
+    /// What failed for want of a descriptor, per source.
+    pub failures: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

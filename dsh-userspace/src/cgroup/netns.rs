@@ -268,6 +268,13 @@ impl NetnsReader {
     pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
         self.open.retain(|k, _| keep(k));
     }
+
+    /// Descriptors held for one container (`net/dev`, its netlink socket).
+    pub fn held(&self, key: &str) -> usize {
+        self.open
+            .get(key)
+            .map_or(0, |o| 1 + usize::from(o.listen.is_some()))
+    }
 }
 
 /// Addresses and listening ports, read again (a process gone: kept as was).

@@ -145,7 +145,40 @@ pub struct StatsReader {
 
 impl StatsReader {
     pub fn read(&mut self, src: &StatsSource) -> Result<CgroupStats, StatsError> {
+        self.read_keeping(src, true)
+    }
+
+    /// `read`, keeping the files it opens (`keep`) or closing each after
+    /// its read (a container over the descriptor budget; files it already
+    /// holds stay open until `retain` lets them go).
+    pub fn read_keeping(
+        &mut self,
+        src: &StatsSource,
+        keep: bool,
+    ) -> Result<CgroupStats, StatsError> {
+        self.r.close_after = !keep;
         let result = read_all(&mut self.r, src, host_ram());
+        if let Err(StatsError::Vanished(dir)) = &result {
+            self.r.open.remove(dir.as_os_str());
+        }
+        result
+    }
+
+    /// The CPU time the cgroup has used (ns): one small file, and the
+    /// figure that moves whenever anything in the cgroup runs. None where
+    /// no file has it (a v1 host without cpuacct).
+    pub fn read_cpu(&mut self, src: &StatsSource, keep: bool) -> Result<Option<u64>, StatsError> {
+        self.r.close_after = !keep;
+        let result = match src {
+            StatsSource::V2(dir) => self
+                .r
+                .parse(dir, "cpu.stat", flat(["usage_usec"]))
+                .map(|v| v.map(|[usec]| usec.saturating_mul(1000))),
+            StatsSource::V1 {
+                cpuacct: Some(dir), ..
+            } => self.r.parse(dir, "cpuacct.usage", single_u64),
+            StatsSource::V1 { .. } => Ok(None),
+        };
         if let Err(StatsError::Vanished(dir)) = &result {
             self.r.open.remove(dir.as_os_str());
         }
@@ -159,8 +192,20 @@ impl StatsReader {
 
     /// Files held open.
     pub fn open_files(&self) -> usize {
-        self.r.open.values().map(Vec::len).sum()
+        self.r.open.values().map(|files| open_in(files)).sum()
     }
+
+    /// Files held open in one cgroup directory.
+    pub fn open_files_in(&self, dir: &Path) -> usize {
+        self.r.open.get(dir.as_os_str()).map_or(0, |f| open_in(f))
+    }
+}
+
+fn open_in(files: &[(&'static str, Slot)]) -> usize {
+    files
+        .iter()
+        .filter(|(_, s)| matches!(s, Slot::Open(_)))
+        .count()
 }
 
 /// The statistics of `src`, its files' contents given by `file` (None: the
@@ -377,6 +422,8 @@ struct Reader {
     /// directory's bytes: `Path`'s component-wise hash and equality were a
     /// tenth of the agent's time with 500 cgroups.
     open: HashMap<OsString, Vec<(&'static str, Slot)>>,
+    /// Files not held yet are opened, read and closed (not kept).
+    close_after: bool,
 }
 
 /// One file of a cgroup directory: held open, or found absent (its
@@ -432,22 +479,33 @@ impl Reader {
             Some(files) => files,
             None => self.open.entry(dir.as_os_str().to_owned()).or_default(),
         };
-        let at = match files.iter().position(|(n, _)| *n == name) {
+        let found = files.iter().position(|(n, _)| *n == name);
+        if let Some(at) = found
+            && let Slot::Absent(since) = &files[at].1
+        {
+            if since.elapsed() < RECHECK {
+                return Ok(false);
+            }
+            files.swap_remove(at);
+        }
+        let once;
+        let (file, at) = match found.filter(|&at| at < files.len() && files[at].0 == name) {
             Some(at) => match &files[at].1 {
-                Slot::Open(_) => at,
-                Slot::Absent(since) if since.elapsed() < RECHECK => return Ok(false),
-                Slot::Absent(_) => {
-                    files[at].1 = Slot::Open(File::open(dir.join(name))?);
-                    at
-                }
+                Slot::Open(f) => (f, Some(at)),
+                Slot::Absent(_) => return Ok(false),
             },
+            None if self.close_after => {
+                once = File::open(dir.join(name))?;
+                (&once, None)
+            }
             None => {
                 files.push((name, Slot::Open(File::open(dir.join(name))?)));
-                files.len() - 1
+                let at = files.len() - 1;
+                match &files[at].1 {
+                    Slot::Open(f) => (f, Some(at)),
+                    Slot::Absent(_) => return Ok(false),
+                }
             }
-        };
-        let Slot::Open(file) = &files[at].1 else {
-            return Ok(false);
         };
         self.bytes.clear();
         let mut chunk = [0u8; 4096];
@@ -455,7 +513,9 @@ impl Reader {
             let n = match file.read_at(&mut chunk, self.bytes.len() as u64) {
                 Ok(n) => n,
                 Err(e) => {
-                    files.swap_remove(at);
+                    if let Some(at) = at {
+                        files.swap_remove(at);
+                    }
                     return Err(e);
                 }
             };

@@ -9,7 +9,7 @@ use dsh::{
         fleet,
     },
     render::{self, health, table},
-    untrusted::json,
+    untrusted::{self, json},
 };
 
 #[derive(clap::Args)]
@@ -49,9 +49,14 @@ pub fn run(mut args: PsArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn host_view(args: &PsArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
-    let Reply::Rows(mut rows) = client::call(state_dir, &Request::Ps { all: args.all })? else {
+    let (notes, reply) = client::call_noting(state_dir, &Request::Ps { all: args.all })?;
+    let Reply::Rows(mut rows) = reply else {
         anyhow::bail!("the agent answered `ps` with something else");
     };
+    for note in &notes {
+        // On stderr: the table (or JSON) on stdout stays as scripts read it.
+        eprintln!("dsh: note: {}", untrusted::text(note));
+    }
     if !args.filters.is_empty() {
         // `node=` compares with the agent's --node-name.
         let node = if filter::nodes(&args.filters).is_empty() {

@@ -84,15 +84,35 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
         .map_err(|source| BindError { addr, source })
 }
 
+/// The whole answer to a scrape the agent has no descriptor for.
+const OUT_OF_FDS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    Content-Type: text/plain; charset=utf-8\r\nContent-Length: 58\r\nConnection: close\r\n\r\n\
+    the dsh agent is out of file descriptors; try again later\n";
+
 /// Serves scrapes until the task is dropped.
 pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Published>>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut spare = crate::fds::Spare::new();
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
+            Err(e) if crate::fds::exhausted(&e) => {
+                // The spare descriptor takes the scraper off the queue and
+                // tells it why, instead of leaving it to time out.
+                spare.release();
+                let again = tokio::time::timeout(Duration::from_millis(100), listener.accept());
+                if let Ok(Ok((stream, _))) = again.await {
+                    let _ = stream.try_write(OUT_OF_FDS);
+                    crate::fds::count_refused_client();
+                }
+                spare.restore();
+                log::warn!("metrics: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 log::warn!("metrics: accept: {e}");

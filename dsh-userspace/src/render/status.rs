@@ -50,6 +50,7 @@ pub fn screen(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
+    descriptors(&mut o, s);
     let metrics = s
         .metrics_addr
         .as_ref()
@@ -140,6 +141,45 @@ pub fn screen(s: &StatusReport) -> String {
         );
     }
     o
+}
+
+/// The agent's file descriptors: its limit, what it holds, and what it
+/// reads less often or could not do for want of one.
+fn descriptors(o: &mut String, s: &StatusReport) {
+    let Some(f) = &s.fds else { return };
+    let raised = f
+        .raised_from
+        .map_or(String::new(), |from| format!(", raised from {from}"));
+    let _ = writeln!(
+        o,
+        "descriptors: {} open of {} (hard limit {}{raised}); containers' files hold {} \
+         (at most {} for one), budget {} ({} kept for clients and the rest)",
+        f.open,
+        f.soft_limit,
+        f.hard_limit,
+        f.held_for_containers,
+        f.most_held_by_one,
+        f.container_budget,
+        f.reserve
+    );
+    if f.containers_read_slowly > 0 {
+        let _ = writeln!(
+            o,
+            "descriptors: BUDGET REACHED: {} containers are read every {}ms, their files \
+             opened on each read; the {} busiest keep theirs open",
+            f.containers_read_slowly, f.slow_every_ms, f.containers_kept_open
+        );
+    }
+    if f.clients_refused > 0 {
+        let _ = writeln!(
+            o,
+            "descriptors: {} clients turned away for want of a descriptor",
+            f.clients_refused
+        );
+    }
+    for failure in &f.failures {
+        let _ = writeln!(o, "descriptors: out of them: {}", untrusted::text(failure));
+    }
 }
 
 /// The journal's size, budget and condition: whether it can write, and
@@ -324,6 +364,45 @@ mod tests {
             screen(&s).contains("journal: writable again since 2026-01-01T00:01:00Z"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn descriptors_say_the_limit_and_what_is_read_slowly() {
+        let mut s = StatusReport {
+            fds: Some(crate::api::FdStatus {
+                open: 900,
+                soft_limit: 1024,
+                hard_limit: 1024,
+                container_budget: 800,
+                held_for_containers: 780,
+                most_held_by_one: 13,
+                reserve: 144,
+                containers_kept_open: 60,
+                containers_read_slowly: 240,
+                slow_every_ms: 5000,
+                failures: vec!["docker: 1 times, last: Too many open files".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let out = screen(&s);
+        assert!(
+            out.contains("descriptors: 900 open of 1024 (hard limit 1024); "),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "descriptors: BUDGET REACHED: 240 containers are read every 5000ms, \
+                 their files opened on each read; the 60 busiest keep theirs open\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("descriptors: out of them: docker: 1 times"),
+            "{out}"
+        );
+        s.fds = None;
+        assert!(!screen(&s).contains("descriptors"));
     }
 
     #[test]

@@ -1,0 +1,310 @@
+//! The scale section: 100, 500 and 1,000 idle containers (plain cgroups,
+//! each holding a sleeping process, made in every v1 hierarchy as Docker
+//! makes them), the agent under the soft open-files limit systemd gives
+//! services (1,024) and without one: its CPU, RSS and descriptors, `dsh ps`
+//! p50/p99, a scrape, and start-up to a full table.
+use std::{
+    io::{Read as _, Write as _},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use dsh_testkit::TestCgroup;
+use serde::Serialize;
+
+use crate::{
+    Budget,
+    agent::{cpu_ticks, dsh_bin, rss_kib},
+    median, percentile,
+};
+
+#[derive(Serialize, Clone)]
+struct Figures {
+    containers: usize,
+    limit: String,
+    startup_s: f64,
+    cpu_percent: f64,
+    window_s: f64,
+    rss_mib: f64,
+    fds: u64,
+    read_slowly: u64,
+    ps_p50_ms: f64,
+    ps_p99_ms: f64,
+    scrape_p50_ms: f64,
+    scrape_max_ms: f64,
+}
+
+/// The agent under `wrapper` (`prlimit ...`) or none, timed from spawn.
+struct Agent {
+    child: Child,
+    state_dir: PathBuf,
+    started: Instant,
+}
+
+impl Agent {
+    fn start(wrapper: &[&str]) -> Agent {
+        let state_dir =
+            std::env::temp_dir().join(format!("dsh-bench-scale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        let mut cmd = match wrapper.split_first() {
+            Some((p, args)) => {
+                let mut c = Command::new(p);
+                c.args(args).arg(dsh_bin());
+                c
+            }
+            None => Command::new(dsh_bin()),
+        };
+        let started = Instant::now();
+        let child = cmd
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(["agent", "--metrics-addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dsh agent");
+        Agent {
+            child,
+            state_dir,
+            started,
+        }
+    }
+
+    fn dsh(&self, args: &[&str]) -> std::process::Output {
+        Command::new(dsh_bin())
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(args)
+            .output()
+            .expect("dsh")
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_slice(&self.dsh(args).stdout).unwrap_or_default()
+    }
+
+    /// Seconds from spawn until `n` rows of `prefix` all have statistics.
+    fn wait_full_table(&self, prefix: &str, n: usize) -> f64 {
+        loop {
+            let rows = self.json(&["ps", "--json"]);
+            let full = rows.as_array().map_or(0, |rows| {
+                rows.iter()
+                    .filter(|r| {
+                        r["id"].as_str().is_some_and(|id| id.starts_with(prefix)) && r["pids"] == 1
+                    })
+                    .count()
+            });
+            if full >= n {
+                return self.started.elapsed().as_secs_f64();
+            }
+            assert!(
+                self.started.elapsed() < Duration::from_secs(180),
+                "{full} of {n} rows after 3 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn time_ps(&self, runs: usize) -> Vec<f64> {
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let ok = Command::new(dsh_bin())
+                    .arg("--state-dir")
+                    .arg(&self.state_dir)
+                    .arg("ps")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "dsh ps");
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect()
+    }
+
+    /// Wall time of whole `GET /metrics` answers, in ms.
+    fn time_scrapes(&self, runs: usize) -> Vec<f64> {
+        let status = self.json(&["status", "--json"]);
+        let addr = status["metrics_addr"]
+            .as_str()
+            .expect("metrics_addr")
+            .to_owned();
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let mut s = TcpStream::connect(&addr).expect("connect to metrics");
+                s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                    .expect("request");
+                let mut body = Vec::new();
+                s.read_to_end(&mut body).expect("scrape");
+                assert!(body.starts_with(b"HTTP/1.0 200") || body.starts_with(b"HTTP/1.1 200"));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect()
+    }
+
+    fn fds(&self) -> u64 {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count() as u64)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Cgroups with a sleeping process each, removed on drop.
+struct Sleepers(Vec<(TestCgroup, Child)>);
+
+impl Sleepers {
+    fn grow(&mut self, n: usize) {
+        while self.0.len() < n {
+            let cg = TestCgroup::new(&format!("bsc{}", self.0.len()));
+            let child = cg
+                .command_of(Path::new("/bin/sleep"), &["3600"])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("sleep in cgroup");
+            self.0.push((cg, child));
+        }
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn measure(n: usize, wrapper: &[&str], limit: &str, quick: bool) -> Figures {
+    let (window, ps_runs, scrapes) = if quick {
+        (Duration::from_secs(10), 20, 5)
+    } else {
+        (Duration::from_secs(30), 50, 10)
+    };
+    let agent = Agent::start(wrapper);
+    let startup_s = agent.wait_full_table("/dsh-test-bsc", n);
+    // Let start-up's work (the scan, the first reads) pass.
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = agent.child.id();
+    let (c0, t0) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(window);
+    let (c1, dt) = (cpu_ticks(pid), t0.elapsed().as_secs_f64());
+    // USER_HZ: /proc/PID/stat counts in hundredths of a second.
+    let cpu_percent = (c1 - c0) as f64 / 100.0 / dt * 100.0;
+    let rss_mib = rss_kib(pid) as f64 / 1024.0;
+    let fds = agent.fds();
+    let ps = agent.time_ps(ps_runs);
+    let scrape = agent.time_scrapes(scrapes);
+    let status = agent.json(&["status", "--json"]);
+    Figures {
+        containers: n,
+        limit: limit.to_owned(),
+        startup_s,
+        cpu_percent,
+        window_s: dt,
+        rss_mib,
+        fds,
+        read_slowly: status["fds"]["containers_read_slowly"]
+            .as_u64()
+            .unwrap_or(0),
+        ps_p50_ms: median(&ps),
+        ps_p99_ms: percentile(&ps, 99.0),
+        scrape_p50_ms: median(&scrape),
+        scrape_max_ms: percentile(&scrape, 100.0),
+    }
+}
+
+pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
+    let sizes: &[usize] = if quick { &[500] } else { &[100, 500, 1000] };
+    let hard = nix_hard_limit();
+    let soft_1024 = format!("--nofile=1024:{hard}");
+    let started = Instant::now();
+    let mut sleepers = Sleepers(Vec::new());
+    let mut all = Vec::new();
+    for &n in sizes {
+        sleepers.grow(n);
+        all.push(measure(n, &["prlimit", &soft_1024], "soft 1024", quick));
+        all.push(measure(n, &[], &format!("{hard}"), quick));
+    }
+    drop(sleepers);
+    println!(
+        "\n## Scale: idle containers, the agent at the default 1 s interval ({:.0}s)\n",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "| containers | open-files limit at start | start-up to full table s | CPU % of a core | RSS MiB | fds | read slowly | dsh ps p50 ms | p99 ms | scrape p50 ms | max ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for f in &all {
+        println!(
+            "| {} | {} | {:.1} | {:.2} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            f.containers,
+            f.limit,
+            f.startup_s,
+            f.cpu_percent,
+            f.rss_mib,
+            f.fds,
+            f.read_slowly,
+            f.ps_p50_ms,
+            f.ps_p99_ms,
+            f.scrape_p50_ms,
+            f.scrape_max_ms
+        );
+    }
+    crate::write_json(out_dir, "scale.json", &all);
+    let mut budgets = Vec::new();
+    let largest = sizes.last().copied().unwrap_or(0);
+    for f in all.iter().filter(|f| f.containers == largest) {
+        let at = format!("{} idle containers, {}", f.containers, f.limit);
+        // The bar at 1,000 is 2% of a core; scaled for fewer.
+        let cpu_bar = 2.0 * f.containers as f64 / 1000.0;
+        budgets.push(Budget::at_most(
+            &format!("agent CPU % of a core, {at}"),
+            f.cpu_percent,
+            cpu_bar.max(1.0),
+        ));
+        budgets.push(Budget::at_most(
+            &format!("agent RSS MiB, {at}"),
+            f.rss_mib,
+            128.0,
+        ));
+        budgets.push(Budget::at_most(
+            &format!("dsh ps p99 ms, {at}"),
+            f.ps_p99_ms,
+            50.0,
+        ));
+        budgets.push(Budget::at_most(
+            &format!("scrape ms (slowest), {at}"),
+            f.scrape_max_ms,
+            150.0,
+        ));
+        budgets.push(Budget::at_most(
+            &format!("start-up to full table s, {at}"),
+            f.startup_s,
+            5.0,
+        ));
+        budgets.push(Budget::at_most(
+            &format!("containers read slowly, {at}"),
+            f.read_slowly as f64,
+            0.0,
+        ));
+    }
+    budgets
+}
+
+/// This process's hard open-files limit (what the agent may raise to).
+fn nix_hard_limit() -> u64 {
+    dsh::fds::nofile_limit().map_or(1024, |l| l.hard)
+}
