@@ -37,6 +37,16 @@ fn podman_names_exit_codes_oom_and_endpoint() {
         msgs.iter().any(|m| m.starts_with("exit code 3 (ran ")),
         "{msgs:?}"
     );
+    // runc re-executes itself in the new cgroup before the user process:
+    // that is no start of the container's own, and no restart after it.
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| *m == "start user process ok")
+            .count(),
+        1,
+        "{msgs:?}"
+    );
+    assert_eq!(agent.row(&three.name).expect("its row")["restart"], 0);
     let msgs = log_msgs_with(&agent, &oom.name, "oom");
     assert!(msgs.iter().any(|m| m.starts_with("oom")), "{msgs:?}");
     let row = agent.row(&oom.name).expect("the OOM-killed row");

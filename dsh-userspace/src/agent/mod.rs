@@ -342,6 +342,8 @@ impl Agent {
                     self.probe.forget_cgroup(id);
                 }
             }
+            EventKind::Exec { ref filename, .. }
+                if model::container::is_runtime_reexec(&task.comm, filename) => {}
             EventKind::Exec { .. } => m.exec(task.cgroup_id, task.tgid, &task.comm, ts),
             EventKind::Exit {
                 status, outside, ..

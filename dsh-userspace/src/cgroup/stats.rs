@@ -174,9 +174,15 @@ impl StatsReader {
                 .r
                 .parse(dir, "cpu.stat", flat(["usage_usec"]))
                 .map(|v| v.map(|[usec]| usec.saturating_mul(1000))),
+            // A cgroup may lack the cpuacct hierarchy alone: no figure
+            // here, and the full read (which tells a cgroup gone from every
+            // hierarchy) decides.
             StatsSource::V1 {
                 cpuacct: Some(dir), ..
-            } => self.r.parse(dir, "cpuacct.usage", single_u64),
+            } => match self.r.parse(dir, "cpuacct.usage", single_u64) {
+                Err(StatsError::Vanished(_)) => Ok(None),
+                read => read,
+            },
             StatsSource::V1 { .. } => Ok(None),
         };
         if let Err(StatsError::Vanished(dir)) = &result {

@@ -146,6 +146,18 @@ pub struct Container {
     pub external_signals: HashMap<u32, Vec<ExternalSignal>>,
 }
 
+/// runc (and crun) re-execute themselves from a sealed copy of their own
+/// binary (`/dev/fd/N`, a memfd) inside the new cgroup before the user
+/// process (CVE-2019-5736's fix): runtime plumbing, not the container's
+/// first user process.
+pub fn is_runtime_reexec(comm: &str, filename: &str) -> bool {
+    let runtime = comm.starts_with("runc") || comm.starts_with("crun");
+    let own_copy = ["/dev/fd/", "/proc/self/fd/", "/proc/self/exe", "/memfd:"]
+        .iter()
+        .any(|p| filename.starts_with(p));
+    runtime && own_copy
+}
+
 impl Container {
     pub fn new(identity: Identity, now: Timestamp) -> Self {
         Self {

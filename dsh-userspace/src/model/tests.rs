@@ -697,3 +697,14 @@ fn a_plain_cgroup_may_start_again_in_the_same_cgroup() {
         (State::Running, 1, Some(60))
     );
 }
+
+#[test]
+fn runcs_own_reexec_is_no_user_process() {
+    use super::container::is_runtime_reexec;
+    // As the kernel reports runc 1.1's exec in a new container's cgroup.
+    assert!(is_runtime_reexec("runc", "/dev/fd/6"));
+    assert!(is_runtime_reexec("runc:[0:PARENT]", "/proc/self/exe"));
+    assert!(is_runtime_reexec("crun", "/memfd:crun"));
+    assert!(!is_runtime_reexec("runc:[2:INIT]", "/bin/sh"));
+    assert!(!is_runtime_reexec("sh", "/dev/fd/3"));
+}
