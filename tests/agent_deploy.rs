@@ -303,6 +303,15 @@ fn yaml_docs(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The DaemonSet of deploy/kubernetes/dsh.yaml.
+fn daemonset() -> Value {
+    let path = repo().join("deploy/kubernetes/dsh.yaml");
+    yaml_docs(&std::fs::read_to_string(&path).expect("deploy/kubernetes/dsh.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("a DaemonSet")
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("not a list: {v}"))
@@ -323,12 +332,7 @@ fn kubernetes_daemonset_runs_the_agent_it_describes() {
     ] {
         assert!(socket.starts_with(RUNTIME_DIR), "{socket}");
     }
-    let path = repo().join("deploy/kubernetes/dsh.yaml");
-    let docs = yaml_docs(&std::fs::read_to_string(&path).expect("deploy/kubernetes/dsh.yaml"));
-    let ds = docs
-        .iter()
-        .find(|d| d["kind"] == "DaemonSet")
-        .expect("a DaemonSet");
+    let ds = &daemonset();
     let pod = &ds["spec"]["template"]["spec"];
     let meta = &ds["spec"]["template"]["metadata"];
     assert_eq!(pod["hostPID"], true);
@@ -523,13 +527,7 @@ fn the_readmes_network_policy_fits_the_daemonset() {
         .find(|yaml| yaml.contains("kind: NetworkPolicy"))
         .expect("a NetworkPolicy example in the README");
     let policy = &yaml_docs(policy)[0];
-    let docs = yaml_docs(
-        &std::fs::read_to_string(repo().join("deploy/kubernetes/dsh.yaml")).expect("dsh.yaml"),
-    );
-    let ds = docs
-        .iter()
-        .find(|d| d["kind"] == "DaemonSet")
-        .expect("a DaemonSet");
+    let ds = &daemonset();
     assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
     assert_eq!(policy["metadata"]["namespace"], ds["metadata"]["namespace"]);
     assert_eq!(
@@ -561,13 +559,7 @@ fn the_readmes_network_policy_fits_the_daemonset() {
 /// profile as in the kernel.
 #[test]
 fn the_agent_runs_under_the_runtimes_default_seccomp_profile() {
-    let docs = yaml_docs(
-        &std::fs::read_to_string(repo().join("deploy/kubernetes/dsh.yaml")).expect("dsh.yaml"),
-    );
-    let ds = docs
-        .iter()
-        .find(|d| d["kind"] == "DaemonSet")
-        .expect("a DaemonSet");
+    let ds = &daemonset();
     let pod = &ds["spec"]["template"]["spec"];
     assert_eq!(
         pod["securityContext"]["seccompProfile"]["type"],

@@ -407,6 +407,18 @@ fn exec_has_only_the_containers_powers() {
     }
 }
 
+/// Types `line` and Enter into tmux session `it`.
+fn type_line(tmux: &Tmux, line: &str) {
+    tmux.cmd(&["send-keys", "-t", "it", line, "Enter"]);
+}
+
+/// Waits up to 15 s for `what` on session `it`'s pane.
+fn wait_for_text(tmux: &Tmux, what: &str) {
+    wait_until(Duration::from_secs(15), what, || {
+        tmux.pane().contains(what).then_some(())
+    })
+}
+
 #[test]
 fn ssh_has_a_terminal_of_its_own() {
     let agent = Agent::fresh("ssh-pty", &[]);
@@ -421,14 +433,8 @@ fn ssh_has_a_terminal_of_its_own() {
     // An interactive shell on the host: whatever reaches its terminal's
     // input after `dsh ssh` ends, it runs.
     tmux.start("sh");
-    let keys = |line: &str| {
-        tmux.cmd(&["send-keys", "-t", "it", line, "Enter"]);
-    };
-    let wait_for = |what: &str| {
-        wait_until(Duration::from_secs(15), what, || {
-            tmux.pane().contains(what).then_some(())
-        })
-    };
+    let keys = |line: &str| type_line(&tmux, line);
+    let wait_for = |what: &str| wait_for_text(&tmux, what);
     keys(&format!(
         "{} --state-dir {} ssh {}",
         dsh_bin(),
@@ -491,14 +497,8 @@ fn exec_never_hands_over_the_operators_terminal() {
     running_row(&agent, &c.name);
     let tmux = Tmux::new("exec-tty");
     tmux.start("sh");
-    let keys = |line: &str| {
-        tmux.cmd(&["send-keys", "-t", "it", line, "Enter"]);
-    };
-    let wait_for = |what: &str| {
-        wait_until(Duration::from_secs(15), what, || {
-            tmux.pane().contains(what).then_some(())
-        })
-    };
+    let keys = |line: &str| type_line(&tmux, line);
+    let wait_for = |what: &str| wait_for_text(&tmux, what);
     let dsh = format!("{} --state-dir {}", dsh_bin(), agent.state_dir.display());
     // stdin not a terminal, stdout and stderr the operator's: they reach the
     // command as pipes, and it has no controlling terminal to open.

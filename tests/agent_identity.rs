@@ -123,6 +123,26 @@ fn look_alikes(id: &str) -> [String; 4] {
     ]
 }
 
+/// A shell line that makes every one of `shapes` under `$d`.
+fn mkdir_each(shapes: &[String]) -> String {
+    shapes
+        .iter()
+        .map(|s| format!("mkdir -p \"$d/{s}\""))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Container `name`'s log once its start line is committed and a second
+/// passes without a new line (no churn summary still to come).
+fn settled_log(agent: &Agent, name: &str) -> Vec<Value> {
+    wait_until(Duration::from_secs(10), "the log settled", || {
+        let log = agent.log_json(Some(name));
+        let started = log.iter().any(|e| e["kind"] == "start");
+        std::thread::sleep(Duration::from_millis(1000));
+        (started && agent.log_json(Some(name)) == log).then_some(log)
+    })
+}
+
 fn row_of(agent: &Agent, name: &str) -> Option<Value> {
     agent.rows().into_iter().find(|r| r["id"] == name)
 }
@@ -141,21 +161,12 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
     let cgroup = row["cgroup"].as_str().expect("cgroup").to_owned();
     assert!(cgroup.ends_with(&real.id), "{row}");
     // Its start line committed, and no churn summary still to come.
-    let log_before = wait_until(Duration::from_secs(10), "the log settled", || {
-        let log = agent.log_json(Some(&real.name));
-        let started = log.iter().any(|e| e["kind"] == "start");
-        std::thread::sleep(Duration::from_millis(1000));
-        (started && agent.log_json(Some(&real.name)) == log).then_some(log)
-    });
+    let log_before = settled_log(&agent, &real.name);
     let restarts = row_of(&agent, &real.name).expect("the row")["restart"].clone();
     let delegated = Delegated::new();
     let shapes = look_alikes(&real.id);
     // 20 rounds of mkdir and rmdir of every shape in every hierarchy.
-    let make = shapes
-        .iter()
-        .map(|s| format!("mkdir -p \"$d/{s}\""))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let make = mkdir_each(&shapes);
     let remove = "rmdir \"$d/docker-ID.scope/init.scope\" \"$d/docker-ID.scope\" \
                   \"$d/docker/ID\" \"$d/docker\" \"$d/cri-containerd-ID.scope\""
         .replace("ID", &real.id);
@@ -212,21 +223,12 @@ fn the_start_up_scan_keeps_identity_and_a_restart_while_down() {
         row_of(&agent, &real.name).filter(|r| r["state"] == "kContainerRunning")
     });
     let cgroup = row["cgroup"].as_str().expect("cgroup").to_owned();
-    let log_before = wait_until(Duration::from_secs(10), "the log settled", || {
-        let log = agent.log_json(Some(&real.name));
-        let started = log.iter().any(|e| e["kind"] == "start");
-        std::thread::sleep(Duration::from_millis(1000));
-        (started && agent.log_json(Some(&real.name)) == log).then_some(log)
-    });
+    let log_before = settled_log(&agent, &real.name);
     agent.stop();
     crate::agentkit::docker(&["restart", "-t", "0", &real.name]);
     let delegated = Delegated::new();
     let shapes = look_alikes(&real.id);
-    let make = shapes
-        .iter()
-        .map(|s| format!("mkdir -p \"$d/{s}\""))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let make = mkdir_each(&shapes);
     delegated.as_user(&format!("for d; do {make}; done"));
     agent.start_again();
 

@@ -4,8 +4,6 @@
 //! one sampling interval; 16 clients that ask for /metrics and never read
 //! neither delay a scrape of a 2 MB exposition nor are held for good.
 use std::{
-    path::Path,
-    process::{Child, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -13,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dsh_testkit::TestCgroup;
+use dsh_testkit::Sleepers;
 
 use crate::{
     agentkit::{Agent, wait_until},
@@ -47,16 +45,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn scraping_500_containers_is_fast_and_leaves_sampling_alone() {
     let agent = Agent::fresh("scrape500", &["--metrics-addr", "127.0.0.1:0"]);
     let url = metrics_url(&agent);
-    let mut cgroups: Vec<(TestCgroup, Child)> = Vec::with_capacity(CGROUPS);
-    for i in 0..CGROUPS {
-        let cg = TestCgroup::new(&format!("scr{i}"));
-        let child = cg
-            .command_of(Path::new("/bin/sleep"), &["3600"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("sleep in a test cgroup");
-        cgroups.push((cg, child));
-    }
+    let cgroups = Sleepers::new("scr", CGROUPS);
     let prefix = "id=\"/dsh-test-scr";
     let body = wait_until(
         Duration::from_secs(120),
@@ -109,10 +98,7 @@ fn scraping_500_containers_is_fast_and_leaves_sampling_alone() {
         busy - quiet < INTERVAL_MS,
         "scraping moved the sample lag from {quiet:.1} ms to {busy:.1} ms"
     );
-    for (_, child) in &mut cgroups {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(cgroups);
 }
 
 /// Clients that ask for /metrics and never read.
@@ -172,16 +158,8 @@ fn clients_that_never_read_do_not_delay_a_scrape_of_a_2_mb_exposition() {
         .trim_start_matches("http://")
         .trim_end_matches("/metrics")
         .to_owned();
-    let mut cgroups: Vec<(TestCgroup, Child)> = Vec::with_capacity(CONTAINERS);
-    for i in 0..CONTAINERS {
-        let cg = TestCgroup::new(&format!("stl{i}-{padding}"));
-        let child = cg
-            .command_of(Path::new("/bin/sleep"), &["3600"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("sleep in a test cgroup");
-        cgroups.push((cg, child));
-    }
+    // The index goes after the padding: names as long as before.
+    let cgroups = Sleepers::new(&format!("stl{padding}-"), CONTAINERS);
     let prefix = "id=\"/dsh-test-stl";
     let body = wait_until(
         Duration::from_secs(180),
@@ -259,8 +237,5 @@ fn clients_that_never_read_do_not_delay_a_scrape_of_a_2_mb_exposition() {
         worst < 1.0,
         "a scrape took {worst:.2} s beside stalled clients"
     );
-    for (_, child) in &mut cgroups {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(cgroups);
 }

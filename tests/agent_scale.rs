@@ -5,47 +5,17 @@
 //! less often and says so, instead of going blind or hanging.
 use std::{
     path::Path,
-    process::{Child, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-use dsh_testkit::TestCgroup;
+use dsh_testkit::{Sleepers, TestCgroup};
 use serde_json::Value;
 
 use crate::{
     agentkit::{Agent, Container, wait_until},
     promkit::{curl, metrics_url},
 };
-
-/// Cgroups each holding a sleeping process, removed (process killed,
-/// directories removed in every hierarchy) on drop.
-struct Sleepers(Vec<(TestCgroup, Child)>);
-
-impl Sleepers {
-    fn new(tag: &str, n: usize) -> Sleepers {
-        let mut all = Vec::with_capacity(n);
-        for i in 0..n {
-            let cg = TestCgroup::new(&format!("{tag}{i}"));
-            let child = cg
-                .command_of(Path::new("/bin/sleep"), &["3600"])
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("sleep in a test cgroup");
-            all.push((cg, child));
-        }
-        Sleepers(all)
-    }
-}
-
-impl Drop for Sleepers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // TestCgroup's own drop removes the directories.
-    }
-}
 
 /// The hard open-files limit this process may give a child.
 fn hard_nofile() -> u64 {
@@ -85,7 +55,7 @@ fn three_hundred_cgroups_under_a_soft_limit_of_1024_all_have_statistics() {
         let rows = rows_with(&agent, prefix);
         (rows.len() == N && with_statistics(&rows) == N).then_some(rows)
     });
-    assert_eq!(rows.len(), sleepers.0.len());
+    assert_eq!(rows.len(), sleepers.len());
     // The Docker container, named by a connected runtime.
     wait_until(
         Duration::from_secs(20),

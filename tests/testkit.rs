@@ -5,7 +5,7 @@ use std::{
     fs,
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::OnceLock,
     time::Duration,
 };
@@ -318,6 +318,57 @@ impl Drop for TestCgroup {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+    }
+}
+
+/// Plain cgroups each holding a sleeping process, named `{tag}{i}` (as
+/// `TestCgroup::new`), the many idle containers of the scale tests and
+/// benchmarks. On drop the processes are killed and reaped, then each
+/// `TestCgroup`'s own drop removes its directories.
+pub struct Sleepers {
+    tag: String,
+    held: Vec<(TestCgroup, Child)>,
+}
+
+impl Sleepers {
+    /// `n` cgroups named `{tag}0` to `{tag}{n - 1}`.
+    pub fn new(tag: &str, n: usize) -> Sleepers {
+        let mut sleepers = Sleepers {
+            tag: tag.to_owned(),
+            held: Vec::with_capacity(n),
+        };
+        sleepers.grow(n);
+        sleepers
+    }
+
+    /// Adds cgroups until there are `n`.
+    pub fn grow(&mut self, n: usize) {
+        while self.held.len() < n {
+            let cg = TestCgroup::new(&format!("{}{}", self.tag, self.held.len()));
+            let child = cg
+                .command_of(Path::new("/bin/sleep"), &["3600"])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("sleep in a test cgroup");
+            self.held.push((cg, child));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.held {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

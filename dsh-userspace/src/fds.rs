@@ -6,6 +6,7 @@ use std::{
     fs::File,
     io,
     sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -100,6 +101,36 @@ impl Default for Spare {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// How long the spare descriptor waits for the client it makes way for, and
+/// how long a server backs off after a failed accept.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// After a server's accept failed with `err`: when the process is out of
+/// descriptors, the spare one takes the waiting client off the listen queue
+/// (`accept` again, waiting at most 100 ms) and `refuse` tells it why, so it
+/// is not left to time out. Either way the error is logged under `server`
+/// and the server backs off 100 ms instead of spinning.
+pub async fn after_failed_accept<S, A, F>(
+    err: &io::Error,
+    server: &str,
+    spare: &mut Spare,
+    accept: impl FnOnce() -> F,
+    refuse: impl FnOnce(&S),
+) where
+    F: Future<Output = io::Result<(S, A)>>,
+{
+    if exhausted(err) {
+        spare.release();
+        if let Ok(Ok((stream, _))) = tokio::time::timeout(ACCEPT_PAUSE, accept()).await {
+            refuse(&stream);
+            count_refused_client();
+        }
+        spare.restore();
+    }
+    log::warn!("{server}: accept: {err}");
+    tokio::time::sleep(ACCEPT_PAUSE).await;
 }
 
 #[cfg(test)]

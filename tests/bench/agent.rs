@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dsh_testkit::TestCgroup;
+use dsh_testkit::Sleepers;
 use serde::Serialize;
 
 use crate::{Budget, median, percentile};
@@ -271,17 +271,9 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
     report.docker_stats_over_dsh_ps = report.docker_stats_median_ms / report.dsh_ps_median_ms;
 
     // Plain cgroups, each holding a sleeping process.
-    let mut cgroups: Vec<(TestCgroup, Child)> = Vec::new();
+    let mut cgroups = Sleepers::new("bpc", 0);
     for &size in sizes {
-        while cgroups.len() < size {
-            let cg = TestCgroup::new(&format!("bpc{}", cgroups.len()));
-            let child = cg
-                .command_of(Path::new("/bin/sleep"), &["3600"])
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("sleep in cgroup");
-            cgroups.push((cg, child));
-        }
+        cgroups.grow(size);
         let prefix = "/dsh-test-bpc";
         agent.wait_for("the cgroups", |ids| {
             ids.iter().filter(|i| i.starts_with(prefix)).count() >= size
@@ -303,10 +295,6 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
                 p["avg_ns_per_run"].as_f64().unwrap_or(0.0),
             ));
         }
-    }
-    for (_, child) in &mut cgroups {
-        let _ = child.kill();
-        let _ = child.wait();
     }
     drop(cgroups);
 

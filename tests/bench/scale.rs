@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dsh_testkit::TestCgroup;
+use dsh_testkit::Sleepers;
 use serde::Serialize;
 
 use crate::{
@@ -161,32 +161,6 @@ impl Drop for Agent {
     }
 }
 
-/// Cgroups with a sleeping process each, removed on drop.
-struct Sleepers(Vec<(TestCgroup, Child)>);
-
-impl Sleepers {
-    fn grow(&mut self, n: usize) {
-        while self.0.len() < n {
-            let cg = TestCgroup::new(&format!("bsc{}", self.0.len()));
-            let child = cg
-                .command_of(Path::new("/bin/sleep"), &["3600"])
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("sleep in cgroup");
-            self.0.push((cg, child));
-        }
-    }
-}
-
-impl Drop for Sleepers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn measure(n: usize, wrapper: &[&str], limit: &str, quick: bool) -> Figures {
     let (window, ps_runs, scrapes) = if quick {
         (Duration::from_secs(10), 20, 5)
@@ -231,7 +205,7 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
     let hard = nix_hard_limit();
     let soft_1024 = format!("--nofile=1024:{hard}");
     let started = Instant::now();
-    let mut sleepers = Sleepers(Vec::new());
+    let mut sleepers = Sleepers::new("bsc", 0);
     let mut all = Vec::new();
     for &n in sizes {
         sleepers.grow(n);

@@ -101,28 +101,17 @@ pub async fn serve(
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
-            Err(e) if fds::exhausted(&e) => {
-                // Take the client off the queue with the spare descriptor
-                // and tell it, rather than leave it waiting for nothing.
-                spare.release();
-                let again = tokio::time::timeout(Duration::from_millis(100), listener.accept());
-                if let Ok(Ok((stream, _))) = again.await {
+            Err(e) => {
+                let refuse = |stream: &UnixStream| {
                     let reply = Reply::Error(
                         "the dsh agent is out of file descriptors and cannot answer now; \
                          raise its open-files limit (LimitNOFILE=) or see its log"
                             .to_owned(),
                     );
-                    say_and_close(&stream, &reply);
-                    fds::count_refused_client();
-                }
-                spare.restore();
-                log::warn!("socket: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(e) => {
-                log::warn!("socket: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                    say_and_close(stream, &reply);
+                };
+                fds::after_failed_accept(&e, "socket", &mut spare, || listener.accept(), refuse)
+                    .await;
                 continue;
             }
         };

@@ -18,7 +18,7 @@ use hyper::{
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{OnceCell, Semaphore, watch},
 };
 
@@ -99,24 +99,18 @@ pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Publish
         };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
-            Err(e) if crate::fds::exhausted(&e) => {
-                // The spare descriptor takes the scraper off the queue and
-                // tells it why, instead of leaving it to time out.
-                spare.release();
-                let again = tokio::time::timeout(Duration::from_millis(100), listener.accept());
-                if let Ok(Ok((stream, _))) = again.await {
-                    let _ = stream.try_write(OUT_OF_FDS);
-                    crate::fds::count_refused_client();
-                }
-                spare.restore();
-                log::warn!("metrics: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                log::warn!("metrics: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let refuse = |stream: &TcpStream| {
+                    let _ = stream.try_write(OUT_OF_FDS);
+                };
+                crate::fds::after_failed_accept(
+                    &e,
+                    "metrics",
+                    &mut spare,
+                    || listener.accept(),
+                    refuse,
+                )
+                .await;
                 continue;
             }
         };

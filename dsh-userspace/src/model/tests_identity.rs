@@ -25,9 +25,14 @@ fn cg(id: u64) -> CgroupId {
 }
 
 fn docker_at(cgroup: String) -> Identity {
+    docker_id_at(ID, cgroup)
+}
+
+/// A Docker container `id` in `cgroup`.
+fn docker_id_at(id: &str, cgroup: String) -> Identity {
     Identity {
         runtime: Runtime::Docker,
-        runtime_id: ID.to_owned(),
+        runtime_id: id.to_owned(),
         pod_uid: None,
         cgroup,
     }
@@ -205,10 +210,7 @@ fn an_aliased_incarnation_never_takes_a_live_row() {
     let mut m = running();
     let next = "1".repeat(64);
     m.aliases.insert(next.clone(), ID.to_owned());
-    let i = Identity {
-        runtime_id: next.clone(),
-        ..docker_at(format!("/docker/{next}"))
-    };
+    let i = docker_id_at(&next, format!("/docker/{next}"));
     let path = i.cgroup.clone();
     assert_eq!(m.cgroup_created(i, &path, cg(200), t(2)), Attach::Attached);
     assert_eq!(m.key_of_cgroup(cg(200)), Some(next.as_str()));
@@ -218,17 +220,11 @@ fn an_aliased_incarnation_never_takes_a_live_row() {
     m.cgroup_removed(cg(100), t(3));
     let third = "2".repeat(64);
     m.aliases.insert(third.clone(), ID.to_owned());
-    let i = Identity {
-        runtime_id: third.clone(),
-        ..docker_at(format!("/docker/{third}"))
-    };
+    let i = docker_id_at(&third, format!("/docker/{third}"));
     let path = i.cgroup.clone();
     assert_eq!(m.cgroup_created(i, &path, cg(300), t(4)), Attach::Attached);
     assert_eq!(m.key_of_cgroup(cg(300)), Some(ID));
-    let spoof = Identity {
-        runtime_id: third.clone(),
-        ..docker_at(format!("{DELEGATED}/docker/{third}"))
-    };
+    let spoof = docker_id_at(&third, format!("{DELEGATED}/docker/{third}"));
     let path = spoof.cgroup.clone();
     assert_eq!(
         m.cgroup_created(spoof, &path, cg(301), t(5)),

@@ -1,6 +1,6 @@
 //! Process churn counted in the kernel, and the table of each cgroup's main
 //! process the programs consult (see `dsh-ebpf/src/programs/churn.rs`).
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{HashMap, MapData};
 use dsh_ebpf::{ChurnCounts, ChurnKey, MainProcess};
 
 use super::{Probe, ProbeError};
@@ -12,37 +12,14 @@ const MAIN_PROCESSES: &str = "MAIN_PROCESSES";
 impl Probe {
     /// Every churn counter, cumulative since its entry was created.
     pub fn churn_counts(&self) -> Result<Vec<(ChurnKey, ChurnCounts)>, ProbeError> {
-        let map: HashMap<&MapData, ChurnKey, ChurnCounts> =
-            HashMap::try_from(self.map(CHURN)?).map_err(|e| ProbeError::Map(CHURN, e))?;
-        let mut out = Vec::new();
-        for item in map.iter() {
-            match item {
-                Ok(kv) => out.push(kv),
-                // Deleted between listing and reading.
-                Err(MapError::KeyNotFound) => continue,
-                Err(e) => return Err(ProbeError::Map(CHURN, e)),
-            }
-        }
-        Ok(out)
+        self.counter_entries(CHURN)
     }
 
     /// Deletes counters the agent has read for the last time. A counter
     /// the programs touch between the agent's last read and this delete
     /// loses that count, so only long-idle ones are forgotten.
     pub fn forget_churn(&mut self, keys: &[ChurnKey]) -> Result<(), ProbeError> {
-        let map = self
-            .ebpf
-            .map_mut(CHURN)
-            .ok_or(ProbeError::MissingMap(CHURN))?;
-        let mut map: HashMap<&mut MapData, ChurnKey, ChurnCounts> =
-            HashMap::try_from(map).map_err(|e| ProbeError::Map(CHURN, e))?;
-        for k in keys {
-            match map.remove(k) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(ProbeError::Map(CHURN, e)),
-            }
-        }
-        Ok(())
+        self.forget_counters::<ChurnKey, ChurnCounts>(CHURN, keys)
     }
 
     /// Tells the programs a running cgroup's main process (`None`: running,

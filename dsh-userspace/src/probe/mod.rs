@@ -4,6 +4,7 @@
 //! Nothing here knows about containers: ids in, counters and events out.
 pub mod btf;
 mod churn;
+mod counters;
 mod error;
 pub mod event;
 mod features;
