@@ -80,6 +80,7 @@ fn exit_cause(u: &mut Unstructured<'_>) -> Result<ExitCause> {
         0 => ExitCause::Oom(OomAtDeath {
             mem_used: u.arbitrary()?,
             mem_limit: u.arbitrary()?,
+            sampled: u.arbitrary()?,
         }),
         1 => ExitCause::Coredump {
             signal: signal(u)?,
