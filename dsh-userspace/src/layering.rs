@@ -5,7 +5,7 @@
 //!
 //! Data flows kernel → probe → agent → model → journal → api → render. In
 //! imports the agent is the loop that joins probe, cgroup and runtime into
-//! the model, journal and socket (style.md's sketch), so it sits above
+//! the model, journal and socket (docs/architecture.md), so it sits above
 //! every stage it drives; nothing imports the agent. Leaves (units, clock,
 //! signal) import nothing from dsh; `dsh_ebpf` (the kernel's types) is
 //! below everything. `cli` (the binary) is above everything.

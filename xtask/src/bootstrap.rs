@@ -1,6 +1,6 @@
 //! Installs what building Rust eBPF needs on a fresh machine:
 //! rust-src (for `-Z build-std=core`) and bpf-linker, built against rustc's
-//! own LLVM into `target/tools` (see ../shared/docs/platform.md).
+//! own LLVM into `target/tools` (see CONTRIBUTING.md, "Building").
 use std::{
     fs,
     path::{Path, PathBuf},

@@ -43,10 +43,18 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// fmt, clippy, unit tests, every fuzz target briefly, then every
-    /// privileged integration test.
+    /// fmt, clippy, unit tests, every fuzz target briefly, every privileged
+    /// integration test, the quick benchmark and the VM matrix.
     Test {
-        /// Filter passed to the integration test binary.
+        /// Run only these phases (comma-separated), e.g. `--only unit` or
+        /// `--only integration -- agent_plain`.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<test::Phase>,
+        /// Leave these phases out (comma-separated), e.g. `--skip fuzz,vm`.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        skip: Vec<test::Phase>,
+        /// Filter passed to the integration test binary; a filtered run
+        /// leaves out the benchmark and the VMs unless `--only` names them.
         #[arg(last = true)]
         filter: Vec<String>,
     },
@@ -106,7 +114,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Build { release } => cargo_build::build(release).map(drop),
         Command::Run { release, args } => run::run(release, &args),
-        Command::Test { filter } => test::test(&filter),
+        Command::Test { only, skip, filter } => test::test(&test::Selection { only, skip, filter }),
         Command::Fuzz { secs, targets } => fuzz::run(secs, &targets),
         Command::Bench { quick, scale_only } => bench::run(quick, scale_only),
         Command::VmTest(args) => vm::run(&args),

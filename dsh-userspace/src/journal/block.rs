@@ -2,7 +2,7 @@
 //! each block with its own string table (names, paths, commands repeat
 //! from line to line), postcard-encoded (varints, no field names); the
 //! typed message is stored by `msg::Msg`, its strings in that table. A
-//! container is a small number (`Cno`) kept in the `who` table, not its
+//! container is a small number (`ContainerNo`) kept in the `who` table, not its
 //! 64-hex id. A typical line costs a few dozen bytes instead of a JSON
 //! document of a few hundred.
 use std::collections::HashMap;
@@ -16,8 +16,19 @@ use crate::model::{
     state::State,
 };
 
-/// A container's number in the journal (the `who` table maps it to the key).
-pub type Cno = u32;
+/// A container's number in the journal: blocks and the index name a
+/// container by it (the `who` table maps it to the key), not by its key.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ContainerNo(pub u32);
+
+impl std::fmt::Display for ContainerNo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
 
 /// Format of a block's bytes: bump on any change to `Block`, `Line` or
 /// `Msg` (2: typed messages).
@@ -35,7 +46,7 @@ pub struct Block {
     base_us: i64,
     strings: Vec<String>,
     /// Every container with a line here (for the index, and for eviction).
-    pub who: Vec<Cno>,
+    pub who: Vec<ContainerNo>,
     lines: Vec<Line>,
     #[serde(skip)]
     interned: HashMap<String, u32>,
@@ -48,7 +59,7 @@ pub struct Block {
 struct Line {
     seq: u64,
     us: i64,
-    cno: Cno,
+    cno: ContainerNo,
     name: u32,
     kind: LogKind,
     from: Option<State>,
@@ -144,7 +155,7 @@ impl Block {
     }
 
     /// Adds a line (its seq already assigned) of container `cno`.
-    pub fn push(&mut self, e: &LogEntry, cno: Cno) {
+    pub fn push(&mut self, e: &LogEntry, cno: ContainerNo) {
         let us = micros(e.ts);
         if self.lines.is_empty() {
             self.base_seq = e.seq;
@@ -174,7 +185,7 @@ impl Block {
     }
 
     /// How many lines container `cno` has here.
-    pub fn lines_of(&self, cno: Cno) -> u64 {
+    pub fn lines_of(&self, cno: ContainerNo) -> u64 {
         self.lines.iter().filter(|l| l.cno == cno).count() as u64
     }
 
@@ -182,7 +193,7 @@ impl Block {
     /// has fewer) and returns how many went. The block keeps its first seq
     /// (its key in the table; lines store deltas from it); an emptied block
     /// is for the caller to delete.
-    pub fn remove_oldest_of(&mut self, cno: Cno, n: u64) -> u64 {
+    pub fn remove_oldest_of(&mut self, cno: ContainerNo, n: u64) -> u64 {
         let mut removed = 0;
         self.lines.retain(|l| {
             if l.cno == cno && removed < n {
@@ -200,8 +211,8 @@ impl Block {
     /// The lines, with `key_of` naming each container number.
     pub fn entries<'a>(
         &'a self,
-        mut key_of: impl FnMut(Cno) -> Option<String> + 'a,
-    ) -> impl Iterator<Item = Result<(Cno, LogEntry), BlockError>> + 'a {
+        mut key_of: impl FnMut(ContainerNo) -> Option<String> + 'a,
+    ) -> impl Iterator<Item = Result<(ContainerNo, LogEntry), BlockError>> + 'a {
         let s = |i: u32| {
             self.strings
                 .get(i as usize)
@@ -212,7 +223,7 @@ impl Block {
             let us = self.base_us.checked_add(l.us).ok_or(BlockError::Range)?;
             let seq = self.base_seq.checked_add(l.seq).ok_or(BlockError::Range)?;
             let ts = Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH);
-            let key = key_of(l.cno).unwrap_or_else(|| format!("#{}", l.cno));
+            let key = key_of(l.cno).unwrap_or_else(|| l.cno.to_string());
             let mut e = LogEntry::new(ts, &key, &s(l.name)?, l.kind, l.msg.load(&s)?);
             e.seq = seq;
             e.from = l.from;
@@ -258,15 +269,15 @@ mod tests {
     #[test]
     fn deltas_that_overflow_are_errors() {
         let mut b = Block::default();
-        b.push(&exec(10, 0), 7);
-        b.push(&exec(13, 1), 7);
+        b.push(&exec(10, 0), ContainerNo(7));
+        b.push(&exec(13, 1), ContainerNo(7));
         b.base_seq = u64::MAX - 1;
         b.base_us = i64::MAX - 10;
         let back = Block::decode(&b.encode()).unwrap();
         assert_eq!(back.last_seq(), u64::MAX);
         assert_eq!(back.newest(), None);
         let lines: Vec<_> = back.entries(|_| Some("k".to_owned())).collect();
-        assert!(matches!(&lines[0], Ok((7, e)) if e.seq == u64::MAX - 1));
+        assert!(matches!(&lines[0], Ok((ContainerNo(7), e)) if e.seq == u64::MAX - 1));
         assert!(matches!(lines[1], Err(BlockError::Range)));
     }
 
@@ -274,7 +285,7 @@ mod tests {
     fn lines_round_trip_and_stay_small() {
         let mut b = Block::default();
         for i in 0..100 {
-            b.push(&exec(10 + i, i as i64 / 10), 7);
+            b.push(&exec(10 + i, i as i64 / 10), ContainerNo(7));
         }
         let mut exit = exec(110, 11);
         exit.kind = LogKind::Exit;
@@ -290,7 +301,7 @@ mod tests {
             }),
         };
         exit.exit_code = Some(3);
-        b.push(&exit, 7);
+        b.push(&exit, ContainerNo(7));
         let bytes = b.encode();
         assert!(
             bytes.len() < 101 * 24,
@@ -303,7 +314,7 @@ mod tests {
             (10, 110, 101)
         );
         let lines: Vec<LogEntry> = back
-            .entries(|c| (c == 7).then(|| "k".to_owned()))
+            .entries(|c| (c == ContainerNo(7)).then(|| "k".to_owned()))
             .map(|r| r.unwrap().1)
             .collect();
         assert_eq!(lines[0], exec(10, 0));
@@ -413,7 +424,7 @@ mod tests {
         for (i, msg) in msgs.into_iter().enumerate() {
             let mut e = exec(i as u64 + 1, 0);
             e.msg = msg;
-            b.push(&e, 1);
+            b.push(&e, ContainerNo(1));
             lines.push(e);
         }
         let back: Vec<LogEntry> = Block::decode(&b.encode())
@@ -428,10 +439,13 @@ mod tests {
     fn a_containers_oldest_lines_come_out_and_the_rest_stay() {
         let mut b = Block::default();
         for seq in 1..=6 {
-            b.push(&exec(seq, 0), (seq % 2) as Cno);
+            b.push(&exec(seq, 0), ContainerNo((seq % 2) as u32));
         }
-        assert_eq!((b.lines_of(0), b.lines_of(1)), (3, 3));
-        assert_eq!(b.remove_oldest_of(1, 2), 2);
+        assert_eq!(
+            (b.lines_of(ContainerNo(0)), b.lines_of(ContainerNo(1))),
+            (3, 3)
+        );
+        assert_eq!(b.remove_oldest_of(ContainerNo(1), 2), 2);
         let back = Block::decode(&b.encode()).unwrap();
         assert_eq!(back.first_seq(), 1, "the key stays");
         let seqs: Vec<u64> = back
@@ -439,16 +453,20 @@ mod tests {
             .map(|r| r.unwrap().1.seq)
             .collect();
         assert_eq!(seqs, [2, 4, 5, 6]);
-        assert_eq!(b.who, [1, 0]);
-        assert_eq!(b.remove_oldest_of(1, 10), 1);
-        assert_eq!(b.who, [0], "no line left: no longer in the block");
-        assert_eq!(b.remove_oldest_of(7, 10), 0);
+        assert_eq!(b.who, [ContainerNo(1), ContainerNo(0)]);
+        assert_eq!(b.remove_oldest_of(ContainerNo(1), 10), 1);
+        assert_eq!(
+            b.who,
+            [ContainerNo(0)],
+            "no line left: no longer in the block"
+        );
+        assert_eq!(b.remove_oldest_of(ContainerNo(7), 10), 0);
     }
 
     #[test]
     fn damage_is_an_error_not_a_panic() {
         let mut b = Block::default();
-        b.push(&exec(1, 0), 1);
+        b.push(&exec(1, 0), ContainerNo(1));
         let bytes = b.encode();
         assert!(matches!(
             Block::decode(&[9, 1, 2]),

@@ -14,33 +14,33 @@ use redb::{ReadableTable as _, WriteTransaction};
 
 use super::{
     JournalError,
-    block::{Block, Cno},
+    block::{Block, ContainerNo},
     db,
     tables::{CRITICAL, CRITICAL_PER_WHO, Counts, INDEX},
 };
 
 /// The count saved for `cno` (0: none).
-pub(super) fn save(tx: &WriteTransaction, cno: Cno, n: u64) -> Result<(), JournalError> {
+pub(super) fn save(tx: &WriteTransaction, cno: ContainerNo, n: u64) -> Result<(), JournalError> {
     let mut t = tx
         .open_table(CRITICAL_PER_WHO)
         .map_err(db("open critical counts"))?;
     if n == 0 {
-        t.remove(cno).map_err(db("write critical counts"))?;
+        t.remove(cno.0).map_err(db("write critical counts"))?;
     } else {
-        t.insert(cno, n).map_err(db("write critical counts"))?;
+        t.insert(cno.0, n).map_err(db("write critical counts"))?;
     }
     Ok(())
 }
 
 /// Every container's count.
-pub(super) fn load(tx: &WriteTransaction) -> Result<HashMap<Cno, u64>, JournalError> {
+pub(super) fn load(tx: &WriteTransaction) -> Result<HashMap<ContainerNo, u64>, JournalError> {
     let t = tx
         .open_table(CRITICAL_PER_WHO)
         .map_err(db("open critical counts"))?;
     let mut out = HashMap::new();
     for row in t.iter().map_err(db("read critical counts"))? {
         let (cno, n) = row.map_err(db("read critical counts"))?;
-        out.insert(cno.value(), n.value());
+        out.insert(ContainerNo(cno.value()), n.value());
     }
     Ok(out)
 }
@@ -49,9 +49,9 @@ pub(super) fn load(tx: &WriteTransaction) -> Result<HashMap<Cno, u64>, JournalEr
 /// returns how many lines went.
 pub(super) fn enforce(
     tx: &WriteTransaction,
-    critical_of: &mut HashMap<Cno, u64>,
+    critical_of: &mut HashMap<ContainerNo, u64>,
     counts: &mut Counts,
-    cnos: impl IntoIterator<Item = Cno>,
+    cnos: impl IntoIterator<Item = ContainerNo>,
     max: u64,
 ) -> Result<u64, JournalError> {
     let mut evicted = 0;
@@ -74,13 +74,13 @@ pub(super) fn enforce(
 fn evict_oldest(
     tx: &WriteTransaction,
     counts: &mut Counts,
-    cno: Cno,
+    cno: ContainerNo,
     n: u64,
 ) -> Result<u64, JournalError> {
     let mut index = tx.open_table(INDEX).map_err(db("open index"))?;
     let mut blocks = tx.open_table(CRITICAL).map_err(db("open blocks"))?;
     let firsts: Vec<u64> = index
-        .range((cno, 0, 0)..=(cno, 0, u64::MAX))
+        .range((cno.0, 0, 0)..=(cno.0, 0, u64::MAX))
         .map_err(db("index range"))?
         .map(|r| r.map(|(k, _)| k.value().2))
         .collect::<Result<_, _>>()
@@ -91,7 +91,7 @@ fn evict_oldest(
             break;
         }
         let Some(v) = blocks.get(first).map_err(db("read block"))? else {
-            index.remove((cno, 0, first)).map_err(db("unindex"))?;
+            index.remove((cno.0, 0, first)).map_err(db("unindex"))?;
             continue;
         };
         let old_bytes = v.value().len() as u64;
@@ -115,7 +115,7 @@ fn evict_oldest(
                 .map_err(db("write block"))?;
         }
         if !block.who.contains(&cno) {
-            index.remove((cno, 0, first)).map_err(db("unindex"))?;
+            index.remove((cno.0, 0, first)).map_err(db("unindex"))?;
         }
     }
     Ok(removed)

@@ -2,13 +2,13 @@
 //! or everyone's, and the containers it knows.
 use std::collections::HashMap;
 
-use redb::{Database, ReadableDatabase as _, ReadableTable as _};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase as _, ReadableTable as _};
 
 use super::{
     JournalError,
-    block::{Block, Cno},
+    block::{Block, ContainerNo},
     db,
-    tables::{CHATTY, CONTAINERS, CRITICAL, INDEX, WHO, WHO_BY_KEY},
+    tables::{CHATTY, CONTAINER_BY_NO, CONTAINERS, CRITICAL, INDEX, NO_BY_KEY},
 };
 use crate::model::entry::LogEntry;
 
@@ -26,9 +26,9 @@ pub fn load_containers(database: &Database) -> Result<Vec<(String, Vec<u8>)>, Jo
 /// Every container with lines in the journal: (key, last name).
 pub fn known(database: &Database) -> Result<Vec<(String, String)>, JournalError> {
     let tx = database.begin_read().map_err(db("begin read"))?;
-    let who = tx.open_table(WHO).map_err(db("open who"))?;
+    let by_no = tx.open_table(CONTAINER_BY_NO).map_err(db("open who"))?;
     let mut out = Vec::new();
-    for row in who.iter().map_err(db("read who"))? {
+    for row in by_no.iter().map_err(db("read who"))? {
         let (_, v) = row.map_err(db("read who"))?;
         if let Ok(pair) = postcard::from_bytes::<(String, String)>(v.value()) {
             out.push(pair);
@@ -37,109 +37,184 @@ pub fn known(database: &Database) -> Result<Vec<(String, String)>, JournalError>
     Ok(out)
 }
 
+/// What a read asks for: lines with seq > `after_seq` that `keep` accepts,
+/// at most `limit` of them (the first in seq order).
+struct Wanted<K> {
+    after_seq: u64,
+    limit: Option<usize>,
+    keep: K,
+}
+
+impl<K: FnMut(&LogEntry) -> bool> Wanted<K> {
+    /// Whether `n` lines of one class are enough: each class's blocks are
+    /// in seq order, so the first `limit` of both classes are among the
+    /// first `limit` of each.
+    fn enough(&self, n: usize) -> bool {
+        self.limit.is_some_and(|l| n >= l)
+    }
+}
+
+/// One read transaction's tables, and the keys of the container numbers
+/// met so far.
+struct Reader {
+    tx: ReadTransaction,
+    /// Block tables by class number (critical, chatty).
+    blocks: [ReadOnlyTable<u64, &'static [u8]>; 2],
+    by_no: ReadOnlyTable<u32, &'static [u8]>,
+    keys: HashMap<ContainerNo, Option<String>>,
+}
+
+impl Reader {
+    fn open(database: &Database) -> Result<Self, JournalError> {
+        let tx = database.begin_read().map_err(db("begin read"))?;
+        Ok(Self {
+            blocks: [
+                tx.open_table(CRITICAL).map_err(db("open blocks"))?,
+                tx.open_table(CHATTY).map_err(db("open blocks"))?,
+            ],
+            by_no: tx.open_table(CONTAINER_BY_NO).map_err(db("open who"))?,
+            keys: HashMap::new(),
+            tx,
+        })
+    }
+
+    /// Decodes one block and adds the wanted lines (of `only`, if given).
+    fn take_block(
+        &mut self,
+        bytes: &[u8],
+        only: Option<ContainerNo>,
+        wanted: &mut Wanted<impl FnMut(&LogEntry) -> bool>,
+        out: &mut Vec<LogEntry>,
+    ) -> Result<(), JournalError> {
+        let block = Block::decode(bytes).map_err(|e| JournalError::Block {
+            what: "a block",
+            source: e,
+        })?;
+        if block.last_seq() <= wanted.after_seq {
+            return Ok(());
+        }
+        let (by_no, keys) = (&self.by_no, &mut self.keys);
+        let key_of = |no: ContainerNo| {
+            keys.entry(no)
+                .or_insert_with(|| {
+                    by_no
+                        .get(no.0)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| postcard::from_bytes::<(String, String)>(v.value()).ok())
+                        .map(|(key, _name)| key)
+                })
+                .clone()
+        };
+        for line in block.entries(key_of) {
+            let (no, e) = line.map_err(|e| JournalError::Block {
+                what: "a line",
+                source: e,
+            })?;
+            if only.is_none_or(|o| o == no) && e.seq > wanted.after_seq && (wanted.keep)(&e) {
+                out.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// One container's lines, through the block index.
+    fn of_container(
+        &mut self,
+        key: &str,
+        wanted: &mut Wanted<impl FnMut(&LogEntry) -> bool>,
+    ) -> Result<Vec<LogEntry>, JournalError> {
+        let mut out = Vec::new();
+        let no_by_key = self.tx.open_table(NO_BY_KEY).map_err(db("open who"))?;
+        let Some(no) = no_by_key
+            .get(key)
+            .map_err(db("read who"))?
+            .map(|v| v.value())
+        else {
+            return Ok(out);
+        };
+        let no = ContainerNo(no);
+        let index = self.tx.open_table(INDEX).map_err(db("open index"))?;
+        // The class being read, and where its lines start in `out`.
+        let mut class_at: Option<(u8, usize)> = None;
+        for row in index
+            .range((no.0, 0, 0)..=(no.0, u8::MAX, u64::MAX))
+            .map_err(db("index range"))?
+        {
+            let (k, _) = row.map_err(db("read index"))?;
+            let (_, class, first_seq) = k.value();
+            let start = match class_at {
+                Some((c, start)) if c == class => start,
+                _ => {
+                    class_at = Some((class, out.len()));
+                    out.len()
+                }
+            };
+            if wanted.enough(out.len() - start) {
+                continue;
+            }
+            let block = match self.blocks.get(class as usize) {
+                Some(table) => table.get(first_seq).map_err(db("read block"))?,
+                None => None,
+            };
+            if let Some(block) = block {
+                self.take_block(block.value(), Some(no), wanted, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everyone's lines, each class from the block holding `after_seq + 1`.
+    fn of_everyone(
+        &mut self,
+        wanted: &mut Wanted<impl FnMut(&LogEntry) -> bool>,
+    ) -> Result<Vec<LogEntry>, JournalError> {
+        let mut out = Vec::new();
+        for class in 0..self.blocks.len() {
+            // The block holding after_seq + 1 starts at or before it.
+            let start = self.blocks[class]
+                .range(..=wanted.after_seq.saturating_add(1))
+                .map_err(db("range"))?
+                .next_back()
+                .transpose()
+                .map_err(db("range"))?
+                .map_or(0, |(k, _)| k.value());
+            let class_start = out.len();
+            let blocks: Vec<_> = self.blocks[class]
+                .range(start..)
+                .map_err(db("range"))?
+                .collect();
+            for row in blocks {
+                if wanted.enough(out.len() - class_start) {
+                    break;
+                }
+                let (_, block) = row.map_err(db("read block"))?;
+                self.take_block(block.value(), None, wanted, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Durable lines with seq > `after_seq`, of one container or all, in seq
-/// order; `keep` filters; at most `limit`, the first in seq order. Each
-/// class's blocks are in seq order, so reading stops in each once it has
-/// `limit` lines: the first `limit` of both are among them.
+/// order; `keep` filters; at most `limit`, the first in seq order.
 pub fn read(
     database: &Database,
     key: Option<&str>,
     after_seq: u64,
     limit: Option<usize>,
-    mut keep: impl FnMut(&LogEntry) -> bool,
+    keep: impl FnMut(&LogEntry) -> bool,
 ) -> Result<Vec<LogEntry>, JournalError> {
-    let enough = |n: usize| limit.is_some_and(|l| n >= l);
-    let tx = database.begin_read().map_err(db("begin read"))?;
-    let who = tx.open_table(WHO).map_err(db("open who"))?;
-    let mut keys: HashMap<Cno, Option<String>> = HashMap::new();
-    let mut key_of = |cno: Cno| {
-        keys.entry(cno)
-            .or_insert_with(|| {
-                who.get(cno)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| postcard::from_bytes::<(String, String)>(v.value()).ok())
-                    .map(|(k, _)| k)
-            })
-            .clone()
+    let mut wanted = Wanted {
+        after_seq,
+        limit,
+        keep,
     };
-    let tables = [
-        tx.open_table(CRITICAL).map_err(db("open blocks"))?,
-        tx.open_table(CHATTY).map_err(db("open blocks"))?,
-    ];
-    let mut out = Vec::new();
-    let mut take = |bytes: &[u8], only: Option<Cno>, out: &mut Vec<LogEntry>| {
-        let b = Block::decode(bytes).map_err(|e| JournalError::Block {
-            what: "a block",
-            source: e,
-        })?;
-        if b.last_seq() <= after_seq {
-            return Ok::<(), JournalError>(());
-        }
-        for line in b.entries(&mut key_of) {
-            let (cno, e) = line.map_err(|e| JournalError::Block {
-                what: "a line",
-                source: e,
-            })?;
-            if only.is_none_or(|c| c == cno) && e.seq > after_seq && keep(&e) {
-                out.push(e);
-            }
-        }
-        Ok(())
+    let mut reader = Reader::open(database)?;
+    let mut out = match key {
+        Some(key) => reader.of_container(key, &mut wanted)?,
+        None => reader.of_everyone(&mut wanted)?,
     };
-    match key {
-        Some(key) => {
-            let by_key = tx.open_table(WHO_BY_KEY).map_err(db("open who"))?;
-            let Some(cno) = by_key.get(key).map_err(db("read who"))?.map(|v| v.value()) else {
-                return Ok(out);
-            };
-            let index = tx.open_table(INDEX).map_err(db("open index"))?;
-            // (class, where its lines start in `out`)
-            let mut current: Option<(u8, usize)> = None;
-            for row in index
-                .range((cno, 0, 0)..=(cno, u8::MAX, u64::MAX))
-                .map_err(db("index range"))?
-            {
-                let (k, _) = row.map_err(db("read index"))?;
-                let (_, class, first) = k.value();
-                let start = match current {
-                    Some((c, start)) if c == class => start,
-                    _ => {
-                        current = Some((class, out.len()));
-                        out.len()
-                    }
-                };
-                if enough(out.len() - start) {
-                    continue;
-                }
-                if let Some(t) = tables.get(class as usize)
-                    && let Some(v) = t.get(first).map_err(db("read block"))?
-                {
-                    take(v.value(), Some(cno), &mut out)?;
-                }
-            }
-        }
-        None => {
-            for t in &tables {
-                // The block holding after_seq + 1 starts at or before it.
-                let start = t
-                    .range(..=after_seq.saturating_add(1))
-                    .map_err(db("range"))?
-                    .next_back()
-                    .transpose()
-                    .map_err(db("range"))?
-                    .map_or(0, |(k, _)| k.value());
-                let class_start = out.len();
-                for row in t.range(start..).map_err(db("range"))? {
-                    if enough(out.len() - class_start) {
-                        break;
-                    }
-                    let (_, v) = row.map_err(db("read block"))?;
-                    take(v.value(), None, &mut out)?;
-                }
-            }
-        }
-    }
     out.sort_by_key(|e| e.seq);
     if let Some(limit) = limit {
         out.truncate(limit);

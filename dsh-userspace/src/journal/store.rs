@@ -8,9 +8,9 @@ use redb::{Database, Durability, ReadableTable as _, Table, TableDefinition, Wri
 
 use super::{
     JournalError, Retention,
-    block::{Block, Cno},
+    block::{Block, ContainerNo},
     bound, db,
-    tables::{CHATTY, CONTAINERS, CRITICAL, Counts, INDEX, WHO, WHO_BY_KEY},
+    tables::{CHATTY, CONTAINER_BY_NO, CONTAINERS, CRITICAL, Counts, INDEX, NO_BY_KEY},
 };
 use crate::model::{
     Changes,
@@ -46,12 +46,12 @@ const CLASSES: [LogClass; 2] = [LogClass::Critical, LogClass::Chatty];
 /// changed only once a transaction commits.
 #[derive(Clone, Debug, Default)]
 pub struct Writer {
-    who: HashMap<String, (Cno, String)>,
-    next_cno: Cno,
+    who: HashMap<String, (ContainerNo, String)>,
+    next_cno: ContainerNo,
     pub next_seq: u64,
     pub counts: Counts,
     /// Critical lines stored per container (see `bound`).
-    pub critical_of: HashMap<Cno, u64>,
+    pub critical_of: HashMap<ContainerNo, u64>,
 }
 
 /// What one write transaction did besides writing.
@@ -99,7 +99,7 @@ pub fn init(database: &Database) -> Result<Result<Writer, ForeignLayout>, Journa
             ))));
         }
         w.next_seq = meta(&m, "next_seq")?.max(1);
-        w.next_cno = u32::try_from(meta(&m, "next_cno")?).unwrap_or(u32::MAX);
+        w.next_cno = ContainerNo(u32::try_from(meta(&m, "next_cno")?).unwrap_or(u32::MAX));
         for (i, class) in ["critical", "chatty"].iter().enumerate() {
             w.counts.lines[i] = meta(&m, &format!("{class}_lines"))?;
             w.counts.bytes[i] = meta(&m, &format!("{class}_bytes"))?;
@@ -110,8 +110,8 @@ pub fn init(database: &Database) -> Result<Result<Writer, ForeignLayout>, Journa
         tx.open_table(INDEX).map_err(db("open index"))?;
         tx.open_table(CONTAINERS).map_err(db("open containers"))?;
         w.critical_of = bound::load(&tx)?;
-        tx.open_table(WHO_BY_KEY).map_err(db("open who"))?;
-        let who = tx.open_table(WHO).map_err(db("open who"))?;
+        tx.open_table(NO_BY_KEY).map_err(db("open who"))?;
+        let who = tx.open_table(CONTAINER_BY_NO).map_err(db("open who"))?;
         for row in who.iter().map_err(db("read who"))? {
             let (cno, v) = row.map_err(db("read who"))?;
             let Ok((key, name)) = postcard::from_bytes::<(String, String)>(v.value()) else {
@@ -120,7 +120,7 @@ pub fn init(database: &Database) -> Result<Result<Writer, ForeignLayout>, Journa
                     cno.value()
                 ))));
             };
-            w.who.insert(key, (cno.value(), name));
+            w.who.insert(key, (ContainerNo(cno.value()), name));
         }
     }
     tx.commit().map_err(db("commit"))?;
@@ -132,7 +132,7 @@ pub fn init(database: &Database) -> Result<Result<Writer, ForeignLayout>, Journa
 fn append_class(
     tx: &WriteTransaction,
     class: LogClass,
-    lines: &[(&LogEntry, Cno)],
+    lines: &[(&LogEntry, ContainerNo)],
     counts: &mut Counts,
 ) -> Result<(), JournalError> {
     if lines.is_empty() {
@@ -165,7 +165,7 @@ fn append_class(
         counts.bytes[c] += bytes.len() as u64;
         for &cno in &b.who {
             index
-                .insert((cno, c as u8, b.first_seq()), ())
+                .insert((cno.0, c as u8, b.first_seq()), ())
                 .map_err(db("index"))?;
         }
         Ok(())
@@ -216,23 +216,23 @@ fn remove_block(
     }
     let mut index = tx.open_table(INDEX).map_err(db("open index"))?;
     for cno in block.who {
-        index.remove((cno, c, first_seq)).map_err(db("unindex"))?;
+        index.remove((cno.0, c, first_seq)).map_err(db("unindex"))?;
         let left = index
-            .range((cno, 0, 0)..=(cno, u8::MAX, u64::MAX))
+            .range((cno.0, 0, 0)..=(cno.0, u8::MAX, u64::MAX))
             .map_err(db("index range"))?
             .next()
             .is_some();
         if !left {
-            let mut who = tx.open_table(WHO).map_err(db("open who"))?;
+            let mut who = tx.open_table(CONTAINER_BY_NO).map_err(db("open who"))?;
             let key = who
-                .remove(cno)
+                .remove(cno.0)
                 .map_err(db("forget who"))?
                 .and_then(|v| postcard::from_bytes::<(String, String)>(v.value()).ok())
                 .map(|(k, _)| k);
             w.critical_of.remove(&cno);
             bound::save(tx, cno, 0)?;
             if let Some(key) = key {
-                tx.open_table(WHO_BY_KEY)
+                tx.open_table(NO_BY_KEY)
                     .map_err(db("open who"))?
                     .remove(key.as_str())
                     .map_err(db("forget who"))?;
@@ -287,7 +287,7 @@ fn save_meta(tx: &WriteTransaction, w: &Writer) -> Result<(), JournalError> {
     let mut m = tx.open_table(META).map_err(db("open meta"))?;
     let mut put = |k: &str, v: u64| m.insert(k, v).map(|_| ()).map_err(db("write meta"));
     put("next_seq", w.next_seq)?;
-    put("next_cno", u64::from(w.next_cno))?;
+    put("next_cno", u64::from(w.next_cno.0))?;
     put("critical_lines", w.counts.lines[0])?;
     put("chatty_lines", w.counts.lines[1])?;
     put("critical_bytes", w.counts.bytes[0])?;
@@ -308,27 +308,27 @@ pub fn write(
     let mut tx = database.begin_write().map_err(db("begin"))?;
     tx.set_durability(Durability::Immediate)
         .map_err(db("set durability"))?;
-    let mut numbered: [Vec<(&LogEntry, Cno)>; 2] = [Vec::new(), Vec::new()];
+    let mut numbered: [Vec<(&LogEntry, ContainerNo)>; 2] = [Vec::new(), Vec::new()];
     {
-        let mut who = tx.open_table(WHO).map_err(db("open who"))?;
-        let mut by_key = tx.open_table(WHO_BY_KEY).map_err(db("open who"))?;
+        let mut who = tx.open_table(CONTAINER_BY_NO).map_err(db("open who"))?;
+        let mut by_key = tx.open_table(NO_BY_KEY).map_err(db("open who"))?;
         for e in lines {
             let cno = match w.who.get_mut(&e.key) {
                 Some((cno, name)) => {
                     if *name != e.id {
                         name.clone_from(&e.id);
-                        who.insert(*cno, who_value(&e.key, &e.id).as_slice())
+                        who.insert(cno.0, who_value(&e.key, &e.id).as_slice())
                             .map_err(db("write who"))?;
                     }
                     *cno
                 }
                 None => {
                     let cno = w.next_cno;
-                    w.next_cno += 1;
-                    who.insert(cno, who_value(&e.key, &e.id).as_slice())
+                    w.next_cno.0 += 1;
+                    who.insert(cno.0, who_value(&e.key, &e.id).as_slice())
                         .map_err(db("write who"))?;
                     by_key
-                        .insert(e.key.as_str(), cno)
+                        .insert(e.key.as_str(), cno.0)
                         .map_err(db("write who"))?;
                     w.who.insert(e.key.clone(), (cno, e.id.clone()));
                     cno
@@ -346,7 +346,7 @@ pub fn write(
             &mut w.counts,
         )?;
     }
-    let mut touched: Vec<Cno> = numbered[class_no(LogClass::Critical) as usize]
+    let mut touched: Vec<ContainerNo> = numbered[class_no(LogClass::Critical) as usize]
         .iter()
         .map(|&(_, cno)| cno)
         .collect();

@@ -6,9 +6,10 @@ pub(super) const CRITICAL: TableDefinition<u64, &[u8]> = TableDefinition::new("c
 pub(super) const CHATTY: TableDefinition<u64, &[u8]> = TableDefinition::new("chatty_blocks");
 /// (container, class, block) → (): which blocks hold a container's lines.
 pub(super) const INDEX: TableDefinition<(u32, u8, u64), ()> = TableDefinition::new("block_index");
-/// Container number → (key, last name); and key → number.
-pub(super) const WHO: TableDefinition<u32, &[u8]> = TableDefinition::new("who");
-pub(super) const WHO_BY_KEY: TableDefinition<&str, u32> = TableDefinition::new("who_by_key");
+/// Container number (`block::ContainerNo`) → its (key, last name), postcard;
+/// and key → number. (On disk they keep their first names, "who".)
+pub(super) const CONTAINER_BY_NO: TableDefinition<u32, &[u8]> = TableDefinition::new("who");
+pub(super) const NO_BY_KEY: TableDefinition<&str, u32> = TableDefinition::new("who_by_key");
 /// Container key → JSON container state.
 pub(super) const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 /// Container number → its critical lines stored (see `bound`).

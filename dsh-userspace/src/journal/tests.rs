@@ -375,8 +375,8 @@ fn pages_cover_everything_once() {
 /// precision); the block is the `journal_block` fuzz target's seed.
 #[test]
 fn blocks_round_trip_and_seed_the_fuzzer() {
-    use super::block::Block;
-    let key = |cno: u32| Some(format!("key{cno}"));
+    use super::block::{Block, ContainerNo};
+    let key = |no: ContainerNo| Some(format!("key{}", no.0));
     let mut lines = vec![entry(1, "key0", true), exec(2, "key1", 42), {
         let mut e = LogEntry::new(
             at(3),
@@ -401,7 +401,7 @@ fn blocks_round_trip_and_seed_the_fuzzer() {
     let mut block = Block::default();
     for (i, e) in lines.iter_mut().enumerate() {
         e.seq = 10 + i as u64;
-        block.push(e, if e.key == "key0" { 0 } else { 1 });
+        block.push(e, ContainerNo(if e.key == "key0" { 0 } else { 1 }));
     }
     let bytes = block.encode();
     let back: Vec<LogEntry> = Block::decode(&bytes)

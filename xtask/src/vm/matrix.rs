@@ -1,6 +1,6 @@
 //! The matrix: its cells (kernel x layout), the tests each VM runs, and
-//! the last run as a Markdown table for `target/vm/matrix.md` and the
-//! README.
+//! the last run as a Markdown table for `target/vm/matrix.md` and
+//! `docs/vm-matrix.md`.
 use std::{fmt::Write as _, process::Command, time::Duration};
 
 use super::{Cell, Kernel, Layout, console::Outcome};

@@ -2,7 +2,8 @@
 //! Docker, run inside VMs booting Debian's 5.10, 6.1 and 6.12 kernels
 //! under each cgroup layout. A test that fails, panics, hangs or leaves no
 //! result fails its cell; a kernel that cannot be fetched fails its cells
-//! with the reason. The last run's table lands in `target/vm/matrix.md`.
+//! with the reason. The last run's table lands in `target/vm/matrix.md`,
+//! and a whole-matrix run's in `docs/vm-matrix.md`.
 mod console;
 mod initramfs;
 mod kernel;
@@ -52,22 +53,31 @@ impl Layout {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum KernelChoice {
-    #[value(name = "5.10")]
-    V5_10,
-    #[value(name = "6.1")]
-    V6_1,
-    #[value(name = "6.12")]
-    V6_12,
-    All,
+/// The kernels a run boots: one by its name, or `all`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kernels(pub Vec<Kernel>);
+
+impl std::str::FromStr for Kernels {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "all" {
+            return Ok(Self(Kernel::ALL.to_vec()));
+        }
+        <Kernel as clap::ValueEnum>::from_str(s, false)
+            .map(|k| Self(vec![k]))
+            .map_err(|_| {
+                let names: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown kernel {s:?}: one of {} or all", names.join(", "))
+            })
+    }
 }
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct VmArgs {
     /// The kernel to boot; `all` runs the whole matrix.
-    #[arg(long, value_enum, default_value = "all")]
-    pub kernel: KernelChoice,
+    #[arg(long, default_value = "all")]
+    pub kernel: Kernels,
     /// One cgroup layout for every chosen kernel (default: the matrix's
     /// layouts of each kernel).
     #[arg(long, value_enum)]
@@ -86,7 +96,7 @@ pub struct VmArgs {
 impl Default for VmArgs {
     fn default() -> Self {
         Self {
-            kernel: KernelChoice::All,
+            kernel: Kernels(Kernel::ALL.to_vec()),
             layout: None,
             tests: Vec::new(),
             jobs: 2,
@@ -131,14 +141,8 @@ impl Cell {
 }
 
 fn plan(args: &VmArgs) -> Vec<(Kernel, Layout)> {
-    let kernels: Vec<Kernel> = match args.kernel {
-        KernelChoice::V5_10 => vec![Kernel::V5_10],
-        KernelChoice::V6_1 => vec![Kernel::V6_1],
-        KernelChoice::V6_12 => vec![Kernel::V6_12],
-        KernelChoice::All => Kernel::ALL.to_vec(),
-    };
     let mut cells = Vec::new();
-    for k in kernels {
+    for &k in &args.kernel.0 {
         match args.layout {
             Some(l) => cells.push((k, l)),
             None => cells.extend(MATRIX.iter().filter(|(mk, _)| *mk == k)),
@@ -216,6 +220,15 @@ pub fn run_with(tc: &Toolchain, args: &VmArgs) -> anyhow::Result<()> {
     let table = matrix::markdown(&cells, GROUPS, started.elapsed());
     let out = vm.join("matrix.md");
     fs::write(&out, &table).with_context(|| format!("writing {}", out.display()))?;
+    // A whole-matrix run is the one docs/testing.md shows.
+    if args.layout.is_none() && args.tests.is_empty() && args.kernel.0 == Kernel::ALL {
+        let doc = workspace_root().join("docs/vm-matrix.md");
+        let text = format!(
+            "# The VM matrix's last run\n\nWritten by `cargo xtask vm-test` (and `cargo xtask test`); \
+             see [testing.md](testing.md#the-vm-matrix) for what each cell proves.\n\n{table}"
+        );
+        fs::write(&doc, text).with_context(|| format!("writing {}", doc.display()))?;
+    }
     eprintln!("\n{table}");
     let failed: Vec<String> = cells
         .iter()
@@ -409,4 +422,19 @@ fn build(tc: &Toolchain, test_names: Vec<String>) -> anyhow::Result<initramfs::P
         workload: dir.join("dsh-workload"),
         test_names,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use super::{Kernel, Kernels};
+
+    #[test]
+    fn kernels_parse_a_name_or_all() {
+        assert_eq!(Kernels::from_str("6.1"), Ok(Kernels(vec![Kernel::V6_1])));
+        assert_eq!(Kernels::from_str("all"), Ok(Kernels(Kernel::ALL.to_vec())));
+        let err = Kernels::from_str("4.19").unwrap_err();
+        assert!(err.contains("5.10, 6.1, 6.12 or all"), "{err}");
+    }
 }

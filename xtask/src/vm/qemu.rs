@@ -1,5 +1,5 @@
 //! Booting one test VM: qemu with software emulation (a guest hangs under
-//! KVM on this machine kind, see ../shared/docs/platform.md), the serial
+//! KVM on the cloud VMs we build on, see docs/testing.md), the serial
 //! console captured to a log file, killed at its deadline.
 use std::{
     fs,
