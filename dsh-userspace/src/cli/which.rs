@@ -7,10 +7,10 @@ use dsh::{
     api::{Reply, Request, client},
     cgroup::layout::CgroupLayout,
     cgroup::{self, identity::identify},
+    render::which::{InContainer, Which},
     report::chain,
-    untrusted::{self, json},
+    untrusted,
 };
-use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct WhichArgs {
@@ -35,15 +35,12 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         format!("process {pid} has no cgroup in this host's attribution hierarchy")
     })?;
     let Some(id) = identify(path) else {
-        if args.json {
-            let v = json!({ "pid": pid, "in_container": false, "process_cgroup": path });
-            println!("{}", json::to_string(&v)?);
-        } else {
-            println!(
-                "{pid} is not in a container (cgroup {})",
-                untrusted::name(path)
-            );
-        }
+        let which = Which::NotInContainer {
+            pid,
+            in_container: false,
+            process_cgroup: path,
+        };
+        print(&which, args.json)?;
         return Ok(ExitCode::SUCCESS);
     };
     // The agent knows names and states; the cgroup path alone knows the
@@ -69,50 +66,30 @@ pub fn run(args: WhichArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    let runtime = id.runtime.as_str();
-    if args.json {
-        let v = json!({
-            "pid": pid,
-            "in_container": true,
-            "id": row.as_ref().map(|r| r.id.clone()),
-            "state": row.as_ref().map(|r| r.state),
-            "runtime": runtime,
-            "runtime_id": id.runtime_id,
-            "cgroup": id.cgroup,
-            "pod_uid": id.pod_uid,
-            "namespace": row.as_ref().and_then(|r| r.namespace.clone()),
-            "pod": row.as_ref().and_then(|r| r.pod.clone()),
-            "container": row.as_ref().and_then(|r| r.container.clone()),
-            "process_cgroup": path,
-        });
-        println!("{}", json::to_string(&v)?);
-    } else {
-        let name = row.as_ref().map_or("-", |r| r.id.as_str());
-        let short = if id.runtime_id.len() == 64 {
-            &id.runtime_id[..12]
-        } else {
-            id.runtime_id.as_str()
-        };
-        let mut line = format!(
-            "{pid} {} {runtime} {} {}",
-            untrusted::name(name),
-            untrusted::name(short),
-            untrusted::name(&id.cgroup)
-        );
-        if let Some(uid) = &id.pod_uid {
-            line.push_str(&format!(" pod {uid}"));
-        }
-        if let Some(r) = &row
-            && let (Some(ns), Some(pod), Some(c)) = (&r.namespace, &r.pod, &r.container)
-        {
-            line.push_str(&format!(
-                " namespace {} pod-name {} container {}",
-                untrusted::name(ns),
-                untrusted::name(pod),
-                untrusted::name(c)
-            ));
-        }
-        println!("{line}");
-    }
+    let row = row.as_deref();
+    let which = Which::InContainer(Box::new(InContainer {
+        pid,
+        in_container: true,
+        id: row.map(|r| r.id.as_str()),
+        state: row.map(|r| r.state),
+        runtime: id.runtime.as_str(),
+        runtime_id: &id.runtime_id,
+        cgroup: &id.cgroup,
+        pod_uid: id.pod_uid.as_deref(),
+        namespace: row.and_then(|r| r.namespace.as_deref()),
+        pod: row.and_then(|r| r.pod.as_deref()),
+        container: row.and_then(|r| r.container.as_deref()),
+        process_cgroup: path,
+    }));
+    print(&which, args.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn print(which: &Which<'_>, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", which.json()?);
+    } else {
+        println!("{}", which.line());
+    }
+    Ok(())
 }

@@ -7,3 +7,4 @@ pub mod log;
 pub mod status;
 pub mod table;
 pub mod trace;
+pub mod which;
