@@ -284,3 +284,33 @@ fn syscall_series_are_absent_when_not_counted() {
     assert!(text.contains("dsh_agent_syscall_accounting{node=\"node-a\",mode=\"off\"} 1\n"));
     assert_eq!(value_of(&text, names::CONTAINER_PROCESS_EXECS), "12");
 }
+
+/// The metric names a text mentions: `dsh_*` and `process_*` words.
+fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("dsh_") || w.starts_with("process_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// docs/metrics.md names every sample name the exposition has, and no
+/// other: renaming, adding or removing a family fails here until the page
+/// says so.
+#[test]
+fn docs_name_every_family() {
+    let text = exposition::encode(Arc::new(snapshot(vec![figures("web")])));
+    let exposed: std::collections::BTreeSet<String> = samples(&text)
+        .into_iter()
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect();
+    assert!(exposed.len() > 30, "{exposed:?}");
+    let documented = names_in(include_str!("../../docs/metrics.md"));
+    let undocumented: Vec<_> = exposed.difference(&documented).collect();
+    let not_exposed: Vec<_> = documented.difference(&exposed).collect();
+    assert!(
+        undocumented.is_empty() && not_exposed.is_empty(),
+        "exposed but not in docs/metrics.md: {undocumented:?}; \
+         in docs/metrics.md but not exposed: {not_exposed:?}"
+    );
+}

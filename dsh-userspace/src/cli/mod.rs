@@ -13,6 +13,9 @@ mod top;
 mod trace;
 mod which;
 
+#[cfg(test)]
+mod docs_flags;
+
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
