@@ -514,18 +514,19 @@ fn kubernetes_daemonset_runs_the_agent_it_describes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The README's NetworkPolicy for the metrics port selects the
+/// docs/security.md's NetworkPolicy for the metrics port selects the
 /// DaemonSet's pods in its namespace and opens the port they serve on,
 /// to a selected client only.
 #[test]
-fn the_readmes_network_policy_fits_the_daemonset() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+fn the_documented_network_policy_fits_the_daemonset() {
+    let readme =
+        std::fs::read_to_string(repo().join("docs/security.md")).expect("docs/security.md");
     let policy = readme
         .split("```yaml\n")
         .skip(1)
         .filter_map(|b| b.split_once("```").map(|(yaml, _)| yaml))
         .find(|yaml| yaml.contains("kind: NetworkPolicy"))
-        .expect("a NetworkPolicy example in the README");
+        .expect("a NetworkPolicy example in docs/security.md");
     let policy = &yaml_docs(policy)[0];
     let ds = &daemonset();
     assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");

@@ -31,6 +31,7 @@ const OTHER_TOOLS: &[&str] = &[
     "--quick",
     "--scale-only",
     "--secs",
+    "--timeout",
     "--userns",
 ];
 

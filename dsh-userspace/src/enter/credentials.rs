@@ -33,7 +33,7 @@ pub struct Credentials {
     pub bounding: u64,
     pub ambient: u64,
     pub no_new_privs: bool,
-    /// 2: a seccomp filter, which cannot be copied (see the README).
+    /// 2: a seccomp filter, which cannot be copied (docs/limits.md).
     pub seccomp: u32,
     /// The AppArmor profile to exec into, when AppArmor is enabled and the
     /// process is confined.
