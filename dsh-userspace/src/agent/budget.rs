@@ -16,10 +16,11 @@ use crate::{
 };
 
 /// Descriptors never given to container files: the CLI socket's clients
-/// (`MAX_CONNECTIONS`), the metrics listener's (16), and a margin for
-/// runtime connections, sampling-window attaches, the journal and the
+/// (`MAX_CONNECTIONS`), the metrics server's connections, and a margin
+/// for runtime connections, sampling-window attaches, the journal and the
 /// files read once (an exit's last statistics, a start-up scan).
-pub const RESERVE: u64 = super::MAX_CONNECTIONS as u64 + 16 + 64;
+pub const RESERVE: u64 =
+    super::MAX_CONNECTIONS as u64 + crate::metrics::server::MAX_CONNECTIONS as u64 + 64;
 
 /// Containers over budget are read once in this many ticks.
 pub const SLOW_EVERY: u64 = 5;

@@ -31,7 +31,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9688";
 /// a descriptor and its socket buffers, not a copy of the exposition.
 /// Set well above the handful of scrapers a node has, so a few stalled
 /// clients leave room for the real ones.
-const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// A client that sends no request head within this is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -307,7 +307,7 @@ impl EventStream {
     }
 
     /// The next event, in ring order (critical first), for a reader that
-    /// does not put events in time order (`dsh agent --print-events`).
+    /// does not put events in time order (`dsh agent --events`).
     pub async fn next(&mut self) -> Result<Event, ProbeError> {
         loop {
             if self.oom_queue.is_empty() {
