@@ -1,8 +1,9 @@
 //! Builds the kernel programs (`dsh-ebpf`, for `bpfel-unknown-none`) and
 //! leaves the object in OUT_DIR for `include_bytes_aligned!`.
 //!
-//! Needs `bpf-linker` on PATH and `RUSTC_BOOTSTRAP=1` (for `-Z build-std=core`
-//! on the stable toolchain); `cargo xtask` provides both.
+//! Needs `RUSTC_BOOTSTRAP=1` (for `-Z build-std=core` on the stable
+//! toolchain; `.cargo/config.toml` sets it) and `bpf-linker`: on PATH, or
+//! where `cargo xtask bootstrap` installs it (`target/tools/bin`).
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
 
@@ -29,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     // otherwise build that checkout's programs.
     let manifest_dir =
         std::env::var("CARGO_MANIFEST_DIR").context("cargo did not set CARGO_MANIFEST_DIR")?;
+    put_bootstrapped_tools_on_path(&manifest_dir)?;
     let root_dir = format!("{manifest_dir}/../dsh-ebpf");
     let package = Package {
         name: "dsh-ebpf",
@@ -37,4 +39,25 @@ fn main() -> anyhow::Result<()> {
     };
     aya_build::build_ebpf([package], Toolchain::Custom("stable"))
         .context("building the eBPF programs (dsh-ebpf) failed")
+}
+
+/// Puts `target/tools/bin` (where `cargo xtask bootstrap` builds
+/// bpf-linker) first on PATH for the nested build, so plain `cargo test`
+/// works once the tools are there.
+fn put_bootstrapped_tools_on_path(manifest_dir: &str) -> anyhow::Result<()> {
+    let tools = std::path::Path::new(manifest_dir).join("../target/tools/bin");
+    if !tools.join("bpf-linker").exists() {
+        return Ok(());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    if dirs.iter().any(|d| d.join("bpf-linker").exists()) {
+        return Ok(());
+    }
+    dirs.insert(0, tools);
+    let joined = std::env::join_paths(dirs).context("joining PATH")?;
+    // SAFETY: a build script is one thread; nothing else reads the
+    // environment while it is changed.
+    unsafe { std::env::set_var("PATH", joined) };
+    Ok(())
 }
