@@ -28,6 +28,8 @@ pub(super) struct Started {
     pub events: EventStream,
     pub runtime_updates: mpsc::Receiver<RuntimeUpdate>,
     pub asks: mpsc::Receiver<(Ask, oneshot::Sender<Reply>)>,
+    /// Scrapes that found the metrics snapshot stale.
+    pub metrics_refreshes: mpsc::Receiver<publish::Refresh>,
     pub tasks: Tasks,
 }
 
@@ -104,7 +106,8 @@ pub(super) async fn start(cfg: AgentConfig) -> anyhow::Result<Started> {
 
     let (ask_tx, asks) = mpsc::channel(64);
     let server = tokio::spawn(server::serve(listener, ask_tx, journal, lines));
-    let metrics = metrics_listener.map(|l| agent.serve_metrics(l));
+    let (refresh_tx, metrics_refreshes) = mpsc::channel(64);
+    let metrics = metrics_listener.map(|l| agent.serve_metrics(l, refresh_tx));
     log::info!(
         "dsh agent: programs attached; {} containers; socket {}",
         agent.model.len(),
@@ -115,6 +118,7 @@ pub(super) async fn start(cfg: AgentConfig) -> anyhow::Result<Started> {
         events,
         runtime_updates,
         asks,
+        metrics_refreshes,
         tasks: Tasks { server, metrics },
     })
 }

@@ -149,6 +149,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
         mut events,
         mut runtime_updates,
         mut asks,
+        mut metrics_refreshes,
         tasks,
     } = lifecycle::start(cfg).await?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -165,6 +166,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             _ = flush.tick() => agent.on_flush_tick(),
             Some(update) = runtime_updates.recv() => agent.on_runtime(update),
             Some((q, reply)) = asks.recv() => agent.ask(q, reply),
+            Some(done) = metrics_refreshes.recv() => agent.on_metrics_refresh(done),
             _ = tokio::time::sleep_until(trace::deadline(&agent.trace)), if agent.trace.is_some() => {
                 agent.finish_trace();
             }
