@@ -13,7 +13,10 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::agentkit::{Agent, Container, wait_until};
+use crate::{
+    agentkit::{Agent, Container, wait_until},
+    promkit::{curl, metrics_url},
+};
 
 /// The user that makes the look-alikes (nobody).
 const UID: u32 = 65534;
@@ -68,8 +71,8 @@ impl Delegated {
     }
 
     /// Runs `script` as the user (no groups, no capabilities), with the
-    /// delegated directory of every hierarchy as its arguments.
-    fn as_user(&self, script: &str) {
+    /// delegated directory of every hierarchy as its arguments; its stdout.
+    fn as_user(&self, script: &str) -> String {
         let uid = UID.to_string();
         let out = Command::new("setpriv")
             .args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "--"])
@@ -82,6 +85,7 @@ impl Delegated {
             "as uid {UID}: {script}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -170,12 +174,12 @@ fn a_delegated_user_cannot_take_a_containers_identity() {
     let remove = "rmdir \"$d/docker-ID.scope/init.scope\" \"$d/docker-ID.scope\" \
                   \"$d/docker/ID\" \"$d/docker\" \"$d/cri-containerd-ID.scope\""
         .replace("ID", &real.id);
-    delegated.as_user(&format!(
+    let _ = delegated.as_user(&format!(
         "for i in $(seq 20); do for d; do {make}; done; sleep 0.05; \
          for d; do {remove}; done; done"
     ));
     // Then they stay, so they are seen listed.
-    delegated.as_user(&format!("for d; do {make}; done"));
+    let _ = delegated.as_user(&format!("for d; do {make}; done"));
     // A sampling tick or two later, the container is as it was.
     std::thread::sleep(Duration::from_millis(1500));
     let row = row_of(&agent, &real.name).expect("the container's row");
@@ -229,7 +233,7 @@ fn the_start_up_scan_keeps_identity_and_a_restart_while_down() {
     let delegated = Delegated::new();
     let shapes = look_alikes(&real.id);
     let make = mkdir_each(&shapes);
-    delegated.as_user(&format!("for d; do {make}; done"));
+    let _ = delegated.as_user(&format!("for d; do {make}; done"));
     agent.start_again();
 
     // Named once Docker has answered the restarted agent.
@@ -260,4 +264,99 @@ fn the_start_up_scan_keeps_identity_and_a_restart_while_down() {
         let r = r.unwrap_or_else(|| panic!("{p} not listed: {rows:?}"));
         assert_eq!((&r["id"], &r["runtime_id"]), (&json!(p), &json!(p)), "{r}");
     }
+}
+
+/// The agent's journal file, in bytes.
+fn journal_bytes(agent: &Agent) -> u64 {
+    std::fs::metadata(agent.state_dir.join("journal.redb")).map_or(0, |m| m.len())
+}
+
+/// 10 s of mkdir and rmdir of distinct names in a delegated subtree (in
+/// every hierarchy): the cgroups that never ran a process and were gone
+/// within a sample leave no row, no metric series and one summary line per
+/// sample; the rest stay within the parent's line budget; a real container
+/// beside them keeps its row, statistics and log.
+#[test]
+fn a_mkdir_rmdir_loop_costs_bounded_lines_and_series() {
+    let agent = Agent::fresh("cgroup-churn", &["--metrics-addr", "127.0.0.1:0"]);
+    let real = Container::run("cgroup-churn", &[], &["sleep", "3600"]);
+    let running = |r: &Value| {
+        r["state"] == "kContainerRunning" && r["mem_used_bytes"].as_u64().is_some_and(|m| m > 0)
+    };
+    let row = wait_until(Duration::from_secs(20), "the container running", || {
+        row_of(&agent, &real.name).filter(running)
+    });
+    let log_before = settled_log(&agent, &real.name);
+    let bytes_before = journal_bytes(&agent);
+    let delegated = Delegated::new();
+    let rounds: u64 = delegated
+        .as_user(
+            "end=$(($(date +%s) + 10)); i=0; \
+             while [ \"$(date +%s)\" -lt \"$end\" ]; do i=$((i + 1)); \
+             for d; do mkdir \"$d/loop-$i.scope\"; done; \
+             for d; do rmdir \"$d/loop-$i.scope\"; done; done; echo \"$i\"",
+        )
+        .trim()
+        .parse()
+        .expect("the loop's round count");
+    assert!(rounds >= 100, "only {rounds} rounds of mkdir and rmdir");
+    // A few samples later, everything is summed up and committed.
+    std::thread::sleep(Duration::from_millis(2000));
+    let bytes_grown = journal_bytes(&agent).saturating_sub(bytes_before);
+
+    let under = |v: &Value| v.as_str().is_some_and(|k| k.starts_with(&delegated.rel));
+    let lines: Vec<Value> = agent
+        .log_json(None)
+        .into_iter()
+        .filter(|e| under(&e["key"]))
+        .collect();
+    let vanished: u64 = lines
+        .iter()
+        .filter_map(|e| e["msg"].as_str())
+        .filter(|m| m.contains(" created and removed under "))
+        .filter_map(|m| m.split(' ').next()?.replace(',', "").parse::<u64>().ok())
+        .sum();
+    let rows: Vec<Value> = agent
+        .rows()
+        .into_iter()
+        .filter(|r| under(&r["cgroup"]))
+        .collect();
+    let exposition = curl(&metrics_url(&agent), &[]).body;
+    let series = exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&delegated.rel))
+        .count();
+    let real_series = exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&format!("\"{}\"", real.name)))
+        .count();
+    let line_bytes: usize = lines.iter().map(|e| e.to_string().len()).sum();
+    eprintln!(
+        "{rounds} rounds: {} lines ({line_bytes} bytes as JSON; {vanished} cgroups summed \
+         as vanished), {} rows, {series} metric series (a container has {real_series}), \
+         journal file grew {bytes_grown} bytes",
+        lines.len(),
+        rows.len()
+    );
+    // Every round is a vanished cgroup or a row (one caught by a sample).
+    assert_eq!(vanished + rows.len() as u64, rounds, "{lines:?}\n{rows:?}");
+    // 12 s at 500 ms: about 24 samples, each at most one summary and a
+    // cgroup or two caught alive (its create, destroy and exit lines).
+    assert!(lines.len() <= 150, "{} lines: {lines:?}", lines.len());
+    assert!(rows.len() <= 50, "{} rows", rows.len());
+    assert!(
+        series <= rows.len() * real_series.max(1),
+        "{series} series for {} rows",
+        rows.len()
+    );
+    assert!(
+        bytes_grown <= 1 << 20,
+        "the journal grew {bytes_grown} bytes"
+    );
+
+    let after = row_of(&agent, &real.name).expect("the container's row");
+    assert!(running(&after), "{after}");
+    assert_eq!(after["cgroup"], row["cgroup"], "{after}");
+    assert_eq!(after["restart"], row["restart"], "{after}");
+    assert_eq!(agent.log_json(Some(&real.name)), log_before);
 }

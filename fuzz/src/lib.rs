@@ -4,8 +4,8 @@ use dsh::{
     cgroup::stats::{CgroupStats, StatsError},
     model::{
         cause::{
-            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
-            OtherSignalsReceived, SignalsReceived, Start,
+            CgroupChurnSummary, ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message,
+            OomAtDeath, OtherSignalsReceived, SignalsReceived, Start,
         },
         entry::{LogEntry, LogKind},
         state::State,
@@ -116,7 +116,7 @@ fn usage(u: &mut Unstructured<'_>) -> Result<Option<ExitUsage>> {
 /// A message of any kind, with any strings (`Text` too: lines journaled
 /// before messages were typed are rewritten as such).
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
-    Ok(match u.int_in_range(0..=10)? {
+    Ok(match u.int_in_range(0..=11)? {
         0 => Message::CgroupCreated {
             cgroup: u.arbitrary()?,
         },
@@ -159,6 +159,11 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
             signals: (0..u.int_in_range(0..=4)?)
                 .map(|_| signal(u))
                 .collect::<Result<_>>()?,
+        }),
+        10 => Message::CgroupChurn(CgroupChurnSummary {
+            parent: u.arbitrary()?,
+            vanished: u.arbitrary()?,
+            lines_not_written: u.arbitrary()?,
         }),
         _ => Message::Text(u.arbitrary()?),
     })

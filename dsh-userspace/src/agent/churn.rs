@@ -82,5 +82,6 @@ impl Agent {
             log::warn!("forgetting idle churn counters: {}", chain(&e));
         }
         self.model.churn_lines(ts);
+        self.model.cgroup_churn_lines(ts);
     }
 }

@@ -3,6 +3,7 @@
 mod budget;
 mod churn;
 mod discovery;
+mod lifecycle;
 mod publish;
 mod reorder;
 mod runtimes;
@@ -25,7 +26,7 @@ use std::{
 use jiff::{SignedDuration, Timestamp};
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::{broadcast, mpsc, oneshot},
+    sync::{broadcast, oneshot},
 };
 
 use crate::{
@@ -39,10 +40,9 @@ use crate::{
         entry::LogEntry,
         health::HealthRules,
         row::ContainerRow,
-        syscalls::SyscallAccounting,
     },
     probe::{
-        Probe, ProbeOptions, SyscallCounters,
+        Probe, SyscallCounters,
         event::{Event, EventKind},
     },
     report::chain,
@@ -108,6 +108,8 @@ struct Agent {
     runtimes: runtimes::Runtimes,
     /// Where each tick's metrics snapshot goes, when metrics are served.
     metrics: Option<publish::Publisher>,
+    /// Sampling ticks so far (housekeeping runs every so many).
+    ticks: u64,
 }
 
 /// The socket and journal are root's: nobody else may even look.
@@ -139,134 +141,32 @@ fn raise_nofile() -> crate::fds::NofileLimit {
     }
 }
 
+/// Runs the agent until SIGINT or SIGTERM: each arm of the `select!` is one
+/// kind of event, handled by one `Agent` method.
 pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Result<()> {
-    let nofile = raise_nofile();
-    let probe = Probe::load(ProbeOptions {
-        syscall_latency: cfg.syscall_latency,
-        syscalls_detached: cfg.syscalls.accounting != SyscallAccounting::Exact,
-        syscall_counters: cfg.syscall_counters,
-        ..ProbeOptions::default()
-    })?;
-    // Before the socket: a port in use stops the start with nothing left behind.
-    let metrics_listener = match cfg.metrics_addr {
-        Some(addr) => Some(publish::bind(addr).await?),
-        None => None,
-    };
-    prepare_state_dir(&cfg.state_dir)?;
-    let journal = Arc::new(Journal::open(
-        &api::journal_path(&cfg.state_dir),
-        cfg.retention,
-    ));
-    let listener = server::bind(&api::socket_path(&cfg.state_dir))?;
-    let mut probe = probe;
-    let mut events = probe.event_rings()?.into_stream()?;
-    let layout = probe.layout().clone();
-    let mut model = Model::new(cfg.rules.clone(), cfg.forget_after);
-    model.restore(journal.load_containers()?);
-    model.syscall_accounting = cfg.syscalls.accounting;
-    let (lines, _) = broadcast::channel(4096);
-    let meter = sample::SelfMeter::new(&probe);
-    let (rt_tx, mut rt_rx) = mpsc::channel(256);
-    let hierarchies = Hierarchies::of(&layout);
-    let mut agent = Agent {
-        trace: None,
-        churn: churn::ChurnReader::default(),
-        signals: signals::SignalReader::default(),
-        syscalls: syscalls::SyscallSampling::new(cfg.syscalls),
-        hierarchies,
-        on_demand: discovery::OnDemand::default(),
-        vetting: discovery::Vetting::new(hierarchies),
-        clock: BootClock::now(),
-        model,
-        probe,
-        layout,
-        journal: journal.clone(),
-        lines: lines.clone(),
-        meter,
-        sampler: sample::Sampler::new(nofile),
-        started: Instant::now(),
-        sample_lag_ms: 0.0,
-        sample_duration_ms: 0.0,
-        undecodable: 0,
-        oom_at_arrival: HashMap::new(),
-        held: reorder::Reorder::default(),
-        runtimes: runtimes::Runtimes::start(&cfg.sockets, &rt_tx),
-        metrics: None,
-        cfg,
-    };
-    discovery::startup_scan(&mut agent.model, &agent.layout, Timestamp::now());
-    agent.seed_main_processes();
-    agent.flush();
-    // Loading parsed the kernel's BTF (megabytes) twice; hand those freed
-    // pages back now, or the allocator keeps them in the agent's RSS forever.
-    // SAFETY: malloc_trim only releases free memory; no pointer is touched.
-    unsafe { libc::malloc_trim(0) };
-
-    let (ask_tx, mut ask_rx) = mpsc::channel(64);
-    let server = tokio::spawn(server::serve(listener, ask_tx, journal, lines));
-    let metrics_task = metrics_listener.map(|l| agent.serve_metrics(l));
-
+    let lifecycle::Started {
+        mut agent,
+        mut events,
+        mut runtime_updates,
+        mut asks,
+        mut metrics_refreshes,
+        tasks,
+    } = lifecycle::start(cfg).await?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(agent.cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(Duration::from_millis(200));
-    let mut ticks: u64 = 0;
-    log::info!(
-        "dsh agent: programs attached; {} containers; socket {}",
-        agent.model.len(),
-        api::socket_path(&agent.cfg.state_dir).display()
-    );
     loop {
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            // Every drain tick or wake-up: the rings' new records wait in
-            // `held` until both rings have been read past them.
-            batch = events.next_batch() => match batch {
-                Ok(batch) => {
-                    for ev in batch {
-                        agent.on_arrival(&ev);
-                        agent.held.push(ev);
-                    }
-                    for ev in agent.held.ready(events.read_up_to(), false) {
-                        agent.on_event(ev);
-                    }
-                }
-                Err(e) => log::warn!("{}", chain(&e)),
-            },
-            scheduled = tick.tick() => {
-                agent.sample_lag_ms = scheduled.elapsed().as_secs_f64() * 1e3;
-                let t0 = Instant::now();
-                agent.undecodable = events.undecodable;
-                agent.stop_abandoned_trace();
-                agent.tick();
-                agent.sample_duration_ms = t0.elapsed().as_secs_f64() * 1e3;
-                agent.publish_metrics();
-                ticks += 1;
-                // Every ~10 s: forget stale containers; every ~10 min: retention.
-                let per_10s = (10_000 / agent.cfg.interval.as_millis().max(1) as u64).max(1);
-                if ticks.is_multiple_of(per_10s) {
-                    agent.model.housekeep(Timestamp::now());
-                    // Give memory freed by forgotten containers back to the
-                    // system, so churn leaves no lasting footprint.
-                    // SAFETY: releases free memory only; no pointer is touched.
-                    unsafe { libc::malloc_trim(0) };
-                }
-                if ticks % (per_10s * 60) == 1 {
-                    agent.enforce_retention();
-                }
-                agent.flush();
-                if let Some(f) = on_tick.as_mut() {
-                    f(&agent.model.rows(false, Timestamp::now()));
-                }
-            }
-            _ = flush.tick() => {
-                agent.journal.maintain();
-                agent.flush();
-            }
-            Some(update) = rt_rx.recv() => agent.on_runtime(update),
-            Some((q, reply)) = ask_rx.recv() => agent.ask(q, reply),
+            batch = events.next_batch() => agent.on_batch(batch, &events),
+            scheduled = tick.tick() => agent.on_tick(scheduled, &events, &mut on_tick),
+            _ = flush.tick() => agent.on_flush_tick(),
+            Some(update) = runtime_updates.recv() => agent.on_runtime(update),
+            Some((q, reply)) = asks.recv() => agent.ask(q, reply),
+            Some(done) = metrics_refreshes.recv() => agent.on_metrics_refresh(done),
             _ = tokio::time::sleep_until(trace::deadline(&agent.trace)), if agent.trace.is_some() => {
                 agent.finish_trace();
             }
@@ -275,35 +175,7 @@ pub async fn run(cfg: AgentConfig, mut on_tick: Option<OnTick>) -> anyhow::Resul
             }
         }
     }
-    if agent.trace.is_some() {
-        agent.finish_trace();
-    }
-    log::info!("dsh agent: stopping");
-    agent.runtimes.stop();
-    server.abort();
-    if let Some(t) = metrics_task {
-        t.abort();
-    }
-    for ev in events.drain() {
-        agent.held.push(ev);
-    }
-    for ev in agent.held.ready(0, true) {
-        agent.on_event(ev);
-    }
-    agent.flush();
-    log::info!(
-        "dsh agent: {} events arrived behind later ones (ordering margin {} ms); \
-         {} cgroups found from events ahead of their mkdir; \
-         {} cgroups shaped like a container or unit but not made by root, listed as themselves",
-        agent.held.late,
-        agent.held.margin_ns() / 1_000_000,
-        agent.on_demand.found,
-        agent.vetting.not_root_made
-    );
-    agent.journal.close();
-    let socket = api::socket_path(&agent.cfg.state_dir);
-    agent.probe.detach_all();
-    let _ = std::fs::remove_file(socket);
+    agent.shutdown(events, tasks);
     Ok(())
 }
 

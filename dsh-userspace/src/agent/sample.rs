@@ -81,6 +81,15 @@ const REPLAN_EVERY: u64 = 10;
 /// whenever the set of live containers changes.
 const RETAIN_EVERY: u64 = 30;
 
+/// A running container's namespace figures this tick.
+enum NetUpdate {
+    /// Not running, or its namespace not read: no figures.
+    None,
+    /// As last sampled (the host's namespace).
+    Unchanged,
+    New(NetSample),
+}
+
 /// What the sampler keeps of a container between ticks.
 struct Known {
     cgroup_id: CgroupId,
@@ -176,7 +185,7 @@ impl Sampler {
         let measure = self.ticks % REPLAN_EVERY == 1;
         let (mut held, mut most_held, mut kept) = (0, 0, 0);
         let mut fingerprint = (0usize, 0u64);
-        for key in &live {
+        for (i, key) in live.iter().enumerate() {
             let Some(c) = model.get(key) else { continue };
             let cgroup_id = c.cgroup_id.unwrap_or(CgroupId::new(0));
             fingerprint = (
@@ -247,7 +256,11 @@ impl Sampler {
                 block_write,
                 net: None,
             };
-            let net = nets.remove(key).unwrap_or_default();
+            let net = match std::mem::replace(&mut nets[i], NetUpdate::None) {
+                NetUpdate::None => Some(NetSample::default()),
+                NetUpdate::Unchanged => None,
+                NetUpdate::New(n) => Some(n),
+            };
             model.record_sample(key, stats, counters, net, now);
         }
         // Let go of cgroups no longer live (an open file pins a removed
@@ -344,17 +357,17 @@ impl Sampler {
     /// container:X`) is read once and reported under one of them, the
     /// earliest created (sandboxes aside); the host's namespace is never read
     /// (it is no container's: hundreds of plain cgroups live in it).
-    fn net_samples(&mut self, model: &Model, live: &[String]) -> HashMap<String, NetSample> {
+    fn net_samples(&mut self, model: &Model, live: &[String]) -> Vec<NetUpdate> {
         let host = host_netns();
         // Each running container's namespace: a stat, not a read.
-        let mut members: Vec<(&String, u32, u64)> = Vec::new();
-        for key in live {
+        let mut members: Vec<(usize, &String, u32, u64)> = Vec::new();
+        for (i, key) in live.iter().enumerate() {
             let Some(c) = model.get(key) else { continue };
             let Some(pid) = c.main_tgid.filter(|_| c.state == State::Running) else {
                 continue;
             };
             match self.net_ids.of(key, pid) {
-                Ok(ns) => members.push((key, pid, ns)),
+                Ok(ns) => members.push((i, key, pid, ns)),
                 Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
             }
         }
@@ -366,7 +379,7 @@ impl Sampler {
         // Namespace → the container that reports it, and how many share it.
         let mut owner: HashMap<u64, (&String, u32)> = HashMap::new();
         let mut sharers: HashMap<u64, usize> = HashMap::new();
-        for &(key, pid, ns) in &members {
+        for &(_, key, pid, ns) in &members {
             if Some(ns) == host {
                 continue;
             }
@@ -380,8 +393,8 @@ impl Sampler {
         // containers is.
         let due: HashSet<u64> = members
             .iter()
-            .filter(|(k, ..)| self.plan.due(k, self.ticks))
-            .map(|&(_, _, ns)| ns)
+            .filter(|(_, k, ..)| self.plan.due(k, self.ticks))
+            .map(|&(.., ns)| ns)
             .collect();
         let mut views: HashMap<u64, NetnsView> = HashMap::new();
         for (&ns, &(key, pid)) in owner.iter().filter(|(ns, _)| due.contains(ns)) {
@@ -392,41 +405,56 @@ impl Sampler {
                 Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
             }
         }
-        let running: HashSet<&str> = members.iter().map(|(k, _, _)| k.as_str()).collect();
+        let running: HashSet<&str> = members.iter().map(|(_, k, ..)| k.as_str()).collect();
         self.net_ids.retain(|k| running.contains(k));
         let readers: HashSet<&str> = owner.values().map(|(k, _)| k.as_str()).collect();
         self.net.retain(|k| readers.contains(k));
-        members
-            .iter()
-            .filter_map(|&(key, _, ns)| {
-                if Some(ns) == host {
-                    let sample = NetSample {
-                        shared_with: Some("host".to_owned()),
-                        ..NetSample::default()
-                    };
-                    return Some((key.clone(), sample));
-                }
-                let v = views.get(&ns)?;
-                let (o, _) = owner.get(&ns)?;
-                let own = *o == key;
-                let sample = NetSample {
-                    counters: own.then_some(v.counters),
-                    shared_with: (!own)
-                        .then(|| model.get(o).map(|c| c.display_id().to_owned()))
-                        .flatten(),
-                    addrs: v.addrs.kept.clone(),
-                    addrs_not_kept: v.addrs.not_kept,
-                    // Listening sockets are the namespace's: one container's
-                    // only when no other container shares it.
-                    listen_ports: if own && sharers.get(&ns) == Some(&1) {
-                        v.listen_ports.clone()
-                    } else {
-                        Vec::new()
-                    },
-                };
-                Some((key.clone(), sample))
-            })
-            .collect()
+        let mut out: Vec<NetUpdate> = live.iter().map(|_| NetUpdate::None).collect();
+        for &(i, key, _, ns) in &members {
+            out[i] = self.net_update(model, key, ns, host, &views, &owner, &sharers);
+        }
+        out
+    }
+
+    /// One running container's namespace figures (`net_samples`).
+    #[expect(clippy::too_many_arguments, reason = "net_samples' locals, named")]
+    fn net_update(
+        &self,
+        model: &Model,
+        key: &String,
+        ns: u64,
+        host: Option<u64>,
+        views: &HashMap<u64, NetnsView>,
+        owner: &HashMap<u64, (&String, u32)>,
+        sharers: &HashMap<u64, usize>,
+    ) -> NetUpdate {
+        if Some(ns) == host {
+            // The host's namespace: a sample of its own once, then kept
+            // as it is (no copy per container per tick).
+            return match model.get(key) {
+                Some(c) if c.sample.net.is_host() => NetUpdate::Unchanged,
+                _ => NetUpdate::New(NetSample::host()),
+            };
+        }
+        let (Some(v), Some((o, _))) = (views.get(&ns), owner.get(&ns)) else {
+            return NetUpdate::None;
+        };
+        let own = *o == key;
+        NetUpdate::New(NetSample {
+            counters: own.then_some(v.counters),
+            shared_with: (!own)
+                .then(|| model.get(o).map(|c| c.display_id().to_owned()))
+                .flatten(),
+            addrs: v.addrs.kept.clone(),
+            addrs_not_kept: v.addrs.not_kept,
+            // Listening sockets are the namespace's: one container's
+            // only when no other container shares it.
+            listen_ports: if own && sharers.get(&ns) == Some(&1) {
+                v.listen_ports.clone()
+            } else {
+                Vec::new()
+            },
+        })
     }
 
     /// The container's cgroup directory, opened once per incarnation.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     model::cause::{
-        ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
-        OtherSignalsReceived, SignalsReceived, Start,
+        CgroupChurnSummary, ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message,
+        OomAtDeath, OtherSignalsReceived, SignalsReceived, Start,
     },
     signal::Signal,
 };
@@ -49,6 +49,11 @@ pub(super) enum Msg {
         count: u64,
         senders: u64,
         signals: Vec<u8>,
+    },
+    CgroupChurn {
+        parent: u32,
+        vanished: u64,
+        lines_not_written: u64,
     },
 }
 
@@ -196,6 +201,11 @@ impl Msg {
                 senders: o.senders,
                 signals: o.signals.iter().map(|s| s.number()).collect(),
             },
+            Message::CgroupChurn(c) => Msg::CgroupChurn {
+                parent: intern(&c.parent),
+                vanished: c.vanished,
+                lines_not_written: c.lines_not_written,
+            },
         }
     }
 
@@ -307,6 +317,15 @@ impl Msg {
                     .iter()
                     .map(|s| Signal::from_raw((*s).into()))
                     .collect(),
+            }),
+            Msg::CgroupChurn {
+                parent,
+                vanished,
+                lines_not_written,
+            } => Message::CgroupChurn(CgroupChurnSummary {
+                parent: s(*parent)?,
+                vanished: *vanished,
+                lines_not_written: *lines_not_written,
             }),
         })
     }

@@ -1,12 +1,22 @@
 //! `GET /metrics` over HTTP/1.1 (hyper), on the agent's runtime.
 //!
-//! Each tick publishes a snapshot; the first scrape after it encodes the
-//! exposition on tokio's blocking pool and every other scrape of that tick
-//! shares the same bytes. So a scrape costs at most one encoding per tick
-//! whatever the number of clients, the agent's own thread only moves
-//! bytes, and a slow or large scrape cannot delay a sampling tick.
+//! A tick publishes a snapshot while scrapes come (else it marks the last
+//! one stale, and the next scrape asks the agent for a fresh one: an agent
+//! nobody scrapes copies nothing out of its model). The first scrape of a
+//! snapshot encodes the exposition on tokio's blocking pool and every other
+//! scrape of it shares the same bytes. So a scrape costs at most one
+//! encoding per tick whatever the number of clients, the agent's own thread
+//! only moves bytes, and a slow or large scrape cannot delay a sampling tick.
 //! A client that stops reading is let go after [`WRITE_TIMEOUT`].
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use http_body_util::Full;
 use hyper::{
@@ -19,7 +29,7 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{OnceCell, Semaphore, watch},
+    sync::{OnceCell, Semaphore, mpsc, oneshot, watch},
 };
 
 use super::{Snapshot, exposition, write_deadline::WriteDeadline};
@@ -44,6 +54,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Published {
     snapshot: Arc<Snapshot>,
     exposition: OnceCell<Bytes>,
+    /// A tick passed since it was taken: a scrape asks for a fresh one.
+    stale: AtomicBool,
 }
 
 impl Published {
@@ -51,7 +63,16 @@ impl Published {
         Arc::new(Published {
             snapshot: Arc::new(snapshot),
             exposition: OnceCell::new(),
+            stale: AtomicBool::new(false),
         })
+    }
+
+    pub fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
     }
 
     /// The exposition, encoded by the first scrape that asks; scrapes of the
@@ -89,8 +110,36 @@ const OUT_OF_FDS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
     Content-Type: text/plain; charset=utf-8\r\nContent-Length: 58\r\nConnection: close\r\n\r\n\
     the dsh agent is out of file descriptors; try again later\n";
 
+/// Where scrapes find the agent's snapshots.
+#[derive(Clone)]
+pub struct Snapshots {
+    pub published: watch::Receiver<Arc<Published>>,
+    /// Set by every scrape: while it is, each tick publishes a snapshot.
+    pub wanted: Arc<AtomicBool>,
+    /// Asks the agent for a snapshot now (the published one is stale); the
+    /// agent answers once it has published it.
+    pub refresh: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl Snapshots {
+    /// The newest snapshot, taken now if the published one is stale.
+    async fn current(&self) -> Arc<Published> {
+        self.wanted.store(true, Ordering::Relaxed);
+        let published = self.published.borrow().clone();
+        if !published.is_stale() {
+            return published;
+        }
+        let (tx, rx) = oneshot::channel();
+        // An agent shutting down answers no more: the stale one will do.
+        if self.refresh.send(tx).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.published.borrow().clone()
+    }
+}
+
 /// Serves scrapes until the task is dropped.
-pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Published>>) {
+pub async fn serve(listener: TcpListener, snapshots: Snapshots) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut spare = crate::fds::Spare::new();
     loop {
@@ -134,7 +183,7 @@ pub async fn serve(listener: TcpListener, snapshots: watch::Receiver<Arc<Publish
 
 async fn answer(
     req: Request<Incoming>,
-    snapshots: watch::Receiver<Arc<Published>>,
+    snapshots: Snapshots,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, content_type: &str, body: Bytes| {
         let mut r = Response::new(Full::new(body));
@@ -154,7 +203,7 @@ async fn answer(
     }
     match req.uri().path() {
         "/metrics" => {
-            let published = snapshots.borrow().clone();
+            let published = snapshots.current().await;
             match published.exposition().await {
                 Ok(body) => reply(StatusCode::OK, exposition::CONTENT_TYPE, body),
                 Err(e) => reply(

@@ -129,6 +129,17 @@ pub struct ChurnSummary {
     pub exits_killed: u64,
 }
 
+/// Cgroups made and removed under one parent in a sample, not written
+/// out one by one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupChurnSummary {
+    pub parent: String,
+    /// Created and removed within the sample without running a process.
+    pub vanished: u64,
+    /// Create and destroy lines past the parent's budget.
+    pub lines_not_written: u64,
+}
+
 /// What one log line says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +172,8 @@ pub enum Message {
     SignalsReceived(SignalsReceived),
     /// The rest of an interval's signals from outside, summed.
     OtherSignalsReceived(OtherSignalsReceived),
+    /// Cgroups created and removed under one parent, summed over a sample.
+    CgroupChurn(CgroupChurnSummary),
     /// A line journaled before messages were typed: its text as written.
     #[serde(untagged)]
     Text(String),

@@ -61,6 +61,25 @@ pub struct NetSample {
     pub listen_ports: Vec<u16>,
 }
 
+impl NetSample {
+    /// A container in the host's namespace: its figures are the host's.
+    pub fn host() -> Self {
+        Self {
+            shared_with: Some("host".to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether this is `host()` (compared without making one).
+    pub fn is_host(&self) -> bool {
+        self.shared_with.as_deref() == Some("host")
+            && self.counters.is_none()
+            && self.addrs.is_empty()
+            && self.addrs_not_kept == 0
+            && self.listen_ports.is_empty()
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counters {
     pub at: Option<Timestamp>,

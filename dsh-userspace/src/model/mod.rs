@@ -2,6 +2,7 @@
 //! which container, each container's state machine, and the log lines its
 //! changes produce. Knows nothing of how events are collected or stored.
 pub mod cause;
+mod cgroup_churn;
 pub mod churn;
 pub mod container;
 pub mod entry;
@@ -14,6 +15,7 @@ pub mod signals;
 pub mod state;
 pub mod syscalls;
 
+pub use cgroup_churn::LINES_PER_PARENT;
 pub use resolve::ResolveError;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -55,6 +57,8 @@ pub struct Model {
     /// Metadata that came before its incarnation's cgroup (the usual order
     /// for containerd: the container exists before its task).
     early_meta: HashMap<String, RuntimeMeta>,
+    /// Held create lines and the per-parent budget of create/destroy lines.
+    cgroup_churn: cgroup_churn::CgroupChurn,
 }
 
 /// What became of a new cgroup (`Model::cgroup_created`).
@@ -92,6 +96,7 @@ impl Model {
             aliases: HashMap::new(),
             workloads: HashMap::new(),
             early_meta: HashMap::new(),
+            cgroup_churn: cgroup_churn::CgroupChurn::default(),
         }
     }
 
@@ -135,12 +140,13 @@ impl Model {
         self.by_cgroup.get(&id).map(String::as_str)
     }
 
-    fn emit(&mut self, key: &str, entries: Vec<LogEntry>) {
+    fn emit(&mut self, key: &str, mut entries: Vec<LogEntry>) {
         // A pod's sandbox is plumbing: its lines would only be noise.
         if self.containers.get(key).is_some_and(|c| c.sandbox) {
+            self.cgroup_churn.release(key);
             return;
         }
-        if !entries.is_empty() {
+        if self.budgeted(key, &mut entries) {
             self.dirty.insert(key.to_owned());
         }
         self.log.extend(entries);
@@ -207,6 +213,7 @@ impl Model {
             };
         }
         self.by_cgroup.insert(id, key.clone());
+        let new_row = !self.containers.contains_key(&key);
         let runtime_id = identity.runtime_id.clone();
         let c = self.containers.entry(key.clone()).or_insert_with(|| {
             let mut c = Container::new(identity.clone(), ts);
@@ -228,7 +235,13 @@ impl Model {
         }
         if let Some(c) = self.containers.get_mut(&key) {
             let entries = c.cgroup_created(id, ts);
-            self.emit(&key, entries);
+            if new_row {
+                // Written with the row's next line or at the next sample,
+                // unless the cgroup is gone by then (`cgroup_churn`).
+                self.cgroup_churn.hold(&key, entries);
+            } else {
+                self.emit(&key, entries);
+            }
         }
         Attach::Attached
     }
@@ -297,6 +310,14 @@ impl Model {
         let Some(key) = self.by_cgroup.remove(&id) else {
             return;
         };
+        if self
+            .containers
+            .get(&key)
+            .is_some_and(|c| c.cgroup_id == Some(id))
+            && self.vanished(&key)
+        {
+            return;
+        }
         self.removed_this_interval.insert(id, key.clone());
         if let Some(c) = self.containers.get_mut(&key)
             && c.cgroup_id == Some(id)

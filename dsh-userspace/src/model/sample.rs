@@ -12,14 +12,16 @@ impl Model {
     /// One sampling interval's figures for a container: cumulative counters
     /// in, rates out. Syscall rates come from these counters only when every
     /// syscall is counted; sampled ones come from `record_syscall_window`.
+    /// `net`: None keeps the namespace figures as last sampled.
     pub fn record_sample(
         &mut self,
         key: &str,
         stats: CgroupStats,
         counters: Counters,
-        net: NetSample,
+        net: impl Into<Option<NetSample>>,
         now: Timestamp,
     ) {
+        let net = net.into();
         let window = self.rules.throttle_window;
         let accounting = self.syscall_accounting;
         let Some(c) = self.containers.get_mut(key) else {
@@ -27,10 +29,12 @@ impl Model {
         };
         let s = &mut c.sample;
         let mut counters = Counters {
-            net: net.counters,
+            net: net.as_ref().map_or(s.net.counters, |n| n.counters),
             ..counters
         };
-        s.net = net;
+        if let Some(net) = net {
+            s.net = net;
+        }
         s.net_rx_bytes_per_s = None;
         s.net_tx_bytes_per_s = None;
         match accounting {

@@ -708,3 +708,18 @@ fn runcs_own_reexec_is_no_user_process() {
     assert!(!is_runtime_reexec("runc:[2:INIT]", "/bin/sh"));
     assert!(!is_runtime_reexec("sh", "/dev/fd/3"));
 }
+
+#[test]
+fn a_sample_without_namespace_figures_keeps_the_last() {
+    let mut m = model();
+    m.cgroup_created(docker(ID), &format!("/docker/{ID}"), cg(1), t(0));
+    let sample = |m: &mut Model, net: Option<NetSample>, at| {
+        let counters = super::container::Counters::default();
+        m.record_sample(ID, CgroupStats::default(), counters, net, t(at));
+    };
+    sample(&mut m, Some(NetSample::host()), 1);
+    sample(&mut m, None, 2);
+    assert!(m.get(ID).unwrap().sample.net.is_host());
+    sample(&mut m, Some(NetSample::default()), 3);
+    assert_eq!(m.get(ID).unwrap().sample.net, NetSample::default());
+}

@@ -6,8 +6,8 @@ use crate::untrusted;
 use crate::{
     model::{
         cause::{
-            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
-            OtherSignalsReceived, SignalsReceived, Start,
+            CgroupChurnSummary, ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message,
+            OomAtDeath, OtherSignalsReceived, SignalsReceived, Start,
         },
         entry::LogEntry,
     },
@@ -47,8 +47,35 @@ pub fn msg(m: &Message) -> String {
         Message::Churn(s) => churn(s),
         Message::SignalsReceived(s) => signals_received(s),
         Message::OtherSignalsReceived(o) => other_signals_received(o),
+        Message::CgroupChurn(c) => cgroup_churn(c),
         Message::Text(text) => text.clone(),
     }
+}
+
+/// `480 cgroups created and removed under /user.slice/u.service without
+/// running a process; 12 more create/destroy lines not written`
+fn cgroup_churn(c: &CgroupChurnSummary) -> String {
+    let mut parts = Vec::new();
+    if c.vanished > 0 {
+        let plural = if c.vanished == 1 { "" } else { "s" };
+        parts.push(format!(
+            "{} cgroup{plural} created and removed under {} without running a process",
+            units::thousands(c.vanished),
+            c.parent
+        ));
+    }
+    if c.lines_not_written > 0 {
+        let under = if c.vanished > 0 {
+            String::new()
+        } else {
+            format!(" under {}", c.parent)
+        };
+        parts.push(format!(
+            "{} more create/destroy lines{under} not written",
+            units::thousands(c.lines_not_written)
+        ));
+    }
+    parts.join("; ")
 }
 
 /// `receive signal SIGHUP x 31,002 from pid 812 (bash)`; one alone has no count.
