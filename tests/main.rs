@@ -25,6 +25,7 @@ mod agent_podman;
 mod agent_runtime;
 mod agent_runtime_faults;
 mod agent_scale;
+mod agent_sick;
 mod agent_socket;
 mod agent_state_dir;
 mod agent_syscalls;

@@ -16,6 +16,8 @@ use crate::{
     signal::Signal,
 };
 
+use super::msg_health::{Condition, health_code, health_of};
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Msg {
     CgroupCreated(u32),
@@ -49,6 +51,13 @@ pub(super) enum Msg {
         count: u64,
         senders: u64,
         signals: Vec<u8>,
+    },
+    /// Running-but-failing conditions started or ended (added last).
+    Health {
+        from: u8,
+        to: u8,
+        started: Vec<Condition>,
+        ended: Vec<Condition>,
     },
 }
 
@@ -196,6 +205,17 @@ impl Msg {
                 senders: o.senders,
                 signals: o.signals.iter().map(|s| s.number()).collect(),
             },
+            Message::Health {
+                from,
+                to,
+                started,
+                ended,
+            } => Msg::Health {
+                from: health_code(*from),
+                to: health_code(*to),
+                started: started.iter().filter_map(Condition::store).collect(),
+                ended: ended.iter().filter_map(Condition::store).collect(),
+            },
         }
     }
 
@@ -308,6 +328,17 @@ impl Msg {
                     .map(|s| Signal::from_raw((*s).into()))
                     .collect(),
             }),
+            Msg::Health {
+                from,
+                to,
+                started,
+                ended,
+            } => Message::Health {
+                from: health_of(*from),
+                to: health_of(*to),
+                started: started.iter().map(Condition::load).collect(),
+                ended: ended.iter().map(Condition::load).collect(),
+            },
         })
     }
 }

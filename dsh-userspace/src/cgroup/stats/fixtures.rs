@@ -44,6 +44,8 @@ pub(super) const V2_CPU_STAT: &str = "usage_usec 1500\nuser_usec 1000\nsystem_us
     nr_periods 40\nnr_throttled 7\nthrottled_usec 9000\nnr_bursts 0\nburst_usec 0\n";
 pub(super) const V2_IO_STAT: &str = "8:16 rbytes=1459200 wbytes=314773504 rios=192 wios=353 dbytes=0 dios=0\n\
     8:0 rbytes=90430464 wbytes=299008000 rios=8950 wios=1252 dbytes=50331648 dios=3021\n";
+pub(super) const V2_IO_PRESSURE: &str = "some avg10=69.00 avg60=40.00 avg300=9.00 total=5000000\n\
+    full avg10=60.00 avg60=30.00 avg300=8.00 total=4000000\n";
 // Formats as in Documentation/admin-guide/cgroup-v1/memory.rst and blkio-controller.rst.
 pub(super) const V1_MEMORY_STAT: &str = "cache 100\nrss 200\nhierarchical_memory_limit 9223372036854771712\n\
     total_cache 4096\ntotal_rss 8192\ntotal_inactive_file 1024\ntotal_unevictable 0\n";

@@ -13,6 +13,11 @@ pub const V2_FILES: &[&str] = &[
     "cpu.max",
     "pids.current",
     "io.stat",
+    "pids.max",
+    "pids.events",
+    "cpu.pressure",
+    "memory.pressure",
+    "io.pressure",
 ];
 
 /// (controller directory, file).
@@ -28,6 +33,9 @@ pub const V1_FILES: &[(&str, &str)] = &[
     ("blkio", "blkio.throttle.io_service_bytes_recursive"),
     ("blkio", "blkio.throttle.io_service_bytes"),
     ("blkio", "blkio.io_service_bytes_recursive"),
+    ("memory", "memory.failcnt"),
+    ("pids", "pids.max"),
+    ("pids", "pids.events"),
 ];
 
 /// The host RAM the parsers are given (64 GiB).
@@ -86,6 +94,7 @@ pub fn parse_v1(bytes: &[u8]) -> (Vec<Option<String>>, Result<CgroupStats, Stats
         cpuacct: Some("/cpuacct".into()),
         pids: Some("/pids".into()),
         blkio: Some("/blkio".into()),
+        unified: None,
     };
     let r = super::parse(&src, RAM, lookup(&paths, &files));
     (files, r)

@@ -12,6 +12,7 @@ mod files;
 mod fixtures;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz_input;
+mod pressure;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -19,8 +20,10 @@ mod v1;
 mod v2;
 
 use files::{Files, Reader, Slot, Texts};
+use pressure::read_pressure;
+pub use pressure::{Pressure, Psi, Stall, host_psi};
 use text::{flat, single_u64};
-use v1::{read_v1_blkio, read_v1_cpu, read_v1_memory};
+use v1::{read_v1_blkio, read_v1_cpu, read_v1_memory, read_v1_pids};
 use v2::read_v2;
 
 /// Where one cgroup's files are. On v2 one directory; on v1 (and hybrid hosts,
@@ -35,6 +38,9 @@ pub enum StatsSource {
         cpuacct: Option<PathBuf>,
         pids: Option<PathBuf>,
         blkio: Option<PathBuf>,
+        /// The cgroup's directory in the cgroup2 tree of a hybrid host: its
+        /// pressure files (PSI) are there.
+        unified: Option<PathBuf>,
     },
 }
 
@@ -49,7 +55,8 @@ impl StatsSource {
                 cpuacct,
                 pids,
                 blkio,
-            } => [memory, cpu, cpuacct, pids, blkio]
+                unified,
+            } => [memory, cpu, cpuacct, pids, blkio, unified]
                 .into_iter()
                 .flatten()
                 .map(PathBuf::as_path)
@@ -94,6 +101,25 @@ pub struct CgroupStats {
     /// bytes read/written (v2 io.stat rbytes/wbytes summed over devices; v1 blkio.throttle.io_service_bytes_recursive, falling back to blkio.throttle.io_service_bytes or blkio.io_service_bytes_recursive: sum of Read / Write rows)
     pub io_read_bytes: u64,
     pub io_write_bytes: u64,
+    /// pids.max; None when unlimited or the controller is absent.
+    #[serde(default)]
+    pub pids_max: Option<u64>,
+    /// Forks refused at pids.max (pids.events `max`, v1 and v2): counted
+    /// in the cgroup whose limit refused them.
+    #[serde(default)]
+    pub pids_refused: u64,
+    /// Times the cgroup went over memory.high and was throttled (v2
+    /// memory.events `high`; v1 has no such limit).
+    #[serde(default)]
+    pub mem_high_events: u64,
+    /// Times usage reached the limit and had to be reclaimed (v2
+    /// memory.events `max`; v1 `memory.failcnt`).
+    #[serde(default)]
+    pub mem_max_events: u64,
+    /// Pressure stall information; None where the kernel keeps none for
+    /// this cgroup (no PSI, `psi=0`, or no cgroup2 directory).
+    #[serde(default)]
+    pub pressure: Option<Pressure>,
 }
 
 impl CgroupStats {
@@ -238,6 +264,7 @@ fn read_all(r: &mut impl Files, src: &StatsSource, ram: u64) -> Result<CgroupSta
             cpuacct,
             pids,
             blkio,
+            unified,
         } => {
             // Each controller on its own: a cgroup may exist in some
             // hierarchies only (a systemd unit with memory accounting and
@@ -255,13 +282,15 @@ fn read_all(r: &mut impl Files, src: &StatsSource, ram: u64) -> Result<CgroupSta
                 v1.note(usage.map(|u| s.cpu_usage_ns = u.unwrap_or(0)))?;
             }
             if let Some(d) = pids {
-                let current = r.parse(d, "pids.current", single_u64);
-                v1.note(current.map(|p| s.pids = p))?;
+                v1.note(read_v1_pids(r, d, &mut s))?;
             }
             if let Some(d) = blkio {
                 v1.note(read_v1_blkio(r, d, &mut s))?;
             }
             v1.result()?;
+            if let Some(d) = unified {
+                s.pressure = Some(read_pressure(r, d)?).filter(|p| !p.is_empty());
+            }
         }
     }
     Ok(s)

@@ -22,6 +22,9 @@ fn v2() {
             ("cpu.max", "150000 100000\n"),
             ("pids.current", "4\n"),
             ("io.stat", V2_IO_STAT),
+            ("pids.max", "12\n"),
+            ("pids.events", "max 226\n"),
+            ("io.pressure", V2_IO_PRESSURE),
         ],
     );
     let src = StatsSource::V2(d.clone());
@@ -44,6 +47,25 @@ fn v2() {
             pids: Some(4),
             io_read_bytes: 1459200 + 90430464,
             io_write_bytes: 314773504 + 299008000,
+            pids_max: Some(12),
+            pids_refused: 226,
+            mem_high_events: 0,
+            mem_max_events: 12,
+            pressure: Some(Pressure {
+                io: Some(Psi {
+                    some: Stall {
+                        avg10: 0.69,
+                        avg60: 0.4,
+                        total_us: 5_000_000
+                    },
+                    full: Stall {
+                        avg10: 0.6,
+                        avg60: 0.3,
+                        total_us: 4_000_000
+                    },
+                }),
+                ..Default::default()
+            }),
         }
     );
     // The working set: usage less the inactive cache.
@@ -63,7 +85,13 @@ fn v2() {
     // Unlimited; cpu, pids and io controllers not enabled (cpu.stat then has usage only).
     put(&d, "memory.max", "max\n");
     put(&d, "cpu.stat", "usage_usec 3\nuser_usec 2\nsystem_usec 1\n");
-    for f in ["cpu.max", "pids.current", "io.stat", "memory.events"] {
+    for f in [
+        "cpu.max",
+        "pids.current",
+        "io.stat",
+        "memory.events",
+        "io.pressure",
+    ] {
         fs::remove_file(d.join(f)).expect("rm");
     }
     let s = read(&src).expect("read v2");
@@ -75,6 +103,8 @@ fn v2() {
         (s.cpu_usage_ns, s.cpu_periods, s.oom_kills, s.io_read_bytes),
         (3000, 0, 0, 0)
     );
+    // No pids controller: its other files are not looked at; no PSI: None.
+    assert_eq!((s.pids_max, s.pids_refused, s.pressure), (None, 0, None));
     put(&d, "cpu.max", "max 100000\n");
     assert_eq!(read(&src).expect("read v2").cpu_limit_cores, None);
 
@@ -169,6 +199,7 @@ fn v1() {
             ("memory.kmem.usage_in_bytes", "6144\n"),
             ("memory.limit_in_bytes", "67108864\n"),
             ("memory.max_usage_in_bytes", "1048576\n"),
+            ("memory.failcnt", "31\n"),
             (
                 "memory.oom_control",
                 "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
@@ -188,7 +219,14 @@ fn v1() {
             ("cpuacct.usage", "987654321\n"),
         ],
     );
-    let pids = fx.sub("pids", &[("pids.current", "9\n")]);
+    let pids = fx.sub(
+        "pids",
+        &[
+            ("pids.current", "9\n"),
+            ("pids.max", "max\n"),
+            ("pids.events", "max 7\n"),
+        ],
+    );
     let pids_dir = pids.clone();
     let blk = fx.sub(
         "blkio",
@@ -200,6 +238,7 @@ fn v1() {
         cpuacct: Some(cpu.clone()),
         pids: Some(pids),
         blkio: Some(blk.clone()),
+        unified: None,
     };
     assert_eq!(
         read(&src).expect("read v1"),
@@ -219,6 +258,11 @@ fn v1() {
             pids: Some(9),
             io_read_bytes: 4097,
             io_write_bytes: 8194,
+            pids_max: None,
+            pids_refused: 7,
+            mem_high_events: 0,
+            mem_max_events: 31,
+            pressure: None,
         }
     );
 
@@ -266,6 +310,7 @@ fn v1() {
         cpuacct: None,
         pids: None,
         blkio: None,
+        unified: None,
     };
     assert_eq!(read(&none).expect("read"), CgroupStats::default());
 
@@ -325,6 +370,7 @@ fn v1_real_cgroupfs() {
         cpuacct,
         pids,
         blkio: None,
+        unified: None,
     };
     let s = read(&src).expect("read real cgroup");
     assert_eq!((s.mem_limit_bytes, s.mem_used_bytes()), (Some(64 << 20), 0));

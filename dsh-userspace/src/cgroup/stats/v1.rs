@@ -1,7 +1,7 @@
 //! The cgroup v1 readers: one directory per controller, each read on its own.
 use std::path::Path;
 
-use super::text::{blkio_v1, flat, single_u64};
+use super::text::{blkio_v1, flat, max_or_u64, single_u64};
 use super::{CgroupStats, Files, StatsError};
 
 /// v1 limits at or above this are "no limit" (the kernel stores PAGE_COUNTER_MAX
@@ -31,6 +31,7 @@ pub(super) fn read_v1_memory(
             .saturating_sub(s.mem_anon_bytes.saturating_add(s.mem_file_bytes)),
     };
     s.mem_peak_bytes = r.parse(dir, "memory.max_usage_in_bytes", single_u64)?;
+    s.mem_max_events = r.parse(dir, "memory.failcnt", single_u64)?.unwrap_or(0);
     s.mem_limit_bytes = r
         .parse(dir, "memory.limit_in_bytes", single_u64)?
         .filter(|&l| l < V1_UNLIMITED && l <= ram);
@@ -83,5 +84,19 @@ pub(super) fn read_v1_blkio(
             break;
         }
     }
+    Ok(())
+}
+
+/// pids.current, pids.max and the forks pids.max refused (pids.events, 4.14+).
+pub(super) fn read_v1_pids(
+    r: &mut impl Files,
+    dir: &Path,
+    s: &mut CgroupStats,
+) -> Result<(), StatsError> {
+    s.pids = r.parse(dir, "pids.current", single_u64)?;
+    s.pids_max = r.parse(dir, "pids.max", max_or_u64)?.flatten();
+    [s.pids_refused] = r
+        .parse(dir, "pids.events", flat(["max"]))?
+        .unwrap_or_default();
     Ok(())
 }
