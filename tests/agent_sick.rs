@@ -218,7 +218,7 @@ fn page_cache_thrashing_stalls_io_and_a_busy_container_stays_good() {
     );
     assert!(has_reason(&metrics, &c.name, "io_stalled"), "{metrics}");
     assert!(
-        row["pressure"]["io"]["some"]["avg10"].as_f64() > Some(0.4),
+        row["pressure"]["io"]["some"]["avg10"].as_f64() > Some(0.15),
         "{row}"
     );
     // The busy one stayed Good all along, and its log has no health line.

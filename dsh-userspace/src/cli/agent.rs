@@ -95,10 +95,13 @@ pub struct AgentArgs {
     /// window are a Warning, which ends this long after the last one.
     #[arg(long, default_value = "1m", value_parser = super::duration::parse)]
     pub sick_window: Duration,
-    /// Health: memory stalled (PSI some, last 10 s) above this % is a
-    /// Warning; I/O stalled above it too while the memory limit is hit.
+    /// Health: memory stalled (PSI some, last 10 s) above this % is a Warning.
     #[arg(long, default_value_t = 40.0)]
     pub stall_warn_percent: f64,
+    /// Health: I/O stalled above this % while the memory limit is hit (page
+    /// cache thrashing) is a Warning; I/O stall below the limit is none.
+    #[arg(long, default_value_t = 15.0)]
+    pub io_stall_warn_percent: f64,
     /// Health: memory fully stalled (PSI full) above this % for 30 s is UnHealthy.
     #[arg(long, default_value_t = 60.0)]
     pub memory_full_unhealthy_percent: f64,
@@ -138,6 +141,7 @@ impl AgentArgs {
             unhealthy_window: signed(self.unhealthy_window),
             sick_window: signed(self.sick_window),
             stall_warn_ratio: self.stall_warn_percent / 100.0,
+            io_stall_warn_ratio: self.io_stall_warn_percent / 100.0,
             memory_full_unhealthy_ratio: self.memory_full_unhealthy_percent / 100.0,
             ..HealthRules::default()
         };

@@ -146,12 +146,16 @@ pub struct HealthRules {
     /// the reason goes away this long after the last one.
     #[serde(default = "default_sick_window")]
     pub sick_window: SignedDuration,
-    /// Memory (or, with the memory limit hit within `sick_window`, I/O)
-    /// stalled above this share of the last 10 s (PSI `some` avg10) is a
-    /// Warning. A busy service stalls on I/O without thrashing: I/O stall
-    /// alone, with memory below its limit, is no reason.
+    /// Memory stalled above this share of the last 10 s (PSI `some`
+    /// avg10) is a Warning.
     #[serde(default = "default_stall_warn_ratio")]
     pub stall_warn_ratio: f64,
+    /// I/O stalled above this share while the memory limit is hit (page
+    /// cache thrashing: what it reads again no longer fits) is a Warning.
+    /// A busy service stalls on I/O without thrashing: I/O stall with
+    /// memory below its limit is no reason.
+    #[serde(default = "default_io_stall_warn_ratio")]
+    pub io_stall_warn_ratio: f64,
     /// Memory `full` pressure above this share (systemd-oomd's default
     /// 60%) for `memory_full_for` is UnHealthy.
     #[serde(default = "default_memory_full_ratio")]
@@ -165,6 +169,9 @@ fn default_sick_window() -> SignedDuration {
 }
 fn default_stall_warn_ratio() -> f64 {
     0.4
+}
+fn default_io_stall_warn_ratio() -> f64 {
+    0.15
 }
 fn default_memory_full_ratio() -> f64 {
     0.6
@@ -184,6 +191,7 @@ impl Default for HealthRules {
             restart_warn_window: SignedDuration::from_hours(1),
             sick_window: default_sick_window(),
             stall_warn_ratio: default_stall_warn_ratio(),
+            io_stall_warn_ratio: default_io_stall_warn_ratio(),
             memory_full_unhealthy_ratio: default_memory_full_ratio(),
             memory_full_for: default_memory_full_for(),
         }
@@ -335,7 +343,7 @@ impl HealthRules {
                     .is_some_and(|l| s.mem_usage_bytes as f64 >= l as f64 * 0.95)
             });
         if let Some(io) = p.io
-            && io.some.avg10 > self.stall_warn_ratio
+            && io.some.avg10 > self.io_stall_warn_ratio
             && at_limit
         {
             out.push((
