@@ -154,6 +154,13 @@ impl Files for Reader {
                 }),
             Ok(false) => Ok(None),
             Err(e) if e.raw_os_error() == Some(ENODEV) => Err(StatsError::Vanished(dir.to_owned())),
+            // A file the kernel shows but will not serve (`*.pressure` with
+            // psi=0 on kernels before 6.1): absent, not looked at again
+            // until RECHECK has passed.
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                self.absent(dir, name);
+                Ok(None)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::metadata(dir) {
                 Err(d) if d.kind() == io::ErrorKind::NotFound => {
                     self.open.remove(dir.as_os_str());
