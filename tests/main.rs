@@ -55,6 +55,8 @@ mod agent_runtime;
 mod agent_runtime_faults;
 /// Hundreds of containers under a 1,024 open-files limit. Plain cgroups (every v1 hierarchy).
 mod agent_scale;
+/// Running but failing: refused forks, open-files limits, stalls turn Warning and back. Needs Docker.
+mod agent_sick;
 /// The agent's socket under abuse: idle, excess, oversized, stalled clients.
 mod agent_socket;
 /// The state dir is root's alone; the CLI talks to no other socket.

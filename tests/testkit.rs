@@ -243,6 +243,15 @@ impl TestCgroup {
             .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
     }
 
+    /// Caps the number of tasks (v1 pids controller, or cgroup2's pids.max).
+    pub fn set_pids_limit(&self, n: u64) {
+        let file = match self.layout.v1.get("pids") {
+            Some(m) => m.join(&self.os_name).join("pids.max"),
+            None => self.dir.join("pids.max"),
+        };
+        fs::write(&file, n.to_string()).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    }
+
     /// A workload command whose process joins this cgroup before it execs.
     pub fn command(&self, args: &[&str]) -> Command {
         self.command_of(Path::new(workload()), args)

@@ -205,6 +205,44 @@ fn main() {
             unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
             exit(127);
         }
+        // For SECS seconds (or until the file STOP exists), fork children
+        // that live 100 ms, as many as the pids limit lets live; a refused
+        // fork (EAGAIN) is tried again 10 ms later. Prints how many were
+        // refused; with STOP, then sleeps until killed.
+        "fork-until-refused" => {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(num(2));
+            let stop = std::env::args().nth(3);
+            let stopped = || {
+                stop.as_ref()
+                    .is_some_and(|f| std::path::Path::new(f).exists())
+            };
+            let mut refused = 0u64;
+            while std::time::Instant::now() < until && !stopped() {
+                // SAFETY: the child only sleeps and calls _exit.
+                match unsafe { libc::fork() } {
+                    0 => {
+                        // SAFETY: usleep and _exit are async-signal-safe.
+                        unsafe {
+                            libc::usleep(100_000);
+                            libc::_exit(0)
+                        }
+                    }
+                    -1 => {
+                        refused += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    _ => {}
+                }
+                // SAFETY: a null status pointer is allowed (status not stored).
+                while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+            }
+            // SAFETY: as above; wait returns -1 (ECHILD) once all are reaped.
+            while unsafe { libc::wait(std::ptr::null_mut()) } > 0 {}
+            println!("{refused}");
+            if stop.is_some() {
+                ready_then_sleep();
+            }
+        }
         // Fork N children that exit at once, as fast as possible; reap them.
         "fork-burst" => {
             let n = num(2);

@@ -168,6 +168,11 @@ pub struct ProbeConfig {
     pub block_rq_issue_arg: u32,
 }
 
+/// -ENFILE and -EMFILE as a syscall returns them (asm-generic/errno-base.h,
+/// the same on every architecture dsh builds for).
+pub const ENFILE_RET: i64 = -23;
+pub const EMFILE_RET: i64 = -24;
+
 /// Per-cgroup syscall counters. Two layouts, chosen at load time:
 /// - cgroup local storage (kernels >= 6.2): one value per cgroup, freed by
 ///   the kernel with the cgroup, shared by all CPUs (atomic adds);
@@ -179,6 +184,9 @@ pub struct SyscallStats {
     pub count: u64,
     /// Syscalls that returned a negative value (-errno).
     pub errors: u64,
+    /// Of those, -EMFILE and -ENFILE: a process at its open-files limit
+    /// (or the host at its file limit).
+    pub fd_limit_errors: u64,
     /// Log2 histogram of syscall latency in ns; filled only while latency
     /// tracking is attached (it needs a second hook on `sys_enter`).
     pub latency: [u64; LATENCY_BUCKETS],
@@ -188,6 +196,7 @@ impl SyscallStats {
     pub const ZERO: Self = Self {
         count: 0,
         errors: 0,
+        fd_limit_errors: 0,
         latency: [0; LATENCY_BUCKETS],
     };
 
@@ -195,6 +204,7 @@ impl SyscallStats {
     pub fn add(&mut self, other: &Self) {
         self.count += other.count;
         self.errors += other.errors;
+        self.fd_limit_errors += other.fd_limit_errors;
         for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
             *a += b;
         }
@@ -205,6 +215,7 @@ impl SyscallStats {
     pub fn newest(&mut self, other: &Self) {
         self.count = self.count.max(other.count);
         self.errors = self.errors.max(other.errors);
+        self.fd_limit_errors = self.fd_limit_errors.max(other.fd_limit_errors);
         for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
             *a = (*a).max(*b);
         }
@@ -456,8 +467,8 @@ macro_rules! assert_size {
 }
 assert_size!(KernelOffsets, 28 * 4);
 assert_size!(ProbeConfig, 16);
-assert_size!(SyscallStats, 16 + 8 * LATENCY_BUCKETS);
-assert_size!(SyscallCacheSlot, 8 + 16 + 8 * LATENCY_BUCKETS);
+assert_size!(SyscallStats, 24 + 8 * LATENCY_BUCKETS);
+assert_size!(SyscallCacheSlot, 8 + 24 + 8 * LATENCY_BUCKETS);
 assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
 assert_size!(InflightRequest, 24);
 assert_size!(ChannelStats, 16);

@@ -278,7 +278,93 @@ const CONTAINER: &[(Family, Value)] = &[
         ),
         |c| c.network_transmit_bytes.map(Num::U),
     ),
+    (
+        counter(
+            names::CONTAINER_PIDS_REFUSED,
+            None,
+            "Forks refused at the cgroup's pids.max (pids.events max).",
+        ),
+        |c| c.sick.pids_refused.map(Num::U),
+    ),
+    (
+        counter(
+            names::CONTAINER_FD_LIMIT_ERRORS,
+            None,
+            "Syscalls that failed with EMFILE or ENFILE (estimates when syscalls are sampled).",
+        ),
+        |c| c.sick.fd_limit_errors.map(Num::U),
+    ),
+    (
+        counter(
+            names::CONTAINER_MEMORY_HIGH_EVENTS,
+            None,
+            "Times the cgroup went over memory.high and was throttled (v2).",
+        ),
+        |c| c.sick.memory_high_events.map(Num::U),
+    ),
+    (
+        counter(
+            names::CONTAINER_MEMORY_MAX_EVENTS,
+            None,
+            "Times usage reached the memory limit (v2 memory.events max, v1 memory.failcnt).",
+        ),
+        |c| c.sick.memory_max_events.map(Num::U),
+    ),
+    (
+        counter(
+            names::CONTAINER_PRESSURE[0],
+            SECONDS,
+            "Time some task of the container waited for CPU (PSI some).",
+        ),
+        |c| c.sick.pressure_some_seconds[0].map(Num::F),
+    ),
+    (
+        counter(
+            names::CONTAINER_PRESSURE[1],
+            SECONDS,
+            "Time some task of the container waited for memory (PSI some).",
+        ),
+        |c| c.sick.pressure_some_seconds[1].map(Num::F),
+    ),
+    (
+        counter(
+            names::CONTAINER_PRESSURE[2],
+            SECONDS,
+            "Time some task of the container waited for I/O (PSI some).",
+        ),
+        |c| c.sick.pressure_some_seconds[2].map(Num::F),
+    ),
+    (
+        counter(
+            names::CONTAINER_PRESSURE_FULL[0],
+            SECONDS,
+            "Time every non-idle task of the container waited for CPU (PSI full).",
+        ),
+        |c| c.sick.pressure_full_seconds[0].map(Num::F),
+    ),
+    (
+        counter(
+            names::CONTAINER_PRESSURE_FULL[1],
+            SECONDS,
+            "Time every non-idle task of the container waited for memory (PSI full).",
+        ),
+        |c| c.sick.pressure_full_seconds[1].map(Num::F),
+    ),
+    (
+        counter(
+            names::CONTAINER_PRESSURE_FULL[2],
+            SECONDS,
+            "Time every non-idle task of the container waited for I/O (PSI full).",
+        ),
+        |c| c.sick.pressure_full_seconds[2].map(Num::F),
+    ),
 ];
+
+const HEALTH_REASON: Family = gauge(
+    names::CONTAINER_HEALTH_REASON,
+    None,
+    "Always 1; one series per reason the container is not Good (reason label).",
+);
 
 const INFO: Family = gauge(
     names::CONTAINER_INFO,
@@ -328,6 +414,15 @@ impl Collector for SnapshotCollector {
                 if let Some(v) = value(c) {
                     let labels = container_labels(node, c);
                     sample(&mut family.encode_family(&labels)?, def.kind, v)?;
+                }
+            }
+        }
+        {
+            let mut family = describe(&mut encoder, &HEALTH_REASON)?;
+            for c in &s.containers {
+                for reason in &c.sick.health_reasons {
+                    let labels = (container_labels(node, c), [("reason", *reason)]);
+                    family.encode_family(&labels)?.encode_gauge(&1u64)?;
                 }
             }
         }

@@ -73,6 +73,26 @@ pub struct ContainerFigures {
     /// host's.
     pub network_receive_bytes: Option<u64>,
     pub network_transmit_bytes: Option<u64>,
+    /// Limits hit and pressure stalls.
+    pub sick: SickFigures,
+}
+
+/// A container's limit and pressure figures, and its health reasons.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SickFigures {
+    /// Forks refused at pids.max (pids.events `max`).
+    pub pids_refused: Option<u64>,
+    /// EMFILE/ENFILE returns counted (estimates when syscalls are sampled).
+    pub fd_limit_errors: Option<u64>,
+    /// memory.events `high`; `max` (v1 memory.failcnt).
+    pub memory_high_events: Option<u64>,
+    pub memory_max_events: Option<u64>,
+    /// PSI cumulative stall time, `some` and `full`, per resource (cpu,
+    /// memory, io), in seconds.
+    pub pressure_some_seconds: [Option<f64>; 3],
+    pub pressure_full_seconds: [Option<f64>; 3],
+    /// Machine names of the health reasons (`pids_refused`, `io_stalled`, ...).
+    pub health_reasons: Vec<&'static str>,
 }
 
 /// The agent's own series.

@@ -26,6 +26,23 @@ pub const CONTAINER_BLOCK_READ: &str = "dsh_container_block_read_bytes_total";
 pub const CONTAINER_BLOCK_WRITE: &str = "dsh_container_block_write_bytes_total";
 pub const CONTAINER_NETWORK_RECEIVE: &str = "dsh_container_network_receive_bytes_total";
 pub const CONTAINER_NETWORK_TRANSMIT: &str = "dsh_container_network_transmit_bytes_total";
+pub const CONTAINER_HEALTH_REASON: &str = "dsh_container_health_reason";
+pub const CONTAINER_PIDS_REFUSED: &str = "dsh_container_pids_refused_total";
+pub const CONTAINER_FD_LIMIT_ERRORS: &str = "dsh_container_fd_limit_errors_total";
+pub const CONTAINER_MEMORY_HIGH_EVENTS: &str = "dsh_container_memory_high_events_total";
+pub const CONTAINER_MEMORY_MAX_EVENTS: &str = "dsh_container_memory_max_events_total";
+/// PSI `some` (a task waited) per resource, cpu, memory, io.
+pub const CONTAINER_PRESSURE: [&str; 3] = [
+    "dsh_container_pressure_cpu_seconds_total",
+    "dsh_container_pressure_memory_seconds_total",
+    "dsh_container_pressure_io_seconds_total",
+];
+/// PSI `full` (every non-idle task waited).
+pub const CONTAINER_PRESSURE_FULL: [&str; 3] = [
+    "dsh_container_pressure_cpu_full_seconds_total",
+    "dsh_container_pressure_memory_full_seconds_total",
+    "dsh_container_pressure_io_full_seconds_total",
+];
 
 pub const AGENT_EVENTS: &str = "dsh_agent_events_total";
 pub const AGENT_EVENTS_LOST: &str = "dsh_agent_events_lost_total";

@@ -1,7 +1,7 @@
 //! The exposition as a scraper reads it: names, labels, types, escaping.
 use std::sync::Arc;
 
-use crate::{AgentFigures, ContainerFigures, Snapshot, exposition, names};
+use crate::{AgentFigures, ContainerFigures, SickFigures, Snapshot, exposition, names};
 
 fn figures(id: &str) -> ContainerFigures {
     ContainerFigures {
@@ -41,6 +41,15 @@ fn figures(id: &str) -> ContainerFigures {
         block_write_bytes: Some(0),
         network_receive_bytes: Some(300),
         network_transmit_bytes: Some(200),
+        sick: SickFigures {
+            pids_refused: Some(226),
+            fd_limit_errors: Some(40),
+            memory_high_events: Some(0),
+            memory_max_events: Some(9),
+            pressure_some_seconds: [Some(0.5), Some(0.25), Some(12.5)],
+            pressure_full_seconds: [None, Some(0.125), Some(10.0)],
+            health_reasons: vec!["pids_refused", "io_stalled"],
+        },
     }
 }
 
@@ -116,6 +125,13 @@ fn every_contract_metric_is_there_with_its_value() {
         (names::AGENT_CONTAINER_FDS, "250"),
         (names::AGENT_CONTAINERS_READ_SLOWLY, "7"),
         (names::AGENT_CLIENTS_REFUSED, "2"),
+        (names::CONTAINER_PIDS_REFUSED, "226"),
+        (names::CONTAINER_FD_LIMIT_ERRORS, "40"),
+        (names::CONTAINER_MEMORY_HIGH_EVENTS, "0"),
+        (names::CONTAINER_MEMORY_MAX_EVENTS, "9"),
+        (names::CONTAINER_PRESSURE[0], "0.5"),
+        (names::CONTAINER_PRESSURE[2], "12.5"),
+        (names::CONTAINER_PRESSURE_FULL[1], "0.125"),
     ];
     for (name, value) in expect {
         assert_eq!(value_of(&text, name), value, "{name}");
@@ -127,6 +143,16 @@ fn every_contract_metric_is_there_with_its_value() {
     assert!(text.contains(
         r#"dsh_container_info{node="node-a",id="web",namespace="",pod="",container="",key="07c561cc06f3",runtime="docker",runtime_id="07c561cc06f3",image="busybox",cgroup="/docker/07c561cc06f3",endpoint="172.17.0.2:{80}",state="kContainerError",health="UnHealthy"} 1"#
     ), "{text}");
+    // No cpu `full` line (kernels before 5.13): no series.
+    assert!(!text.contains(names::CONTAINER_PRESSURE_FULL[0]), "{text}");
+    for reason in ["pids_refused", "io_stalled"] {
+        assert!(
+            text.contains(&format!(
+                "dsh_container_health_reason{{node=\"node-a\",id=\"web\",namespace=\"\",pod=\"\",container=\"\",reason=\"{reason}\"}} 1\n"
+            )),
+            "{text}"
+        );
+    }
     assert!(text.contains("dsh_agent_events_total{channel=\"chatty\"} 20\n"));
     assert!(text.contains("dsh_agent_events_lost_total{channel=\"chatty\"} 2\n"));
     assert!(text.contains("dsh_bpf_program_runs_total{program=\"dsh_sys_exit\"} 1000\n"));

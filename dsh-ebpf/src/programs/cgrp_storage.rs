@@ -13,7 +13,7 @@ use aya_ebpf::{
     macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
-use dsh_ebpf::{SyscallStats, cgroup_mode, failure};
+use dsh_ebpf::{EMFILE_RET, ENFILE_RET, SyscallStats, cgroup_mode, failure};
 
 use super::{
     failures::count,
@@ -63,6 +63,9 @@ fn record(ret: i64, elapsed: Option<u64>) {
         atomic_add(&raw mut (*s).count, 1);
         if ret < 0 {
             atomic_add(&raw mut (*s).errors, 1);
+            if ret == EMFILE_RET || ret == ENFILE_RET {
+                atomic_add(&raw mut (*s).fd_limit_errors, 1);
+            }
         }
         if let Some(ns) = elapsed {
             atomic_add(&raw mut (*s).latency[log2_bucket(ns)], 1);

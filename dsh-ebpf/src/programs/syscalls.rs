@@ -14,7 +14,7 @@
 //! older snapshot of the slot's counters; user space keeps the newer of the
 //! two per CPU (see `SyscallCacheSlot`).
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use dsh_ebpf::{SyscallCacheSlot, SyscallStats, failure};
+use dsh_ebpf::{EMFILE_RET, ENFILE_RET, SyscallCacheSlot, SyscallStats, failure};
 
 use super::{
     failures::count,
@@ -73,6 +73,9 @@ fn record(ret: i64, elapsed: Option<u64>) {
     s.count += 1;
     if ret < 0 {
         s.errors += 1;
+        if ret == EMFILE_RET || ret == ENFILE_RET {
+            s.fd_limit_errors += 1;
+        }
     }
     if let Some(ns) = elapsed {
         s.latency[log2_bucket(ns)] += 1;

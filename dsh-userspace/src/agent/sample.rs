@@ -239,19 +239,20 @@ impl Sampler {
             };
             // Exact counting only: sampled counters are read when a window
             // ends (`syscall_counts`), and counters that are off never move.
-            let (syscalls, syscall_errors) = if model.syscall_accounting == SyscallAccounting::Exact
-            {
-                let path = c.identity.cgroup.clone();
-                self.syscalls_of(key, cgroup_id, layout, &path, probe)
-            } else {
-                (0, 0)
-            };
+            let (syscalls, syscall_errors, fd_limit_errors) =
+                if model.syscall_accounting == SyscallAccounting::Exact {
+                    let path = c.identity.cgroup.clone();
+                    self.syscalls_of(key, cgroup_id, layout, &path, probe)
+                } else {
+                    (0, 0, 0)
+                };
             let (block_read, block_write) = block.get(key).copied().unwrap_or_default();
             let counters = Counters {
                 at: None,
                 cpu_ns: 0,
                 syscalls,
                 syscall_errors,
+                fd_limit_errors,
                 block_read,
                 block_write,
                 net: None,
@@ -315,13 +316,14 @@ impl Sampler {
         self.budget.note(interval)
     }
 
-    /// Every live container's syscall counters: (key, cgroup id, calls, errors).
+    /// Every live container's syscall counters: (key, cgroup id, [calls,
+    /// errors, EMFILE/ENFILE]).
     pub fn syscall_counts(
         &mut self,
         model: &Model,
         probe: &Probe,
         layout: &CgroupLayout,
-    ) -> Vec<(String, CgroupId, u64, u64)> {
+    ) -> Vec<(String, CgroupId, [u64; 3])> {
         let mut out = Vec::new();
         for key in model.live_keys() {
             let Some(c) = model.get(&key) else { continue };
@@ -329,16 +331,16 @@ impl Sampler {
                 continue;
             };
             let path = c.identity.cgroup.clone();
-            let (calls, errors) = self.syscalls_of(&key, cgroup_id, layout, &path, probe);
-            out.push((key, cgroup_id, calls, errors));
+            let (calls, errors, fds) = self.syscalls_of(&key, cgroup_id, layout, &path, probe);
+            out.push((key, cgroup_id, [calls, errors, fds]));
         }
         let plan = &self.plan;
         self.dirs.retain(|k, _| plan.keeps(k));
         out
     }
 
-    /// One container's cumulative (calls, errors); zero before its first
-    /// counted syscall.
+    /// One container's cumulative (calls, errors, EMFILE/ENFILE); zero
+    /// before its first counted syscall.
     fn syscalls_of(
         &mut self,
         key: &str,
@@ -346,10 +348,10 @@ impl Sampler {
         layout: &CgroupLayout,
         path: &str,
         probe: &Probe,
-    ) -> (u64, u64) {
+    ) -> (u64, u64, u64) {
         self.dir(key, cgroup_id, layout, path)
             .and_then(|dir| probe.syscall_stats_of(dir).ok().flatten())
-            .map_or((0, 0), |s| (s.count, s.errors))
+            .map_or((0, 0, 0), |s| (s.count, s.errors, s.fd_limit_errors))
     }
 
     /// Every running container's network namespace, through its main

@@ -36,6 +36,7 @@ impl Agent {
             programs: self.meter.programs.clone(),
             channels: self.meter.channels.clone(),
             syscall_counters: self.probe.syscall_counters().as_str().to_owned(),
+            psi: crate::cgroup::stats::host_psi().to_owned(),
             maps: vec![
                 MapFill {
                     name: "BLOCK_STATS".to_owned(),

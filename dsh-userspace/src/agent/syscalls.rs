@@ -53,8 +53,9 @@ pub(super) struct SyscallSampling {
     opened: Option<std::time::Instant>,
     /// When the next window opens.
     next_open: Instant,
-    /// Each container's counters when the last window closed.
-    baseline: HashMap<String, (CgroupId, u64, u64)>,
+    /// Each container's counters when the last window closed: calls,
+    /// errors, EMFILE/ENFILE.
+    baseline: HashMap<String, (CgroupId, [u64; 3])>,
     /// Windows closed so far.
     pub(super) windows: u64,
 }
@@ -86,12 +87,23 @@ impl SyscallSampling {
 }
 
 /// What the counters moved by since `base` (a new incarnation starts at 0).
-fn delta(base: Option<&(CgroupId, u64, u64)>, id: CgroupId, calls: u64, errors: u64) -> (u64, u64) {
+fn delta(base: Option<&(CgroupId, [u64; 3])>, id: CgroupId, now: [u64; 3]) -> [u64; 3] {
     match base {
-        Some(&(base_id, c, e)) if base_id == id => {
-            (calls.saturating_sub(c), errors.saturating_sub(e))
-        }
-        _ => (calls, errors),
+        Some(&(base_id, old)) if base_id == id => [0, 1, 2].map(|i| now[i].saturating_sub(old[i])),
+        _ => now,
+    }
+}
+
+/// The soft open-files limit of `pid` (None: unlimited, or the process is
+/// gone). Read only when a window saw EMFILE/ENFILE.
+fn soft_nofile(pid: u32) -> Option<u64> {
+    let limits = procfs::process::Process::new(pid.try_into().ok()?)
+        .ok()?
+        .limits()
+        .ok()?;
+    match limits.max_open_files.soft_limit {
+        procfs::process::LimitValue::Value(v) => Some(v),
+        procfs::process::LimitValue::Unlimited => None,
     }
 }
 
@@ -137,18 +149,27 @@ impl Agent {
                     return;
                 };
                 let mut baseline = HashMap::with_capacity(counts.len());
-                for (key, id, calls, errors) in counts {
-                    let (calls_in, errors_in) = delta(s.baseline.get(&key), id, calls, errors);
-                    self.model.record_syscall_window(
-                        &key,
-                        SyscallWindow {
-                            calls: calls_in,
-                            errors: errors_in,
-                            attached: window,
-                            period,
-                        },
-                    );
-                    baseline.insert(key, (id, calls, errors));
+                let now = jiff::Timestamp::now();
+                for (key, id, counts) in counts {
+                    let [calls_in, errors_in, fds_in] = delta(s.baseline.get(&key), id, counts);
+                    let w = SyscallWindow {
+                        calls: calls_in,
+                        errors: errors_in,
+                        attached: window,
+                        period,
+                    };
+                    self.model.record_syscall_window(&key, w);
+                    if fds_in > 0 {
+                        let limit = self
+                            .model
+                            .get(&key)
+                            .and_then(|c| c.main_tgid)
+                            .and_then(soft_nofile);
+                        let estimated = w.scale(fds_in);
+                        self.model
+                            .record_fd_limit(&key, fds_in, estimated, limit, now);
+                    }
+                    baseline.insert(key, (id, counts));
                 }
                 s.baseline = baseline;
             }
@@ -164,8 +185,8 @@ mod tests {
     fn deltas_restart_with_a_new_incarnation() {
         let a = CgroupId::new(7);
         let b = CgroupId::new(8);
-        assert_eq!(delta(Some(&(a, 100, 4)), a, 150, 5), (50, 1));
-        assert_eq!(delta(Some(&(a, 100, 4)), b, 30, 0), (30, 0));
-        assert_eq!(delta(None, a, 30, 2), (30, 2));
+        assert_eq!(delta(Some(&(a, [100, 4, 1])), a, [150, 5, 3]), [50, 1, 2]);
+        assert_eq!(delta(Some(&(a, [100, 4, 1])), b, [30, 0, 0]), [30, 0, 0]);
+        assert_eq!(delta(None, a, [30, 2, 1]), [30, 2, 1]);
     }
 }

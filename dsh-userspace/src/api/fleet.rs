@@ -28,6 +28,11 @@ pub struct FleetRow {
     /// figures may mix them. Says which scrape targets disagree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<String>,
+    /// Why it is not Good, as the node's `dsh_container_health_reason`
+    /// series name it (`pids_refused`, `io_stalled`, ...); the figures
+    /// behind them stay on the node (`dsh ps --wide` there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 /// How long the whole set of queries may take.
@@ -250,6 +255,7 @@ pub fn rows(base: &str, nodes: &[&str], all: bool) -> Result<Vec<FleetRow>, Flee
     let mut promql = vec![
         format!("{}{sel}", names::CONTAINER_INFO),
         format!("{}{sel}", names::AGENT_SYSCALL_ACCOUNTING),
+        format!("{}{sel}", names::CONTAINER_HEALTH_REASON),
     ];
     promql.extend(FIGURES.iter().map(|f| f.promql(&sel)));
     let mut answers: Vec<Vec<Series>> = rt.block_on(async {
@@ -264,17 +270,40 @@ pub fn rows(base: &str, nodes: &[&str], all: bool) -> Result<Vec<FleetRow>, Flee
                 url: base.to_owned(),
             })?
     })?;
-    // In the order asked: info, accounting, then one per figure.
-    let figures = answers.split_off(2.min(answers.len()));
+    // In the order asked: info, accounting, reasons, then one per figure.
+    let figures = answers.split_off(3.min(answers.len()));
     let mut firsts = answers.into_iter();
     let info = firsts.next().unwrap_or_default();
     let accounting = firsts.next().unwrap_or_default();
+    let reasons = firsts.next().unwrap_or_default();
     let answers = FIGURES.iter().copied().zip(figures).collect();
     let mut rows = assemble(&info, &accounting_by_node(&accounting), &answers);
+    add_reasons(&mut rows, &reasons);
     if !all {
         rows.retain(|r| r.row.listed);
     }
     Ok(rows)
+}
+
+/// Each row's reasons from the `dsh_container_health_reason` series, at
+/// most a few per row (a hostile exporter could send any number).
+fn add_reasons(rows: &mut [FleetRow], series: &[Series]) {
+    const MOST: usize = 16;
+    let mut by_key: HashMap<Key, Vec<String>> = HashMap::new();
+    for s in series {
+        if let Some(r) = s.metric.get("reason") {
+            let list = by_key.entry(key(s)).or_default();
+            if list.len() < MOST && !list.contains(r) {
+                list.push(r.clone());
+            }
+        }
+    }
+    for row in rows {
+        if let Some(mut list) = by_key.remove(&(row.node.clone(), row.row.id.clone())) {
+            list.sort();
+            row.reasons = list;
+        }
+    }
 }
 
 /// `BASE/api/v1/query`, keeping a path prefix (Prometheus behind a proxy
@@ -519,6 +548,12 @@ fn assemble(
                 core_dumps: count(Figure::CoreDumps),
                 process_exits: count(Figure::ProcessExits),
                 pids: None,
+                pids_max: None,
+                pids_refused_total: 0,
+                fd_limit_errors_total: 0,
+                mem_high_events_total: 0,
+                mem_max_events_total: 0,
+                pressure: None,
                 syscalls_per_s: get(Figure::Syscalls).unwrap_or(0.0),
                 syscall_errors_per_s: get(Figure::SyscallErrors).unwrap_or(0.0),
                 syscall_accounting: syscalls,
@@ -538,6 +573,7 @@ fn assemble(
                 node: k.0,
                 row,
                 duplicate,
+                reasons: Vec::new(),
             })
         })
         .collect();

@@ -122,6 +122,10 @@ pub struct StatusReport {
     /// Where per-cgroup syscall counters live: `cgroup-storage` or `hash`.
     #[serde(default)]
     pub syscall_counters: String,
+    /// Pressure stall information: `on`, or why not (the kernel has none,
+    /// or was booted with psi=0); empty from an agent older than PSI.
+    #[serde(default)]
+    pub psi: String,
     pub maps: Vec<MapFill>,
     /// What the kernel programs could not do, by kind (`dsh_ebpf::failure`).
     #[serde(default)]

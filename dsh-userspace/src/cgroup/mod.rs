@@ -55,6 +55,7 @@ pub fn stats_source(layout: &CgroupLayout, path: &str) -> stats::StatsSource {
         cpuacct: v1("cpuacct"),
         pids: v1("pids"),
         blkio: v1("blkio"),
+        unified: layout.unified.as_ref().map(|root| root.join(rel)),
     }
 }
 
@@ -264,6 +265,7 @@ mod tests {
                 cpuacct: None,
                 pids: None,
                 blkio: None,
+                unified: Some(PathBuf::from("/sys/fs/cgroup/unified/docker/abc")),
             }
         );
     }

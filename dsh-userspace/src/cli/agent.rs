@@ -91,6 +91,20 @@ pub struct AgentArgs {
     /// and a container that died UnHealthy stays in plain `dsh ps` this long.
     #[arg(long, default_value = "10m", value_parser = super::duration::parse)]
     pub unhealthy_window: Duration,
+    /// Health: forks refused at pids.max or EMFILE/ENFILE within this
+    /// window are a Warning, which ends this long after the last one.
+    #[arg(long, default_value = "1m", value_parser = super::duration::parse)]
+    pub sick_window: Duration,
+    /// Health: memory stalled (PSI some, last 10 s) above this % is a Warning.
+    #[arg(long, default_value_t = 40.0)]
+    pub stall_warn_percent: f64,
+    /// Health: I/O stalled above this % while the memory limit is hit (page
+    /// cache thrashing) is a Warning; I/O stall below the limit is none.
+    #[arg(long, default_value_t = 15.0)]
+    pub io_stall_warn_percent: f64,
+    /// Health: memory fully stalled (PSI full) above this % for 30 s is UnHealthy.
+    #[arg(long, default_value_t = 60.0)]
+    pub memory_full_unhealthy_percent: f64,
     /// Serve Prometheus metrics at http://ADDR/metrics; 127.0.0.1:9688
     /// without ADDR. Off unless given; 0.0.0.0:9688 serves the network.
     #[arg(
@@ -125,6 +139,10 @@ impl AgentArgs {
             throttle_warn_ratio: self.throttle_warn_percent / 100.0,
             crash_loop_restarts: self.crash_loop_restarts,
             unhealthy_window: signed(self.unhealthy_window),
+            sick_window: signed(self.sick_window),
+            stall_warn_ratio: self.stall_warn_percent / 100.0,
+            io_stall_warn_ratio: self.io_stall_warn_percent / 100.0,
+            memory_full_unhealthy_ratio: self.memory_full_unhealthy_percent / 100.0,
             ..HealthRules::default()
         };
         AgentConfig {

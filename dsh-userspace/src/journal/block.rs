@@ -242,9 +242,12 @@ impl Block {
 mod tests {
     use super::*;
     use crate::{
-        model::cause::{
-            ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
-            OtherSignalsReceived, SignalsReceived, Start,
+        model::{
+            cause::{
+                ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message, OomAtDeath,
+                OtherSignalsReceived, SignalsReceived, Start,
+            },
+            health::{Health, HealthReason, StallResource},
         },
         signal::Signal,
     };
@@ -418,6 +421,28 @@ mod tests {
                 senders: 499,
                 signals: vec![Signal::from_raw(10), Signal::from_raw(64)],
             }),
+            Message::Health {
+                from: Health::Good,
+                to: Health::Warning,
+                started: vec![
+                    HealthReason::PidsRefused {
+                        count: 226,
+                        limit: Some(12),
+                        window: jiff::SignedDuration::from_mins(1),
+                    },
+                    HealthReason::FdLimit {
+                        count: 9,
+                        limit: None,
+                        window: jiff::SignedDuration::from_secs(30),
+                    },
+                ],
+                ended: vec![HealthReason::Stalled {
+                    resource: StallResource::Io,
+                    some: 0.69,
+                    full: 0.5,
+                    memory: 0.05,
+                }],
+            },
         ];
         let mut b = Block::default();
         let mut lines = Vec::new();

@@ -15,6 +15,7 @@ mod bound;
 mod error;
 mod health;
 mod msg;
+mod msg_health;
 mod read;
 mod store;
 mod tables;

@@ -16,6 +16,8 @@ use crate::{
     signal::Signal,
 };
 
+use super::msg_health::{Condition, health_code, health_of};
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Msg {
     CgroupCreated(u32),
@@ -54,6 +56,13 @@ pub(super) enum Msg {
         parent: u32,
         vanished: u64,
         lines_not_written: u64,
+    },
+    /// Running-but-failing conditions started or ended (added last).
+    Health {
+        from: u8,
+        to: u8,
+        started: Vec<Condition>,
+        ended: Vec<Condition>,
     },
 }
 
@@ -206,6 +215,17 @@ impl Msg {
                 vanished: c.vanished,
                 lines_not_written: c.lines_not_written,
             },
+            Message::Health {
+                from,
+                to,
+                started,
+                ended,
+            } => Msg::Health {
+                from: health_code(*from),
+                to: health_code(*to),
+                started: started.iter().filter_map(Condition::store).collect(),
+                ended: ended.iter().filter_map(Condition::store).collect(),
+            },
         }
     }
 
@@ -327,6 +347,17 @@ impl Msg {
                 vanished: *vanished,
                 lines_not_written: *lines_not_written,
             }),
+            Msg::Health {
+                from,
+                to,
+                started,
+                ended,
+            } => Message::Health {
+                from: health_of(*from),
+                to: health_of(*to),
+                started: started.iter().map(Condition::load).collect(),
+                ended: ended.iter().map(Condition::load).collect(),
+            },
         })
     }
 }

@@ -9,4 +9,4 @@ pub mod server;
 pub mod snapshot;
 mod write_deadline;
 
-pub use dsh_metrics::{AgentFigures, ContainerFigures, Snapshot, exposition, names};
+pub use dsh_metrics::{AgentFigures, ContainerFigures, SickFigures, Snapshot, exposition, names};

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use super::{AgentFigures, ContainerFigures, Snapshot};
+use super::{AgentFigures, ContainerFigures, SickFigures, Snapshot};
+use crate::cgroup::stats::{CgroupStats, Psi};
 use crate::{
     model::{
         Model,
         container::Container,
-        health::{Health, HealthRules},
+        health::{Health, HealthReason, HealthRules},
         row,
         state::State,
         syscalls::SyscallAccounting,
@@ -36,7 +37,7 @@ pub fn figures(
     syscalls: SyscallAccounting,
     now: Timestamp,
 ) -> ContainerFigures {
-    let (health, _) = rules.evaluate(c, now);
+    let (health, reasons) = rules.evaluate(c, now);
     let id = c.display_id().to_owned();
     // The Kubernetes names as the runtime gives them (empty elsewhere).
     let kube = c.meta.as_ref().and_then(|m| m.kube.as_ref());
@@ -91,7 +92,31 @@ pub fn figures(
         block_write_bytes: counters.map(|c| c.block_write),
         network_receive_bytes: net.map(|n| n.rx_bytes),
         network_transmit_bytes: net.map(|n| n.tx_bytes),
+        sick: sick_figures(
+            live_stats,
+            c,
+            reasons.iter().map(HealthReason::kind).collect(),
+        ),
         id,
+    }
+}
+
+/// Limit and pressure counters while the cgroup lives; the reasons always.
+fn sick_figures(
+    stats: Option<&CgroupStats>,
+    c: &Container,
+    health_reasons: Vec<&'static str>,
+) -> SickFigures {
+    let psi = stats.and_then(|s| s.pressure).unwrap_or_default();
+    let each = |f: fn(&Psi) -> f64| [psi.cpu, psi.memory, psi.io].map(|p| p.as_ref().map(f));
+    SickFigures {
+        pids_refused: stats.filter(|s| s.pids.is_some()).map(|s| s.pids_refused),
+        fd_limit_errors: stats.map(|_| c.sample.sick.fd_limit_errors),
+        memory_high_events: stats.map(|s| s.mem_high_events),
+        memory_max_events: stats.map(|s| s.mem_max_events),
+        pressure_some_seconds: each(|p| p.some.total_us as f64 / 1e6),
+        pressure_full_seconds: each(|p| p.full.total_us as f64 / 1e6),
+        health_reasons,
     }
 }
 

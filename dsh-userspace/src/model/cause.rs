@@ -3,6 +3,7 @@
 //! contract's text; the journal stores them as they are.
 use serde::{Deserialize, Serialize};
 
+use super::health::{Health, HealthReason};
 use crate::{cgroup::stats::CgroupStats, signal::Signal};
 
 /// Memory use and limit of the victim's container at an OOM kill, kept
@@ -174,6 +175,16 @@ pub enum Message {
     OtherSignalsReceived(OtherSignalsReceived),
     /// Cgroups created and removed under one parent, summed over a sample.
     CgroupChurn(CgroupChurnSummary),
+    /// Running-but-failing conditions started or ended: the health before
+    /// and after, and which conditions.
+    Health {
+        from: Health,
+        to: Health,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        started: Vec<HealthReason>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ended: Vec<HealthReason>,
+    },
     /// A line journaled before messages were typed: its text as written.
     #[serde(untagged)]
     Text(String),

@@ -42,6 +42,8 @@ pub struct Sample {
     pub prev: Option<Counters>,
     /// Sampled mode: estimated cumulative (calls, errors).
     pub syscalls_estimated: (u64, u64),
+    /// Limits hit and pressure stalls: the running-but-failing conditions.
+    pub sick: super::sick::SickSample,
 }
 
 /// The container's network namespace as last sampled.
@@ -86,6 +88,8 @@ pub struct Counters {
     pub cpu_ns: u64,
     pub syscalls: u64,
     pub syscall_errors: u64,
+    /// EMFILE/ENFILE returns (exact counting only).
+    pub fd_limit_errors: u64,
     pub block_read: u64,
     pub block_write: u64,
     pub net: Option<NetCounters>,

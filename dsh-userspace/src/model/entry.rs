@@ -19,10 +19,12 @@ pub enum LogKind {
     /// A summary of short-lived processes (added last: kinds may be stored
     /// by position).
     Churn,
+    /// A running-but-failing condition started or ended (added last).
+    Health,
 }
 
 impl LogKind {
-    pub const ALL: [LogKind; 9] = [
+    pub const ALL: [LogKind; 10] = [
         LogKind::Create,
         LogKind::Start,
         LogKind::Exit,
@@ -32,6 +34,7 @@ impl LogKind {
         LogKind::Destroy,
         LogKind::Exec,
         LogKind::Churn,
+        LogKind::Health,
     ];
 
     /// The name `dsh log` prints and `--json` carries (the serde name).
@@ -46,6 +49,7 @@ impl LogKind {
             LogKind::Destroy => "destroy",
             LogKind::Exec => "exec",
             LogKind::Churn => "churn",
+            LogKind::Health => "health",
         }
     }
 }
@@ -135,7 +139,9 @@ impl LogEntry {
             | LogKind::Oom
             | LogKind::Signal
             | LogKind::Coredump
-            | LogKind::Destroy => LogClass::Critical,
+            | LogKind::Destroy
+            // One line per start or end of a condition, not per event.
+            | LogKind::Health => LogClass::Critical,
             LogKind::Exec | LogKind::Churn => LogClass::Chatty,
         }
     }

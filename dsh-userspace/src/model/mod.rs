@@ -11,6 +11,7 @@ mod incarnation;
 mod resolve;
 pub mod row;
 mod sample;
+pub mod sick;
 pub mod signals;
 pub mod state;
 pub mod syscalls;
@@ -509,3 +510,5 @@ mod tests;
 mod tests_identity;
 #[cfg(test)]
 mod tests_kube;
+#[cfg(test)]
+mod tests_sick;

@@ -8,7 +8,7 @@ use super::{
     state::State,
     syscalls::SyscallAccounting,
 };
-use crate::cgroup::netns::NetCounters;
+use crate::cgroup::{netns::NetCounters, stats::Pressure};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRow {
@@ -64,6 +64,25 @@ pub struct ContainerRow {
     /// Processes that ended in this container since dsh first saw it.
     pub process_exits: u64,
     pub pids: Option<u64>,
+    /// pids.max (None: unlimited, or no pids controller).
+    #[serde(default)]
+    pub pids_max: Option<u64>,
+    /// Forks refused at pids.max, as the cgroup counted them.
+    #[serde(default)]
+    pub pids_refused_total: u64,
+    /// EMFILE/ENFILE returns counted (sampled mode: an estimate).
+    #[serde(default)]
+    pub fd_limit_errors_total: u64,
+    /// Times the cgroup went over memory.high (v2), and times it reached
+    /// its limit (v2 memory.events `max`, v1 `memory.failcnt`).
+    #[serde(default)]
+    pub mem_high_events_total: u64,
+    #[serde(default)]
+    pub mem_max_events_total: u64,
+    /// Pressure stall information: shares over 10 s and 60 s, cumulative
+    /// stall time (None without PSI).
+    #[serde(default)]
+    pub pressure: Option<Pressure>,
     pub syscalls_per_s: f64,
     pub syscall_errors_per_s: f64,
     /// How syscalls are counted: `exact`, `sampled` or `off`.
@@ -150,6 +169,12 @@ impl ContainerRow {
             core_dumps: c.core_dumps,
             process_exits: c.process_exits,
             pids: stats.and_then(|s| s.pids),
+            pids_max: stats.and_then(|s| s.pids_max),
+            pids_refused_total: stats.map_or(0, |s| s.pids_refused),
+            fd_limit_errors_total: c.sample.sick.fd_limit_errors,
+            mem_high_events_total: stats.map_or(0, |s| s.mem_high_events),
+            mem_max_events_total: stats.map_or(0, |s| s.mem_max_events),
+            pressure: stats.and_then(|s| s.pressure).filter(|_| live),
             syscalls_per_s: c.sample.syscalls_per_s,
             syscall_errors_per_s: c.sample.syscall_errors_per_s,
             syscall_accounting: syscalls,

@@ -24,6 +24,7 @@ impl Model {
         let net = net.into();
         let window = self.rules.throttle_window;
         let accounting = self.syscall_accounting;
+        let rules = &self.rules;
         let Some(c) = self.containers.get_mut(key) else {
             return;
         };
@@ -58,6 +59,10 @@ impl Model {
                 if accounting == SyscallAccounting::Exact {
                     s.syscalls_per_s = rate(counters.syscalls, prev.syscalls);
                     s.syscall_errors_per_s = rate(counters.syscall_errors, prev.syscall_errors);
+                    let fds = counters
+                        .fd_limit_errors
+                        .saturating_sub(prev.fd_limit_errors);
+                    s.sick.fd_limit_seen(fds, fds, rules.sick_keep(), now);
                 }
                 s.block_read_bytes_per_s = rate(counters.block_read, prev.block_read);
                 s.block_write_bytes_per_s = rate(counters.block_write, prev.block_write);
@@ -85,7 +90,28 @@ impl Model {
             cpu_ns: stats.cpu_usage_ns,
             ..counters
         });
+        s.sick.record(s.stats.as_ref(), &stats, rules, now);
         s.stats = Some(stats);
+        self.health_transition(key, now);
+    }
+
+    /// A sampling window saw `n` EMFILE/ENFILE returns (`estimated` over
+    /// the whole period); `soft_limit`: the main process's open-files limit.
+    pub fn record_fd_limit(
+        &mut self,
+        key: &str,
+        n: u64,
+        estimated: u64,
+        soft_limit: Option<u64>,
+        now: Timestamp,
+    ) {
+        let keep = self.rules.sick_keep();
+        if let Some(c) = self.containers.get_mut(key) {
+            c.sample.sick.fd_limit_seen(n, estimated, keep, now);
+            if soft_limit.is_some() {
+                c.sample.sick.fd_soft_limit = soft_limit;
+            }
+        }
     }
 
     /// A sampling window ended: the container's syscall rates until the next

@@ -74,6 +74,15 @@ impl SyscallWindow {
     }
 
     /// The counts scaled up to the whole period (for estimated totals).
+    /// `n` counted in the window, scaled to the period.
+    pub fn scale(&self, n: u64) -> u64 {
+        let secs = self.attached.as_secs_f64();
+        if secs <= 0.0 {
+            return 0;
+        }
+        (n as f64 * self.period.as_secs_f64() / secs).round() as u64
+    }
+
     pub fn scaled(&self) -> (u64, u64) {
         let secs = self.attached.as_secs_f64();
         if secs <= 0.0 {

@@ -19,9 +19,9 @@ use crate::{
     signal::{ExitStatus, Signal},
 };
 
-const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
+pub(super) const ID: &str = "07c561cc06f3bd45658a4dec58468bc6d68032d6c4f168a2079b679f09c8233e";
 
-fn t(s: i64) -> Timestamp {
+pub(super) fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()
 }
 
@@ -54,12 +54,12 @@ fn ran(run_time_s: f64) -> Option<ExitUsage> {
     })
 }
 
-fn model() -> Model {
+pub(super) fn model() -> Model {
     Model::new(HealthRules::default(), SignedDuration::from_hours(1))
 }
 
 /// What runc does: cgroup, its own helpers exit inside it, then the user exec.
-fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
+pub(super) fn boot(m: &mut Model, cg: u64, at: i64, user_tgid: u32) {
     let cg = CgroupId::new(cg);
     let ident = docker(ID);
     let path = ident.cgroup.clone();

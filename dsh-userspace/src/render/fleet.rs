@@ -21,8 +21,13 @@ pub fn table(rows: &[FleetRow], wide: bool, headers: bool) -> String {
         out.push_str(&format!("node{}{}\n", pad("node"), table::header(wide)));
     }
     for (r, node) in rows.iter().zip(&nodes) {
+        let reasons = if wide && !r.reasons.is_empty() {
+            format!("  # {}", untrusted::text(&r.reasons.join(", ")))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "{node}{}{}\n",
+            "{node}{}{}{reasons}\n",
             pad(node),
             table::row(&r.row, wide)
         ));

@@ -1,8 +1,11 @@
 //! Health reasons as text, and the health table as `dsh ps --json` prints
 //! it (the contract has `health_reasons` as an array of strings).
 use crate::{
-    model::{health::HealthReason, row::ContainerRow},
-    units::duration,
+    model::{
+        health::{HealthReason, StallResource},
+        row::ContainerRow,
+    },
+    units::{duration, thousands},
 };
 
 pub fn reason(r: &HealthReason) -> String {
@@ -31,6 +34,46 @@ pub fn reason(r: &HealthReason) -> String {
         HealthReason::Restarts { count, window } => {
             format!("{count} restart(s) in the last {}", duration(*window))
         }
+        HealthReason::PidsRefused {
+            count,
+            limit,
+            window,
+        } => format!(
+            "forks refused at pids limit{} ({} in the last {})",
+            limit.map(|l| format!(" {l}")).unwrap_or_default(),
+            thousands(*count),
+            duration(*window)
+        ),
+        HealthReason::FdLimit {
+            count,
+            limit,
+            window,
+        } => format!(
+            "open files at limit{} ({} EMFILE/ENFILE seen in the last {})",
+            limit.map(|l| format!(" {l}")).unwrap_or_default(),
+            thousands(*count),
+            duration(*window)
+        ),
+        HealthReason::Stalled {
+            resource: StallResource::Io,
+            some,
+            memory,
+            ..
+        } => format!(
+            "io stalled {:.0}% (memory {:.0}%)",
+            some * 100.0,
+            memory * 100.0
+        ),
+        HealthReason::Stalled {
+            resource: StallResource::Memory,
+            some,
+            full,
+            ..
+        } => format!(
+            "memory stalled {:.0}% (full {:.0}%)",
+            some * 100.0,
+            full * 100.0
+        ),
     }
 }
 

@@ -48,6 +48,12 @@ pub fn msg(m: &Message) -> String {
         Message::SignalsReceived(s) => signals_received(s),
         Message::OtherSignalsReceived(o) => other_signals_received(o),
         Message::CgroupChurn(c) => cgroup_churn(c),
+        Message::Health {
+            from,
+            to,
+            started,
+            ended,
+        } => health_change(*from, *to, started, ended),
         Message::Text(text) => text.clone(),
     }
 }
@@ -76,6 +82,28 @@ fn cgroup_churn(c: &CgroupChurnSummary) -> String {
         ));
     }
     parts.join("; ")
+}
+
+/// `health Good -> Warning: forks refused at pids limit 12 (226 in the last 1m)`;
+/// a condition that ended is told as `ended: ...`.
+fn health_change(
+    from: crate::model::health::Health,
+    to: crate::model::health::Health,
+    started: &[crate::model::health::HealthReason],
+    ended: &[crate::model::health::HealthReason],
+) -> String {
+    let mut parts: Vec<String> = started.iter().map(super::health::reason).collect();
+    parts.extend(
+        ended
+            .iter()
+            .map(|r| format!("ended: {}", super::health::reason(r))),
+    );
+    format!(
+        "health {} -> {}: {}",
+        from.as_str(),
+        to.as_str(),
+        parts.join("; ")
+    )
 }
 
 /// `receive signal SIGHUP x 31,002 from pid 812 (bash)`; one alone has no count.

@@ -65,6 +65,9 @@ pub fn screen(s: &StatusReport) -> String {
         _ => writeln!(o, "syscalls: {}", s.syscall_accounting),
     };
     let _ = writeln!(o, "syscall counters: {}", s.syscall_counters);
+    if !s.psi.is_empty() {
+        let _ = writeln!(o, "pressure (PSI): {}", untrusted::name(&s.psi));
+    }
     let programs = s.programs.iter().map(|p| {
         [
             p.name.clone(),

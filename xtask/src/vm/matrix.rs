@@ -44,6 +44,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     ("OOM kill", &["oom::oom_kill_names_victim_pid_and_cgroup"]),
     (
+        "forks refused at pids.max",
+        &["agent_sick::plain_cgroup_forks_refused_at_the_pids_limit"],
+    ),
+    (
         "signal from another cgroup",
         &[
             "signals::kill_from_another_cgroup_is_counted_and_named_by_the_exit",

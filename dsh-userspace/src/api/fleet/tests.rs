@@ -231,3 +231,34 @@ fn rows_claimed_twice_are_flagged_not_silently_merged() {
             .is_none()
     );
 }
+
+#[test]
+fn reasons_join_their_rows_bounded_and_deduplicated() {
+    let mut rows = assemble(&series(INFO), &HashMap::new(), &answers());
+    let reason = |node: &str, id: &str, r: &str| {
+        format!(
+            r#"{{"metric":{{"__name__":"dsh_container_health_reason","node":"{node}","id":"{id}","reason":"{r}"}},"value":[1800000100.5,"1"]}}"#
+        )
+    };
+    let mut items = vec![
+        reason("b", "web", "pids_refused"),
+        reason("b", "web", "io_stalled"),
+        reason("b", "web", "io_stalled"),
+        reason("a", "nobody", "fd_limit"),
+    ];
+    items.extend((0..40).map(|i| reason("a", "oom", &format!("r{i:02}"))));
+    let answer = series(&format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+        items.join(",")
+    ));
+    add_reasons(&mut rows, &answer);
+    let of = |node: &str, id: &str| {
+        rows.iter()
+            .find(|r| r.node == node && r.row.id == id)
+            .map(|r| r.reasons.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(of("b", "web"), ["io_stalled", "pids_refused"]);
+    assert_eq!(of("a", "web"), Vec::<String>::new());
+    assert_eq!(of("a", "oom").len(), 16, "at most 16 per row");
+}

@@ -1,0 +1,133 @@
+//! A health line's conditions as a block stores them: a mirror of the
+//! condition `HealthReason`s (shares in 1/10,000, windows in ms). Add
+//! variants at the end only: postcard stores them by position.
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::model::health::{Health, HealthReason, StallResource};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) enum Condition {
+    PidsRefused {
+        count: u64,
+        limit: Option<u64>,
+        window_ms: i64,
+    },
+    FdLimit {
+        count: u64,
+        limit: Option<u64>,
+        window_ms: i64,
+    },
+    Stalled {
+        /// 0 memory, 1 I/O.
+        resource: u8,
+        some: u16,
+        full: u16,
+        memory: u16,
+    },
+}
+
+fn share(r: f64) -> u16 {
+    (r.clamp(0.0, 1.0) * 10_000.0).round() as u16
+}
+
+fn ratio(s: u16) -> f64 {
+    f64::from(s) / 10_000.0
+}
+
+pub(super) fn health_code(h: Health) -> u8 {
+    match h {
+        Health::Good => 0,
+        Health::Warning => 1,
+        Health::UnHealthy => 2,
+    }
+}
+
+/// An unknown code (a newer writer's) reads as Warning: neither good nor the worst.
+pub(super) fn health_of(code: u8) -> Health {
+    match code {
+        0 => Health::Good,
+        2 => Health::UnHealthy,
+        _ => Health::Warning,
+    }
+}
+
+impl Condition {
+    /// The stored form of a condition; None for the reasons no health line
+    /// carries (told by their own lines).
+    pub(super) fn store(r: &HealthReason) -> Option<Self> {
+        Some(match r {
+            HealthReason::PidsRefused {
+                count,
+                limit,
+                window,
+            } => Condition::PidsRefused {
+                count: *count,
+                limit: *limit,
+                window_ms: window.as_millis() as i64,
+            },
+            HealthReason::FdLimit {
+                count,
+                limit,
+                window,
+            } => Condition::FdLimit {
+                count: *count,
+                limit: *limit,
+                window_ms: window.as_millis() as i64,
+            },
+            HealthReason::Stalled {
+                resource,
+                some,
+                full,
+                memory,
+            } => Condition::Stalled {
+                resource: match resource {
+                    StallResource::Memory => 0,
+                    StallResource::Io => 1,
+                },
+                some: share(*some),
+                full: share(*full),
+                memory: share(*memory),
+            },
+            _ => return None,
+        })
+    }
+
+    pub(super) fn load(&self) -> HealthReason {
+        match self {
+            Condition::PidsRefused {
+                count,
+                limit,
+                window_ms,
+            } => HealthReason::PidsRefused {
+                count: *count,
+                limit: *limit,
+                window: SignedDuration::from_millis(*window_ms),
+            },
+            Condition::FdLimit {
+                count,
+                limit,
+                window_ms,
+            } => HealthReason::FdLimit {
+                count: *count,
+                limit: *limit,
+                window: SignedDuration::from_millis(*window_ms),
+            },
+            Condition::Stalled {
+                resource,
+                some,
+                full,
+                memory,
+            } => HealthReason::Stalled {
+                resource: if *resource == 0 {
+                    StallResource::Memory
+                } else {
+                    StallResource::Io
+                },
+                some: ratio(*some),
+                full: ratio(*full),
+                memory: ratio(*memory),
+            },
+        }
+    }
+}
