@@ -1,6 +1,8 @@
 //! `dsh top` in a real terminal (tmux), and as a one-shot snapshot in a pipe.
 use std::{process::Command, time::Duration};
 
+use serde_json::Value;
+
 use crate::agentkit::{Agent, CONTRACT_HEADER as HEADER, Container, Tmux, dsh_bin, wait_until};
 
 #[test]
@@ -23,14 +25,14 @@ fn top_draws_the_table_live_and_quits_on_q() {
     tmux.start(&line);
     let pane = wait_until(Duration::from_secs(15), "the table in the terminal", || {
         let pane = tmux.pane();
-        (pane.contains(HEADER) && pane.contains(&c.name)).then_some(pane)
+        (pane.contains("cpu(u/l)") && pane.contains(&c.name)).then_some(pane)
     });
     assert!(pane.contains("dsh top"), "{pane}");
     // Sort keys redraw; q quits and the session (dsh top was its only
     // process) ends.
     tmux.cmd(&["send-keys", "-t", "it", "m"]);
-    wait_until(Duration::from_secs(5), "sort: Mem", || {
-        tmux.pane().contains("sort: Mem").then_some(())
+    wait_until(Duration::from_secs(5), "sort mem", || {
+        tmux.pane().contains("sort mem").then_some(())
     });
     tmux.cmd(&["send-keys", "-t", "it", "q"]);
     wait_until(Duration::from_secs(5), "dsh top to quit", || {
@@ -59,4 +61,202 @@ fn top_in_a_pipe_prints_one_snapshot() {
     assert_eq!(text.lines().next(), Some(HEADER));
     // No escape sequences when stdout is not a terminal.
     assert!(!text.contains('\x1b'), "{text:?}");
+}
+
+/// The colour parameters (30-49, 90-107; 38/48 extended) of the SGR escapes in `s`.
+fn colour_escapes(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in s.split("\x1b[").skip(1) {
+        let Some(end) = part.find(|c: char| !(c.is_ascii_digit() || c == ';')) else {
+            continue;
+        };
+        if !part[end..].starts_with('m') {
+            continue;
+        }
+        let colour = part[..end].split(';').any(|p| {
+            p.parse::<u32>()
+                .is_ok_and(|n| (30..=49).contains(&n) || (90..=107).contains(&n))
+        });
+        if colour {
+            out.push(part[..end].to_owned());
+        }
+    }
+    out
+}
+
+fn line_with<'a>(pane: &'a str, needle: &str) -> &'a str {
+    pane.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle} in:\n{pane}"))
+}
+
+/// Sparkline bars (U+2581..U+2588) on the screen.
+fn bars(pane: &str) -> usize {
+    pane.chars()
+        .filter(|c| ('\u{2581}'..='\u{2588}').contains(c))
+        .count()
+}
+
+#[test]
+fn top_colours_filters_details_and_restores_the_terminal() {
+    // One history sample a second, so a few seconds make a sparkline.
+    let agent = Agent::fresh(
+        "topui",
+        &["--history-every", "1s", "--unhealthy-window", "10m"],
+    );
+    let good = Container::run("topgood", &[], &["sleep", "1000"]);
+    let oom = Container::run(
+        "topoom",
+        &["--memory", "32m", "--memory-swap", "32m"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    wait_until(Duration::from_secs(30), "the OOM kill, UnHealthy", || {
+        agent.row(&oom.name).filter(|r| r["health"] == "UnHealthy")
+    });
+    let good_row: Value = wait_until(Duration::from_secs(20), "the sleeper, Good", || {
+        agent.row(&good.name).filter(|r| r["health"] == "Good")
+    });
+    let tmux = Tmux::new("topui");
+    let line = format!(
+        "{} --state-dir {} top --interval 500ms; echo TOP-DONE; sleep 60",
+        dsh_bin(),
+        agent.state_dir.display()
+    );
+    tmux.start_sized(&line, 140, 40);
+    let pane = wait_until(Duration::from_secs(15), "both rows", || {
+        let pane = tmux.pane_escaped();
+        (pane.contains(&good.name) && pane.contains(&oom.name)).then_some(pane)
+    });
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "drawn on the alternate screen"
+    );
+    // Red for UnHealthy; the Good row has no colour (it may be the selected,
+    // reverse-video row, which is not a colour).
+    let bad = colour_escapes(line_with(&pane, &oom.name));
+    assert!(
+        bad.iter().any(|e| e.split(';').any(|p| p == "31")),
+        "{bad:?} in {pane}"
+    );
+    assert_eq!(
+        colour_escapes(line_with(&pane, &good.name)),
+        Vec::<String>::new(),
+        "{pane}"
+    );
+    assert!(pane.contains("1 UnHealthy"), "{pane}");
+
+    // `/` and a name narrow the table to it.
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", &good.name]);
+    tmux.keys(&["Enter"]);
+    wait_until(Duration::from_secs(5), "the filtered table", || {
+        let pane = tmux.pane();
+        (pane.contains("(1 of") && !pane.contains(&oom.name)).then_some(())
+    });
+    // Enter: the detail pane, with sparklines once a few samples are in.
+    std::thread::sleep(Duration::from_secs(5));
+    tmux.keys(&["Enter"]);
+    let pane = wait_until(Duration::from_secs(15), "sparklines and log lines", || {
+        let pane = tmux.pane();
+        (pane.contains("one sample every 1s")
+            && bars(&pane) >= 5
+            && pane.contains("start user process"))
+        .then_some(pane)
+    });
+    assert!(
+        pane.contains(&format!("cgroup {}", good_row["cgroup"].as_str().unwrap())),
+        "{pane}"
+    );
+    assert!(pane.contains("health Good"), "{pane}");
+    let runtime_id = good_row["runtime_id"].as_str().unwrap();
+    assert!(pane.contains(runtime_id), "{pane}");
+
+    // `l`: the whole log, and back.
+    tmux.keys(&["l"]);
+    wait_until(Duration::from_secs(10), "the whole log", || {
+        let pane = tmux.pane();
+        (pane.contains(&format!("log of {}", good.name)) && pane.contains("lines 1-")).then_some(())
+    });
+    tmux.keys(&["Escape"]);
+    wait_until(Duration::from_secs(5), "back to the detail pane", || {
+        tmux.pane().contains("last state changes").then_some(())
+    });
+    // `t`: a few seconds of trace, its report, and back.
+    tmux.keys(&["t"]);
+    let pane = wait_until(Duration::from_secs(20), "the trace report", || {
+        let pane = tmux.pane();
+        (pane.contains(&format!("trace of {} (", good.name)) && pane.contains("syscalls,"))
+            .then_some(pane)
+    });
+    assert!(!pane.contains("failed:"), "{pane}");
+    tmux.keys(&["Escape"]);
+    wait_until(Duration::from_secs(5), "back from the trace", || {
+        tmux.pane().contains("last state changes").then_some(())
+    });
+    // `e`: a shell in the container on the real terminal, then the TUI again.
+    tmux.keys(&["e"]);
+    wait_until(Duration::from_secs(15), "the shell's prompt", || {
+        (tmux.display("#{alternate_on}") == "0").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    tmux.keys(&["-l", "echo IN-$((40+2)) $(hostname)"]);
+    tmux.keys(&["Enter"]);
+    let hostname = &good.id[..12];
+    wait_until(
+        Duration::from_secs(10),
+        "the command's output in the container",
+        || {
+            tmux.pane()
+                .contains(&format!("IN-42 {hostname}"))
+                .then_some(())
+        },
+    );
+    tmux.keys(&["-l", "exit"]);
+    tmux.keys(&["Enter"]);
+    wait_until(Duration::from_secs(10), "the TUI again", || {
+        let pane = tmux.pane();
+        (pane.contains("back from the shell") && tmux.display("#{alternate_on}") == "1")
+            .then_some(())
+    });
+    // `q` (after Esc back to the table): the terminal as it was.
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    let pane = wait_until(Duration::from_secs(5), "dsh top to quit", || {
+        let pane = tmux.pane();
+        pane.contains("TOP-DONE").then_some(pane)
+    });
+    assert_eq!(tmux.display("#{alternate_on}"), "0", "{pane}");
+    assert_eq!(
+        tmux.display("#{cursor_flag}"),
+        "1",
+        "cursor hidden after quit"
+    );
+}
+
+#[test]
+fn top_with_no_color_draws_no_colour() {
+    let agent = Agent::fresh("topnocolor", &["--unhealthy-window", "10m"]);
+    let oom = Container::run(
+        "topnocolor",
+        &["--memory", "32m", "--memory-swap", "32m"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    wait_until(Duration::from_secs(30), "the OOM kill, UnHealthy", || {
+        agent.row(&oom.name).filter(|r| r["health"] == "UnHealthy")
+    });
+    let tmux = Tmux::new("topnocolor");
+    let line = format!(
+        "NO_COLOR=1 {} --state-dir {} top --interval 500ms; sleep 60",
+        dsh_bin(),
+        agent.state_dir.display()
+    );
+    tmux.start_sized(&line, 80, 24);
+    let pane = wait_until(Duration::from_secs(15), "the UnHealthy row", || {
+        let pane = tmux.pane_escaped();
+        pane.contains(&oom.name).then_some(pane)
+    });
+    assert!(line_with(&pane, &oom.name).contains("UnHealthy"), "{pane}");
+    assert_eq!(colour_escapes(&pane), Vec::<String>::new(), "{pane:?}");
+    tmux.keys(&["q"]);
 }

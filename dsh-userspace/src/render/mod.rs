@@ -6,4 +6,5 @@ pub mod health;
 pub mod log;
 pub mod status;
 pub mod table;
+pub mod top;
 pub mod trace;
