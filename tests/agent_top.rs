@@ -23,9 +23,13 @@ fn top_draws_the_table_live_and_quits_on_q() {
         stty.display()
     );
     tmux.start(&line);
-    let pane = wait_until(Duration::from_secs(15), "the table in the terminal", || {
-        let pane = tmux.pane();
-        (pane.contains("cpu(u/l)") && pane.contains(&c.name)).then_some(pane)
+    // The host may have many containers: the filter finds this one.
+    wait_pane(&tmux, false, 15, "the table", |p| p.contains("cpu(u/l)"));
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", "--", &c.name]);
+    tmux.keys(&["Enter"]);
+    let pane = wait_pane(&tmux, false, 15, "the container's row", |p| {
+        p.contains("(1 of") && p.lines().filter(|l| l.contains(&c.name)).count() == 2
     });
     assert!(pane.contains("dsh top"), "{pane}");
     // Sort keys redraw; q quits and the session (dsh top was its only
@@ -63,7 +67,35 @@ fn top_in_a_pipe_prints_one_snapshot() {
     assert!(!text.contains('\x1b'), "{text:?}");
 }
 
-/// The colour parameters (30-49, 90-107; 38/48 extended) of the SGR escapes in `s`.
+/// Waits for the pane (with escapes when `escaped`) to satisfy `ok`; on
+/// timeout, fails showing it.
+fn wait_pane(
+    tmux: &Tmux,
+    escaped: bool,
+    secs: u64,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let pane = if escaped {
+            tmux.pane_escaped()
+        } else {
+            tmux.pane()
+        };
+        if ok(&pane) {
+            return pane;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}; the pane:\n{pane}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The colour parameters (30-49, 90-107; 38/48 extended) of the SGR
+/// escapes in `s`; 39 and 49 (back to the default colours) are no colour.
 fn colour_escapes(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     for part in s.split("\x1b[").skip(1) {
@@ -74,8 +106,9 @@ fn colour_escapes(s: &str) -> Vec<String> {
             continue;
         }
         let colour = part[..end].split(';').any(|p| {
-            p.parse::<u32>()
-                .is_ok_and(|n| (30..=49).contains(&n) || (90..=107).contains(&n))
+            p.parse::<u32>().is_ok_and(|n| {
+                n != 39 && n != 49 && ((30..=49).contains(&n) || (90..=107).contains(&n))
+            })
         });
         if colour {
             out.push(part[..end].to_owned());
@@ -123,9 +156,15 @@ fn top_colours_filters_details_and_restores_the_terminal() {
         agent.state_dir.display()
     );
     tmux.start_sized(&line, 140, 40);
-    let pane = wait_until(Duration::from_secs(15), "both rows", || {
-        let pane = tmux.pane_escaped();
-        (pane.contains(&good.name) && pane.contains(&oom.name)).then_some(pane)
+    // The host may have many more containers: `/` and this test's pid
+    // (both names end with it) narrow the table to these two.
+    let both = format!("-{}", std::process::id());
+    wait_pane(&tmux, false, 15, "the table", |p| p.contains("cpu(u/l)"));
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", "--", &both]);
+    tmux.keys(&["Enter"]);
+    let pane = wait_pane(&tmux, true, 15, "both rows", |p| {
+        p.contains(&good.name) && p.contains(&oom.name) && p.contains("(2 of")
     });
     assert_eq!(
         tmux.display("#{alternate_on}"),
@@ -134,97 +173,86 @@ fn top_colours_filters_details_and_restores_the_terminal() {
     );
     // Red for UnHealthy; the Good row has no colour (it may be the selected,
     // reverse-video row, which is not a colour).
+    let red = |e: &String| e == "31" || e.ends_with("38;5;1") || e.contains("38;5;1;");
     let bad = colour_escapes(line_with(&pane, &oom.name));
-    assert!(
-        bad.iter().any(|e| e.split(';').any(|p| p == "31")),
-        "{bad:?} in {pane}"
-    );
-    assert_eq!(
-        colour_escapes(line_with(&pane, &good.name)),
-        Vec::<String>::new(),
-        "{pane}"
-    );
-    assert!(pane.contains("1 UnHealthy"), "{pane}");
+    assert!(bad.iter().any(red), "{bad:?} in {pane}");
+    let plain = colour_escapes(line_with(&pane, &good.name));
+    assert_eq!(plain, Vec::<String>::new(), "{pane}");
+    // Esc clears the filter.
+    tmux.keys(&["Escape"]);
+    wait_pane(&tmux, false, 5, "the filter cleared", |p| {
+        !p.contains("(2 of")
+    });
 
     // `/` and a name narrow the table to it.
     tmux.keys(&["/"]);
-    tmux.keys(&["-l", &good.name]);
+    tmux.keys(&["-l", "--", &good.name]);
     tmux.keys(&["Enter"]);
-    wait_until(Duration::from_secs(5), "the filtered table", || {
-        let pane = tmux.pane();
-        (pane.contains("(1 of") && !pane.contains(&oom.name)).then_some(())
+    wait_pane(&tmux, false, 5, "the filtered table", |p| {
+        p.contains("(1 of") && !p.contains(&oom.name)
     });
     // Enter: the detail pane, with sparklines once a few samples are in.
     std::thread::sleep(Duration::from_secs(5));
     tmux.keys(&["Enter"]);
-    let pane = wait_until(Duration::from_secs(15), "sparklines and log lines", || {
-        let pane = tmux.pane();
-        (pane.contains("one sample every 1s")
-            && bars(&pane) >= 5
-            && pane.contains("start user process"))
-        .then_some(pane)
+    let pane = wait_pane(&tmux, false, 15, "sparklines and log lines", |p| {
+        p.contains("one sample every 1s") && bars(p) >= 5 && p.contains("start user process")
     });
-    assert!(
-        pane.contains(&format!("cgroup {}", good_row["cgroup"].as_str().unwrap())),
-        "{pane}"
-    );
+    let cgroup = good_row["cgroup"].as_str().unwrap();
+    assert!(pane.contains(&format!("cgroup {cgroup}")), "{pane}");
     assert!(pane.contains("health Good"), "{pane}");
     let runtime_id = good_row["runtime_id"].as_str().unwrap();
     assert!(pane.contains(runtime_id), "{pane}");
 
     // `l`: the whole log, and back.
     tmux.keys(&["l"]);
-    wait_until(Duration::from_secs(10), "the whole log", || {
-        let pane = tmux.pane();
-        (pane.contains(&format!("log of {}", good.name)) && pane.contains("lines 1-")).then_some(())
+    let title = format!("log of {}", good.name);
+    wait_pane(&tmux, false, 10, "the whole log", |p| {
+        p.contains(&title) && p.contains("lines 1-") && p.contains("start user process")
     });
     tmux.keys(&["Escape"]);
-    wait_until(Duration::from_secs(5), "back to the detail pane", || {
-        tmux.pane().contains("last state changes").then_some(())
+    wait_pane(&tmux, false, 5, "back to the detail pane", |p| {
+        p.contains("last state changes")
     });
     // `t`: a few seconds of trace, its report, and back.
     tmux.keys(&["t"]);
-    let pane = wait_until(Duration::from_secs(20), "the trace report", || {
-        let pane = tmux.pane();
-        (pane.contains(&format!("trace of {} (", good.name)) && pane.contains("syscalls,"))
-            .then_some(pane)
+    let report = format!("trace of {} (", good.name);
+    let pane = wait_pane(&tmux, false, 20, "the trace report", |p| {
+        (p.contains(&report) && p.contains("syscalls,")) || p.contains("failed:")
     });
     assert!(!pane.contains("failed:"), "{pane}");
     tmux.keys(&["Escape"]);
-    wait_until(Duration::from_secs(5), "back from the trace", || {
-        tmux.pane().contains("last state changes").then_some(())
+    wait_pane(&tmux, false, 5, "back from the trace", |p| {
+        p.contains("last state changes")
     });
     // `e`: a shell in the container on the real terminal, then the TUI again.
     tmux.keys(&["e"]);
-    wait_until(Duration::from_secs(15), "the shell's prompt", || {
-        (tmux.display("#{alternate_on}") == "0").then_some(())
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    tmux.keys(&["-l", "echo IN-$((40+2)) $(hostname)"]);
-    tmux.keys(&["Enter"]);
-    let hostname = &good.id[..12];
     wait_until(
-        Duration::from_secs(10),
-        "the command's output in the container",
-        || {
-            tmux.pane()
-                .contains(&format!("IN-42 {hostname}"))
-                .then_some(())
-        },
+        Duration::from_secs(15),
+        "the shell, off the alternate screen",
+        || (tmux.display("#{alternate_on}") == "0").then_some(()),
     );
-    tmux.keys(&["-l", "exit"]);
+    std::thread::sleep(Duration::from_secs(1));
+    tmux.keys(&["-l", "--", "echo IN-$((40+2)) $(hostname)"]);
     tmux.keys(&["Enter"]);
-    wait_until(Duration::from_secs(10), "the TUI again", || {
-        let pane = tmux.pane();
-        (pane.contains("back from the shell") && tmux.display("#{alternate_on}") == "1")
-            .then_some(())
+    let hostname = format!("IN-42 {}", &good.id[..12]);
+    wait_pane(
+        &tmux,
+        false,
+        10,
+        "the command's output in the container",
+        |p| p.contains(&hostname),
+    );
+    tmux.keys(&["-l", "--", "exit"]);
+    tmux.keys(&["Enter"]);
+    wait_pane(&tmux, false, 10, "the TUI again", |p| {
+        p.contains("back from the shell") && p.contains("last state changes")
     });
+    assert_eq!(tmux.display("#{alternate_on}"), "1");
     // `q` (after Esc back to the table): the terminal as it was.
     tmux.keys(&["Escape"]);
     tmux.keys(&["q"]);
-    let pane = wait_until(Duration::from_secs(5), "dsh top to quit", || {
-        let pane = tmux.pane();
-        pane.contains("TOP-DONE").then_some(pane)
+    let pane = wait_pane(&tmux, false, 5, "dsh top to quit", |p| {
+        p.contains("TOP-DONE")
     });
     assert_eq!(tmux.display("#{alternate_on}"), "0", "{pane}");
     assert_eq!(
@@ -236,25 +264,31 @@ fn top_colours_filters_details_and_restores_the_terminal() {
 
 #[test]
 fn top_with_no_color_draws_no_colour() {
-    let agent = Agent::fresh("topnocolor", &["--unhealthy-window", "10m"]);
+    let agent = Agent::fresh("tnc", &["--unhealthy-window", "10m"]);
+    // A short name: 80 columns leave it 20.
     let oom = Container::run(
-        "topnocolor",
+        "tnc",
         &["--memory", "32m", "--memory-swap", "32m"],
         &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
     );
     wait_until(Duration::from_secs(30), "the OOM kill, UnHealthy", || {
         agent.row(&oom.name).filter(|r| r["health"] == "UnHealthy")
     });
-    let tmux = Tmux::new("topnocolor");
+    let tmux = Tmux::new("tnc");
     let line = format!(
         "NO_COLOR=1 {} --state-dir {} top --interval 500ms; sleep 60",
         dsh_bin(),
         agent.state_dir.display()
     );
     tmux.start_sized(&line, 80, 24);
-    let pane = wait_until(Duration::from_secs(15), "the UnHealthy row", || {
-        let pane = tmux.pane_escaped();
-        pane.contains(&oom.name).then_some(pane)
+    wait_pane(&tmux, false, 15, "the table", |p| p.contains("cpu(u/l)"));
+    // The host may have many containers: the filter (this test's pid ends
+    // the name) finds this one.
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", "--", &format!("-{}", std::process::id())]);
+    tmux.keys(&["Enter"]);
+    let pane = wait_pane(&tmux, true, 15, "the UnHealthy row", |p| {
+        p.contains(&oom.name) && p.contains("(1 of")
     });
     assert!(line_with(&pane, &oom.name).contains("UnHealthy"), "{pane}");
     assert_eq!(colour_escapes(&pane), Vec::<String>::new(), "{pane:?}");
