@@ -45,7 +45,7 @@ pub struct TopArgs {
 /// How long `t` traces.
 const TRACE_FOR: Duration = Duration::from_secs(3);
 /// The agent's status (its own cost) is asked for every this many refreshes.
-const STATUS_EVERY: u64 = 5;
+const STATUS_EVERY: u64 = 10;
 /// State-change lines the detail pane keeps.
 const DETAIL_LOG_LINES: usize = 200;
 /// Lines `l` keeps (the newest); the older ones are counted, not shown.

@@ -201,7 +201,14 @@ fn table(f: &mut Frame, area: Rect, app: &App) {
     let used: u16 = cols.iter().map(|c| c.width + 1).sum();
     let name_width = area.width.saturating_sub(used).max(NAME_MIN);
     let visible = app.visible();
-    let rows = visible.iter().map(|r| {
+    // Only the rows on screen are formatted (a host may have thousands):
+    // the window scrolls to keep the selection in it.
+    let fit = (area.height as usize).saturating_sub(1).max(1);
+    let selected = visible
+        .iter()
+        .position(|r| app.selected.as_deref() == Some(r.key.as_str()));
+    let first = selected.map_or(0, |s| (s + 1).saturating_sub(fit));
+    let rows = visible.iter().skip(first).take(fit).map(|r| {
         let name = untrusted::name(&r.id);
         let mut cells = vec![Cell::from(cut(&name, name_width as usize).into_owned())];
         cells.extend(cols.iter().map(|c| Cell::from((c.cell)(r))));
@@ -212,7 +219,7 @@ fn table(f: &mut Frame, area: Rect, app: &App) {
     let t = Table::new(rows, widths)
         .header(Row::new(titles).style(bold))
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    let mut state = TableState::default().with_selected(app.selected_index());
+    let mut state = TableState::default().with_selected(selected.map(|s| s - first));
     f.render_stateful_widget(t, area, &mut state);
 }
 
@@ -308,6 +315,22 @@ mod tests {
         assert_eq!(buf[(health_col as u16, unhealthy as u16)].fg, Color::Red);
         let good = (4..23).find(|&y| lines[y].contains("Good")).unwrap();
         assert_eq!(buf[(health_col as u16, good as u16)].fg, Color::Reset);
+    }
+
+    #[test]
+    fn the_table_scrolls_to_the_selection() {
+        let mut app = App::new(many(40), SortKey::Cpu, true);
+        app.move_by(30);
+        let (lines, buf) = screen(&app, 80, 24);
+        // 20 rows fit: the 31st (cpu 0.09, row 9) is the last one shown.
+        assert!(
+            lines[22].starts_with("container-with-a-lo… Good"),
+            "{}",
+            lines[22]
+        );
+        assert!(lines[22].contains("0.09/-"), "{}", lines[22]);
+        assert!(buf[(0, 22)].modifier.contains(Modifier::REVERSED));
+        assert!(lines[3].contains("0.28/-"), "{}", lines[3]);
     }
 
     #[test]
