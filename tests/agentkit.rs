@@ -407,17 +407,13 @@ impl Tmux {
 
     /// Starts session `it`, 200x40, running `line` in a shell.
     pub fn start(&self, line: &str) {
-        let out = self.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "it",
-            "-x",
-            "200",
-            "-y",
-            "40",
-            line,
-        ]);
+        self.start_sized(line, 200, 40);
+    }
+
+    /// Starts session `it`, `width`x`height`, running `line` in a shell.
+    pub fn start_sized(&self, line: &str, width: u16, height: u16) {
+        let (w, h) = (width.to_string(), height.to_string());
+        let out = self.cmd(&["new-session", "-d", "-s", "it", "-x", &w, "-y", &h, line]);
         assert!(
             out.status.success(),
             "tmux: {}",
@@ -427,6 +423,24 @@ impl Tmux {
 
     pub fn pane(&self) -> String {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "it"]).stdout).into_owned()
+    }
+
+    /// The pane with its colours and attributes as escape sequences.
+    pub fn pane_escaped(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-e", "-t", "it"]).stdout)
+            .into_owned()
+    }
+
+    /// A tmux format of the pane, e.g. `#{alternate_on}`.
+    pub fn display(&self, format: &str) -> String {
+        let out = self.cmd(&["display-message", "-p", "-t", "it", format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "it"];
+        args.extend(keys);
+        self.cmd(&args);
     }
 
     pub fn alive(&self) -> bool {

@@ -93,6 +93,7 @@ pub(super) async fn start(cfg: AgentConfig) -> anyhow::Result<Started> {
         held: reorder::Reorder::default(),
         runtimes: runtimes::Runtimes::start(&cfg.sockets, &rt_tx),
         metrics: None,
+        history: super::history::History::new(cfg.history_every),
         ticks: 0,
         cfg,
     };

@@ -3,6 +3,7 @@
 mod budget;
 mod churn;
 mod discovery;
+mod history;
 mod lifecycle;
 mod publish;
 mod reorder;
@@ -71,6 +72,8 @@ pub struct AgentConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The `node` label and the fleet view's name for this host.
     pub node_name: String,
+    /// One history sample (`dsh top`'s sparklines) every this long.
+    pub history_every: Duration,
 }
 
 /// Called after every sampling tick with the current table (the no-argument
@@ -110,6 +113,7 @@ struct Agent {
     metrics: Option<publish::Publisher>,
     /// Sampling ticks so far (housekeeping runs every so many).
     ticks: u64,
+    history: history::History,
 }
 
 /// The socket and journal are root's: nobody else may even look.
@@ -320,6 +324,7 @@ impl Agent {
             .sample(&mut self.model, &self.probe, &self.layout, now);
         self.read_churn(now);
         self.read_signals(now);
+        self.history.on_tick(&self.model, Instant::now());
         self.meter.update(&self.probe);
         if let Ok(chans) = self.probe.channel_stats() {
             for (name, c) in ["critical", "chatty"].iter().zip(chans.iter()) {
@@ -425,6 +430,10 @@ impl Agent {
             },
             Ask::Status => Reply::Status(Box::new(self.status())),
             Ask::Names => Reply::Names(self.model.names()),
+            Ask::History { name } => match self.model.resolve(&name) {
+                Ok(key) => Reply::History(Box::new(self.history.report(&key))),
+                Err(e) => Reply::Error(e.to_string()),
+            },
             Ask::Trace { .. } => Reply::Error("internal: trace asked the wrong way".into()),
         }
     }

@@ -55,6 +55,10 @@ pub enum Ask {
         name: String,
     },
     Names,
+    /// One container's recent figures.
+    History {
+        name: String,
+    },
     /// What `dsh ps` should say besides its rows (`Reply::Warning`, or
     /// `Reply::End` for nothing).
     Notes,
@@ -207,6 +211,10 @@ async fn handle(
         Request::Status => send(&mut w, &ask_main(&ask, Ask::Status).await).await,
         Request::Resolve { name } => {
             send(&mut w, &ask_main(&ask, Ask::Resolve { name }).await).await
+        }
+        Request::History { container } => {
+            let q = Ask::History { name: container };
+            send(&mut w, &ask_main(&ask, q).await).await
         }
         Request::Trace {
             container,

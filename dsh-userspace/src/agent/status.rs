@@ -21,6 +21,7 @@ impl Agent {
             containers: self.model.len(),
             agent_cpu_percent: self.meter.cpu_percent,
             agent_rss_bytes: self.meter.rss_bytes,
+            history_bytes: self.history.bytes() as u64,
             sample_lag_ms: self.sample_lag_ms,
             sample_duration_ms: self.sample_duration_ms,
             syscall_accounting: self.cfg.syscalls.accounting,

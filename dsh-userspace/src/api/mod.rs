@@ -65,6 +65,10 @@ pub enum Request {
         container: String,
         duration_ms: u64,
     },
+    /// One container's recent figures (`dsh top`'s detail pane).
+    History {
+        container: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,6 +81,7 @@ pub enum Reply {
     End,
     Resolved(Box<ContainerRow>),
     Trace(Box<crate::trace::TraceReport>),
+    History(Box<History>),
     /// Container key → current name (the agent's own use, for log lines
     /// written before the runtime had named the container).
     Names(std::collections::HashMap<String, String>),
@@ -92,6 +97,24 @@ pub enum Reply {
     Error(String),
 }
 
+/// A container's figures over the last minutes, one sample every
+/// `interval_ms`, oldest first; the newest was taken at `newest_at_ms` (Unix
+/// ms). Every series has the same length. Rates are per second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub key: String,
+    pub interval_ms: u64,
+    pub newest_at_ms: i64,
+    /// Limits as last sampled (None: unlimited).
+    pub cpu_limit_cores: Option<f64>,
+    pub mem_limit_bytes: Option<u64>,
+    pub cpu_cores: Vec<f32>,
+    pub mem_bytes: Vec<f32>,
+    pub net_rx_bytes_per_s: Vec<f32>,
+    pub net_tx_bytes_per_s: Vec<f32>,
+    pub syscalls_per_s: Vec<f32>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StatusReport {
     pub version: String,
@@ -102,6 +125,9 @@ pub struct StatusReport {
     pub containers: usize,
     pub agent_cpu_percent: f64,
     pub agent_rss_bytes: u64,
+    /// What the per-container history rings hold (`dsh top`'s sparklines).
+    #[serde(default)]
+    pub history_bytes: u64,
     /// How late the last sampling tick ran, and how long it took.
     pub sample_lag_ms: f64,
     pub sample_duration_ms: f64,
@@ -276,6 +302,9 @@ mod tests {
             Request::Trace {
                 container: "07c5".into(),
                 duration_ms: 5000,
+            },
+            Request::History {
+                container: "web".into(),
             },
         ];
         for (i, req) in requests.iter().enumerate() {

@@ -118,6 +118,10 @@ pub struct AgentArgs {
     /// [default: the hostname].
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
+    /// One history sample per container (`dsh top`'s detail pane) every
+    /// this long; 15 minutes are kept (at most 900 samples). For tests.
+    #[arg(long, hide = true, default_value = "5s", value_parser = super::duration::interval)]
+    pub history_every: Duration,
 }
 
 /// The kernel's hostname: the default `--node-name`.
@@ -180,6 +184,7 @@ impl AgentArgs {
                 .clone()
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(hostname),
+            history_every: self.history_every,
         }
     }
 

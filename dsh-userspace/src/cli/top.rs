@@ -1,9 +1,12 @@
-//! `dsh top`: the health table, refreshed live in the terminal.
+//! `dsh top`: the health table, live in the terminal, with a filter and a
+//! detail pane per container (`render::top` draws it).
 //!
-//! Snapshots come from the agent on a separate thread, so a slow agent never
-//! freezes the keys; the screen is redrawn from the latest one. The terminal
-//! is restored on every way out (a guard, and a panic hook).
+//! Everything that talks to the agent runs on threads of its own and sends
+//! its answer back over a channel, so a slow agent (or a 3 s trace) never
+//! freezes the keys. The terminal is restored on every way out: a guard,
+//! and a panic hook.
 use std::{
+    collections::VecDeque,
     io::{IsTerminal as _, Write as _},
     path::{Path, PathBuf},
     process::ExitCode,
@@ -13,27 +16,18 @@ use std::{
 
 use crossterm::{
     cursor,
-    event::{self, Event, KeyCode, KeyEvent, KeyModifiers},
-    execute, queue,
-    terminal::{self, ClearType},
+    event::{self, Event},
+    execute, terminal,
 };
 use dsh::{
-    api::{Reply, Request, client},
+    api::{History, Reply, Request, client},
     model::row::ContainerRow,
-    render::table,
-    untrusted,
+    render::{
+        self, table,
+        top::{AgentCost, App, SortKey, View, keys::Effect, layout, sort_rows},
+    },
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SortKey {
-    Cpu,
-    Mem,
-    Restarts,
-    Syscalls,
-    Io,
-    /// Network receive plus transmit bytes/s.
-    Net,
-}
+use ratatui::{Terminal, backend::CrosstermBackend};
 
 #[derive(clap::Args)]
 pub struct TopArgs {
@@ -48,17 +42,28 @@ pub struct TopArgs {
     all: bool,
 }
 
-/// Descending by the key, ties by id (so equal rows keep a stable order).
-pub fn sort_rows(rows: &mut [ContainerRow], key: SortKey) {
-    let value = |r: &ContainerRow| match key {
-        SortKey::Cpu => r.cpu_used_cores,
-        SortKey::Mem => r.mem_used_bytes as f64,
-        SortKey::Restarts => r.restart as f64,
-        SortKey::Syscalls => r.syscalls_per_s,
-        SortKey::Io => r.block_read_bytes_per_s + r.block_write_bytes_per_s,
-        SortKey::Net => r.net_rx_bytes_per_s.unwrap_or(0.0) + r.net_tx_bytes_per_s.unwrap_or(0.0),
-    };
-    rows.sort_by(|a, b| value(b).total_cmp(&value(a)).then_with(|| a.id.cmp(&b.id)));
+/// How long `t` traces.
+const TRACE_FOR: Duration = Duration::from_secs(3);
+/// The agent's status (its own cost) is asked for every this many refreshes.
+const STATUS_EVERY: u64 = 10;
+/// State-change lines the detail pane keeps.
+const DETAIL_LOG_LINES: usize = 200;
+/// Lines `l` keeps (the newest); the older ones are counted, not shown.
+const LOG_VIEW_LINES: usize = 50_000;
+
+/// An answer from one of the fetching threads.
+enum Update {
+    Rows(Result<Vec<ContainerRow>, String>),
+    Agent(AgentCost),
+    Detail {
+        key: String,
+        history: Result<History, String>,
+        log: Vec<String>,
+    },
+    Text {
+        title: String,
+        lines: Result<Vec<String>, String>,
+    },
 }
 
 fn fetch(state_dir: &Path, all: bool) -> Result<Vec<ContainerRow>, String> {
@@ -69,18 +74,90 @@ fn fetch(state_dir: &Path, all: bool) -> Result<Vec<ContainerRow>, String> {
     }
 }
 
+fn agent_cost(state_dir: &Path) -> Option<AgentCost> {
+    match client::call(state_dir, &Request::Status) {
+        Ok(Reply::Status(s)) => Some(AgentCost {
+            cpu_percent: s.agent_cpu_percent,
+            rss_bytes: s.agent_rss_bytes,
+        }),
+        _ => None,
+    }
+}
+
+fn history(state_dir: &Path, name: &str) -> Result<History, String> {
+    let req = Request::History {
+        container: name.to_owned(),
+    };
+    match client::call(state_dir, &req) {
+        Ok(Reply::History(h)) => Ok(*h),
+        Ok(_) => Err("the agent answered `history` with something else".to_owned()),
+        Err(e) => Err(dsh::report::chain(&e)),
+    }
+}
+
+/// A container's log lines as `dsh log` prints them, the newest `keep`
+/// (with a line counting those left out).
+fn log_lines(state_dir: &Path, name: &str, all: bool, keep: usize) -> Result<Vec<String>, String> {
+    let req = Request::Log {
+        container: Some(name.to_owned()),
+        all,
+        since_ms: None,
+        follow: false,
+    };
+    let fail = |e: client::ClientError| dsh::report::chain(&e);
+    let mut conn = client::Connection::open(state_dir, &req).map_err(fail)?;
+    let tz = jiff::tz::TimeZone::system();
+    let mut lines = VecDeque::new();
+    let mut dropped = 0u64;
+    loop {
+        let text = match conn.recv().map_err(fail)? {
+            Reply::Entry(e) => render::log::line(&e, &tz),
+            Reply::Warning(w) => format!("dsh: {w}"),
+            Reply::Incarnations { .. } => continue,
+            Reply::End => break,
+            _ => return Err("the agent answered `log` with something else".to_owned()),
+        };
+        if lines.len() == keep {
+            lines.pop_front();
+            dropped += 1;
+        }
+        lines.push_back(text);
+    }
+    if dropped > 0 {
+        lines.push_front(format!("({dropped} older lines not shown)"));
+    }
+    Ok(lines.into())
+}
+
+fn trace(state_dir: &Path, name: &str) -> Result<Vec<String>, String> {
+    let req = Request::Trace {
+        container: name.to_owned(),
+        duration_ms: TRACE_FOR.as_millis() as u64,
+    };
+    match client::call(state_dir, &req) {
+        Ok(Reply::Trace(report)) => Ok(render::trace::report(&report)
+            .lines()
+            .map(str::to_owned)
+            .collect()),
+        Ok(_) => Err("the agent answered `trace` with something else".to_owned()),
+        Err(e) => Err(dsh::report::chain(&e)),
+    }
+}
+
 /// Raw mode and the alternate screen, undone on drop.
 struct Screen;
 
 impl Screen {
     fn enter() -> std::io::Result<Self> {
         terminal::enable_raw_mode()?;
+        // Made before anything else can fail: its drop undoes raw mode.
+        let screen = Screen;
         execute!(
             std::io::stdout(),
             terminal::EnterAlternateScreen,
             cursor::Hide
         )?;
-        Ok(Screen)
+        Ok(screen)
     }
 }
 
@@ -99,6 +176,11 @@ impl Drop for Screen {
     }
 }
 
+/// `NO_COLOR` set to anything but empty turns colour off (no-color.org).
+fn color_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 pub fn run(args: TopArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
     // Fail (not root, no agent) before touching the terminal.
     let mut rows = fetch(state_dir, args.all).map_err(|e| anyhow::anyhow!(e))?;
@@ -110,200 +192,155 @@ pub fn run(args: TopArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
             .write_all(table::table(&rows, false).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let interval = args.interval;
     let (tx, rx) = mpsc::channel();
-    let dir: PathBuf = state_dir.to_owned();
-    let all = args.all;
-    std::thread::spawn(move || {
-        loop {
-            std::thread::sleep(interval);
-            if tx.send(fetch(&dir, all)).is_err() {
-                return;
-            }
-        }
-    });
+    poll_agent(state_dir.to_owned(), args.all, args.interval, tx.clone());
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
         previous_hook(info);
     }));
-    let _screen = Screen::enter()?;
-    let mut sort = args.sort;
-    let mut error: Option<String> = None;
+    let mut app = App::new(rows, args.sort, color_wanted());
+    let mut screen = Some(Screen::enter()?);
+    let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    term.clear()?;
     let mut dirty = true;
     loop {
         while let Ok(update) = rx.try_recv() {
-            match update {
-                Ok(r) => {
-                    rows = r;
-                    error = None;
-                }
-                Err(e) => error = Some(e),
-            }
+            apply(&mut app, update, state_dir, &tx);
             dirty = true;
         }
         if dirty {
-            sort_rows(&mut rows, sort);
-            draw(&rows, sort, error.as_deref())?;
+            term.draw(|f| layout::draw(f, &app))?;
             dirty = false;
         }
         let until = Instant::now() + Duration::from_millis(100);
         while event::poll(until.saturating_duration_since(Instant::now()))? {
-            match event::read()? {
-                Event::Key(k) => match action(k) {
-                    Action::Quit => return Ok(ExitCode::SUCCESS),
-                    Action::Sort(key) => {
-                        sort = key;
-                        dirty = true;
-                    }
-                    Action::None => {}
-                },
-                Event::Resize(..) => dirty = true,
-                _ => {}
+            dirty = true;
+            let Event::Key(k) = event::read()? else {
+                continue; // a resize: redrawn below
+            };
+            if k.kind != event::KeyEventKind::Press {
+                continue;
+            }
+            match app.on_key(k) {
+                Effect::None => {}
+                Effect::Quit => {
+                    drop(screen.take());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Effect::LoadDetail { name, key } => load_detail(state_dir, name, key, &tx),
+                Effect::LoadLog { name } => {
+                    let (dir, tx) = (state_dir.to_owned(), tx.clone());
+                    std::thread::spawn(move || {
+                        let lines = log_lines(&dir, &name, true, LOG_VIEW_LINES);
+                        let title = format!("log of {name}");
+                        let _ = tx.send(Update::Text { title, lines });
+                    });
+                }
+                Effect::Trace { name } => {
+                    let (dir, tx) = (state_dir.to_owned(), tx.clone());
+                    std::thread::spawn(move || {
+                        let lines = trace(&dir, &name);
+                        let title = format!("trace of {name}, {} s", TRACE_FOR.as_secs());
+                        let _ = tx.send(Update::Text { title, lines });
+                    });
+                }
+                Effect::Ssh { name } => {
+                    drop(screen.take());
+                    app.notice = Some(ssh(state_dir, &name));
+                    screen = Some(Screen::enter()?);
+                    term.clear()?;
+                }
             }
         }
     }
 }
 
-enum Action {
-    Quit,
-    Sort(SortKey),
-    None,
+/// Asks for the table every `interval` (and the agent's cost now and then).
+fn poll_agent(dir: PathBuf, all: bool, interval: Duration, tx: mpsc::Sender<Update>) {
+    std::thread::spawn(move || {
+        for n in 0u64.. {
+            if n.is_multiple_of(STATUS_EVERY)
+                && let Some(cost) = agent_cost(&dir)
+                && tx.send(Update::Agent(cost)).is_err()
+            {
+                return;
+            }
+            std::thread::sleep(interval);
+            if tx.send(Update::Rows(fetch(&dir, all))).is_err() {
+                return;
+            }
+        }
+    });
 }
 
-fn action(k: KeyEvent) -> Action {
-    match (k.code, k.modifiers) {
-        (KeyCode::Char('c'), KeyModifiers::CONTROL) => Action::Quit,
-        (KeyCode::Char('q'), _) | (KeyCode::Esc, _) => Action::Quit,
-        (KeyCode::Char('c'), _) => Action::Sort(SortKey::Cpu),
-        (KeyCode::Char('m'), _) => Action::Sort(SortKey::Mem),
-        (KeyCode::Char('r'), _) => Action::Sort(SortKey::Restarts),
-        (KeyCode::Char('s'), _) => Action::Sort(SortKey::Syscalls),
-        (KeyCode::Char('i'), _) => Action::Sort(SortKey::Io),
-        (KeyCode::Char('n'), _) => Action::Sort(SortKey::Net),
-        _ => Action::None,
+fn load_detail(state_dir: &Path, name: String, key: String, tx: &mpsc::Sender<Update>) {
+    let (dir, tx) = (state_dir.to_owned(), tx.clone());
+    std::thread::spawn(move || {
+        let history = history(&dir, &name);
+        let log = log_lines(&dir, &name, false, DETAIL_LOG_LINES).unwrap_or_else(|e| vec![e]);
+        let _ = tx.send(Update::Detail { key, history, log });
+    });
+}
+
+fn apply(app: &mut App, update: Update, state_dir: &Path, tx: &mpsc::Sender<Update>) {
+    match update {
+        Update::Rows(Ok(rows)) => {
+            app.set_rows(rows);
+            app.error = None;
+            // The open pane follows the agent too.
+            if app.view == View::Detail
+                && let Some(r) = app.selected_row()
+                && r.key == app.detail.key
+            {
+                load_detail(state_dir, r.id.clone(), r.key.clone(), tx);
+            }
+        }
+        Update::Rows(Err(e)) => app.error = Some(e),
+        Update::Agent(cost) => app.agent = Some(cost),
+        Update::Detail { key, history, log } => {
+            // An answer for a pane since closed or moved on is dropped.
+            if key == app.detail.key {
+                match history {
+                    Ok(h) => {
+                        app.detail.history = Some(h);
+                        app.detail.error = None;
+                    }
+                    Err(e) => app.detail.error = Some(e),
+                }
+                app.detail.log = log;
+            }
+        }
+        Update::Text { title, lines } => {
+            // Only into the text view that asked (still open).
+            if matches!(app.view, View::Text { .. }) {
+                let lines = lines.unwrap_or_else(|e| vec![format!("failed: {e}")]);
+                app.text(title, lines);
+            }
+        }
     }
 }
 
-/// The screen's lines: status, header, rows (cut to fit).
-pub fn lines(
-    rows: &[ContainerRow],
-    sort: SortKey,
-    error: Option<&str>,
-    height: usize,
-) -> Vec<String> {
-    let count = |h: &str| rows.iter().filter(|r| r.health == h).count();
-    let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
-    let mut out = vec![format!(
-        "dsh top  {now}  {} containers, {} UnHealthy, {} Warning  sort: {sort:?}  keys: c m r s i n sort, q quit",
-        rows.len(),
-        count("UnHealthy"),
-        count("Warning"),
-    )];
-    if let Some(e) = error {
-        out.push(format!("agent: {}", untrusted::text(e)));
-    }
-    out.push(table::header(false));
-    let room = height.saturating_sub(out.len());
-    let shown = if rows.len() > room {
-        room.saturating_sub(1)
-    } else {
-        rows.len()
+/// Runs `dsh ssh NAME` on the real terminal; what to tell the user after.
+fn ssh(state_dir: &Path, name: &str) -> String {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return format!("cannot find the dsh binary: {e}"),
     };
-    out.extend(rows[..shown].iter().map(|r| table::row(r, false)));
-    if shown < rows.len() {
-        out.push(format!("… {} more", rows.len() - shown));
-    }
-    out
-}
-
-fn draw(rows: &[ContainerRow], sort: SortKey, error: Option<&str>) -> std::io::Result<()> {
-    let (width, height) = terminal::size().unwrap_or((80, 24));
-    let mut out = std::io::stdout().lock();
-    queue!(out, cursor::MoveTo(0, 0), terminal::Clear(ClearType::All))?;
-    for (i, line) in lines(rows, sort, error, height as usize).iter().enumerate() {
-        // By display width: a wide name must not wrap onto the next line.
-        let cut = table::cut(line, width as usize);
-        queue!(out, cursor::MoveTo(0, i as u16))?;
-        out.write_all(cut.as_bytes())?;
-    }
-    out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: &str, cpu: f64, mem: u64, restart: u64) -> ContainerRow {
-        let mut r: ContainerRow = serde_json::from_value(serde_json::json!({
-            "id": id, "runtime": "cgroup", "runtime_id": id, "cgroup": id, "pod_uid": null,
-            "image": null, "endpoint": "-", "state": "kContainerRunning", "main_pid": null,
-            "rtime_s": 5, "btime_s": null, "cpu_used_cores": 0.0, "cpu_limit_cores": null,
-            "mem_used_bytes": 0, "mem_limit_bytes": null, "restart": 0, "health": "Good",
-            "health_reasons": [], "oom_kills": 0, "core_dumps": 0, "process_exits": 0,
-            "pids": null, "syscalls_per_s": 0.0, "syscall_errors_per_s": 0.0,
-            "block_read_bytes_per_s": 0.0, "block_write_bytes_per_s": 0.0,
-            "cpu_throttled_ratio": null
-        }))
-        .unwrap();
-        r.cpu_used_cores = cpu;
-        r.mem_used_bytes = mem;
-        r.restart = restart;
-        r
-    }
-
-    #[test]
-    fn sorts_descending_with_ties_by_id() {
-        let mut rows = vec![
-            row("b", 0.5, 10, 0),
-            row("a", 0.5, 30, 2),
-            row("c", 1.0, 20, 1),
-        ];
-        sort_rows(&mut rows, SortKey::Cpu);
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["c", "a", "b"]);
-        sort_rows(&mut rows, SortKey::Mem);
-        assert_eq!(rows[0].id, "a");
-        sort_rows(&mut rows, SortKey::Restarts);
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["a", "c", "b"]);
-        rows[2].net_rx_bytes_per_s = Some(10.0);
-        rows[1].net_tx_bytes_per_s = Some(5.0);
-        sort_rows(&mut rows, SortKey::Net);
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["b", "c", "a"]);
-    }
-
-    #[test]
-    fn rows_beyond_the_screen_are_counted() {
-        let rows: Vec<ContainerRow> = (0..10).map(|i| row(&format!("r{i}"), 0.0, 0, 0)).collect();
-        let l = lines(&rows, SortKey::Cpu, None, 6);
-        assert_eq!(l.len(), 6);
-        assert!(l[1].starts_with("id "));
-        assert_eq!(l[5], "… 7 more");
-        let l = lines(&rows[..2], SortKey::Cpu, Some("down"), 10);
-        assert_eq!(l.len(), 5);
-        assert!(l[0].contains("2 containers"));
-    }
-
-    #[test]
-    fn keys() {
-        let k = |c, m| action(KeyEvent::new(c, m));
-        assert!(matches!(
-            k(KeyCode::Char('q'), KeyModifiers::NONE),
-            Action::Quit
-        ));
-        assert!(matches!(
-            k(KeyCode::Char('c'), KeyModifiers::CONTROL),
-            Action::Quit
-        ));
-        assert!(matches!(
-            k(KeyCode::Char('c'), KeyModifiers::NONE),
-            Action::Sort(SortKey::Cpu)
-        ));
-        assert!(matches!(
-            k(KeyCode::Char('i'), KeyModifiers::NONE),
-            Action::Sort(SortKey::Io)
-        ));
+    let _ = writeln!(
+        std::io::stdout(),
+        "dsh top: a shell in {name}; exit it to return"
+    );
+    let status = std::process::Command::new(exe)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("ssh")
+        .arg("--")
+        .arg(name)
+        .status();
+    match status {
+        Ok(s) if s.success() => format!("back from the shell in {name}"),
+        Ok(s) => format!("dsh ssh {name}: {s}"),
+        Err(e) => format!("dsh ssh {name}: {e}"),
     }
 }

@@ -6,5 +6,6 @@ pub mod health;
 pub mod log;
 pub mod status;
 pub mod table;
+pub mod top;
 pub mod trace;
 pub mod which;

@@ -50,6 +50,9 @@ pub fn screen(s: &StatusReport) -> String {
         s.sample_lag_ms,
         s.containers
     );
+    if s.history_bytes > 0 {
+        let _ = writeln!(o, "history (dsh top): {}", bytes(s.history_bytes));
+    }
     descriptors(&mut o, s);
     let metrics = s
         .metrics_addr
