@@ -16,7 +16,7 @@ use dsh_ebpf::{OOM_SLOTS, OomEvent, failure, kind, victim_arg};
 use super::{
     events::header,
     failures::count,
-    kernel::{Failure, config, off, read, task_cgroup_id},
+    kernel::{Failure, cgroup_id, config, off, read, task_cgroup},
     maps::{OOM_EVENTS, OOM_WRITTEN},
 };
 
@@ -74,7 +74,23 @@ pub fn dsh_mark_victim(ctx: BtfTracePointContext) -> u32 {
     };
     record(|e| {
         e.hdr = header(kind::OOM);
-        e.victim_cgroup_id = task_cgroup_id(victim);
+        let cgrp = task_cgroup(victim);
+        e.victim_cgroup_id = match cgrp.and_then(cgroup_id) {
+            Ok(id) => id,
+            Err(f) => {
+                count(f);
+                0
+            }
+        };
+        if config().has_memcg != 0
+            && let Ok(cgrp) = cgrp
+        {
+            match memcg_figures(victim, cgrp) {
+                Ok(Some((usage, limit))) => (e.mem_usage_bytes, e.mem_limit_bytes) = (usage, limit),
+                Ok(None) => {}
+                Err(f) => count(f),
+            }
+        }
         // pid and tgid are adjacent pid_t (user space's tests check it):
         // one read for both.
         match read::<u64>(victim, off!(task_pid)) {
@@ -83,6 +99,70 @@ pub fn dsh_mark_victim(ctx: BtfTracePointContext) -> u32 {
         }
     });
     0
+}
+
+/// The use and limit in bytes of `task`'s memory cgroup, read at the kill
+/// (before the reaper frees anything), when that memcg's cgroup is at the
+/// place of the task's attribution cgroup `cgrp`; `None` when it is not
+/// (an ancestor's, where the memory controller is not enabled down to the
+/// task's cgroup): those figures are not the container's.
+#[inline(always)]
+fn memcg_figures(task: *const u8, cgrp: *const u8) -> Result<Option<(u64, u64)>, Failure> {
+    let css_set: *const u8 = read(task, off!(task_cgroups))?;
+    let css: *const u8 = read(css_set, off!(css_set_subsys_memory))?;
+    let memcg_cgrp: *const u8 = read(css, off!(css_cgroup))?;
+    if !same_place(memcg_cgrp, cgrp)? {
+        return Ok(None);
+    }
+    let usage: u64 = read(css, off!(memcg_usage))?;
+    let max: u64 = read(css, off!(memcg_max))?;
+    let shift = config().page_shift & 63;
+    Ok(Some((usage << shift, max << shift)))
+}
+
+/// Name words `same_place` compares: 128 bytes, more than a runtime's
+/// cgroup names take (`cri-containerd-<64 hex>.scope` is 86).
+const NAME_WORDS: usize = 16;
+
+/// Whether two cgroups are the same one, or on a hybrid host (memory in a
+/// v1 hierarchy, attribution in the unified one) at the same place in
+/// their hierarchies: the same level and the same directory name, as a
+/// runtime creates a container's cgroup in each. A name longer than
+/// `NAME_WORDS` words is not matched.
+#[inline(always)]
+fn same_place(a: *const u8, b: *const u8) -> Result<bool, Failure> {
+    if a == b {
+        return Ok(true);
+    }
+    if read::<i32>(a, off!(cgroup_level))? != read::<i32>(b, off!(cgroup_level))? {
+        return Ok(false);
+    }
+    let kn_a: *const u8 = read(a, off!(cgroup_kn))?;
+    let kn_b: *const u8 = read(b, off!(cgroup_kn))?;
+    let name_a: *const u8 = read(kn_a, off!(kernfs_node_name))?;
+    let name_b: *const u8 = read(kn_b, off!(kernfs_node_name))?;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    for i in 0..NAME_WORDS {
+        let wa: u64 = read(name_a, 8 * i)?;
+        let wb: u64 = read(name_b, 8 * i)?;
+        // The lowest byte flagged here is `wa`'s first NUL (bytes after
+        // it may be flagged falsely, and are not compared).
+        let nul = wa.wrapping_sub(ONES) & !wa & HIGHS;
+        if nul != 0 {
+            let bits = nul.trailing_zeros() + 1;
+            let upto_nul = if bits >= 64 {
+                u64::MAX
+            } else {
+                (1 << bits) - 1
+            };
+            return Ok((wa ^ wb) & upto_nul == 0);
+        }
+        if wa != wb {
+            return Ok(false);
+        }
+    }
+    Ok(false)
 }
 
 /// Writes the next OOM record in place in `OOM_EVENTS` (see

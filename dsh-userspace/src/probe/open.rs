@@ -133,7 +133,9 @@ fn kernel_facts(vmlinux: &[u8], layout: &CgroupLayout) -> Result<KernelFacts, Pr
         release: features::kernel_release(),
         missing: missing.join(", "),
     })?;
-    let offsets = offsets::resolve_offsets(&raw_btf, v1_subsys)?;
+    let page_shift = procfs::page_size().trailing_zeros();
+    let memcg = offsets::memcg_offsets(&raw_btf);
+    let offsets = offsets::resolve_offsets(&raw_btf, v1_subsys, memcg)?;
     let config = ProbeConfig {
         cgroup_mode: match layout.kind {
             CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
@@ -142,6 +144,8 @@ fn kernel_facts(vmlinux: &[u8], layout: &CgroupLayout) -> Result<KernelFacts, Pr
         has_blkcg: 1,
         oom_victim_arg: prototypes.oom_victim_arg,
         block_rq_issue_arg: prototypes.block_rq_issue_arg,
+        has_memcg: u32::from(memcg.is_some()),
+        page_shift,
     };
     if !features::bpf_memory_in_memcg(&raw_btf) {
         features::raise_memlock_limit();
