@@ -8,6 +8,7 @@
 //! holds a reference to the task.
 use aya_ebpf::{
     btf_maps::LruHashMap,
+    helpers::generated::bpf_probe_read_kernel_str,
     macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
@@ -120,14 +121,14 @@ fn memcg_figures(task: *const u8, cgrp: *const u8) -> Result<Option<(u64, u64)>,
     Ok(Some((usage << shift, max << shift)))
 }
 
-/// Name words `same_place` compares: 128 bytes, more than a runtime's
-/// cgroup names take (`cri-containerd-<64 hex>.scope` is 86).
+/// Bytes of a cgroup name `same_place` compares, NUL included: more than
+/// a runtime's cgroup names take (`cri-containerd-<64 hex>.scope` is 86).
 const NAME_WORDS: usize = 16;
 
 /// Whether two cgroups are the same one, or on a hybrid host (memory in a
 /// v1 hierarchy, attribution in the unified one) at the same place in
 /// their hierarchies: the same level and the same directory name, as a
-/// runtime creates a container's cgroup in each. A name longer than
+/// runtime creates a container's cgroup in each. A name that does not fit
 /// `NAME_WORDS` words is not matched.
 #[inline(always)]
 fn same_place(a: *const u8, b: *const u8) -> Result<bool, Failure> {
@@ -137,32 +138,38 @@ fn same_place(a: *const u8, b: *const u8) -> Result<bool, Failure> {
     if read::<i32>(a, off!(cgroup_level))? != read::<i32>(b, off!(cgroup_level))? {
         return Ok(false);
     }
-    let kn_a: *const u8 = read(a, off!(cgroup_kn))?;
-    let kn_b: *const u8 = read(b, off!(cgroup_kn))?;
-    let name_a: *const u8 = read(kn_a, off!(kernfs_node_name))?;
-    let name_b: *const u8 = read(kn_b, off!(kernfs_node_name))?;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    for i in 0..NAME_WORDS {
-        let wa: u64 = read(name_a, 8 * i)?;
-        let wb: u64 = read(name_b, 8 * i)?;
-        // The lowest byte flagged here is `wa`'s first NUL (bytes after
-        // it may be flagged falsely, and are not compared).
-        let nul = wa.wrapping_sub(ONES) & !wa & HIGHS;
-        if nul != 0 {
-            let bits = nul.trailing_zeros() + 1;
-            let upto_nul = if bits >= 64 {
-                u64::MAX
-            } else {
-                (1 << bits) - 1
-            };
-            return Ok((wa ^ wb) & upto_nul == 0);
-        }
-        if wa != wb {
-            return Ok(false);
-        }
+    // One string read per name (the OOM killer runs with cold caches: a
+    // helper call per word cost about a microsecond more).
+    let mut name_a = [0u64; NAME_WORDS];
+    let mut name_b = [0u64; NAME_WORDS];
+    let len_a = read_name(a, &mut name_a)?;
+    if len_a != read_name(b, &mut name_b)? || len_a >= 8 * NAME_WORDS {
+        return Ok(false);
     }
-    Ok(false)
+    // Both zeroed past their NUL: whole words compare.
+    let mut same = true;
+    for i in 0..NAME_WORDS {
+        same &= name_a[i] == name_b[i];
+    }
+    Ok(same)
+}
+
+/// Copies the directory name of cgroup `cgrp` into `dst` (NUL-terminated,
+/// cut to fit); its length with the NUL.
+#[inline(always)]
+fn read_name(cgrp: *const u8, dst: &mut [u64; NAME_WORDS]) -> Result<usize, Failure> {
+    let kn: *const u8 = read(cgrp, off!(cgroup_kn))?;
+    let name: *const u8 = read(kn, off!(kernfs_node_name))?;
+    // SAFETY: the helper writes at most `size` bytes into `dst`, which is
+    // that large, and reads `name` on the kernel's no-fault path.
+    let len = unsafe {
+        bpf_probe_read_kernel_str(
+            dst.as_mut_ptr().cast(),
+            (8 * NAME_WORDS) as u32,
+            name.cast(),
+        )
+    };
+    usize::try_from(len).map_err(|_| Failure(failure::KERNEL_READ))
 }
 
 /// Writes the next OOM record in place in `OOM_EVENTS` (see
