@@ -32,6 +32,51 @@ fn log_all_with(agent: &Agent, name: &str, needle: &str) -> String {
     })
 }
 
+/// The figures of an OOM line, in MiB: `... with msg oom (memory 31.9MiB
+/// of limit 32.0MiB)` → (31.9, 32.0). `None` for any other wording (a bare
+/// `oom`, or `at least`, which a figure read at the kill never says).
+fn oom_figures_mib(log: &str) -> Option<(f64, f64)> {
+    let rest = log.split("with msg oom (memory ").nth(1)?;
+    let (used, rest) = rest.split_once("MiB of limit ")?;
+    let limit = rest.split_once("MiB)")?.0;
+    Some((used.parse().ok()?, limit.parse().ok()?))
+}
+
+/// Asserts the OOM line of a container killed at `--memory 32m` names
+/// about 32 MiB of limit 32 MiB; returns the figures.
+fn assert_oom_at_32m(log: &str) -> (f64, f64) {
+    let (used, limit) = oom_figures_mib(log).unwrap_or_else(|| panic!("no figures: {log}"));
+    assert_eq!(limit, 32.0, "{log}");
+    assert!((28.0..=33.0).contains(&used), "{log}");
+    (used, limit)
+}
+
+/// Containers that die of an OOM kill at once, before any sample, and that
+/// Docker removes within milliseconds: the figures are read in the kernel
+/// at the kill, so every line names them (before they were read from the
+/// cgroup after the kill, and 2 lines in 3 said only `oom`).
+#[test]
+fn an_oom_kill_names_the_memory_and_limit_at_the_kill() {
+    let agent = Agent::fresh("oom-figures", &[]);
+    let containers: Vec<Container> = (0..3)
+        .map(|i| {
+            Container::run(
+                &format!("oom-figures-{i}"),
+                &["--memory", "32m", "--memory-swap", "32m"],
+                &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+            )
+        })
+        .collect();
+    for c in &containers {
+        let log = wait_until(Duration::from_secs(30), "the OOM line", || {
+            let text = agent.ok(&["log", &c.name]);
+            text.contains("with msg oom").then_some(text)
+        });
+        let (used, limit) = assert_oom_at_32m(&log);
+        eprintln!("{}: oom at {used} MiB of limit {limit} MiB", c.name);
+    }
+}
+
 #[test]
 fn docker_containers_states_health_restarts_and_log() {
     let mut agent = Agent::fresh("docker", &[]);
@@ -112,6 +157,7 @@ fn docker_containers_states_health_restarts_and_log() {
         oom_log.contains(" change state from kContainerRunning to kContainerError with msg oom"),
         "{oom_log}"
     );
+    assert_oom_at_32m(&oom_log);
 
     // Exit code 3.
     let row = wait_until(Duration::from_secs(20), "exit 3", || {

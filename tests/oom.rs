@@ -1,4 +1,4 @@
-//! OOM kills name the victim and its cgroup.
+//! OOM kills name the victim, its cgroup, and its memory at the kill.
 use dsh::probe::event::EventKind;
 use dsh_ebpf::{OOM_SLOTS, channel};
 
@@ -29,11 +29,19 @@ fn oom_kill_names_victim_pid_and_cgroup() {
     let EventKind::Oom {
         victim_pid,
         victim_cgroup_id,
+        memory,
         ..
     } = ev.kind
     else {
         unreachable!()
     };
+    // Read in the kernel at the kill: at the limit, and the limit itself.
+    let memory = memory.expect("the kernel read the victim's memcg");
+    assert_eq!(memory.limit_bytes, Some(32 << 20), "{memory:?}");
+    assert!(
+        (28 << 20..=33 << 20).contains(&memory.used_bytes),
+        "about 32 MiB used at the kill: {memory:?}"
+    );
     assert_eq!(victim_cgroup_id, id, "OOM attributed to the wrong cgroup");
     assert_eq!(
         victim_pid, pid,

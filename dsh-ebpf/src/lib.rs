@@ -121,8 +121,15 @@ pub struct KernelOffsets {
     pub css_set_dfl_cgrp: u32,
     /// `css_set.subsys[id]` for the v1 controller chosen by the loader.
     pub css_set_subsys_v1: u32,
+    /// `css_set.subsys[memory_cgrp_id]` (0 without `CONFIG_MEMCG`).
+    pub css_set_subsys_memory: u32,
     // struct cgroup_subsys_state
     pub css_cgroup: u32,
+    /// From the memory controller's `struct cgroup_subsys_state *` to its
+    /// `mem_cgroup`'s `memory.usage` (an `atomic_long_t`, pages) and
+    /// `memory.max` (pages): `container_of` and the member offsets in one.
+    pub memcg_usage: u32,
+    pub memcg_max: u32,
     // struct cgroup
     pub cgroup_kn: u32,
     pub cgroup_level: u32,
@@ -131,6 +138,8 @@ pub struct KernelOffsets {
     pub cgroup_root_hierarchy_id: u32,
     // struct kernfs_node
     pub kernfs_node_id: u32,
+    /// `const char *name`: a cgroup directory's name.
+    pub kernfs_node_name: u32,
     // struct signal_struct: `live` is an atomic_t whose counter is at offset 0
     pub signal_live: u32,
     // struct request
@@ -166,6 +175,12 @@ pub struct ProbeConfig {
     /// Which argument of `block_rq_issue` is the `struct request *`: 0, or
     /// 1 where the request queue comes first (before 5.10).
     pub block_rq_issue_arg: u32,
+    /// 1 when the kernel has memory cgroups (`CONFIG_MEMCG`) and
+    /// `KernelOffsets::memcg_*` are resolved: an OOM event then carries the
+    /// victim's memory use and limit.
+    pub has_memcg: u32,
+    /// log2 of the page size: `page_counter` counts pages.
+    pub page_shift: u32,
 }
 
 /// -ENFILE and -EMFILE as a syscall returns them (asm-generic/errno-base.h,
@@ -417,6 +432,13 @@ pub struct OomEvent {
     pub victim_pid: u32,
     pub victim_tgid: u32,
     pub victim_cgroup_id: u64,
+    /// The victim's memory cgroup at the kill, in bytes: its use and its
+    /// limit (the kernel's "no limit" is about 2^63). Both 0 when not read:
+    /// no memcg in this kernel, a failed read, or a memcg whose cgroup is
+    /// not at the victim's attribution cgroup's place (an ancestor's, whose
+    /// figures are not the container's).
+    pub mem_usage_bytes: u64,
+    pub mem_limit_bytes: u64,
 }
 
 /// Slots of the OOM-kill mailbox (`OOM_EVENTS`, with `OOM_WRITTEN` counting
@@ -465,8 +487,8 @@ macro_rules! assert_size {
         const _: () = assert!(core::mem::size_of::<$t>() == $n);
     };
 }
-assert_size!(KernelOffsets, 28 * 4);
-assert_size!(ProbeConfig, 16);
+assert_size!(KernelOffsets, 32 * 4);
+assert_size!(ProbeConfig, 24);
 assert_size!(SyscallStats, 24 + 8 * LATENCY_BUCKETS);
 assert_size!(SyscallCacheSlot, 8 + 24 + 8 * LATENCY_BUCKETS);
 assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
@@ -478,7 +500,7 @@ assert_size!(TraceSyscall, 32 + 8 * TRACE_BUCKETS);
 assert_size!(EventHeader, 48);
 assert_size!(ExecEvent, 56 + FILENAME_LEN);
 assert_size!(ExitEvent, 64 + 2 * 32);
-assert_size!(OomEvent, 64);
+assert_size!(OomEvent, 80);
 assert_size!(CgroupEvent, 64 + CGROUP_PATH_LEN);
 assert_size!(ListenEvent, 72);
 

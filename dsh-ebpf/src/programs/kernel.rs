@@ -29,12 +29,16 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_start_time: 0,
     css_set_dfl_cgrp: 0,
     css_set_subsys_v1: 0,
+    css_set_subsys_memory: 0,
     css_cgroup: 0,
+    memcg_usage: 0,
+    memcg_max: 0,
     cgroup_kn: 0,
     cgroup_level: 0,
     cgroup_root: 0,
     cgroup_root_hierarchy_id: 0,
     kernfs_node_id: 0,
+    kernfs_node_name: 0,
     signal_live: 0,
     request_cmd_flags: 0,
     request_data_len: 0,
@@ -56,6 +60,8 @@ static CONFIG: Global<ProbeConfig> = Global::new(ProbeConfig {
     has_blkcg: 0,
     oom_victim_arg: 0,
     block_rq_issue_arg: 0,
+    has_memcg: 0,
+    page_shift: 0,
 });
 
 /// One offset from `OFFSETS`, as a `usize`.

@@ -8,6 +8,7 @@
 //! holds a reference to the task.
 use aya_ebpf::{
     btf_maps::LruHashMap,
+    helpers::generated::bpf_probe_read_kernel_str,
     macros::{btf_map, btf_tracepoint},
     programs::BtfTracePointContext,
 };
@@ -16,7 +17,7 @@ use dsh_ebpf::{OOM_SLOTS, OomEvent, failure, kind, victim_arg};
 use super::{
     events::header,
     failures::count,
-    kernel::{Failure, config, off, read, task_cgroup_id},
+    kernel::{Failure, cgroup_id, config, off, read, task_cgroup},
     maps::{OOM_EVENTS, OOM_WRITTEN},
 };
 
@@ -74,7 +75,23 @@ pub fn dsh_mark_victim(ctx: BtfTracePointContext) -> u32 {
     };
     record(|e| {
         e.hdr = header(kind::OOM);
-        e.victim_cgroup_id = task_cgroup_id(victim);
+        let cgrp = task_cgroup(victim);
+        e.victim_cgroup_id = match cgrp.and_then(cgroup_id) {
+            Ok(id) => id,
+            Err(f) => {
+                count(f);
+                0
+            }
+        };
+        if config().has_memcg != 0
+            && let Ok(cgrp) = cgrp
+        {
+            match memcg_figures(victim, cgrp) {
+                Ok(Some((usage, limit))) => (e.mem_usage_bytes, e.mem_limit_bytes) = (usage, limit),
+                Ok(None) => {}
+                Err(f) => count(f),
+            }
+        }
         // pid and tgid are adjacent pid_t (user space's tests check it):
         // one read for both.
         match read::<u64>(victim, off!(task_pid)) {
@@ -83,6 +100,76 @@ pub fn dsh_mark_victim(ctx: BtfTracePointContext) -> u32 {
         }
     });
     0
+}
+
+/// The use and limit in bytes of `task`'s memory cgroup, read at the kill
+/// (before the reaper frees anything), when that memcg's cgroup is at the
+/// place of the task's attribution cgroup `cgrp`; `None` when it is not
+/// (an ancestor's, where the memory controller is not enabled down to the
+/// task's cgroup): those figures are not the container's.
+#[inline(always)]
+fn memcg_figures(task: *const u8, cgrp: *const u8) -> Result<Option<(u64, u64)>, Failure> {
+    let css_set: *const u8 = read(task, off!(task_cgroups))?;
+    let css: *const u8 = read(css_set, off!(css_set_subsys_memory))?;
+    let memcg_cgrp: *const u8 = read(css, off!(css_cgroup))?;
+    if !same_place(memcg_cgrp, cgrp)? {
+        return Ok(None);
+    }
+    let usage: u64 = read(css, off!(memcg_usage))?;
+    let max: u64 = read(css, off!(memcg_max))?;
+    let shift = config().page_shift & 63;
+    Ok(Some((usage << shift, max << shift)))
+}
+
+/// Bytes of a cgroup name `same_place` compares, NUL included: more than
+/// a runtime's cgroup names take (`cri-containerd-<64 hex>.scope` is 86).
+const NAME_WORDS: usize = 16;
+
+/// Whether two cgroups are the same one, or on a hybrid host (memory in a
+/// v1 hierarchy, attribution in the unified one) at the same place in
+/// their hierarchies: the same level and the same directory name, as a
+/// runtime creates a container's cgroup in each. A name that does not fit
+/// `NAME_WORDS` words is not matched.
+#[inline(always)]
+fn same_place(a: *const u8, b: *const u8) -> Result<bool, Failure> {
+    if a == b {
+        return Ok(true);
+    }
+    if read::<i32>(a, off!(cgroup_level))? != read::<i32>(b, off!(cgroup_level))? {
+        return Ok(false);
+    }
+    // One string read per name (the OOM killer runs with cold caches: a
+    // helper call per word cost about a microsecond more).
+    let mut name_a = [0u64; NAME_WORDS];
+    let mut name_b = [0u64; NAME_WORDS];
+    let len_a = read_name(a, &mut name_a)?;
+    if len_a != read_name(b, &mut name_b)? || len_a >= 8 * NAME_WORDS {
+        return Ok(false);
+    }
+    // Both zeroed past their NUL: whole words compare.
+    let mut same = true;
+    for i in 0..NAME_WORDS {
+        same &= name_a[i] == name_b[i];
+    }
+    Ok(same)
+}
+
+/// Copies the directory name of cgroup `cgrp` into `dst` (NUL-terminated,
+/// cut to fit); its length with the NUL.
+#[inline(always)]
+fn read_name(cgrp: *const u8, dst: &mut [u64; NAME_WORDS]) -> Result<usize, Failure> {
+    let kn: *const u8 = read(cgrp, off!(cgroup_kn))?;
+    let name: *const u8 = read(kn, off!(kernfs_node_name))?;
+    // SAFETY: the helper writes at most `size` bytes into `dst`, which is
+    // that large, and reads `name` on the kernel's no-fault path.
+    let len = unsafe {
+        bpf_probe_read_kernel_str(
+            dst.as_mut_ptr().cast(),
+            (8 * NAME_WORDS) as u32,
+            name.cast(),
+        )
+    };
+    usize::try_from(len).map_err(|_| Failure(failure::KERNEL_READ))
 }
 
 /// Writes the next OOM record in place in `OOM_EVENTS` (see

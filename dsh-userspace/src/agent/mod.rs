@@ -44,7 +44,7 @@ use crate::{
     },
     probe::{
         Probe, SyscallCounters,
-        event::{Event, EventKind},
+        event::{Event, EventKind, VictimMemory},
     },
     report::chain,
     runtime::RuntimeUpdate,
@@ -247,12 +247,13 @@ impl Agent {
             EventKind::Oom {
                 victim_tgid,
                 victim_cgroup_id,
+                memory,
                 ..
             } => {
                 let at_death = self
                     .oom_at_arrival
                     .remove(&(victim_cgroup_id, victim_tgid))
-                    .unwrap_or_else(|| self.memory_now(victim_cgroup_id));
+                    .unwrap_or_else(|| self.memory_at_kill(victim_cgroup_id, memory));
                 self.model
                     .oom_kill(victim_cgroup_id, victim_tgid, at_death, ts);
             }
@@ -275,18 +276,33 @@ impl Agent {
                     self.model.final_stats(ev.task.cgroup_id, stats);
                 }
             }
-            // The victim's memory is read now, not when the event's turn
-            // comes: by then the runtime has often removed the cgroup.
+            // Without the kernel's figures, the victim's memory is read
+            // now, not when the event's turn comes: by then the runtime has
+            // often removed the cgroup.
             EventKind::Oom {
                 victim_tgid,
                 victim_cgroup_id,
+                memory,
                 ..
             } => {
-                let at_death = self.memory_now(victim_cgroup_id);
+                let at_death = self.memory_at_kill(victim_cgroup_id, memory);
                 self.oom_at_arrival
                     .insert((victim_cgroup_id, victim_tgid), at_death);
             }
             _ => {}
+        }
+    }
+
+    /// Memory use and limit of an OOM victim's container: the kernel's
+    /// figures, read at the kill, when it has them; else read now.
+    fn memory_at_kill(&self, cgroup_id: CgroupId, memory: Option<VictimMemory>) -> OomAtDeath {
+        match memory {
+            Some(m) => OomAtDeath {
+                mem_used: Some(m.used_bytes),
+                mem_limit: m.limit_bytes,
+                sampled: false,
+            },
+            None => self.memory_now(cgroup_id),
         }
     }
 

@@ -20,6 +20,29 @@ pub struct Task {
     pub cgroup_id: CgroupId,
 }
 
+/// An OOM victim's memory cgroup at the moment of the kill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct VictimMemory {
+    pub used_bytes: u64,
+    /// `None` when unlimited.
+    pub limit_bytes: Option<u64>,
+}
+
+/// Limits from here up are the kernel's "no limit" (`PAGE_COUNTER_MAX`
+/// pages, about 2^63 bytes); no real limit comes near.
+const NO_LIMIT: u64 = 1 << 62;
+
+impl VictimMemory {
+    /// The figures of an `OomEvent`: none when the kernel read none (a
+    /// memcg at an OOM kill is never empty, so a zero use is "not read").
+    fn of(e: &OomEvent) -> Option<Self> {
+        (e.mem_usage_bytes != 0).then(|| Self {
+            used_bytes: e.mem_usage_bytes,
+            limit_bytes: (e.mem_limit_bytes < NO_LIMIT).then_some(e.mem_limit_bytes),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
@@ -41,6 +64,9 @@ pub enum EventKind {
         victim_pid: u32,
         victim_tgid: u32,
         victim_cgroup_id: CgroupId,
+        /// The victim's memory cgroup at the kill, read in the kernel;
+        /// `None` where it could not be (see `OomEvent`).
+        memory: Option<VictimMemory>,
     },
     CgroupMkdir {
         id: CgroupId,
@@ -150,6 +176,7 @@ impl Event {
                     victim_pid: e.victim_pid,
                     victim_tgid: e.victim_tgid,
                     victim_cgroup_id: CgroupId::new(e.victim_cgroup_id),
+                    memory: VictimMemory::of(&e),
                 }
             }
             kind::CGROUP_MKDIR | kind::CGROUP_RMDIR => {
@@ -318,7 +345,7 @@ mod tests {
     fn every_kind_decodes_and_seeds_the_fuzzer() {
         let mut hostile = header(kind::EXEC);
         hostile.comm = fixed(b"\x1b]0;x\x07\xff\xfe");
-        let records: [(&str, Vec<u8>); 6] = [
+        let records: [(&str, Vec<u8>); 8] = [
             (
                 "exec",
                 bytes(&ExecEvent {
@@ -354,6 +381,31 @@ mod tests {
                     victim_pid: 11,
                     victim_tgid: 11,
                     victim_cgroup_id: 7,
+                    mem_usage_bytes: 32 << 20,
+                    mem_limit_bytes: 32 << 20,
+                }),
+            ),
+            (
+                "oom-no-memcg",
+                bytes(&OomEvent {
+                    hdr: header(kind::OOM),
+                    victim_pid: 12,
+                    victim_tgid: 12,
+                    victim_cgroup_id: 7,
+                    mem_usage_bytes: 0,
+                    mem_limit_bytes: 0,
+                }),
+            ),
+            (
+                "oom-unlimited",
+                bytes(&OomEvent {
+                    hdr: header(kind::OOM),
+                    victim_pid: 13,
+                    victim_tgid: 13,
+                    victim_cgroup_id: 7,
+                    mem_usage_bytes: 5 << 30,
+                    // PAGE_COUNTER_MAX pages of 4 KiB.
+                    mem_limit_bytes: (i64::MAX as u64 / 4096) * 4096,
                 }),
             ),
             (
@@ -394,6 +446,28 @@ mod tests {
             assert_eq!(ev.task.cgroup_id, CgroupId::new(7), "{name}");
             crate::fuzz_seeds::seed("ring_record", name, record);
         }
+        let memory = |name: &str| {
+            let (_, record) = records.iter().find(|(n, _)| *n == name).unwrap();
+            match Event::decode(record).unwrap().kind {
+                EventKind::Oom { memory, .. } => memory,
+                other => panic!("{name}: {other:?}"),
+            }
+        };
+        assert_eq!(
+            memory("oom"),
+            Some(VictimMemory {
+                used_bytes: 32 << 20,
+                limit_bytes: Some(32 << 20)
+            })
+        );
+        assert_eq!(memory("oom-no-memcg"), None);
+        assert_eq!(
+            memory("oom-unlimited"),
+            Some(VictimMemory {
+                used_bytes: 5 << 30,
+                limit_bytes: None
+            })
+        );
         let exec = Event::decode(&records[0].1).unwrap();
         assert_eq!(exec.task.comm, "\x1b]0;x\x07\\xff\\xfe");
         assert!(

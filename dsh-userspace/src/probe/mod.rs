@@ -9,6 +9,7 @@ mod error;
 pub mod event;
 mod features;
 pub mod offsets;
+mod open;
 mod signals;
 mod stream;
 mod syscalls;
@@ -20,19 +21,13 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use crate::cgroup::{
-    CgroupId,
-    layout::{self, CgroupLayout, CgroupLayoutKind},
-};
+use crate::cgroup::{CgroupId, layout::CgroupLayout};
 use aya::{
-    Btf, Ebpf, EbpfLoader, Endianness,
+    Btf, Ebpf,
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
     programs::{BtfTracePoint, ProgramInfo, links::FdLink},
 };
-use dsh_ebpf::{
-    BlockStats, ChannelStats, KernelOffsets, MAX_SYSCALL_CGROUPS, ProbeConfig, SyscallStats,
-    TraceSyscall, cgroup_mode, channel, failure,
-};
+use dsh_ebpf::{BlockStats, ChannelStats, SyscallStats, TraceSyscall, channel, failure};
 pub use error::ProbeError;
 pub use stream::{DRAIN_EVERY, EventRings, EventStream};
 use stream::{OomCounts, OomSlots};
@@ -138,115 +133,6 @@ impl Probe {
     /// are ignored.
     pub fn load_unattached(opts: ProbeOptions) -> Result<Self, ProbeError> {
         Self::open(opts, true)
-    }
-
-    /// Loads the objects and verifies the programs `load` may attach, or
-    /// with `everything`, every program of both layouts.
-    fn open(opts: ProbeOptions, everything: bool) -> Result<Self, ProbeError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(ProbeError::NotRoot);
-        }
-        if !Path::new(btf::VMLINUX).exists() {
-            return Err(ProbeError::NoBtf);
-        }
-        let layout = CgroupLayout::detect().map_err(ProbeError::Mounts)?;
-        if layout.attribution_root().is_none() {
-            return Err(ProbeError::NoCgroupHierarchy);
-        }
-        // One read of the kernel's BTF (several MiB) for both parsers: ours
-        // for the checks and offsets, aya's for loading the programs.
-        let vmlinux = btf::read(Path::new(btf::VMLINUX))?;
-        let raw_btf = btf::Btf::parse(&vmlinux)?;
-        let v1_subsys = match layout.kind {
-            CgroupLayoutKind::V1 => Some(offsets::v1_subsys_id(
-                &raw_btf,
-                layout::V1_ATTRIBUTION_CONTROLLER,
-            )?),
-            _ => None,
-        };
-        let prototypes = features::check(&raw_btf).map_err(|missing| ProbeError::KernelLacks {
-            release: features::kernel_release(),
-            missing: missing.join(", "),
-        })?;
-        let kernel_offsets: KernelOffsets = offsets::resolve_offsets(&raw_btf, v1_subsys)?;
-        let config = ProbeConfig {
-            cgroup_mode: match layout.kind {
-                CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
-                _ => cgroup_mode::DEFAULT_HIERARCHY,
-            },
-            has_blkcg: 1,
-            oom_victim_arg: prototypes.oom_victim_arg,
-            block_rq_issue_arg: prototypes.block_rq_issue_arg,
-        };
-        if !features::bpf_memory_in_memcg(&raw_btf) {
-            features::raise_memlock_limit();
-        }
-        drop(raw_btf);
-        let has_cgroup_storage = syscalls::kernel_has_cgroup_storage();
-        let syscall_counters = match opts.syscall_counters {
-            SyscallCounters::Auto if has_cgroup_storage => SyscallCounterLayout::CgroupStorage,
-            SyscallCounters::Auto | SyscallCounters::Hash => SyscallCounterLayout::Hash,
-            SyscallCounters::CgroupStorage if has_cgroup_storage => {
-                SyscallCounterLayout::CgroupStorage
-            }
-            SyscallCounters::CgroupStorage => return Err(ProbeError::NoCgroupStorage),
-        };
-        let syscall_counter_capacity = opts
-            .syscall_counter_capacity
-            .unwrap_or(MAX_SYSCALL_CGROUPS as u32);
-        let btf = Btf::parse(&vmlinux, Endianness::default()).map_err(ProbeError::KernelBtf)?;
-        drop(vmlinux);
-        let mut loader = EbpfLoader::new();
-        loader
-            .btf(Some(&btf))
-            .override_global("OFFSETS", &kernel_offsets, true)
-            .override_global("CONFIG", &config, true)
-            .map_max_entries("SYSCALL_COUNTS", syscall_counter_capacity);
-        if syscall_counters == SyscallCounterLayout::CgroupStorage && !everything {
-            // The main object's latency table serves only the hash layout.
-            loader.map_max_entries("SYSCALL_START", 1);
-        }
-        let ebpf = loader.load(OBJECT).map_err(ProbeError::Load)?;
-        let cgrp_storage = if syscall_counters == SyscallCounterLayout::CgroupStorage {
-            Some(
-                EbpfLoader::new()
-                    .btf(Some(&btf))
-                    .override_global("OFFSETS", &kernel_offsets, true)
-                    .override_global("CONFIG", &config, true)
-                    .load(CGRP_STORAGE_OBJECT)
-                    .map_err(ProbeError::Load)?,
-            )
-        } else {
-            None
-        };
-        // Best effort: without it, `dsh status` shows zero run times.
-        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
-        let mut probe = Self {
-            ebpf,
-            cgrp_storage,
-            syscall_counters,
-            syscall_counter_capacity,
-            layout,
-            links: HashMap::new(),
-            syscall_latency: false,
-            syscall_counting: false,
-            oom_counts: Arc::default(),
-            _stats: stats,
-        };
-        let mut programs: Vec<(&str, &str)> = ALWAYS.iter().chain(TRACE).copied().collect();
-        if everything {
-            programs.extend(BENCH);
-            programs.extend(SyscallCounterLayout::Hash.programs().all());
-            if probe.cgrp_storage.is_some() {
-                programs.extend(SyscallCounterLayout::CgroupStorage.programs().all());
-            }
-        } else {
-            programs.extend(syscall_counters.programs().all());
-        }
-        for (prog, tp) in programs {
-            probe.prepare(prog, tp, &btf)?;
-        }
-        Ok(probe)
     }
 
     /// Which layout holds the syscall counters.

@@ -10,8 +10,47 @@ pub fn v1_subsys_id(btf: &Btf, controller: &str) -> Result<u32, BtfError> {
     Ok(btf.enum_value("cgroup_subsys_id", &format!("{controller}_cgrp_id"))? as u32)
 }
 
-/// Every offset the programs read, from this kernel's BTF.
-pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOffsets, BtfError> {
+/// Where the OOM program finds a task's memory cgroup and its counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemcgOffsets {
+    /// `css_set.subsys[memory_cgrp_id]`.
+    pub css_set_subsys: u32,
+    /// From the memcg's `cgroup_subsys_state` to `memory.usage`, `memory.max`.
+    pub usage: u32,
+    pub max: u32,
+}
+
+/// The memory controller's offsets; `None` where the kernel has no memory
+/// cgroups (`CONFIG_MEMCG` off: no `memory_cgrp_id`, no `mem_cgroup`) or a
+/// member is missing or out of range. Then no OOM figure is read in the
+/// kernel, and user space reads the cgroup's files as before: an absent
+/// figure, never a wrong one.
+pub fn memcg_offsets(btf: &Btf) -> Option<MemcgOffsets> {
+    let o = |s: &str, m: &str| btf.member_offset(s, &[m]).ok();
+    let id = u32::try_from(btf.enum_value("cgroup_subsys_id", "memory_cgrp_id").ok()?).ok()?;
+    let css_set_subsys = id.checked_mul(8)?.checked_add(o("css_set", "subsys")?)?;
+    // container_of(css, struct mem_cgroup, css), then mem_cgroup.memory.
+    let css = o("mem_cgroup", "css")?;
+    let memory = o("mem_cgroup", "memory")?;
+    let at = |member| {
+        memory
+            .checked_add(o("page_counter", member)?)?
+            .checked_sub(css)
+    };
+    Some(MemcgOffsets {
+        css_set_subsys,
+        usage: at("usage")?,
+        max: at("max")?,
+    })
+}
+
+/// Every offset the programs read, from this kernel's BTF; the memcg ones
+/// 0 without `memcg` (the programs then do not read them).
+pub fn resolve_offsets(
+    btf: &Btf,
+    v1_subsys_id: Option<u32>,
+    memcg: Option<MemcgOffsets>,
+) -> Result<KernelOffsets, BtfError> {
     let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
     Ok(KernelOffsets {
         task_pid: o("task_struct", "pid")?,
@@ -31,12 +70,16 @@ pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOff
                 .ok_or(BtfError::Malformed("css_set.subsys[id] out of range"))?,
             None => 0,
         },
+        css_set_subsys_memory: memcg.map_or(0, |m| m.css_set_subsys),
         css_cgroup: o("cgroup_subsys_state", "cgroup")?,
+        memcg_usage: memcg.map_or(0, |m| m.usage),
+        memcg_max: memcg.map_or(0, |m| m.max),
         cgroup_kn: o("cgroup", "kn")?,
         cgroup_level: o("cgroup", "level")?,
         cgroup_root: o("cgroup", "root")?,
         cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
         kernfs_node_id: o("kernfs_node", "id")?,
+        kernfs_node_name: o("kernfs_node", "name")?,
         signal_live: o("signal_struct", "live")?,
         request_cmd_flags: o("request", "cmd_flags")?,
         request_data_len: o("request", "__data_len")?,
@@ -68,8 +111,20 @@ mod tests {
     fn resolves_every_offset_on_this_kernel() {
         let btf = vmlinux();
         let memory = v1_subsys_id(&btf, "memory").unwrap();
-        let o = resolve_offsets(&btf, Some(memory)).unwrap();
+        let memcg = memcg_offsets(&btf).expect("this kernel has memory cgroups");
+        let o = resolve_offsets(&btf, Some(memory), Some(memcg)).unwrap();
         let task = btf.struct_size("task_struct").unwrap();
+        // On a v1 host the attribution controller is the memory one.
+        assert_eq!(o.css_set_subsys_memory, o.css_set_subsys_v1);
+        let memory_at = btf.member_offset("mem_cgroup", &["memory"]).unwrap();
+        assert_eq!(btf.member_offset("mem_cgroup", &["css"]).unwrap(), 0);
+        assert_eq!(
+            (o.memcg_usage, o.memcg_max),
+            (
+                memory_at + btf.member_offset("page_counter", &["usage"]).unwrap(),
+                memory_at + btf.member_offset("page_counter", &["max"]).unwrap()
+            )
+        );
         assert_ne!(o.task_pid, o.task_tgid);
         assert_eq!(
             o.task_tgid,
@@ -103,8 +158,21 @@ mod tests {
         }
         let memory = v1_subsys_id(&btf, "memory").unwrap();
         assert_eq!(memory, MEMORY_CGRP_ID as u32);
-        let o = resolve_offsets(&btf, Some(memory)).unwrap();
+        let memcg = memcg_offsets(&btf);
+        assert_eq!(
+            memcg,
+            Some(MemcgOffsets {
+                css_set_subsys: 8 + 8 * 4,
+                usage: 8,
+                max: 8 + 8,
+            })
+        );
+        let o = resolve_offsets(&btf, Some(memory), memcg).unwrap();
         assert_eq!((o.task_tgid, o.css_set_subsys_v1), (8, 8 + 8 * 4));
+        assert_eq!(
+            (o.css_set_subsys_memory, o.memcg_usage, o.memcg_max),
+            (8 + 8 * 4, 8, 16)
+        );
         assert_eq!((o.skc_num, o.skc_v6_rcv_saddr), (10, 24));
         assert_eq!(
             btf.member_offset("sock", &["__sk_common", "skc_num"])
@@ -119,10 +187,59 @@ mod tests {
     #[test]
     fn a_controller_id_out_of_range_is_an_error() {
         let kernel = Btf::parse(&crate::probe::btf::writer::synthetic_kernel()).unwrap();
-        assert!(resolve_offsets(&kernel, Some(4)).is_ok());
+        assert!(resolve_offsets(&kernel, Some(4), None).is_ok());
         assert!(matches!(
-            resolve_offsets(&kernel, Some(u32::MAX)),
+            resolve_offsets(&kernel, Some(u32::MAX), None),
             Err(BtfError::Malformed(_))
         ));
+    }
+
+    /// A kernel without memory cgroups (`CONFIG_MEMCG` off) or without
+    /// `page_counter.max`: no memcg offsets, so no figure is read in the
+    /// kernel; the other offsets resolve as before.
+    #[test]
+    fn a_kernel_without_memcg_has_no_memcg_offsets() {
+        use crate::probe::btf::writer::{Field, Fixture};
+        let mut k = Fixture::default();
+        k.enum_value("cgroup_subsys_id", "cpuset_cgrp_id");
+        k.strukt("css_set", 64, vec![("subsys", Field::Int, 0)]);
+        assert_eq!(memcg_offsets(&k.build()), None, "no memory_cgrp_id");
+        k.enum_value("cgroup_subsys_id", "memory_cgrp_id");
+        assert_eq!(memcg_offsets(&k.build()), None, "no struct mem_cgroup");
+        k.strukt("page_counter", 16, vec![("usage", Field::Int, 0)]);
+        k.strukt(
+            "mem_cgroup",
+            64,
+            vec![
+                ("css", Field::Int, 0),
+                ("memory", Field::Struct("page_counter"), 16),
+            ],
+        );
+        assert_eq!(memcg_offsets(&k.build()), None, "no page_counter.max");
+        let mut k = Fixture::default();
+        k.enum_value("cgroup_subsys_id", "cpuset_cgrp_id");
+        k.enum_value("cgroup_subsys_id", "memory_cgrp_id");
+        k.strukt("css_set", 64, vec![("subsys", Field::Int, 0)]);
+        k.strukt(
+            "page_counter",
+            16,
+            vec![("usage", Field::Int, 0), ("max", Field::Int, 8)],
+        );
+        k.strukt(
+            "mem_cgroup",
+            64,
+            vec![
+                ("css", Field::Int, 0),
+                ("memory", Field::Struct("page_counter"), 16),
+            ],
+        );
+        assert_eq!(
+            memcg_offsets(&k.build()),
+            Some(MemcgOffsets {
+                css_set_subsys: 8,
+                usage: 16,
+                max: 24
+            })
+        );
     }
 }

@@ -148,13 +148,15 @@ pub const KERNEL_STRUCTS: &[(&str, &[&str])] = &[
     ("cgroup_subsys_state", &["cgroup"]),
     ("cgroup", &["kn", "level", "root"]),
     ("cgroup_root", &["hierarchy_id"]),
-    ("kernfs_node", &["id"]),
+    ("kernfs_node", &["id", "name"]),
     ("signal_struct", &["live"]),
     ("request", &["cmd_flags", "__data_len", "bio"]),
     ("bio", &["bi_blkg"]),
     ("blkcg_gq", &["blkcg"]),
     ("blkcg", &["css"]),
     ("linux_binprm", &["filename"]),
+    ("mem_cgroup", &["css", "memory"]),
+    ("page_counter", &["usage", "max"]),
 ];
 
 /// `memory_cgrp_id` in the synthetic kernel's `enum cgroup_subsys_id`.
