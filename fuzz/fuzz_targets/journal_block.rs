@@ -6,15 +6,15 @@
 #![no_main]
 
 use arbitrary::Unstructured;
-use dsh::journal::block::Block;
+use dsh::journal::block::{Block, ContainerNo};
 use libfuzzer_sys::fuzz_target;
 
-fn key(cno: u32) -> Option<String> {
-    Some(format!("container-{cno}"))
+fn key(no: ContainerNo) -> Option<String> {
+    Some(format!("container-{}", no.0))
 }
 
 /// Every line of a block as (container, entry), errors as text.
-fn lines(b: &Block) -> Vec<Result<(u32, dsh::model::entry::LogEntry), String>> {
+fn lines(b: &Block) -> Vec<Result<(ContainerNo, dsh::model::entry::LogEntry), String>> {
     b.entries(key)
         .map(|l| l.map_err(|e| e.to_string()))
         .collect()

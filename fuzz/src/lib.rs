@@ -2,6 +2,7 @@
 use arbitrary::{Result, Unstructured};
 use dsh::{
     cgroup::stats::{CgroupStats, StatsError},
+    journal::block::ContainerNo,
     model::{
         cause::{
             CgroupChurnSummary, ChurnSummary, ExitCause, ExitUsage, ExternalSignal, Message,
@@ -172,13 +173,13 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
 /// Lines of arbitrary values as the journal writes them into one block:
 /// seqs rising, each with its container's number and the key that number
 /// stands for.
-pub fn block_lines(u: &mut Unstructured<'_>) -> Result<Vec<(u32, LogEntry)>> {
+pub fn block_lines(u: &mut Unstructured<'_>) -> Result<Vec<(ContainerNo, LogEntry)>> {
     let mut seq: u64 = u.int_in_range(1..=u64::MAX / 2)?;
     let n = u.int_in_range(1..=16)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let cno = u.int_in_range(0..=3u32)?;
-        let mut e = log_entry(u, &format!("container-{cno}"))?;
+        let cno = ContainerNo(u.int_in_range(0..=3u32)?);
+        let mut e = log_entry(u, &format!("container-{}", cno.0))?;
         seq += u.int_in_range(1..=1000u64)?;
         e.seq = seq;
         out.push((cno, e));
