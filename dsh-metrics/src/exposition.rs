@@ -278,6 +278,54 @@ const CONTAINER: &[(Family, Value)] = &[
         ),
         |c| c.network_transmit_bytes.map(Num::U),
     ),
+    (
+        counter(
+            names::CONTAINER_TCP_SEGMENTS_SENT,
+            None,
+            "TCP segments sent in the container's network namespace, retransmissions excluded (OutSegs).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.segments_sent)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_RETRANSMITS,
+            None,
+            "TCP segments retransmitted (RetransSegs).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.retransmits)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_RESETS_SENT,
+            None,
+            "TCP resets sent (OutRsts).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.resets_sent)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_ESTABLISHED_RESETS,
+            None,
+            "Established TCP connections reset (EstabResets).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.established_resets)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_LISTEN_OVERFLOWS,
+            None,
+            "Handshakes dropped at a full accept queue (ListenOverflows).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.listen_overflows)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_LISTEN_DROPS,
+            None,
+            "Handshakes dropped at a listener, overflows included (ListenDrops).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.listen_drops)),
+    ),
 ];
 
 const INFO: Family = gauge(
@@ -328,6 +376,24 @@ impl Collector for SnapshotCollector {
                 if let Some(v) = value(c) {
                     let labels = container_labels(node, c);
                     sample(&mut family.encode_family(&labels)?, def.kind, v)?;
+                }
+            }
+        }
+        {
+            let def = counter(
+                names::CONTAINER_TCP_CONNECTS,
+                None,
+                "TCP connects begun in the container's network namespace, by result: failed (refused, timed out, unreachable: AttemptFails) or ok (ActiveOpens less those; connects still in progress included).",
+            );
+            let mut family = describe(&mut encoder, &def)?;
+            for c in &s.containers {
+                let Some(t) = c.tcp else { continue };
+                for (result, n) in [
+                    ("ok", t.connects.saturating_sub(t.connect_failures)),
+                    ("failed", t.connect_failures),
+                ] {
+                    let labels = (container_labels(node, c), [("result", result)]);
+                    sample(&mut family.encode_family(&labels)?, def.kind, Num::U(n))?;
                 }
             }
         }

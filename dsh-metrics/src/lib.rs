@@ -73,6 +73,23 @@ pub struct ContainerFigures {
     /// host's.
     pub network_receive_bytes: Option<u64>,
     pub network_transmit_bytes: Option<u64>,
+    /// The namespace's TCP counters (`/proc/PID/net/snmp`, `netstat`);
+    /// absent as the network counters are.
+    pub tcp: Option<TcpFigures>,
+}
+
+/// Cumulative TCP counters of a container's network namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TcpFigures {
+    /// Connects begun, and those of them that failed.
+    pub connects: u64,
+    pub connect_failures: u64,
+    pub segments_sent: u64,
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub established_resets: u64,
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
 }
 
 /// The agent's own series.

@@ -423,6 +423,12 @@ impl Sampler {
                     } else {
                         Vec::new()
                     },
+                    tcp: if own { v.tcp } else { None },
+                    listen_queues: if own {
+                        v.listen_queues.clone()
+                    } else {
+                        Vec::new()
+                    },
                 };
                 Some((key.clone(), sample))
             })

@@ -16,6 +16,16 @@ use netlink_packet_sock_diag::{
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 use nix::sched::CloneFlags;
 
+/// One listening socket: for a listener sock_diag's receive queue is its
+/// accept queue (connections the kernel completed, not yet accepted) and its
+/// send queue the backlog it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listener {
+    pub port: u16,
+    pub queued: u32,
+    pub backlog: u32,
+}
+
 /// A sock_diag socket inside one network namespace (it pins the namespace
 /// while open).
 pub struct ListenQuery(Socket);
@@ -40,18 +50,22 @@ impl ListenQuery {
         made.map(Self)
     }
 
-    /// The TCP ports listened on (IPv4 and IPv6), sorted, without repeats.
-    pub fn ports(&self) -> io::Result<Vec<u16>> {
-        let mut ports = Vec::new();
+    /// The TCP listeners (IPv4 and IPv6), by port.
+    pub fn listeners(&self) -> io::Result<Vec<Listener>> {
+        let mut found = Vec::new();
         for family in [AF_INET, AF_INET6] {
-            self.dump(family, &mut ports)?;
+            self.dump(family, &mut found)?;
         }
-        ports.sort_unstable();
-        ports.dedup();
-        Ok(ports)
+        found.sort_unstable_by_key(|l| l.port);
+        Ok(found)
     }
 
-    fn dump(&self, family: u8, ports: &mut Vec<u16>) -> io::Result<()> {
+    /// The TCP ports listened on (IPv4 and IPv6), sorted, without repeats.
+    pub fn ports(&self) -> io::Result<Vec<u16>> {
+        Ok(ports_of(&self.listeners()?))
+    }
+
+    fn dump(&self, family: u8, found: &mut Vec<Listener>) -> io::Result<()> {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let socket_id = if family == AF_INET {
@@ -85,7 +99,11 @@ impl ListenQuery {
                     .map_err(|e| io::Error::other(format!("sock_diag reply: {e}")))?;
                 match msg.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                        ports.push(r.header.socket_id.source_port);
+                        found.push(Listener {
+                            port: r.header.socket_id.source_port,
+                            queued: r.header.recv_queue,
+                            backlog: r.header.send_queue,
+                        });
                     }
                     NetlinkPayload::Done(_) => return Ok(()),
                     NetlinkPayload::Error(e) => {
@@ -101,6 +119,14 @@ impl ListenQuery {
             }
         }
     }
+}
+
+/// The ports of `listeners`, sorted, without repeats.
+pub fn ports_of(listeners: &[Listener]) -> Vec<u16> {
+    let mut ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 #[cfg(test)]
@@ -119,6 +145,12 @@ mod tests {
         let q = ListenQuery::open(std::process::id())
             .unwrap_or_else(|e| panic!("sock_diag socket in our own namespace: {e}"));
         assert!(q.ports().expect("dump").contains(&port));
+        // A connection completed but not accepted waits in the queue.
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mine = q.listeners().expect("dump");
+        let l = mine.iter().find(|l| l.port == port).expect("listed");
+        assert_eq!(l.queued, 1, "{l:?}");
+        assert!(l.backlog >= 1, "{l:?}");
         drop(listener);
         assert!(!q.ports().expect("dump").contains(&port));
     }

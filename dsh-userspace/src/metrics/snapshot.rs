@@ -91,6 +91,21 @@ pub fn figures(
         block_write_bytes: counters.map(|c| c.block_write),
         network_receive_bytes: net.map(|n| n.rx_bytes),
         network_transmit_bytes: net.map(|n| n.tx_bytes),
+        tcp: c
+            .sample
+            .tcp
+            .last()
+            .filter(|_| c.state == State::Running)
+            .map(|t| dsh_metrics::TcpFigures {
+                connects: t.active_opens,
+                connect_failures: t.attempt_fails,
+                segments_sent: t.out_segs,
+                retransmits: t.retrans_segs,
+                resets_sent: t.out_rsts,
+                established_resets: t.estab_resets,
+                listen_overflows: t.listen_overflows,
+                listen_drops: t.listen_drops,
+            }),
         id,
     }
 }

@@ -2,7 +2,11 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{container::Container, state::State};
+use super::{
+    container::Container,
+    state::State,
+    tcp::{self, TcpRules},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Health {
@@ -47,6 +51,14 @@ pub enum HealthReason {
         count: usize,
         window: SignedDuration,
     },
+    /// Connects failing (refused, timed out, unreachable) at this rate, this
+    /// share of those begun (the namespace's AttemptFails).
+    ConnectsFailing { per_s: f64, share: f64 },
+    /// This share of the segments sent were retransmissions.
+    Retransmits { ratio: f64 },
+    /// Handshakes dropped at a full accept queue, at this rate; the port of
+    /// the listener found full, when one was.
+    ListenOverflows { per_s: f64, port: Option<u16> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,6 +74,9 @@ pub struct HealthRules {
     pub throttle_window: SignedDuration,
     /// Any restart within this window is a Warning.
     pub restart_warn_window: SignedDuration,
+    /// Failing connects, retransmits, listen overflows.
+    #[serde(default)]
+    pub tcp: TcpRules,
 }
 
 impl Default for HealthRules {
@@ -73,6 +88,7 @@ impl Default for HealthRules {
             throttle_warn_ratio: 0.25,
             throttle_window: SignedDuration::from_mins(1),
             restart_warn_window: SignedDuration::from_hours(1),
+            tcp: TcpRules::default(),
         }
     }
 }
@@ -140,6 +156,9 @@ impl HealthRules {
                 window: self.restart_warn_window,
             });
         }
+        let (tcp_unhealthy, tcp_warning) = tcp::evaluate(self, &c.sample.tcp, now);
+        unhealthy.extend(tcp_unhealthy);
+        warning.extend(tcp_warning);
         if !unhealthy.is_empty() {
             unhealthy.extend(warning);
             (Health::UnHealthy, unhealthy)

@@ -13,6 +13,7 @@ mod sample;
 pub mod signals;
 pub mod state;
 pub mod syscalls;
+pub mod tcp;
 
 pub use resolve::ResolveError;
 

@@ -21,6 +21,7 @@ impl Model {
         now: Timestamp,
     ) {
         let window = self.rules.throttle_window;
+        let tcp_keep = self.rules.tcp.keep();
         let accounting = self.syscall_accounting;
         let Some(c) = self.containers.get_mut(key) else {
             return;
@@ -30,6 +31,11 @@ impl Model {
             net: net.counters,
             ..counters
         };
+        match net.tcp {
+            Some(t) => s.tcp.push(now, t, tcp_keep),
+            None => s.tcp.clear(),
+        }
+        s.tcp.listen_queues.clone_from(&net.listen_queues);
         s.net = net;
         s.net_rx_bytes_per_s = None;
         s.net_tx_bytes_per_s = None;

@@ -31,6 +31,27 @@ pub fn reason(r: &HealthReason) -> String {
         HealthReason::Restarts { count, window } => {
             format!("{count} restart(s) in the last {}", duration(*window))
         }
+        HealthReason::ConnectsFailing { per_s, share } => format!(
+            "connects failing {} ({:.0}% of attempts)",
+            per_second(*per_s),
+            share * 100.0
+        ),
+        HealthReason::Retransmits { ratio } => {
+            format!("{:.0}% of segments retransmitted", ratio * 100.0)
+        }
+        HealthReason::ListenOverflows { per_s, port } => match port {
+            Some(p) => format!("listen :{p} queue overflowed {}", per_second(*per_s)),
+            None => format!("listen queue overflowed {}", per_second(*per_s)),
+        },
+    }
+}
+
+/// A rate as `20/s`, or `0.5/s` below one.
+fn per_second(r: f64) -> String {
+    if r >= 1.0 {
+        format!("{r:.0}/s")
+    } else {
+        format!("{r:.1}/s")
     }
 }
 
@@ -98,6 +119,31 @@ mod tests {
                     window: mins(60),
                 },
                 "1 restart(s) in the last 1h",
+            ),
+            (
+                HealthReason::ConnectsFailing {
+                    per_s: 20.2,
+                    share: 1.0,
+                },
+                "connects failing 20/s (100% of attempts)",
+            ),
+            (
+                HealthReason::Retransmits { ratio: 0.09 },
+                "9% of segments retransmitted",
+            ),
+            (
+                HealthReason::ListenOverflows {
+                    per_s: 64.0,
+                    port: Some(7000),
+                },
+                "listen :7000 queue overflowed 64/s",
+            ),
+            (
+                HealthReason::ListenOverflows {
+                    per_s: 0.5,
+                    port: None,
+                },
+                "listen queue overflowed 0.5/s",
             ),
         ];
         for (r, text) in cases {
