@@ -28,6 +28,7 @@ mod agent_scale;
 mod agent_socket;
 mod agent_state_dir;
 mod agent_syscalls;
+mod agent_tcp;
 mod agent_top;
 mod agent_trace;
 mod block;

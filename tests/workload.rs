@@ -170,6 +170,37 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }
         }
+        // Listen on 127.0.0.1:PORT with a backlog of N and never accept,
+        // until killed (a server whose accept queue overflows).
+        "backlog" => {
+            let (port, backlog) = (num(2) as u16, num(3) as i32);
+            // SAFETY: plain socket calls on a descriptor this process owns;
+            // the address is a valid, initialised sockaddr_in of its size.
+            let ok = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                let mut addr: libc::sockaddr_in = std::mem::zeroed();
+                addr.sin_family = libc::AF_INET as libc::sa_family_t;
+                addr.sin_port = port.to_be();
+                addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+                fd >= 0
+                    && libc::bind(
+                        fd,
+                        (&raw const addr).cast(),
+                        size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                    ) == 0
+                    && libc::listen(fd, backlog) == 0
+            };
+            if !ok {
+                eprintln!(
+                    "dsh-workload: listen {port}: {}",
+                    std::io::Error::last_os_error()
+                );
+                exit(1)
+            }
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         // Print "ready", then sleep until killed.
         "sleep" => {
             println!("ready");

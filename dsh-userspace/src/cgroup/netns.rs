@@ -280,16 +280,15 @@ impl NetnsReader {
         }
         let counters = parse_net_dev(&String::from_utf8_lossy(&self.buf))
             .map_err(|line| io::Error::other(format!("/proc/{pid}/net/dev: {line:?}")))?;
-        let tcp = o
-            .snmp
-            .as_ref()
-            .and_then(|(snmp, netstat)| match read_tcp(snmp, netstat, &mut self.buf) {
+        let tcp = o.snmp.as_ref().and_then(|(snmp, netstat)| {
+            match read_tcp(snmp, netstat, &mut self.buf) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     log::debug!("TCP counters of pid {pid}: {e}");
                     None
                 }
-            });
+            }
+        });
         // A listener overflowed since the last read: which one is asked now,
         // not at the next refresh.
         if let (Some(new), Some(old)) = (tcp, o.tcp)
@@ -317,11 +316,9 @@ impl NetnsReader {
     /// Descriptors held for one container (`net/dev`, `snmp`, `netstat`,
     /// its netlink socket).
     pub fn held(&self, key: &str) -> usize {
-        self.open
-            .get(key)
-            .map_or(0, |o| {
-                1 + usize::from(o.listen.is_some()) + 2 * usize::from(o.snmp.is_some())
-            })
+        self.open.get(key).map_or(0, |o| {
+            1 + usize::from(o.listen.is_some()) + 2 * usize::from(o.snmp.is_some())
+        })
     }
 }
 

@@ -63,7 +63,11 @@ pub struct TcpWindow {
 impl TcpWindow {
     /// Adds a reading; samples older than `keep` are let go.
     pub fn push(&mut self, now: Timestamp, c: TcpCounters, keep: SignedDuration) {
-        if self.samples.back().is_some_and(|(_, last)| !c.follows(last)) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|(_, last)| !c.follows(last))
+        {
             self.samples.clear();
         }
         self.samples.push_back((now, c));
@@ -132,8 +136,10 @@ impl TcpRow {
 /// Thresholds for TCP health (part of `HealthRules`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TcpRules {
-    /// Rates are taken over this window for a Warning.
+    /// Rates are taken over this window for a Warning, once readings span
+    /// at least `min_span` (a burst in the first second is no trend).
     pub window: SignedDuration,
+    pub min_span: SignedDuration,
     /// Failed connects above this rate, and above `connect_fail_share` of
     /// those begun, are a Warning.
     pub connect_fail_per_s: f64,
@@ -153,10 +159,11 @@ impl Default for TcpRules {
     fn default() -> Self {
         Self {
             window: SignedDuration::from_secs(30),
+            min_span: SignedDuration::from_secs(5),
             connect_fail_per_s: 1.0,
             connect_fail_share: 0.1,
             connect_fail_unhealthy: SignedDuration::from_mins(1),
-            retrans_share: 0.05,
+            retrans_share: 0.03,
             retrans_per_s: 1.0,
             listen_overflow_per_s: 1.0,
         }
@@ -178,7 +185,10 @@ pub fn evaluate(
 ) -> (Vec<HealthReason>, Vec<HealthReason>) {
     let r = &rules.tcp;
     let (mut unhealthy, mut warning) = (Vec::new(), Vec::new());
-    let Some(recent) = w.rates(now, r.window) else {
+    let Some(recent) = w
+        .rates(now, r.window)
+        .filter(|x| x.span_s >= r.min_span.as_secs_f64())
+    else {
         return (unhealthy, warning);
     };
     if recent.connect_fails_per_s >= r.connect_fail_per_s
@@ -274,6 +284,17 @@ mod tests {
             matches!(u[..], [HealthReason::ConnectsFailing { .. }]),
             "{u:?}"
         );
+    }
+
+    #[test]
+    fn a_burst_in_the_first_seconds_is_no_trend() {
+        let step = TcpCounters {
+            active_opens: 20,
+            attempt_fails: 20,
+            ..Default::default()
+        };
+        assert_eq!(eval(&fed(3, step), 3), (vec![], vec![]));
+        assert_eq!(eval(&fed(5, step), 5).1.len(), 1);
     }
 
     #[test]
