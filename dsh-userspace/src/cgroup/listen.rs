@@ -121,6 +121,22 @@ impl ListenQuery {
     }
 }
 
+/// Listeners with a waiting accept queue kept per namespace.
+pub const MAX_QUEUES: usize = 4;
+
+/// Listeners with connections waiting, fullest (against the backlog) first.
+pub fn fullest(listeners: &[Listener]) -> Vec<Listener> {
+    let mut waiting: Vec<Listener> = listeners.iter().filter(|l| l.queued > 0).copied().collect();
+    // queued/backlog compared without division: a/b > c/d as a*d > c*b.
+    waiting.sort_by(|a, b| {
+        (u64::from(b.queued) * u64::from(a.backlog.max(1)))
+            .cmp(&(u64::from(a.queued) * u64::from(b.backlog.max(1))))
+            .then(a.port.cmp(&b.port))
+    });
+    waiting.truncate(MAX_QUEUES);
+    waiting
+}
+
 /// The ports of `listeners`, sorted, without repeats.
 pub fn ports_of(listeners: &[Listener]) -> Vec<u16> {
     let mut ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
@@ -134,6 +150,24 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
+
+    #[test]
+    fn fullest_listeners_first_and_few() {
+        let l = |port, queued, backlog| Listener {
+            port,
+            queued,
+            backlog,
+        };
+        let all: Vec<Listener> = (0..10)
+            .map(|p| l(100 + p, u32::from(p), 10))
+            .chain([l(7000, 2, 1), l(80, 0, 0)])
+            .collect();
+        let kept = fullest(&all);
+        assert_eq!(kept.len(), MAX_QUEUES);
+        assert_eq!(kept[0], l(7000, 2, 1));
+        assert_eq!(kept[1], l(109, 9, 10));
+        assert!(kept.iter().all(|k| k.queued > 0));
+    }
 
     /// In the test's own namespace (entering it still takes CAP_SYS_ADMIN,
     /// as the unit tests run: as root): a port this test listens on is

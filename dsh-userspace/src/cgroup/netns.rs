@@ -16,7 +16,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    listen::{ListenQuery, Listener, ports_of},
+    listen::{ListenQuery, Listener, fullest, ports_of},
     snmp::{TcpCounters, parse_netstat, parse_snmp},
 };
 
@@ -193,12 +193,9 @@ pub struct NetnsView {
     /// could not be read.
     pub tcp: Option<TcpCounters>,
     /// Listeners with connections waiting to be accepted, fullest first
-    /// (at most [`MAX_QUEUES`]).
+    /// (at most [`super::listen::MAX_QUEUES`]).
     pub listen_queues: Vec<Listener>,
 }
-
-/// Listeners with a waiting accept queue kept per namespace.
-pub const MAX_QUEUES: usize = 4;
 
 /// How often addresses and listening sockets are read again (they change
 /// rarely; counters are read every tick).
@@ -345,19 +342,6 @@ fn refresh(o: &mut Open) {
     o.listen_ports = ports;
 }
 
-/// Listeners with connections waiting, fullest (against the backlog) first.
-fn fullest(listeners: &[Listener]) -> Vec<Listener> {
-    let mut waiting: Vec<Listener> = listeners.iter().filter(|l| l.queued > 0).copied().collect();
-    // queued/backlog compared without division: a/b > c/d as a*d > c*b.
-    waiting.sort_by(|a, b| {
-        (u64::from(b.queued) * u64::from(a.backlog.max(1)))
-            .cmp(&(u64::from(a.queued) * u64::from(b.backlog.max(1))))
-            .then(a.port.cmp(&b.port))
-    });
-    waiting.truncate(MAX_QUEUES);
-    waiting
-}
-
 /// The namespace's TCP counters from its open `snmp` and `netstat`.
 fn read_tcp(snmp: &File, netstat: &File, buf: &mut Vec<u8>) -> io::Result<TcpCounters> {
     let mut c = TcpCounters::default();
@@ -472,24 +456,6 @@ Local:
         // Only in the local table (tables not merged): the same count.
         let local_only = format!("Main:\n  +-- 0.0.0.0/0 3 0 5\nLocal:\n{table}");
         assert_eq!(parse_fib_trie(&local_only), a);
-    }
-
-    #[test]
-    fn fullest_listeners_first_and_few() {
-        let l = |port, queued, backlog| Listener {
-            port,
-            queued,
-            backlog,
-        };
-        let all: Vec<Listener> = (0..10)
-            .map(|p| l(100 + p, u32::from(p), 10))
-            .chain([l(7000, 2, 1), l(80, 0, 0)])
-            .collect();
-        let kept = fullest(&all);
-        assert_eq!(kept.len(), MAX_QUEUES);
-        assert_eq!(kept[0], l(7000, 2, 1));
-        assert_eq!(kept[1], l(109, 9, 10));
-        assert!(kept.iter().all(|k| k.queued > 0));
     }
 
     #[test]
