@@ -87,12 +87,17 @@ fn refused_connects_warn_and_are_counted() {
             &until_stopped("nc 127.0.0.1 9 </dev/null 2>/dev/null; sleep 0.05"),
         ],
     );
-    let row = sick_with(&agent, &c.name, "connects failing");
+    // The kernel programs say how they failed.
+    let row = sick_with(&agent, &c.name, "connects refused");
     assert_eq!(row["health"], "Warning", "a minute has not passed: {row}");
     let tcp = &row["tcp"];
     assert!(tcp["counters"]["attempt_fails"].as_u64() > Some(0), "{tcp}");
     assert!(
         tcp["rates"]["connect_fails_per_s"].as_f64() > Some(5.0),
+        "{tcp}"
+    );
+    assert!(
+        tcp["connects"]["refused_per_s"].as_f64() > Some(5.0),
         "{tcp}"
     );
     // The series, parsed by a strict parser.
@@ -113,7 +118,7 @@ fn refused_connects_warn_and_are_counted() {
         .unwrap_or(0);
     assert!(n > 0, "{failed}");
     stop(&c);
-    well_again(&agent, &c.name, "connects failing");
+    well_again(&agent, &c.name, "connects refused");
 }
 
 #[test]
@@ -216,4 +221,12 @@ fn busy_healthy_web_server_stays_good() {
     }
     let row = agent.row(&c.name).expect("web row");
     eprintln!("web: {}", row["tcp"]);
+    let connects = &row["tcp"]["connects"];
+    assert!(connects["ok_per_s"].as_f64() > Some(3.0), "{connects}");
+    assert!(
+        connects["handshake_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms < 100.0),
+        "{connects}"
+    );
 }

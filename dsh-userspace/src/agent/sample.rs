@@ -171,6 +171,16 @@ impl Sampler {
             }
             Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
+        match probe.tcp_connects() {
+            Ok(stats) => {
+                for (id, s) in stats {
+                    if let Some(key) = model.key_of_cgroup(id).map(str::to_owned) {
+                        model.record_tcp_connects(&key, s, now);
+                    }
+                }
+            }
+            Err(e) => log::warn!("reading TCP connect counters: {}", chain(&e)),
+        }
         let mut nets = self.net_samples(model, &live);
         // Descriptors are measured every few ticks (a dozen look-ups each).
         let measure = self.ticks % REPLAN_EVERY == 1;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     container::Container,
     state::State,
-    tcp::{self, TcpRules},
+    tcp::{self, ConnectFailure, TcpFinding, TcpRules},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,9 +51,14 @@ pub enum HealthReason {
         count: usize,
         window: SignedDuration,
     },
-    /// Connects failing (refused, timed out, unreachable) at this rate, this
-    /// share of those begun (the namespace's AttemptFails).
-    ConnectsFailing { per_s: f64, share: f64 },
+    /// Connects failing at this rate, this share of those begun; how most
+    /// failed where the kernel programs counted them (else the namespace's
+    /// AttemptFails: refused, timed out or unreachable).
+    ConnectsFailing {
+        per_s: f64,
+        share: f64,
+        how: Option<ConnectFailure>,
+    },
     /// This share of the segments sent were retransmissions.
     Retransmits { ratio: f64 },
     /// Handshakes dropped at a full accept queue, at this rate; the port of
@@ -156,9 +161,9 @@ impl HealthRules {
                 window: self.restart_warn_window,
             });
         }
-        let (tcp_unhealthy, tcp_warning) = tcp::evaluate(self, &c.sample.tcp, now);
-        unhealthy.extend(tcp_unhealthy);
-        warning.extend(tcp_warning);
+        let (tcp_unhealthy, tcp_warning) = tcp::evaluate(&self.tcp, &c.sample.tcp, now);
+        unhealthy.extend(tcp_unhealthy.into_iter().map(tcp_reason));
+        warning.extend(tcp_warning.into_iter().map(tcp_reason));
         if !unhealthy.is_empty() {
             unhealthy.extend(warning);
             (Health::UnHealthy, unhealthy)
@@ -166,6 +171,18 @@ impl HealthRules {
             (Health::Warning, warning)
         } else {
             (Health::Good, Vec::new())
+        }
+    }
+}
+
+fn tcp_reason(f: TcpFinding) -> HealthReason {
+    match f {
+        TcpFinding::ConnectsFailing { per_s, share, how } => {
+            HealthReason::ConnectsFailing { per_s, share, how }
+        }
+        TcpFinding::Retransmits { ratio } => HealthReason::Retransmits { ratio },
+        TcpFinding::ListenOverflows { per_s, port } => {
+            HealthReason::ListenOverflows { per_s, port }
         }
     }
 }

@@ -104,6 +104,19 @@ impl Model {
         s.syscalls_estimated.1 += errors;
     }
 
+    /// The kernel programs' connect counters of a container's cgroup.
+    pub fn record_tcp_connects(
+        &mut self,
+        key: &str,
+        stats: dsh_ebpf::TcpConnectStats,
+        now: Timestamp,
+    ) {
+        let keep = self.rules.tcp.keep();
+        if let Some(c) = self.containers.get_mut(key) {
+            c.sample.tcp.push_connects(now, stats, keep);
+        }
+    }
+
     /// The cgroup vanished between the index and the read: a normal race.
     pub fn sample_vanished(&mut self, key: &str) {
         if let Some(c) = self.containers.get_mut(key) {

@@ -6,8 +6,37 @@ use std::collections::VecDeque;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::health::{HealthReason, HealthRules};
+use dsh_ebpf::TcpConnectStats;
+
 use crate::cgroup::{listen::Listener, snmp::TcpCounters};
+
+/// How a connect failed (the socket's error when it closed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectFailure {
+    Refused,
+    TimedOut,
+    Unreachable,
+    Reset,
+}
+
+/// A TCP condition that makes a container not Good (`health` turns each
+/// into its `HealthReason`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TcpFinding {
+    ConnectsFailing {
+        per_s: f64,
+        share: f64,
+        how: Option<ConnectFailure>,
+    },
+    Retransmits {
+        ratio: f64,
+    },
+    ListenOverflows {
+        per_s: f64,
+        port: Option<u16>,
+    },
+}
 
 /// Rates of one span of samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -51,11 +80,70 @@ impl TcpRates {
     }
 }
 
+/// Connects of one span as the kernel programs counted them for the
+/// container's cgroup, per second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectRates {
+    pub ok_per_s: f64,
+    pub refused_per_s: f64,
+    pub timed_out_per_s: f64,
+    pub unreachable_per_s: f64,
+    pub reset_per_s: f64,
+    pub other_error_per_s: f64,
+    /// Given up by the connecting process (closed before an answer).
+    pub aborted_per_s: f64,
+    /// Mean SYN-to-established time of those established.
+    pub handshake_ms: Option<f64>,
+    pub span_s: f64,
+    /// Begun in the span (ended, rather), and how many of them failed.
+    pub connects: u64,
+    pub failed: u64,
+}
+
+impl ConnectRates {
+    fn between(new: &TcpConnectStats, old: &TcpConnectStats, dt: f64) -> Self {
+        let d = |n: u64, o: u64| n.saturating_sub(o);
+        let rate = |n: u64, o: u64| d(n, o) as f64 / dt;
+        let ok = d(new.ok, old.ok);
+        let failed = d(new.failed(), old.failed());
+        Self {
+            ok_per_s: rate(new.ok, old.ok),
+            refused_per_s: rate(new.refused, old.refused),
+            timed_out_per_s: rate(new.timed_out, old.timed_out),
+            unreachable_per_s: rate(new.unreachable, old.unreachable),
+            reset_per_s: rate(new.reset, old.reset),
+            other_error_per_s: rate(new.other_error, old.other_error),
+            aborted_per_s: rate(new.aborted, old.aborted),
+            handshake_ms: (ok > 0)
+                .then(|| d(new.handshake_ns, old.handshake_ns) as f64 / ok as f64 / 1e6),
+            span_s: dt,
+            connects: ok + failed + d(new.aborted, old.aborted),
+            failed,
+        }
+    }
+
+    /// The commonest way connects failed in the span.
+    pub fn commonest_failure(&self) -> Option<ConnectFailure> {
+        [
+            (self.refused_per_s, ConnectFailure::Refused),
+            (self.timed_out_per_s, ConnectFailure::TimedOut),
+            (self.unreachable_per_s, ConnectFailure::Unreachable),
+            (self.reset_per_s, ConnectFailure::Reset),
+        ]
+        .into_iter()
+        .filter(|(r, _)| *r > 0.0)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, f)| f)
+    }
+}
+
 /// A namespace's TCP counters over the last minute or so of samples; a new
-/// namespace (restart) starts the window again.
+/// namespace (restart) starts the window again. Beside them, the kernel
+/// programs' connect counters of the container's cgroup.
 #[derive(Clone, Debug, Default)]
 pub struct TcpWindow {
     samples: VecDeque<(Timestamp, TcpCounters)>,
+    connects: VecDeque<(Timestamp, TcpConnectStats)>,
     /// Listeners with connections waiting, as last read.
     pub listen_queues: Vec<Listener>,
 }
@@ -78,6 +166,41 @@ impl TcpWindow {
         {
             self.samples.pop_front();
         }
+    }
+
+    /// Adds a reading of the kernel's connect counters for the cgroup.
+    pub fn push_connects(&mut self, now: Timestamp, c: TcpConnectStats, keep: SignedDuration) {
+        if self
+            .connects
+            .back()
+            .is_some_and(|(_, last)| c.ok < last.ok || c.failed() < last.failed())
+        {
+            self.connects.clear();
+        }
+        self.connects.push_back((now, c));
+        while self
+            .connects
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > keep)
+        {
+            self.connects.pop_front();
+        }
+    }
+
+    /// The kernel's connect counters over `span` before `now`.
+    pub fn connect_rates(&self, now: Timestamp, span: SignedDuration) -> Option<ConnectRates> {
+        let (t1, last) = self.connects.back()?;
+        let (t0, first) = self
+            .connects
+            .iter()
+            .find(|(t, _)| now.duration_since(*t) <= span)?;
+        let dt = t1.duration_since(*t0).as_secs_f64();
+        (dt > 0.0).then(|| ConnectRates::between(last, first, dt))
+    }
+
+    /// The latest cumulative connect counters from the kernel.
+    pub fn last_connects(&self) -> Option<&TcpConnectStats> {
+        self.connects.back().map(|(_, c)| c)
     }
 
     /// Forgets the readings (the namespace is no longer this container's).
@@ -119,6 +242,9 @@ pub struct TcpRow {
     pub counters: TcpCounters,
     /// Rates over the health window (what the reasons are judged on).
     pub rates: Option<TcpRates>,
+    /// The kernel programs' connects of the container's own cgroup, by
+    /// how they ended, over the same window.
+    pub connects: Option<ConnectRates>,
     /// Listeners with connections waiting to be accepted, fullest first.
     pub listen_queues: Vec<Listener>,
 }
@@ -128,6 +254,7 @@ impl TcpRow {
         Some(Self {
             counters: *w.last()?,
             rates: w.rates(now, rules.window),
+            connects: w.connect_rates(now, rules.window),
             listen_queues: w.listen_queues.clone(),
         })
     }
@@ -177,55 +304,65 @@ impl TcpRules {
     }
 }
 
+/// Connects over a span, from either source: (span, failed, begun, how).
+type ConnectSpan = (f64, u64, u64, Option<ConnectFailure>);
+
+/// Connects over `span`: the kernel's counts for the cgroup where it has
+/// them (they say how connects failed), else the namespace's.
+fn connects_over(w: &TcpWindow, now: Timestamp, span: SignedDuration) -> Option<ConnectSpan> {
+    match w.connect_rates(now, span) {
+        Some(c) => Some((c.span_s, c.failed, c.connects, c.commonest_failure())),
+        None => w
+            .rates(now, span)
+            .map(|x| (x.span_s, x.connect_fails, x.connects, None)),
+    }
+}
+
 /// The TCP reasons of one container: (UnHealthy ones, Warning ones).
-pub fn evaluate(
-    rules: &HealthRules,
-    w: &TcpWindow,
-    now: Timestamp,
-) -> (Vec<HealthReason>, Vec<HealthReason>) {
-    let r = &rules.tcp;
+pub fn evaluate(r: &TcpRules, w: &TcpWindow, now: Timestamp) -> (Vec<TcpFinding>, Vec<TcpFinding>) {
     let (mut unhealthy, mut warning) = (Vec::new(), Vec::new());
-    let Some(recent) = w
-        .rates(now, r.window)
-        .filter(|x| x.span_s >= r.min_span.as_secs_f64())
-    else {
-        return (unhealthy, warning);
-    };
-    if recent.connect_fails_per_s >= r.connect_fail_per_s
-        && recent.connect_fails as f64 >= r.connect_fail_share * recent.connects as f64
+    let min_span = r.min_span.as_secs_f64();
+    if let Some((span, failed, begun, how)) =
+        connects_over(w, now, r.window).filter(|c| c.0 >= min_span)
     {
-        let reason = HealthReason::ConnectsFailing {
-            per_s: recent.connect_fails_per_s,
-            share: if recent.connects > 0 {
-                (recent.connect_fails as f64 / recent.connects as f64).min(1.0)
+        let per_s = failed as f64 / span;
+        if per_s >= r.connect_fail_per_s && failed as f64 >= r.connect_fail_share * begun as f64 {
+            let reason = TcpFinding::ConnectsFailing {
+                per_s,
+                share: if begun > 0 {
+                    (failed as f64 / begun as f64).min(1.0)
+                } else {
+                    1.0
+                },
+                how,
+            };
+            // The span must cover (nearly) the whole minute, every connect
+            // in it failing.
+            let sustained = connects_over(w, now, r.connect_fail_unhealthy).is_some_and(
+                |(span, failed, begun, _)| {
+                    span + 5.0 >= r.connect_fail_unhealthy.as_secs_f64()
+                        && failed as f64 / span >= r.connect_fail_per_s
+                        && failed >= begun
+                },
+            );
+            if sustained {
+                unhealthy.push(reason);
             } else {
-                1.0
-            },
-        };
-        // The span must cover (nearly) the whole window: a minute of
-        // readings, not the first few seconds of one.
-        let sustained = w
-            .rates(now, r.connect_fail_unhealthy)
-            .filter(|l| {
-                l.span_s + 5.0 >= r.connect_fail_unhealthy.as_secs_f64()
-                    && l.connect_fails_per_s >= r.connect_fail_per_s
-                    && l.connect_fails >= l.connects
-            })
-            .is_some();
-        if sustained {
-            unhealthy.push(reason);
-        } else {
-            warning.push(reason);
+                warning.push(reason);
+            }
         }
     }
+    let Some(recent) = w.rates(now, r.window).filter(|x| x.span_s >= min_span) else {
+        return (unhealthy, warning);
+    };
     if let Some(ratio) = recent.retrans_ratio()
         && ratio >= r.retrans_share
         && recent.retrans_segs_per_s >= r.retrans_per_s
     {
-        warning.push(HealthReason::Retransmits { ratio });
+        warning.push(TcpFinding::Retransmits { ratio });
     }
     if recent.listen_overflows_per_s >= r.listen_overflow_per_s {
-        warning.push(HealthReason::ListenOverflows {
+        warning.push(TcpFinding::ListenOverflows {
             per_s: recent.listen_overflows_per_s,
             port: w
                 .listen_queues
@@ -275,13 +412,13 @@ mod tests {
         let (u, warn) = eval(&fed(10, step), 10);
         assert!(u.is_empty());
         assert!(
-            matches!(warn[..], [HealthReason::ConnectsFailing { per_s, share }] if per_s == 20.0 && share == 1.0),
+            matches!(warn[..], [TcpFinding::ConnectsFailing { per_s, share, how: None }] if per_s == 20.0 && share == 1.0),
             "{warn:?}"
         );
         let (u, warn) = eval(&fed(70, step), 70);
         assert!(warn.is_empty());
         assert!(
-            matches!(u[..], [HealthReason::ConnectsFailing { .. }]),
+            matches!(u[..], [TcpFinding::ConnectsFailing { .. }]),
             "{u:?}"
         );
     }
@@ -295,6 +432,34 @@ mod tests {
         };
         assert_eq!(eval(&fed(3, step), 3), (vec![], vec![]));
         assert_eq!(eval(&fed(5, step), 5).1.len(), 1);
+    }
+
+    /// The kernel's counts, where present, say how connects failed.
+    #[test]
+    fn kernel_counts_name_the_failure() {
+        let mut w = TcpWindow::default();
+        let keep = TcpRules::default().keep();
+        for s in 0..=10u64 {
+            let c = TcpConnectStats {
+                ok: 10 * s,
+                handshake_ns: 10 * s * 50_000,
+                refused: 20 * s,
+                timed_out: s,
+                ..Default::default()
+            };
+            w.push_connects(at(s as i64), c, keep);
+        }
+        let (u, warn) = eval(&w, 10);
+        assert!(u.is_empty());
+        assert!(
+            matches!(warn[..], [TcpFinding::ConnectsFailing { per_s, how: Some(ConnectFailure::Refused), .. }] if per_s == 21.0),
+            "{warn:?}"
+        );
+        let c = w
+            .connect_rates(at(10), SignedDuration::from_secs(30))
+            .unwrap();
+        assert_eq!(c.handshake_ms, Some(0.05));
+        assert_eq!((c.connects, c.failed), (310, 210));
     }
 
     #[test]
@@ -331,7 +496,7 @@ mod tests {
         };
         let (_, warn) = eval(&fed(20, lossy), 20);
         assert!(
-            matches!(warn[..], [HealthReason::Retransmits { ratio }] if (ratio - 0.33).abs() < 1e-9),
+            matches!(warn[..], [TcpFinding::Retransmits { ratio }] if (ratio - 0.33).abs() < 1e-9),
             "{warn:?}"
         );
         let mut w = fed(
@@ -349,7 +514,7 @@ mod tests {
         let (_, warn) = eval(&w, 20);
         assert_eq!(
             warn,
-            [HealthReason::ListenOverflows {
+            [TcpFinding::ListenOverflows {
                 per_s: 64.0,
                 port: Some(7000)
             }]

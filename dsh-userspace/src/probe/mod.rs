@@ -12,6 +12,7 @@ pub mod offsets;
 mod signals;
 mod stream;
 mod syscalls;
+mod tcp;
 
 use std::{
     collections::HashMap,
@@ -412,6 +413,12 @@ impl Probe {
                 "MAIN_SIGNALS",
                 remove(ebpf, "MAIN_SIGNALS", |m| {
                     BpfHashMap::<_, u64, dsh_ebpf::OutsideSignals>::try_from(m)?.remove(&key)
+                }),
+            ),
+            (
+                "TCP_CONNECTS",
+                remove(ebpf, "TCP_CONNECTS", |m| {
+                    PerCpuHashMap::<_, u64, dsh_ebpf::TcpConnectStats>::try_from(m)?.remove(&key)
                 }),
             ),
         ];

@@ -49,6 +49,8 @@ pub fn resolve_offsets(btf: &Btf, v1_subsys_id: Option<u32>) -> Result<KernelOff
         skc_num: o("sock_common", "skc_num")?,
         skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
         skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
+        sk_err: o("sock", "sk_err")?,
+        _pad: 0,
     })
 }
 

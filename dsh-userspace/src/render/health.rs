@@ -1,7 +1,7 @@
 //! Health reasons as text, and the health table as `dsh ps --json` prints
 //! it (the contract has `health_reasons` as an array of strings).
 use crate::{
-    model::{health::HealthReason, row::ContainerRow},
+    model::{health::HealthReason, row::ContainerRow, tcp::ConnectFailure},
     units::duration,
 };
 
@@ -31,8 +31,15 @@ pub fn reason(r: &HealthReason) -> String {
         HealthReason::Restarts { count, window } => {
             format!("{count} restart(s) in the last {}", duration(*window))
         }
-        HealthReason::ConnectsFailing { per_s, share } => format!(
-            "connects failing {} ({:.0}% of attempts)",
+        HealthReason::ConnectsFailing { per_s, share, how } => format!(
+            "connects {} {} ({:.0}% of attempts)",
+            match how {
+                None => "failing",
+                Some(ConnectFailure::Refused) => "refused",
+                Some(ConnectFailure::TimedOut) => "timing out",
+                Some(ConnectFailure::Unreachable) => "unreachable",
+                Some(ConnectFailure::Reset) => "reset",
+            },
             per_second(*per_s),
             share * 100.0
         ),
@@ -124,8 +131,17 @@ mod tests {
                 HealthReason::ConnectsFailing {
                     per_s: 20.2,
                     share: 1.0,
+                    how: None,
                 },
                 "connects failing 20/s (100% of attempts)",
+            ),
+            (
+                HealthReason::ConnectsFailing {
+                    per_s: 20.2,
+                    share: 0.5,
+                    how: Some(ConnectFailure::Refused),
+                },
+                "connects refused 20/s (50% of attempts)",
             ),
             (
                 HealthReason::Retransmits { ratio: 0.09 },
