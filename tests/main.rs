@@ -40,3 +40,4 @@ mod oom;
 mod process;
 mod signals;
 mod syscalls;
+mod tcp_connects;

@@ -170,6 +170,15 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }
         }
+        // N connects to ADDR (host:port), each closed at once; prints how
+        // many were established.
+        "connect" => {
+            let (addr, n) = (arg(2), num(3));
+            let ok = (0..n)
+                .filter(|_| std::net::TcpStream::connect(addr.as_str()).is_ok())
+                .count();
+            println!("{ok}");
+        }
         // Listen on 127.0.0.1:PORT with a backlog of N and never accept,
         // until killed (a server whose accept queue overflows).
         "backlog" => {

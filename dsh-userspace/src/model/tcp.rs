@@ -398,8 +398,8 @@ mod tests {
         w
     }
 
-    fn eval(w: &TcpWindow, now: i64) -> (Vec<HealthReason>, Vec<HealthReason>) {
-        evaluate(&HealthRules::default(), w, at(now))
+    fn eval(w: &TcpWindow, now: i64) -> (Vec<TcpFinding>, Vec<TcpFinding>) {
+        evaluate(&TcpRules::default(), w, at(now))
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &["cgroups::tcp_listen_is_seen_with_port_and_cgroup"],
     ),
     (
+        "TCP connects",
+        &["tcp_connects::connects_are_counted_for_their_cgroup_by_how_they_ended"],
+    ),
+    (
         "block I/O (virtio disk)",
         &["block::direct_write_is_attributed_to_its_cgroup"],
     ),
