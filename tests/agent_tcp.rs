@@ -100,6 +100,17 @@ fn refused_connects_warn_and_are_counted() {
         tcp["connects"]["refused_per_s"].as_f64() > Some(5.0),
         "{tcp}"
     );
+    // `dsh trace`'s TCP section: the connects of those seconds.
+    let trace = agent.ok(&["trace", &c.name, "--duration", "2s", "--json"]);
+    let trace: Value = serde_json::from_str(&trace).expect("trace json");
+    assert!(
+        trace["tcp"]["refused"].as_u64() > Some(10),
+        "{}",
+        trace["tcp"]
+    );
+    assert_eq!(trace["tcp"]["established"], 0, "{}", trace["tcp"]);
+    let text = agent.ok(&["trace", &c.name, "--duration", "1s"]);
+    assert!(text.contains("TCP connects: 0 established, "), "{text}");
     // The series, parsed by a strict parser.
     let text = curl(&metrics_url(&agent), &[]).body;
     promtool_check(&text);
@@ -117,6 +128,15 @@ fn refused_connects_warn_and_are_counted() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(n > 0, "{failed}");
+    // The cost of the state-change program that counts them.
+    let status = agent.status();
+    let program = status["programs"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "dsh_inet_sock_set_state"))
+        .cloned()
+        .unwrap_or_default();
+    eprintln!("{program}");
+    assert!(program["runs_total"].as_u64() > Some(0), "{status}");
     stop(&c);
     well_again(&agent, &c.name, "connects refused");
 }

@@ -19,7 +19,11 @@ fn connects_are_counted_for_their_cgroup_by_how_they_ended() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let open = listener.local_addr().expect("addr").port();
     let out = cg
-        .command(&["connect", &format!("127.0.0.1:{closed}"), &REFUSED.to_string()])
+        .command(&[
+            "connect",
+            &format!("127.0.0.1:{closed}"),
+            &REFUSED.to_string(),
+        ])
         .output()
         .expect("run the refused connects");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
