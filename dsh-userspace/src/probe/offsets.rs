@@ -107,7 +107,7 @@ mod tests {
         assert_eq!(memory, MEMORY_CGRP_ID as u32);
         let o = resolve_offsets(&btf, Some(memory)).unwrap();
         assert_eq!((o.task_tgid, o.css_set_subsys_v1), (8, 8 + 8 * 4));
-        assert_eq!((o.skc_num, o.skc_v6_rcv_saddr), (10, 24));
+        assert_eq!((o.skc_num, o.skc_v6_rcv_saddr, o.sk_err), (10, 24, 40));
         assert_eq!(
             btf.member_offset("sock", &["__sk_common", "skc_num"])
                 .unwrap(),
