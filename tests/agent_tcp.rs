@@ -250,3 +250,30 @@ fn busy_healthy_web_server_stays_good() {
         "{connects}"
     );
 }
+
+/// Without Docker (the VM matrix): a plain cgroup whose process runs in a
+/// network namespace of its own, its connects refused and its backlog-1
+/// listener overflowing; both reasons show.
+#[test]
+fn plain_cgroup_in_its_own_netns_is_sick_with_both() {
+    use std::process::Stdio;
+
+    use crate::common::{TestCgroup, wait_ready};
+
+    let agent = Agent::fresh("tcp-plain", &[]);
+    let cg = TestCgroup::new("tcp-plain");
+    let mut child = cg
+        .command(&["netns-sick", "30", "90"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the sick workload");
+    wait_ready(&mut child);
+    let id = format!("/{}", cg.name);
+    let row = sick_with(&agent, &id, "queue overflowed");
+    let text = reasons(&row).join("; ");
+    assert!(text.contains("listen :7000 queue overflowed"), "{text}");
+    sick_with(&agent, &id, "connects refused");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -66,6 +66,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &["tcp_connects::connects_are_counted_for_their_cgroup_by_how_they_ended"],
     ),
     (
+        "TCP refused, listen overflow (own netns)",
+        &["agent_tcp::plain_cgroup_in_its_own_netns_is_sick_with_both"],
+    ),
+    (
         "block I/O (virtio disk)",
         &["block::direct_write_is_attributed_to_its_cgroup"],
     ),
