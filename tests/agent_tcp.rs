@@ -271,8 +271,15 @@ fn plain_cgroup_in_its_own_netns_is_sick_with_both() {
     wait_ready(&mut child);
     let id = format!("/{}", cg.name);
     let row = sick_with(&agent, &id, "queue overflowed");
-    let text = reasons(&row).join("; ");
-    assert!(text.contains("listen :7000 queue overflowed"), "{text}");
+    // Which listener overflowed comes from sock_diag; a kernel without
+    // inet_diag (the VMs load only their disk's modules) says none.
+    if row["tcp"]["listen_queues"]
+        .as_array()
+        .is_some_and(|q| !q.is_empty())
+    {
+        let text = reasons(&row).join("; ");
+        assert!(text.contains("listen :7000 queue overflowed"), "{text}");
+    }
     sick_with(&agent, &id, "connects refused");
     let _ = child.kill();
     let _ = child.wait();
