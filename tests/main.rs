@@ -63,6 +63,8 @@ mod agent_socket;
 mod agent_state_dir;
 /// Per-container syscall counters through either kernel layout.
 mod agent_syscalls;
+/// TCP health: refused connects, retransmits, an overflowing listen queue; a healthy server stays Good. Needs Docker.
+mod agent_tcp;
 /// `dsh top` in a real terminal and as a snapshot in a pipe. Needs tmux.
 mod agent_top;
 /// `dsh trace` of a known syscall workload.
@@ -85,3 +87,5 @@ mod process;
 mod signals;
 /// Kernel: syscall counts, errors and latency per cgroup in each layout.
 mod syscalls;
+/// Kernel: TCP connects counted per cgroup by result.
+mod tcp_connects;

@@ -24,6 +24,68 @@ fn num(i: usize) -> u64 {
     })
 }
 
+/// A listener on 127.0.0.1:PORT with this backlog (std's is 128); exits
+/// on failure. Its descriptor, kept open by the caller.
+fn backlog_listener(port: u16, backlog: i32) -> i32 {
+    // SAFETY: plain socket calls on a descriptor this process owns; the
+    // address is a valid, initialised sockaddr_in of its size.
+    let (fd, ok) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = port.to_be();
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let ok = fd >= 0
+            && libc::bind(
+                fd,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ) == 0
+            && libc::listen(fd, backlog) == 0;
+        (fd, ok)
+    };
+    if !ok {
+        eprintln!(
+            "dsh-workload: listen {port}: {}",
+            std::io::Error::last_os_error()
+        );
+        exit(1)
+    }
+    fd
+}
+
+/// Moves this process into a new network namespace and brings its
+/// loopback up; exits on failure.
+fn own_netns() {
+    // SAFETY: unshare has no memory preconditions; the ifreq is zeroed,
+    // named "lo" (NUL-terminated) and lives across both ioctls on a
+    // descriptor this process owns.
+    let ok = unsafe {
+        if libc::unshare(libc::CLONE_NEWNET) != 0 {
+            false
+        } else {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+                *d = *s as libc::c_char;
+            }
+            let up = fd >= 0 && libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) == 0 && {
+                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) == 0
+            };
+            libc::close(fd);
+            up
+        }
+    };
+    if !ok {
+        eprintln!(
+            "dsh-workload: own netns: {}",
+            std::io::Error::last_os_error()
+        );
+        exit(1)
+    }
+}
+
 fn main() {
     match arg(1).as_str() {
         // N getppid calls.
@@ -166,6 +228,48 @@ fn main() {
                 eprintln!("dsh-workload: bind {port}: {e}");
                 exit(1)
             });
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        // In a network namespace of its own (loopback up): a listener on
+        // 127.0.0.1:7000 with backlog 1 that never accepts, and RATE
+        // connects a second to it and to port 9 (nobody there) for SECONDS;
+        // prints "ready" once in the namespace. A plain cgroup's sick server
+        // and client, for hosts without Docker.
+        "netns-sick" => {
+            let (rate, secs) = (num(2), num(3));
+            own_netns();
+            let _listener = backlog_listener(7000, 1);
+            println!("ready");
+            std::io::stdout().flush().ok();
+            let start = std::time::Instant::now();
+            let mut held = Vec::new();
+            while start.elapsed().as_secs() < secs {
+                for port in [7000u16, 9] {
+                    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                    let timeout = std::time::Duration::from_millis(5);
+                    if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, timeout) {
+                        held.push(s);
+                    }
+                }
+                held.truncate(16);
+                std::thread::sleep(std::time::Duration::from_millis(1000 / rate.max(1)));
+            }
+        }
+        // N connects to ADDR (host:port), each closed at once; prints how
+        // many were established.
+        "connect" => {
+            let (addr, n) = (arg(2), num(3));
+            let ok = (0..n)
+                .filter(|_| std::net::TcpStream::connect(addr.as_str()).is_ok())
+                .count();
+            println!("{ok}");
+        }
+        // Listen on 127.0.0.1:PORT with a backlog of N and never accept,
+        // until killed (a server whose accept queue overflows).
+        "backlog" => {
+            let _fd = backlog_listener(num(2) as u16, num(3) as i32);
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }

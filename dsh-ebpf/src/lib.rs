@@ -57,7 +57,10 @@ pub mod failure {
     /// No room for a signal's counter (`SIGNAL_COUNTS`) or for its cgroup's
     /// record of who signalled the main process (`MAIN_SIGNALS`).
     pub const SIGNAL_COUNTERS_FULL: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// No room for a cgroup's TCP connect counters (`TCP_CONNECTS`): a
+    /// connect's end is not counted.
+    pub const TCP_COUNTERS_FULL: u32 = 8;
+    pub const COUNT: u32 = 9;
     /// Names for `dsh status`, indexed by kind.
     pub const NAMES: [&str; COUNT as usize] = [
         "kernel_read",
@@ -68,6 +71,7 @@ pub mod failure {
         "trace_errnos_full",
         "oom_victim_unknown",
         "signal_counters_full",
+        "tcp_counters_full",
     ];
 }
 
@@ -100,6 +104,56 @@ pub const LATENCY_BUCKETS: usize = 32;
 pub const MAX_BLOCK_CGROUPS: usize = 16384;
 /// Block requests in flight at once.
 pub const MAX_INFLIGHT: usize = 16384;
+/// Cgroups with TCP connect counters at once.
+pub const MAX_TCP_CGROUPS: usize = 16384;
+/// Connects awaiting their answer (an LRU: the oldest go first).
+pub const MAX_TCP_CONNECTING: usize = 65536;
+
+/// One cgroup's TCP connects by how they ended (`sock/inet_sock_set_state`
+/// from SYN_SENT), attributed to the task that began the connect.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpConnectStats {
+    /// Established; `handshake_ns` sums their SYN-to-established times.
+    pub ok: u64,
+    pub handshake_ns: u64,
+    /// Closed with the socket's error ECONNREFUSED, ETIMEDOUT,
+    /// EHOSTUNREACH/ENETUNREACH, ECONNRESET, or another.
+    pub refused: u64,
+    pub timed_out: u64,
+    pub unreachable: u64,
+    pub reset: u64,
+    pub other_error: u64,
+    /// Closed with no error: the connecting process gave up (closed it).
+    pub aborted: u64,
+}
+
+impl TcpConnectStats {
+    /// Adds another set of counters (another CPU's).
+    pub fn add(&mut self, o: &Self) {
+        self.ok += o.ok;
+        self.handshake_ns += o.handshake_ns;
+        self.refused += o.refused;
+        self.timed_out += o.timed_out;
+        self.unreachable += o.unreachable;
+        self.reset += o.reset;
+        self.other_error += o.other_error;
+        self.aborted += o.aborted;
+    }
+
+    /// Connects that failed (not those given up by their process).
+    pub fn failed(&self) -> u64 {
+        self.refused + self.timed_out + self.unreachable + self.reset + self.other_error
+    }
+}
+
+/// A connect in progress: who began it and when (`bpf_ktime_get_ns`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpConnectStart {
+    pub cgroup_id: u64,
+    pub start_ns: u64,
+}
 
 /// Byte offsets of kernel struct fields, resolved by user space from
 /// `/sys/kernel/btf/vmlinux` at load time (the Rust eBPF compiler emits no
@@ -159,6 +213,10 @@ pub struct KernelOffsets {
     pub skc_num: u32,
     pub skc_rcv_saddr: u32,
     pub skc_v6_rcv_saddr: u32,
+    // struct sock: the error a failed connect closed with
+    pub sk_err: u32,
+    /// Keeps the struct a multiple of 8 bytes (no implicit padding).
+    pub _pad: u32,
 }
 
 /// Loader choices the programs branch on; read-only, so the verifier prunes
@@ -487,7 +545,9 @@ macro_rules! assert_size {
         const _: () = assert!(core::mem::size_of::<$t>() == $n);
     };
 }
-assert_size!(KernelOffsets, 32 * 4);
+assert_size!(KernelOffsets, 34 * 4);
+assert_size!(TcpConnectStats, 8 * 8);
+assert_size!(TcpConnectStart, 16);
 assert_size!(ProbeConfig, 24);
 assert_size!(SyscallStats, 24 + 8 * LATENCY_BUCKETS);
 assert_size!(SyscallCacheSlot, 8 + 24 + 8 * LATENCY_BUCKETS);
@@ -533,5 +593,7 @@ mod pod {
         OomEvent,
         CgroupEvent,
         ListenEvent,
+        TcpConnectStats,
+        TcpConnectStart,
     );
 }

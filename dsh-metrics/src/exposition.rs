@@ -358,6 +358,54 @@ const CONTAINER: &[(Family, Value)] = &[
         ),
         |c| c.sick.pressure_full_seconds[2].map(Num::F),
     ),
+    (
+        counter(
+            names::CONTAINER_TCP_SEGMENTS_SENT,
+            None,
+            "TCP segments sent in the container's network namespace, retransmissions excluded (OutSegs).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.segments_sent)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_RETRANSMITS,
+            None,
+            "TCP segments retransmitted (RetransSegs).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.retransmits)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_RESETS_SENT,
+            None,
+            "TCP resets sent (OutRsts).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.resets_sent)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_ESTABLISHED_RESETS,
+            None,
+            "Established TCP connections reset (EstabResets).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.established_resets)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_LISTEN_OVERFLOWS,
+            None,
+            "Handshakes dropped at a full accept queue (ListenOverflows).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.listen_overflows)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_LISTEN_DROPS,
+            None,
+            "Handshakes dropped at a listener, overflows included (ListenDrops).",
+        ),
+        |c| c.tcp.map(|t| Num::U(t.listen_drops)),
+    ),
 ];
 
 const HEALTH_REASON: Family = gauge(
@@ -423,6 +471,24 @@ impl Collector for SnapshotCollector {
                 for reason in &c.sick.health_reasons {
                     let labels = (container_labels(node, c), [("reason", *reason)]);
                     family.encode_family(&labels)?.encode_gauge(&1u64)?;
+                }
+            }
+        }
+        {
+            let def = counter(
+                names::CONTAINER_TCP_CONNECTS,
+                None,
+                "TCP connects begun in the container's network namespace, by result: failed (refused, timed out, unreachable: AttemptFails) or ok (ActiveOpens less those; connects still in progress included).",
+            );
+            let mut family = describe(&mut encoder, &def)?;
+            for c in &s.containers {
+                let Some(t) = c.tcp else { continue };
+                for (result, n) in [
+                    ("ok", t.connects.saturating_sub(t.connect_failures)),
+                    ("failed", t.connect_failures),
+                ] {
+                    let labels = (container_labels(node, c), [("result", result)]);
+                    sample(&mut family.encode_family(&labels)?, def.kind, Num::U(n))?;
                 }
             }
         }

@@ -75,6 +75,9 @@ pub struct ContainerFigures {
     pub network_transmit_bytes: Option<u64>,
     /// Limits hit and pressure stalls.
     pub sick: SickFigures,
+    /// The namespace's TCP counters (`/proc/PID/net/snmp`, `netstat`);
+    /// absent as the network counters are.
+    pub tcp: Option<TcpFigures>,
 }
 
 /// A container's limit and pressure figures, and its health reasons.
@@ -93,6 +96,20 @@ pub struct SickFigures {
     pub pressure_full_seconds: [Option<f64>; 3],
     /// Machine names of the health reasons (`pids_refused`, `io_stalled`, ...).
     pub health_reasons: Vec<&'static str>,
+}
+
+/// Cumulative TCP counters of a container's network namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TcpFigures {
+    /// Connects begun, and those of them that failed.
+    pub connects: u64,
+    pub connect_failures: u64,
+    pub segments_sent: u64,
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub established_resets: u64,
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
 }
 
 /// The agent's own series.

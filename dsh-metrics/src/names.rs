@@ -43,6 +43,13 @@ pub const CONTAINER_PRESSURE_FULL: [&str; 3] = [
     "dsh_container_pressure_memory_full_seconds_total",
     "dsh_container_pressure_io_full_seconds_total",
 ];
+pub const CONTAINER_TCP_CONNECTS: &str = "dsh_container_tcp_connects_total";
+pub const CONTAINER_TCP_SEGMENTS_SENT: &str = "dsh_container_tcp_segments_sent_total";
+pub const CONTAINER_TCP_RETRANSMITS: &str = "dsh_container_tcp_retransmits_total";
+pub const CONTAINER_TCP_RESETS_SENT: &str = "dsh_container_tcp_resets_sent_total";
+pub const CONTAINER_TCP_ESTABLISHED_RESETS: &str = "dsh_container_tcp_established_resets_total";
+pub const CONTAINER_TCP_LISTEN_OVERFLOWS: &str = "dsh_container_tcp_listen_overflows_total";
+pub const CONTAINER_TCP_LISTEN_DROPS: &str = "dsh_container_tcp_listen_drops_total";
 
 pub const AGENT_EVENTS: &str = "dsh_agent_events_total";
 pub const AGENT_EVENTS_LOST: &str = "dsh_agent_events_lost_total";

@@ -50,6 +50,16 @@ fn figures(id: &str) -> ContainerFigures {
             pressure_full_seconds: [None, Some(0.125), Some(10.0)],
             health_reasons: vec!["pids_refused", "io_stalled"],
         },
+        tcp: Some(crate::TcpFigures {
+            connects: 40,
+            connect_failures: 20,
+            segments_sent: 900,
+            retransmits: 90,
+            resets_sent: 21,
+            established_resets: 2,
+            listen_overflows: 64,
+            listen_drops: 65,
+        }),
     }
 }
 
@@ -108,6 +118,12 @@ fn every_contract_metric_is_there_with_its_value() {
         (names::CONTAINER_MEMORY_WORKING_SET, "2048"),
         (names::CONTAINER_NETWORK_RECEIVE, "300"),
         (names::CONTAINER_NETWORK_TRANSMIT, "200"),
+        (names::CONTAINER_TCP_SEGMENTS_SENT, "900"),
+        (names::CONTAINER_TCP_RETRANSMITS, "90"),
+        (names::CONTAINER_TCP_RESETS_SENT, "21"),
+        (names::CONTAINER_TCP_ESTABLISHED_RESETS, "2"),
+        (names::CONTAINER_TCP_LISTEN_OVERFLOWS, "64"),
+        (names::CONTAINER_TCP_LISTEN_DROPS, "65"),
         (names::CONTAINER_MEMORY_RSS, "1024"),
         (names::CONTAINER_MEMORY_CACHE, "3072"),
         (names::CONTAINER_MEMORY_LIMIT, "33554432"),
@@ -152,6 +168,11 @@ fn every_contract_metric_is_there_with_its_value() {
             )),
             "{text}"
         );
+    }
+    for (result, n) in [("ok", 20), ("failed", 20)] {
+        let labels = LABELS.replace('}', &format!(",result=\"{result}\"}}"));
+        let line = format!("{}{labels} {n}\n", names::CONTAINER_TCP_CONNECTS);
+        assert!(text.contains(&line), "{line} in {text}");
     }
     assert!(text.contains("dsh_agent_events_total{channel=\"chatty\"} 20\n"));
     assert!(text.contains("dsh_agent_events_lost_total{channel=\"chatty\"} 2\n"));

@@ -51,6 +51,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     skc_num: 0,
     skc_rcv_saddr: 0,
     skc_v6_rcv_saddr: 0,
+    sk_err: 0,
+    _pad: 0,
 };
 
 /// Loader choices; read-only, so the verifier prunes the branches not taken.

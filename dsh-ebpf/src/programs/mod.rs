@@ -15,5 +15,6 @@ mod sched;
 mod signal;
 mod syscall_start;
 mod syscalls;
+mod tcp;
 mod trace;
 mod wakeup;

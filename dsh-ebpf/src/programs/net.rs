@@ -1,4 +1,4 @@
-//! TCP listening sockets, for the `endpoint` column.
+//! TCP listening sockets, for the `endpoint` column; connects (`tcp`).
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use dsh_ebpf::{ListenEvent, TCP_LISTEN, channel, kind};
 
@@ -18,6 +18,7 @@ pub fn dsh_inet_sock_set_state(ctx: BtfTracePointContext) -> u32 {
     let sk: *const u8 = ctx.arg(0);
     let old_state: i32 = ctx.arg(1);
     let new_state: i32 = ctx.arg(2);
+    super::tcp::on_state(sk, old_state, new_state);
     if old_state != TCP_LISTEN as i32 && new_state != TCP_LISTEN as i32 {
         return 0;
     }

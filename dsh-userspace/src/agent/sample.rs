@@ -87,7 +87,7 @@ enum NetUpdate {
     None,
     /// As last sampled (the host's namespace).
     Unchanged,
-    New(NetSample),
+    New(Box<NetSample>),
 }
 
 /// What the sampler keeps of a container between ticks.
@@ -180,6 +180,16 @@ impl Sampler {
             }
             Err(e) => log::warn!("reading block counters: {}", chain(&e)),
         }
+        match probe.tcp_connects() {
+            Ok(stats) => {
+                for (id, s) in stats {
+                    if let Some(key) = model.key_of_cgroup(id).map(str::to_owned) {
+                        model.record_tcp_connects(&key, s, now);
+                    }
+                }
+            }
+            Err(e) => log::warn!("reading TCP connect counters: {}", chain(&e)),
+        }
         let mut nets = self.net_samples(model, &live);
         // Descriptors are measured every few ticks (a dozen look-ups each).
         let measure = self.ticks % REPLAN_EVERY == 1;
@@ -260,7 +270,7 @@ impl Sampler {
             let net = match std::mem::replace(&mut nets[i], NetUpdate::None) {
                 NetUpdate::None => Some(NetSample::default()),
                 NetUpdate::Unchanged => None,
-                NetUpdate::New(n) => Some(n),
+                NetUpdate::New(n) => Some(*n),
             };
             model.record_sample(key, stats, counters, net, now);
         }
@@ -435,14 +445,14 @@ impl Sampler {
             // as it is (no copy per container per tick).
             return match model.get(key) {
                 Some(c) if c.sample.net.is_host() => NetUpdate::Unchanged,
-                _ => NetUpdate::New(NetSample::host()),
+                _ => NetUpdate::New(Box::new(NetSample::host())),
             };
         }
         let (Some(v), Some((o, _))) = (views.get(&ns), owner.get(&ns)) else {
             return NetUpdate::None;
         };
         let own = *o == key;
-        NetUpdate::New(NetSample {
+        NetUpdate::New(Box::new(NetSample {
             counters: own.then_some(v.counters),
             shared_with: (!own)
                 .then(|| model.get(o).map(|c| c.display_id().to_owned()))
@@ -456,7 +466,13 @@ impl Sampler {
             } else {
                 Vec::new()
             },
-        })
+            tcp: if own { v.tcp } else { None },
+            listen_queues: if own {
+                v.listen_queues.clone()
+            } else {
+                Vec::new()
+            },
+        }))
     }
 
     /// The container's cgroup directory, opened once per incarnation.

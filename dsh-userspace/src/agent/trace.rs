@@ -16,6 +16,7 @@ pub(super) struct PendingTrace {
     started: Instant,
     deadline: tokio::time::Instant,
     block_before: Option<dsh_ebpf::BlockStats>,
+    tcp_before: Option<dsh_ebpf::TcpConnectStats>,
 }
 
 /// The longest trace a client may ask for. A trace whose client goes away
@@ -40,6 +41,18 @@ impl Agent {
                 .key_of_blkcg(id)
                 .or_else(|| self.model.key_of_cgroup(id));
             if owner == Some(key) {
+                sum.add(&s);
+            }
+        }
+        Some(sum)
+    }
+
+    /// The container's TCP connect counters (its cgroups' ids).
+    fn tcp_of(&self, key: &str) -> Option<dsh_ebpf::TcpConnectStats> {
+        let all = self.probe.tcp_connects().ok()?;
+        let mut sum = dsh_ebpf::TcpConnectStats::default();
+        for (id, s) in all {
+            if self.model.key_of_cgroup(id) == Some(key) {
                 sum.add(&s);
             }
         }
@@ -91,6 +104,7 @@ impl Agent {
         }
         self.trace = Some(PendingTrace {
             block_before: self.block_of(&key),
+            tcp_before: self.tcp_of(&key),
             reply,
             key,
             id,
@@ -123,9 +137,10 @@ impl Agent {
                     self.block_of(&t.key).as_ref(),
                 );
                 let secs = t.started.elapsed().as_secs_f64();
-                Reply::Trace(Box::new(crate::trace::report(
-                    &t.id, &t.cgroup, secs, &raw, block,
-                )))
+                let mut report = crate::trace::report(&t.id, &t.cgroup, secs, &raw, block);
+                report.tcp =
+                    crate::trace::tcp_row(t.tcp_before.as_ref(), self.tcp_of(&t.key).as_ref());
+                Reply::Trace(Box::new(report))
             }
             Err(e) => Reply::Error(format!("reading the trace: {}", chain(&e))),
         };

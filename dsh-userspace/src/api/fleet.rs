@@ -568,6 +568,7 @@ fn assemble(
                 net: None,
                 net_shared_with: None,
                 addrs_not_kept: 0,
+                tcp: None,
             };
             Some(FleetRow {
                 node: k.0,

@@ -16,6 +16,16 @@ use netlink_packet_sock_diag::{
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 use nix::sched::CloneFlags;
 
+/// One listening socket: for a listener sock_diag's receive queue is its
+/// accept queue (connections the kernel completed, not yet accepted) and its
+/// send queue the backlog it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listener {
+    pub port: u16,
+    pub queued: u32,
+    pub backlog: u32,
+}
+
 /// A sock_diag socket inside one network namespace (it pins the namespace
 /// while open).
 pub struct ListenQuery(Socket);
@@ -40,18 +50,22 @@ impl ListenQuery {
         made.map(Self)
     }
 
-    /// The TCP ports listened on (IPv4 and IPv6), sorted, without repeats.
-    pub fn ports(&self) -> io::Result<Vec<u16>> {
-        let mut ports = Vec::new();
+    /// The TCP listeners (IPv4 and IPv6), by port.
+    pub fn listeners(&self) -> io::Result<Vec<Listener>> {
+        let mut found = Vec::new();
         for family in [AF_INET, AF_INET6] {
-            self.dump(family, &mut ports)?;
+            self.dump(family, &mut found)?;
         }
-        ports.sort_unstable();
-        ports.dedup();
-        Ok(ports)
+        found.sort_unstable_by_key(|l| l.port);
+        Ok(found)
     }
 
-    fn dump(&self, family: u8, ports: &mut Vec<u16>) -> io::Result<()> {
+    /// The TCP ports listened on (IPv4 and IPv6), sorted, without repeats.
+    pub fn ports(&self) -> io::Result<Vec<u16>> {
+        Ok(ports_of(&self.listeners()?))
+    }
+
+    fn dump(&self, family: u8, found: &mut Vec<Listener>) -> io::Result<()> {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let socket_id = if family == AF_INET {
@@ -85,7 +99,11 @@ impl ListenQuery {
                     .map_err(|e| io::Error::other(format!("sock_diag reply: {e}")))?;
                 match msg.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                        ports.push(r.header.socket_id.source_port);
+                        found.push(Listener {
+                            port: r.header.socket_id.source_port,
+                            queued: r.header.recv_queue,
+                            backlog: r.header.send_queue,
+                        });
                     }
                     NetlinkPayload::Done(_) => return Ok(()),
                     NetlinkPayload::Error(e) => {
@@ -103,11 +121,53 @@ impl ListenQuery {
     }
 }
 
+/// Listeners with a waiting accept queue kept per namespace.
+pub const MAX_QUEUES: usize = 4;
+
+/// Listeners with connections waiting, fullest (against the backlog) first.
+pub fn fullest(listeners: &[Listener]) -> Vec<Listener> {
+    let mut waiting: Vec<Listener> = listeners.iter().filter(|l| l.queued > 0).copied().collect();
+    // queued/backlog compared without division: a/b > c/d as a*d > c*b.
+    waiting.sort_by(|a, b| {
+        (u64::from(b.queued) * u64::from(a.backlog.max(1)))
+            .cmp(&(u64::from(a.queued) * u64::from(b.backlog.max(1))))
+            .then(a.port.cmp(&b.port))
+    });
+    waiting.truncate(MAX_QUEUES);
+    waiting
+}
+
+/// The ports of `listeners`, sorted, without repeats.
+pub fn ports_of(listeners: &[Listener]) -> Vec<u16> {
+    let mut ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::TcpListener;
 
     use super::*;
+
+    #[test]
+    fn fullest_listeners_first_and_few() {
+        let l = |port, queued, backlog| Listener {
+            port,
+            queued,
+            backlog,
+        };
+        let all: Vec<Listener> = (0..10)
+            .map(|p| l(100 + p, u32::from(p), 10))
+            .chain([l(7000, 2, 1), l(80, 0, 0)])
+            .collect();
+        let kept = fullest(&all);
+        assert_eq!(kept.len(), MAX_QUEUES);
+        assert_eq!(kept[0], l(7000, 2, 1));
+        assert_eq!(kept[1], l(109, 9, 10));
+        assert!(kept.iter().all(|k| k.queued > 0));
+    }
 
     /// In the test's own namespace (entering it still takes CAP_SYS_ADMIN,
     /// as the unit tests run: as root): a port this test listens on is
@@ -119,6 +179,12 @@ mod tests {
         let q = ListenQuery::open(std::process::id())
             .unwrap_or_else(|e| panic!("sock_diag socket in our own namespace: {e}"));
         assert!(q.ports().expect("dump").contains(&port));
+        // A connection completed but not accepted waits in the queue.
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mine = q.listeners().expect("dump");
+        let l = mine.iter().find(|l| l.port == port).expect("listed");
+        assert_eq!(l.queued, 1, "{l:?}");
+        assert!(l.backlog >= 1, "{l:?}");
         drop(listener);
         assert!(!q.ports().expect("dump").contains(&port));
     }

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod layout;
 pub mod listen;
 pub mod netns;
+pub mod snmp;
 pub mod stats;
 
 use std::{

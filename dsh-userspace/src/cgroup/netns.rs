@@ -15,7 +15,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::listen::ListenQuery;
+use super::{
+    listen::{ListenQuery, Listener, fullest, ports_of},
+    snmp::{TcpCounters, parse_netstat, parse_snmp},
+};
 
 /// Interface counters of one network namespace, summed over its interfaces
 /// except loopback (what `docker stats` shows as NET I/O).
@@ -186,6 +189,12 @@ pub struct NetnsView {
     pub counters: NetCounters,
     pub addrs: Addrs,
     pub listen_ports: Vec<u16>,
+    /// The namespace's TCP counters; None where its `snmp` or `netstat`
+    /// could not be read.
+    pub tcp: Option<TcpCounters>,
+    /// Listeners with connections waiting to be accepted, fullest first
+    /// (at most [`super::listen::MAX_QUEUES`]).
+    pub listen_queues: Vec<Listener>,
 }
 
 /// How often addresses and listening sockets are read again (they change
@@ -196,12 +205,17 @@ struct Open {
     pid: u32,
     netns: u64,
     dev: File,
+    /// `net/snmp` and `net/netstat`, when they could be opened.
+    snmp: Option<(File, File)>,
+    /// The TCP counters read last.
+    tcp: Option<TcpCounters>,
     /// None: no socket could be made in the namespace (no CAP_SYS_ADMIN);
     /// the procfs files are read instead.
     listen: Option<ListenQuery>,
     refreshed: Instant,
     addrs: Addrs,
     listen_ports: Vec<u16>,
+    listen_queues: Vec<Listener>,
 }
 
 /// Keeps each container's `/proc/PID/net/dev` open between ticks, keyed by
@@ -231,14 +245,21 @@ impl NetnsReader {
                     )
                 })
                 .ok();
+            let snmp = File::open(format!("/proc/{pid}/net/snmp"))
+                .and_then(|s| Ok((s, File::open(format!("/proc/{pid}/net/netstat"))?)))
+                .inspect_err(|e| log::debug!("TCP counters of pid {pid}: {e}"))
+                .ok();
             let mut o = Open {
                 pid,
                 netns,
                 dev,
+                snmp,
+                tcp: None,
                 listen,
                 refreshed: Instant::now(),
                 addrs: Addrs::default(),
                 listen_ports: Vec::new(),
+                listen_queues: Vec::new(),
             };
             refresh(&mut o);
             self.open.insert(key.to_owned(), o);
@@ -256,11 +277,31 @@ impl NetnsReader {
         }
         let counters = parse_net_dev(&String::from_utf8_lossy(&self.buf))
             .map_err(|line| io::Error::other(format!("/proc/{pid}/net/dev: {line:?}")))?;
+        let tcp = o.snmp.as_ref().and_then(|(snmp, netstat)| {
+            match read_tcp(snmp, netstat, &mut self.buf) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    log::debug!("TCP counters of pid {pid}: {e}");
+                    None
+                }
+            }
+        });
+        // A listener overflowed since the last read: which one is asked now,
+        // not at the next refresh.
+        if let (Some(new), Some(old)) = (tcp, o.tcp)
+            && new.listen_overflows > old.listen_overflows
+            && let Some(l) = o.listen.as_ref().and_then(|q| q.listeners().ok())
+        {
+            o.listen_queues = fullest(&l);
+        }
+        o.tcp = tcp;
         Ok(NetnsView {
             netns: o.netns,
             counters,
             addrs: o.addrs.clone(),
             listen_ports: o.listen_ports.clone(),
+            tcp,
+            listen_queues: o.listen_queues.clone(),
         })
     }
 
@@ -269,11 +310,12 @@ impl NetnsReader {
         self.open.retain(|k, _| keep(k));
     }
 
-    /// Descriptors held for one container (`net/dev`, its netlink socket).
+    /// Descriptors held for one container (`net/dev`, `snmp`, `netstat`,
+    /// its netlink socket).
     pub fn held(&self, key: &str) -> usize {
-        self.open
-            .get(key)
-            .map_or(0, |o| 1 + usize::from(o.listen.is_some()))
+        self.open.get(key).map_or(0, |o| {
+            1 + usize::from(o.listen.is_some()) + 2 * usize::from(o.snmp.is_some())
+        })
     }
 }
 
@@ -284,8 +326,9 @@ fn refresh(o: &mut Open) {
     if let Ok(t) = std::fs::read_to_string(Path::new(&dir).join("fib_trie")) {
         o.addrs = parse_fib_trie(&t);
     }
-    if let Some(ports) = o.listen.as_ref().and_then(|q| q.ports().ok()) {
-        o.listen_ports = ports;
+    if let Some(l) = o.listen.as_ref().and_then(|q| q.listeners().ok()) {
+        o.listen_ports = ports_of(&l);
+        o.listen_queues = fullest(&l);
         return;
     }
     let mut ports = Vec::new();
@@ -297,6 +340,16 @@ fn refresh(o: &mut Open) {
     ports.sort_unstable();
     ports.dedup();
     o.listen_ports = ports;
+}
+
+/// The namespace's TCP counters from its open `snmp` and `netstat`.
+fn read_tcp(snmp: &File, netstat: &File, buf: &mut Vec<u8>) -> io::Result<TcpCounters> {
+    let mut c = TcpCounters::default();
+    read_all(snmp, buf)?;
+    parse_snmp(&String::from_utf8_lossy(buf), &mut c).map_err(io::Error::other)?;
+    read_all(netstat, buf)?;
+    parse_netstat(&String::from_utf8_lossy(buf), &mut c).map_err(io::Error::other)?;
+    Ok(c)
 }
 
 /// The whole file from offset 0 (procfs regenerates it on every read).
@@ -427,6 +480,9 @@ Local:
             .read("self", me, netns_of(me).unwrap())
             .expect("again, through the open file");
         assert!(again.counters.rx_bytes >= v.counters.rx_bytes);
+        let tcp = again.tcp.expect("own TCP counters");
+        assert!(tcp.follows(&v.tcp.expect("first TCP counters")));
+        assert_eq!(r.held("self"), 4, "net/dev, snmp, netstat, netlink socket");
         r.retain(|_| false);
         assert!(r.open.is_empty());
         assert!(r.read("gone", u32::MAX, 1).is_err());

@@ -443,6 +443,22 @@ mod tests {
                     memory: 0.05,
                 }],
             },
+            Message::Health {
+                from: Health::Warning,
+                to: Health::UnHealthy,
+                started: vec![
+                    HealthReason::ConnectsFailing {
+                        per_s: 18.25,
+                        share: 1.0,
+                        how: Some(crate::model::tcp::ConnectFailure::Refused),
+                    },
+                    HealthReason::ListenOverflows {
+                        per_s: 58.0,
+                        port: Some(7000),
+                    },
+                ],
+                ended: vec![HealthReason::Retransmits { ratio: 0.07 }],
+            },
         ];
         let mut b = Block::default();
         let mut lines = Vec::new();

@@ -4,7 +4,10 @@
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
-use crate::model::health::{Health, HealthReason, StallResource};
+use crate::model::{
+    health::{Health, HealthReason, StallResource},
+    tcp::ConnectFailure,
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Condition {
@@ -25,7 +28,38 @@ pub(super) enum Condition {
         full: u16,
         memory: u16,
     },
+    ConnectsFailing {
+        /// Failures per second, in 1/100.
+        per_s: u32,
+        share: u16,
+        /// 0 unknown, 1 refused, 2 timed out, 3 unreachable, 4 reset.
+        how: u8,
+    },
+    Retransmits {
+        ratio: u16,
+    },
+    ListenOverflows {
+        /// Overflows per second, in 1/100.
+        per_s: u32,
+        port: Option<u16>,
+    },
 }
+
+fn hundredths(r: f64) -> u32 {
+    (r.max(0.0) * 100.0).round().min(f64::from(u32::MAX)) as u32
+}
+
+fn from_hundredths(n: u32) -> f64 {
+    f64::from(n) / 100.0
+}
+
+const FAILURES: [Option<ConnectFailure>; 5] = [
+    None,
+    Some(ConnectFailure::Refused),
+    Some(ConnectFailure::TimedOut),
+    Some(ConnectFailure::Unreachable),
+    Some(ConnectFailure::Reset),
+];
 
 fn share(r: f64) -> u16 {
     (r.clamp(0.0, 1.0) * 10_000.0).round() as u16
@@ -89,6 +123,22 @@ impl Condition {
                 full: share(*full),
                 memory: share(*memory),
             },
+            HealthReason::ConnectsFailing {
+                per_s,
+                share: s,
+                how,
+            } => Condition::ConnectsFailing {
+                per_s: hundredths(*per_s),
+                share: share(*s),
+                how: FAILURES.iter().position(|f| f == how).unwrap_or(0) as u8,
+            },
+            HealthReason::Retransmits { ratio } => Condition::Retransmits {
+                ratio: share(*ratio),
+            },
+            HealthReason::ListenOverflows { per_s, port } => Condition::ListenOverflows {
+                per_s: hundredths(*per_s),
+                port: *port,
+            },
             _ => return None,
         })
     }
@@ -127,6 +177,16 @@ impl Condition {
                 some: ratio(*some),
                 full: ratio(*full),
                 memory: ratio(*memory),
+            },
+            Condition::ConnectsFailing { per_s, share, how } => HealthReason::ConnectsFailing {
+                per_s: from_hundredths(*per_s),
+                share: ratio(*share),
+                how: FAILURES.get(usize::from(*how)).copied().flatten(),
+            },
+            Condition::Retransmits { ratio: r } => HealthReason::Retransmits { ratio: ratio(*r) },
+            Condition::ListenOverflows { per_s, port } => HealthReason::ListenOverflows {
+                per_s: from_hundredths(*per_s),
+                port: *port,
             },
         }
     }

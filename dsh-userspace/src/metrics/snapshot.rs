@@ -97,6 +97,21 @@ pub fn figures(
             c,
             reasons.iter().map(HealthReason::kind).collect(),
         ),
+        tcp: c
+            .sample
+            .tcp
+            .last()
+            .filter(|_| c.state == State::Running)
+            .map(|t| dsh_metrics::TcpFigures {
+                connects: t.active_opens,
+                connect_failures: t.attempt_fails,
+                segments_sent: t.out_segs,
+                retransmits: t.retrans_segs,
+                resets_sent: t.out_rsts,
+                established_resets: t.estab_resets,
+                listen_overflows: t.listen_overflows,
+                listen_drops: t.listen_drops,
+            }),
         id,
     }
 }

@@ -15,7 +15,9 @@ use crate::{
     cgroup::{
         CgroupId,
         identity::{Identity, Runtime},
+        listen::Listener,
         netns::NetCounters,
+        snmp::TcpCounters,
         stats::CgroupStats,
     },
     runtime::RuntimeMeta,
@@ -40,6 +42,8 @@ pub struct Sample {
     pub net: NetSample,
     /// Previous cumulative counters and when they were read.
     pub prev: Option<Counters>,
+    /// The namespace's TCP counters over the last minute or so.
+    pub tcp: super::tcp::TcpWindow,
     /// Sampled mode: estimated cumulative (calls, errors).
     pub syscalls_estimated: (u64, u64),
     /// Limits hit and pressure stalls: the running-but-failing conditions.
@@ -61,6 +65,11 @@ pub struct NetSample {
     pub addrs_not_kept: u64,
     /// TCP ports listening in the namespace.
     pub listen_ports: Vec<u16>,
+    /// The namespace's cumulative TCP counters, for the container that
+    /// reports the namespace.
+    pub tcp: Option<TcpCounters>,
+    /// Its listeners with connections waiting, fullest first (a few).
+    pub listen_queues: Vec<Listener>,
 }
 
 impl NetSample {

@@ -2,7 +2,11 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{container::Container, state::State};
+use super::{
+    container::Container,
+    state::State,
+    tcp::{self, ConnectFailure, TcpFinding, TcpRules},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Health {
@@ -70,6 +74,19 @@ pub enum HealthReason {
         full: f64,
         memory: f64,
     },
+    /// Connects failing at this rate, this share of those begun; how most
+    /// failed where the kernel programs counted them (else the namespace's
+    /// AttemptFails: refused, timed out or unreachable).
+    ConnectsFailing {
+        per_s: f64,
+        share: f64,
+        how: Option<ConnectFailure>,
+    },
+    /// This share of the segments sent were retransmissions.
+    Retransmits { ratio: f64 },
+    /// Handshakes dropped at a full accept queue, at this rate; the port of
+    /// the listener found full, when one was.
+    ListenOverflows { per_s: f64, port: Option<u16> },
 }
 
 /// Which resource a pressure stall is on.
@@ -90,6 +107,9 @@ impl HealthReason {
             HealthReason::PidsRefused { .. }
                 | HealthReason::FdLimit { .. }
                 | HealthReason::Stalled { .. }
+                | HealthReason::ConnectsFailing { .. }
+                | HealthReason::Retransmits { .. }
+                | HealthReason::ListenOverflows { .. }
         )
     }
 
@@ -113,6 +133,9 @@ impl HealthReason {
                 resource: StallResource::Io,
                 ..
             } => "io_stalled",
+            HealthReason::ConnectsFailing { .. } => "connects_failing",
+            HealthReason::Retransmits { .. } => "retransmits",
+            HealthReason::ListenOverflows { .. } => "listen_overflows",
         }
     }
 
@@ -162,6 +185,9 @@ pub struct HealthRules {
     pub memory_full_unhealthy_ratio: f64,
     #[serde(default = "default_memory_full_for")]
     pub memory_full_for: SignedDuration,
+    /// Failing connects, retransmits, listen overflows.
+    #[serde(default)]
+    pub tcp: TcpRules,
 }
 
 fn default_sick_window() -> SignedDuration {
@@ -194,6 +220,7 @@ impl Default for HealthRules {
             io_stall_warn_ratio: default_io_stall_warn_ratio(),
             memory_full_unhealthy_ratio: default_memory_full_ratio(),
             memory_full_for: default_memory_full_for(),
+            tcp: TcpRules::default(),
         }
     }
 }
@@ -273,6 +300,9 @@ impl HealthRules {
                 warning.push(reason);
             }
         }
+        let (tcp_unhealthy, tcp_warning) = tcp::evaluate(&self.tcp, &c.sample.tcp, now);
+        unhealthy.extend(tcp_unhealthy.into_iter().map(tcp_reason));
+        warning.extend(tcp_warning.into_iter().map(tcp_reason));
         if !unhealthy.is_empty() {
             unhealthy.extend(warning);
             (Health::UnHealthy, unhealthy)
@@ -357,6 +387,18 @@ impl HealthRules {
             ));
         }
         out
+    }
+}
+
+fn tcp_reason(f: TcpFinding) -> HealthReason {
+    match f {
+        TcpFinding::ConnectsFailing { per_s, share, how } => {
+            HealthReason::ConnectsFailing { per_s, share, how }
+        }
+        TcpFinding::Retransmits { ratio } => HealthReason::Retransmits { ratio },
+        TcpFinding::ListenOverflows { per_s, port } => {
+            HealthReason::ListenOverflows { per_s, port }
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod sick;
 pub mod signals;
 pub mod state;
 pub mod syscalls;
+pub mod tcp;
 
 pub use cgroup_churn::LINES_PER_PARENT;
 pub use resolve::ResolveError;

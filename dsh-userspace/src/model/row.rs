@@ -110,6 +110,10 @@ pub struct ContainerRow {
     /// Addresses of its network namespace beyond the few the agent keeps.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub addrs_not_kept: u64,
+    /// TCP counters and rates of its network namespace, for the container
+    /// that reports the namespace, while it runs.
+    #[serde(default)]
+    pub tcp: Option<super::tcp::TcpRow>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -187,6 +191,7 @@ impl ContainerRow {
             net: c.sample.net.counters.filter(|_| live),
             net_shared_with: c.sample.net.shared_with.clone().filter(|_| live),
             addrs_not_kept: c.sample.net.addrs_not_kept,
+            tcp: super::tcp::TcpRow::of(&c.sample.tcp, &rules.tcp, now).filter(|_| live),
         }
     }
 }

@@ -23,6 +23,7 @@ impl Model {
     ) {
         let net = net.into();
         let window = self.rules.throttle_window;
+        let tcp_keep = self.rules.tcp.keep();
         let accounting = self.syscall_accounting;
         let rules = &self.rules;
         let Some(c) = self.containers.get_mut(key) else {
@@ -34,6 +35,11 @@ impl Model {
             ..counters
         };
         if let Some(net) = net {
+            match net.tcp {
+                Some(t) => s.tcp.push(now, t, tcp_keep),
+                None => s.tcp.clear(),
+            }
+            s.tcp.listen_queues.clone_from(&net.listen_queues);
             s.net = net;
         }
         s.net_rx_bytes_per_s = None;
@@ -126,6 +132,19 @@ impl Model {
         let (calls, errors) = w.scaled();
         s.syscalls_estimated.0 += calls;
         s.syscalls_estimated.1 += errors;
+    }
+
+    /// The kernel programs' connect counters of a container's cgroup.
+    pub fn record_tcp_connects(
+        &mut self,
+        key: &str,
+        stats: dsh_ebpf::TcpConnectStats,
+        now: Timestamp,
+    ) {
+        let keep = self.rules.tcp.keep();
+        if let Some(c) = self.containers.get_mut(key) {
+            c.sample.tcp.push_connects(now, stats, keep);
+        }
     }
 
     /// The cgroup vanished between the index and the read: a normal race.

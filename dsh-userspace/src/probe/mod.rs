@@ -13,6 +13,7 @@ mod open;
 mod signals;
 mod stream;
 mod syscalls;
+mod tcp;
 
 use std::{
     collections::HashMap,
@@ -298,6 +299,12 @@ impl Probe {
                 "MAIN_SIGNALS",
                 remove(ebpf, "MAIN_SIGNALS", |m| {
                     BpfHashMap::<_, u64, dsh_ebpf::OutsideSignals>::try_from(m)?.remove(&key)
+                }),
+            ),
+            (
+                "TCP_CONNECTS",
+                remove(ebpf, "TCP_CONNECTS", |m| {
+                    PerCpuHashMap::<_, u64, dsh_ebpf::TcpConnectStats>::try_from(m)?.remove(&key)
                 }),
             ),
         ];

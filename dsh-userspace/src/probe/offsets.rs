@@ -92,6 +92,8 @@ pub fn resolve_offsets(
         skc_num: o("sock_common", "skc_num")?,
         skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
         skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
+        sk_err: o("sock", "sk_err")?,
+        _pad: 0,
     })
 }
 
@@ -173,7 +175,7 @@ mod tests {
             (o.css_set_subsys_memory, o.memcg_usage, o.memcg_max),
             (8 + 8 * 4, 8, 16)
         );
-        assert_eq!((o.skc_num, o.skc_v6_rcv_saddr), (10, 24));
+        assert_eq!((o.skc_num, o.skc_v6_rcv_saddr, o.sk_err), (10, 24, 40));
         assert_eq!(
             btf.member_offset("sock", &["__sk_common", "skc_num"])
                 .unwrap(),

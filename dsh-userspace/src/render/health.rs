@@ -4,6 +4,7 @@ use crate::{
     model::{
         health::{HealthReason, StallResource},
         row::ContainerRow,
+        tcp::ConnectFailure,
     },
     units::{duration, thousands},
 };
@@ -74,6 +75,34 @@ pub fn reason(r: &HealthReason) -> String {
             some * 100.0,
             full * 100.0
         ),
+        HealthReason::ConnectsFailing { per_s, share, how } => format!(
+            "connects {} {} ({:.0}% of attempts)",
+            match how {
+                None => "failing",
+                Some(ConnectFailure::Refused) => "refused",
+                Some(ConnectFailure::TimedOut) => "timing out",
+                Some(ConnectFailure::Unreachable) => "unreachable",
+                Some(ConnectFailure::Reset) => "reset",
+            },
+            per_second(*per_s),
+            share * 100.0
+        ),
+        HealthReason::Retransmits { ratio } => {
+            format!("{:.0}% of segments retransmitted", ratio * 100.0)
+        }
+        HealthReason::ListenOverflows { per_s, port } => match port {
+            Some(p) => format!("listen :{p} queue overflowed {}", per_second(*per_s)),
+            None => format!("listen queue overflowed {}", per_second(*per_s)),
+        },
+    }
+}
+
+/// A rate as `20/s`, or `0.5/s` below one.
+fn per_second(r: f64) -> String {
+    if r >= 1.0 {
+        format!("{r:.0}/s")
+    } else {
+        format!("{r:.1}/s")
     }
 }
 
@@ -141,6 +170,40 @@ mod tests {
                     window: mins(60),
                 },
                 "1 restart(s) in the last 1h",
+            ),
+            (
+                HealthReason::ConnectsFailing {
+                    per_s: 20.2,
+                    share: 1.0,
+                    how: None,
+                },
+                "connects failing 20/s (100% of attempts)",
+            ),
+            (
+                HealthReason::ConnectsFailing {
+                    per_s: 20.2,
+                    share: 0.5,
+                    how: Some(ConnectFailure::Refused),
+                },
+                "connects refused 20/s (50% of attempts)",
+            ),
+            (
+                HealthReason::Retransmits { ratio: 0.09 },
+                "9% of segments retransmitted",
+            ),
+            (
+                HealthReason::ListenOverflows {
+                    per_s: 64.0,
+                    port: Some(7000),
+                },
+                "listen :7000 queue overflowed 64/s",
+            ),
+            (
+                HealthReason::ListenOverflows {
+                    per_s: 0.5,
+                    port: None,
+                },
+                "listen queue overflowed 0.5/s",
             ),
         ];
         for (r, text) in cases {

@@ -295,6 +295,7 @@ mod tests {
             net: None,
             net_shared_with: None,
             addrs_not_kept: 0,
+            tcp: None,
         }
     }
 

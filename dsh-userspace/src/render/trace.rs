@@ -114,6 +114,16 @@ pub fn report(r: &TraceReport) -> String {
     if !b.latency_histogram.is_empty() {
         o.push_str(&histogram(&b.latency_histogram, 40));
     }
+    let t = &r.tcp;
+    let _ = write!(
+        o,
+        "\nTCP connects: {} established, {} refused, {} timed out, {} unreachable, {} reset, {} other errors, {} given up",
+        t.established, t.refused, t.timed_out, t.unreachable, t.reset, t.other_error, t.aborted
+    );
+    if let Some(us) = t.handshake_mean_us {
+        let _ = write!(o, "; handshake {us:.0} µs mean");
+    }
+    o.push('\n');
     o
 }
 

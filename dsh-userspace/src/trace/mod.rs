@@ -2,7 +2,7 @@
 //! into a report (counts, commonest errno, p50/p99/max, histograms).
 pub mod syscall_names;
 
-use dsh_ebpf::{BlockStats, LATENCY_BUCKETS, TRACE_BUCKETS, trace_bucket_low};
+use dsh_ebpf::{BlockStats, LATENCY_BUCKETS, TRACE_BUCKETS, TcpConnectStats, trace_bucket_low};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,9 @@ pub struct TraceReport {
     /// Every traced syscall's latency, log2 buckets.
     pub latency_histogram: Vec<Bucket>,
     pub block: BlockRow,
+    /// TCP connects the container's tasks began, by how they ended.
+    #[serde(default)]
+    pub tcp: TcpRow,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -158,6 +161,67 @@ pub fn report(
         syscalls,
         latency_histogram: log2_histogram(all),
         block,
+        tcp: TcpRow::default(),
+    }
+}
+
+/// Connects during the trace, by how they ended (the kernel's counters for
+/// the container's cgroup, before and after).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TcpRow {
+    pub established: u64,
+    pub refused: u64,
+    pub timed_out: u64,
+    pub unreachable: u64,
+    pub reset: u64,
+    pub other_error: u64,
+    /// Closed by their process before an answer.
+    pub aborted: u64,
+    /// Mean SYN-to-established time of those established.
+    pub handshake_mean_us: Option<f64>,
+}
+
+pub fn tcp_row(before: Option<&TcpConnectStats>, after: Option<&TcpConnectStats>) -> TcpRow {
+    let zero = TcpConnectStats::default();
+    let (b, a) = (before.unwrap_or(&zero), after.unwrap_or(&zero));
+    let d = |x: u64, y: u64| x.saturating_sub(y);
+    let established = d(a.ok, b.ok);
+    TcpRow {
+        established,
+        refused: d(a.refused, b.refused),
+        timed_out: d(a.timed_out, b.timed_out),
+        unreachable: d(a.unreachable, b.unreachable),
+        reset: d(a.reset, b.reset),
+        other_error: d(a.other_error, b.other_error),
+        aborted: d(a.aborted, b.aborted),
+        handshake_mean_us: (established > 0)
+            .then(|| d(a.handshake_ns, b.handshake_ns) as f64 / established as f64 / 1e3),
+    }
+}
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::*;
+
+    #[test]
+    fn tcp_row_is_the_difference() {
+        let before = TcpConnectStats {
+            ok: 2,
+            handshake_ns: 1_000,
+            refused: 1,
+            ..Default::default()
+        };
+        let after = TcpConnectStats {
+            ok: 6,
+            handshake_ns: 9_000,
+            refused: 21,
+            timed_out: 1,
+            ..Default::default()
+        };
+        let r = tcp_row(Some(&before), Some(&after));
+        assert_eq!((r.established, r.refused, r.timed_out), (4, 20, 1));
+        assert_eq!(r.handshake_mean_us, Some(2.0));
+        assert_eq!(tcp_row(None, None), TcpRow::default());
     }
 }
 

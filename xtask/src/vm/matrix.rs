@@ -66,6 +66,14 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &["cgroups::tcp_listen_is_seen_with_port_and_cgroup"],
     ),
     (
+        "TCP connects",
+        &["tcp_connects::connects_are_counted_for_their_cgroup_by_how_they_ended"],
+    ),
+    (
+        "TCP refused, listen overflow (own netns)",
+        &["agent_tcp::plain_cgroup_in_its_own_netns_is_sick_with_both"],
+    ),
+    (
         "block I/O (virtio disk)",
         &["block::direct_write_is_attributed_to_its_cgroup"],
     ),

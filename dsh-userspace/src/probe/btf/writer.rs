@@ -197,7 +197,12 @@ pub fn synthetic_kernel() -> Vec<u8> {
             ("skc_v6_rcv_saddr", long, 24),
         ],
     );
-    w.composite("sock", false, 48, &[("__sk_common", sock_common, 0)]);
+    w.composite(
+        "sock",
+        false,
+        48,
+        &[("__sk_common", sock_common, 0), ("sk_err", long, 40)],
+    );
     w.enumeration(
         "cgroup_subsys_id",
         &[("cpuset_cgrp_id", 0), ("memory_cgrp_id", MEMORY_CGRP_ID)],
