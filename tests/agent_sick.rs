@@ -8,7 +8,9 @@ use std::{path::PathBuf, time::Duration};
 use serde_json::Value;
 
 use crate::{
-    agentkit::{Agent, Container, log_msgs_with, wait_until, workload_mounts},
+    agentkit::{
+        Agent, Container, health_reasons as reasons, log_msgs_with, wait_until, workload_mounts,
+    },
     common::TestCgroup,
     promkit::{curl, metrics_url, promtool_check},
 };
@@ -41,17 +43,6 @@ impl Drop for Ctl {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn reasons(row: &Value) -> Vec<String> {
-    row["health_reasons"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Waits for the condition (`needle` in a reason) to start, then stops the

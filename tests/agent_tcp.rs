@@ -11,24 +11,13 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    agentkit::{Agent, Container, docker, wait_until, workload_mounts},
+    agentkit::{Agent, Container, docker, health_reasons as reasons, wait_until, workload_mounts},
     promkit::{curl, metrics_url, promtool_check},
 };
 
 /// The bounds: the reason within 30 s, gone within 2 minutes.
 const SEEN_WITHIN: Duration = Duration::from_secs(30);
 const GONE_WITHIN: Duration = Duration::from_secs(120);
-
-fn reasons(row: &Value) -> Vec<String> {
-    row["health_reasons"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Waits for `name`'s health to carry a reason containing `needle`; returns
 /// the row.

@@ -605,6 +605,18 @@ impl Drop for PodmanContainer {
 }
 
 /// The messages of `dsh log -a NAME --json`, once one contains `needle`.
+/// A `dsh ps --json` row's health reasons, as text.
+pub fn health_reasons(row: &Value) -> Vec<String> {
+    row["health_reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn log_msgs_with(agent: &Agent, name: &str, needle: &str) -> Vec<String> {
     wait_until(Duration::from_secs(10), needle, || {
         let msgs: Vec<String> = agent
