@@ -11,7 +11,10 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    agentkit::{Agent, Container, docker, health_reasons as reasons, wait_until, workload_mounts},
+    agentkit::{
+        Agent, Container, docker, health_reasons as reasons, log_msgs_with, wait_until,
+        workload_mounts,
+    },
     promkit::{curl, metrics_url, promtool_check},
 };
 
@@ -51,6 +54,15 @@ fn well_again(agent: &Agent, name: &str, needle: &str) {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(row["health"], "Good", "{row}");
+    // One log line when the condition started, one when it ended.
+    let msgs = log_msgs_with(agent, name, "-> Good: ended: ");
+    let health: Vec<&String> = msgs.iter().filter(|m| m.starts_with("health ")).collect();
+    assert_eq!(
+        health.len(),
+        2,
+        "one line when it started, one when it ended: {msgs:#?}"
+    );
+    assert!(!health[0].contains("-> Good"), "{health:?}");
 }
 
 /// A shell loop that runs `body` until `/tmp/stop` exists, then idles.

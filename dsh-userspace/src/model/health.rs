@@ -300,9 +300,6 @@ impl HealthRules {
                 warning.push(reason);
             }
         }
-        let (tcp_unhealthy, tcp_warning) = tcp::evaluate(&self.tcp, &c.sample.tcp, now);
-        unhealthy.extend(tcp_unhealthy.into_iter().map(tcp_reason));
-        warning.extend(tcp_warning.into_iter().map(tcp_reason));
         if !unhealthy.is_empty() {
             unhealthy.extend(warning);
             (Health::UnHealthy, unhealthy)
@@ -318,6 +315,15 @@ impl HealthRules {
     /// The running-but-failing conditions of `c`, each with whether it is
     /// severe (UnHealthy) or a Warning.
     pub fn conditions(&self, c: &Container, now: Timestamp) -> Vec<(HealthReason, bool)> {
+        let mut out = self.limit_conditions(c, now);
+        let (severe, warning) = tcp::evaluate(&self.tcp, &c.sample.tcp, now);
+        out.extend(severe.into_iter().map(|f| (tcp_reason(f), true)));
+        out.extend(warning.into_iter().map(|f| (tcp_reason(f), false)));
+        out
+    }
+
+    /// Limits hit and pressure stalls.
+    fn limit_conditions(&self, c: &Container, now: Timestamp) -> Vec<(HealthReason, bool)> {
         let mut out = Vec::new();
         let sick = &c.sample.sick;
         let stats = c.sample.stats.as_ref();
