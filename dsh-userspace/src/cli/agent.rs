@@ -9,7 +9,7 @@ use dsh::{
     },
     clock::BootClock,
     journal::Retention,
-    model::{health::HealthRules, syscalls::SyscallAccounting},
+    model::{health::HealthRules, syscalls::SyscallAccounting, tcp::TcpRules},
     probe::{Probe, ProbeOptions, SyscallCounters},
     untrusted::json,
 };
@@ -105,6 +105,22 @@ pub struct AgentArgs {
     /// Health: memory fully stalled (PSI full) above this % for 30 s is UnHealthy.
     #[arg(long, default_value_t = 60.0)]
     pub memory_full_unhealthy_percent: f64,
+    /// Health: failed TCP connects above this rate (per second, over 30 s)
+    /// and above --connect-fail-warn-percent of those begun are a Warning.
+    #[arg(long, default_value_t = 1.0)]
+    pub connect_fail_warn_per_s: f64,
+    /// Health: the share (%) of connects begun that must fail, beside
+    /// --connect-fail-warn-per-s, for a Warning.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_fail_warn_percent: f64,
+    /// Health: retransmitted TCP segments above this % of those sent (over
+    /// 30 s, at least 1/s) are a Warning.
+    #[arg(long, default_value_t = 3.0)]
+    pub retransmit_warn_percent: f64,
+    /// Health: listen-queue overflows above this rate (per second, over
+    /// 30 s) are a Warning.
+    #[arg(long, default_value_t = 1.0)]
+    pub listen_overflow_warn_per_s: f64,
     /// Serve Prometheus metrics at http://ADDR/metrics; 127.0.0.1:9688
     /// without ADDR. Off unless given; 0.0.0.0:9688 serves the network.
     #[arg(
@@ -147,6 +163,13 @@ impl AgentArgs {
             stall_warn_ratio: self.stall_warn_percent / 100.0,
             io_stall_warn_ratio: self.io_stall_warn_percent / 100.0,
             memory_full_unhealthy_ratio: self.memory_full_unhealthy_percent / 100.0,
+            tcp: TcpRules {
+                connect_fail_per_s: self.connect_fail_warn_per_s,
+                connect_fail_share: self.connect_fail_warn_percent / 100.0,
+                retrans_share: self.retransmit_warn_percent / 100.0,
+                listen_overflow_per_s: self.listen_overflow_warn_per_s,
+                ..TcpRules::default()
+            },
             ..HealthRules::default()
         };
         AgentConfig {
@@ -329,5 +352,34 @@ mod tests {
         assert!(!cfg.node_name.is_empty());
         let cfg = parse(&["--node-name", "edge-1"]).config(PathBuf::from("/tmp/x"));
         assert_eq!(cfg.node_name, "edge-1");
+    }
+
+    #[test]
+    fn tcp_thresholds_default_to_the_rules_and_follow_their_flags() {
+        let tcp = parse(&[]).config(PathBuf::from("/tmp/x")).rules.tcp;
+        assert_eq!(tcp, TcpRules::default());
+        let tcp = parse(&[
+            "--connect-fail-warn-per-s",
+            "5",
+            "--connect-fail-warn-percent",
+            "50",
+            "--retransmit-warn-percent",
+            "8",
+            "--listen-overflow-warn-per-s",
+            "0.5",
+        ])
+        .config(PathBuf::from("/tmp/x"))
+        .rules
+        .tcp;
+        assert_eq!(
+            (
+                tcp.connect_fail_per_s,
+                tcp.connect_fail_share,
+                tcp.retrans_share,
+                tcp.listen_overflow_per_s
+            ),
+            (5.0, 0.5, 0.08, 0.5)
+        );
+        assert_eq!(tcp.window, TcpRules::default().window);
     }
 }
