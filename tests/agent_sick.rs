@@ -74,15 +74,21 @@ fn starts_and_ends(agent: &Agent, c: &Container, ctl: &Ctl, needle: &str) -> (Va
     let stopped = std::time::Instant::now();
     let ended = wait_until(Duration::from_secs(120), "the condition to end", || {
         let row = agent.row(&c.name)?;
-        (row["health"] == "Good").then_some(row)
+        (!reasons(&row).iter().any(|r| r.contains(needle))).then_some(row)
     });
+    // The condition is over; other reasons may stand (a page cache kept
+    // at the memory limit is a memory Warning of its own).
     eprintln!(
-        "{}: Good {:.1}s after it stopped",
+        "{}: {needle:?} gone {:.1}s after it stopped: {:?}",
         c.name,
-        stopped.elapsed().as_secs_f64()
+        stopped.elapsed().as_secs_f64(),
+        reasons(&ended)
     );
-    assert!(reasons(&ended).is_empty(), "{ended}");
-    let msgs = log_msgs_with(agent, &c.name, "-> Good: ended: ");
+    assert!(
+        reasons(&ended).iter().all(|r| r.starts_with("memory at ")),
+        "{ended}"
+    );
+    let msgs = log_msgs_with(agent, &c.name, &format!("ended: {needle}"));
     let health: Vec<&String> = msgs.iter().filter(|m| m.starts_with("health ")).collect();
     assert_eq!(
         health.len(),
