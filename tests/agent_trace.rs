@@ -91,7 +91,17 @@ fn trace_reports_the_workloads_syscall_errno_and_histogram() {
         "the abandoned trace stopped",
         || (!trace_attached(&agent)).then_some(()),
     );
-    agent.ok(&["trace", &name, "-d", "100ms"]);
+    // The programs detach before the agent lets the trace go; in a slow
+    // (emulated) guest a new trace can still be told to try again.
+    crate::agentkit::wait_until(Duration::from_secs(10), "the next trace", || {
+        let next = agent.dsh(&["trace", &name, "-d", "100ms"]);
+        if next.status.success() {
+            return Some(());
+        }
+        let err = String::from_utf8_lossy(&next.stderr);
+        assert!(err.contains("another dsh trace is running"), "{err}");
+        None
+    });
 
     let _ = idle.kill();
     let _ = idle.wait();
