@@ -34,6 +34,10 @@ struct Figures {
     ps_p99_ms: f64,
     scrape_p50_ms: f64,
     scrape_max_ms: f64,
+    /// `dsh top` open on the table (measured at 500, the agent without a
+    /// limit): its CPU and the agent's beside it, % of a core.
+    top_cpu_percent: Option<f64>,
+    agent_with_top_cpu_percent: Option<f64>,
 }
 
 /// The agent under `wrapper` (`prlimit ...`) or none, timed from spawn.
@@ -147,6 +151,63 @@ impl Agent {
             .collect()
     }
 
+    /// `dsh top --interval 1s` in a tmux pane of its own (a real terminal)
+    /// for `window`: its CPU and the agent's, % of a core.
+    fn top_cost(&self, window: Duration) -> (f64, f64) {
+        let socket = format!("dsh-bench-top-{}", std::process::id());
+        let tmux = |args: &[&str]| {
+            Command::new("tmux")
+                .args(["-L", &socket])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("running tmux (apt-get install tmux)")
+        };
+        let line = format!(
+            "exec {} --state-dir {} top --interval 1s",
+            dsh_bin().display(),
+            self.state_dir.display()
+        );
+        let out = tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            "140",
+            "-y",
+            "40",
+            &line,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "top"]).stdout)
+            .contains("cpu(u/l)")
+        {
+            assert!(Instant::now() < deadline, "dsh top drew no table in 20 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // `exec`: the pane's process is dsh top itself.
+        let pane_pid = tmux(&["display-message", "-p", "-t", "top", "#{pane_pid}"]);
+        let top: u32 = String::from_utf8_lossy(&pane_pid.stdout)
+            .trim()
+            .parse()
+            .expect("the pane's pid");
+        let agent = self.child.id();
+        let (t0, a0, started) = (cpu_ticks(top), cpu_ticks(agent), Instant::now());
+        std::thread::sleep(window);
+        let dt = started.elapsed().as_secs_f64();
+        // USER_HZ: /proc/PID/stat counts in hundredths of a second.
+        let percent = |ticks: u64| ticks as f64 / dt;
+        let cost = (percent(cpu_ticks(top) - t0), percent(cpu_ticks(agent) - a0));
+        let _ = tmux(&["kill-server"]);
+        cost
+    }
+
     fn fds(&self) -> u64 {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count() as u64)
     }
@@ -182,6 +243,12 @@ fn measure(n: usize, wrapper: &[&str], limit: &str, quick: bool) -> Figures {
     let ps = agent.time_ps(ps_runs);
     let scrape = agent.time_scrapes(scrapes);
     let status = agent.json(&["status", "--json"]);
+    let (top_cpu_percent, agent_with_top_cpu_percent) = if n == 500 && wrapper.is_empty() {
+        let (top, agent_beside) = agent.top_cost(window);
+        (Some(top), Some(agent_beside))
+    } else {
+        (None, None)
+    };
     Figures {
         containers: n,
         limit: limit.to_owned(),
@@ -197,6 +264,8 @@ fn measure(n: usize, wrapper: &[&str], limit: &str, quick: bool) -> Figures {
         ps_p99_ms: percentile(&ps, 99.0),
         scrape_p50_ms: median(&scrape),
         scrape_max_ms: percentile(&scrape, 100.0),
+        top_cpu_percent,
+        agent_with_top_cpu_percent,
     }
 }
 
@@ -237,8 +306,26 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
             f.scrape_max_ms
         );
     }
-    crate::write_json(out_dir, "scale.json", &all);
     let mut budgets = Vec::new();
+    for f in &all {
+        let (Some(top), Some(agent_beside)) = (f.top_cpu_percent, f.agent_with_top_cpu_percent)
+        else {
+            continue;
+        };
+        println!(
+            "\n`dsh top` open at {} containers: {top:.2}% of a core; the agent beside it {agent_beside:.2}% (alone {:.2}%)",
+            f.containers, f.cpu_percent
+        );
+        // A debug build decodes the table's JSON about ten times slower
+        // than the release one (measured 2.2-2.4% against 0.23%).
+        let release = !dsh_bin().to_string_lossy().contains("/debug/");
+        budgets.push(Budget::at_most(
+            &format!("dsh top CPU % of a core, {} containers", f.containers),
+            top,
+            if release { 1.0 } else { 5.0 },
+        ));
+    }
+    crate::write_json(out_dir, "scale.json", &all);
     let largest = sizes.last().copied().unwrap_or(0);
     for f in all.iter().filter(|f| f.containers == largest) {
         let at = format!("{} idle containers, {}", f.containers, f.limit);

@@ -20,8 +20,9 @@ fn bench(tc: &Toolchain, quick: bool, release: bool, scale_only: bool) -> anyhow
     cargo_build(tc, release, &["dsh-tests", "dsh-userspace"])?;
     docker::ensure_engine()?;
     // The production section runs redis-benchmark against a redis-server on
-    // loopback (the package's own service is not used).
-    docker::ensure_packages(&["redis-server", "redis-tools"])?;
+    // loopback (the package's own service is not used); the scale section
+    // opens `dsh top` in tmux.
+    docker::ensure_packages(&["redis-server", "redis-tools", "tmux"])?;
     let dir = profile_dir(release);
     say(&format!(
         "benchmarks{}",

@@ -22,9 +22,21 @@ use crate::{
 /// in a parser, short enough for every run (8 targets, about 80 s).
 pub const TEST_SECS: u64 = 10;
 
+/// How the targets are compiled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// Optimised, debug assertions on: the most executions per second, for
+    /// `cargo xtask fuzz`'s long runs. A cold build takes about 5 minutes.
+    Optimised,
+    /// Unoptimised (`--dev`): a cold build in about a third of the time,
+    /// for the short smoke run of `cargo xtask test`.
+    Quick,
+}
+
 struct Fuzz {
     bin: PathBuf,
     path: String,
+    build: Build,
 }
 
 impl Fuzz {
@@ -39,11 +51,13 @@ impl Fuzz {
             .env("PATH", &self.path)
             .env("RUSTC_BOOTSTRAP", "1");
         if sub != "list" {
-            c.arg("--target-dir")
-                .arg(root.join("target/fuzz"))
+            c.arg("--target-dir").arg(root.join("target/fuzz"));
+            match self.build {
                 // Release speed, but overflow checks and debug assertions
                 // on: the agent's own tests run with them.
-                .args(["-O", "--debug-assertions"]);
+                Build::Optimised => c.args(["-O", "--debug-assertions"]),
+                Build::Quick => c.arg("--dev"),
+            };
         }
         c
     }
@@ -56,11 +70,12 @@ struct Outcome {
     failure: Option<String>,
 }
 
-pub fn run(secs: u64, only: &[String]) -> anyhow::Result<()> {
+pub fn run(secs: u64, only: &[String], build: Build) -> anyhow::Result<()> {
     let tc = bootstrap::run()?;
     let fuzz = Fuzz {
         bin: bootstrap::ensure_cargo_fuzz()?,
         path: tc.path,
+        build,
     };
     let all: Vec<String> = output(&mut fuzz.cmd("list"))?
         .lines()
@@ -76,7 +91,14 @@ pub fn run(secs: u64, only: &[String]) -> anyhow::Result<()> {
         }
         only.to_vec()
     };
-    say("building the fuzz targets (cargo fuzz build: ASan, debug assertions)");
+    say(&format!(
+        "building the fuzz targets (cargo fuzz build: ASan, debug assertions{})",
+        if build == Build::Quick {
+            ", unoptimised"
+        } else {
+            ""
+        }
+    ));
     check(&mut fuzz.cmd("build"))?;
     let mut outcomes = Vec::new();
     for t in &targets {

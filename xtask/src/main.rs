@@ -115,7 +115,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Build { release } => cargo_build::build(release).map(drop),
         Command::Run { release, args } => run::run(release, &args),
         Command::Test { only, skip, filter } => test::test(&test::Selection { only, skip, filter }),
-        Command::Fuzz { secs, targets } => fuzz::run(secs, &targets),
+        Command::Fuzz { secs, targets } => fuzz::run(secs, &targets, fuzz::Build::Optimised),
         Command::Bench { quick, scale_only } => bench::run(quick, scale_only),
         Command::VmTest(args) => vm::run(&args),
         Command::Man => man::run(),

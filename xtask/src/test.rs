@@ -111,7 +111,7 @@ fn chosen_phases(phases: &mut Phases, selection: &Selection) -> anyhow::Result<(
                 "every fuzz target for {}s (cargo xtask fuzz runs longer)",
                 fuzz::TEST_SECS
             ));
-            fuzz::run(fuzz::TEST_SECS, &[])
+            fuzz::run(fuzz::TEST_SECS, &[], fuzz::Build::Quick)
         })?;
     }
     if wants(Phase::Integration) {
@@ -204,6 +204,8 @@ fn integration(tc: &Toolchain, filter: &[String]) -> anyhow::Result<()> {
             .args(["test", "--package", "dsh-tests", "--test", "integration"])
             .arg("--")
             .arg("--test-threads=1")
+            // Each test's time in the log: what to shorten when CI slows.
+            .args(["-Z", "unstable-options", "--report-time"])
             .args(filter),
     )
 }
