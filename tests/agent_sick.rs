@@ -226,14 +226,18 @@ fn page_cache_thrashing_stalls_io_and_a_busy_container_stays_good() {
 }
 
 /// The pids case on a plain cgroup (no Docker: the VM matrix runs it on
-/// every kernel and layout): a workload forking past pids.max for 20 s.
+/// every kernel and layout): a workload forking past pids.max until the
+/// agent has seen it (at most 60 s), then stopped.
 #[test]
 fn plain_cgroup_forks_refused_at_the_pids_limit() {
     let agent = Agent::fresh("sick-plain", &["--sick-window", "10s"]);
     let cg = TestCgroup::new("sick-pids");
     cg.set_pids_limit(4);
+    let stop = std::env::temp_dir().join(format!("dsh-it-sick-pids-stop-{}", std::process::id()));
+    let _ = std::fs::remove_file(&stop);
+    let stop_arg = stop.to_string_lossy().into_owned();
     let work = cg
-        .command(&["fork-until-refused", "20"])
+        .command(&["fork-until-refused", "60", &stop_arg])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn the workload");
@@ -247,7 +251,9 @@ fn plain_cgroup_forks_refused_at_the_pids_limit() {
     });
     assert_eq!(row["health"], "Warning", "{row}");
     assert!(row["pids_refused_total"].as_u64() > Some(0), "{row}");
+    std::fs::write(&stop, b"").expect("the stop file");
     let out = work.wait_with_output().expect("the workload");
+    let _ = std::fs::remove_file(&stop);
     let refused: u64 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
