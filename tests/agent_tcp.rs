@@ -22,6 +22,12 @@ use crate::{
 const SEEN_WITHIN: Duration = Duration::from_secs(30);
 const GONE_WITHIN: Duration = Duration::from_secs(120);
 
+/// The agents of the tests that wait for a reason to end judge over 10 s
+/// instead of the default 30 s (`--tcp-window`): the same logic, each
+/// test 20 s shorter. The busy server is watched over two such windows; a
+/// shorter window is the stricter test of a burst.
+const SHORT_WINDOW: [&str; 2] = ["--tcp-window", "10s"];
+
 /// Waits for `name`'s health to carry a reason containing `needle`; returns
 /// the row.
 fn sick_with(agent: &Agent, name: &str, needle: &str) -> Value {
@@ -77,7 +83,15 @@ fn stop(c: &Container) {
 
 #[test]
 fn refused_connects_warn_and_are_counted() {
-    let agent = Agent::fresh("tcp-refused", &["--metrics-addr", "127.0.0.1:0"]);
+    let agent = Agent::fresh(
+        "tcp-refused",
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            SHORT_WINDOW[0],
+            SHORT_WINDOW[1],
+        ],
+    );
     // About 20 connects a second to a port nobody listens on.
     let c = Container::run(
         "tcp-refused",
@@ -186,7 +200,7 @@ fn lost_segments_warn_as_retransmits() {
 
 #[test]
 fn overflowing_listen_queue_names_its_port() {
-    let agent = Agent::fresh("tcp-backlog", &[]);
+    let agent = Agent::fresh("tcp-backlog", &SHORT_WINDOW);
     let mounts = workload_mounts();
     let opts: Vec<&str> = mounts.iter().map(String::as_str).collect();
     // A server with backlog 1 that never accepts, and about 60 connects a
@@ -217,7 +231,7 @@ fn overflowing_listen_queue_names_its_port() {
 
 #[test]
 fn busy_healthy_web_server_stays_good() {
-    let agent = Agent::fresh("tcp-web", &[]);
+    let agent = Agent::fresh("tcp-web", &SHORT_WINDOW);
     // busybox httpd answering a client ten times a second.
     let c = Container::run(
         "tcp-web",
@@ -234,7 +248,7 @@ fn busy_healthy_web_server_stays_good() {
             .row(&c.name)
             .filter(|r| r["tcp"]["rates"]["connects_per_s"].as_f64() > Some(3.0))
     });
-    let until = Instant::now() + Duration::from_secs(45);
+    let until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < until {
         let row = agent.row(&c.name).expect("web row");
         assert_eq!(row["health"], "Good", "{row}");

@@ -105,8 +105,13 @@ pub struct AgentArgs {
     /// Health: memory fully stalled (PSI full) above this % for 30 s is UnHealthy.
     #[arg(long, default_value_t = 60.0)]
     pub memory_full_unhealthy_percent: f64,
-    /// Health: failed TCP connects above this rate (per second, over 30 s)
-    /// and above --connect-fail-warn-percent of those begun are a Warning.
+    /// Health: the TCP reasons judge rates over this window (once 5 s of
+    /// readings are in), and end this long after the condition stops.
+    #[arg(long, default_value = "30s", value_parser = super::duration::parse)]
+    pub tcp_window: Duration,
+    /// Health: failed TCP connects above this rate (per second, over
+    /// --tcp-window) and above --connect-fail-warn-percent of those begun
+    /// are a Warning.
     #[arg(long, default_value_t = 1.0)]
     pub connect_fail_warn_per_s: f64,
     /// Health: the share (%) of connects begun that must fail, beside
@@ -114,11 +119,11 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 10.0)]
     pub connect_fail_warn_percent: f64,
     /// Health: retransmitted TCP segments above this % of those sent (over
-    /// 30 s, at least 1/s) are a Warning.
+    /// --tcp-window, at least 1/s) are a Warning.
     #[arg(long, default_value_t = 3.0)]
     pub retransmit_warn_percent: f64,
     /// Health: listen-queue overflows above this rate (per second, over
-    /// 30 s) are a Warning.
+    /// --tcp-window) are a Warning.
     #[arg(long, default_value_t = 1.0)]
     pub listen_overflow_warn_per_s: f64,
     /// Serve Prometheus metrics at http://ADDR/metrics; 127.0.0.1:9688
@@ -164,6 +169,7 @@ impl AgentArgs {
             io_stall_warn_ratio: self.io_stall_warn_percent / 100.0,
             memory_full_unhealthy_ratio: self.memory_full_unhealthy_percent / 100.0,
             tcp: TcpRules {
+                window: signed(self.tcp_window),
                 connect_fail_per_s: self.connect_fail_warn_per_s,
                 connect_fail_share: self.connect_fail_warn_percent / 100.0,
                 retrans_share: self.retransmit_warn_percent / 100.0,
@@ -381,5 +387,10 @@ mod tests {
             (5.0, 0.5, 0.08, 0.5)
         );
         assert_eq!(tcp.window, TcpRules::default().window);
+        let tcp = parse(&["--tcp-window", "10s"])
+            .config(PathBuf::from("/tmp/x"))
+            .rules
+            .tcp;
+        assert_eq!(tcp.window, SignedDuration::from_secs(10));
     }
 }

@@ -19,8 +19,8 @@ pub const MATRIX: &[(Kernel, Layout)] = &[
 /// The integration tests every VM runs, by what they prove: those that
 /// need no Docker and whose outcome can depend on the kernel or the cgroup
 /// layout. Left to the host: `burst::*` (20,000 forks: minutes in an
-/// emulated guest), `agent_runtime::churn_of_200_cgroups_for_a_minute` (a
-/// minute and a half by design), and the agent's user-space-only tests
+/// emulated guest), `agent_runtime::churn_of_200_cgroups_for_30_seconds` (a
+/// minute by design), and the agent's user-space-only tests
 /// (`agent_journal::*`: the journal under kill -9 and the CLI's errors;
 /// `agent_top::*`: rendering), each of which starts agents that take
 /// seconds to load in a guest.
