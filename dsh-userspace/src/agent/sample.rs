@@ -121,6 +121,8 @@ struct Known {
 /// moves again. An idle container then costs one small read a tick.
 pub struct Sampler {
     stats: StatsReader,
+    /// The live containers' keys of the last tick, updated in place.
+    live: Vec<String>,
     known: HashMap<String, Known>,
     /// The live set when files were last let go (its size, the sum of its
     /// cgroup ids), and when.
@@ -141,6 +143,7 @@ impl Sampler {
     pub fn new(limit: NofileLimit) -> Self {
         Self {
             stats: StatsReader::default(),
+            live: Vec::new(),
             known: HashMap::new(),
             retained: (0, 0, 0),
             held: (0, 0, 0),
@@ -161,7 +164,8 @@ impl Sampler {
         now: Timestamp,
     ) {
         self.ticks += 1;
-        let live = model.live_keys();
+        let mut live = std::mem::take(&mut self.live);
+        model.live_keys_into(&mut live);
         // Planned again every few ticks (a sort and a set of every key), or
         // as soon as the containers no longer fit.
         let per = self.budget.per_container();
@@ -300,6 +304,7 @@ impl Sampler {
         }
         let (held, most_held, kept) = self.held;
         self.budget.after_tick(held, most_held, kept, slow);
+        self.live = live;
     }
 
     /// Closes the files of containers no longer live or over the budget.

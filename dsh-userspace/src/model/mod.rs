@@ -436,11 +436,29 @@ impl Model {
     }
 
     pub fn live_keys(&self) -> Vec<String> {
-        self.containers
+        let mut keys = Vec::new();
+        self.live_keys_into(&mut keys);
+        keys
+    }
+
+    /// `live_keys` into `keys`, which held them last time: each key only
+    /// compared while the set stays the same (no copy of every key every
+    /// tick), copied into the string already there when it changed.
+    pub fn live_keys_into(&self, keys: &mut Vec<String>) {
+        let mut n = 0;
+        for (k, _) in self
+            .containers
             .iter()
             .filter(|(_, c)| c.cgroup_id.is_some())
-            .map(|(k, _)| k.clone())
-            .collect()
+        {
+            match keys.get_mut(n) {
+                Some(old) if old == k => {}
+                Some(old) => old.clone_from(k),
+                None => keys.push(k.clone()),
+            }
+            n += 1;
+        }
+        keys.truncate(n);
     }
 
     pub fn key_of_blkcg(&self, id: CgroupId) -> Option<&str> {
