@@ -385,15 +385,20 @@ impl Sampler {
     /// (it is no container's: hundreds of plain cgroups live in it).
     fn net_samples(&mut self, model: &Model, live: &[String]) -> Vec<NetUpdate> {
         let host = host_netns();
-        // Each running container's namespace: a stat, not a read.
+        // Each running container's namespace: a stat, not a read; and
+        // whether its figures are the host's already.
         let mut members: Vec<(usize, &String, u32, u64)> = Vec::new();
+        let mut host_sampled: Vec<bool> = Vec::new();
         for (i, key) in live.iter().enumerate() {
             let Some(c) = model.get(key) else { continue };
             let Some(pid) = c.main_tgid.filter(|_| c.state == State::Running) else {
                 continue;
             };
             match self.net_ids.of(key, pid) {
-                Ok(ns) => members.push((i, key, pid, ns)),
+                Ok(ns) => {
+                    members.push((i, key, pid, ns));
+                    host_sampled.push(c.sample.net.is_host());
+                }
                 Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
             }
         }
@@ -436,32 +441,31 @@ impl Sampler {
         let readers: HashSet<&str> = owner.values().map(|(k, _)| k.as_str()).collect();
         self.net.retain(|k| readers.contains(k));
         let mut out: Vec<NetUpdate> = live.iter().map(|_| NetUpdate::None).collect();
-        for &(i, key, _, ns) in &members {
-            out[i] = self.net_update(model, key, ns, host, &views, &owner, &sharers);
+        for (&(i, key, _, ns), &host_sampled) in members.iter().zip(&host_sampled) {
+            out[i] = if Some(ns) == host {
+                // The host's namespace: a sample of its own once, then kept
+                // as it is (no copy, nor look-up, per container per tick).
+                match host_sampled {
+                    true => NetUpdate::Unchanged,
+                    false => NetUpdate::New(Box::new(NetSample::host())),
+                }
+            } else {
+                self.net_update(model, key, ns, &views, &owner, &sharers)
+            };
         }
         out
     }
 
     /// One running container's namespace figures (`net_samples`).
-    #[expect(clippy::too_many_arguments, reason = "net_samples' locals, named")]
     fn net_update(
         &self,
         model: &Model,
         key: &String,
         ns: u64,
-        host: Option<u64>,
         views: &HashMap<u64, NetnsView>,
         owner: &HashMap<u64, (&String, u32)>,
         sharers: &HashMap<u64, usize>,
     ) -> NetUpdate {
-        if Some(ns) == host {
-            // The host's namespace: a sample of its own once, then kept
-            // as it is (no copy per container per tick).
-            return match model.get(key) {
-                Some(c) if c.sample.net.is_host() => NetUpdate::Unchanged,
-                _ => NetUpdate::New(Box::new(NetSample::host())),
-            };
-        }
         let (Some(v), Some((o, _))) = (views.get(&ns), owner.get(&ns)) else {
             return NetUpdate::None;
         };
