@@ -121,8 +121,10 @@ struct Known {
 /// moves again. An idle container then costs one small read a tick.
 pub struct Sampler {
     stats: StatsReader,
-    /// The live containers' keys of the last tick, updated in place.
+    /// The live containers' keys of the last tick, updated in place when
+    /// the model's `live_epoch` (here as of then) moved.
     live: Vec<String>,
+    live_epoch: Option<u64>,
     known: HashMap<String, Known>,
     /// The live set when files were last let go (its size, the sum of its
     /// cgroup ids), and when.
@@ -144,6 +146,7 @@ impl Sampler {
         Self {
             stats: StatsReader::default(),
             live: Vec::new(),
+            live_epoch: None,
             known: HashMap::new(),
             retained: (0, 0, 0),
             held: (0, 0, 0),
@@ -165,7 +168,11 @@ impl Sampler {
     ) {
         self.ticks += 1;
         let mut live = std::mem::take(&mut self.live);
-        model.live_keys_into(&mut live);
+        // Walking every row for its cgroup costs a cache miss a row.
+        if self.live_epoch != Some(model.live_epoch()) {
+            model.live_keys_into(&mut live);
+            self.live_epoch = Some(model.live_epoch());
+        }
         // Planned again every few ticks (a sort and a set of every key), or
         // as soon as the containers no longer fit.
         let per = self.budget.per_container();
