@@ -381,6 +381,17 @@ fn v1_real_cgroupfs() {
     put(&mem, "memory.limit_in_bytes", "33554432");
     let again = reader.read(&src).expect("second read");
     assert_eq!(again.mem_limit_bytes, Some(32 << 20));
+    // The idle refresh reads the limit from cgroupfs too, and keeps what
+    // it does not read.
+    put(&mem, "memory.limit_in_bytes", "16777216");
+    let marked = CgroupStats {
+        oom_kills: 77,
+        ..again.clone()
+    };
+    let idle = reader
+        .refresh_idle(&src, true, &marked)
+        .expect("idle refresh");
+    assert_eq!((idle.mem_limit_bytes, idle.oom_kills), (Some(16 << 20), 77));
     assert!(reader.open_files() >= 3);
     assert_eq!(s.cpu_limit_cores, has_cpu.then_some(0.5));
     assert_eq!(s.pids, has_pids.then_some(0));
