@@ -31,7 +31,9 @@ use crate::{
 use super::budget::{FdBudget, Plan, plan};
 
 /// A container's statistics this tick: its CPU time, then every other
-/// file only if that moved (or a full read is due).
+/// file only if that moved; if it did not (none of its tasks ran), what
+/// changes without running is read again every `IDLE_REFRESH_EVERY` ticks
+/// and the rest kept (`StatsReader::refresh_idle`).
 fn read_stats(
     reader: &mut StatsReader,
     known: &mut Known,
@@ -41,13 +43,18 @@ fn read_stats(
     let cpu = reader.read_cpu(&known.src, keep)?;
     if let Some(last) = &known.stats
         && cpu.is_some_and(|ns| ns == last.cpu_usage_ns)
-        && tick < known.full_by
     {
-        return Ok(last.clone());
+        if tick < known.refresh_by {
+            return Ok(last.clone());
+        }
+        let stats = reader.refresh_idle(&known.src, keep, last)?;
+        known.stats = Some(stats.clone());
+        known.refresh_by = tick + IDLE_REFRESH_EVERY;
+        return Ok(stats);
     }
     let stats = reader.read_keeping(&known.src, keep)?;
     known.stats = Some(stats.clone());
-    known.full_by = tick + FULL_EVERY;
+    known.refresh_by = tick + IDLE_REFRESH_EVERY;
     Ok(stats)
 }
 
@@ -68,10 +75,10 @@ fn dedup_dirs(src: &StatsSource) -> Vec<&std::path::Path> {
     dirs
 }
 
-/// Every file of an idle container is read again at least this often
-/// (ticks): memory can shrink (reclaim) and limits can change without the
-/// container running.
-const FULL_EVERY: u64 = 10;
+/// What can change in an idle container (memory: reclaim; limits; block
+/// I/O: write-back; pressure) is read again this often (ticks). Every
+/// other file is read whenever its CPU time moved.
+const IDLE_REFRESH_EVERY: u64 = 10;
 
 /// Which containers keep their files open is decided again this often
 /// (ticks), and descriptors are measured as often.
@@ -95,10 +102,10 @@ struct Known {
     cgroup_id: CgroupId,
     /// Where its files are (built once, not per tick).
     src: StatsSource,
-    /// The statistics of the last full read, and the tick by which every
-    /// file is read again whatever the CPU says.
+    /// The statistics of the last read, and the tick by which an idle
+    /// container's changing figures are read again.
     stats: Option<CgroupStats>,
-    full_by: u64,
+    refresh_by: u64,
 }
 
 /// Reads every live container's statistics into the model, keeping the
@@ -107,11 +114,17 @@ struct Known {
 /// allows (`budget`).
 ///
 /// A container whose CPU time has not moved since the last tick ran
-/// nothing: its other figures (memory, pids, throttling, limits) are those
-/// of its last full read, made again every `FULL_EVERY` ticks. An idle
-/// container then costs one small read a tick instead of a dozen.
+/// nothing: its other figures are those of its last read; what changes
+/// without running (memory, limits, block I/O, pressure) is read again
+/// every `IDLE_REFRESH_EVERY` ticks, the counters only running moves
+/// (throttling, pids, memory peak and limit hits, OOM kills) when its CPU
+/// moves again. An idle container then costs one small read a tick.
 pub struct Sampler {
     stats: StatsReader,
+    /// The live containers' keys of the last tick, updated in place when
+    /// the model's `live_epoch` (here as of then) moved.
+    live: Vec<String>,
+    live_epoch: Option<u64>,
     known: HashMap<String, Known>,
     /// The live set when files were last let go (its size, the sum of its
     /// cgroup ids), and when.
@@ -132,6 +145,8 @@ impl Sampler {
     pub fn new(limit: NofileLimit) -> Self {
         Self {
             stats: StatsReader::default(),
+            live: Vec::new(),
+            live_epoch: None,
             known: HashMap::new(),
             retained: (0, 0, 0),
             held: (0, 0, 0),
@@ -152,7 +167,12 @@ impl Sampler {
         now: Timestamp,
     ) {
         self.ticks += 1;
-        let live = model.live_keys();
+        let mut live = std::mem::take(&mut self.live);
+        // Walking every row for its cgroup costs a cache miss a row.
+        if self.live_epoch != Some(model.live_epoch()) {
+            model.live_keys_into(&mut live);
+            self.live_epoch = Some(model.live_epoch());
+        }
         // Planned again every few ticks (a sort and a set of every key), or
         // as soon as the containers no longer fit.
         let per = self.budget.per_container();
@@ -209,12 +229,12 @@ impl Sampler {
             let known = match self.known.get_mut(key) {
                 Some(k) if k.cgroup_id == cgroup_id => k,
                 _ => {
-                    let first_full = self.ticks + 1 + spread(key, FULL_EVERY);
+                    let first_refresh = self.ticks + 1 + spread(key, IDLE_REFRESH_EVERY);
                     self.known.entry(key.clone()).insert_entry(Known {
                         cgroup_id,
                         src: cgroup::stats_source(layout, &c.identity.cgroup),
                         stats: None,
-                        full_by: first_full,
+                        refresh_by: first_refresh,
                     });
                     match self.known.get_mut(key) {
                         Some(k) => k,
@@ -291,6 +311,7 @@ impl Sampler {
         }
         let (held, most_held, kept) = self.held;
         self.budget.after_tick(held, most_held, kept, slow);
+        self.live = live;
     }
 
     /// Closes the files of containers no longer live or over the budget.
@@ -371,15 +392,20 @@ impl Sampler {
     /// (it is no container's: hundreds of plain cgroups live in it).
     fn net_samples(&mut self, model: &Model, live: &[String]) -> Vec<NetUpdate> {
         let host = host_netns();
-        // Each running container's namespace: a stat, not a read.
+        // Each running container's namespace: a stat, not a read; and
+        // whether its figures are the host's already.
         let mut members: Vec<(usize, &String, u32, u64)> = Vec::new();
+        let mut host_sampled: Vec<bool> = Vec::new();
         for (i, key) in live.iter().enumerate() {
             let Some(c) = model.get(key) else { continue };
             let Some(pid) = c.main_tgid.filter(|_| c.state == State::Running) else {
                 continue;
             };
             match self.net_ids.of(key, pid) {
-                Ok(ns) => members.push((i, key, pid, ns)),
+                Ok(ns) => {
+                    members.push((i, key, pid, ns));
+                    host_sampled.push(c.sample.net.is_host());
+                }
                 Err(e) => log::debug!("netns of {key} (pid {pid}): {e}"),
             }
         }
@@ -422,32 +448,31 @@ impl Sampler {
         let readers: HashSet<&str> = owner.values().map(|(k, _)| k.as_str()).collect();
         self.net.retain(|k| readers.contains(k));
         let mut out: Vec<NetUpdate> = live.iter().map(|_| NetUpdate::None).collect();
-        for &(i, key, _, ns) in &members {
-            out[i] = self.net_update(model, key, ns, host, &views, &owner, &sharers);
+        for (&(i, key, _, ns), &host_sampled) in members.iter().zip(&host_sampled) {
+            out[i] = if Some(ns) == host {
+                // The host's namespace: a sample of its own once, then kept
+                // as it is (no copy, nor look-up, per container per tick).
+                match host_sampled {
+                    true => NetUpdate::Unchanged,
+                    false => NetUpdate::New(Box::new(NetSample::host())),
+                }
+            } else {
+                self.net_update(model, key, ns, &views, &owner, &sharers)
+            };
         }
         out
     }
 
     /// One running container's namespace figures (`net_samples`).
-    #[expect(clippy::too_many_arguments, reason = "net_samples' locals, named")]
     fn net_update(
         &self,
         model: &Model,
         key: &String,
         ns: u64,
-        host: Option<u64>,
         views: &HashMap<u64, NetnsView>,
         owner: &HashMap<u64, (&String, u32)>,
         sharers: &HashMap<u64, usize>,
     ) -> NetUpdate {
-        if Some(ns) == host {
-            // The host's namespace: a sample of its own once, then kept
-            // as it is (no copy per container per tick).
-            return match model.get(key) {
-                Some(c) if c.sample.net.is_host() => NetUpdate::Unchanged,
-                _ => NetUpdate::New(Box::new(NetSample::host())),
-            };
-        }
         let (Some(v), Some((o, _))) = (views.get(&ns), owner.get(&ns)) else {
             return NetUpdate::None;
         };
@@ -592,33 +617,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_container_costs_one_read_until_its_full_read_is_due() {
+    fn an_idle_container_costs_one_read_until_its_refresh_is_due() {
         let dir = std::env::temp_dir().join(format!("dsh-sample-idle-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("fixture dir");
         let put = |f: &str, v: &str| std::fs::write(dir.join(f), v).expect("write");
-        put("cpu.stat", "usage_usec 10\n");
+        put("cpu.stat", "usage_usec 10\nnr_throttled 1\n");
         put("memory.current", "4096\n");
+        put("memory.events", "oom_kill 0\n");
         let mut reader = StatsReader::default();
         let mut known = Known {
             cgroup_id: CgroupId::new(1),
             src: StatsSource::V2(dir.clone()),
             stats: None,
-            full_by: 0,
+            refresh_by: 0,
         };
         let first = read_stats(&mut reader, &mut known, true, 1).expect("read");
         assert_eq!((first.cpu_usage_ns, first.mem_usage_bytes), (10_000, 4096));
-        // Memory moved but the CPU did not: the last full read stands...
+        // Memory moved but the CPU did not: the last read stands...
         put("memory.current", "8192\n");
+        put("memory.events", "oom_kill 1\n");
+        put("cpu.stat", "usage_usec 10\nnr_throttled 2\n");
         let idle = read_stats(&mut reader, &mut known, true, 2).expect("read");
         assert_eq!(idle.mem_usage_bytes, 4096);
-        // ...until the full read is due,
-        let due = read_stats(&mut reader, &mut known, true, 1 + FULL_EVERY).expect("read");
+        // ...until the idle refresh is due: memory is read again, counters
+        // only running moves are kept,
+        let due = read_stats(&mut reader, &mut known, true, 1 + IDLE_REFRESH_EVERY).expect("read");
         assert_eq!(due.mem_usage_bytes, 8192);
-        // or the container runs.
+        assert_eq!((due.oom_kills, due.cpu_throttled_periods), (0, 1));
+        // until the container runs: then everything is read.
         put("memory.current", "12288\n");
-        put("cpu.stat", "usage_usec 11\n");
-        let busy = read_stats(&mut reader, &mut known, false, 2 + FULL_EVERY).expect("read");
+        put("cpu.stat", "usage_usec 11\nnr_throttled 2\n");
+        let busy =
+            read_stats(&mut reader, &mut known, false, 2 + IDLE_REFRESH_EVERY).expect("read");
         assert_eq!((busy.cpu_usage_ns, busy.mem_usage_bytes), (11_000, 12288));
+        assert_eq!((busy.oom_kills, busy.cpu_throttled_periods), (1, 2));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -119,6 +119,7 @@ impl Model {
             return false;
         }
         self.cgroup_churn.release(key);
+        self.live_changed();
         if let Some(c) = self.containers.remove(key) {
             let parent = parent_of(&c.identity.cgroup).to_owned();
             self.cgroup_churn

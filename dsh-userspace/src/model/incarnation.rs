@@ -97,6 +97,7 @@ impl Model {
         let Some(o) = self.containers.remove(old) else {
             return;
         };
+        self.live_changed();
         self.dirty.remove(old);
         self.forgotten.insert(old.to_owned());
         for k in self.aliases.values_mut().chain(self.by_cgroup.values_mut()) {

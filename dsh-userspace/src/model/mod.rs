@@ -61,6 +61,9 @@ pub struct Model {
     early_meta: HashMap<String, RuntimeMeta>,
     /// Held create lines and the per-parent budget of create/destroy lines.
     cgroup_churn: cgroup_churn::CgroupChurn,
+    /// Moves whenever a row may have gained or lost its cgroup, or rows
+    /// came or went (`live_epoch`).
+    live_epoch: u64,
 }
 
 /// What became of a new cgroup (`Model::cgroup_created`).
@@ -99,6 +102,7 @@ impl Model {
             workloads: HashMap::new(),
             early_meta: HashMap::new(),
             cgroup_churn: cgroup_churn::CgroupChurn::default(),
+            live_epoch: 0,
         }
     }
 
@@ -120,6 +124,7 @@ impl Model {
             }
             self.containers.insert(c.key().to_owned(), c);
         }
+        self.live_changed();
     }
 
     pub fn get(&self, key: &str) -> Option<&Container> {
@@ -235,6 +240,7 @@ impl Model {
         if let Some(meta) = self.early_meta.remove(&runtime_id) {
             self.set_meta(&runtime_id, Some(meta), ts);
         }
+        self.live_changed();
         if let Some(c) = self.containers.get_mut(&key) {
             let entries = c.cgroup_created(id, ts);
             if new_row {
@@ -273,6 +279,7 @@ impl Model {
     /// (restarted while the agent was down): it lets the old one go
     /// quietly, as `found_running` says what happened.
     pub fn release_stale(&mut self, holder: CgroupId) {
+        self.live_changed();
         for c in self.containers.values_mut() {
             if c.cgroup_id == Some(holder) {
                 c.cgroup_id = None;
@@ -297,6 +304,7 @@ impl Model {
 
     /// Start-up: a container the journal had as running whose cgroup is gone.
     pub fn mark_gone(&mut self, key: &str, ts: Timestamp) {
+        self.live_changed();
         if let Some(c) = self.containers.get_mut(key)
             && let Some(id) = c.cgroup_id
         {
@@ -312,6 +320,7 @@ impl Model {
         let Some(key) = self.by_cgroup.remove(&id) else {
             return;
         };
+        self.live_changed();
         if self
             .containers
             .get(&key)
@@ -435,12 +444,39 @@ impl Model {
         }
     }
 
+    /// Changes whenever `live_keys` may have: the same value, the same keys.
+    pub fn live_epoch(&self) -> u64 {
+        self.live_epoch
+    }
+
+    fn live_changed(&mut self) {
+        self.live_epoch = self.live_epoch.wrapping_add(1);
+    }
+
     pub fn live_keys(&self) -> Vec<String> {
-        self.containers
+        let mut keys = Vec::new();
+        self.live_keys_into(&mut keys);
+        keys
+    }
+
+    /// `live_keys` into `keys`, which held them last time: each key only
+    /// compared while the set stays the same (no copy of every key every
+    /// tick), copied into the string already there when it changed.
+    pub fn live_keys_into(&self, keys: &mut Vec<String>) {
+        let mut n = 0;
+        for (k, _) in self
+            .containers
             .iter()
             .filter(|(_, c)| c.cgroup_id.is_some())
-            .map(|(k, _)| k.clone())
-            .collect()
+        {
+            match keys.get_mut(n) {
+                Some(old) if old == k => {}
+                Some(old) => old.clone_from(k),
+                None => keys.push(k.clone()),
+            }
+            n += 1;
+        }
+        keys.truncate(n);
     }
 
     pub fn key_of_blkcg(&self, id: CgroupId) -> Option<&str> {
@@ -490,6 +526,7 @@ impl Model {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
+            self.live_changed();
             self.containers.remove(&k);
             self.dirty.remove(&k);
             self.forgotten.insert(k);

@@ -205,7 +205,15 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 .map(|row| (row.cgroup_id, row.identity.clone(), row.state)),
             _ => None,
         };
+        let live_before = (m.live_epoch(), m.live_keys());
         apply(&mut m, op, now);
+        // The sampler walks the rows again only when the epoch moved.
+        if m.live_epoch() == live_before.0 {
+            prop_assert_eq!(&m.live_keys(), &live_before.1, "step {}: {:?}", i, op);
+        }
+        let mut kept = live_before.1.clone();
+        m.live_keys_into(&mut kept);
+        prop_assert_eq!(kept, m.live_keys());
         let log = m.take_log();
         if orphan_exec || unknown_cgroup {
             prop_assert!(

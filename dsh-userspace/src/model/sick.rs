@@ -144,8 +144,11 @@ impl Model {
             .map(|(r, _)| r)
             .collect();
         let Some((started, ended)) = transition(&c.sample.sick.logged, &current) else {
-            // Same conditions: keep their latest figures for the end line.
-            if let Some(c) = self.containers.get_mut(key) {
+            // Same conditions: keep their latest figures for the end line
+            // (none, the usual case, costs no second look-up).
+            if c.sample.sick.logged != current
+                && let Some(c) = self.containers.get_mut(key)
+            {
                 c.sample.sick.logged = current;
             }
             return;

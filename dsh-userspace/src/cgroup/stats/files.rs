@@ -15,8 +15,10 @@ const ENODEV: i32 = 19;
 /// Reads files into one reused buffer, keeping them open for the next time.
 #[derive(Default)]
 pub(super) struct Reader {
-    pub(super) buf: String,
+    /// The last file read: its bytes are `bytes[..len]`; `bytes` only
+    /// grows, so reads after the first neither allocate nor zero it.
     pub(super) bytes: Vec<u8>,
+    pub(super) len: usize,
     /// Cgroup directory → its files held open, by name. Keyed by the
     /// directory's bytes: `Path`'s component-wise hash and equality were a
     /// tenth of the agent's time with 500 cgroups.
@@ -70,7 +72,7 @@ impl<F: FnMut(&Path) -> Option<String>> Files for Texts<F> {
 }
 
 impl Reader {
-    /// The whole file `dir/name` from offset 0 into `buf`, through a
+    /// The whole file `dir/name` from offset 0 into `bytes[..len]`, through a
     /// kept-open fd. Ok(false): the file was found absent lately.
     fn fill(&mut self, dir: &Path, name: &'static str) -> io::Result<bool> {
         use std::os::unix::fs::FileExt as _;
@@ -106,10 +108,13 @@ impl Reader {
                 }
             }
         };
-        self.bytes.clear();
-        let mut chunk = [0u8; 4096];
+        const CHUNK: usize = 4096;
+        let mut len = 0;
         loop {
-            let n = match file.read_at(&mut chunk, self.bytes.len() as u64) {
+            if self.bytes.len() < len + CHUNK {
+                self.bytes.resize(len + CHUNK, 0);
+            }
+            let n = match file.read_at(&mut self.bytes[len..len + CHUNK], len as u64) {
                 Ok(n) => n,
                 Err(e) => {
                     if let Some(at) = at {
@@ -118,15 +123,14 @@ impl Reader {
                     return Err(e);
                 }
             };
-            self.bytes.extend_from_slice(&chunk[..n]);
+            len += n;
             // cgroupfs files are seq files: one read returns everything
             // that fits, so a short read is the end (no second read for 0).
-            if n < chunk.len() {
+            if n < CHUNK {
                 break;
             }
         }
-        self.buf.clear();
-        self.buf.push_str(&String::from_utf8_lossy(&self.bytes));
+        self.len = len;
         Ok(true)
     }
 
@@ -146,12 +150,16 @@ impl Files for Reader {
         f: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, StatsError> {
         match self.fill(dir, name) {
-            Ok(true) => f(&self.buf)
-                .map(Some)
-                .map_err(|line| StatsError::Malformed {
-                    path: dir.join(name),
-                    line,
-                }),
+            // Valid UTF-8 (always, from the kernel) is parsed in place.
+            Ok(true) => match std::str::from_utf8(&self.bytes[..self.len]) {
+                Ok(text) => f(text),
+                Err(_) => f(&String::from_utf8_lossy(&self.bytes[..self.len])),
+            }
+            .map(Some)
+            .map_err(|line| StatsError::Malformed {
+                path: dir.join(name),
+                line,
+            }),
             Ok(false) => Ok(None),
             Err(e) if e.raw_os_error() == Some(ENODEV) => Err(StatsError::Vanished(dir.to_owned())),
             // A file the kernel shows but will not serve (`*.pressure` with

@@ -23,8 +23,11 @@ use files::{Files, Reader, Slot, Texts};
 use pressure::read_pressure;
 pub use pressure::{Pressure, Psi, Stall, host_psi};
 use text::{flat, single_u64};
-use v1::{read_v1_blkio, read_v1_cpu, read_v1_memory, read_v1_pids};
-use v2::read_v2;
+use v1::{
+    read_v1_blkio, read_v1_cpu, read_v1_memory, read_v1_pids, refresh_v1_cpu_limit,
+    refresh_v1_memory, refresh_v1_pids_max,
+};
+use v2::{read_v2, refresh_v2};
 
 /// Where one cgroup's files are. On v2 one directory; on v1 (and hybrid hosts,
 /// whose cgroup2 tree has no controllers) one directory per controller, any of
@@ -193,6 +196,25 @@ impl StatsReader {
         result
     }
 
+    /// An idle cgroup's figures (its CPU time as in `last`, so none of its
+    /// tasks ran): `last` with what can change without running read again
+    /// (memory and its limit, CPU and pids limits, block I/O, pressure) and
+    /// the counters only running moves (CPU time, throttling, pids and
+    /// their refusals, memory peak, limit hits and OOM kills) kept.
+    pub fn refresh_idle(
+        &mut self,
+        src: &StatsSource,
+        keep: bool,
+        last: &CgroupStats,
+    ) -> Result<CgroupStats, StatsError> {
+        self.r.close_after = !keep;
+        let result = refresh_all(&mut self.r, src, host_ram(), last);
+        if let Err(StatsError::Vanished(dir)) = &result {
+            self.r.open.remove(dir.as_os_str());
+        }
+        result
+    }
+
     /// The CPU time the cgroup has used (ns): one small file, and the
     /// figure that moves whenever anything in the cgroup runs. None where
     /// no file has it (a v1 host without cpuacct).
@@ -283,6 +305,49 @@ fn read_all(r: &mut impl Files, src: &StatsSource, ram: u64) -> Result<CgroupSta
             }
             if let Some(d) = pids {
                 v1.note(read_v1_pids(r, d, &mut s))?;
+            }
+            if let Some(d) = blkio {
+                v1.note(read_v1_blkio(r, d, &mut s))?;
+            }
+            v1.result()?;
+            if let Some(d) = unified {
+                s.pressure = Some(read_pressure(r, d)?).filter(|p| !p.is_empty());
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// `last` refreshed as `StatsReader::refresh_idle` says.
+fn refresh_all(
+    r: &mut impl Files,
+    src: &StatsSource,
+    ram: u64,
+    last: &CgroupStats,
+) -> Result<CgroupStats, StatsError> {
+    let mut s = last.clone();
+    match src {
+        StatsSource::V2(dir) => refresh_v2(r, dir, &mut s)?,
+        StatsSource::V1 {
+            memory,
+            cpu,
+            cpuacct: _,
+            pids,
+            blkio,
+            unified,
+        } => {
+            // cpuacct.usage was read this tick (unchanged: why this is an
+            // idle refresh); a cgroup gone from every other hierarchy has
+            // vanished, as in `read_all`.
+            let mut v1 = V1Reads::default();
+            if let Some(d) = memory {
+                v1.note(refresh_v1_memory(r, d, ram, &mut s))?;
+            }
+            if let Some(d) = cpu {
+                v1.note(refresh_v1_cpu_limit(r, d, &mut s))?;
+            }
+            if let Some(d) = pids {
+                v1.note(refresh_v1_pids_max(r, d, &mut s))?;
             }
             if let Some(d) = blkio {
                 v1.note(read_v1_blkio(r, d, &mut s))?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::{fs, io::Write as _};
 
+use super::files::Texts;
 use super::fixtures::*;
 use super::v1::read_v1_memory;
 use super::*;
@@ -380,6 +381,17 @@ fn v1_real_cgroupfs() {
     put(&mem, "memory.limit_in_bytes", "33554432");
     let again = reader.read(&src).expect("second read");
     assert_eq!(again.mem_limit_bytes, Some(32 << 20));
+    // The idle refresh reads the limit from cgroupfs too, and keeps what
+    // it does not read.
+    put(&mem, "memory.limit_in_bytes", "16777216");
+    let marked = CgroupStats {
+        oom_kills: 77,
+        ..again.clone()
+    };
+    let idle = reader
+        .refresh_idle(&src, true, &marked)
+        .expect("idle refresh");
+    assert_eq!((idle.mem_limit_bytes, idle.oom_kills), (Some(16 << 20), 77));
     assert!(reader.open_files() >= 3);
     assert_eq!(s.cpu_limit_cores, has_cpu.then_some(0.5));
     assert_eq!(s.pids, has_pids.then_some(0));
@@ -392,4 +404,280 @@ fn v1_real_cgroupfs() {
     assert!(matches!(gone, Err(StatsError::Vanished(_))), "{gone:?}");
     reader.retain(|_| false);
     assert_eq!(reader.open_files(), 0);
+}
+
+/// Contents by file name; `asked` collects the names read, in order.
+fn texts<'a>(
+    files: &'a std::collections::HashMap<&'static str, String>,
+    asked: &'a mut Vec<String>,
+) -> Texts<impl FnMut(&std::path::Path) -> Option<String> + 'a> {
+    Texts(move |p: &std::path::Path| {
+        let name = p.file_name()?.to_str()?;
+        asked.push(name.to_owned());
+        files.get(name).cloned()
+    })
+}
+
+#[test]
+fn idle_refresh_v2_reads_what_changes_without_running_and_keeps_the_rest() {
+    let mut files: std::collections::HashMap<&'static str, String> = [
+        ("memory.stat", V2_MEMORY_STAT),
+        ("memory.current", "3211264\n"),
+        ("memory.max", "67108864\n"),
+        ("memory.peak", "5242880\n"),
+        ("memory.events", V2_EVENTS),
+        ("cpu.stat", V2_CPU_STAT),
+        ("cpu.max", "150000 100000\n"),
+        ("pids.current", "4\n"),
+        ("pids.max", "12\n"),
+        ("pids.events", "max 226\n"),
+        ("io.stat", V2_IO_STAT),
+        ("io.pressure", V2_IO_PRESSURE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect();
+    let src = StatsSource::V2(PathBuf::from("/cg"));
+    let mut asked = Vec::new();
+    let last = read_all(&mut texts(&files, &mut asked), &src, 1 << 40).expect("full read");
+    // Reclaim, `docker update`, write-back and an I/O stall: all without
+    // running. The counters below move only while tasks run (here they
+    // are made to move anyway, to show they are not read).
+    for (f, v) in [
+        (
+            "memory.stat",
+            "anon 1048576\nfile 4096\ninactive_file 0\nkernel 8192\n",
+        ),
+        ("memory.current", "1060864\n"),
+        ("memory.max", "max\n"),
+        ("cpu.max", "max 100000\n"),
+        ("pids.max", "max\n"),
+        ("io.stat", "8:0 rbytes=1 wbytes=2\n"),
+        (
+            "io.pressure",
+            "some avg10=1.00 avg60=0.00 avg300=0.00 total=6000000\n",
+        ),
+        ("memory.peak", "9999999\n"),
+        ("memory.events", "max 13\noom_kill 3\nhigh 1\n"),
+        (
+            "cpu.stat",
+            "usage_usec 1500\nnr_periods 41\nnr_throttled 8\n",
+        ),
+        ("pids.current", "5\n"),
+        ("pids.events", "max 227\n"),
+    ] {
+        files.insert(f, v.to_owned());
+    }
+    asked.clear();
+    let s = refresh_all(&mut texts(&files, &mut asked), &src, 1 << 40, &last).expect("refresh");
+    assert_eq!(
+        asked,
+        [
+            "memory.stat",
+            "memory.current",
+            "memory.max",
+            "cpu.max",
+            "pids.max",
+            "io.stat",
+            "cpu.pressure",
+            "memory.pressure",
+            "io.pressure"
+        ]
+    );
+    let io = s.pressure.and_then(|p| p.io).expect("io pressure");
+    assert_eq!(io.some.total_us, 6_000_000);
+    assert_eq!(
+        CgroupStats {
+            pressure: None,
+            ..s
+        },
+        CgroupStats {
+            mem_usage_bytes: 1060864,
+            mem_anon_bytes: 1048576,
+            mem_file_bytes: 4096,
+            mem_inactive_file_bytes: 0,
+            mem_kernel_bytes: 8192,
+            mem_limit_bytes: None,
+            cpu_limit_cores: None,
+            pids_max: None,
+            io_read_bytes: 1,
+            io_write_bytes: 2,
+            pressure: None,
+            ..last.clone()
+        }
+    );
+    // Kept: the last read's counters.
+    assert_eq!(
+        (s.oom_kills, s.mem_max_events, s.cpu_throttled_periods),
+        (2, 12, 7)
+    );
+    assert_eq!(
+        (s.pids, s.pids_refused, s.mem_peak_bytes),
+        (Some(4), 226, Some(5 << 20))
+    );
+}
+
+#[test]
+fn idle_refresh_v1_reads_what_changes_without_running_and_keeps_the_rest() {
+    let mut files: std::collections::HashMap<&'static str, String> = [
+        ("memory.stat", V1_MEMORY_STAT),
+        ("memory.usage_in_bytes", "20480\n"),
+        ("memory.kmem.usage_in_bytes", "6144\n"),
+        ("memory.limit_in_bytes", "67108864\n"),
+        ("memory.max_usage_in_bytes", "1048576\n"),
+        ("memory.failcnt", "31\n"),
+        (
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
+        ),
+        (
+            "cpu.stat",
+            "nr_periods 10\nnr_throttled 3\nthrottled_time 1\n",
+        ),
+        ("cpu.cfs_quota_us", "50000\n"),
+        ("cpu.cfs_period_us", "100000\n"),
+        ("cpuacct.usage", "987654321\n"),
+        ("pids.current", "9\n"),
+        ("pids.max", "max\n"),
+        ("pids.events", "max 7\n"),
+        ("blkio.throttle.io_service_bytes_recursive", V1_BLKIO),
+        ("memory.pressure", V2_IO_PRESSURE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect();
+    let dir = |c: &str| Some(PathBuf::from("/").join(c));
+    let src = StatsSource::V1 {
+        memory: dir("memory"),
+        cpu: dir("cpu"),
+        cpuacct: dir("cpuacct"),
+        pids: dir("pids"),
+        blkio: dir("blkio"),
+        unified: dir("unified"),
+    };
+    let mut asked = Vec::new();
+    let last = read_all(&mut texts(&files, &mut asked), &src, 1 << 40).expect("full read");
+    assert_eq!(asked.len(), 18, "{asked:?}");
+    for (f, v) in [
+        (
+            "memory.stat",
+            "total_rss 4096\ntotal_cache 0\ntotal_inactive_file 0\n",
+        ),
+        ("memory.usage_in_bytes", "8192\n"),
+        ("memory.kmem.usage_in_bytes", "4096\n"),
+        ("memory.limit_in_bytes", "9223372036854771712\n"),
+        ("cpu.cfs_quota_us", "-1\n"),
+        ("pids.max", "100\n"),
+        (
+            "blkio.throttle.io_service_bytes_recursive",
+            "8:0 Read 1\n8:0 Write 2\n",
+        ),
+        (
+            "memory.pressure",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n",
+        ),
+        ("memory.max_usage_in_bytes", "2097152\n"),
+        ("memory.failcnt", "32\n"),
+        ("memory.oom_control", "oom_kill 6\n"),
+        ("cpu.stat", "nr_periods 11\nnr_throttled 4\n"),
+        ("pids.current", "10\n"),
+        ("pids.events", "max 8\n"),
+    ] {
+        files.insert(f, v.to_owned());
+    }
+    asked.clear();
+    let s = refresh_all(&mut texts(&files, &mut asked), &src, 1 << 40, &last).expect("refresh");
+    assert_eq!(
+        asked,
+        [
+            "memory.stat",
+            "memory.usage_in_bytes",
+            "memory.kmem.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "cpu.cfs_quota_us",
+            "pids.max",
+            "blkio.throttle.io_service_bytes_recursive",
+            "cpu.pressure",
+            "memory.pressure",
+            "io.pressure"
+        ]
+    );
+    let mem = s.pressure.and_then(|p| p.memory).expect("memory pressure");
+    assert_eq!(mem.some.total_us, 1);
+    assert_eq!(
+        CgroupStats {
+            pressure: None,
+            ..s
+        },
+        CgroupStats {
+            mem_usage_bytes: 8192,
+            mem_anon_bytes: 4096,
+            mem_file_bytes: 0,
+            mem_inactive_file_bytes: 0,
+            mem_kernel_bytes: 4096,
+            mem_limit_bytes: None,
+            cpu_limit_cores: None,
+            pids_max: Some(100),
+            io_read_bytes: 1,
+            io_write_bytes: 2,
+            pressure: None,
+            ..last.clone()
+        }
+    );
+    assert_eq!(
+        (s.mem_peak_bytes, s.mem_max_events, s.oom_kills),
+        (Some(1 << 20), 31, 5)
+    );
+    assert_eq!(
+        (
+            s.cpu_usage_ns,
+            s.cpu_throttled_periods,
+            s.pids,
+            s.pids_refused
+        ),
+        (987654321, 3, Some(9), 7)
+    );
+    // A quota set again is read with its period.
+    files.insert("cpu.cfs_quota_us", "25000\n".to_owned());
+    asked.clear();
+    let s = refresh_all(&mut texts(&files, &mut asked), &src, 1 << 40, &s).expect("refresh");
+    assert_eq!(s.cpu_limit_cores, Some(0.25));
+    assert!(asked.iter().any(|f| f == "cpu.cfs_period_us"), "{asked:?}");
+}
+
+#[test]
+fn idle_refresh_of_a_removed_cgroup_says_vanished() {
+    let fx = Fixture::new("idle-vanished");
+    let mem = fx.sub(
+        "memory",
+        &[
+            ("memory.stat", V1_MEMORY_STAT),
+            ("memory.usage_in_bytes", "20480\n"),
+        ],
+    );
+    let pids = fx.sub("pids", &[("pids.max", "max\n")]);
+    let src = StatsSource::V1 {
+        memory: Some(mem.clone()),
+        cpu: None,
+        cpuacct: None,
+        pids: Some(pids.clone()),
+        blkio: None,
+        unified: None,
+    };
+    let mut reader = StatsReader::default();
+    let last = reader.read(&src).expect("read");
+    put(&mem, "memory.usage_in_bytes", "4096\n");
+    let s = reader.refresh_idle(&src, true, &last).expect("refresh");
+    assert_eq!(s.mem_usage_bytes, 4096);
+    // Gone from one hierarchy: the other's figures stand; from both: gone.
+    fs::remove_dir_all(&pids).expect("rm");
+    assert!(reader.refresh_idle(&src, true, &s).is_ok());
+    fs::remove_dir_all(&mem).expect("rm");
+    // (A fresh reader: fixture files held open stay readable, unlike
+    // cgroupfs ones, which then fail with ENODEV.)
+    let gone = StatsReader::default().refresh_idle(&src, true, &s);
+    assert!(
+        matches!(&gone, Err(StatsError::Vanished(p)) if *p == mem),
+        "{gone:?}"
+    );
 }
