@@ -236,7 +236,7 @@ fn plain_cgroup_forks_refused_at_the_pids_limit() {
     let stop = std::env::temp_dir().join(format!("dsh-it-sick-pids-stop-{}", std::process::id()));
     let _ = std::fs::remove_file(&stop);
     let stop_arg = stop.to_string_lossy().into_owned();
-    let work = cg
+    let mut work = cg
         .command(&["fork-until-refused", "60", &stop_arg])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -252,12 +252,17 @@ fn plain_cgroup_forks_refused_at_the_pids_limit() {
     assert_eq!(row["health"], "Warning", "{row}");
     assert!(row["pids_refused_total"].as_u64() > Some(0), "{row}");
     std::fs::write(&stop, b"").expect("the stop file");
-    let out = work.wait_with_output().expect("the workload");
+    // Stopped, it prints its refusals, then sleeps until killed.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(work.stdout.take().expect("piped stdout")),
+        &mut line,
+    )
+    .expect("the workload's count");
+    let _ = work.kill();
+    let _ = work.wait();
     let _ = std::fs::remove_file(&stop);
-    let refused: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    let refused: u64 = line.trim().parse().unwrap_or(0);
     assert!(refused > 0, "the workload saw refusals");
     // Its end: the row has no reason, the log one line each way.
     wait_until(Duration::from_secs(60), "the reason to go", || {
