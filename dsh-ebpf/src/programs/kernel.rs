@@ -52,7 +52,11 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     skc_rcv_saddr: 0,
     skc_v6_rcv_saddr: 0,
     sk_err: 0,
-    _pad: 0,
+    skc_state: 0,
+    skc_daddr: 0,
+    skc_v6_daddr: 0,
+    skc_dport: 0,
+    sk_cgroup: 0,
 };
 
 /// Loader choices; read-only, so the verifier prunes the branches not taken.
@@ -64,6 +68,8 @@ static CONFIG: Global<ProbeConfig> = Global::new(ProbeConfig {
     block_rq_issue_arg: 0,
     has_memcg: 0,
     page_shift: 0,
+    has_tcp_sock: 0,
+    sk_cgroup_mode: 0,
 });
 
 /// One offset from `OFFSETS`, as a `usize`.
@@ -99,6 +105,8 @@ pub struct Failure(pub u32);
 /// Implement only for types for which every bit pattern is a valid value.
 pub unsafe trait Plain: Copy {}
 // SAFETY: integers and raw pointers are valid for every bit pattern.
+unsafe impl Plain for u8 {}
+// SAFETY: as above.
 unsafe impl Plain for u16 {}
 // SAFETY: as above.
 unsafe impl Plain for i32 {}

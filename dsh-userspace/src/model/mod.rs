@@ -16,6 +16,7 @@ pub mod signals;
 pub mod state;
 pub mod syscalls;
 pub mod tcp;
+pub mod tcp_kernel;
 
 pub use cgroup_churn::LINES_PER_PARENT;
 pub use resolve::ResolveError;
