@@ -113,6 +113,12 @@ pub struct History {
     pub net_rx_bytes_per_s: Vec<f32>,
     pub net_tx_bytes_per_s: Vec<f32>,
     pub syscalls_per_s: Vec<f32>,
+    /// Failed TCP connects and retransmits per second (the kernel's
+    /// counts for the cgroup where it has them, else the namespace's).
+    #[serde(default)]
+    pub tcp_connect_fails_per_s: Vec<f32>,
+    #[serde(default)]
+    pub tcp_retransmits_per_s: Vec<f32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

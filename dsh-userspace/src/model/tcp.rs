@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use dsh_ebpf::TcpConnectStats;
 
-use super::tcp_kernel::{DestinationWindow, FailingDestination, SocketRates, SocketWindow};
+use super::tcp_kernel::{DestinationWindow, FailedDestination, SocketRates, SocketWindow};
 use crate::cgroup::{listen::Listener, snmp::TcpCounters};
 
 /// How a connect failed (the socket's error when it closed).
@@ -264,7 +264,7 @@ pub struct TcpRow {
     /// The commonest destinations of the window's failed connects (the
     /// kernel's), and the failures to all others.
     #[serde(default)]
-    pub failing_destinations: Vec<FailingDestination>,
+    pub failing_destinations: Vec<FailedDestination>,
     #[serde(default)]
     pub failing_destinations_other: u64,
 }

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use dsh_ebpf::TcpSocketStats;
 
+pub use crate::probe::FailedDestination;
+
 /// Destinations a window names; the rest are summed as other.
 pub const TOP_DESTINATIONS: usize = 3;
 /// Destinations kept per reading (the rest summed): bounds the memory a
@@ -76,19 +78,10 @@ impl SocketWindow {
     }
 }
 
-/// A destination and the connects to it that failed in a window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailingDestination {
-    /// Rendered as `127.0.0.1:9` or `[::1]:9`: an address the kernel
-    /// read, never text from the container.
-    pub addr: SocketAddr,
-    pub failures: u64,
-}
-
 /// The commonest destinations of a span and the failures to all others.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopDestinations {
-    pub top: Vec<FailingDestination>,
+    pub top: Vec<FailedDestination>,
     pub other: u64,
 }
 
@@ -99,7 +92,7 @@ pub struct DestinationWindow {
     last: HashMap<SocketAddr, u64>,
     /// Per reading: the destinations that failed most since the one
     /// before, and the failures to the rest.
-    added: VecDeque<(Timestamp, Vec<FailingDestination>, u64)>,
+    added: VecDeque<(Timestamp, Vec<FailedDestination>, u64)>,
 }
 
 impl DestinationWindow {
@@ -107,14 +100,7 @@ impl DestinationWindow {
     /// kernel's table evicts the least recent: a destination that vanished
     /// and came back counts from zero again.
     pub fn push(&mut self, now: Timestamp, read: &[(SocketAddr, u64)], keep: SignedDuration) {
-        let mut added: Vec<FailingDestination> = read
-            .iter()
-            .filter_map(|&(addr, n)| {
-                let before = self.last.get(&addr).copied().unwrap_or(0);
-                let failures = if n >= before { n - before } else { n };
-                (failures > 0).then_some(FailingDestination { addr, failures })
-            })
-            .collect();
+        let mut added = added_since(&self.last, read);
         self.last = read.iter().copied().collect();
         let other = split_top(&mut added, KEPT_PER_READING);
         if !added.is_empty() || other > 0 {
@@ -144,18 +130,44 @@ impl DestinationWindow {
             }
             other += o;
         }
-        let mut top: Vec<FailingDestination> = sum
+        let mut top: Vec<FailedDestination> = sum
             .into_iter()
-            .map(|(addr, failures)| FailingDestination { addr, failures })
+            .map(|(addr, failures)| FailedDestination { addr, failures })
             .collect();
         other += split_top(&mut top, TOP_DESTINATIONS);
         TopDestinations { top, other }
     }
 }
 
+/// What each destination gained from `before` to `after` (cumulative
+/// readings); one that counts less than before was evicted and made again:
+/// all of its count is new.
+fn added_since(
+    before: &HashMap<SocketAddr, u64>,
+    after: &[(SocketAddr, u64)],
+) -> Vec<FailedDestination> {
+    after
+        .iter()
+        .filter_map(|&(addr, n)| {
+            let was = before.get(&addr).copied().unwrap_or(0);
+            let failures = if n >= was { n - was } else { n };
+            (failures > 0).then_some(FailedDestination { addr, failures })
+        })
+        .collect()
+}
+
+/// The commonest destinations of the failures between two readings (a
+/// trace's start and end), the rest as other.
+pub fn top_between(before: &[(SocketAddr, u64)], after: &[(SocketAddr, u64)]) -> TopDestinations {
+    let before: HashMap<SocketAddr, u64> = before.iter().copied().collect();
+    let mut top = added_since(&before, after);
+    let other = split_top(&mut top, TOP_DESTINATIONS);
+    TopDestinations { top, other }
+}
+
 /// Keeps the `n` largest of `v`, largest first (ties by address, so the
 /// order is stable), and returns the sum of the rest.
-fn split_top(v: &mut Vec<FailingDestination>, n: usize) -> u64 {
+fn split_top(v: &mut Vec<FailedDestination>, n: usize) -> u64 {
     v.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.addr.cmp(&b.addr)));
     let rest = v.iter().skip(n).map(|d| d.failures).sum();
     v.truncate(n);
@@ -222,6 +234,30 @@ mod tests {
         assert_eq!(t.top.len(), TOP_DESTINATIONS);
         let named: u64 = t.top.iter().map(|d| d.failures).sum();
         assert_eq!(named + t.other, (1..=100).sum::<u64>());
+    }
+
+    #[test]
+    fn between_two_readings() {
+        let (a, b) = (addr("127.0.0.1:9"), addr("10.0.0.1:80"));
+        let t = top_between(&[(a, 5)], &[(a, 25), (b, 1)]);
+        assert_eq!(
+            t.top,
+            [
+                FailedDestination {
+                    addr: a,
+                    failures: 20
+                },
+                FailedDestination {
+                    addr: b,
+                    failures: 1
+                }
+            ]
+        );
+        assert_eq!(t.other, 0);
+        assert_eq!(
+            top_between(&[(a, 5)], &[(a, 5)]),
+            TopDestinations::default()
+        );
     }
 
     #[test]

@@ -93,9 +93,12 @@ impl Probe {
     }
 }
 
-/// A destination and the connects to it that failed, cumulative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A destination and the connects to it that failed (cumulative as read
+/// here; over a span where the model and trace show it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FailedDestination {
+    /// Shown as `127.0.0.1:9` or `[::1]:9`: an address the kernel read,
+    /// never text from the container.
     pub addr: SocketAddr,
     pub failures: u64,
 }
