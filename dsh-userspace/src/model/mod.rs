@@ -514,3 +514,5 @@ mod tests_identity;
 mod tests_kube;
 #[cfg(test)]
 mod tests_sick;
+#[cfg(test)]
+mod tests_tcp;

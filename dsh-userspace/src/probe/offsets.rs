@@ -292,4 +292,58 @@ mod tests {
             })
         );
     }
+
+    /// A socket's cgroup: the pointer member where the kernel has one
+    /// (5.15+), 5.10's `val` otherwise, nothing without `sk_cgrp_data`;
+    /// no socket offsets at all without the destination members.
+    #[test]
+    fn the_sockets_cgroup_is_read_as_each_kernel_keeps_it() {
+        use crate::probe::btf::writer::{Field, Fixture};
+        use dsh_ebpf::sk_cgroup;
+        let sock_common = |k: &mut Fixture| {
+            k.strukt(
+                "sock_common",
+                64,
+                vec![
+                    ("skc_daddr", Field::Int, 0),
+                    ("skc_dport", Field::Int, 12),
+                    ("skc_state", Field::Int, 18),
+                    ("skc_v6_daddr", Field::Int, 56),
+                ],
+            );
+        };
+        let sock = |k: &mut Fixture, data: Option<&'static str>| {
+            let mut m = vec![("__sk_common", Field::Struct("sock_common"), 0)];
+            if let Some(d) = data {
+                m.push(("sk_cgrp_data", Field::Struct(d), 600));
+            }
+            k.strukt("sock", 1024, m);
+        };
+        let mut k = Fixture::default();
+        k.strukt("sock_cgroup_data", 16, vec![("cgroup", Field::Int, 0)]);
+        sock(&mut k, Some("sock_cgroup_data"));
+        assert_eq!(sock_offsets(&k.build()), None, "no sock_common members");
+        let mut k = Fixture::default();
+        sock_common(&mut k);
+        k.strukt("sock_cgroup_data", 16, vec![("cgroup", Field::Int, 0)]);
+        sock(&mut k, Some("sock_cgroup_data"));
+        let new = sock_offsets(&k.build()).unwrap();
+        assert_eq!(new.cgroup, Some((600, sk_cgroup::POINTER)));
+        assert_eq!(
+            (new.state, new.daddr, new.dport, new.v6_daddr),
+            (18, 0, 12, 56)
+        );
+        let mut k = Fixture::default();
+        sock_common(&mut k);
+        k.strukt("sock_cgroup_data", 8, vec![("val", Field::Int, 0)]);
+        sock(&mut k, Some("sock_cgroup_data"));
+        assert_eq!(
+            sock_offsets(&k.build()).unwrap().cgroup,
+            Some((600, sk_cgroup::VAL))
+        );
+        let mut k = Fixture::default();
+        sock_common(&mut k);
+        sock(&mut k, None);
+        assert_eq!(sock_offsets(&k.build()).unwrap().cgroup, None);
+    }
 }
