@@ -190,7 +190,7 @@ impl Sampler {
             }
             Err(e) => log::warn!("reading TCP connect counters: {}", chain(&e)),
         }
-        record_tcp_sockets(model, probe, &live, now);
+        super::sample_tcp::record(model, probe, &live, now);
         let mut nets = self.net_samples(model, &live);
         // Descriptors are measured every few ticks (a dozen look-ups each).
         let measure = self.ticks % REPLAN_EVERY == 1;
@@ -621,46 +621,5 @@ mod tests {
         let busy = read_stats(&mut reader, &mut known, false, 2 + FULL_EVERY).expect("read");
         assert_eq!((busy.cpu_usage_ns, busy.mem_usage_bytes), (11_000, 12288));
         let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-/// The kernel's per-socket retransmits and resets and its failed connects'
-/// destinations, for every live container: one reading each a tick (zero,
-/// or none, for those with nothing), so the windows span the whole time.
-fn record_tcp_sockets(model: &mut Model, probe: &Probe, live: &[String], now: Timestamp) {
-    if probe.counts_tcp_sockets() {
-        match probe.tcp_sockets() {
-            Ok(mut stats) => {
-                let mut by_key: HashMap<String, dsh_ebpf::TcpSocketStats> = HashMap::new();
-                for (id, s) in stats.drain() {
-                    if let Some(key) = model.key_of_cgroup(id) {
-                        by_key.entry(key.to_owned()).or_default().add(&s);
-                    }
-                }
-                for key in live {
-                    let s = by_key.get(key).copied().unwrap_or_default();
-                    model.record_tcp_sockets(key, s, now);
-                }
-            }
-            Err(e) => log::warn!("reading TCP socket counters: {}", chain(&e)),
-        }
-    }
-    match probe.tcp_failed_destinations() {
-        Ok(dests) => {
-            let mut by_key: HashMap<String, Vec<(std::net::SocketAddr, u64)>> = HashMap::new();
-            for (id, d) in dests {
-                if let Some(key) = model.key_of_cgroup(id) {
-                    by_key
-                        .entry(key.to_owned())
-                        .or_default()
-                        .push((d.addr, d.failures));
-                }
-            }
-            for key in live {
-                let read = by_key.get(key).map_or(&[][..], Vec::as_slice);
-                model.record_tcp_destinations(key, read, now);
-            }
-        }
-        Err(e) => log::warn!("reading failed connects' destinations: {}", chain(&e)),
     }
 }
