@@ -165,6 +165,7 @@ fn refused_connects_warn_and_are_counted() {
     // The cost of the state-change program that counts them, and of the
     // reset program that saw each refusal's reset arrive.
     let status = agent.status();
+    assert_eq!(status["tcp_sockets"], "per socket's cgroup", "{status}");
     for name in ["dsh_inet_sock_set_state", "dsh_tcp_receive_reset"] {
         let program = status["programs"]
             .as_array()

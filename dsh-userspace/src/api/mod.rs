@@ -158,6 +158,10 @@ pub struct StatusReport {
     /// or was booted with psi=0); empty from an agent older than PSI.
     #[serde(default)]
     pub psi: String,
+    /// Where retransmits and resets are counted: `per socket's cgroup`, or
+    /// why only per network namespace; empty from an older agent.
+    #[serde(default)]
+    pub tcp_sockets: String,
     pub maps: Vec<MapFill>,
     /// What the kernel programs could not do, by kind (`dsh_ebpf::failure`).
     #[serde(default)]

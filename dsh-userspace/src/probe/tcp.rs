@@ -43,6 +43,17 @@ impl Probe {
         self.sk_cgroup_mode != dsh_ebpf::sk_cgroup::NONE
     }
 
+    /// Where retransmits and resets are counted, for `dsh status`.
+    pub fn tcp_sockets_counted(&self) -> &'static str {
+        if self.counts_tcp_sockets() {
+            "per socket's cgroup"
+        } else if self.layout.kind == crate::cgroup::layout::CgroupLayoutKind::V1 {
+            "per network namespace only (v1-only host: no socket has a cgroup2)"
+        } else {
+            "per network namespace only (this kernel's sockets keep no cgroup)"
+        }
+    }
+
     /// Retransmit and reset counters of every cgroup whose sockets had one,
     /// summed over CPUs (empty where the kernel's sockets do not say their
     /// cgroup: see `dsh_ebpf::sk_cgroup`).
