@@ -166,14 +166,23 @@ fn refused_connects_warn_and_are_counted() {
     // reset program that saw each refusal's reset arrive.
     let status = agent.status();
     assert_eq!(status["tcp_sockets"], "per socket's cgroup", "{status}");
-    for name in ["dsh_inet_sock_set_state", "dsh_tcp_receive_reset"] {
+    for name in [
+        "dsh_inet_sock_set_state",
+        "dsh_tcp_receive_reset",
+        "dsh_tcp_send_reset",
+        "dsh_tcp_retransmit_skb",
+    ] {
         let program = status["programs"]
             .as_array()
             .and_then(|p| p.iter().find(|p| p["name"] == name))
             .cloned()
             .unwrap_or_default();
         eprintln!("{program}");
-        assert!(program["runs_total"].as_u64() > Some(0), "{status}");
+        // Listed (attached) whether or not it ran; these two ran.
+        assert_eq!(program["attached"], true, "{status}");
+        if name != "dsh_tcp_send_reset" && name != "dsh_tcp_retransmit_skb" {
+            assert!(program["runs_total"].as_u64() > Some(0), "{status}");
+        }
     }
     stop(&c);
     well_again(&agent, &c.name, "connects refused");
