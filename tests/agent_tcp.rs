@@ -102,10 +102,24 @@ fn refused_connects_warn_and_are_counted() {
             &until_stopped("nc 127.0.0.1 9 </dev/null 2>/dev/null; sleep 0.05"),
         ],
     );
-    // The kernel programs say how they failed.
+    // The kernel programs say how they failed, and where to.
     let row = sick_with(&agent, &c.name, "connects refused");
     assert_eq!(row["health"], "Warning", "a minute has not passed: {row}");
+    let row = sick_with(&agent, &c.name, "(to 127.0.0.1:9)");
     let tcp = &row["tcp"];
+    assert_eq!(
+        tcp["failing_destinations"][0]["addr"], "127.0.0.1:9",
+        "{tcp}"
+    );
+    assert!(
+        tcp["failing_destinations"][0]["failures"].as_u64() > Some(10),
+        "{tcp}"
+    );
+    // Each refused connect's reset arrived at one of its sockets.
+    assert!(
+        tcp["sockets"]["resets_received_per_s"].as_f64() > Some(5.0),
+        "{tcp}"
+    );
     assert!(tcp["counters"]["attempt_fails"].as_u64() > Some(0), "{tcp}");
     assert!(
         tcp["rates"]["connect_fails_per_s"].as_f64() > Some(5.0),
@@ -124,8 +138,17 @@ fn refused_connects_warn_and_are_counted() {
         trace["tcp"]
     );
     assert_eq!(trace["tcp"]["established"], 0, "{}", trace["tcp"]);
+    assert_eq!(
+        trace["tcp"]["failing_destinations"][0]["addr"], "127.0.0.1:9",
+        "{}",
+        trace["tcp"]
+    );
     let text = agent.ok(&["trace", &c.name, "--duration", "1s"]);
     assert!(text.contains("TCP connects: 0 established, "), "{text}");
+    assert!(
+        text.contains("TCP connects failed to: 127.0.0.1:9 ("),
+        "{text}"
+    );
     // The series, parsed by a strict parser.
     let text = curl(&metrics_url(&agent), &[]).body;
     promtool_check(&text);
@@ -143,35 +166,69 @@ fn refused_connects_warn_and_are_counted() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(n > 0, "{failed}");
-    // The cost of the state-change program that counts them.
+    // The kernel's own count for the container's cgroup, by result.
+    let refused = text
+        .lines()
+        .find(|l| {
+            l.starts_with("dsh_container_tcp_connect_results_total{")
+                && l.contains(&format!("id=\"{}\"", c.name))
+                && l.contains("result=\"refused\"")
+        })
+        .unwrap_or_else(|| panic!("no refused connect results of {} in\n{text}", c.name));
+    assert!(!refused.ends_with(" 0"), "{refused}");
+    // The cost of the state-change program that counts them, and of the
+    // reset program that saw each refusal's reset arrive.
     let status = agent.status();
-    let program = status["programs"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "dsh_inet_sock_set_state"))
-        .cloned()
-        .unwrap_or_default();
-    eprintln!("{program}");
-    assert!(program["runs_total"].as_u64() > Some(0), "{status}");
+    assert_eq!(status["tcp_sockets"], "per socket's cgroup", "{status}");
+    for name in [
+        "dsh_inet_sock_set_state",
+        "dsh_tcp_receive_reset",
+        "dsh_tcp_send_reset",
+        "dsh_tcp_retransmit_skb",
+    ] {
+        let program = status["programs"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_default();
+        eprintln!("{program}");
+        // Listed (attached) whether or not it ran; these two ran.
+        assert_eq!(program["attached"], true, "{status}");
+        if name != "dsh_tcp_send_reset" && name != "dsh_tcp_retransmit_skb" {
+            assert!(program["runs_total"].as_u64() > Some(0), "{status}");
+        }
+    }
     stop(&c);
     well_again(&agent, &c.name, "connects refused");
+}
+
+/// busybox httpd on the container's loopback and a client asking it ten
+/// times a second (`background`: each request in the background, so one
+/// whose segments are lost does not hold up the next).
+fn web_and_client(port: u16, background: bool) -> String {
+    let get = format!("wget -q -O /dev/null http://127.0.0.1:{port}/");
+    let get = if background {
+        format!("({get} &)")
+    } else {
+        get
+    };
+    format!(
+        "mkdir -p /www && echo hello > /www/index.html && httpd -p 127.0.0.1:{port} -h /www && \
+         while :; do {get}; sleep 0.1; done"
+    )
 }
 
 #[test]
 fn lost_segments_warn_as_retransmits() {
     let agent = Agent::fresh("tcp-lossy", &[]);
+    // A busy healthy neighbour on the same host: the lossy container's
+    // retransmits are its own sockets', not counted for whoever the CPU
+    // ran when the retransmit timer fired.
+    let busy = Container::run("tcp-busy", &[], &["sh", "-c", &web_and_client(8000, false)]);
     // A web server and its client, ten requests a second, on the
     // container's loopback (each request in the background: one whose
     // segments are lost does not hold up the next).
-    let c = Container::run(
-        "tcp-lossy",
-        &[],
-        &[
-            "sh",
-            "-c",
-            "mkdir -p /www && echo hello > /www/index.html && httpd -p 127.0.0.1:8000 -h /www && \
-             while :; do (wget -q -O /dev/null http://127.0.0.1:8000/ &); sleep 0.1; done",
-        ],
-    );
+    let c = Container::run("tcp-lossy", &[], &["sh", "-c", &web_and_client(8000, true)]);
     let pid = docker(&["inspect", "-f", "{{.State.Pid}}", &c.name]);
     let pid = pid.trim();
     let nft = |rules: &str| {
@@ -194,6 +251,27 @@ fn lost_segments_warn_as_retransmits() {
         row["tcp"]["counters"]["retrans_segs"].as_u64() > Some(0),
         "{row}"
     );
+    // This kernel says each socket's cgroup: the retransmits are counted
+    // for the sender, none for the neighbour.
+    assert!(
+        row["tcp"]["sockets"]["retransmits_per_s"].as_f64() > Some(0.0),
+        "{}",
+        row["tcp"]
+    );
+    let neighbour = agent.row(&busy.name).expect("the busy neighbour's row");
+    eprintln!("neighbour: {}", neighbour["tcp"]);
+    assert_eq!(
+        neighbour["tcp"]["sockets"]["retransmits_per_s"].as_f64(),
+        Some(0.0),
+        "{}",
+        neighbour["tcp"]
+    );
+    assert!(
+        neighbour["tcp"]["connects"]["ok_per_s"].as_f64() > Some(3.0),
+        "busy: {}",
+        neighbour["tcp"]
+    );
+    assert_eq!(neighbour["health"], "Good", "{neighbour}");
     nft("delete table inet dsh_loss");
     well_again(&agent, &c.name, "of segments retransmitted");
 }
@@ -233,16 +311,7 @@ fn overflowing_listen_queue_names_its_port() {
 fn busy_healthy_web_server_stays_good() {
     let agent = Agent::fresh("tcp-web", &SHORT_WINDOW);
     // busybox httpd answering a client ten times a second.
-    let c = Container::run(
-        "tcp-web",
-        &[],
-        &[
-            "sh",
-            "-c",
-            "mkdir -p /www && echo hello > /www/index.html && httpd -p 127.0.0.1:8080 -h /www && \
-             while :; do wget -q -O /dev/null http://127.0.0.1:8080/; sleep 0.1; done",
-        ],
-    );
+    let c = Container::run("tcp-web", &[], &["sh", "-c", &web_and_client(8080, false)]);
     wait_until(Duration::from_secs(20), "web's TCP rates", || {
         agent
             .row(&c.name)
@@ -286,6 +355,10 @@ fn plain_cgroup_in_its_own_netns_is_sick_with_both() {
     wait_ready(&mut child);
     let id = format!("/{}", cg.name);
     let row = sick_with(&agent, &id, "queue overflowed");
+    // The refused connects' destination, from the kernel, on every kernel.
+    let refused = sick_with(&agent, &id, "(to 127.0.0.1:9)");
+    let text = reasons(&refused).join("; ");
+    assert!(text.contains("connects refused "), "{text}");
     // Which listener overflowed comes from sock_diag; a kernel without
     // inet_diag (the VMs load only their disk's modules) says none.
     if row["tcp"]["listen_queues"]
@@ -295,7 +368,6 @@ fn plain_cgroup_in_its_own_netns_is_sick_with_both() {
         let text = reasons(&row).join("; ");
         assert!(text.contains("listen :7000 queue overflowed"), "{text}");
     }
-    sick_with(&agent, &id, "connects refused");
     let _ = child.kill();
     let _ = child.wait();
 }

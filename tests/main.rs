@@ -89,3 +89,6 @@ mod signals;
 mod syscalls;
 /// Kernel: TCP connects counted per cgroup by result.
 mod tcp_connects;
+/// Kernel: retransmits, resets and failed connects' destinations per
+/// socket's cgroup.
+mod tcp_sockets;

@@ -257,6 +257,52 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_millis(1000 / rate.max(1)));
             }
         }
+        // In a network namespace of its own: REFUSED connects to
+        // 127.0.0.1:9 (each gets a reset); BLOCKED connects to a listener
+        // whose accept queue is full (their SYNs are dropped and sent
+        // again after a second); RESETS connections it accepts and closes
+        // unread (each close sends a reset). Prints "done".
+        "tcp-trouble" => {
+            let (refused, blocked, resets) = (num(2), num(3), num(4));
+            own_netns();
+            for _ in 0..refused {
+                let _ = std::net::TcpStream::connect("127.0.0.1:9");
+            }
+            // Backlog 0: the queue is full once one connection waits.
+            let _full = backlog_listener(7001, 0);
+            let first = std::net::TcpStream::connect("127.0.0.1:7001");
+            let waiting: Vec<_> = (0..blocked)
+                .map(|_| {
+                    std::thread::spawn(|| {
+                        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7001));
+                        let _ = std::net::TcpStream::connect_timeout(
+                            &addr,
+                            std::time::Duration::from_millis(2500),
+                        );
+                    })
+                })
+                .collect();
+            for w in waiting {
+                let _ = w.join();
+            }
+            drop(first);
+            let server = TcpListener::bind("127.0.0.1:7002").unwrap_or_else(|e| {
+                eprintln!("dsh-workload: listen 7002: {e}");
+                exit(1)
+            });
+            for _ in 0..resets {
+                let Ok(mut c) = std::net::TcpStream::connect("127.0.0.1:7002") else {
+                    continue;
+                };
+                let _ = c.write_all(b"unread");
+                // Accepted and closed with the bytes unread: a reset.
+                if let Ok((s, _)) = server.accept() {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    drop(s);
+                }
+            }
+            println!("done");
+        }
         // N connects to ADDR (host:port), each closed at once; prints how
         // many were established.
         "connect" => {

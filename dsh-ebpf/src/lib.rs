@@ -60,7 +60,10 @@ pub mod failure {
     /// No room for a cgroup's TCP connect counters (`TCP_CONNECTS`): a
     /// connect's end is not counted.
     pub const TCP_COUNTERS_FULL: u32 = 8;
-    pub const COUNT: u32 = 9;
+    /// No room for a cgroup's per-socket TCP counters (`TCP_SOCKETS`): a
+    /// retransmit or reset is not counted.
+    pub const TCP_SOCKET_COUNTERS_FULL: u32 = 9;
+    pub const COUNT: u32 = 10;
     /// Names for `dsh status`, indexed by kind.
     pub const NAMES: [&str; COUNT as usize] = [
         "kernel_read",
@@ -72,6 +75,7 @@ pub mod failure {
         "oom_victim_unknown",
         "signal_counters_full",
         "tcp_counters_full",
+        "tcp_socket_counters_full",
     ];
 }
 
@@ -108,6 +112,62 @@ pub const MAX_INFLIGHT: usize = 16384;
 pub const MAX_TCP_CGROUPS: usize = 16384;
 /// Connects awaiting their answer (an LRU: the oldest go first).
 pub const MAX_TCP_CONNECTING: usize = 65536;
+
+/// Failed connects' (cgroup, destination) pairs kept at once (an LRU: the
+/// least recently failing go first).
+pub const MAX_TCP_DESTINATIONS: usize = 8192;
+
+/// How the programs find a socket's cgroup (`ProbeConfig::sk_cgroup_mode`).
+pub mod sk_cgroup {
+    /// Not at all: no `sock.sk_cgrp_data` (kernel built without it), or a
+    /// v1-only host, where every socket's cgroup2 is the root.
+    pub const NONE: u32 = 0;
+    /// `sk_cgrp_data.cgroup` is the `struct cgroup *` (5.15 and later).
+    pub const POINTER: u32 = 1;
+    /// `sk_cgrp_data.val` is the `struct cgroup *` unless 0 or its low two
+    /// bits (`is_data`, `no_refcnt`) are set: then unknown (5.10 to 5.14).
+    pub const VAL: u32 = 2;
+}
+
+/// One cgroup's retransmitted segments and resets, counted per socket
+/// (`tcp/tcp_retransmit_skb`, `tcp/tcp_send_reset`, `tcp/tcp_receive_reset`)
+/// for the socket's own cgroup: these fire in softirq and timers, where
+/// `current` is whoever the CPU was running.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpSocketStats {
+    /// Retransmissions (one per retransmitted skb, which may carry several
+    /// segments).
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    pub _pad: u64,
+}
+
+impl TcpSocketStats {
+    /// Adds another set of counters (another CPU's).
+    pub fn add(&mut self, o: &Self) {
+        self.retransmits += o.retransmits;
+        self.resets_sent += o.resets_sent;
+        self.resets_received += o.resets_received;
+    }
+}
+
+/// A failed connect's destination, per cgroup: the key of `TCP_FAILED_DESTS`
+/// (its value: failures, a shared `u64`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpDestKey {
+    /// The connecting task's cgroup.
+    pub cgroup_id: u64,
+    /// IPv4 in the first 4 bytes, or IPv6, network order.
+    pub addr: [u8; 16],
+    /// Host order.
+    pub port: u16,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    pub _pad: u32,
+}
 
 /// One cgroup's TCP connects by how they ended (`sock/inet_sock_set_state`
 /// from SYN_SENT), attributed to the task that began the connect.
@@ -215,8 +275,14 @@ pub struct KernelOffsets {
     pub skc_v6_rcv_saddr: u32,
     // struct sock: the error a failed connect closed with
     pub sk_err: u32,
-    /// Keeps the struct a multiple of 8 bytes (no implicit padding).
-    pub _pad: u32,
+    // struct sock_common: state (a byte), destination (read only when
+    // `ProbeConfig::has_tcp_sock`)
+    pub skc_state: u32,
+    pub skc_daddr: u32,
+    pub skc_v6_daddr: u32,
+    pub skc_dport: u32,
+    /// `sock.sk_cgrp_data`'s cgroup pointer or `val` (see [`sk_cgroup`]).
+    pub sk_cgroup: u32,
 }
 
 /// Loader choices the programs branch on; read-only, so the verifier prunes
@@ -239,6 +305,11 @@ pub struct ProbeConfig {
     pub has_memcg: u32,
     /// log2 of the page size: `page_counter` counts pages.
     pub page_shift: u32,
+    /// 1 when `KernelOffsets::skc_state`, `skc_daddr`, `skc_v6_daddr` and
+    /// `skc_dport` are resolved: failed connects' destinations are kept.
+    pub has_tcp_sock: u32,
+    /// One of [`sk_cgroup`]: whether retransmits and resets are counted.
+    pub sk_cgroup_mode: u32,
 }
 
 /// -ENFILE and -EMFILE as a syscall returns them (asm-generic/errno-base.h,
@@ -545,10 +616,12 @@ macro_rules! assert_size {
         const _: () = assert!(core::mem::size_of::<$t>() == $n);
     };
 }
-assert_size!(KernelOffsets, 34 * 4);
+assert_size!(KernelOffsets, 38 * 4);
+assert_size!(TcpSocketStats, 32);
+assert_size!(TcpDestKey, 32);
 assert_size!(TcpConnectStats, 8 * 8);
 assert_size!(TcpConnectStart, 16);
-assert_size!(ProbeConfig, 24);
+assert_size!(ProbeConfig, 32);
 assert_size!(SyscallStats, 24 + 8 * LATENCY_BUCKETS);
 assert_size!(SyscallCacheSlot, 8 + 24 + 8 * LATENCY_BUCKETS);
 assert_size!(BlockStats, 32 + 8 * LATENCY_BUCKETS);
@@ -595,5 +668,7 @@ mod pod {
         ListenEvent,
         TcpConnectStats,
         TcpConnectStart,
+        TcpSocketStats,
+        TcpDestKey,
     );
 }

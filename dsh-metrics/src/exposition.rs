@@ -406,6 +406,30 @@ const CONTAINER: &[(Family, Value)] = &[
         ),
         |c| c.tcp.map(|t| Num::U(t.listen_drops)),
     ),
+    (
+        counter(
+            names::CONTAINER_TCP_SOCKET_RETRANSMITS,
+            None,
+            "TCP retransmissions of the container's own sockets, counted by the kernel programs for the socket's cgroup.",
+        ),
+        |c| c.tcp_sockets.map(|t| Num::U(t.retransmits)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_SOCKET_RESETS_SENT,
+            None,
+            "TCP resets sent by the container's own sockets (kernel programs).",
+        ),
+        |c| c.tcp_sockets.map(|t| Num::U(t.resets_sent)),
+    ),
+    (
+        counter(
+            names::CONTAINER_TCP_SOCKET_RESETS_RECEIVED,
+            None,
+            "TCP resets received by the container's own sockets (kernel programs).",
+        ),
+        |c| c.tcp_sockets.map(|t| Num::U(t.resets_received)),
+    ),
 ];
 
 const HEALTH_REASON: Family = gauge(
@@ -486,6 +510,31 @@ impl Collector for SnapshotCollector {
                 for (result, n) in [
                     ("ok", t.connects.saturating_sub(t.connect_failures)),
                     ("failed", t.connect_failures),
+                ] {
+                    let labels = (container_labels(node, c), [("result", result)]);
+                    sample(&mut family.encode_family(&labels)?, def.kind, Num::U(n))?;
+                }
+            }
+        }
+        {
+            let def = counter(
+                names::CONTAINER_TCP_CONNECT_RESULTS,
+                None,
+                "TCP connects begun by the container's own processes, by how they ended, as the kernel programs counted them: ok, refused, timed_out, unreachable, reset, other (another error), aborted (closed by the process before an answer).",
+            );
+            let mut family = describe(&mut encoder, &def)?;
+            for c in &s.containers {
+                let Some(r) = c.tcp_connect_results else {
+                    continue;
+                };
+                for (result, n) in [
+                    ("ok", r.ok),
+                    ("refused", r.refused),
+                    ("timed_out", r.timed_out),
+                    ("unreachable", r.unreachable),
+                    ("reset", r.reset),
+                    ("other", r.other),
+                    ("aborted", r.aborted),
                 ] {
                     let labels = (container_labels(node, c), [("result", result)]);
                     sample(&mut family.encode_family(&labels)?, def.kind, Num::U(n))?;

@@ -78,6 +78,33 @@ pub struct ContainerFigures {
     /// The namespace's TCP counters (`/proc/PID/net/snmp`, `netstat`);
     /// absent as the network counters are.
     pub tcp: Option<TcpFigures>,
+    /// The kernel programs' connects of the container's own cgroup, by
+    /// result; absent until it has begun one.
+    pub tcp_connect_results: Option<ConnectResults>,
+    /// The kernel programs' retransmits and resets of the container's own
+    /// sockets; absent where the kernel cannot say a socket's cgroup.
+    pub tcp_sockets: Option<TcpSocketFigures>,
+}
+
+/// Cumulative connects of a cgroup by how they ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConnectResults {
+    pub ok: u64,
+    pub refused: u64,
+    pub timed_out: u64,
+    pub unreachable: u64,
+    pub reset: u64,
+    pub other: u64,
+    /// Closed by the connecting process before an answer.
+    pub aborted: u64,
+}
+
+/// Cumulative retransmits and resets of a cgroup's sockets.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TcpSocketFigures {
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
 }
 
 /// A container's limit and pressure figures, and its health reasons.

@@ -50,6 +50,13 @@ pub const CONTAINER_TCP_RESETS_SENT: &str = "dsh_container_tcp_resets_sent_total
 pub const CONTAINER_TCP_ESTABLISHED_RESETS: &str = "dsh_container_tcp_established_resets_total";
 pub const CONTAINER_TCP_LISTEN_OVERFLOWS: &str = "dsh_container_tcp_listen_overflows_total";
 pub const CONTAINER_TCP_LISTEN_DROPS: &str = "dsh_container_tcp_listen_drops_total";
+/// The kernel programs' figures of the container's own cgroup (the ones
+/// above are its network namespace's, which a pod's containers share).
+pub const CONTAINER_TCP_CONNECT_RESULTS: &str = "dsh_container_tcp_connect_results_total";
+pub const CONTAINER_TCP_SOCKET_RETRANSMITS: &str = "dsh_container_tcp_socket_retransmits_total";
+pub const CONTAINER_TCP_SOCKET_RESETS_SENT: &str = "dsh_container_tcp_socket_resets_sent_total";
+pub const CONTAINER_TCP_SOCKET_RESETS_RECEIVED: &str =
+    "dsh_container_tcp_socket_resets_received_total";
 
 pub const AGENT_EVENTS: &str = "dsh_agent_events_total";
 pub const AGENT_EVENTS_LOST: &str = "dsh_agent_events_lost_total";

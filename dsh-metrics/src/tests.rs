@@ -60,6 +60,16 @@ fn figures(id: &str) -> ContainerFigures {
             listen_overflows: 64,
             listen_drops: 65,
         }),
+        tcp_connect_results: Some(crate::ConnectResults {
+            ok: 10,
+            refused: 20,
+            ..Default::default()
+        }),
+        tcp_sockets: Some(crate::TcpSocketFigures {
+            retransmits: 30,
+            resets_sent: 1,
+            resets_received: 20,
+        }),
     }
 }
 

@@ -6,14 +6,19 @@
 
 use dsh::probe::{
     btf::Btf,
-    offsets::{memcg_offsets, resolve_offsets, v1_subsys_id},
+    offsets::{memcg_offsets, resolve_offsets, sock_offsets, v1_subsys_id},
 };
 use libfuzzer_sys::fuzz_target;
 
 /// The loader's questions and their answers, as text.
 fn answers(btf: &Btf) -> String {
     let memory = v1_subsys_id(btf, "memory");
-    let offsets = resolve_offsets(btf, memory.as_ref().ok().copied(), memcg_offsets(btf));
+    let offsets = resolve_offsets(
+        btf,
+        memory.as_ref().ok().copied(),
+        memcg_offsets(btf),
+        sock_offsets(btf),
+    );
     format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         memory.map_err(|e| e.to_string()),

@@ -17,9 +17,10 @@ use dsh_ebpf::{KernelOffsets, ProbeConfig, cgroup_mode, failure};
 
 /// Filled in by the loader (`EbpfLoader::override_global`). Read-only, so
 /// the verifier knows every offset as a constant.
+/// Not all zeros: see `CONFIG`.
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = KernelOffsets {
-    task_pid: 0,
+    task_pid: u32::MAX,
     task_tgid: 0,
     task_comm: 0,
     task_cgroups: 0,
@@ -52,18 +53,29 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     skc_rcv_saddr: 0,
     skc_v6_rcv_saddr: 0,
     sk_err: 0,
-    _pad: 0,
+    skc_state: 0,
+    skc_daddr: 0,
+    skc_v6_daddr: 0,
+    skc_dport: 0,
+    sk_cgroup: 0,
 };
 
 /// Loader choices; read-only, so the verifier prunes the branches not taken.
+///
+/// Not all zeros (nor is `OFFSETS`): the compiler merges identical
+/// read-only constants, and a program's all-zero constant of the same size
+/// (a map value's `ZERO`) would then be this global's bytes, which the
+/// loader overwrites. A 32-byte `ZERO` read back as the config was seen.
 #[unsafe(no_mangle)]
 static CONFIG: Global<ProbeConfig> = Global::new(ProbeConfig {
-    cgroup_mode: 0,
+    cgroup_mode: u32::MAX,
     has_blkcg: 0,
     oom_victim_arg: 0,
     block_rq_issue_arg: 0,
     has_memcg: 0,
     page_shift: 0,
+    has_tcp_sock: 0,
+    sk_cgroup_mode: 0,
 });
 
 /// One offset from `OFFSETS`, as a `usize`.
@@ -99,6 +111,8 @@ pub struct Failure(pub u32);
 /// Implement only for types for which every bit pattern is a valid value.
 pub unsafe trait Plain: Copy {}
 // SAFETY: integers and raw pointers are valid for every bit pattern.
+unsafe impl Plain for u8 {}
+// SAFETY: as above.
 unsafe impl Plain for u16 {}
 // SAFETY: as above.
 unsafe impl Plain for i32 {}

@@ -2,7 +2,7 @@
 //! deleted by the `cgroup_rmdir` program.
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
-    btf_maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
 use dsh_ebpf::{
@@ -102,7 +102,7 @@ macro_rules! impl_keyed {
     )+};
 }
 
-impl_keyed!(PerCpuHashMap, HashMap);
+impl_keyed!(PerCpuHashMap, HashMap, LruHashMap);
 
 /// The value for `key`, inserted from `zero` when missing; `None` when the
 /// map has no room (the caller counts that as its `failure::*_FULL`, or

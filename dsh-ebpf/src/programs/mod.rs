@@ -16,5 +16,6 @@ mod signal;
 mod syscall_start;
 mod syscalls;
 mod tcp;
+mod tcp_sock;
 mod trace;
 mod wakeup;

@@ -4,13 +4,19 @@
 //! in softirq or a timer, so it is counted for the cgroup kept, never for
 //! `current`. No per-packet program.
 use aya_ebpf::{btf_maps::LruHashMap, btf_maps::PerCpuHashMap, macros::btf_map};
-use dsh_ebpf::{MAX_TCP_CGROUPS, MAX_TCP_CONNECTING, TcpConnectStart, TcpConnectStats, failure};
+use dsh_ebpf::{
+    MAX_TCP_CGROUPS, MAX_TCP_CONNECTING, MAX_TCP_DESTINATIONS, TcpConnectStart, TcpConnectStats,
+    TcpDestKey, failure,
+};
 
 use super::{
     failures::count,
-    kernel::{Failure, current_cgroup_id, now_ns, off, read},
+    kernel::{Failure, atomic_add, config, current_cgroup_id, now_ns, off, read},
     maps::get_or_insert_zeroed,
 };
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
 
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
@@ -31,6 +37,13 @@ pub static TCP_CONNECTING: LruHashMap<u64, TcpConnectStart, MAX_TCP_CONNECTING> 
 #[btf_map]
 pub static TCP_CONNECTS: PerCpuHashMap<u64, TcpConnectStats, MAX_TCP_CGROUPS> =
     PerCpuHashMap::new();
+
+/// (cgroup, destination) → connects to it that failed. An LRU: the
+/// destinations that failed least recently go first; user space takes
+/// differences between readings, so an entry evicted and made again only
+/// loses the failures before its eviction.
+#[btf_map]
+pub static TCP_FAILED_DESTS: LruHashMap<TcpDestKey, u64, MAX_TCP_DESTINATIONS> = LruHashMap::new();
 
 static ZERO: TcpConnectStats = TcpConnectStats {
     ok: 0,
@@ -81,12 +94,54 @@ pub fn on_state(sk: *const u8, old_state: i32, new_state: i32) {
             Ok(ETIMEDOUT) => stats.timed_out += 1,
             Ok(EHOSTUNREACH | ENETUNREACH) => stats.unreachable += 1,
             Ok(ECONNRESET) => stats.reset += 1,
-            Ok(0) => stats.aborted += 1,
+            Ok(0) => {
+                stats.aborted += 1;
+                return;
+            }
             Ok(_) => stats.other_error += 1,
             Err(f) => {
                 stats.other_error += 1;
                 count(f);
             }
         }
+        if config().has_tcp_sock != 0 {
+            count_destination(sk, start.cgroup_id);
+        }
     }
+}
+
+/// Counts a failed connect against its destination.
+#[inline(always)]
+fn count_destination(sk: *const u8, cgroup_id: u64) {
+    let mut key = TcpDestKey {
+        cgroup_id,
+        addr: [0; 16],
+        port: 0,
+        family: 0,
+        _pad: 0,
+    };
+    if let Err(f) = fill_destination(&mut key, sk) {
+        count(f);
+        return;
+    }
+    // An LRU makes room by evicting: never full.
+    if let Some(n) = get_or_insert_zeroed(&TCP_FAILED_DESTS, &key, &0) {
+        // SAFETY: a value of the map, a u64 in map memory that other CPUs
+        // may add to at the same time: hence the atomic add.
+        unsafe { atomic_add(n, 1) };
+    }
+}
+
+#[inline(always)]
+fn fill_destination(key: &mut TcpDestKey, sk: *const u8) -> Result<(), Failure> {
+    let family: u16 = read(sk, off!(skc_family))?;
+    key.family = family;
+    key.port = u16::from_be(read(sk, off!(skc_dport))?);
+    if family == AF_INET {
+        let a: [u8; 4] = read(sk, off!(skc_daddr))?;
+        key.addr[..4].copy_from_slice(&a);
+    } else if family == AF_INET6 {
+        key.addr = read(sk, off!(skc_v6_daddr))?;
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ mod publish;
 mod reorder;
 mod runtimes;
 mod sample;
+mod sample_tcp;
 mod server;
 mod signals;
 mod status;

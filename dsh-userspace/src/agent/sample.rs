@@ -210,6 +210,7 @@ impl Sampler {
             }
             Err(e) => log::warn!("reading TCP connect counters: {}", chain(&e)),
         }
+        super::sample_tcp::record(model, probe, &live, now);
         let mut nets = self.net_samples(model, &live);
         // Descriptors are measured every few ticks (a dozen look-ups each).
         let measure = self.ticks % REPLAN_EVERY == 1;

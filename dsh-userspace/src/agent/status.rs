@@ -38,6 +38,7 @@ impl Agent {
             channels: self.meter.channels.clone(),
             syscall_counters: self.probe.syscall_counters().as_str().to_owned(),
             psi: crate::cgroup::stats::host_psi().to_owned(),
+            tcp_sockets: self.probe.tcp_sockets_counted().to_owned(),
             maps: vec![
                 MapFill {
                     name: "BLOCK_STATS".to_owned(),

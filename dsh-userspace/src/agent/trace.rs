@@ -17,6 +17,8 @@ pub(super) struct PendingTrace {
     deadline: tokio::time::Instant,
     block_before: Option<dsh_ebpf::BlockStats>,
     tcp_before: Option<dsh_ebpf::TcpConnectStats>,
+    sockets_before: Option<dsh_ebpf::TcpSocketStats>,
+    dests_before: Vec<(std::net::SocketAddr, u64)>,
 }
 
 /// The longest trace a client may ask for. A trace whose client goes away
@@ -57,6 +59,37 @@ impl Agent {
             }
         }
         Some(sum)
+    }
+
+    /// The container's sockets' retransmits and resets; `None` where the
+    /// kernel does not count them.
+    fn sockets_of(&self, key: &str) -> Option<dsh_ebpf::TcpSocketStats> {
+        if !self.probe.counts_tcp_sockets() {
+            return None;
+        }
+        let all = self.probe.tcp_sockets().ok()?;
+        let mut sum = dsh_ebpf::TcpSocketStats::default();
+        for (id, s) in all {
+            if self.model.key_of_cgroup(id) == Some(key) {
+                sum.add(&s);
+            }
+        }
+        Some(sum)
+    }
+
+    /// The container's failed connects by destination, cumulative.
+    fn destinations_of(&self, key: &str) -> Vec<(std::net::SocketAddr, u64)> {
+        let all = self.probe.tcp_failed_destinations().unwrap_or_default();
+        let mut out: Vec<(std::net::SocketAddr, u64)> = Vec::new();
+        for (id, d) in all {
+            if self.model.key_of_cgroup(id) == Some(key) {
+                match out.iter_mut().find(|(a, _)| *a == d.addr) {
+                    Some(e) => e.1 += d.failures,
+                    None => out.push((d.addr, d.failures)),
+                }
+            }
+        }
+        out
     }
 
     /// Starts a trace (answered by `finish_trace`), or answers at once
@@ -105,6 +138,8 @@ impl Agent {
         self.trace = Some(PendingTrace {
             block_before: self.block_of(&key),
             tcp_before: self.tcp_of(&key),
+            sockets_before: self.sockets_of(&key),
+            dests_before: self.destinations_of(&key),
             reply,
             key,
             id,
@@ -140,6 +175,16 @@ impl Agent {
                 let mut report = crate::trace::report(&t.id, &t.cgroup, secs, &raw, block);
                 report.tcp =
                     crate::trace::tcp_row(t.tcp_before.as_ref(), self.tcp_of(&t.key).as_ref());
+                report.tcp.sockets = t
+                    .sockets_before
+                    .zip(self.sockets_of(&t.key))
+                    .map(|(b, a)| crate::trace::TcpSocketRow::between(&b, &a));
+                let dests = crate::model::tcp_kernel::top_between(
+                    &t.dests_before,
+                    &self.destinations_of(&t.key),
+                );
+                report.tcp.failing_destinations = dests.top;
+                report.tcp.failing_destinations_other = dests.other;
                 Reply::Trace(Box::new(report))
             }
             Err(e) => Reply::Error(format!("reading the trace: {}", chain(&e))),

@@ -113,6 +113,12 @@ pub struct History {
     pub net_rx_bytes_per_s: Vec<f32>,
     pub net_tx_bytes_per_s: Vec<f32>,
     pub syscalls_per_s: Vec<f32>,
+    /// Failed TCP connects and retransmits per second (the kernel's
+    /// counts for the cgroup where it has them, else the namespace's).
+    #[serde(default)]
+    pub tcp_connect_fails_per_s: Vec<f32>,
+    #[serde(default)]
+    pub tcp_retransmits_per_s: Vec<f32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -152,6 +158,10 @@ pub struct StatusReport {
     /// or was booted with psi=0); empty from an agent older than PSI.
     #[serde(default)]
     pub psi: String,
+    /// Where retransmits and resets are counted: `per socket's cgroup`, or
+    /// why only per network namespace; empty from an older agent.
+    #[serde(default)]
+    pub tcp_sockets: String,
     pub maps: Vec<MapFill>,
     /// What the kernel programs could not do, by kind (`dsh_ebpf::failure`).
     #[serde(default)]

@@ -57,7 +57,8 @@ enum Update {
     Agent(AgentCost),
     Detail {
         key: String,
-        history: Result<History, String>,
+        /// Boxed: the history is the largest answer by far.
+        history: Box<Result<History, String>>,
         log: Vec<String>,
     },
     Text {
@@ -279,7 +280,11 @@ fn load_detail(state_dir: &Path, name: String, key: String, tx: &mpsc::Sender<Up
     std::thread::spawn(move || {
         let history = history(&dir, &name);
         let log = log_lines(&dir, &name, false, DETAIL_LOG_LINES).unwrap_or_else(|e| vec![e]);
-        let _ = tx.send(Update::Detail { key, history, log });
+        let _ = tx.send(Update::Detail {
+            key,
+            history: Box::new(history),
+            log,
+        });
     });
 }
 
@@ -301,7 +306,7 @@ fn apply(app: &mut App, update: Update, state_dir: &Path, tx: &mpsc::Sender<Upda
         Update::Detail { key, history, log } => {
             // An answer for a pane since closed or moved on is dropped.
             if key == app.detail.key {
-                match history {
+                match *history {
                     Ok(h) => {
                         app.detail.history = Some(h);
                         app.detail.error = None;

@@ -451,6 +451,13 @@ mod tests {
                         per_s: 18.25,
                         share: 1.0,
                         how: Some(crate::model::tcp::ConnectFailure::Refused),
+                        to: Some("127.0.0.1:9".parse().unwrap()),
+                    },
+                    HealthReason::ConnectsFailing {
+                        per_s: 2.0,
+                        share: 0.5,
+                        how: None,
+                        to: None,
                     },
                     HealthReason::ListenOverflows {
                         per_s: 58.0,

@@ -1,6 +1,8 @@
 //! A health line's conditions as a block stores them: a mirror of the
 //! condition `HealthReason`s (shares in 1/10,000, windows in ms). Add
 //! variants at the end only: postcard stores them by position.
+use std::net::SocketAddr;
+
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +44,13 @@ pub(super) enum Condition {
         /// Overflows per second, in 1/100.
         per_s: u32,
         port: Option<u16>,
+    },
+    /// `ConnectsFailing` with its commonest destination.
+    ConnectsFailingTo {
+        per_s: u32,
+        share: u16,
+        how: u8,
+        to: SocketAddr,
     },
 }
 
@@ -127,11 +136,24 @@ impl Condition {
                 per_s,
                 share: s,
                 how,
-            } => Condition::ConnectsFailing {
-                per_s: hundredths(*per_s),
-                share: share(*s),
-                how: FAILURES.iter().position(|f| f == how).unwrap_or(0) as u8,
-            },
+                to,
+            } => {
+                let (per_s, s) = (hundredths(*per_s), share(*s));
+                let how = FAILURES.iter().position(|f| f == how).unwrap_or(0) as u8;
+                match to {
+                    Some(to) => Condition::ConnectsFailingTo {
+                        per_s,
+                        share: s,
+                        how,
+                        to: *to,
+                    },
+                    None => Condition::ConnectsFailing {
+                        per_s,
+                        share: s,
+                        how,
+                    },
+                }
+            }
             HealthReason::Retransmits { ratio } => Condition::Retransmits {
                 ratio: share(*ratio),
             },
@@ -182,6 +204,18 @@ impl Condition {
                 per_s: from_hundredths(*per_s),
                 share: ratio(*share),
                 how: FAILURES.get(usize::from(*how)).copied().flatten(),
+                to: None,
+            },
+            Condition::ConnectsFailingTo {
+                per_s,
+                share,
+                how,
+                to,
+            } => HealthReason::ConnectsFailing {
+                per_s: from_hundredths(*per_s),
+                share: ratio(*share),
+                how: FAILURES.get(usize::from(*how)).copied().flatten(),
+                to: Some(*to),
             },
             Condition::Retransmits { ratio: r } => HealthReason::Retransmits { ratio: ratio(*r) },
             Condition::ListenOverflows { per_s, port } => HealthReason::ListenOverflows {

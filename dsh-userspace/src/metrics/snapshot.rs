@@ -112,6 +112,29 @@ pub fn figures(
                 listen_overflows: t.listen_overflows,
                 listen_drops: t.listen_drops,
             }),
+        tcp_connect_results: c
+            .sample
+            .tcp
+            .last_connects()
+            .map(|k| dsh_metrics::ConnectResults {
+                ok: k.ok,
+                refused: k.refused,
+                timed_out: k.timed_out,
+                unreachable: k.unreachable,
+                reset: k.reset,
+                other: k.other_error,
+                aborted: k.aborted,
+            }),
+        tcp_sockets: c
+            .sample
+            .tcp
+            .sockets
+            .last()
+            .map(|k| dsh_metrics::TcpSocketFigures {
+                retransmits: k.retransmits,
+                resets_sent: k.resets_sent,
+                resets_received: k.resets_received,
+            }),
         id,
     }
 }

@@ -81,6 +81,9 @@ pub enum HealthReason {
         per_s: f64,
         share: f64,
         how: Option<ConnectFailure>,
+        /// The commonest destination, where the kernel kept them.
+        #[serde(default)]
+        to: Option<std::net::SocketAddr>,
     },
     /// This share of the segments sent were retransmissions.
     Retransmits { ratio: f64 },
@@ -398,9 +401,17 @@ impl HealthRules {
 
 fn tcp_reason(f: TcpFinding) -> HealthReason {
     match f {
-        TcpFinding::ConnectsFailing { per_s, share, how } => {
-            HealthReason::ConnectsFailing { per_s, share, how }
-        }
+        TcpFinding::ConnectsFailing {
+            per_s,
+            share,
+            how,
+            to,
+        } => HealthReason::ConnectsFailing {
+            per_s,
+            share,
+            how,
+            to,
+        },
         TcpFinding::Retransmits { ratio } => HealthReason::Retransmits { ratio },
         TcpFinding::ListenOverflows { per_s, port } => {
             HealthReason::ListenOverflows { per_s, port }

@@ -16,6 +16,7 @@ pub mod signals;
 pub mod state;
 pub mod syscalls;
 pub mod tcp;
+pub mod tcp_kernel;
 
 pub use cgroup_churn::LINES_PER_PARENT;
 pub use resolve::ResolveError;
@@ -550,3 +551,5 @@ mod tests_identity;
 mod tests_kube;
 #[cfg(test)]
 mod tests_sick;
+#[cfg(test)]
+mod tests_tcp;

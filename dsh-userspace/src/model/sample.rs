@@ -147,6 +147,35 @@ impl Model {
         }
     }
 
+    /// The kernel programs' retransmit and reset counters of a container's
+    /// cgroup (zero when it had none).
+    pub fn record_tcp_sockets(
+        &mut self,
+        key: &str,
+        stats: dsh_ebpf::TcpSocketStats,
+        now: Timestamp,
+    ) {
+        let keep = self.rules.tcp.keep();
+        if let Some(c) = self.containers.get_mut(key) {
+            c.sample.tcp.sockets.push(now, stats, keep);
+        }
+    }
+
+    /// The cumulative failed connects per destination the kernel keeps for
+    /// a container's cgroup (every container is given one reading a tick,
+    /// empty when it has none).
+    pub fn record_tcp_destinations(
+        &mut self,
+        key: &str,
+        read: &[(std::net::SocketAddr, u64)],
+        now: Timestamp,
+    ) {
+        let keep = self.rules.tcp.keep();
+        if let Some(c) = self.containers.get_mut(key) {
+            c.sample.tcp.destinations.push(now, read, keep);
+        }
+    }
+
     /// The cgroup vanished between the index and the read: a normal race.
     pub fn sample_vanished(&mut self, key: &str) {
         if let Some(c) = self.containers.get_mut(key) {

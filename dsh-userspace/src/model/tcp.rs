@@ -1,13 +1,14 @@
 //! TCP health from a network namespace's own counters: failing connects,
 //! retransmitted segments and listen-queue overflows, as rates over a
 //! window of samples, and the reasons they make a container not Good.
-use std::collections::VecDeque;
+use std::{collections::VecDeque, net::SocketAddr};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use dsh_ebpf::TcpConnectStats;
 
+use super::tcp_kernel::{DestinationWindow, FailedDestination, SocketRates, SocketWindow};
 use crate::cgroup::{listen::Listener, snmp::TcpCounters};
 
 /// How a connect failed (the socket's error when it closed).
@@ -28,6 +29,9 @@ pub enum TcpFinding {
         per_s: f64,
         share: f64,
         how: Option<ConnectFailure>,
+        /// The commonest destination of those failures, where the kernel
+        /// programs kept them.
+        to: Option<SocketAddr>,
     },
     Retransmits {
         ratio: f64,
@@ -146,6 +150,11 @@ pub struct TcpWindow {
     connects: VecDeque<(Timestamp, TcpConnectStats)>,
     /// Listeners with connections waiting, as last read.
     pub listen_queues: Vec<Listener>,
+    /// The kernel's retransmits and resets of the cgroup's own sockets
+    /// (no readings where the kernel cannot say a socket's cgroup).
+    pub sockets: SocketWindow,
+    /// The cgroup's failed connects by destination.
+    pub destinations: DestinationWindow,
 }
 
 impl TcpWindow {
@@ -247,15 +256,30 @@ pub struct TcpRow {
     pub connects: Option<ConnectRates>,
     /// Listeners with connections waiting to be accepted, fullest first.
     pub listen_queues: Vec<Listener>,
+    /// The kernel programs' retransmits and resets of the container's own
+    /// sockets over the window (null where the kernel cannot say a
+    /// socket's cgroup).
+    #[serde(default)]
+    pub sockets: Option<SocketRates>,
+    /// The commonest destinations of the window's failed connects (the
+    /// kernel's), and the failures to all others.
+    #[serde(default)]
+    pub failing_destinations: Vec<FailedDestination>,
+    #[serde(default)]
+    pub failing_destinations_other: u64,
 }
 
 impl TcpRow {
     pub fn of(w: &TcpWindow, rules: &TcpRules, now: Timestamp) -> Option<Self> {
+        let top = w.destinations.top(now, rules.window);
         Some(Self {
             counters: *w.last()?,
             rates: w.rates(now, rules.window),
             connects: w.connect_rates(now, rules.window),
             listen_queues: w.listen_queues.clone(),
+            sockets: w.sockets.rates(now, rules.window),
+            failing_destinations: top.top,
+            failing_destinations_other: top.other,
         })
     }
 }
@@ -335,6 +359,12 @@ pub fn evaluate(r: &TcpRules, w: &TcpWindow, now: Timestamp) -> (Vec<TcpFinding>
                     1.0
                 },
                 how,
+                to: w
+                    .destinations
+                    .top(now, r.window)
+                    .top
+                    .first()
+                    .map(|d| d.addr),
             };
             // The span must cover (nearly) the whole minute, every connect
             // in it failing.
@@ -355,11 +385,18 @@ pub fn evaluate(r: &TcpRules, w: &TcpWindow, now: Timestamp) -> (Vec<TcpFinding>
     let Some(recent) = w.rates(now, r.window).filter(|x| x.span_s >= min_span) else {
         return (unhealthy, warning);
     };
-    if let Some(ratio) = recent.retrans_ratio()
-        && ratio >= r.retrans_share
-        && recent.retrans_segs_per_s >= r.retrans_per_s
-    {
-        warning.push(TcpFinding::Retransmits { ratio });
+    // The cgroup's own sockets' retransmits where the kernel counts them
+    // (a pod's containers share one namespace), else the namespace's;
+    // over the namespace's segments sent either way.
+    let retrans_per_s = match w.sockets.rates(now, r.window) {
+        Some(s) if s.span_s >= min_span => s.retransmits_per_s,
+        _ => recent.retrans_segs_per_s,
+    };
+    if recent.out_segs_per_s > 0.0 && retrans_per_s >= r.retrans_per_s {
+        let ratio = retrans_per_s / recent.out_segs_per_s;
+        if ratio >= r.retrans_share {
+            warning.push(TcpFinding::Retransmits { ratio });
+        }
     }
     if recent.listen_overflows_per_s >= r.listen_overflow_per_s {
         warning.push(TcpFinding::ListenOverflows {
@@ -412,7 +449,7 @@ mod tests {
         let (u, warn) = eval(&fed(10, step), 10);
         assert!(u.is_empty());
         assert!(
-            matches!(warn[..], [TcpFinding::ConnectsFailing { per_s, share, how: None }] if per_s == 20.0 && share == 1.0),
+            matches!(warn[..], [TcpFinding::ConnectsFailing { per_s, share, how: None, to: None }] if per_s == 20.0 && share == 1.0),
             "{warn:?}"
         );
         let (u, warn) = eval(&fed(70, step), 70);

@@ -131,6 +131,9 @@ const TRACEPOINTS: &[(&str, &[Arg])] = &[
         "inet_sock_set_state",
         &[Arg::Struct("sock"), Arg::Int, Arg::Int],
     ),
+    ("tcp_retransmit_skb", &[Arg::Struct("sock")]),
+    ("tcp_send_reset", &[Arg::Struct("sock")]),
+    ("tcp_receive_reset", &[Arg::Struct("sock")]),
 ];
 
 /// The prototypes that vary between supported kernels, as the programs'

@@ -33,6 +33,7 @@ pub use error::ProbeError;
 pub use stream::{DRAIN_EVERY, EventRings, EventStream};
 use stream::{OomCounts, OomSlots};
 pub use syscalls::{SyscallCounterLayout, SyscallCounters, merge_cached};
+pub use tcp::FailedDestination;
 
 /// The compiled kernel programs, embedded in the binary: the main object
 /// (everything that loads from 5.8) and the cgroup-storage syscall counters
@@ -54,6 +55,9 @@ const ALWAYS: &[(&str, &str)] = &[
     ("dsh_cgroup_mkdir", "cgroup_mkdir"),
     ("dsh_cgroup_rmdir", "cgroup_rmdir"),
     ("dsh_inet_sock_set_state", "inet_sock_set_state"),
+    ("dsh_tcp_retransmit_skb", "tcp_retransmit_skb"),
+    ("dsh_tcp_send_reset", "tcp_send_reset"),
+    ("dsh_tcp_receive_reset", "tcp_receive_reset"),
 ];
 
 /// `dsh trace` attaches these for the duration of a trace.
@@ -110,6 +114,8 @@ pub struct Probe {
     syscall_counting: bool,
     /// The OOM-kill slots' figures, as the event stream last read them.
     oom_counts: Arc<OomCounts>,
+    /// How the programs find a socket's cgroup (`dsh_ebpf::sk_cgroup`).
+    sk_cgroup_mode: u32,
     /// Keeps `kernel.bpf_stats_enabled` on while held, when we could enable it.
     _stats: Option<OwnedFd>,
 }
@@ -305,6 +311,12 @@ impl Probe {
                 "TCP_CONNECTS",
                 remove(ebpf, "TCP_CONNECTS", |m| {
                     PerCpuHashMap::<_, u64, dsh_ebpf::TcpConnectStats>::try_from(m)?.remove(&key)
+                }),
+            ),
+            (
+                "TCP_SOCKETS",
+                remove(ebpf, "TCP_SOCKETS", |m| {
+                    PerCpuHashMap::<_, u64, dsh_ebpf::TcpSocketStats>::try_from(m)?.remove(&key)
                 }),
             ),
         ];

@@ -44,12 +44,47 @@ pub fn memcg_offsets(btf: &Btf) -> Option<MemcgOffsets> {
     })
 }
 
+/// Where the TCP programs find a socket's state, destination and cgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockOffsets {
+    pub state: u32,
+    pub daddr: u32,
+    pub v6_daddr: u32,
+    pub dport: u32,
+    /// `sock.sk_cgrp_data`'s cgroup and how to read it (`sk_cgroup::*`);
+    /// `None` where the kernel has no such member.
+    pub cgroup: Option<(u32, u32)>,
+}
+
+/// The socket offsets; `None` where a `sock_common` member is missing
+/// (then no destination is kept and retransmits and resets are not
+/// counted in the kernel: an absent figure, never a wrong one).
+pub fn sock_offsets(btf: &Btf) -> Option<SockOffsets> {
+    let o = |m: &str| btf.member_offset("sock_common", &[m]).ok();
+    let at = |path: &[&str]| btf.member_offset("sock", path).ok();
+    // 5.15+: `struct sock_cgroup_data { struct cgroup *cgroup; ... }`;
+    // before: a union whose `val` is the pointer unless its low bits say
+    // it holds net_cls/net_prio data.
+    let cgroup = at(&["sk_cgrp_data", "cgroup"])
+        .map(|off| (off, dsh_ebpf::sk_cgroup::POINTER))
+        .or_else(|| at(&["sk_cgrp_data", "val"]).map(|off| (off, dsh_ebpf::sk_cgroup::VAL)));
+    Some(SockOffsets {
+        state: o("skc_state")?,
+        daddr: o("skc_daddr")?,
+        v6_daddr: o("skc_v6_daddr")?,
+        dport: o("skc_dport")?,
+        cgroup,
+    })
+}
+
 /// Every offset the programs read, from this kernel's BTF; the memcg ones
-/// 0 without `memcg` (the programs then do not read them).
+/// 0 without `memcg`, the socket ones 0 without `sock` (the programs then
+/// do not read them).
 pub fn resolve_offsets(
     btf: &Btf,
     v1_subsys_id: Option<u32>,
     memcg: Option<MemcgOffsets>,
+    sock: Option<SockOffsets>,
 ) -> Result<KernelOffsets, BtfError> {
     let o = |s: &str, m: &str| btf.member_offset(s, &[m]);
     Ok(KernelOffsets {
@@ -93,7 +128,11 @@ pub fn resolve_offsets(
         skc_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
         skc_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
         sk_err: o("sock", "sk_err")?,
-        _pad: 0,
+        skc_state: sock.map_or(0, |s| s.state),
+        skc_daddr: sock.map_or(0, |s| s.daddr),
+        skc_v6_daddr: sock.map_or(0, |s| s.v6_daddr),
+        skc_dport: sock.map_or(0, |s| s.dport),
+        sk_cgroup: sock.and_then(|s| s.cgroup).map_or(0, |c| c.0),
     })
 }
 
@@ -114,7 +153,15 @@ mod tests {
         let btf = vmlinux();
         let memory = v1_subsys_id(&btf, "memory").unwrap();
         let memcg = memcg_offsets(&btf).expect("this kernel has memory cgroups");
-        let o = resolve_offsets(&btf, Some(memory), Some(memcg)).unwrap();
+        let sock = sock_offsets(&btf).expect("this kernel's sock_common has them all");
+        // 6.18: `struct sock_cgroup_data` holds the pointer.
+        assert_eq!(sock.cgroup.map(|c| c.1), Some(dsh_ebpf::sk_cgroup::POINTER));
+        assert_eq!(
+            sock.dport + 2,
+            btf.member_offset("sock_common", &["skc_num"]).unwrap()
+        );
+        let o = resolve_offsets(&btf, Some(memory), Some(memcg), Some(sock)).unwrap();
+        assert_ne!(o.sk_cgroup, 0);
         let task = btf.struct_size("task_struct").unwrap();
         // On a v1 host the attribution controller is the memory one.
         assert_eq!(o.css_set_subsys_memory, o.css_set_subsys_v1);
@@ -169,7 +216,8 @@ mod tests {
                 max: 8 + 8,
             })
         );
-        let o = resolve_offsets(&btf, Some(memory), memcg).unwrap();
+        assert_eq!(sock_offsets(&btf), None, "no skc_daddr in the fixture");
+        let o = resolve_offsets(&btf, Some(memory), memcg, None).unwrap();
         assert_eq!((o.task_tgid, o.css_set_subsys_v1), (8, 8 + 8 * 4));
         assert_eq!(
             (o.css_set_subsys_memory, o.memcg_usage, o.memcg_max),
@@ -189,9 +237,9 @@ mod tests {
     #[test]
     fn a_controller_id_out_of_range_is_an_error() {
         let kernel = Btf::parse(&crate::probe::btf::writer::synthetic_kernel()).unwrap();
-        assert!(resolve_offsets(&kernel, Some(4), None).is_ok());
+        assert!(resolve_offsets(&kernel, Some(4), None, None).is_ok());
         assert!(matches!(
-            resolve_offsets(&kernel, Some(u32::MAX), None),
+            resolve_offsets(&kernel, Some(u32::MAX), None, None),
             Err(BtfError::Malformed(_))
         ));
     }
@@ -243,5 +291,59 @@ mod tests {
                 max: 24
             })
         );
+    }
+
+    /// A socket's cgroup: the pointer member where the kernel has one
+    /// (5.15+), 5.10's `val` otherwise, nothing without `sk_cgrp_data`;
+    /// no socket offsets at all without the destination members.
+    #[test]
+    fn the_sockets_cgroup_is_read_as_each_kernel_keeps_it() {
+        use crate::probe::btf::writer::{Field, Fixture};
+        use dsh_ebpf::sk_cgroup;
+        let sock_common = |k: &mut Fixture| {
+            k.strukt(
+                "sock_common",
+                64,
+                vec![
+                    ("skc_daddr", Field::Int, 0),
+                    ("skc_dport", Field::Int, 12),
+                    ("skc_state", Field::Int, 18),
+                    ("skc_v6_daddr", Field::Int, 56),
+                ],
+            );
+        };
+        let sock = |k: &mut Fixture, data: Option<&'static str>| {
+            let mut m = vec![("__sk_common", Field::Struct("sock_common"), 0)];
+            if let Some(d) = data {
+                m.push(("sk_cgrp_data", Field::Struct(d), 600));
+            }
+            k.strukt("sock", 1024, m);
+        };
+        let mut k = Fixture::default();
+        k.strukt("sock_cgroup_data", 16, vec![("cgroup", Field::Int, 0)]);
+        sock(&mut k, Some("sock_cgroup_data"));
+        assert_eq!(sock_offsets(&k.build()), None, "no sock_common members");
+        let mut k = Fixture::default();
+        sock_common(&mut k);
+        k.strukt("sock_cgroup_data", 16, vec![("cgroup", Field::Int, 0)]);
+        sock(&mut k, Some("sock_cgroup_data"));
+        let new = sock_offsets(&k.build()).unwrap();
+        assert_eq!(new.cgroup, Some((600, sk_cgroup::POINTER)));
+        assert_eq!(
+            (new.state, new.daddr, new.dport, new.v6_daddr),
+            (18, 0, 12, 56)
+        );
+        let mut k = Fixture::default();
+        sock_common(&mut k);
+        k.strukt("sock_cgroup_data", 8, vec![("val", Field::Int, 0)]);
+        sock(&mut k, Some("sock_cgroup_data"));
+        assert_eq!(
+            sock_offsets(&k.build()).unwrap().cgroup,
+            Some((600, sk_cgroup::VAL))
+        );
+        let mut k = Fixture::default();
+        sock_common(&mut k);
+        sock(&mut k, None);
+        assert_eq!(sock_offsets(&k.build()).unwrap().cgroup, None);
     }
 }

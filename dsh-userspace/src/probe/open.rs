@@ -82,6 +82,7 @@ impl Probe {
             syscall_latency: false,
             syscall_counting: false,
             oom_counts: Arc::default(),
+            sk_cgroup_mode: facts.config.sk_cgroup_mode,
             _stats: stats,
         };
         let mut programs: Vec<(&str, &str)> = ALWAYS.iter().chain(TRACE).copied().collect();
@@ -135,7 +136,8 @@ fn kernel_facts(vmlinux: &[u8], layout: &CgroupLayout) -> Result<KernelFacts, Pr
     })?;
     let page_shift = procfs::page_size().trailing_zeros();
     let memcg = offsets::memcg_offsets(&raw_btf);
-    let offsets = offsets::resolve_offsets(&raw_btf, v1_subsys, memcg)?;
+    let sock = offsets::sock_offsets(&raw_btf);
+    let offsets = offsets::resolve_offsets(&raw_btf, v1_subsys, memcg, sock)?;
     let config = ProbeConfig {
         cgroup_mode: match layout.kind {
             CgroupLayoutKind::V1 => cgroup_mode::V1_SUBSYS,
@@ -146,6 +148,12 @@ fn kernel_facts(vmlinux: &[u8], layout: &CgroupLayout) -> Result<KernelFacts, Pr
         block_rq_issue_arg: prototypes.block_rq_issue_arg,
         has_memcg: u32::from(memcg.is_some()),
         page_shift,
+        has_tcp_sock: u32::from(sock.is_some()),
+        sk_cgroup_mode: match (layout.kind, sock.and_then(|s| s.cgroup)) {
+            // v1-only: every socket's cgroup2 is the root.
+            (CgroupLayoutKind::V1, _) | (_, None) => dsh_ebpf::sk_cgroup::NONE,
+            (_, Some((_, mode))) => mode,
+        },
     };
     if !features::bpf_memory_in_memcg(&raw_btf) {
         features::raise_memlock_limit();

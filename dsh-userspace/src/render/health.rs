@@ -75,18 +75,27 @@ pub fn reason(r: &HealthReason) -> String {
             some * 100.0,
             full * 100.0
         ),
-        HealthReason::ConnectsFailing { per_s, share, how } => format!(
-            "connects {} {} ({:.0}% of attempts)",
-            match how {
+        HealthReason::ConnectsFailing {
+            per_s,
+            share,
+            how,
+            to,
+        } => {
+            let how = match how {
                 None => "failing",
                 Some(ConnectFailure::Refused) => "refused",
                 Some(ConnectFailure::TimedOut) => "timing out",
                 Some(ConnectFailure::Unreachable) => "unreachable",
                 Some(ConnectFailure::Reset) => "reset",
-            },
-            per_second(*per_s),
-            share * 100.0
-        ),
+            };
+            let rate = per_second(*per_s);
+            let share = share * 100.0;
+            // A formatted address, never text from the container.
+            match to {
+                Some(to) => format!("connects {how} {rate} (to {to}), {share:.0}% of attempts"),
+                None => format!("connects {how} {rate} ({share:.0}% of attempts)"),
+            }
+        }
         HealthReason::Retransmits { ratio } => {
             format!("{:.0}% of segments retransmitted", ratio * 100.0)
         }
@@ -176,6 +185,7 @@ mod tests {
                     per_s: 20.2,
                     share: 1.0,
                     how: None,
+                    to: None,
                 },
                 "connects failing 20/s (100% of attempts)",
             ),
@@ -184,8 +194,27 @@ mod tests {
                     per_s: 20.2,
                     share: 0.5,
                     how: Some(ConnectFailure::Refused),
+                    to: None,
                 },
                 "connects refused 20/s (50% of attempts)",
+            ),
+            (
+                HealthReason::ConnectsFailing {
+                    per_s: 20.2,
+                    share: 1.0,
+                    how: Some(ConnectFailure::Refused),
+                    to: Some("127.0.0.1:9".parse().unwrap()),
+                },
+                "connects refused 20/s (to 127.0.0.1:9), 100% of attempts",
+            ),
+            (
+                HealthReason::ConnectsFailing {
+                    per_s: 3.0,
+                    share: 1.0,
+                    how: Some(ConnectFailure::TimedOut),
+                    to: Some("[2001:db8::1]:443".parse().unwrap()),
+                },
+                "connects timing out 3/s (to [2001:db8::1]:443), 100% of attempts",
             ),
             (
                 HealthReason::Retransmits { ratio: 0.09 },

@@ -71,6 +71,13 @@ pub fn screen(s: &StatusReport) -> String {
     if !s.psi.is_empty() {
         let _ = writeln!(o, "pressure (PSI): {}", untrusted::name(&s.psi));
     }
+    if !s.tcp_sockets.is_empty() {
+        let _ = writeln!(
+            o,
+            "TCP retransmits and resets: {}",
+            untrusted::name(&s.tcp_sockets)
+        );
+    }
     let programs = s.programs.iter().map(|p| {
         [
             p.name.clone(),

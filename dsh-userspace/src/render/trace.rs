@@ -124,12 +124,59 @@ pub fn report(r: &TraceReport) -> String {
         let _ = write!(o, "; handshake {us:.0} µs mean");
     }
     o.push('\n');
+    o.push_str(&tcp_details(t));
+    o
+}
+
+/// The failing destinations and the sockets' retransmits and resets (the
+/// addresses are formatted by dsh, never text from the container).
+fn tcp_details(t: &crate::trace::TcpRow) -> String {
+    let mut o = String::new();
+    if !t.failing_destinations.is_empty() {
+        let mut to: Vec<String> = t
+            .failing_destinations
+            .iter()
+            .map(|d| format!("{} ({})", d.addr, d.failures))
+            .collect();
+        if t.failing_destinations_other > 0 {
+            to.push(format!("other ({})", t.failing_destinations_other));
+        }
+        let _ = writeln!(o, "TCP connects failed to: {}", to.join(", "));
+    }
+    if let Some(s) = t.sockets {
+        let _ = writeln!(
+            o,
+            "TCP sockets: {} retransmits, {} resets sent, {} resets received",
+            s.retransmits, s.resets_sent, s.resets_received
+        );
+    }
     o
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_details_name_destinations_and_other() {
+        let mut t = crate::trace::TcpRow::default();
+        assert_eq!(tcp_details(&t), "");
+        t.failing_destinations = vec![crate::probe::FailedDestination {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            failures: 40,
+        }];
+        t.failing_destinations_other = 2;
+        t.sockets = Some(crate::trace::TcpSocketRow {
+            retransmits: 3,
+            resets_sent: 0,
+            resets_received: 40,
+        });
+        assert_eq!(
+            tcp_details(&t),
+            "TCP connects failed to: 127.0.0.1:9 (40), other (2)\n\
+             TCP sockets: 3 retransmits, 0 resets sent, 40 resets received\n"
+        );
+    }
 
     fn syscall(name: &str, count: u64, errno: Option<&str>, p50_ns: u64) -> SyscallRow {
         SyscallRow {

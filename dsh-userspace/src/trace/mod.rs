@@ -2,7 +2,11 @@
 //! into a report (counts, commonest errno, p50/p99/max, histograms).
 pub mod syscall_names;
 
-use dsh_ebpf::{BlockStats, LATENCY_BUCKETS, TRACE_BUCKETS, TcpConnectStats, trace_bucket_low};
+use dsh_ebpf::{
+    BlockStats, LATENCY_BUCKETS, TRACE_BUCKETS, TcpConnectStats, TcpSocketStats, trace_bucket_low,
+};
+
+use crate::probe::FailedDestination;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -179,6 +183,35 @@ pub struct TcpRow {
     pub aborted: u64,
     /// Mean SYN-to-established time of those established.
     pub handshake_mean_us: Option<f64>,
+    /// Retransmits and resets of the container's own sockets during the
+    /// trace; null where the kernel cannot say a socket's cgroup.
+    #[serde(default)]
+    pub sockets: Option<TcpSocketRow>,
+    /// The commonest destinations of the connects that failed, and the
+    /// failures to all others.
+    #[serde(default)]
+    pub failing_destinations: Vec<FailedDestination>,
+    #[serde(default)]
+    pub failing_destinations_other: u64,
+}
+
+/// A container's sockets' retransmits and resets over a trace.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TcpSocketRow {
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+}
+
+impl TcpSocketRow {
+    pub fn between(before: &TcpSocketStats, after: &TcpSocketStats) -> Self {
+        let d = |x: u64, y: u64| x.saturating_sub(y);
+        Self {
+            retransmits: d(after.retransmits, before.retransmits),
+            resets_sent: d(after.resets_sent, before.resets_sent),
+            resets_received: d(after.resets_received, before.resets_received),
+        }
+    }
 }
 
 pub fn tcp_row(before: Option<&TcpConnectStats>, after: Option<&TcpConnectStats>) -> TcpRow {
@@ -196,6 +229,7 @@ pub fn tcp_row(before: Option<&TcpConnectStats>, after: Option<&TcpConnectStats>
         aborted: d(a.aborted, b.aborted),
         handshake_mean_us: (established > 0)
             .then(|| d(a.handshake_ns, b.handshake_ns) as f64 / established as f64 / 1e3),
+        ..TcpRow::default()
     }
 }
 

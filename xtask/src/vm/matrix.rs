@@ -70,6 +70,10 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &["tcp_connects::connects_are_counted_for_their_cgroup_by_how_they_ended"],
     ),
     (
+        "TCP retransmits, resets, destinations (own netns)",
+        &["tcp_sockets::retransmits_resets_and_destinations_count_for_the_sockets_cgroup"],
+    ),
+    (
         "TCP refused, listen overflow (own netns)",
         &["agent_tcp::plain_cgroup_in_its_own_netns_is_sick_with_both"],
     ),

@@ -20,6 +20,8 @@ use crate::{
 
 /// Width of a sparkline's label.
 const LABEL: u16 = 26;
+/// Sparklines, one a line.
+const SPARKLINES: usize = 7;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let Some(r) = app.selected_row() else {
@@ -30,7 +32,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(3),
         Constraint::Length(1),
         Constraint::Length(1),
-        Constraint::Length(5),
+        Constraint::Length(SPARKLINES as u16),
         Constraint::Min(0),
     ])
     .areas(area);
@@ -115,7 +117,7 @@ fn last(series: &[f32]) -> f64 {
 fn sparklines(f: &mut Frame, area: Rect, r: &ContainerRow, h: &History) {
     let cpu_limit = h.cpu_limit_cores.or(r.cpu_limit_cores);
     let mem_limit = h.mem_limit_bytes.or(r.mem_limit_bytes);
-    let rows: [(String, &[f32], f64, Option<f64>); 5] = [
+    let rows: [(String, &[f32], f64, Option<f64>); SPARKLINES] = [
         (
             format!(
                 "cpu {:.2}/{} cores",
@@ -160,8 +162,27 @@ fn sparklines(f: &mut Frame, area: Rect, r: &ContainerRow, h: &History) {
             1.0,
             None,
         ),
+        (
+            format!(
+                "tcp connect fails {}/s",
+                per_s(last(&h.tcp_connect_fails_per_s))
+            ),
+            &h.tcp_connect_fails_per_s,
+            // Tenths: a failure every few seconds still shows.
+            10.0,
+            None,
+        ),
+        (
+            format!(
+                "tcp retransmits {}/s",
+                per_s(last(&h.tcp_retransmits_per_s))
+            ),
+            &h.tcp_retransmits_per_s,
+            10.0,
+            None,
+        ),
     ];
-    let lines = Layout::vertical([Constraint::Length(1); 5]).split(area);
+    let lines = Layout::vertical([Constraint::Length(1); SPARKLINES]).split(area);
     for ((label, series, scale, limit), line) in rows.into_iter().zip(lines.iter()) {
         let [l, s] =
             Layout::horizontal([Constraint::Length(LABEL), Constraint::Min(0)]).areas(*line);
@@ -228,6 +249,8 @@ mod tests {
                 net_rx_bytes_per_s: vec![0.0; n],
                 net_tx_bytes_per_s: vec![10.0; n],
                 syscalls_per_s: vec![5.0; n],
+                tcp_connect_fails_per_s: (0..n).map(|i| (i % 2) as f32 * 20.0).collect(),
+                tcp_retransmits_per_s: vec![0.0; n],
             }),
             log: (0..30)
                 .map(|i| format!("12:00:{i:02} web started"))
@@ -260,9 +283,25 @@ mod tests {
         );
         assert_eq!(bars(&lines[8]), 80 - LABEL as usize, "memory: flat, full");
         assert_eq!(bars(&lines[9]), 0, "nothing received");
-        assert!(lines[12].starts_with("last state changes"));
-        // The newest lines that fit (10 rows), the last at the bottom.
-        assert!(lines[13].contains("12:00:20"), "{}", lines[13]);
+        assert!(
+            lines[12].starts_with("tcp connect fails 20/s"),
+            "{}",
+            lines[12]
+        );
+        assert_eq!(
+            bars(&lines[12]),
+            (80 - LABEL as usize) / 2,
+            "every other sample"
+        );
+        assert!(
+            lines[13].starts_with("tcp retransmits 0/s"),
+            "{}",
+            lines[13]
+        );
+        assert_eq!(bars(&lines[13]), 0, "none retransmitted");
+        assert!(lines[14].starts_with("last state changes"));
+        // The newest lines that fit (8 rows), the last at the bottom.
+        assert!(lines[15].contains("12:00:22"), "{}", lines[15]);
         assert!(lines[22].contains("12:00:29"), "{}", lines[22]);
     }
 }
