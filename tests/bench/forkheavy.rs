@@ -75,7 +75,7 @@ fn program_costs(
 }
 
 /// The fork-heavy container under the default agent, with cgroups made and
-/// removed, a crash and an OOM kill during the window.
+/// removed, a crash, an OOM kill and TCP trouble during the window.
 pub(crate) fn run(window: Duration, kills: usize) -> ForkHeavy {
     let agent = Agent::start();
     let looping = "while true; do /bin/cat /proc/self/status >/dev/null; done";
@@ -150,6 +150,15 @@ pub(crate) fn run(window: Duration, kills: usize) -> ForkHeavy {
     for i in 0..20 {
         drop(TestCgroup::new(&format!("forky-cg{i}")));
     }
+    // TCP trouble in a network namespace of its own, so the TCP programs
+    // have runs to cost: refused connects (the kernel's resets for no
+    // socket), SYNs dropped at a full accept queue (retransmitted), and
+    // connections reset by their server.
+    let tcp = TestCgroup::new("forky-tcp");
+    let _ = tcp
+        .command(&["tcp-trouble", "200", "4", "50"])
+        .stdout(Stdio::null())
+        .status();
     std::thread::sleep(window.saturating_sub(started.elapsed()));
     let secs = started.elapsed().as_secs_f64();
     let cpu1 = cpu_ticks(agent.pid());

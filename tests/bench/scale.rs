@@ -306,6 +306,7 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
             f.scrape_max_ms
         );
     }
+    let release = !dsh_bin().to_string_lossy().contains("/debug/");
     let mut budgets = Vec::new();
     for f in &all {
         let (Some(top), Some(agent_beside)) = (f.top_cpu_percent, f.agent_with_top_cpu_percent)
@@ -318,7 +319,6 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
         );
         // A debug build decodes the table's JSON about ten times slower
         // than the release one (measured 2.2-2.4% against 0.23%).
-        let release = !dsh_bin().to_string_lossy().contains("/debug/");
         budgets.push(Budget::at_most(
             &format!("dsh top CPU % of a core, {} containers", f.containers),
             top,
@@ -330,11 +330,16 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
     for f in all.iter().filter(|f| f.containers == largest) {
         let at = format!("{} idle containers, {}", f.containers, f.limit);
         // The bar at 1,000 is 2% of a core; scaled for fewer.
-        let cpu_bar = 2.0 * f.containers as f64 / 1000.0;
+        // A debug build (the quick run in `cargo xtask test`) costs about
+        // three times the release agent at 500 idle containers (measured
+        // 1.9-2.4% against 0.8%): held to three times the bar, it still
+        // catches a per-container regression of the same order.
+        let build = if release { 1.0 } else { 3.0 };
+        let cpu_bar = build * 2.0 * f.containers as f64 / 1000.0;
         budgets.push(Budget::at_most(
             &format!("agent CPU % of a core, {at}"),
             f.cpu_percent,
-            cpu_bar.max(1.0),
+            cpu_bar.max(build),
         ));
         budgets.push(Budget::at_most(
             &format!("agent RSS MiB, {at}"),
