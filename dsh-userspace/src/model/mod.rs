@@ -8,6 +8,7 @@ pub mod container;
 pub mod entry;
 pub mod health;
 mod incarnation;
+pub mod readings;
 mod resolve;
 pub mod row;
 mod sample;

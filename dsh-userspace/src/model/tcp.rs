@@ -1,14 +1,17 @@
 //! TCP health from a network namespace's own counters: failing connects,
 //! retransmitted segments and listen-queue overflows, as rates over a
 //! window of samples, and the reasons they make a container not Good.
-use std::{collections::VecDeque, net::SocketAddr};
+use std::net::SocketAddr;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use dsh_ebpf::TcpConnectStats;
 
-use super::tcp_kernel::{DestinationWindow, FailedDestination, SocketRates, SocketWindow};
+use super::{
+    readings::Readings,
+    tcp_kernel::{DestinationWindow, FailedDestination, SocketRates, SocketWindow},
+};
 use crate::cgroup::{listen::Listener, snmp::TcpCounters};
 
 /// How a connect failed (the socket's error when it closed).
@@ -146,8 +149,8 @@ impl ConnectRates {
 /// programs' connect counters of the container's cgroup.
 #[derive(Clone, Debug, Default)]
 pub struct TcpWindow {
-    samples: VecDeque<(Timestamp, TcpCounters)>,
-    connects: VecDeque<(Timestamp, TcpConnectStats)>,
+    samples: Readings<TcpCounters>,
+    connects: Readings<TcpConnectStats>,
     /// Listeners with connections waiting, as last read.
     pub listen_queues: Vec<Listener>,
     /// The kernel's retransmits and resets of the cgroup's own sockets
@@ -160,56 +163,25 @@ pub struct TcpWindow {
 impl TcpWindow {
     /// Adds a reading; samples older than `keep` are let go.
     pub fn push(&mut self, now: Timestamp, c: TcpCounters, keep: SignedDuration) {
-        if self
-            .samples
-            .back()
-            .is_some_and(|(_, last)| !c.follows(last))
-        {
-            self.samples.clear();
-        }
-        self.samples.push_back((now, c));
-        while self
-            .samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > keep)
-        {
-            self.samples.pop_front();
-        }
+        self.samples.push(now, c, keep, TcpCounters::follows);
     }
 
     /// Adds a reading of the kernel's connect counters for the cgroup.
     pub fn push_connects(&mut self, now: Timestamp, c: TcpConnectStats, keep: SignedDuration) {
-        if self
-            .connects
-            .back()
-            .is_some_and(|(_, last)| c.ok < last.ok || c.failed() < last.failed())
-        {
-            self.connects.clear();
-        }
-        self.connects.push_back((now, c));
-        while self
-            .connects
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > keep)
-        {
-            self.connects.pop_front();
-        }
+        self.connects.push(now, c, keep, |c, last| {
+            c.ok >= last.ok && c.failed() >= last.failed()
+        });
     }
 
     /// The kernel's connect counters over `span` before `now`.
     pub fn connect_rates(&self, now: Timestamp, span: SignedDuration) -> Option<ConnectRates> {
-        let (t1, last) = self.connects.back()?;
-        let (t0, first) = self
-            .connects
-            .iter()
-            .find(|(t, _)| now.duration_since(*t) <= span)?;
-        let dt = t1.duration_since(*t0).as_secs_f64();
-        (dt > 0.0).then(|| ConnectRates::between(last, first, dt))
+        let (last, first, dt) = self.connects.over(now, span)?;
+        Some(ConnectRates::between(last, first, dt))
     }
 
     /// The latest cumulative connect counters from the kernel.
     pub fn last_connects(&self) -> Option<&TcpConnectStats> {
-        self.connects.back().map(|(_, c)| c)
+        self.connects.last()
     }
 
     /// Forgets the readings (the namespace is no longer this container's).
@@ -220,27 +192,19 @@ impl TcpWindow {
 
     /// The latest cumulative counters.
     pub fn last(&self) -> Option<&TcpCounters> {
-        self.samples.back().map(|(_, c)| c)
+        self.samples.last()
     }
 
     /// Rates from the oldest sample within `span` of `now` to the latest.
     pub fn rates(&self, now: Timestamp, span: SignedDuration) -> Option<TcpRates> {
-        let (t1, last) = self.samples.back()?;
-        let (t0, first) = self
-            .samples
-            .iter()
-            .find(|(t, _)| now.duration_since(*t) <= span)?;
-        let dt = t1.duration_since(*t0).as_secs_f64();
-        (dt > 0.0).then(|| TcpRates::between(last, first, dt))
+        let (last, first, dt) = self.samples.over(now, span)?;
+        Some(TcpRates::between(last, first, dt))
     }
 
     /// Rates between the last two samples (what `--json` shows).
     pub fn latest(&self) -> Option<TcpRates> {
-        let n = self.samples.len();
-        let (t1, last) = self.samples.get(n.checked_sub(1)?)?;
-        let (t0, prev) = self.samples.get(n.checked_sub(2)?)?;
-        let dt = t1.duration_since(*t0).as_secs_f64();
-        (dt > 0.0).then(|| TcpRates::between(last, prev, dt))
+        let (last, prev, dt) = self.samples.latest_two()?;
+        Some(TcpRates::between(last, prev, dt))
     }
 }
 

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use dsh_ebpf::TcpSocketStats;
 
+use super::readings::Readings;
+
 pub use crate::probe::FailedDestination;
 
 /// Destinations a window names; the rest are summed as other.
@@ -31,45 +33,30 @@ pub struct SocketRates {
 /// Readings of a cgroup's cumulative socket counters.
 #[derive(Clone, Debug, Default)]
 pub struct SocketWindow {
-    samples: VecDeque<(Timestamp, TcpSocketStats)>,
+    samples: Readings<TcpSocketStats>,
 }
 
 impl SocketWindow {
     /// Adds a reading; a counter that went down (the entry was dropped and
     /// made again) starts the window again.
     pub fn push(&mut self, now: Timestamp, s: TcpSocketStats, keep: SignedDuration) {
-        if self.samples.back().is_some_and(|(_, l)| {
-            s.retransmits < l.retransmits
-                || s.resets_sent < l.resets_sent
-                || s.resets_received < l.resets_received
-        }) {
-            self.samples.clear();
-        }
-        self.samples.push_back((now, s));
-        while self
-            .samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > keep)
-        {
-            self.samples.pop_front();
-        }
+        self.samples.push(now, s, keep, |s, l| {
+            s.retransmits >= l.retransmits
+                && s.resets_sent >= l.resets_sent
+                && s.resets_received >= l.resets_received
+        });
     }
 
     /// The latest cumulative counters.
     pub fn last(&self) -> Option<&TcpSocketStats> {
-        self.samples.back().map(|(_, s)| s)
+        self.samples.last()
     }
 
     /// Rates from the oldest reading within `span` of `now` to the latest.
     pub fn rates(&self, now: Timestamp, span: SignedDuration) -> Option<SocketRates> {
-        let (t1, last) = self.samples.back()?;
-        let (t0, first) = self
-            .samples
-            .iter()
-            .find(|(t, _)| now.duration_since(*t) <= span)?;
-        let dt = t1.duration_since(*t0).as_secs_f64();
+        let (last, first, dt) = self.samples.over(now, span)?;
         let rate = |n: u64, o: u64| n.saturating_sub(o) as f64 / dt;
-        (dt > 0.0).then(|| SocketRates {
+        Some(SocketRates {
             retransmits_per_s: rate(last.retransmits, first.retransmits),
             resets_sent_per_s: rate(last.resets_sent, first.resets_sent),
             resets_received_per_s: rate(last.resets_received, first.resets_received),
