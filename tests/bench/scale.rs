@@ -332,8 +332,9 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
         // The bar at 1,000 is 2% of a core; scaled for fewer.
         // A debug build (the quick run in `cargo xtask test`) costs about
         // three times the release agent at 500 idle containers (measured
-        // 1.9-2.4% against 0.8%): held to three times the bar, it still
-        // catches a per-container regression of the same order.
+        // 1.9-2.4% against 0.8%; `dsh ps` p99 56-64 ms against 9-14): held
+        // to three times the bars, it still catches a per-container
+        // regression of the same order.
         let build = if release { 1.0 } else { 3.0 };
         let cpu_bar = build * 2.0 * f.containers as f64 / 1000.0;
         budgets.push(Budget::at_most(
@@ -349,7 +350,7 @@ pub fn run(quick: bool, out_dir: &Path) -> Vec<Budget> {
         budgets.push(Budget::at_most(
             &format!("dsh ps p99 ms, {at}"),
             f.ps_p99_ms,
-            50.0,
+            50.0 * build,
         ));
         budgets.push(Budget::at_most(
             &format!("scrape ms (slowest), {at}"),
