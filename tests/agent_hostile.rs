@@ -172,6 +172,14 @@ fn hostile_names_never_reach_the_terminal_raw() {
             .iter()
             .any(|r| r["id"] == cgroup.as_str())
     );
+    // The row can say Exited a moment before the journal has the signal
+    // and exit lines (signals are summed per interval): wait for them.
+    wait_until(Duration::from_secs(10), "the signal's log line", || {
+        agent
+            .ok(&["log", "-a", &cgroup])
+            .contains("receive signal SIGTERM from pid")
+            .then_some(())
+    });
     let log = outputs.run(&agent, &["log", "-a", &cgroup]);
     let comm = r"\x1b]2;pwn\x07\u{9b}sh";
     assert!(
