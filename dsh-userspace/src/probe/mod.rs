@@ -332,20 +332,30 @@ impl Probe {
     /// Block counters of every cgroup that did I/O, summed over CPUs, by
     /// cgroup id (blkcg ids and task cgroup ids alike).
     pub fn block_stats(&self) -> Result<HashMap<CgroupId, BlockStats>, ProbeError> {
-        let map: PerCpuHashMap<&MapData, u64, BlockStats> =
-            PerCpuHashMap::try_from(self.map("BLOCK_STATS")?)
-                .map_err(|e| ProbeError::Map("BLOCK_STATS", e))?;
+        self.per_cgroup_sums("BLOCK_STATS", BlockStats::ZERO, BlockStats::add)
+    }
+
+    /// Every entry of a per-CPU table keyed by cgroup id, summed over CPUs
+    /// with `add` from `zero`. An entry gone between listing and reading
+    /// (its cgroup forgotten) is skipped.
+    pub(crate) fn per_cgroup_sums<T: aya::Pod>(
+        &self,
+        name: &'static str,
+        zero: T,
+        add: impl Fn(&mut T, &T),
+    ) -> Result<HashMap<CgroupId, T>, ProbeError> {
+        let map: PerCpuHashMap<&MapData, u64, T> =
+            PerCpuHashMap::try_from(self.map(name)?).map_err(|e| ProbeError::Map(name, e))?;
         let mut out = HashMap::new();
         for item in map.iter() {
             let (id, per_cpu) = match item {
                 Ok(kv) => kv,
-                // The cgroup went away between listing and reading.
                 Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(ProbeError::Map("BLOCK_STATS", e)),
+                Err(e) => return Err(ProbeError::Map(name, e)),
             };
-            let mut sum = BlockStats::ZERO;
+            let mut sum = zero;
             for s in per_cpu.iter() {
-                sum.add(s);
+                add(&mut sum, s);
             }
             out.insert(CgroupId::new(id), sum);
         }

@@ -6,7 +6,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
-use aya::maps::{MapData, PerCpuHashMap};
+use aya::maps::MapData;
 use dsh_ebpf::{TcpConnectStats, TcpDestKey, TcpSocketStats};
 
 use super::{Probe, ProbeError};
@@ -15,24 +15,11 @@ use crate::cgroup::CgroupId;
 impl Probe {
     /// Connect counters of every cgroup that began one, summed over CPUs.
     pub fn tcp_connects(&self) -> Result<HashMap<CgroupId, TcpConnectStats>, ProbeError> {
-        let map: PerCpuHashMap<&MapData, u64, TcpConnectStats> =
-            PerCpuHashMap::try_from(self.map("TCP_CONNECTS")?)
-                .map_err(|e| ProbeError::Map("TCP_CONNECTS", e))?;
-        let mut out = HashMap::new();
-        for item in map.iter() {
-            let (id, per_cpu) = match item {
-                Ok(kv) => kv,
-                // The cgroup was forgotten between listing and reading.
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(ProbeError::Map("TCP_CONNECTS", e)),
-            };
-            let mut sum = TcpConnectStats::default();
-            for s in per_cpu.iter() {
-                sum.add(s);
-            }
-            out.insert(CgroupId::new(id), sum);
-        }
-        Ok(out)
+        self.per_cgroup_sums(
+            "TCP_CONNECTS",
+            TcpConnectStats::default(),
+            TcpConnectStats::add,
+        )
     }
 }
 
@@ -58,23 +45,11 @@ impl Probe {
     /// summed over CPUs (empty where the kernel's sockets do not say their
     /// cgroup: see `dsh_ebpf::sk_cgroup`).
     pub fn tcp_sockets(&self) -> Result<HashMap<CgroupId, TcpSocketStats>, ProbeError> {
-        let map: PerCpuHashMap<&MapData, u64, TcpSocketStats> =
-            PerCpuHashMap::try_from(self.map("TCP_SOCKETS")?)
-                .map_err(|e| ProbeError::Map("TCP_SOCKETS", e))?;
-        let mut out = HashMap::new();
-        for item in map.iter() {
-            let (id, per_cpu) = match item {
-                Ok(kv) => kv,
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(ProbeError::Map("TCP_SOCKETS", e)),
-            };
-            let mut sum = TcpSocketStats::default();
-            for s in per_cpu.iter() {
-                sum.add(s);
-            }
-            out.insert(CgroupId::new(id), sum);
-        }
-        Ok(out)
+        self.per_cgroup_sums(
+            "TCP_SOCKETS",
+            TcpSocketStats::default(),
+            TcpSocketStats::add,
+        )
     }
 
     /// Every (cgroup, destination) of a failed connect the kernel still
